@@ -1,0 +1,94 @@
+"""feedctl's public API. Plugins import from here, never from private modules.
+
+Feed plugin authors need: :data:`hookimpl`, :class:`FeedKind`, :class:`Feed`,
+:class:`FeedContext`, the models (:class:`PositionUpdate`, :class:`MarkPrice`, ...),
+:class:`FeedState`, the errors, :class:`Backoff` and :class:`StrictModel`/:data:`Duration`
+for settings. Library users need :class:`Session`.
+"""
+
+from ._version import API_VERSION, __version__
+from .backoff import Backoff
+from .book import PositionBook, unrealised_pnl
+from .errors import (
+    ConfigError,
+    ConsumerOverflowError,
+    FatalFeedError,
+    FeedctlError,
+    FeedError,
+    PluginConflictError,
+    PluginError,
+    RetryableFeedError,
+)
+from .feed import Feed, FeedContext, FeedKind, NoSettings
+from .models import (
+    Category,
+    Event,
+    EventKind,
+    FeedState,
+    FeedStatus,
+    MarkPrice,
+    Position,
+    PositionEvent,
+    PositionKey,
+    PositionUpdate,
+    RouteEvent,
+    Side,
+    StatusEvent,
+    now_ns,
+)
+from .plugins import await_me_maybe, build_plugin_manager, hookimpl
+from .services import Service
+from .settings import (
+    AccountSettings,
+    Duration,
+    Endpoints,
+    Mode,
+    ProfileSettings,
+    Role,
+    StrictModel,
+)
+
+__all__ = [
+    "API_VERSION",
+    "AccountSettings",
+    "Backoff",
+    "Category",
+    "ConfigError",
+    "ConsumerOverflowError",
+    "Duration",
+    "Endpoints",
+    "Event",
+    "EventKind",
+    "FatalFeedError",
+    "Feed",
+    "FeedContext",
+    "FeedError",
+    "FeedKind",
+    "FeedState",
+    "FeedStatus",
+    "FeedctlError",
+    "MarkPrice",
+    "Mode",
+    "NoSettings",
+    "PluginConflictError",
+    "PluginError",
+    "Position",
+    "PositionBook",
+    "PositionEvent",
+    "PositionKey",
+    "PositionUpdate",
+    "ProfileSettings",
+    "RetryableFeedError",
+    "Role",
+    "RouteEvent",
+    "Service",
+    "Side",
+    "StatusEvent",
+    "StrictModel",
+    "__version__",
+    "await_me_maybe",
+    "build_plugin_manager",
+    "hookimpl",
+    "now_ns",
+    "unrealised_pnl",
+]

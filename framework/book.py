@@ -1,0 +1,351 @@
+"""PositionBook: the merged state of one feed's account, and the events it implies.
+
+A feed hands the book lifecycle states (:class:`PositionUpdate`) and mark prices
+(:class:`MarkPrice`). The book
+
+* keeps one view per :class:`PositionKey` (category, symbol, position index);
+* drops duplicates and stale reorders: an update older than what the book holds
+  (by ``seq``, else by ``exchange_ms``) is ignored, and an update whose lifecycle
+  fields equal what the book holds produces no event;
+* emits exactly one ``opened`` and one ``closed`` per lifecycle; a flip (long to
+  short in one update) is ``closed`` then ``opened``;
+* recomputes unrealised PnL on every mark price:
+  linear ``(mark - entry) * size``, inverse ``size * (1/entry - 1/mark)`` (in the
+  base coin), sign-flipped for shorts.
+
+The book never raises on odd input from a feed; it counts it in :attr:`counters`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+
+from .models import (
+    Category,
+    EventKind,
+    MarkPrice,
+    Position,
+    PositionEvent,
+    PositionKey,
+    PositionUpdate,
+    Side,
+)
+
+#: Fields whose change makes a ``changed`` event (mark price changes make ``price``).
+LIFECYCLE_FIELDS: tuple[str, ...] = (
+    "size",
+    "entry_price",
+    "leverage",
+    "liq_price",
+    "take_profit",
+    "stop_loss",
+    "trailing_stop",
+)
+
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+
+
+def unrealised_pnl(
+    category: Category, side: Side, size: Decimal, entry: Decimal, mark: Decimal | None
+) -> Decimal | None:
+    """Unrealised PnL of a position at ``mark``; None when it cannot be computed."""
+    if mark is None or size <= 0:
+        return None
+    if category is Category.INVERSE:
+        if entry <= 0 or mark <= 0:
+            return None
+        pnl = size * (_ONE / entry - _ONE / mark)
+    else:
+        pnl = (mark - entry) * size
+    return pnl if side is Side.LONG else -pnl
+
+
+class PositionBook:
+    """Merged positions of one feed. Not thread-safe; use from one event loop."""
+
+    def __init__(
+        self,
+        *,
+        exchange: str,
+        account: str,
+        feed: str,
+        emit: Callable[[PositionEvent], None] | None = None,
+    ) -> None:
+        self.exchange = exchange
+        self.account = account
+        self.feed = feed
+        self._emit = emit
+        self.positions: dict[PositionKey, Position] = {}
+        # newest (seq, exchange_ms) seen per key, kept after a close to reject stale replays
+        self._versions: dict[PositionKey, tuple[int | None, int | None]] = {}
+        self._marks: dict[tuple[Category, str], MarkPrice] = {}
+        self._by_symbol: dict[tuple[Category, str], set[PositionKey]] = {}
+        self._lifecycles: dict[PositionKey, int] = {}
+        self._event_seq = 0
+        self.counters: dict[str, int] = {
+            "updates": 0,
+            "stale_dropped": 0,
+            "duplicates_dropped": 0,
+            "marks": 0,
+            "marks_dropped": 0,
+        }
+
+    # ------------------------------------------------------------------ queries
+    def open_symbols(self) -> set[tuple[Category, str]]:
+        """(category, symbol) of every open position: what needs a price stream."""
+        return {k for k, keys in self._by_symbol.items() if keys}
+
+    def mark(self, category: Category, symbol: str) -> MarkPrice | None:
+        return self._marks.get((category, symbol))
+
+    def get(self, key: PositionKey) -> Position | None:
+        return self.positions.get(key)
+
+    # ------------------------------------------------------------------ inputs
+    def apply(self, update: PositionUpdate) -> list[PositionEvent]:
+        """Merge one lifecycle state; return (and emit) the events it implies."""
+        self.counters["updates"] += 1
+        key = update.key
+        verdict = self._version_verdict(key, update)
+        if verdict == "stale":
+            self.counters["stale_dropped"] += 1
+            return []
+        self._versions[key] = (
+            update.seq if update.seq is not None else self._versions.get(key, (None, None))[0],
+            update.exchange_ms
+            if update.exchange_ms is not None
+            else self._versions.get(key, (None, None))[1],
+        )
+        if update.mark_price is not None and update.mark_price > 0:
+            self._offer_mark(
+                MarkPrice(
+                    category=update.category,
+                    symbol=update.symbol,
+                    mark_price=update.mark_price,
+                    exchange_ms=update.exchange_ms,
+                    received_ns=update.received_ns,
+                )
+            )
+        current = self.positions.get(key)
+        events: list[PositionEvent] = []
+        if current is None:
+            if update.is_open:
+                events.append(self._open(update))
+            elif verdict == "same":
+                self.counters["duplicates_dropped"] += 1
+        elif not update.is_open:
+            events.append(self._close(current, update))
+        elif update.side is not current.side:
+            events.append(self._close(current, update))
+            events.append(self._open(update))
+        else:
+            changes = tuple(f for f in LIFECYCLE_FIELDS if _differs(current, update, f))
+            if changes:
+                events.append(self._change(current, update, changes))
+            else:
+                self.counters["duplicates_dropped"] += 1
+        for ev in events:
+            self._send(ev)
+        return events
+
+    def apply_mark(self, mark: MarkPrice) -> list[PositionEvent]:
+        """Merge a mark price; emit a ``price`` event per open position whose mark moved."""
+        self.counters["marks"] += 1
+        if not self._offer_mark(mark):
+            self.counters["marks_dropped"] += 1
+            return []
+        keys = self._by_symbol.get((mark.category, mark.symbol))
+        if not keys:
+            return []
+        events = []
+        for key in tuple(keys):
+            pos = self.positions[key]
+            if pos.mark_price == mark.mark_price:
+                continue
+            new = pos.model_copy(
+                update={
+                    "mark_price": mark.mark_price,
+                    "unrealised_pnl": unrealised_pnl(
+                        pos.category, pos.side, pos.size, pos.entry_price, mark.mark_price
+                    ),
+                    "mark_exchange_ms": mark.exchange_ms,
+                    "mark_received_ns": mark.received_ns,
+                    "received_ns": mark.received_ns,
+                }
+            )
+            self.positions[key] = new
+            ev = self._event(EventKind.PRICE, new)
+            events.append(ev)
+            self._send(ev)
+        return events
+
+    def reconcile(
+        self, snapshot: Iterable[PositionUpdate], *, as_of_ms: int | None = None
+    ) -> list[PositionEvent]:
+        """Make the book match a *complete* snapshot of the account.
+
+        Every row is applied like an update (stale rows are ignored). A position the
+        book holds but the snapshot lacks is closed — unless the book's view is newer
+        than the snapshot (``exchange_ms > as_of_ms``), i.e. a push arrived after the
+        snapshot was taken. Only call this with a snapshot whose pagination was
+        followed to its end.
+        """
+        events: list[PositionEvent] = []
+        seen: set[PositionKey] = set()
+        for row in snapshot:
+            seen.add(row.key)
+            events.extend(self.apply(row))
+        for key, pos in list(self.positions.items()):
+            if key in seen:
+                continue
+            if as_of_ms is not None and pos.exchange_ms is not None and pos.exchange_ms > as_of_ms:
+                continue
+            flat = PositionUpdate(
+                category=key.category,
+                symbol=key.symbol,
+                position_idx=key.position_idx,
+                side=None,
+                size=_ZERO,
+                exchange_ms=as_of_ms,
+            )
+            ev = self._close(pos, flat)
+            events.append(ev)
+            self._send(ev)
+        return events
+
+    # ------------------------------------------------------------------ internals
+    def _version_verdict(self, key: PositionKey, update: PositionUpdate) -> str:
+        last = self._versions.get(key)
+        if last is None:
+            return "new"
+        lseq, lms = last
+        if update.seq is not None and lseq is not None and update.seq >= 0 and lseq >= 0:
+            if update.seq < lseq:
+                return "stale"
+            return "same" if update.seq == lseq else "newer"
+        if update.exchange_ms is not None and lms is not None:
+            if update.exchange_ms < lms:
+                return "stale"
+            return "same" if update.exchange_ms == lms else "newer"
+        return "unknown"
+
+    def _offer_mark(self, mark: MarkPrice) -> bool:
+        """Store ``mark`` if it is not older than the stored one; True if stored and new."""
+        sym = (mark.category, mark.symbol)
+        old = self._marks.get(sym)
+        if old is not None:
+            if (
+                mark.exchange_ms is not None
+                and old.exchange_ms is not None
+                and mark.exchange_ms < old.exchange_ms
+            ):
+                return False
+            if old.mark_price == mark.mark_price and old.exchange_ms == mark.exchange_ms:
+                return False
+        self._marks[sym] = mark
+        return True
+
+    def _mark_fields(self, category: Category, symbol: str, side: Side, size: Decimal,
+                     entry: Decimal) -> dict[str, object]:
+        m = self._marks.get((category, symbol))
+        if m is None:
+            return {"mark_price": None, "unrealised_pnl": None}
+        return {
+            "mark_price": m.mark_price,
+            "unrealised_pnl": unrealised_pnl(category, side, size, entry, m.mark_price),
+            "mark_exchange_ms": m.exchange_ms,
+            "mark_received_ns": m.received_ns,
+        }
+
+    def _open(self, u: PositionUpdate) -> PositionEvent:
+        assert u.side is not None
+        key = u.key
+        lifecycle = self._lifecycles.get(key, 0) + 1
+        self._lifecycles[key] = lifecycle
+        pos = Position(
+            exchange=self.exchange,
+            account=self.account,
+            feed=self.feed,
+            category=u.category,
+            symbol=u.symbol,
+            position_idx=u.position_idx,
+            side=u.side,
+            size=u.size,
+            entry_price=u.entry_price,
+            leverage=u.leverage,
+            liq_price=u.liq_price,
+            take_profit=u.take_profit,
+            stop_loss=u.stop_loss,
+            trailing_stop=u.trailing_stop,
+            seq=u.seq,
+            exchange_ms=u.exchange_ms,
+            received_ns=u.received_ns,
+            lifecycle=lifecycle,
+            **self._mark_fields(u.category, u.symbol, u.side, u.size, u.entry_price),  # type: ignore[arg-type]
+        )
+        self.positions[key] = pos
+        self._by_symbol.setdefault((u.category, u.symbol), set()).add(key)
+        return self._event(EventKind.OPENED, pos)
+
+    def _change(self, cur: Position, u: PositionUpdate, changes: tuple[str, ...]) -> PositionEvent:
+        assert u.side is not None
+        pos = cur.model_copy(
+            update={
+                "size": u.size,
+                "entry_price": u.entry_price,
+                "leverage": u.leverage,
+                "liq_price": u.liq_price,
+                "take_profit": u.take_profit,
+                "stop_loss": u.stop_loss,
+                "trailing_stop": u.trailing_stop,
+                "seq": u.seq,
+                "exchange_ms": u.exchange_ms,
+                "received_ns": u.received_ns,
+                **self._mark_fields(u.category, u.symbol, u.side, u.size, u.entry_price),
+            }
+        )
+        self.positions[cur.key] = pos
+        return self._event(EventKind.CHANGED, pos, changes)
+
+    def _close(self, cur: Position, u: PositionUpdate) -> PositionEvent:
+        m = self._marks.get((cur.category, cur.symbol))
+        update: dict[str, object] = {
+            "seq": u.seq if u.seq is not None else cur.seq,
+            "exchange_ms": u.exchange_ms if u.exchange_ms is not None else cur.exchange_ms,
+            "received_ns": u.received_ns,
+        }
+        if m is not None:
+            update["mark_price"] = m.mark_price
+            update["unrealised_pnl"] = unrealised_pnl(
+                cur.category, cur.side, cur.size, cur.entry_price, m.mark_price
+            )
+        pos = cur.model_copy(update=update)
+        del self.positions[cur.key]
+        keys = self._by_symbol.get((cur.category, cur.symbol))
+        if keys is not None:
+            keys.discard(cur.key)
+            if not keys:
+                del self._by_symbol[(cur.category, cur.symbol)]
+        return self._event(EventKind.CLOSED, pos)
+
+    def _event(
+        self, kind: EventKind, pos: Position, changes: tuple[str, ...] = ()
+    ) -> PositionEvent:
+        self._event_seq += 1
+        return PositionEvent.model_construct(
+            type="position", kind=kind, feed=self.feed, position=pos, changes=changes,
+            seq=self._event_seq,
+        )
+
+    def _send(self, ev: PositionEvent) -> None:
+        if self._emit is not None:
+            self._emit(ev)
+
+
+def _differs(cur: Position, u: PositionUpdate, field: str) -> bool:
+    a, b = getattr(cur, field), getattr(u, field)
+    if a is None or b is None:
+        return (a is None) != (b is None)
+    return bool(a != b)

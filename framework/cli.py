@@ -1,0 +1,254 @@
+"""The ``feedctl`` command line.
+
+Exit codes: 0 success; 1 runtime failure (a feed failed fatally, an internal error);
+2 bad usage or configuration (one ``ERROR:`` line on stderr naming the setting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from enum import IntEnum
+from typing import Any
+
+import click
+
+from ._version import API_VERSION, __version__
+from .config import env_var_name
+from .errors import ConfigError, FatalFeedError, FeedctlError, PluginError
+from .logs import configure_logging
+from .output import TextPrinter, jsonl
+from .plan import SessionPlan, build_plan
+from .plugins import FeedctlPluginManager, build_plugin_manager, collect_registry
+from .session import Session
+from .settings import parse_duration
+
+log = logging.getLogger("feedctl.cli")
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+
+
+def _fail(message: str, code: ExitCode) -> None:
+    click.echo(f"ERROR: {message}", err=True)
+    sys.exit(int(code))
+
+
+profile_option = click.option(
+    "--profile", "-p", default=None, envvar="FEEDCTL_PROFILE", show_envvar=True,
+    help="Profile (settings.toml environment). Default: sim.")
+settings_option = click.option(
+    "--settings", "settings_path", default=None, type=click.Path(dir_okay=False),
+    help="Settings file. Default: $FEEDCTL_SETTINGS, else ./settings.toml, else built-ins.")
+mode_option = click.option(
+    "--mode", default=None, type=click.Choice(["rest", "canary", "parallel", "production"]),
+    help="Override the profile's mode for this run.")
+
+
+_pm: FeedctlPluginManager | None = None
+
+
+def plugin_manager() -> FeedctlPluginManager:
+    """The process's plugin manager, built once (entry points are loaded once)."""
+    global _pm
+    if _pm is None:
+        _pm = build_plugin_manager()
+    return _pm
+
+
+def _plan(profile: str | None, settings_path: str | None, mode: str | None) -> SessionPlan:
+    try:
+        return build_plan(profile, settings_path=settings_path, mode=mode, pm=plugin_manager())
+    except ConfigError as exc:
+        _fail(str(exc), ExitCode.USAGE)
+    except PluginError as exc:
+        _fail(str(exc), ExitCode.USAGE)
+    raise AssertionError("unreachable")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="feedctl",
+                      message=f"%(prog)s %(version)s (plugin API {API_VERSION})")
+def cli() -> None:
+    """Live exchange positions with live mark prices."""
+
+
+@cli.command()
+@click.option("--hooks/--no-hooks", default=True, help="Show the hooks each plugin implements.")
+def plugins(hooks: bool) -> None:
+    """List loaded plugins, where they came from, and what they provide."""
+    pm = plugin_manager()
+    try:
+        reg = collect_registry(pm)
+    except PluginError as exc:
+        _fail(str(exc), ExitCode.USAGE)
+    for info in pm.plugins_info():
+        click.echo(f"{info.name}  [{info.source}]")
+        kinds = [k for k, (_, p) in reg.kinds.items() if p == info.name]
+        sections = [s for s, (_, p) in reg.sections.items() if p == info.name]
+        if kinds:
+            click.echo(f"    feed kinds: {', '.join(kinds)}")
+        if sections:
+            click.echo(f"    settings sections: {', '.join(sections)}")
+        if hooks:
+            click.echo(f"    hooks: {', '.join(info.hooks) or '-'}")
+    for err in pm.load_errors:
+        click.echo(f"{err.name}  [{err.source}]  FAILED TO LOAD: {err.error}")
+
+
+@cli.command()
+@profile_option
+@settings_option
+@mode_option
+def check(profile: str | None, settings_path: str | None, mode: str | None) -> None:
+    """Validate a profile and show its feeds, roles and settings. Connects to nothing."""
+    plan = _plan(profile, settings_path, mode)
+    s = plan.settings
+    src = plan.loaded.source_of
+    click.echo(f"profile: {plan.loaded.name}")
+    click.echo(f"settings files: {', '.join(str(f) for f in plan.loaded.files)}")
+    roles_from = "explicit feed roles" if s.explicit_roles else f"mode preset ({src('mode')})"
+    click.echo(f"mode: {s.mode.value}   roles from: {roles_from}")
+    click.echo("feeds:")
+    for f in plan.feeds:
+        click.echo(f"  {f.name:<14} role={f.role.value:<8} kind={f.kind.name} "
+                   f"(plugin {f.plugin})")
+        for key, value in f.settings.model_dump(mode="json").items():
+            click.echo(f"      {key} = {json.dumps(value)}   [{src(f'feeds.{f.name}.{key}')}]")
+    provider = plan.credentials_provided_by()
+    click.echo(f"account: {s.account.exchange}/{s.account.name}")
+    for field in ("api_key", "api_secret"):
+        if provider:
+            where = f"provided at start by {provider}"
+        elif getattr(s.account, field) is not None:
+            where = f"set [{src('account.' + field)}]"
+        else:
+            where = f"NOT SET (export {env_var_name(plan.loaded.name, 'account.' + field)})"
+        click.echo(f"  {field}: {where}")
+    click.echo("endpoints:" + (f" provided at start by {provider}" if provider else ""))
+    for key, value in s.endpoints.model_dump().items():
+        click.echo(f"  {key} = {value}   [{src('endpoints.' + key)}]")
+    click.echo(f"router: failover_after={s.router.failover_after}s "
+               f"failback_after={s.router.failback_after}s")
+    for name, model in s.plugins.items():
+        click.echo(f"{name}: {model.model_dump(mode='json')}")
+    for svc in plan.services:
+        click.echo(f"service: {svc.name} (provides {', '.join(sorted(svc.provides))})")
+
+
+@cli.command()
+@profile_option
+@settings_option
+@mode_option
+@click.option("--for", "duration", default=None,
+              help="Stop after this long (e.g. 30s, 2m). Default: until Ctrl-C.")
+@click.option("--output", "-o", type=click.Choice(["table", "jsonl"]), default="table",
+              help="jsonl: one event per line on stdout (docs/events.md). Logs go to stderr.")
+def run(profile: str | None, settings_path: str | None, mode: str | None,
+        duration: str | None, output: str) -> None:
+    """Run a profile's feeds and deliver positions."""
+    seconds = None
+    if duration is not None:
+        try:
+            seconds = parse_duration(duration)
+        except ValueError as exc:
+            _fail(f"--for: {exc}", ExitCode.USAGE)
+    plan = _plan(profile, settings_path, mode)
+    configure_logging(plan.settings.logging.format, plan.settings.logging.level)
+    try:
+        code = asyncio.run(_run(plan, seconds, output))
+    except KeyboardInterrupt:
+        code = ExitCode.OK
+    sys.exit(int(code))
+
+
+async def _run(plan: SessionPlan, seconds: float | None, output: str) -> ExitCode:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    printer: Any = (lambda ev: _write_line(jsonl(ev))) if output == "jsonl" else TextPrinter(
+        sys.stdout)
+    session = Session(plan=plan)
+    try:
+        await session.start()
+    except ConfigError as exc:
+        click.echo(f"ERROR: {exc}", err=True)
+        return ExitCode.USAGE
+    except FeedctlError as exc:
+        click.echo(f"ERROR: {exc}", err=True)
+        return ExitCode.FAILURE
+    stream = session.events(name="cli")
+    code = ExitCode.OK
+
+    async def pump() -> None:
+        async for ev in stream:
+            printer(ev)
+
+    pump_task = asyncio.create_task(pump(), name="cli-output")
+    waiters = [asyncio.create_task(session.wait(), name="session-wait"),
+               asyncio.create_task(stop.wait(), name="signal-wait")]
+    try:
+        done, _ = await asyncio.wait(waiters, timeout=seconds,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            if not t.cancelled() and t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
+    except FatalFeedError as exc:
+        click.echo(f"ERROR: {exc}", err=True)
+        code = ExitCode.FAILURE
+    finally:
+        for t in waiters:
+            t.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+        await session.stop()
+        try:
+            await asyncio.wait_for(pump_task, 5)
+        except (TimeoutError, asyncio.CancelledError):
+            pump_task.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    summary = session.validator.summary() if session.validator is not None else None
+    if summary:
+        click.echo("validation summary: " + json.dumps(summary), err=True)
+    return code
+
+
+def _write_line(line: str) -> None:
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `feedctl run -o jsonl | head` must end quietly
+        sys.stdout = None  # type: ignore[assignment]
+
+
+def _load_plugin_commands() -> None:
+    try:
+        pm = plugin_manager()
+    except Exception as exc:  # the CLI must still work without plugin commands
+        click.echo(f"warning: plugin commands unavailable: {exc}", err=True)
+        return
+    for impl in pm.hook.feedctl_cli_commands.get_hookimpls():
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:
+            click.echo(f"warning: plugin {impl.plugin_name!r} failed to add commands: {exc}",
+                       err=True)
+
+
+def main() -> None:
+    _load_plugin_commands()
+    cli(prog_name="feedctl")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Loading a profile: dynaconf layers, provenance, and one-line errors.
+
+Layers, later wins:
+
+1. built-in defaults (``framework/defaults.toml``, shipped in the package);
+2. the settings file: ``--settings PATH``, else ``$FEEDCTL_SETTINGS``, else
+   ``./settings.toml`` when it exists;
+3. ``.secrets.toml`` beside that file (untracked; for API keys);
+4. environment variables: ``FEEDCTL_<KEY>`` for the selected profile, nested with
+   ``__`` (``FEEDCTL_ACCOUNT__API_KEY``); ``FEEDCTL_<PROFILE>__<KEY>`` applies to one
+   profile only (``FEEDCTL_MAINNET__ACCOUNT__API_KEY``) and wins over the former.
+
+A profile is a dynaconf environment (``[default]``, ``[sim]``, ``[testnet]``,
+``[mainnet]``...). ``FEEDCTL_PROFILE`` or ``--profile`` selects it; ``sim`` is the default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from dynaconf import Dynaconf  # type: ignore[import-untyped]
+from dynaconf.utils.inspect import get_history  # type: ignore[import-untyped]
+from pydantic import BaseModel, ValidationError
+
+from .errors import ConfigError
+from .settings import ProfileSettings
+
+DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
+DEFAULT_PROFILE = "sim"
+ENV_PREFIX = "FEEDCTL"
+_RESERVED = {"PROFILE", "SETTINGS"}
+
+
+@dataclass
+class LoadedProfile:
+    """A profile's merged raw settings and where each leaf came from."""
+
+    name: str
+    raw: dict[str, Any]
+    sources: dict[str, str] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    def source_of(self, dotted: str) -> str:
+        """Where the setting ``dotted`` (or its nearest parent) was set."""
+        key = dotted
+        while key:
+            if key in self.sources:
+                return self.sources[key]
+            key = key.rpartition(".")[0]
+        return "built-in default"
+
+
+def env_var_name(profile: str, dotted: str) -> str:
+    """The profile-scoped variable that sets ``dotted``: FEEDCTL_MAINNET__ACCOUNT__API_KEY."""
+    parts = [profile, *dotted.split(".")]
+    return ENV_PREFIX + "_" + "__".join(p.upper() for p in parts)
+
+
+def _lower_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k).lower(): _lower_keys(v) for k, v in value.items()}
+    return value
+
+
+def merge_settings(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge_settings(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _leaves(value: dict[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for k, v in value.items():
+        path = f"{prefix}.{k}" if prefix else k
+        if isinstance(v, dict) and v:
+            out.extend(_leaves(v, path))
+        else:
+            out.append(path)
+    return out
+
+
+def _profiles_in(files: list[Path]) -> set[str]:
+    """Profile names: the top-level tables of every settings file."""
+    names: set[str] = set()
+    for f in files:
+        try:
+            with f.open("rb") as fh:
+                names.update(k.lower() for k, v in tomllib.load(fh).items() if isinstance(v, dict))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read settings file {str(f)!r}: {exc}") from exc
+    return names
+
+
+def settings_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The user settings file in effect, or None when only built-in defaults apply."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"settings file {str(path)!r} does not exist", setting="--settings")
+        return path
+    env = os.environ.get(f"{ENV_PREFIX}_SETTINGS")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(
+                f"FEEDCTL_SETTINGS points to {env!r}, which does not exist",
+                setting="FEEDCTL_SETTINGS",
+            )
+        return path
+    cwd = Path.cwd() / "settings.toml"
+    return cwd if cwd.is_file() else None
+
+
+def load_profile(
+    profile: str | None = None, settings_path: str | os.PathLike[str] | None = None
+) -> LoadedProfile:
+    """Merge every layer for ``profile`` (default: $FEEDCTL_PROFILE or ``sim``)."""
+    name = (profile or os.environ.get(f"{ENV_PREFIX}_PROFILE") or DEFAULT_PROFILE).lower()
+    user_file = settings_file(settings_path)
+    files = [DEFAULTS_FILE]
+    if user_file is not None:
+        files.append(user_file)
+        secrets = user_file.with_name(".secrets.toml")
+        if secrets.is_file():
+            files.append(secrets)
+    elif (Path.cwd() / ".secrets.toml").is_file():
+        files.append(Path.cwd() / ".secrets.toml")
+    try:
+        dyn = Dynaconf(
+            settings_files=[str(f) for f in files],
+            environments=True,
+            envvar_prefix=ENV_PREFIX,
+            env=name,
+            env_switcher=f"{ENV_PREFIX}_PROFILE_SWITCH_UNUSED",
+            merge_enabled=True,
+            load_dotenv=False,
+        )
+        dyn.as_dict()  # force loading now, so file errors surface here
+        history = get_history(dyn)
+    except Exception as exc:  # dynaconf raises assorted parse errors
+        raise ConfigError(f"cannot read settings files {[str(f) for f in files]}: {exc}") from exc
+
+    known_profiles = _profiles_in(files)
+    raw: dict[str, Any] = {}
+    scoped: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for entry in history:
+        loader, env = entry.get("loader"), str(entry.get("env", "")).lower()
+        value = _lower_keys(entry.get("value") or {})
+        if loader == "toml":
+            ident = str(entry.get("identifier"))
+            if env not in ("default", "global", name):
+                continue
+            label = "built-in default" if ident == str(DEFAULTS_FILE) else f"{ident} [{env}]"
+            raw = merge_settings(raw, value)
+            for leaf in _leaves(value):
+                sources[leaf] = label
+        elif loader == "env_global":
+            for k, v in value.items():
+                if k.upper() in _RESERVED:
+                    continue
+                if k in known_profiles:
+                    if k == name and isinstance(v, dict):
+                        scoped = merge_settings(scoped, v)
+                    continue
+                raw = merge_settings(raw, {k: v})
+                for leaf in _leaves({k: v}):
+                    sources[leaf] = "environment (" + ENV_PREFIX + "_" + leaf.upper().replace(
+                        ".", "__") + ")"
+    known_profiles.discard("default")
+    known_profiles.discard("global")
+    if name not in known_profiles:
+        raise ConfigError(
+            f"profile {name!r} is not defined; known profiles: {', '.join(sorted(known_profiles))}"
+            f" (define [{name}] in settings.toml)",
+            setting="--profile",
+        )
+    raw = merge_settings(raw, scoped)
+    for leaf in _leaves(scoped):
+        sources[leaf] = f"environment ({env_var_name(name, leaf)})"
+    raw.pop("dynaconf_merge", None)
+    return LoadedProfile(name=name, raw=raw, sources=sources, files=files)
+
+
+def format_validation_error(
+    exc: ValidationError, profile: str, prefix: str = ""
+) -> str:
+    """One readable line per problem, naming the setting and how to set it."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in (prefix.split(".") if prefix else []) + list(err["loc"]))
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown setting '{loc}' in profile {profile!r} (check its spelling)")
+            continue
+        got = err.get("input")
+        shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+        lines.append(
+            f"setting '{loc}' in profile {profile!r}: {err['msg']}{shown}; set it in "
+            f"settings.toml [{profile}] or {env_var_name(profile, loc)}"
+        )
+    return "; ".join(lines)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_section(model: type[M], data: Any, profile: str, prefix: str) -> M:
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, profile, prefix), setting=prefix) from None
+
+
+def core_settings(loaded: LoadedProfile, plugin_sections: set[str]) -> ProfileSettings:
+    """Validate the core part of a profile; plugin sections are kept raw for their owners."""
+    data = dict(loaded.raw)
+    plugins = {k: data.pop(k) for k in list(data) if k in plugin_sections}
+    data["profile"] = loaded.name
+    data["plugins"] = plugins
+    try:
+        return ProfileSettings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, loaded.name)) from None

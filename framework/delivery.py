@@ -1,0 +1,140 @@
+"""Delivery to consumers: one bounded queue per consumer.
+
+* ``price`` events for one position are coalesced latest-value-wins while they wait;
+* lifecycle (``opened``/``changed``/``closed``), status and signal events are never
+  dropped, coalesced or reordered — a price slot is sealed by a later lifecycle event
+  of its position, so a price never jumps ahead of the lifecycle event before it;
+* memory is bounded: at most one pending price per position plus ``max_pending``
+  other events; a consumer that exceeds it is cut off with
+  :class:`ConsumerOverflowError` (losing lifecycle events silently is not an option);
+* a consumer whose oldest pending event is older than ``lag_threshold`` is lagging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConsumerOverflowError
+from .models import EventKind, PositionEvent, PositionKey
+
+
+@dataclass(slots=True)
+class _Slot:
+    event: Any
+    enqueued: float
+    open: bool = True  # a price slot still accepting newer prices
+
+
+class ConsumerQueue:
+    """A bounded, coalescing event queue for one consumer."""
+
+    def __init__(self, name: str, *, max_pending: int = 100_000, lag_threshold: float = 1.0):
+        self.name = name
+        self.max_pending = max_pending
+        self.lag_threshold = lag_threshold
+        self._items: deque[_Slot] = deque()
+        self._price_slots: dict[tuple[str, PositionKey], _Slot] = {}
+        self._lifecycle_pending = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self.delivered = 0
+        self.coalesced = 0
+        self.overflowed = False
+        self.closed = False
+
+    # ---------------------------------------------------------------- producer
+    def put(self, event: Any) -> None:
+        """Enqueue without blocking. Never raises; an overflow cuts the consumer off."""
+        if self.closed or self.overflowed:
+            return
+        now = time.monotonic()
+        if isinstance(event, PositionEvent):
+            slot_key = (event.feed, event.position.key)
+            if event.kind is EventKind.PRICE:
+                slot = self._price_slots.get(slot_key)
+                if slot is not None and slot.open:
+                    slot.event = event
+                    self.coalesced += 1
+                    return
+                slot = _Slot(event, now)
+                self._price_slots[slot_key] = slot
+                self._items.append(slot)
+                self._wake()
+                return
+            sealed = self._price_slots.pop(slot_key, None)
+            if sealed is not None:
+                sealed.open = False
+        if self._lifecycle_pending >= self.max_pending:
+            self.overflowed = True
+            self._wake()
+            return
+        self._lifecycle_pending += 1
+        self._items.append(_Slot(event, now, open=False))
+        self._wake()
+
+    def close(self) -> None:
+        """No more events; a waiting ``get`` returns what is left, then ``None``."""
+        self.closed = True
+        self._wake()
+
+    # ---------------------------------------------------------------- consumer
+    async def get(self) -> Any | None:
+        """Next event, or None once the queue is closed and drained."""
+        while True:
+            if self.overflowed:
+                raise ConsumerOverflowError(
+                    f"consumer {self.name!r} fell more than {self.max_pending} events behind "
+                    "and was disconnected; consume faster or raise delivery.max_pending"
+                )
+            if self._items:
+                slot = self._items.popleft()
+                ev = slot.event
+                if slot.open or (isinstance(ev, PositionEvent) and ev.kind is EventKind.PRICE):
+                    key = (ev.feed, ev.position.key)
+                    if self._price_slots.get(key) is slot:
+                        del self._price_slots[key]
+                else:
+                    self._lifecycle_pending -= 1
+                self.delivered += 1
+                return ev
+            if self.closed:
+                return None
+            loop = asyncio.get_running_loop()
+            self._waiter = loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    # ---------------------------------------------------------------- health
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def lag_seconds(self) -> float:
+        if not self._items:
+            return 0.0
+        return time.monotonic() - self._items[0].enqueued
+
+    @property
+    def lagging(self) -> bool:
+        return self.overflowed or self.lag_seconds > self.lag_threshold
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "consumer": self.name,
+            "pending": len(self._items),
+            "delivered": self.delivered,
+            "coalesced": self.coalesced,
+            "lag_seconds": round(self.lag_seconds, 3),
+            "lagging": self.lagging,
+            "overflowed": self.overflowed,
+        }
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)

@@ -1,0 +1,225 @@
+"""What a feed plugin implements (:class:`Feed`, :class:`FeedKind`) and what the core
+hands it (:class:`FeedContext`).
+
+A feed kind is contributed through the ``feedctl_feed_kinds`` hook as a
+:class:`FeedKind` record. For each feed of that kind in a profile the core builds a
+:class:`FeedContext` and calls ``kind.factory(ctx, settings)``; the core then runs
+``await feed.run()`` as a task it owns, and cancels it at shutdown.
+
+Duties of a feed (the conformance kit in :mod:`framework.testing` checks them):
+
+* hand lifecycle states to ``ctx.apply`` / ``ctx.reconcile`` and prices to
+  ``ctx.apply_mark`` — never build events itself;
+* report its state through ``ctx.set_state`` (healthy only when the book is in sync
+  with the exchange: after a (re)connect, resync first);
+* retry transient failures itself with backoff; raise :class:`FatalFeedError` for
+  what retrying cannot fix;
+* on cancellation, close every connection and task it opened, then re-raise.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ._version import API_VERSION
+from .book import PositionBook
+from .models import (
+    Category,
+    FeedState,
+    FeedStatus,
+    MarkPrice,
+    Position,
+    PositionEvent,
+    PositionKey,
+    PositionUpdate,
+    StatusEvent,
+    now_ns,
+)
+from .settings import AccountSettings, Endpoints, Role
+
+
+class NoSettings(BaseModel):
+    """Settings model of a feed kind that takes no settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class FeedKind:
+    """A feed kind contributed by a plugin.
+
+    ``factory(ctx, settings)`` returns a :class:`Feed`; ``settings`` is an instance of
+    ``settings_model`` validated from the profile's ``[<profile>.feeds.<name>]`` table.
+    ``capabilities`` are claims the conformance kit verifies: ``"resync"`` (after a
+    dropped connection the feed resyncs from a snapshot before it is healthy again).
+    """
+
+    name: str
+    factory: Callable[[FeedContext, Any], Feed]
+    settings_model: type[BaseModel] = NoSettings
+    description: str = ""
+    requires_credentials: bool = True
+    api_version: int = API_VERSION
+    capabilities: frozenset[str] = field(default_factory=frozenset)
+
+
+class Feed(abc.ABC):
+    """Base class of a feed: one source of position data for one account."""
+
+    def __init__(self, ctx: FeedContext, settings: Any) -> None:
+        self.ctx = ctx
+        self.settings = settings
+
+    @abc.abstractmethod
+    async def run(self) -> None:
+        """Run until cancelled: connect, resync, stream, reconnect. Never returns normally
+        unless the feed has nothing left to do."""
+
+    def details(self) -> dict[str, Any]:
+        """Extra read-only facts for the status API (subscriptions, ...). Optional."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} feed={self.ctx.name!r}>"
+
+
+class _Latency:
+    """Receive-latency samples (ms), a bounded reservoir of the most recent ones."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.samples: deque[float] = deque(maxlen=size)
+
+    def add(self, ms: float) -> None:
+        self.samples.append(ms)
+
+    def percentile(self, q: float) -> float | None:
+        if not self.samples:
+            return None
+        ordered = sorted(self.samples)
+        idx = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+        return ordered[idx]
+
+
+class FeedContext:
+    """The core's side of a feed: book access, status reporting, counters, logger."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        kind: str,
+        role: Role | None,
+        account: AccountSettings,
+        endpoints: Endpoints,
+        book: PositionBook,
+        on_status: Callable[[StatusEvent], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.role = role
+        self.account = account
+        self.endpoints = endpoints
+        self.book = book
+        self.log = logging.LoggerAdapter(
+            logging.getLogger(f"feedctl.feed.{kind}"), {"feed": name}
+        )
+        self._on_status = on_status
+        self._state = FeedState.STARTING
+        self._detail = ""
+        self._since = now_ns()
+        self._last_message_ns: int | None = None
+        self.counters: dict[str, int] = {}
+        self._latency = _Latency()
+        self._stale: tuple[str, ...] = ()
+
+    # -------------------------------------------------------------- book access
+    def apply(self, update: PositionUpdate) -> list[PositionEvent]:
+        """Merge one lifecycle state (a push or a snapshot row) into the book."""
+        return self.book.apply(update)
+
+    def apply_mark(self, mark: MarkPrice) -> list[PositionEvent]:
+        """Merge one mark price into the book."""
+        return self.book.apply_mark(mark)
+
+    def reconcile(
+        self, snapshot: Iterable[PositionUpdate], *, as_of_ms: int | None = None
+    ) -> list[PositionEvent]:
+        """Make the book match a complete snapshot (see PositionBook.reconcile)."""
+        return self.book.reconcile(snapshot, as_of_ms=as_of_ms)
+
+    def positions(self) -> Mapping[PositionKey, Position]:
+        return dict(self.book.positions)
+
+    def open_symbols(self) -> set[tuple[Category, str]]:
+        return self.book.open_symbols()
+
+    # ------------------------------------------------------------ health, metrics
+    @property
+    def state(self) -> FeedState:
+        return self._state
+
+    def set_state(self, state: FeedState, detail: str = "", reason: str = "") -> None:
+        """Report a state; consumers get a status event when the state changes."""
+        if state is self._state and detail == self._detail and not reason:
+            return
+        previous = self._state
+        changed = state is not previous
+        self._state, self._detail = state, detail
+        if changed:
+            self._since = now_ns()
+        log_level = logging.WARNING if state in (FeedState.FAILED, FeedState.DEGRADED) else (
+            logging.INFO)
+        if changed or reason:
+            self.log.log(
+                log_level, "feed state %s -> %s", previous.value, state.value,
+                extra={"state": state.value, "reason": reason, "detail": detail},
+            )
+            if self._on_status is not None:
+                self._on_status(
+                    StatusEvent(
+                        feed=self.name, status=self.status, previous=previous, reason=reason
+                    )
+                )
+
+    def set_stale_symbols(self, symbols: Iterable[str]) -> None:
+        self._stale = tuple(sorted(symbols))
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to counter ``name`` (``reconnects`` and ``resyncs`` show in the status)."""
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    def message_received(self, at_ns: int | None = None) -> None:
+        """Mark socket/data liveness: the feed received something."""
+        self._last_message_ns = at_ns or now_ns()
+
+    def observe_latency(self, exchange_ms: int | None, received_ns: int) -> None:
+        """Record receive latency: exchange send time to local receipt."""
+        if exchange_ms is not None:
+            self._latency.add(received_ns / 1e6 - exchange_ms)
+
+    @property
+    def status(self) -> FeedStatus:
+        return FeedStatus(
+            feed=self.name,
+            kind=self.kind,
+            state=self._state,
+            detail=self._detail,
+            since_ns=self._since,
+            last_message_ns=self._last_message_ns,
+            reconnects=self.counters.get("reconnects", 0),
+            resyncs=self.counters.get("resyncs", 0),
+            counters={**self.book.counters, **self.counters},
+            latency_ms_p50=self._latency.percentile(0.5),
+            latency_ms_p99=self._latency.percentile(0.99),
+            stale_symbols=self._stale,
+        )
+
+    def __repr__(self) -> str:
+        return f"<FeedContext feed={self.name!r} kind={self.kind!r} state={self._state.value}>"

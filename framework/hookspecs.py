@@ -1,0 +1,140 @@
+"""Every hook feedctl calls. Implement them with ``@framework.hookimpl``.
+
+Hooks are plain functions. Any hook may return an awaitable instead of its value;
+the core awaits it (the datasette pattern). A hook implementation that raises is
+logged with the plugin's name and the session goes on — except registration hooks
+called at start, whose failure names the plugin and stops the start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+    from pydantic import BaseModel
+
+    from .feed import FeedKind
+    from .models import PositionEvent, RouteEvent, StatusEvent
+    from .services import Service
+    from .session import Session
+    from .settings import ProfileSettings
+
+hookspec = pluggy.HookspecMarker("feedctl")
+
+# --------------------------------------------------------------------- registration
+
+
+@hookspec
+def feedctl_feed_kinds(register: Callable[[FeedKind], None]) -> None:
+    """Contribute feed kinds.
+
+    Called once when the plugin manager is built. Call ``register(FeedKind(...))`` for
+    each kind the plugin provides. Two plugins registering one kind name is an error
+    naming both plugins; a kind whose ``api_version`` differs from
+    ``framework.API_VERSION`` is refused. Returns nothing.
+    """
+
+
+@hookspec
+def feedctl_settings_sections(register: Callable[[str, type[BaseModel]], None]) -> None:
+    """Claim top-level settings sections.
+
+    Called once when the plugin manager is built. ``register(name, model)`` claims the
+    table ``[<profile>.<name>]``; the core validates it with ``model`` (a pydantic model;
+    forbid extra keys) and hands the instance back through
+    ``Session.plugin_settings(name)``. Unclaimed unknown sections are an error.
+    Returns nothing.
+    """
+
+
+@hookspec
+def feedctl_cli_commands(cli: click.Group) -> None:
+    """Add subcommands to the ``feedctl`` command line.
+
+    Called once when the CLI starts, with the root click group: ``cli.add_command(cmd)``.
+    Returns nothing.
+    """
+
+
+# --------------------------------------------------------------------- session
+
+
+@hookspec
+def feedctl_services(settings: ProfileSettings) -> list[Service] | None:
+    """Provide services the session must run around its feeds (an embedded exchange...).
+
+    Called once per session, after the profile is validated and before any feed is
+    built. Return a list of :class:`framework.Service` objects (or None). Each service
+    is started in order; ``start()`` may return settings overrides (``account``,
+    ``endpoints``) applied before the feeds are built. Services stop in reverse order
+    after every feed has stopped.
+    """
+
+
+@hookspec
+def feedctl_session_started(session: Session) -> Any:
+    """The session is running: feeds started, router live.
+
+    Called once per session. ``session`` gives read access to settings, feeds, books,
+    router and status. May return an awaitable. Return value ignored.
+    """
+
+
+@hookspec
+def feedctl_session_stopping(session: Session) -> Any:
+    """The session is about to stop its feeds (shutdown, ``--for`` elapsed, or error).
+
+    Called once per session, before feeds are cancelled. May return an awaitable
+    (awaited with a 5 s limit). Return value ignored.
+    """
+
+
+# --------------------------------------------------------------------- consumers
+
+
+@hookspec
+def feedctl_position_event(event: PositionEvent) -> Any:
+    """A routed position event (``opened``, ``changed``, ``price``, ``closed``).
+
+    Called for every event of the feed currently delivering, in order per position.
+    Each plugin implementing this hook has its own bounded queue and its own task:
+    a slow plugin delays only itself; its ``price`` events are coalesced (latest
+    wins) when it falls behind, lifecycle events are never dropped or reordered.
+    May return an awaitable, awaited before the next event goes to this plugin.
+    Return value ignored.
+    """
+
+
+@hookspec
+def feedctl_status_event(event: StatusEvent | RouteEvent) -> Any:
+    """A feed changed state (reconnect, resync done, stale/fresh...) — a
+    :class:`StatusEvent` — or the router switched the delivering feed (failover,
+    failback) — a :class:`RouteEvent`.
+
+    Called for every feed of the session, whatever its role, through the same
+    per-plugin queue as position events (never dropped). May return an awaitable.
+    Return value ignored.
+    """
+
+
+@hookspec
+def feedctl_signal_event(event: BaseModel) -> Any:
+    """A consumer plugin derived an event from the position stream (e.g. a trailing
+    stop ``activated`` or ``triggered``) and publishes it to the other consumers.
+
+    Called through ``Session.publish(event)`` with a frozen pydantic model that has a
+    ``type`` field. Delivered like status events. May return an awaitable.
+    """
+
+
+@hookspec
+def feedctl_validation_report(report: BaseModel) -> Any:
+    """The validator compared a shadow feed with the primary.
+
+    Called about once per second per shadow feed in ``canary`` and ``parallel``
+    modes with a ``framework.ValidationReport``. May return an awaitable.
+    """

@@ -1,0 +1,233 @@
+"""The data model at feedctl's boundaries: positions, updates from feeds, events to consumers.
+
+Every price and size is a :class:`~decimal.Decimal`. Models are frozen pydantic models;
+their JSON form (``model_dump(mode="json")``) is the documented wire form of
+``feedctl run --output jsonl`` (see docs/events.md): decimals become strings, times
+are integers (exchange times in milliseconds, local receive times in nanoseconds).
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+#: A Decimal that serialises to a plain string in JSON ("0.01", never 1E-2 surprises
+#: for values that came from the exchange as strings).
+Dec = Annotated[
+    Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json")
+]
+
+
+def now_ns() -> int:
+    """Local wall-clock time in nanoseconds (the ``received_ns`` clock)."""
+    return time.time_ns()
+
+
+class Side(StrEnum):
+    LONG = "long"
+    SHORT = "short"
+
+
+class Category(StrEnum):
+    """Contract category. Linear contracts settle in the quote coin, inverse in the base coin."""
+
+    LINEAR = "linear"
+    INVERSE = "inverse"
+
+
+class PositionKey(NamedTuple):
+    """Identity of a position within one account: Bybit's (category, symbol, positionIdx)."""
+
+    category: Category
+    symbol: str
+    position_idx: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.category}:{self.symbol}:{self.position_idx}"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PositionUpdate(_Frozen):
+    """A lifecycle state of one position as a feed saw it (a push or a snapshot row).
+
+    This is a *state*, not a delta: the book replaces what it holds for the key.
+    ``size == 0`` (and ``side is None``) means the position is flat.
+    ``seq`` and ``exchange_ms`` order updates; either may be unknown.
+    """
+
+    category: Category = Category.LINEAR
+    symbol: str
+    position_idx: int = 0
+    side: Side | None
+    size: Dec = Field(ge=0)
+    entry_price: Dec = Decimal(0)
+    mark_price: Dec | None = None
+    leverage: Dec | None = None
+    liq_price: Dec | None = None
+    take_profit: Dec | None = None
+    stop_loss: Dec | None = None
+    trailing_stop: Dec | None = None
+    seq: int | None = None
+    exchange_ms: int | None = None
+    received_ns: int = Field(default_factory=now_ns)
+
+    @property
+    def key(self) -> PositionKey:
+        return PositionKey(self.category, self.symbol, self.position_idx)
+
+    @property
+    def is_open(self) -> bool:
+        return self.size > 0 and self.side is not None
+
+
+class MarkPrice(_Frozen):
+    """A mark price for one symbol, from a ticker stream or a REST poll."""
+
+    category: Category = Category.LINEAR
+    symbol: str
+    mark_price: Dec = Field(gt=0)
+    exchange_ms: int | None = None
+    received_ns: int = Field(default_factory=now_ns)
+
+
+class Position(_Frozen):
+    """The merged, live view of one open (or just closed) position."""
+
+    exchange: str
+    account: str
+    feed: str
+    category: Category
+    symbol: str
+    position_idx: int = 0
+    side: Side
+    size: Dec
+    entry_price: Dec
+    mark_price: Dec | None = None
+    unrealised_pnl: Dec | None = None
+    leverage: Dec | None = None
+    liq_price: Dec | None = None
+    take_profit: Dec | None = None
+    stop_loss: Dec | None = None
+    trailing_stop: Dec | None = None
+    seq: int | None = None
+    #: Exchange time (ms) of the newest input merged into this view.
+    exchange_ms: int | None = None
+    #: Local receive time (ns) of the newest input merged into this view.
+    received_ns: int
+    #: Exchange time (ms) of the mark price, when known.
+    mark_exchange_ms: int | None = None
+    #: Local receive time (ns) of the mark price.
+    mark_received_ns: int | None = None
+    #: Counts lifecycles of this key within a feed: 1 for the first open, +1 per reopen.
+    lifecycle: int = 1
+
+    @property
+    def key(self) -> PositionKey:
+        return PositionKey(self.category, self.symbol, self.position_idx)
+
+
+class EventKind(StrEnum):
+    OPENED = "opened"
+    CHANGED = "changed"
+    PRICE = "price"
+    CLOSED = "closed"
+
+    @property
+    def is_lifecycle(self) -> bool:
+        return self is not EventKind.PRICE
+
+
+class PositionEvent(_Frozen):
+    """A change of one position, carrying the position *after* the change.
+
+    ``closed`` carries the last open state with ``size`` unchanged and the
+    closing mark price; ``changes`` names the fields a ``changed`` event altered.
+    """
+
+    type: Literal["position"] = "position"
+    kind: EventKind
+    feed: str
+    position: Position
+    changes: tuple[str, ...] = ()
+    #: Per-feed event number, strictly increasing: lets consumers check order.
+    #: 0 for events the router synthesized when it switched feeds.
+    seq: int = 0
+    #: True for events the router synthesized to reconcile consumers across a switch.
+    synthetic: bool = False
+
+    @property
+    def key(self) -> PositionKey:
+        return self.position.key
+
+
+class FeedState(StrEnum):
+    STARTING = "starting"
+    CONNECTING = "connecting"
+    RESYNCING = "resyncing"
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    RECONNECTING = "reconnecting"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+    @property
+    def is_healthy(self) -> bool:
+        """Only a healthy feed is trusted to deliver; everything else counts as down."""
+        return self is FeedState.HEALTHY
+
+
+class FeedStatus(_Frozen):
+    """A feed's health at one moment."""
+
+    feed: str
+    kind: str
+    state: FeedState
+    detail: str = ""
+    since_ns: int = Field(default_factory=now_ns)
+    last_message_ns: int | None = None
+    reconnects: int = 0
+    resyncs: int = 0
+    counters: dict[str, int] = Field(default_factory=dict)
+    latency_ms_p50: float | None = None
+    latency_ms_p99: float | None = None
+    stale_symbols: tuple[str, ...] = ()
+
+    def last_message_age(self, at_ns: int | None = None) -> float | None:
+        """Seconds since the feed last received anything, or None if never."""
+        if self.last_message_ns is None:
+            return None
+        return ((at_ns or now_ns()) - self.last_message_ns) / 1e9
+
+
+class StatusEvent(_Frozen):
+    """A feed status transition, delivered to consumers like position events.
+
+    ``reason`` is a short machine-readable cause: ``"reconnect"``, ``"resync_done"``,
+    ``"stale"``, ``"fresh"``, ``"failover"``, ``"failback"``, ``"error"``, ...
+    """
+
+    type: Literal["status"] = "status"
+    feed: str
+    status: FeedStatus
+    previous: FeedState | None = None
+    reason: str = ""
+
+
+class RouteEvent(_Frozen):
+    """The router switched the feed whose events consumers receive (failover/failback)."""
+
+    type: Literal["route"] = "route"
+    active: str
+    previous: str
+    reason: str
+    at_ns: int = Field(default_factory=now_ns)
+
+
+Event = PositionEvent | StatusEvent | RouteEvent

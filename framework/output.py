@@ -1,0 +1,60 @@
+"""Rendering routed events for ``feedctl run``: JSON lines or a plain text log."""
+
+from __future__ import annotations
+
+import time
+from typing import IO, Any
+
+from pydantic import BaseModel
+
+from .models import EventKind, PositionEvent, RouteEvent, StatusEvent
+
+
+def jsonl(event: BaseModel) -> str:
+    """The documented JSON form of an event (docs/events.md): one line, no spaces."""
+    return event.model_dump_json()
+
+
+class TextPrinter:
+    """Human-readable lines; ``price`` events at most once per ``price_every`` s per position."""
+
+    def __init__(self, out: IO[str], price_every: float = 1.0) -> None:
+        self.out = out
+        self.price_every = price_every
+        self._last_price: dict[Any, float] = {}
+
+    def __call__(self, event: Any) -> None:
+        line = self.render(event)
+        if line is not None:
+            self.out.write(line + "\n")
+            self.out.flush()
+
+    def render(self, event: Any) -> str | None:
+        now = time.strftime("%H:%M:%S")
+        if isinstance(event, PositionEvent):
+            p = event.position
+            key = (event.feed, p.key)
+            if event.kind is EventKind.PRICE:
+                t = time.monotonic()
+                if t - self._last_price.get(key, 0.0) < self.price_every:
+                    return None
+                self._last_price[key] = t
+            elif event.kind is EventKind.CLOSED:
+                self._last_price.pop(key, None)
+            pnl = "-" if p.unrealised_pnl is None else f"{p.unrealised_pnl:.4f}"
+            extra = f" changes={','.join(event.changes)}" if event.changes else ""
+            synth = " (synthetic)" if event.synthetic else ""
+            return (f"{now} {event.kind.value:<7} {p.symbol:<12} {p.side.value:<5} size={p.size} "
+                    f"entry={p.entry_price} mark={p.mark_price} upnl={pnl} "
+                    f"feed={event.feed}{extra}{synth}")
+        if isinstance(event, StatusEvent):
+            st = event.status
+            prev = event.previous.value if event.previous else "-"
+            why = f" reason={event.reason}" if event.reason else ""
+            detail = f" ({st.detail})" if st.detail else ""
+            return f"{now} status  {event.feed}: {prev} -> {st.state.value}{why}{detail}"
+        if isinstance(event, RouteEvent):
+            return f"{now} route   {event.previous} -> {event.active}: {event.reason}"
+        if isinstance(event, BaseModel):
+            return f"{now} {getattr(event, 'type', 'event'):<7} {event.model_dump_json()}"
+        return None

@@ -1,0 +1,156 @@
+"""Building a session plan: the validated profile, its feeds and roles — no I/O.
+
+``feedctl check`` prints a plan; :class:`framework.Session` runs one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from .config import (
+    LoadedProfile,
+    core_settings,
+    env_var_name,
+    load_profile,
+    merge_settings,
+    validate_section,
+)
+from .errors import ConfigError, PluginError
+from .feed import FeedKind
+from .plugins import FeedctlPluginManager, Registry, build_plugin_manager, collect_registry
+from .services import Service
+from .settings import Mode, ProfileSettings, Role
+
+
+@dataclass
+class FeedPlan:
+    name: str
+    kind: FeedKind
+    plugin: str
+    role: Role
+    settings: Any
+
+
+@dataclass
+class SessionPlan:
+    loaded: LoadedProfile
+    settings: ProfileSettings
+    registry: Registry
+    pm: FeedctlPluginManager
+    feeds: list[FeedPlan]
+    plugin_settings: dict[str, BaseModel] = field(default_factory=dict)
+    services: list[Service] = field(default_factory=list)
+
+    @property
+    def roles(self) -> dict[str, Role]:
+        return {f.name: f.role for f in self.feeds}
+
+    def credentials_provided_by(self) -> str | None:
+        for svc in self.services:
+            if "account" in svc.provides:
+                return svc.name
+        return None
+
+
+def build_plan(
+    profile: str | None = None,
+    *,
+    settings_path: str | os.PathLike[str] | None = None,
+    mode: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    pm: FeedctlPluginManager | None = None,
+) -> SessionPlan:
+    """Load, merge and validate a profile; resolve feeds and roles. Connects to nothing."""
+    pm = pm or build_plugin_manager()
+    registry = collect_registry(pm)
+    loaded = load_profile(profile, settings_path)
+    if overrides:
+        loaded.raw = merge_settings(loaded.raw, overrides)
+        for k in overrides:
+            loaded.sources[k] = "overridden in code"
+    if mode is not None:
+        try:
+            Mode(mode)
+        except ValueError:
+            raise ConfigError(
+                f"--mode {mode!r} is not a mode; choose one of "
+                f"{', '.join(m.value for m in Mode)}", setting="--mode") from None
+        loaded.raw["mode"] = mode
+        loaded.sources["mode"] = "command line (--mode)"
+    settings = core_settings(loaded, set(registry.sections))
+    plugin_settings = {
+        name: validate_section(model, settings.plugins.get(name), loaded.name, name)
+        for name, (model, _plugin) in registry.sections.items()
+    }
+    settings = settings.model_copy(update={"plugins": plugin_settings})
+    if mode is not None and settings.explicit_roles:
+        raise ConfigError(
+            f"--mode {mode} cannot apply: profile {loaded.name!r} gives feeds explicit roles "
+            "(feeds.<name>.role); remove them to use mode presets", setting="--mode")
+    feeds: list[FeedPlan] = []
+    for name, role in settings.roles().items():
+        entry = settings.feeds.get(name)
+        if entry is None:
+            raise ConfigError(
+                f"mode {settings.mode.value!r} of profile {loaded.name!r} needs a feed named "
+                f"{name!r}; define [{loaded.name}.feeds.{name}] with kind = \"...\"",
+                setting=f"feeds.{name}")
+        if not entry.enabled:
+            raise ConfigError(
+                f"feed {name!r} has role {role.value} but is disabled "
+                f"(feeds.{name}.enabled = false)", setting=f"feeds.{name}.enabled")
+        kind = registry.kind(entry.kind)
+        if kind is None:
+            known = ", ".join(sorted(registry.kinds)) or "none"
+            raise ConfigError(
+                f"feed {name!r} names kind {entry.kind!r}, which no loaded plugin provides "
+                f"(known kinds: {known}); install the plugin or fix feeds.{name}.kind",
+                setting=f"feeds.{name}.kind")
+        kind_settings = validate_section(
+            kind.settings_model, entry.kind_settings(), loaded.name, f"feeds.{name}")
+        feeds.append(FeedPlan(name, kind, registry.kinds[entry.kind][1], role, kind_settings))
+    _check_roles(feeds, loaded.name)
+    services: list[Service] = []
+    for impl in pm.hook.feedctl_services.get_hookimpls():
+        result = impl.function(settings=settings)
+        for svc in result or []:
+            if not isinstance(svc, Service):
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r} returned {svc!r} from feedctl_services, "
+                    "which is not a framework.Service", plugin=impl.plugin_name)
+            services.append(svc)
+    plan = SessionPlan(loaded, settings, registry, pm, feeds, plugin_settings, services)
+    return plan
+
+
+def _check_roles(feeds: list[FeedPlan], profile: str) -> None:
+    primaries = [f.name for f in feeds if f.role is Role.PRIMARY]
+    standbys = [f.name for f in feeds if f.role is Role.STANDBY]
+    if len(primaries) != 1:
+        raise ConfigError(
+            f"profile {profile!r} must give exactly one feed the role primary, "
+            f"found {len(primaries)} ({', '.join(primaries) or 'none'})", setting="feeds.*.role")
+    if len(standbys) > 1:
+        raise ConfigError(
+            f"profile {profile!r} may have at most one standby feed, found "
+            f"{', '.join(standbys)}", setting="feeds.*.role")
+
+
+def check_credentials(plan: SessionPlan) -> None:
+    """Fail with one message naming the variables when a feed needs keys that are not set."""
+    if plan.settings.account.has_credentials():
+        return
+    needing = [f.name for f in plan.feeds if f.kind.requires_credentials]
+    if not needing:
+        return
+    acc = plan.settings.account
+    missing = "API_KEY" if not (acc.api_key and acc.api_key.get_secret_value()) else "API_SECRET"
+    var = env_var_name(plan.loaded.name, f"account.{missing.lower()}")
+    raise ConfigError(
+        f"{var} is not set (feeds {', '.join(needing)} need the account's API key and secret);"
+        f" export it or put {missing.lower()} under [{plan.loaded.name}.account] in "
+        ".secrets.toml", setting=f"account.{missing.lower()}")

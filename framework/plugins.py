@@ -1,0 +1,199 @@
+"""The plugin manager: built in a factory, never at import time.
+
+``build_plugin_manager()`` adds the hook specs, registers any plugins passed in,
+loads the ``feedctl`` entry-point group (built-in plugins come through it exactly
+like third-party ones), then checks pending hooks. A plugin that fails to import is
+recorded as a named load error and skipped, not a crash.
+
+Switches: ``FEEDCTL_DISABLE_PLUGIN_AUTOLOAD=1`` loads no entry points;
+``FEEDCTL_LOAD_PLUGINS=a,b`` loads only the named entry points.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+import pluggy
+from pydantic import BaseModel
+
+from . import hookspecs
+from ._version import API_VERSION
+from .errors import PluginConflictError, PluginError
+from .feed import FeedKind
+
+log = logging.getLogger("feedctl.plugins")
+
+hookimpl = pluggy.HookimplMarker("feedctl")
+ENTRY_POINT_GROUP = "feedctl"
+
+
+async def await_me_maybe(value: Any) -> Any:
+    """Await ``value`` if it is awaitable; return it otherwise."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+@dataclass
+class PluginLoadError:
+    name: str
+    source: str
+    error: str
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    source: str
+    hooks: list[str]
+    version: str | None = None
+
+
+@dataclass
+class Registry:
+    """What the loaded plugins contributed, with the contributing plugin's name."""
+
+    kinds: dict[str, tuple[FeedKind, str]] = field(default_factory=dict)
+    sections: dict[str, tuple[type[BaseModel], str]] = field(default_factory=dict)
+
+    def kind(self, name: str) -> FeedKind | None:
+        entry = self.kinds.get(name)
+        return entry[0] if entry else None
+
+
+class FeedctlPluginManager(pluggy.PluginManager):
+    """pluggy's manager plus where each plugin came from and what failed to load."""
+
+    def __init__(self) -> None:
+        super().__init__("feedctl")
+        self.sources: dict[str, str] = {}
+        self.versions: dict[str, str] = {}
+        self.load_errors: list[PluginLoadError] = []
+
+    def plugins_info(self) -> list[PluginInfo]:
+        out = []
+        for name, plugin in sorted(self.list_name_plugin(), key=lambda np: np[0]):
+            if plugin is None:
+                continue
+            hooks = sorted(h.name for h in (self.get_hookcallers(plugin) or []))
+            out.append(PluginInfo(name, self.sources.get(name, "registered in code"), hooks,
+                                  self.versions.get(name)))
+        return out
+
+
+def build_plugin_manager(
+    plugins: Iterable[object] = (), *, load_entrypoints: bool = True
+) -> FeedctlPluginManager:
+    """Build a plugin manager: hook specs, ``plugins``, then the entry-point group."""
+    pm = FeedctlPluginManager()
+    pm.add_hookspecs(hookspecs)
+    for plugin in plugins:
+        name = getattr(plugin, "__name__", None) or type(plugin).__name__
+        pm.register(plugin, name=name)
+        pm.sources[name] = "registered in code"
+    if load_entrypoints and os.environ.get("FEEDCTL_DISABLE_PLUGIN_AUTOLOAD", "") in ("", "0"):
+        _load_entrypoints(pm)
+    pm.check_pending()
+    return pm
+
+
+def _load_entrypoints(pm: FeedctlPluginManager) -> None:
+    allow = os.environ.get("FEEDCTL_LOAD_PLUGINS")
+    allowed = {a.strip() for a in allow.split(",") if a.strip()} if allow else None
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if allowed is not None and ep.name not in allowed:
+            continue
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            continue
+        dist = getattr(ep, "dist", None)
+        source = f"{dist.name} {dist.version} (entry point {ep.value})" if dist else ep.value
+        try:
+            plugin = ep.load()
+            pm.register(plugin, name=ep.name)
+        except Exception as exc:  # a broken plugin must not take feedctl down
+            pm.load_errors.append(PluginLoadError(ep.name, source, f"{type(exc).__name__}: {exc}"))
+            log.warning("plugin %r failed to load and was skipped: %s: %s", ep.name,
+                        type(exc).__name__, exc, extra={"plugin": ep.name})
+            log.debug("traceback of plugin %r", ep.name, exc_info=True)
+            continue
+        pm.sources[ep.name] = source
+        if dist is not None:
+            pm.versions[ep.name] = dist.version
+
+
+def collect_registry(pm: pluggy.PluginManager) -> Registry:
+    """Call the registration hooks plugin by plugin, checking names and API versions."""
+    reg = Registry()
+    for impl in pm.hook.feedctl_feed_kinds.get_hookimpls():
+        plugin = impl.plugin_name
+
+        def register_kind(kind: FeedKind, _plugin: str = plugin) -> None:
+            if not isinstance(kind, FeedKind):
+                raise PluginError(
+                    f"plugin {_plugin!r} registered {kind!r}, which is not a framework.FeedKind",
+                    plugin=_plugin,
+                )
+            if kind.api_version != API_VERSION:
+                raise PluginError(
+                    f"plugin {_plugin!r} provides feed kind {kind.name!r} for plugin API "
+                    f"version {kind.api_version}, but this feedctl has API version "
+                    f"{API_VERSION}; install a version of the plugin built for it",
+                    plugin=_plugin,
+                )
+            if kind.name in reg.kinds:
+                other = reg.kinds[kind.name][1]
+                raise PluginConflictError(
+                    f"feed kind {kind.name!r} is provided by two plugins: {other!r} and "
+                    f"{_plugin!r}; uninstall or disable one (FEEDCTL_LOAD_PLUGINS)",
+                    plugin=_plugin,
+                )
+            reg.kinds[kind.name] = (kind, _plugin)
+
+        _call_registration(impl, plugin, register=register_kind)
+
+    for impl in pm.hook.feedctl_settings_sections.get_hookimpls():
+        plugin = impl.plugin_name
+
+        def register_section(name: str, model: type[BaseModel], _plugin: str = plugin) -> None:
+            if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                raise PluginError(
+                    f"plugin {_plugin!r} registered settings section {name!r} with {model!r}, "
+                    "which is not a pydantic model class",
+                    plugin=_plugin,
+                )
+            if name in reg.sections:
+                other = reg.sections[name][1]
+                raise PluginConflictError(
+                    f"settings section {name!r} is claimed by two plugins: {other!r} and "
+                    f"{_plugin!r}",
+                    plugin=_plugin,
+                )
+            reg.sections[name] = (model, _plugin)
+
+        _call_registration(impl, plugin, register=register_section)
+    return reg
+
+
+def _call_registration(impl: Any, plugin: str, **kwargs: Any) -> None:
+    try:
+        result = impl.function(**kwargs)
+    except PluginError:
+        raise
+    except Exception as exc:
+        raise PluginError(
+            f"plugin {plugin!r} failed in {impl.function.__name__}: {type(exc).__name__}: {exc}",
+            plugin=plugin,
+        ) from exc
+    if inspect.isawaitable(result):
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+        raise PluginError(
+            f"plugin {plugin!r}: registration hooks must not be async", plugin=plugin
+        )

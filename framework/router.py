@@ -1,0 +1,187 @@
+"""Router: which feed's events reach consumers.
+
+Roles (design.md): the *primary*'s events are delivered; a *standby* takes over when
+the primary has been unhealthy for ``failover_after`` seconds (and the standby is
+healthy), and hands back once the primary has been healthy for ``failback_after``;
+*shadow* feeds are only compared with the primary (validator), never delivered.
+
+Across a switch the router reconciles what consumers were last told with the new
+feed's book, emitting synthetic ``opened``/``changed``/``price``/``closed`` events so
+that consumers see no duplicate ``opened``/``closed`` and no position vanishes
+without a ``closed``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .book import LIFECYCLE_FIELDS, PositionBook, unrealised_pnl
+from .models import (
+    EventKind,
+    FeedState,
+    Position,
+    PositionEvent,
+    PositionKey,
+    RouteEvent,
+    StatusEvent,
+)
+from .settings import Role
+
+log = logging.getLogger("feedctl.router")
+
+
+@dataclass
+class _Health:
+    state: FeedState = FeedState.STARTING
+    since: float = field(default_factory=time.monotonic)
+
+
+class Router:
+    """Routes events of the feeds of one session by role."""
+
+    def __init__(
+        self,
+        roles: dict[str, Role],
+        books: dict[str, PositionBook],
+        *,
+        deliver: Callable[[object], None],
+        on_shadow: Callable[[str, PositionEvent], None] | None = None,
+        failover_after: float = 1.0,
+        failback_after: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        primaries = [n for n, r in roles.items() if r is Role.PRIMARY]
+        standbys = [n for n, r in roles.items() if r is Role.STANDBY]
+        if len(primaries) != 1:
+            raise ValueError(f"exactly one primary feed is needed, got {primaries}")
+        if len(standbys) > 1:
+            raise ValueError(f"at most one standby feed is allowed, got {standbys}")
+        self.roles = dict(roles)
+        self.primary = primaries[0]
+        self.standby = standbys[0] if standbys else None
+        self.shadows = [n for n, r in roles.items() if r is Role.SHADOW]
+        self.books = books
+        self.active = self.primary
+        self._deliver = deliver
+        self._on_shadow = on_shadow
+        self.failover_after = failover_after
+        self.failback_after = failback_after
+        self._clock = clock
+        self._health = {name: _Health(since=clock()) for name in roles}
+        #: What consumers were last told, per position key.
+        self.delivered: dict[PositionKey, Position] = {}
+        self.switches: list[RouteEvent] = []
+        self.counters = {"failovers": 0, "failbacks": 0, "delivered": 0}
+
+    # ---------------------------------------------------------------- inputs
+    def on_event(self, feed: str, event: PositionEvent) -> None:
+        if feed == self.active:
+            self._send(event)
+        elif self._on_shadow is not None and feed in self.shadows:
+            self._on_shadow(feed, event)
+
+    def on_status(self, event: StatusEvent) -> None:
+        h = self._health.get(event.feed)
+        if h is not None and event.status.state.is_healthy != h.state.is_healthy:
+            h.since = self._clock()
+        if h is not None:
+            h.state = event.status.state
+        self._deliver(event)
+        self.evaluate()
+
+    # ---------------------------------------------------------------- switching
+    def healthy_for(self, feed: str) -> float:
+        """Seconds the feed has been healthy (negative: unhealthy for that long)."""
+        h = self._health[feed]
+        age = self._clock() - h.since
+        return age if h.state.is_healthy else -age
+
+    def evaluate(self) -> None:
+        """Fail over or back if the thresholds say so. Called on status changes and ticks."""
+        if self.standby is None:
+            return
+        primary = self.healthy_for(self.primary)
+        standby_ok = self._health[self.standby].state.is_healthy
+        if self.active == self.primary:
+            if primary <= -self.failover_after and standby_ok:
+                state = self._health[self.primary].state.value
+                self._switch(self.standby, f"failover: primary {self.primary!r} {state} "
+                                           f"for {-primary:.1f}s")
+        elif primary >= self.failback_after:
+            self._switch(self.primary, f"failback: primary {self.primary!r} healthy "
+                                       f"for {primary:.1f}s")
+
+    def _switch(self, target: str, reason: str) -> None:
+        previous = self.active
+        self.active = target
+        kind = "failback" if target == self.primary else "failover"
+        self.counters[kind + "s"] += 1
+        ev = RouteEvent(active=target, previous=previous, reason=reason)
+        self.switches.append(ev)
+        log.warning("route switched %s -> %s: %s", previous, target, reason,
+                    extra={"active": target, "previous": previous, "cause": kind})
+        self._deliver(ev)
+        for synthetic in self.reconcile_with(self.books[target]):
+            self._send(synthetic)
+
+    def reconcile_with(self, book: PositionBook) -> list[PositionEvent]:
+        """Events that take consumers from what they were told to ``book``'s state."""
+        out: list[PositionEvent] = []
+        target = book.positions
+        for key, told in list(self.delivered.items()):
+            if key in target:
+                continue
+            pos = told
+            mark = book.mark(key.category, key.symbol)
+            if mark is not None:
+                pos = told.model_copy(update={
+                    "mark_price": mark.mark_price,
+                    "unrealised_pnl": unrealised_pnl(
+                        told.category, told.side, told.size, told.entry_price, mark.mark_price),
+                })
+            out.append(_synthetic(EventKind.CLOSED, book.feed, pos))
+        for key, pos in target.items():
+            told_pos = self.delivered.get(key)
+            if told_pos is None or told_pos.side is not pos.side:
+                if told_pos is not None:
+                    out.append(_synthetic(EventKind.CLOSED, book.feed, told_pos))
+                out.append(_synthetic(EventKind.OPENED, book.feed, pos))
+                continue
+            changes = tuple(f for f in LIFECYCLE_FIELDS
+                            if getattr(told_pos, f) != getattr(pos, f))
+            if changes:
+                out.append(_synthetic(EventKind.CHANGED, book.feed, pos, changes))
+            elif pos.mark_price != told_pos.mark_price:
+                out.append(_synthetic(EventKind.PRICE, book.feed, pos))
+        return out
+
+    # ---------------------------------------------------------------- output
+    def _send(self, event: PositionEvent) -> None:
+        key = event.position.key
+        if event.kind is EventKind.CLOSED:
+            self.delivered.pop(key, None)
+        else:
+            self.delivered[key] = event.position
+        self.counters["delivered"] += 1
+        self._deliver(event)
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "active": self.active,
+            "roles": {n: r.value for n, r in self.roles.items()},
+            "health": {
+                n: {"state": h.state.value, "for_seconds": round(abs(self.healthy_for(n)), 3)}
+                for n, h in self._health.items()
+            },
+            "counters": dict(self.counters),
+            "switches": [s.model_dump(mode="json") for s in self.switches[-20:]],
+        }
+
+
+def _synthetic(kind: EventKind, feed: str, pos: Position,
+               changes: tuple[str, ...] = ()) -> PositionEvent:
+    return PositionEvent(kind=kind, feed=feed, position=pos, changes=changes, seq=0,
+                         synthetic=True)

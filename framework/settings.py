@@ -1,0 +1,151 @@
+"""Validated settings of one profile (pydantic models, unknown keys refused).
+
+The raw layers (built-in defaults, settings.toml, .secrets.toml, FEEDCTL_ variables)
+are merged by :mod:`framework.config`; this module defines what a valid profile is.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``5``, ``2.5``, ``"500ms"``, ``"10s"``, ``"1m"``, ``"1h"``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 10, '500ms', '10s' or '1m'")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return float(m.group(1)) * _UNITS[m.group(2)]
+    raise ValueError(f"expected a duration such as 10, '500ms', '10s' or '1m', got {value!r}")
+
+
+#: Seconds; accepts numbers or strings with a unit (ms, s, m, h).
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class StrictModel(BaseModel):
+    """Base for every settings model: unknown keys are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Mode(StrEnum):
+    REST = "rest"
+    CANARY = "canary"
+    PARALLEL = "parallel"
+    PRODUCTION = "production"
+
+
+class Role(StrEnum):
+    PRIMARY = "primary"
+    STANDBY = "standby"
+    SHADOW = "shadow"
+
+
+#: The design's mode table: role -> feed name.
+MODE_PRESETS: dict[Mode, dict[Role, str]] = {
+    Mode.REST: {Role.PRIMARY: "rest_polling"},
+    Mode.CANARY: {Role.PRIMARY: "rest_polling", Role.SHADOW: "bybit_hybrid"},
+    Mode.PARALLEL: {Role.PRIMARY: "bybit_hybrid", Role.SHADOW: "rest_polling"},
+    Mode.PRODUCTION: {Role.PRIMARY: "bybit_hybrid", Role.STANDBY: "rest_polling"},
+}
+
+
+class Endpoints(StrictModel):
+    """Where the profile's exchange lives. Feeds read the URLs they need."""
+
+    rest: str = "https://api.bybit.com"
+    public_ws: str = "wss://stream.bybit.com/v5/public/linear"
+    public_ws_inverse: str = "wss://stream.bybit.com/v5/public/inverse"
+    private_ws: str = "wss://stream.bybit.com/v5/private"
+
+
+class AccountSettings(StrictModel):
+    """The account every feed of a profile watches. Secrets never come from settings.toml."""
+
+    exchange: str = "bybit"
+    name: str = "main"
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+
+    def has_credentials(self) -> bool:
+        return bool(
+            self.api_key
+            and self.api_key.get_secret_value()
+            and self.api_secret
+            and self.api_secret.get_secret_value()
+        )
+
+
+class RouterSettings(StrictModel):
+    #: How long the primary must be unhealthy before the standby delivers.
+    failover_after: Duration = 1.0
+    #: How long the primary must be healthy again before it delivers again.
+    failback_after: Duration = 30.0
+
+
+class DeliverySettings(StrictModel):
+    #: Undelivered lifecycle/status events a consumer may hold before it is cut off.
+    max_pending: int = Field(default=100_000, ge=100)
+    #: A consumer whose oldest pending event is older than this is reported as lagging.
+    lag_threshold: Duration = 1.0
+
+
+class LoggingSettings(StrictModel):
+    format: str = Field(default="kv", pattern="^(kv|json)$")
+    level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+
+
+class FeedEntry(BaseModel):
+    """One feed of a profile: its kind, optional explicit role, and kind-specific settings.
+
+    Everything but ``kind``, ``role`` and ``enabled`` is validated by the kind's own
+    settings model.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    kind: str
+    role: Role | None = None
+    enabled: bool = True
+
+    def kind_settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ProfileSettings(StrictModel):
+    """Everything the core needs from one profile."""
+
+    profile: str
+    mode: Mode = Mode.PRODUCTION
+    account: AccountSettings = AccountSettings()
+    endpoints: Endpoints = Endpoints()
+    feeds: dict[str, FeedEntry] = Field(default_factory=dict)
+    router: RouterSettings = RouterSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    logging: LoggingSettings = LoggingSettings()
+    #: Plugin-owned sections (validated by the plugins' models), by section name.
+    plugins: dict[str, Any] = Field(default_factory=dict)
+
+    def roles(self) -> dict[str, Role]:
+        """Feed name -> role: explicit roles if any feed sets one, else the mode's preset."""
+        explicit = {n: f.role for n, f in self.feeds.items() if f.role is not None and f.enabled}
+        if explicit:
+            return explicit
+        return {name: role for role, name in MODE_PRESETS[self.mode].items()}
+
+    @property
+    def explicit_roles(self) -> bool:
+        return any(f.role is not None for f in self.feeds.values())

@@ -1,0 +1,115 @@
+"""The feedctl command line, run as a subprocess the way a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "tests" / "data" / "tiny_plugin"
+
+
+def feedctl(*args: str, cwd: Path, env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDCTL_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "framework.cli", *args], cwd=cwd,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def tiny_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny third-party plugin package, pip-installed into a folder of its own."""
+    target = tmp_path_factory.mktemp("site")
+    src = tmp_path_factory.mktemp("src") / "tiny_plugin"
+    shutil.copytree(TINY, src)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "--target", str(target), str(src)], check=True, timeout=300)
+    return target
+
+
+def tiny_env(site: Path) -> dict[str, str]:
+    return {"PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+
+
+@pytest.mark.integration
+def test_version(tmp_path: Path) -> None:
+    out = feedctl("--version", cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.startswith("feedctl 0.")
+
+
+@pytest.mark.integration
+def test_pip_installed_plugin_shows_up_in_plugins(tmp_path: Path, tiny_site: Path) -> None:
+    out = feedctl("plugins", cwd=tmp_path, env=tiny_env(tiny_site))
+    assert out.returncode == 0, out.stderr
+    assert "tiny  [feedctl-tiny 0.0.1 (entry point feedctl_tiny.plugin)]" in out.stdout
+    assert "feed kinds: tiny" in out.stdout
+
+
+@pytest.mark.integration
+def test_run_a_pip_installed_feed_kind_named_in_settings(tmp_path: Path, tiny_site: Path) -> None:
+    (tmp_path / "settings.toml").write_text("[t.feeds.x]\nkind = 'tiny'\nrole = 'primary'\n")
+    out = feedctl("run", "--profile", "t", "--for", "1s", "--output", "jsonl", cwd=tmp_path,
+                  env=tiny_env(tiny_site))
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    kinds = [e["kind"] for e in lines if e["type"] == "position"]
+    assert kinds[0] == "opened" and kinds[-1] == "closed" and "price" in kinds
+    first = next(e for e in lines if e["type"] == "position")
+    assert first["position"]["size"] == "3" and first["position"]["side"] == "short"
+    assert "session started" in out.stderr  # logs go to stderr, events to stdout
+
+
+@pytest.mark.integration
+def test_check_prints_roles_and_where_settings_came_from(tmp_path: Path, tiny_site: Path) -> None:
+    (tmp_path / "settings.toml").write_text(
+        "[t]\nmode='rest'\n[t.feeds.rest_polling]\nkind = 'tiny'\n"
+        "[t.feeds.bybit_hybrid]\nkind = 'tiny'\n")
+    out = feedctl("check", "--profile", "t", "--mode", "canary", cwd=tmp_path,
+                  env=tiny_env(tiny_site))
+    assert out.returncode == 0, out.stderr
+    assert "mode: canary   roles from: mode preset (command line (--mode))" in out.stdout
+    assert "rest_polling   role=primary  kind=tiny" in out.stdout
+    assert "bybit_hybrid   role=shadow   kind=tiny" in out.stdout
+    assert "api_key: NOT SET (export FEEDCTL_T__ACCOUNT__API_KEY)" in out.stdout
+
+
+@pytest.mark.integration
+def test_bad_configuration_exits_2_with_one_error_line(tmp_path: Path) -> None:
+    (tmp_path / "settings.toml").write_text("[t.router]\nfailover_after = 'x'\n")
+    out = feedctl("run", "--profile", "t", cwd=tmp_path)
+    assert out.returncode == 2
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("ERROR:")]
+    assert len(errors) == 1 and "router.failover_after" in errors[0]
+
+
+@pytest.mark.integration
+def test_bad_duration_for_is_a_usage_error(tmp_path: Path) -> None:
+    out = feedctl("run", "--for", "forever", cwd=tmp_path)
+    assert out.returncode == 2 and "ERROR: --for:" in out.stderr
+
+
+@pytest.mark.integration
+def test_sigterm_stops_a_run_cleanly(tmp_path: Path, tiny_site: Path) -> None:
+    import signal
+    import time
+
+    (tmp_path / "settings.toml").write_text("[t.feeds.x]\nkind = 'tiny'\nrole = 'primary'\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDCTL_")}
+    env.update(tiny_env(tiny_site))
+    proc = subprocess.Popen([sys.executable, "-m", "framework.cli", "run", "--profile", "t",
+                             "-o", "jsonl"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    proc.stdout.readline()  # running
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert "Task was destroyed" not in err and "Traceback" not in err

@@ -1,0 +1,146 @@
+"""Profiles: layers, environment overrides, provenance, and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from framework import ConfigError, Mode, Role
+from framework.plan import build_plan, check_credentials
+from framework.plugins import FeedctlPluginManager
+from tests.core.conftest import SCRIPTED_PROFILE
+
+pytestmark = pytest.mark.unit
+
+
+def write(folder: Path, text: str, name: str = "settings.toml") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_builtin_profiles_exist_without_any_settings_file(
+    clean_env: Path, pm: FeedctlPluginManager
+) -> None:
+    with pytest.raises(ConfigError, match="names kind 'bybit_hybrid', which no loaded plugin"):
+        build_plan("mainnet", pm=pm)  # the profile loads; only the plugin is missing here
+
+
+def test_unknown_profile_names_the_known_ones(clean_env: Path, pm: FeedctlPluginManager) -> None:
+    with pytest.raises(ConfigError, match=r"profile 'nope' is not defined; known profiles: "
+                                          r"mainnet, sim, testnet"):
+        build_plan("nope", pm=pm)
+
+
+def test_profile_from_environment_variable(
+    clean_env: Path, pm: FeedctlPluginManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(clean_env, SCRIPTED_PROFILE)
+    monkeypatch.setenv("FEEDCTL_PROFILE", "t")
+    plan = build_plan(pm=pm)
+    assert plan.loaded.name == "t" and plan.roles == {"main": Role.PRIMARY}
+
+
+def test_environment_overrides_a_feed_setting_and_check_names_the_source(
+    clean_env: Path, pm: FeedctlPluginManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(clean_env, SCRIPTED_PROFILE)
+    monkeypatch.setenv("FEEDCTL_FEEDS__MAIN__SYMBOL", "ETHUSDT")
+    plan = build_plan("t", pm=pm)
+    assert plan.feeds[0].settings.symbol == "ETHUSDT"
+    assert plan.loaded.source_of("feeds.main.symbol") == (
+        "environment (FEEDCTL_FEEDS__MAIN__SYMBOL)")
+
+
+def test_profile_scoped_variable_wins_and_applies_to_its_profile_only(
+    clean_env: Path, pm: FeedctlPluginManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(clean_env, SCRIPTED_PROFILE + "\n[u]\n[u.feeds.main]\nkind='scripted'\nrole='primary'\n")
+    monkeypatch.setenv("FEEDCTL_ACCOUNT__API_KEY", "global-key")
+    monkeypatch.setenv("FEEDCTL_T__ACCOUNT__API_KEY", "t-key")
+    t = build_plan("t", pm=pm).settings.account.api_key
+    u = build_plan("u", pm=pm).settings.account.api_key
+    assert t is not None and t.get_secret_value() == "t-key"
+    assert u is not None and u.get_secret_value() == "global-key"
+
+
+def test_secrets_file_beside_settings_is_loaded(
+    clean_env: Path, pm: FeedctlPluginManager
+) -> None:
+    write(clean_env, SCRIPTED_PROFILE)
+    write(clean_env, "[t.account]\napi_key = 'k1234'\napi_secret = 's5678'\n", ".secrets.toml")
+    acc = build_plan("t", pm=pm).settings.account
+    assert acc.has_credentials()
+    assert "s5678" not in repr(acc)
+
+
+def test_unknown_key_is_reported_not_ignored(clean_env: Path, pm: FeedctlPluginManager) -> None:
+    write(clean_env, SCRIPTED_PROFILE + "\n[t.router]\nfailover_afterr = 2\n")
+    with pytest.raises(ConfigError, match=r"unknown setting 'router.failover_afterr' in "
+                                          r"profile 't'"):
+        build_plan("t", pm=pm)
+
+
+def test_unknown_feed_setting_is_reported_with_its_path(
+    clean_env: Path, pm: FeedctlPluginManager
+) -> None:
+    write(clean_env, SCRIPTED_PROFILE + "symbl = 'X'\n")
+    with pytest.raises(ConfigError, match=r"unknown setting 'feeds.main.symbl'"):
+        build_plan("t", pm=pm)
+
+
+def test_bad_duration_names_the_setting_and_its_variable(
+    clean_env: Path, pm: FeedctlPluginManager
+) -> None:
+    write(clean_env, SCRIPTED_PROFILE + "\n[t.router]\nfailback_after = 'soon'\n")
+    with pytest.raises(ConfigError) as err:
+        build_plan("t", pm=pm)
+    msg = str(err.value)
+    assert "setting 'router.failback_after' in profile 't'" in msg
+    assert "got 'soon'" in msg and "FEEDCTL_T__ROUTER__FAILBACK_AFTER" in msg
+
+
+def test_missing_credentials_name_the_variable(
+    clean_env: Path, pm: FeedctlPluginManager
+) -> None:
+    from framework import FeedKind
+    from tests.core.scripted import ScriptedFeed, ScriptedSettings
+
+    class KeyedPlugin:
+        @staticmethod
+        def feedctl_feed_kinds(register):  # type: ignore[no-untyped-def]
+            register(FeedKind("keyed", ScriptedFeed, ScriptedSettings))
+
+    from framework import hookimpl
+    KeyedPlugin.feedctl_feed_kinds = hookimpl(KeyedPlugin.feedctl_feed_kinds)  # type: ignore
+    pm.register(KeyedPlugin, name="keyed")
+    write(clean_env, "[mainnet.feeds.k]\nkind = 'keyed'\nrole = 'primary'\n")
+    plan = build_plan("mainnet", pm=pm)
+    with pytest.raises(ConfigError, match=r"^FEEDCTL_MAINNET__ACCOUNT__API_KEY is not set"):
+        check_credentials(plan)
+
+
+def test_mode_override_changes_roles(clean_env: Path, pm: FeedctlPluginManager) -> None:
+    write(clean_env, "[t]\nmode='production'\n[t.feeds.bybit_hybrid]\nkind='scripted'\n"
+                     "[t.feeds.rest_polling]\nkind='scripted'\n")
+    assert build_plan("t", pm=pm).roles == {"bybit_hybrid": Role.PRIMARY,
+                                            "rest_polling": Role.STANDBY}
+    plan = build_plan("t", pm=pm, mode="canary")
+    assert plan.settings.mode is Mode.CANARY
+    assert plan.roles == {"rest_polling": Role.PRIMARY, "bybit_hybrid": Role.SHADOW}
+    assert plan.loaded.source_of("mode") == "command line (--mode)"
+    assert build_plan("t", pm=pm, mode="rest").roles == {"rest_polling": Role.PRIMARY}
+
+
+def test_explicit_roles_need_exactly_one_primary(
+    clean_env: Path, pm: FeedctlPluginManager
+) -> None:
+    write(clean_env, "[t.feeds.a]\nkind='scripted'\nrole='standby'\n")
+    with pytest.raises(ConfigError, match="exactly one feed the role primary, found 0"):
+        build_plan("t", pm=pm)
+
+
+def test_missing_settings_file_is_a_clear_error(clean_env: Path, pm: FeedctlPluginManager) -> None:
+    with pytest.raises(ConfigError, match=r"settings file 'nope\.toml' does not exist"):
+        build_plan("t", settings_path="nope.toml", pm=pm)

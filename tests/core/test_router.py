@@ -1,0 +1,133 @@
+"""Router: roles, failover and failback, no duplicate lifecycle events across switches."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from framework import (
+    EventKind,
+    FeedState,
+    FeedStatus,
+    MarkPrice,
+    PositionBook,
+    PositionEvent,
+    PositionUpdate,
+    Role,
+    RouteEvent,
+    Side,
+    StatusEvent,
+)
+from framework.router import Router
+
+pytestmark = pytest.mark.unit
+D = Decimal
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def setup(roles: dict[str, Role]) -> tuple[Router, dict[str, PositionBook], list[object], Clock,
+                                           list[tuple[str, PositionEvent]]]:
+    delivered: list[object] = []
+    shadow: list[tuple[str, PositionEvent]] = []
+    clock = Clock()
+    books: dict[str, PositionBook] = {}
+    router = Router(roles, books, deliver=delivered.append,
+                    on_shadow=lambda f, e: shadow.append((f, e)),
+                    failover_after=1.0, failback_after=5.0, clock=clock)
+    for name in roles:
+        books[name] = PositionBook(exchange="x", account="a", feed=name,
+                                   emit=lambda e, n=name: router.on_event(n, e))
+    return router, books, delivered, clock, shadow
+
+
+def status(router: Router, feed: str, state: FeedState) -> None:
+    router.on_status(StatusEvent(feed=feed, status=FeedStatus(feed=feed, kind="k", state=state)))
+
+
+def upd(symbol: str, size: str, seq: int, side: Side = Side.LONG) -> PositionUpdate:
+    return PositionUpdate(symbol=symbol, side=side if D(size) else None, size=D(size),
+                          entry_price=D("100"), seq=seq)
+
+
+def pos_events(delivered: list[object]) -> list[tuple[str, str]]:
+    return [(e.kind.value, e.position.symbol) for e in delivered if isinstance(e, PositionEvent)]
+
+
+def test_only_the_primary_is_delivered_and_shadows_go_to_validation() -> None:
+    _, books, delivered, _, shadow = setup({"h": Role.PRIMARY, "r": Role.SHADOW})
+    books["h"].apply(upd("BTCUSDT", "1", 1))
+    books["r"].apply(upd("BTCUSDT", "1", 1))
+    assert pos_events(delivered) == [("opened", "BTCUSDT")]
+    assert [(f, e.kind.value) for f, e in shadow] == [("r", "opened")]
+
+
+def test_failover_after_threshold_then_failback_without_duplicate_lifecycles() -> None:
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    for b in books.values():
+        b.apply(upd("BTCUSDT", "1", 1))
+        b.apply(upd("ETHUSDT", "2", 1))
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t = 0.9
+    router.evaluate()
+    assert router.active == "h"
+    # while the primary is down the position changes and another closes
+    books["r"].apply(upd("BTCUSDT", "3", 2))
+    books["r"].apply(upd("ETHUSDT", "0", 2))
+    clock.t = 1.1
+    router.evaluate()
+    assert router.active == "r"
+    route = [e for e in delivered if isinstance(e, RouteEvent)]
+    assert route[0].previous == "h" and "failover" in route[0].reason
+    # the primary comes back, resynced to the same truth
+    books["h"].apply(upd("BTCUSDT", "3", 2))
+    books["h"].apply(upd("ETHUSDT", "0", 2))
+    status(router, "h", FeedState.HEALTHY)
+    clock.t = 4.0
+    router.evaluate()
+    assert router.active == "r"
+    clock.t = 6.2
+    router.evaluate()
+    assert router.active == "h"
+    assert pos_events(delivered) == [
+        ("opened", "BTCUSDT"), ("opened", "ETHUSDT"),  # from h
+        ("closed", "ETHUSDT"), ("changed", "BTCUSDT"),  # reconciled at failover
+    ]
+    assert router.counters == {"failovers": 1, "failbacks": 1, "delivered": 4}
+
+
+def test_no_failover_to_an_unhealthy_standby() -> None:
+    router, _, _, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.FAILED)
+    status(router, "r", FeedState.DEGRADED)
+    clock.t = 10
+    router.evaluate()
+    assert router.active == "h"
+    status(router, "r", FeedState.HEALTHY)
+    assert router.active == "r"
+
+
+def test_reconcile_opens_positions_the_consumers_never_saw() -> None:
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "r", FeedState.HEALTHY)
+    books["r"].apply(upd("SOLUSDT", "5", 1, Side.SHORT))
+    books["r"].apply_mark(MarkPrice(symbol="SOLUSDT", mark_price=D("90")))
+    clock.t = 2
+    router.evaluate()
+    opened = [e for e in delivered if isinstance(e, PositionEvent)]
+    assert [(e.kind, e.synthetic) for e in opened] == [(EventKind.OPENED, True)]
+    assert opened[0].position.unrealised_pnl == D("50")
+
+
+def test_router_requires_exactly_one_primary() -> None:
+    with pytest.raises(ValueError, match="exactly one primary"):
+        Router({"a": Role.STANDBY}, {}, deliver=lambda e: None)
