@@ -38,6 +38,7 @@ from .models import (
 )
 from .plugins import await_me_maybe, build_plugin_manager, hookimpl
 from .services import Service
+from .session import EventStream, Session
 from .settings import (
     AccountSettings,
     Duration,
@@ -47,6 +48,7 @@ from .settings import (
     Role,
     StrictModel,
 )
+from .validator import ValidationReport
 
 __all__ = [
     "API_VERSION",
@@ -59,6 +61,7 @@ __all__ = [
     "Endpoints",
     "Event",
     "EventKind",
+    "EventStream",
     "FatalFeedError",
     "Feed",
     "FeedContext",
@@ -82,9 +85,11 @@ __all__ = [
     "Role",
     "RouteEvent",
     "Service",
+    "Session",
     "Side",
     "StatusEvent",
     "StrictModel",
+    "ValidationReport",
     "__version__",
     "await_me_maybe",
     "build_plugin_manager",

@@ -84,6 +84,10 @@ class PositionBook:
         self._by_symbol: dict[tuple[Category, str], set[PositionKey]] = {}
         self._lifecycles: dict[PositionKey, int] = {}
         self._event_seq = 0
+        #: Exchange time (ms) of the newest complete snapshot reconciled into the book.
+        self.reconciled_as_of_ms: int | None = None
+        #: Exchange time (ms) at which each key was last seen flat.
+        self.flat_ms: dict[PositionKey, int] = {}
         self.counters: dict[str, int] = {
             "updates": 0,
             "stale_dropped": 0,
@@ -96,6 +100,13 @@ class PositionBook:
     def open_symbols(self) -> set[tuple[Category, str]]:
         """(category, symbol) of every open position: what needs a price stream."""
         return {k for k, keys in self._by_symbol.items() if keys}
+
+    def known_flat_as_of(self, key: PositionKey) -> int | None:
+        """Exchange time (ms) up to which this book knows ``key`` is flat, if it is."""
+        if key in self.positions:
+            return None
+        times = [t for t in (self.reconciled_as_of_ms, self.flat_ms.get(key)) if t is not None]
+        return max(times) if times else None
 
     def mark(self, category: Category, symbol: str) -> MarkPrice | None:
         return self._marks.get((category, symbol))
@@ -194,6 +205,8 @@ class PositionBook:
         """
         events: list[PositionEvent] = []
         seen: set[PositionKey] = set()
+        if as_of_ms is not None:
+            self.reconciled_as_of_ms = max(as_of_ms, self.reconciled_as_of_ms or 0)
         for row in snapshot:
             seen.add(row.key)
             events.extend(self.apply(row))
@@ -323,6 +336,8 @@ class PositionBook:
             )
         pos = cur.model_copy(update=update)
         del self.positions[cur.key]
+        if u.exchange_ms is not None:
+            self.flat_ms[cur.key] = max(u.exchange_ms, self.flat_ms.get(cur.key, 0))
         keys = self._by_symbol.get((cur.category, cur.symbol))
         if keys is not None:
             keys.discard(cur.key)

@@ -20,7 +20,7 @@ import click
 from ._version import API_VERSION, __version__
 from .config import env_var_name
 from .errors import ConfigError, FatalFeedError, FeedctlError, PluginError
-from .logs import configure_logging
+from .logs import configure_logging, redact
 from .output import TextPrinter, jsonl
 from .plan import SessionPlan, build_plan
 from .plugins import FeedctlPluginManager, build_plugin_manager, collect_registry
@@ -36,8 +36,13 @@ class ExitCode(IntEnum):
     USAGE = 2
 
 
+def _error(message: object) -> None:
+    """One ``ERROR:`` line on stderr, with every registered secret redacted."""
+    click.echo(redact(f"ERROR: {message}"), err=True)
+
+
 def _fail(message: str, code: ExitCode) -> None:
-    click.echo(f"ERROR: {message}", err=True)
+    _error(message)
     sys.exit(int(code))
 
 
@@ -181,10 +186,10 @@ async def _run(plan: SessionPlan, seconds: float | None, output: str) -> ExitCod
     try:
         await session.start()
     except ConfigError as exc:
-        click.echo(f"ERROR: {exc}", err=True)
+        _error(exc)
         return ExitCode.USAGE
     except FeedctlError as exc:
-        click.echo(f"ERROR: {exc}", err=True)
+        _error(exc)
         return ExitCode.FAILURE
     stream = session.events(name="cli")
     code = ExitCode.OK
@@ -203,7 +208,7 @@ async def _run(plan: SessionPlan, seconds: float | None, output: str) -> ExitCod
             if not t.cancelled() and t.exception() is not None:
                 raise t.exception()  # type: ignore[misc]
     except FatalFeedError as exc:
-        click.echo(f"ERROR: {exc}", err=True)
+        _error(exc)
         code = ExitCode.FAILURE
     finally:
         for t in waiters:

@@ -120,8 +120,11 @@ class FeedContext:
         endpoints: Endpoints,
         book: PositionBook,
         on_status: Callable[[StatusEvent], None] | None = None,
+        profile: str = "",
     ) -> None:
         self.name = name
+        #: The profile this feed runs in (for messages naming settings).
+        self.profile = profile
         self.kind = kind
         self.role = role
         self.account = account
@@ -138,6 +141,17 @@ class FeedContext:
         self.counters: dict[str, int] = {}
         self._latency = _Latency()
         self._stale: tuple[str, ...] = ()
+
+    def env_var(self, setting: str) -> str:
+        """The environment variable that sets ``setting`` in this feed's profile:
+        ``ctx.env_var("account.api_key")`` -> ``FEEDCTL_MAINNET__ACCOUNT__API_KEY``.
+        Name it in errors the user must act on."""
+        parts = [self.profile or "<PROFILE>", *setting.split(".")]
+        return "FEEDCTL_" + "__".join(p.upper() for p in parts)
+
+    def feed_setting(self, key: str) -> str:
+        """The dotted name of this feed's own setting ``key``: ``feeds.<name>.<key>``."""
+        return f"feeds.{self.name}.{key}"
 
     # -------------------------------------------------------------- book access
     def apply(self, update: PositionUpdate) -> list[PositionEvent]:

@@ -8,7 +8,19 @@ healthy), and hands back once the primary has been healthy for ``failback_after`
 Across a switch the router reconciles what consumers were last told with the new
 feed's book, emitting synthetic ``opened``/``changed``/``price``/``closed`` events so
 that consumers see no duplicate ``opened``/``closed`` and no position vanishes
-without a ``closed``.
+without a ``closed``:
+
+* a position the new feed has and consumers do not: ``opened``; one both have but
+  differently: ``changed`` (or ``price``);
+* a position consumers have and the new feed lacks is closed only once the new feed
+  *knows* it is flat at a time not older than what consumers were told (its last
+  complete snapshot, or its own close of that key, by exchange time). A polling
+  standby whose last snapshot predates the position leaves it open ("pending") until
+  its next snapshot says otherwise.
+
+Every event of the delivering feed then passes a guard against what consumers were
+told, so an ``opened`` for a position consumers already hold becomes a ``changed``
+(or nothing), and a ``closed`` for one they never saw is dropped.
 """
 
 from __future__ import annotations
@@ -74,12 +86,16 @@ class Router:
         #: What consumers were last told, per position key.
         self.delivered: dict[PositionKey, Position] = {}
         self.switches: list[RouteEvent] = []
-        self.counters = {"failovers": 0, "failbacks": 0, "delivered": 0}
+        #: Keys consumers hold that the active feed lacks but cannot yet call flat.
+        self.pending_orphans: set[PositionKey] = set()
+        self.counters = {"failovers": 0, "failbacks": 0, "delivered": 0, "guarded": 0}
 
     # ---------------------------------------------------------------- inputs
     def on_event(self, feed: str, event: PositionEvent) -> None:
         if feed == self.active:
-            self._send(event)
+            self._guarded(event)
+            if self.pending_orphans:
+                self._settle_orphans()
         elif self._on_shadow is not None and feed in self.shadows:
             self._on_shadow(feed, event)
 
@@ -101,6 +117,8 @@ class Router:
 
     def evaluate(self) -> None:
         """Fail over or back if the thresholds say so. Called on status changes and ticks."""
+        if self.pending_orphans:
+            self._settle_orphans()
         if self.standby is None:
             return
         primary = self.healthy_for(self.primary)
@@ -124,39 +142,92 @@ class Router:
         log.warning("route switched %s -> %s: %s", previous, target, reason,
                     extra={"active": target, "previous": previous, "cause": kind})
         self._deliver(ev)
+        self.pending_orphans = set()
         for synthetic in self.reconcile_with(self.books[target]):
             self._send(synthetic)
 
     def reconcile_with(self, book: PositionBook) -> list[PositionEvent]:
-        """Events that take consumers from what they were told to ``book``'s state."""
+        """Events that take consumers from what they were told to ``book``'s state.
+
+        Keys consumers hold that ``book`` cannot yet call flat go to ``pending_orphans``.
+        """
         out: list[PositionEvent] = []
         target = book.positions
         for key, told in list(self.delivered.items()):
             if key in target:
                 continue
-            pos = told
-            mark = book.mark(key.category, key.symbol)
-            if mark is not None:
-                pos = told.model_copy(update={
-                    "mark_price": mark.mark_price,
-                    "unrealised_pnl": unrealised_pnl(
-                        told.category, told.side, told.size, told.entry_price, mark.mark_price),
-                })
-            out.append(_synthetic(EventKind.CLOSED, book.feed, pos))
+            if self._knows_flat(book, told):
+                out.append(self._closing(book, told))
+            else:
+                self.pending_orphans.add(key)
         for key, pos in target.items():
             told_pos = self.delivered.get(key)
-            if told_pos is None or told_pos.side is not pos.side:
-                if told_pos is not None:
-                    out.append(_synthetic(EventKind.CLOSED, book.feed, told_pos))
+            if told_pos is None:
                 out.append(_synthetic(EventKind.OPENED, book.feed, pos))
-                continue
-            changes = tuple(f for f in LIFECYCLE_FIELDS
-                            if getattr(told_pos, f) != getattr(pos, f))
-            if changes:
-                out.append(_synthetic(EventKind.CHANGED, book.feed, pos, changes))
-            elif pos.mark_price != told_pos.mark_price:
-                out.append(_synthetic(EventKind.PRICE, book.feed, pos))
+            else:
+                out.extend(self._diff(told_pos, pos, book.feed))
         return out
+
+    @staticmethod
+    def _knows_flat(book: PositionBook, told: Position) -> bool:
+        flat_as_of = book.known_flat_as_of(told.key)
+        if flat_as_of is None:
+            return book.reconciled_as_of_ms is None and not book.flat_ms
+        return told.exchange_ms is None or flat_as_of >= told.exchange_ms
+
+    def _closing(self, book: PositionBook, told: Position) -> PositionEvent:
+        pos = told
+        mark = book.mark(told.category, told.symbol)
+        if mark is not None:
+            pos = told.model_copy(update={
+                "mark_price": mark.mark_price,
+                "unrealised_pnl": unrealised_pnl(
+                    told.category, told.side, told.size, told.entry_price, mark.mark_price),
+            })
+        return _synthetic(EventKind.CLOSED, book.feed, pos)
+
+    def _settle_orphans(self) -> None:
+        book = self.books[self.active]
+        for key in list(self.pending_orphans):
+            told = self.delivered.get(key)
+            if told is None or key in book.positions:
+                self.pending_orphans.discard(key)
+            elif self._knows_flat(book, told):
+                self.pending_orphans.discard(key)
+                self._send(self._closing(book, told))
+
+    def _guarded(self, event: PositionEvent) -> None:
+        """Deliver an event of the active feed, consistent with what consumers hold."""
+        key = event.position.key
+        told = self.delivered.get(key)
+        kind = event.kind
+        if kind is EventKind.CLOSED:
+            if told is None:
+                self.counters["guarded"] += 1
+                return
+        elif kind is EventKind.OPENED:
+            if told is not None:
+                self.counters["guarded"] += 1
+                self.pending_orphans.discard(key)
+                for ev in self._diff(told, event.position, event.feed):
+                    self._send(ev)
+                return
+        elif told is None:  # changed/price for a position consumers never saw opened
+            self.counters["guarded"] += 1
+            self._send(_synthetic(EventKind.OPENED, event.feed, event.position))
+            return
+        self._send(event)
+
+    def _diff(self, told: Position, pos: Position, feed: str) -> list[PositionEvent]:
+        if told.side is not pos.side:
+            return [_synthetic(EventKind.CLOSED, feed, told),
+                    _synthetic(EventKind.OPENED, feed, pos)]
+        changes = tuple(f for f in LIFECYCLE_FIELDS if getattr(told, f) != getattr(pos, f))
+        if changes:
+            return [_synthetic(EventKind.CHANGED, feed, pos, changes)]
+        if pos.mark_price != told.mark_price:
+            return [_synthetic(EventKind.PRICE, feed, pos)]
+        return []
 
     # ---------------------------------------------------------------- output
     def _send(self, event: PositionEvent) -> None:
@@ -177,6 +248,7 @@ class Router:
                 for n, h in self._health.items()
             },
             "counters": dict(self.counters),
+            "pending_orphans": sorted(str(k) for k in self.pending_orphans),
             "switches": [s.model_dump(mode="json") for s in self.switches[-20:]],
         }
 

@@ -33,6 +33,7 @@ from .plugins import FeedctlPluginManager, await_me_maybe
 from .router import Router
 from .settings import AccountSettings, Endpoints, Role
 from .supervisor import supervise_feed
+from .validator import Validator
 
 log = logging.getLogger("feedctl.session")
 
@@ -101,7 +102,7 @@ class Session:
         self.pm = self.plan.pm
         self.feeds: dict[str, FeedRuntime] = {}
         self.router: Router | None = None
-        self.validator: Any = None
+        self.validator: Validator | None = None
         self._streams = _Streams()
         self._dispatchers: list[PluginDispatcher] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -147,7 +148,8 @@ class Session:
         for fp in self.plan.feeds:
             book = PositionBook(exchange=s.account.exchange, account=s.account.name, feed=fp.name)
             ctx = FeedContext(name=fp.name, kind=fp.kind.name, role=fp.role, account=s.account,
-                              endpoints=s.endpoints, book=book, on_status=self._on_status)
+                              endpoints=s.endpoints, book=book, on_status=self._on_status,
+                              profile=self.plan.loaded.name)
             book._emit = self._emitter(fp.name)  # the book reports through the router
             feed = fp.kind.factory(ctx, fp.settings)
             if not isinstance(feed, Feed):
@@ -160,6 +162,10 @@ class Session:
             self.plan.roles, {n: rt.book for n, rt in self.feeds.items()},
             deliver=self._fanout, on_shadow=self._on_shadow,
             failover_after=s.router.failover_after, failback_after=s.router.failback_after)
+        shadows = [rt.book for rt in self.feeds.values() if rt.plan.role is Role.SHADOW]
+        if shadows:
+            self.validator = Validator(self.feeds[self.router.primary].book, shadows,
+                                       s.validation)
         self._dispatchers = PluginDispatcher.for_plugins(self.pm, s.delivery)
         for d in self._dispatchers:
             self._streams.queues.append(d.queue)
@@ -288,6 +294,9 @@ class Session:
             await asyncio.sleep(0.1)
             if self.router is not None:
                 self.router.evaluate()
+            if self.validator is not None and self.validator.due():
+                for report in self.validator.tick():
+                    self._fanout(report)
             for d in self._dispatchers:
                 d.check_lag()
 

@@ -108,6 +108,17 @@ class LoggingSettings(StrictModel):
     level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 
 
+class MonitorSettings(StrictModel):
+    """The read-only monitor server (status API, /metrics, dashboard)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    #: 0 picks a free port (printed in the log at start).
+    port: int = Field(default=8765, ge=0, le=65535)
+    #: Optional bearer token; from FEEDCTL_<PROFILE>__MONITOR__TOKEN or .secrets.toml.
+    token: SecretStr | None = None
+
+
 class FeedEntry(BaseModel):
     """One feed of a profile: its kind, optional explicit role, and kind-specific settings.
 
@@ -125,6 +136,18 @@ class FeedEntry(BaseModel):
         return dict(self.model_extra or {})
 
 
+class ValidationSettings(StrictModel):
+    """Shadow-feed validation (canary and parallel modes)."""
+
+    #: How often the books are compared (and a report is published).
+    interval: Duration = 1.0
+    #: Rolling window of the agreement figures.
+    window: Duration = 300.0
+    #: How long a difference may last before it counts as a disagreement: set it to
+    #: at least the slower feed's polling interval (REST lags by up to one interval).
+    settle: Duration = 12.0
+
+
 class ProfileSettings(StrictModel):
     """Everything the core needs from one profile."""
 
@@ -136,6 +159,8 @@ class ProfileSettings(StrictModel):
     router: RouterSettings = RouterSettings()
     delivery: DeliverySettings = DeliverySettings()
     logging: LoggingSettings = LoggingSettings()
+    monitor: MonitorSettings = MonitorSettings()
+    validation: ValidationSettings = ValidationSettings()
     #: Plugin-owned sections (validated by the plugins' models), by section name.
     plugins: dict[str, Any] = Field(default_factory=dict)
 

@@ -102,7 +102,7 @@ def test_failover_after_threshold_then_failback_without_duplicate_lifecycles() -
         ("opened", "BTCUSDT"), ("opened", "ETHUSDT"),  # from h
         ("closed", "ETHUSDT"), ("changed", "BTCUSDT"),  # reconciled at failover
     ]
-    assert router.counters == {"failovers": 1, "failbacks": 1, "delivered": 4}
+    assert router.counters == {"failovers": 1, "failbacks": 1, "delivered": 4, "guarded": 0}
 
 
 def test_no_failover_to_an_unhealthy_standby() -> None:
@@ -126,6 +126,51 @@ def test_reconcile_opens_positions_the_consumers_never_saw() -> None:
     opened = [e for e in delivered if isinstance(e, PositionEvent)]
     assert [(e.kind, e.synthetic) for e in opened] == [(EventKind.OPENED, True)]
     assert opened[0].position.unrealised_pnl == D("50")
+
+
+def test_a_standby_whose_snapshot_predates_a_position_does_not_close_it() -> None:
+    """The hybrid saw an open at t=2000 ms; the REST standby's last snapshot is from
+    t=1000 ms. Failing over must not close the position; the standby's next snapshot
+    (which has it) must not open it a second time."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    books["r"].reconcile([], as_of_ms=1000)
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("1"),
+                                    entry_price=D("100"), seq=1, exchange_ms=2000))
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t = 2
+    router.evaluate()
+    assert router.active == "r" and router.pending_orphans
+    assert pos_events(delivered) == [("opened", "BTCUSDT")]
+    books["r"].reconcile([PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("1"),
+                                         entry_price=D("100"), seq=1, exchange_ms=2000)],
+                         as_of_ms=3000)
+    assert pos_events(delivered) == [("opened", "BTCUSDT")]
+    assert not router.pending_orphans and router.counters["guarded"] == 1
+
+
+def test_a_pending_orphan_closes_once_the_standby_knows_it_is_flat() -> None:
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "r", FeedState.HEALTHY)
+    books["r"].reconcile([], as_of_ms=1000)
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("1"),
+                                    entry_price=D("100"), seq=1, exchange_ms=2000))
+    clock.t = 2
+    router.evaluate()
+    assert router.active == "r" and router.pending_orphans
+    books["r"].reconcile([], as_of_ms=4000)  # the next poll: still flat, and newer
+    router.evaluate()
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
+    assert not router.pending_orphans
+
+
+def test_guard_drops_a_close_for_a_position_consumers_never_saw() -> None:
+    router, books, delivered, _, _ = setup({"h": Role.PRIMARY})
+    books["h"].apply(upd("BTCUSDT", "1", 1))
+    router.delivered.clear()  # as if consumers had been told it closed
+    books["h"].apply(upd("BTCUSDT", "0", 2))
+    assert pos_events(delivered) == [("opened", "BTCUSDT")]
 
 
 def test_router_requires_exactly_one_primary() -> None:
