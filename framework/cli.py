@@ -21,6 +21,7 @@ from ._version import API_VERSION, __version__
 from .config import env_var_name
 from .errors import ConfigError, FatalFeedError, FeedctlError, PluginError
 from .logs import configure_logging, redact
+from .monitor import Monitor, live_view, status_command
 from .output import TextPrinter, jsonl
 from .plan import SessionPlan, build_plan
 from .plugins import FeedctlPluginManager, build_plugin_manager, collect_registry
@@ -83,6 +84,9 @@ def _plan(profile: str | None, settings_path: str | None, mode: str | None) -> S
                       message=f"%(prog)s %(version)s (plugin API {API_VERSION})")
 def cli() -> None:
     """Live exchange positions with live mark prices."""
+
+
+cli.add_command(status_command)
 
 
 @cli.command()
@@ -155,9 +159,13 @@ def check(profile: str | None, settings_path: str | None, mode: str | None) -> N
 @click.option("--for", "duration", default=None,
               help="Stop after this long (e.g. 30s, 2m). Default: until Ctrl-C.")
 @click.option("--output", "-o", type=click.Choice(["table", "jsonl"]), default="table",
-              help="jsonl: one event per line on stdout (docs/events.md). Logs go to stderr.")
+              help="table: a live view on a terminal, lines otherwise; jsonl: one event per "
+                   "line on stdout (docs/events.md). Logs go to stderr.")
+@click.option("--monitor/--no-monitor", "monitor_flag", default=None,
+              help="Serve the read-only monitor (API, /metrics, dashboard). "
+                   "Default: monitor.enabled.")
 def run(profile: str | None, settings_path: str | None, mode: str | None,
-        duration: str | None, output: str) -> None:
+        duration: str | None, output: str, monitor_flag: bool | None) -> None:
     """Run a profile's feeds and deliver positions."""
     seconds = None
     if duration is not None:
@@ -168,13 +176,14 @@ def run(profile: str | None, settings_path: str | None, mode: str | None,
     plan = _plan(profile, settings_path, mode)
     configure_logging(plan.settings.logging.format, plan.settings.logging.level)
     try:
-        code = asyncio.run(_run(plan, seconds, output))
+        code = asyncio.run(_run(plan, seconds, output, monitor_flag))
     except KeyboardInterrupt:
         code = ExitCode.OK
     sys.exit(int(code))
 
 
-async def _run(plan: SessionPlan, seconds: float | None, output: str) -> ExitCode:
+async def _run(plan: SessionPlan, seconds: float | None, output: str,
+               monitor_flag: bool | None = None) -> ExitCode:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -191,14 +200,27 @@ async def _run(plan: SessionPlan, seconds: float | None, output: str) -> ExitCod
     except FeedctlError as exc:
         _error(exc)
         return ExitCode.FAILURE
-    stream = session.events(name="cli")
+    monitor: Monitor | None = None
+    if plan.settings.monitor.enabled if monitor_flag is None else monitor_flag:
+        monitor = Monitor(session, session.settings.monitor)
+        try:
+            await monitor.start()
+        except ConfigError as exc:  # e.g. the port is taken
+            _error(exc)
+            await session.stop()
+            return ExitCode.USAGE
     code = ExitCode.OK
+    if output == "table" and sys.stdout.isatty():
+        pump_task = asyncio.create_task(
+            live_view(session, monitor_url=monitor.url if monitor else None), name="cli-output")
+    else:
+        stream = session.events(name="cli")
 
-    async def pump() -> None:
-        async for ev in stream:
-            printer(ev)
+        async def pump() -> None:
+            async for ev in stream:
+                printer(ev)
 
-    pump_task = asyncio.create_task(pump(), name="cli-output")
+        pump_task = asyncio.create_task(pump(), name="cli-output")
     waiters = [asyncio.create_task(session.wait(), name="session-wait"),
                asyncio.create_task(stop.wait(), name="signal-wait")]
     try:
@@ -214,6 +236,8 @@ async def _run(plan: SessionPlan, seconds: float | None, output: str) -> ExitCod
         for t in waiters:
             t.cancel()
         await asyncio.gather(*waiters, return_exceptions=True)
+        if monitor is not None:
+            await monitor.stop()
         await session.stop()
         try:
             await asyncio.wait_for(pump_task, 5)

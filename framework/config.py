@@ -105,7 +105,7 @@ def settings_file(explicit: str | os.PathLike[str] | None = None) -> Path | None
         path = Path(explicit)
         if not path.is_file():
             raise ConfigError(f"settings file {str(path)!r} does not exist", setting="--settings")
-        return path
+        return path.resolve()
     env = os.environ.get(f"{ENV_PREFIX}_SETTINGS")
     if env:
         path = Path(env)
@@ -114,7 +114,7 @@ def settings_file(explicit: str | os.PathLike[str] | None = None) -> Path | None
                 f"FEEDCTL_SETTINGS points to {env!r}, which does not exist",
                 setting="FEEDCTL_SETTINGS",
             )
-        return path
+        return path.resolve()
     cwd = Path.cwd() / "settings.toml"
     return cwd if cwd.is_file() else None
 

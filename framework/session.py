@@ -140,7 +140,8 @@ class Session:
                 merge_settings(s.endpoints.model_dump(), overrides.get("endpoints", {})))
             self.settings = s = s.model_copy(update={"account": account, "endpoints": endpoints})
             self.plan.settings = s
-        for secret in (s.account.api_key, s.account.api_secret):
+        for secret in (s.account.api_key, s.account.api_secret, s.account.password,
+                       s.monitor.token):
             if secret is not None:
                 register_secret(secret.get_secret_value())
         check_credentials(self.plan)
@@ -322,7 +323,7 @@ class Session:
 
 def _plain(account: AccountSettings) -> dict[str, Any]:
     out = account.model_dump()
-    for k in ("api_key", "api_secret"):
+    for k in ("api_key", "api_secret", "password"):
         v = getattr(account, k)
         out[k] = v.get_secret_value() if v is not None else None
     return out

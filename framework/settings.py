@@ -79,6 +79,9 @@ class AccountSettings(StrictModel):
     name: str = "main"
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
+    #: Some exchanges (okx, kucoin, bitget...) also want a passphrase and/or a uid.
+    password: SecretStr | None = None
+    uid: str | None = None
 
     def has_credentials(self) -> bool:
         return bool(

@@ -67,7 +67,7 @@ def test_a_lagging_shadow_is_pending_until_settle_then_disagrees() -> None:
 
 
 def test_a_wrong_side_is_a_side_disagreement() -> None:
-    v, p, s, clock = setup(settle=0)
+    v, p, s, _ = setup(settle=0)
     p.apply(upd("1", 1))
     s.apply(upd("1", 1, side=Side.SHORT))
     (report,) = v.tick()

@@ -1,0 +1,188 @@
+"""Prometheus metrics of a session, read from ``Session.status()`` at scrape time.
+
+A custom collector registered in a :class:`~prometheus_client.CollectorRegistry` of
+the monitor's own (never the process-global one), so two sessions in one process,
+or a test, never collide. Names follow Prometheus conventions: base units in the
+name (``_seconds``, ``_ratio``), counters end in ``_total``. docs/monitor.md lists
+every metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ..models import FeedState, now_ns
+from .views import agreement, messages_total
+
+#: Feed counters that have a metric of their own (the rest: feedctl_feed_events_total).
+_OWN_COUNTERS = {"messages", "reconnects", "resyncs"}
+
+
+class SessionCollector(Collector):
+    """Turns one status reading into metric families."""
+
+    def __init__(self, status: Callable[[], dict[str, Any]],
+                 positions: Callable[[], list[dict[str, Any]]]) -> None:
+        self._status = status
+        self._positions = positions
+
+    def describe(self) -> list[Metric]:
+        return []  # metrics depend on the session; collect() is called per scrape only
+
+    def collect(self) -> Iterator[Metric]:
+        status = self._status()
+        yield from _info(status)
+        yield from _feeds(status)
+        yield from _positions(self._positions(), status)
+        yield from _router(status.get("router"))
+        yield from _consumers(status.get("consumers") or [])
+        yield from _validation(status.get("validation"))
+
+
+def build_registry(collector: SessionCollector) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The Prometheus text exposition format (version 0.0.4)."""
+    return generate_latest(registry)
+
+
+def _gauge(name: str, doc: str, labels: list[str] | None = None) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=labels or [])
+
+
+def _counter(name: str, doc: str, labels: list[str]) -> CounterMetricFamily:
+    return CounterMetricFamily(name, doc, labels=labels)
+
+
+def _info(status: dict[str, Any]) -> Iterator[Metric]:
+    g = _gauge("feedctl_session_info", "The running profile and mode (always 1).",
+               ["profile", "mode"])
+    g.add_metric([str(status.get("profile")), str(status.get("mode"))], 1)
+    yield g
+
+
+def _feeds(status: dict[str, Any]) -> Iterator[Metric]:
+    feeds: dict[str, dict[str, Any]] = status.get("feeds") or {}
+    now = now_ns()
+    up = _gauge("feedctl_feed_up", "1 if the feed is healthy, else 0.", ["feed", "kind", "role"])
+    state = _gauge("feedctl_feed_state", "1 for the feed's current state, 0 for the others.",
+                   ["feed", "state"])
+    state_age = _gauge("feedctl_feed_state_age_seconds", "Seconds since the feed's state "
+                       "last changed.", ["feed"])
+    msg = _counter("feedctl_feed_messages", "Messages the feed received (its own count, else "
+                   "book updates + mark prices).", ["feed"])
+    rec = _counter("feedctl_feed_reconnects", "Reconnects of the feed.", ["feed"])
+    res = _counter("feedctl_feed_resyncs", "REST resyncs of the feed.", ["feed"])
+    other = _counter("feedctl_feed_events", "The feed's other counters, by name.",
+                     ["feed", "counter"])
+    lat = _gauge("feedctl_feed_receive_latency_seconds", "Exchange-to-receipt latency "
+                 "quantiles over recent messages.", ["feed", "quantile"])
+    age = _gauge("feedctl_feed_last_message_age_seconds", "Seconds since the feed last "
+                 "received anything.", ["feed"])
+    stale = _gauge("feedctl_feed_stale_symbols", "Symbols whose price stream is stale.",
+                   ["feed"])
+    for name, f in feeds.items():
+        current = f.get("state")
+        up.add_metric([name, str(f.get("kind")), str(f.get("role"))],
+                      1 if current == FeedState.HEALTHY.value else 0)
+        for s in FeedState:
+            state.add_metric([name, s.value], 1 if s.value == current else 0)
+        if f.get("since_ns"):
+            state_age.add_metric([name], max(0.0, (now - f["since_ns"]) / 1e9))
+        msg.add_metric([name], messages_total(f))
+        rec.add_metric([name], f.get("reconnects", 0))
+        res.add_metric([name], f.get("resyncs", 0))
+        for counter, value in sorted((f.get("counters") or {}).items()):
+            if counter not in _OWN_COUNTERS:
+                other.add_metric([name, counter], value)
+        for q, key in (("0.5", "latency_ms_p50"), ("0.99", "latency_ms_p99")):
+            if f.get(key) is not None:
+                lat.add_metric([name, q], f[key] / 1000)
+        if f.get("last_message_ns"):
+            age.add_metric([name], max(0.0, (now - f["last_message_ns"]) / 1e9))
+        stale.add_metric([name], len(f.get("stale_symbols") or ()))
+    yield from (up, state, state_age, msg, rec, res, other, lat, age, stale)
+
+
+def _positions(delivered: list[dict[str, Any]], status: dict[str, Any]) -> Iterator[Metric]:
+    now = now_ns()
+    n = _gauge("feedctl_positions_open", "Open positions consumers were told about.")
+    n.add_metric([], len(delivered))
+    labels = ["symbol", "category", "side", "position_idx"]
+    size = _gauge("feedctl_position_size", "Size of each delivered open position.", labels)
+    mark = _gauge("feedctl_position_mark_price", "Mark price of each delivered position.",
+                  labels)
+    pnl = _gauge("feedctl_position_unrealised_pnl", "Unrealised PnL of each delivered "
+                 "position (settlement coin).", labels)
+    mage = _gauge("feedctl_position_mark_age_seconds", "Seconds since the mark price of "
+                  "each delivered position was received.", labels)
+    for p in delivered:
+        lv = [p["symbol"], p["category"], p["side"], str(p.get("position_idx", 0))]
+        size.add_metric(lv, float(p["size"]))
+        if p.get("mark_price") is not None:
+            mark.add_metric(lv, float(p["mark_price"]))
+        if p.get("unrealised_pnl") is not None:
+            pnl.add_metric(lv, float(p["unrealised_pnl"]))
+        at = p.get("mark_received_ns") or p.get("received_ns")
+        if at:
+            mage.add_metric(lv, max(0.0, (now - at) / 1e9))
+    yield from (n, size, mark, pnl, mage)
+
+
+def _router(router: dict[str, Any] | None) -> Iterator[Metric]:
+    if not router:
+        return
+    counters = router.get("counters") or {}
+    active = _gauge("feedctl_router_active", "1 for the feed whose events are delivered.",
+                    ["feed"])
+    for name in (router.get("roles") or {}):
+        active.add_metric([name], 1 if name == router.get("active") else 0)
+    yield active
+    for key, doc in (("failovers", "Failovers from the primary to the standby."),
+                     ("failbacks", "Failbacks from the standby to the primary."),
+                     ("delivered", "Position events the router delivered.")):
+        c = CounterMetricFamily(f"feedctl_router_{key}" if key != "delivered"
+                                else "feedctl_router_delivered_events", doc)
+        c.add_metric([], counters.get(key, 0))
+        yield c
+
+
+def _consumers(consumers: list[dict[str, Any]]) -> Iterator[Metric]:
+    pending = _gauge("feedctl_consumer_pending_events", "Events waiting for the consumer.",
+                     ["consumer"])
+    lag = _gauge("feedctl_consumer_lag_seconds", "Age of the consumer's oldest pending "
+                 "event.", ["consumer"])
+    lagging = _gauge("feedctl_consumer_lagging", "1 if the consumer is lagging or was cut "
+                     "off.", ["consumer"])
+    delivered = _counter("feedctl_consumer_delivered_events", "Events the consumer took.",
+                         ["consumer"])
+    coalesced = _counter("feedctl_consumer_coalesced_events", "Price events replaced by a "
+                         "newer one while the consumer was behind.", ["consumer"])
+    for c in consumers:
+        lv = [str(c.get("consumer"))]
+        pending.add_metric(lv, c.get("pending", 0))
+        lag.add_metric(lv, c.get("lag_seconds", 0.0))
+        lagging.add_metric(lv, 1 if c.get("lagging") else 0)
+        delivered.add_metric(lv, c.get("delivered", 0))
+        coalesced.add_metric(lv, c.get("coalesced", 0))
+    yield from (pending, lag, lagging, delivered, coalesced)
+
+
+def _validation(validation: Any) -> Iterator[Metric]:
+    pairs = agreement(validation)
+    if not pairs:
+        return
+    g = _gauge("feedctl_validation_agreement_ratio", "Agreement of a shadow feed with the "
+               "primary, 0..1.", ["shadow"])
+    for shadow, ratio in pairs:
+        g.add_metric([shadow], ratio)
+    yield g

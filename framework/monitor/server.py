@@ -1,0 +1,243 @@
+"""The monitor server: a read-only HTTP view of one session (aiohttp).
+
+Routes (docs/monitor.md): ``/`` the dashboard, ``/static/*`` its files,
+``/api/status``, ``/api/positions``, ``/api/subscriptions``, ``/api/validation``,
+``/api/events`` (Server-Sent Events) and ``/metrics`` (Prometheus).
+
+Guards, in order: only GET and HEAD (else 405); when the monitor listens on
+loopback, only loopback ``Host`` names (a DNS-rebinding page cannot read it);
+the bearer token when one is configured (else 401; compared in constant time;
+a browser may pass ``?token=`` once and gets a same-site cookie); and every body
+goes through :func:`framework.logs.redact`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from ..config import env_var_name
+from ..errors import ConfigError
+from ..logs import redact, register_secret
+from ..models import now_ns
+from ..settings import MonitorSettings
+from .hub import EventHub
+from .metrics import SessionCollector, build_registry, exposition
+from .views import RateTracker, dumps, feed_rows, positions_payload, subscriptions_payload
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+log = logging.getLogger("feedctl.monitor")
+
+COOKIE = "feedctl_monitor_token"
+_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+_STATIC = {"dashboard.js": "application/javascript", "dashboard.css": "text/css"}
+_SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+                               "frame-ancestors 'none'",
+}
+
+
+def _static(name: str) -> bytes:
+    return (resources.files(__package__) / "static" / name).read_bytes()
+
+
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Monitor:
+    """Serves the read-only monitor of ``session``. Owns its runner and tasks."""
+
+    def __init__(self, session: Session, settings: MonitorSettings | None = None, *,
+                 price_interval: float = 0.25) -> None:
+        self.session = session
+        self.settings = settings or MonitorSettings()
+        token = self.settings.token.get_secret_value() if self.settings.token else ""
+        self._token = token.encode()
+        if token:
+            register_secret(token)
+        self.rates = RateTracker()
+        self.hub = EventHub(session, price_interval=price_interval, snapshot=self.snapshot,
+                            ticker=self.feeds_tick)
+        self._registry = build_registry(SessionCollector(
+            session.status, lambda: positions_payload(self.session)["delivered"]))
+        self._runner: web.AppRunner | None = None
+        self.url: str | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._guard])
+        app.router.add_get("/", self._index)
+        app.router.add_get("/static/{name}", self._static_file)
+        app.router.add_get("/api/status", self._json(self.session.status))
+        app.router.add_get("/api/positions", self._json(lambda: positions_payload(self.session)))
+        app.router.add_get("/api/subscriptions", self._json(
+            lambda: subscriptions_payload(self.session.status())))
+        app.router.add_get("/api/validation", self._json(
+            lambda: self.session.status()["validation"]))
+        app.router.add_get("/api/events", self._events)
+        app.router.add_get("/metrics", self._metrics)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        try:
+            site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+            try:
+                await site.start()
+            except OSError as exc:
+                raise self._bind_error(exc) from None
+            await self.hub.start()
+        except BaseException:
+            await self.stop()
+            raise
+        addr = self._runner.addresses[0]
+        host = f"[{addr[0]}]" if ":" in addr[0] else addr[0]
+        self.url = f"http://{host}:{addr[1]}"
+        log.info("monitor listening on %s", self.url, extra={"url": self.url,
+                                                             "auth": bool(self._token)})
+        if not self._token and not _is_loopback(self.settings.host):
+            log.warning("the monitor listens on %s without a token: anyone who can reach "
+                        "it can read positions; set monitor.token", self.settings.host)
+
+    def _bind_error(self, exc: OSError) -> ConfigError:
+        s = self.settings
+        profile = getattr(getattr(self.session, "plan", None), "loaded", None)
+        how = (f" (set {env_var_name(profile.name, 'monitor.port')}; 0 picks a free port)"
+               if profile is not None else "")
+        return ConfigError(f"monitor.port: cannot listen on {s.host}:{s.port}: "
+                           f"{exc.strerror or exc}; choose another port{how}",
+                           setting="monitor.port")
+
+    async def stop(self) -> None:
+        await self.hub.stop()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Monitor:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ---------------------------------------------------------------- payloads
+    def snapshot(self) -> dict[str, Any]:
+        """The first SSE frame: everything the page draws."""
+        status = self.session.status()
+        return {"profile": status["profile"], "mode": status["mode"],
+                "positions": positions_payload(self.session)["delivered"],
+                "feeds": feed_rows(status, self.rates.update(status["feeds"])),
+                "router": status["router"],
+                "validation": status["validation"], "notable": list(self.hub.notable),
+                "now_ns": now_ns()}
+
+    def feeds_tick(self) -> dict[str, Any]:
+        status = self.session.status()
+        return {"feeds": feed_rows(status, self.rates.update(status["feeds"])),
+                "router": status["router"], "validation": status["validation"],
+                "now_ns": now_ns()}
+
+    # ---------------------------------------------------------------- handlers
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            return self._finish(web.Response(status=405, text="read-only: GET and HEAD only\n",
+                                             headers={"Allow": "GET, HEAD"}))
+        if _is_loopback(self.settings.host) and not _is_loopback(request.url.host or ""):
+            return self._finish(web.Response(status=403, text="host not allowed\n"))
+        if self._token:
+            given = self._given_token(request)
+            if given is None or not hmac.compare_digest(given, self._token):
+                return self._finish(web.Response(
+                    status=401, text="a bearer token is required\n",
+                    headers={"WWW-Authenticate": 'Bearer realm="feedctl"'}))
+            if "token" in request.query:  # a browser's first visit: keep it out of the URL
+                resp = web.Response(status=303, headers={"Location": request.path})
+                resp.set_cookie(COOKIE, self._token.decode(), httponly=True,
+                                samesite="Strict", path="/")
+                return self._finish(resp)
+        try:
+            resp = await handler(request)
+        except web.HTTPException as exc:  # 404s and friends get the same headers
+            return self._finish(web.Response(status=exc.status,
+                                             text=f"{exc.status}: {exc.reason}\n"))
+        if isinstance(resp, web.Response) and not resp.prepared:
+            self._finish(resp)
+        return resp
+
+    def _given_token(self, request: web.Request) -> bytes | None:
+        auth = request.headers.get("Authorization", "")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip().encode()
+        if "token" in request.query:
+            return request.query["token"].encode()
+        if COOKIE in request.cookies:
+            return request.cookies[COOKIE].encode()
+        return None
+
+    @staticmethod
+    def _finish(resp: web.Response) -> web.Response:
+        for k, v in _SECURITY_HEADERS.items():
+            resp.headers.setdefault(k, v)
+        body = resp.body
+        if isinstance(body, bytes) and body:
+            clean = redact(body.decode("utf-8", "replace")).encode()
+            if clean != body:
+                resp.body = clean
+        return resp
+
+    def _json(self, build: Any) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            return web.Response(text=dumps(build()), content_type="application/json")
+        return handler
+
+    async def _index(self, request: web.Request) -> web.Response:
+        return web.Response(body=_static("index.html"), content_type="text/html",
+                            charset="utf-8")
+
+    async def _static_file(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in _STATIC:
+            raise web.HTTPNotFound()
+        return web.Response(body=_static(name), content_type=_STATIC[name], charset="utf-8")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=exposition(self._registry),
+                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-store",
+                   "X-Content-Type-Options": "nosniff", "X-Accel-Buffering": "no"}
+        if request.method == "HEAD":
+            return web.Response(headers=headers)
+        resp = web.StreamResponse(headers=headers)
+        await resp.prepare(request)
+        client = self.hub.connect()
+        try:
+            await resp.write(b"retry: 1000\n\n")
+            while True:
+                data = await client.next(idle=15.0)
+                if data is None:
+                    break
+                await resp.write(data or b": keep-alive\n\n")
+        except (ConnectionResetError, ConnectionError):
+            pass  # the browser went away
+        finally:
+            self.hub.disconnect(client)
+        return resp

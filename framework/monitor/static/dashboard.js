@@ -1,0 +1,274 @@
+// feedctl monitor dashboard: plain JS, no dependencies, works offline.
+// State comes from one Server-Sent-Events stream (/api/events): a "snapshot" frame
+// first, then routed events and a "feeds" tick every second. Text goes into the
+// page with textContent only.
+"use strict";
+
+const SVG = "http://www.w3.org/2000/svg";
+const POINTS = 120;
+const state = {
+  positions: new Map(),  // key -> position (JSON form)
+  series: new Map(),     // key -> [mark prices]
+  feeds: new Map(),      // name -> feed row
+  notable: [],
+  offsetMs: 0,           // browser clock minus server clock
+  dirty: true,
+};
+
+const $ = (id) => document.getElementById(id);
+const posKey = (p) => `${p.category}:${p.symbol}:${p.position_idx}`;
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+
+function serverNowMs() { return Date.now() - state.offsetMs; }
+
+function age(ns) {
+  if (!ns) return "-";
+  const s = Math.max(0, (serverNowMs() - ns / 1e6) / 1000);
+  if (s < 10) return s.toFixed(1) + "s";
+  if (s < 3600) return s < 60 ? Math.round(s) + "s" : Math.round(s / 60) + "m";
+  return (s / 3600).toFixed(1) + "h";
+}
+
+function addMark(key, price) {
+  if (price === null || price === undefined) return;
+  const v = Number(price);
+  if (!Number.isFinite(v)) return;
+  let s = state.series.get(key);
+  if (!s) { s = []; state.series.set(key, s); }
+  if (s.length && s[s.length - 1] === v && s.length > 1) return;
+  s.push(v);
+  if (s.length > POINTS) s.shift();
+}
+
+// One SVG per row, created once; each update only moves its line.
+function drawSpark(td, values) {
+  const w = 120, h = 26;
+  let svg = td.firstElementChild;
+  if (!svg) {
+    svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("class", "spark");
+    svg.setAttribute("width", w);
+    svg.setAttribute("height", h);
+    svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+    svg.appendChild(document.createElementNS(SVG, "polyline"));
+    td.appendChild(svg);
+  }
+  const line = svg.firstElementChild;
+  if (!values || values.length < 2) { line.setAttribute("points", ""); return; }
+  const lo = Math.min(...values), hi = Math.max(...values);
+  const span = hi - lo || 1;
+  const pts = values.map((v, i) => {
+    const x = (i / (values.length - 1)) * (w - 2) + 1;
+    const y = h - 2 - ((v - lo) / span) * (h - 4);
+    return `${x.toFixed(1)},${y.toFixed(1)}`;
+  });
+  line.setAttribute("points", pts.join(" "));
+  line.setAttribute("stroke", values[values.length - 1] >= values[0] ? "#1a7f37" : "#c0392b");
+}
+
+// Rows are keyed and updated in place, so a moving price never redraws the table
+// (text stays selectable, nothing flickers).
+function syncRows(body, items, keyOf, build, update) {
+  const seen = new Set();
+  let prev = null;
+  for (const item of items) {
+    const key = keyOf(item);
+    seen.add(key);
+    let tr = body.querySelector(`tr[data-key="${CSS.escape(key)}"]`);
+    if (!tr) { tr = build(item); tr.dataset.key = key; }
+    update(tr, item);
+    const want = prev ? prev.nextSibling : body.firstChild;
+    if (want !== tr) body.insertBefore(tr, want);
+    prev = tr;
+  }
+  for (const tr of [...body.children]) if (!seen.has(tr.dataset.key)) tr.remove();
+}
+
+function setCell(tr, cls, text, extra) {
+  const td = tr.querySelector("td." + cls.split(" ")[0]);
+  const value = text === null || text === undefined ? "-" : String(text);
+  if (td.textContent !== value) td.textContent = value;
+  const want = cls + (extra ? " " + extra : "");
+  if (td.className !== want) td.className = want;
+}
+
+const POS_CELLS = ["symbol", "side", "size num", "entry num", "mark num", "pnl num", "age num",
+                   "spark", "feed"];
+
+function renderPositions() {
+  const body = $("positions").tBodies[0];
+  const rows = [...state.positions.values()].sort((a, b) =>
+    a.symbol.localeCompare(b.symbol) || a.position_idx - b.position_idx);
+  if (!rows.length) {
+    const tr = el("tr", null, "empty");
+    tr.dataset.key = "empty";
+    const td = el("td", "no open positions");
+    td.colSpan = 9;
+    tr.appendChild(td);
+    body.replaceChildren(tr);
+    return;
+  }
+  syncRows(body, rows, posKey, (p) => {
+    const tr = el("tr");
+    tr.dataset.symbol = p.symbol;
+    for (const cls of POS_CELLS) tr.appendChild(el("td", null, cls));
+    return tr;
+  }, (tr, p) => {
+    const pnl = p.unrealised_pnl;
+    const ageNs = p.mark_received_ns || p.received_ns;
+    setCell(tr, "symbol", p.symbol);
+    setCell(tr, "side", p.side, p.side);
+    setCell(tr, "size num", p.size);
+    setCell(tr, "entry num", p.entry_price);
+    setCell(tr, "mark num", p.mark_price);
+    setCell(tr, "pnl num", pnl, pnl === null ? "" : String(pnl).startsWith("-") ? "down" : "up");
+    setCell(tr, "age num", age(ageNs));
+    setCell(tr, "feed", p.feed);
+    tr.querySelector("td.age").dataset.ns = ageNs || "";
+    drawSpark(tr.querySelector("td.spark"), state.series.get(posKey(p)));
+  });
+}
+
+function fmt(v, digits) { return v === null || v === undefined ? "-" : Number(v).toFixed(digits); }
+
+const FEED_CELLS = ["name", "role", "kind", "state", "rate num", "p50 num", "p99 num",
+                    "reconnects num", "detail dim"];
+
+function renderFeeds() {
+  const body = $("feeds").tBodies[0];
+  syncRows(body, [...state.feeds.values()], (f) => f.feed, (f) => {
+    const tr = el("tr");
+    tr.dataset.feed = f.feed;
+    for (const cls of FEED_CELLS) tr.appendChild(el("td", null, cls));
+    return tr;
+  }, (tr, f) => {
+    let detail = f.detail || "";
+    if (f.stale_symbols && f.stale_symbols.length) detail += " stale: " + f.stale_symbols.join(",");
+    setCell(tr, "name", f.feed, f.active ? "active" : "");
+    setCell(tr, "role", f.role);
+    setCell(tr, "kind", f.kind);
+    setCell(tr, "state", f.state, "state-" + f.state);
+    setCell(tr, "rate num", fmt(f.rate, 1));
+    setCell(tr, "p50 num", fmt(f.latency_ms_p50, 1));
+    setCell(tr, "p99 num", fmt(f.latency_ms_p99, 1));
+    setCell(tr, "reconnects num", f.reconnects);
+    setCell(tr, "detail dim", detail.trim());
+  });
+}
+
+function renderValidation(v) {
+  const p = $("validation");
+  if (v === null || v === undefined) {
+    p.textContent = "Validation: no shadow feed is validated";
+    p.className = "dim";
+    return;
+  }
+  const pairs = [];
+  const pick = (d) => (typeof d.agreement_ratio === "number" ? d.agreement_ratio
+    : typeof d.agreement === "number" ? d.agreement : null);
+  if (pick(v) !== null) pairs.push([v.shadow || "shadow", pick(v)]);
+  else {
+    const inner = v.shadows || v;
+    for (const [k, d] of Object.entries(inner)) {
+      if (d && typeof d === "object" && pick(d) !== null) pairs.push([k, pick(d)]);
+    }
+  }
+  p.className = "";
+  p.textContent = "Validation: " + (pairs.length
+    ? pairs.map(([k, r]) => `${k} agrees ${(r * 100).toFixed(1)}%`).join(", ")
+    : JSON.stringify(v));
+}
+
+function renderNotable() {
+  const ul = $("notable");
+  ul.replaceChildren();
+  if (!state.notable.length) { ul.appendChild(el("li", "none yet", "dim")); return; }
+  for (const n of state.notable.slice(-12).reverse()) {
+    const li = el("li");
+    li.append(el("span", new Date(n.at_ns / 1e6 + state.offsetMs).toLocaleTimeString() + "  ", "dim"),
+              el("span", n.text));
+    ul.appendChild(li);
+  }
+}
+
+function setClock(nowNs) { if (nowNs) state.offsetMs = Date.now() - nowNs / 1e6; }
+
+function onPosition(ev) {
+  const p = ev.position, key = posKey(p);
+  const known = state.positions.get(key);
+  if (known && known.lifecycle > p.lifecycle) return;  // an older lifecycle, already replaced
+  if (ev.kind === "closed") {
+    if (!known || known.lifecycle === p.lifecycle) {
+      state.positions.delete(key);
+      state.series.delete(key);
+    }
+  } else {
+    if (known && known.lifecycle !== p.lifecycle) state.series.delete(key);
+    state.positions.set(key, p);
+    addMark(key, p.mark_price);
+  }
+}
+
+function onStatus(ev) {
+  const f = state.feeds.get(ev.feed);
+  if (f) { f.state = ev.status.state; f.detail = ev.status.detail; f.reconnects = ev.status.reconnects; }
+}
+
+function connect() {
+  const es = new EventSource("/api/events");
+  const on = (name, fn) => es.addEventListener(name, (m) => {
+    fn(JSON.parse(m.data));
+    state.dirty = true;
+  });
+  es.onopen = () => { $("conn").textContent = "live"; $("conn").className = "conn live"; };
+  es.onerror = () => { $("conn").textContent = "reconnecting…"; $("conn").className = "conn down"; };
+  on("snapshot", (s) => {
+    setClock(s.now_ns);
+    $("session").textContent = `profile ${s.profile} · mode ${s.mode} · active ${s.router ? s.router.active : "-"}`;
+    const series = state.series;
+    state.positions = new Map();
+    for (const p of s.positions) state.positions.set(posKey(p), p);
+    for (const k of [...series.keys()]) if (!state.positions.has(k)) series.delete(k);
+    for (const p of s.positions) addMark(posKey(p), p.mark_price);
+    state.feeds = new Map(s.feeds.map((f) => [f.feed, f]));
+    state.notable = s.notable || [];
+    renderValidation(s.validation);
+  });
+  on("position", onPosition);
+  on("status", onStatus);
+  on("route", (r) => {
+    state.notable.push({ text: `route ${r.previous} -> ${r.active}: ${r.reason}`, at_ns: r.at_ns });
+  });
+  on("signal", (s) => { if (s.type === "trailing_stop") state.notable.push(s); });
+  on("feeds", (t) => {
+    setClock(t.now_ns);
+    state.feeds = new Map(t.feeds.map((f) => [f.feed, f]));
+    renderValidation(t.validation);
+    if (t.router) $("session").textContent = $("session").textContent.replace(/active .*$/, "active " + t.router.active);
+  });
+}
+
+function frame() {
+  if (state.dirty) {
+    state.dirty = false;
+    renderPositions();
+    renderFeeds();
+    renderNotable();
+  }
+  requestAnimationFrame(frame);
+}
+
+setInterval(() => {
+  for (const td of document.querySelectorAll("#positions td.age")) {
+    td.textContent = age(Number(td.dataset.ns) || 0);
+  }
+}, 1000);
+
+connect();
+requestAnimationFrame(frame);

@@ -1,0 +1,187 @@
+"""Read-only views of a running session, in JSON-ready form.
+
+Everything the monitor shows — the HTTP API, the dashboard's event stream, the
+terminal view and ``feedctl status`` — is built from these plain dicts, so one shape
+is documented (docs/monitor.md) and the renderers work the same on a live session
+and on a remote instance's JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from ..logs import redact
+from ..models import Position, PositionEvent, RouteEvent, StatusEvent, now_ns
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+#: Keys of a validation summary (or of one shadow's part of it) holding the
+#: agreement ratio in [0, 1], in order of preference.
+AGREEMENT_KEYS: tuple[str, ...] = ("agreement_ratio", "agreement")
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON, with every registered secret redacted (the last line of defence)."""
+    return redact(json.dumps(obj, separators=(",", ":"), default=str, ensure_ascii=False))
+
+
+def position_json(pos: Position) -> dict[str, Any]:
+    return pos.model_dump(mode="json")
+
+
+def positions_payload(session: Session) -> dict[str, Any]:
+    """What consumers were told (``delivered``) and what each feed's book holds."""
+    router = session.router
+    delivered = [position_json(p) for p in router.delivered.values()] if router else []
+    return {
+        "active": router.active if router else None,
+        "delivered": delivered,
+        "books": {name: [position_json(p) for p in rt.book.positions.values()]
+                  for name, rt in session.feeds.items()},
+        "now_ns": now_ns(),
+    }
+
+
+def subscriptions_payload(status: dict[str, Any]) -> dict[str, Any]:
+    """Each feed's ``details()`` (subscriptions, connections...), by feed name."""
+    return {name: f.get("details", {}) for name, f in status.get("feeds", {}).items()}
+
+
+def messages_total(feed: dict[str, Any]) -> int:
+    """Messages a feed received: its own ``messages`` counter when it keeps one, else
+    what its book was handed (lifecycle updates + mark prices)."""
+    counters = feed.get("counters") or {}
+    if "messages" in counters:
+        return int(counters["messages"])
+    return int(counters.get("updates", 0)) + int(counters.get("marks", 0))
+
+
+class RateTracker:
+    """Messages per second per feed, from successive readings of the counters."""
+
+    def __init__(self, window: float = 5.0) -> None:
+        self.window = window
+        self._samples: dict[str, list[tuple[float, int]]] = {}
+
+    def update(self, feeds: dict[str, dict[str, Any]], at: float | None = None) -> dict[str, float]:
+        t = time.monotonic() if at is None else at
+        rates: dict[str, float] = {}
+        for name, feed in feeds.items():
+            samples = self._samples.setdefault(name, [])
+            samples.append((t, messages_total(feed)))
+            while len(samples) > 2 and t - samples[1][0] >= self.window:
+                samples.pop(0)
+            (t0, n0), (t1, n1) = samples[0], samples[-1]
+            rates[name] = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+        for gone in set(self._samples) - set(feeds):
+            del self._samples[gone]
+        return rates
+
+
+def feed_rows(status: dict[str, Any],
+              rates: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """One flat row per feed: the columns of the feeds tables."""
+    router = status.get("router") or {}
+    rows = []
+    for name, f in status.get("feeds", {}).items():
+        rows.append({
+            "feed": name,
+            "kind": f.get("kind"),
+            "role": f.get("role"),
+            "state": f.get("state"),
+            "detail": f.get("detail", ""),
+            "active": router.get("active") == name,
+            "messages": messages_total(f),
+            "rate": None if rates is None else round(rates.get(name, 0.0), 1),
+            "latency_ms_p50": f.get("latency_ms_p50"),
+            "latency_ms_p99": f.get("latency_ms_p99"),
+            "reconnects": f.get("reconnects", 0),
+            "resyncs": f.get("resyncs", 0),
+            "last_message_ns": f.get("last_message_ns"),
+            "stale_symbols": list(f.get("stale_symbols") or ()),
+        })
+    return rows
+
+
+def agreement(validation: Any) -> list[tuple[str, float]]:
+    """``(shadow, ratio)`` pairs from a validation summary of any of these shapes:
+    ``{"agreement_ratio": r, "shadow": name}``, ``{shadow: {"agreement_ratio": r}}`` or
+    ``{"shadows": {shadow: {...}}}`` (``agreement`` is accepted for ``agreement_ratio``)."""
+    if not isinstance(validation, dict):
+        return []
+    own = _ratio(validation)
+    if own is not None:
+        return [(str(validation.get("shadow", "")), own)]
+    inner = validation.get("shadows", validation)
+    out = []
+    for name, part in (inner.items() if isinstance(inner, dict) else ()):
+        ratio = _ratio(part) if isinstance(part, dict) else None
+        if ratio is not None:
+            out.append((str(name), ratio))
+    return out
+
+
+def _ratio(d: dict[str, Any]) -> float | None:
+    for key in AGREEMENT_KEYS:
+        v = d.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return float(v)
+    return None
+
+
+# ------------------------------------------------------------------ events
+
+
+def is_notable(event: Any) -> bool:
+    """Failovers/failbacks and trailing-stop signals: what the event panels list."""
+    return isinstance(event, RouteEvent) or (
+        isinstance(event, BaseModel) and getattr(event, "type", None) == "trailing_stop")
+
+
+def describe(event: Any) -> str:
+    """One human line for a notable (or status) event."""
+    if isinstance(event, RouteEvent):
+        return f"route {event.previous} -> {event.active}: {event.reason}"
+    if isinstance(event, StatusEvent):
+        why = f" ({event.reason})" if event.reason else ""
+        prev = event.previous.value if event.previous else "-"
+        return f"{event.feed}: {prev} -> {event.status.state.value}{why}"
+    if isinstance(event, BaseModel):
+        data = event.model_dump(mode="json")
+        kind = data.pop("type", "event")
+        if kind == "trailing_stop" and "stop_price" in data:
+            return _trailing_stop(data)
+        fields = " ".join(f"{k}={v}" for k, v in data.items()
+                          if v is not None and not k.endswith("_ns"))
+        return f"{kind} {fields}".strip()
+    return str(event)
+
+
+def _trailing_stop(d: dict[str, Any]) -> str:
+    """``trailing stop activated BTCUSDT long: stop 64350 (mark 64700, best 65000)``."""
+    head = " ".join(str(d[k]) for k in ("action", "symbol", "side") if d.get(k) is not None)
+    prices = ", ".join(f"{k.split('_')[0]} {d[k]}" for k in ("mark_price", "best_price")
+                       if d.get(k) is not None)
+    text = f"trailing stop {head}: stop {d['stop_price']}" + (f" ({prices})" if prices else "")
+    return text + (" [dry run]" if d.get("dry_run") else "")
+
+
+def event_json(event: Any) -> tuple[str, dict[str, Any]] | None:
+    """The SSE event name and JSON body of a routed event (None: not shown)."""
+    if isinstance(event, PositionEvent | StatusEvent | RouteEvent):
+        return event.type, event.model_dump(mode="json")
+    if isinstance(event, BaseModel):
+        data = event.model_dump(mode="json")
+        return "signal", {"type": getattr(event, "type", "signal"), "text": describe(event),
+                          "data": data, "at_ns": now_ns()}
+    return None
+
+
+def notable_json(event: Any) -> dict[str, Any]:
+    return {"text": describe(event), "type": getattr(event, "type", "event"),
+            "at_ns": getattr(event, "at_ns", None) or now_ns()}

@@ -1,0 +1,110 @@
+"""The periodic audit: compare the book with a REST snapshot. Pure functions.
+
+A difference only counts when the book cannot be newer than the snapshot: keys whose
+book view or newest push is later than the snapshot's time (``as_of_ms``) are skipped,
+because a push that arrived while the snapshot was in flight is the truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+
+from framework import Category, Position, PositionKey, PositionUpdate
+
+
+def audit_diff(
+    positions: Mapping[PositionKey, Position],
+    rows: list[PositionUpdate],
+    as_of_ms: int | None,
+    last_push_ms: Mapping[PositionKey, int] | None = None,
+) -> dict[str, str]:
+    """Mismatches between the book and the open positions of a snapshot, by key."""
+    pushes = last_push_ms or {}
+
+    def newer(key: PositionKey, pos: Position | None) -> bool:
+        if as_of_ms is None:
+            return False
+        if pos is not None and pos.exchange_ms is not None and pos.exchange_ms > as_of_ms:
+            return True
+        return pushes.get(key, 0) > as_of_ms
+
+    out: dict[str, str] = {}
+    seen: set[PositionKey] = set()
+    for row in rows:
+        if not row.is_open:
+            continue
+        key = row.key
+        seen.add(key)
+        pos = positions.get(key)
+        if newer(key, pos):
+            continue
+        if pos is None:
+            out[str(key)] = f"{key}: open on the exchange ({row.side} {row.size}), not in the book"
+            continue
+        diffs = [
+            f"{name} book={getattr(pos, name)} exchange={getattr(row, name)}"
+            for name in ("side", "size", "entry_price")
+            if getattr(pos, name) != getattr(row, name)
+        ]
+        if diffs:
+            out[str(key)] = f"{key}: " + ", ".join(diffs)
+    for key, pos in positions.items():
+        if key not in seen and not newer(key, pos):
+            out[str(key)] = f"{key}: in the book ({pos.side} {pos.size}), flat on the exchange"
+    return out
+
+
+def forced_updates(
+    keys: set[str], positions: Mapping[PositionKey, Position], rows: list[PositionUpdate]
+) -> list[PositionUpdate]:
+    """Updates that make the book take the snapshot's word for ``keys`` even when its
+    version guard (seq/updatedTime) would reject the rows: they carry no version."""
+    by_key = {str(r.key): r for r in rows}
+    out: list[PositionUpdate] = []
+    for name in sorted(keys):
+        row = by_key.get(name)
+        if row is not None:
+            out.append(row.model_copy(update={"seq": None, "exchange_ms": None}))
+            continue
+        pos = next((p for k, p in positions.items() if str(k) == name), None)
+        if pos is not None:
+            out.append(PositionUpdate(category=pos.category, symbol=pos.symbol,
+                                      position_idx=pos.position_idx, side=None, size=Decimal(0)))
+    return out
+
+
+def covered(key: PositionKey, categories: list[Category], settle_coins: list[str]) -> bool:
+    """Whether a REST snapshot of ``categories``/``settle_coins`` lists this position.
+
+    Linear symbols name their settle coin as a suffix (BTCUSDT); USDC contracts are
+    named BTCPERP or BTC-26JUL24. Inverse positions are listed whole.
+    """
+    if key.category not in categories:
+        return False
+    if key.category is not Category.LINEAR:
+        return True
+    sym = key.symbol
+    if any(sym.endswith(coin) for coin in settle_coins):
+        return True
+    return "USDC" in settle_coins and (sym.endswith("PERP") or "-" in sym)
+
+
+def with_uncovered(
+    rows: list[PositionUpdate], positions: Mapping[PositionKey, Position],
+    categories: list[Category], settle_coins: list[str],
+) -> list[PositionUpdate]:
+    """``rows`` plus the book's own state for positions the snapshot cannot list, so a
+    reconcile against it leaves them alone (the push stream still keeps them current)."""
+    keep = [
+        PositionUpdate(
+            category=p.category, symbol=p.symbol, position_idx=p.position_idx, side=p.side,
+            size=p.size, entry_price=p.entry_price, leverage=p.leverage,
+            liq_price=p.liq_price, take_profit=p.take_profit, stop_loss=p.stop_loss,
+            trailing_stop=p.trailing_stop, seq=p.seq, exchange_ms=p.exchange_ms,
+            received_ns=p.received_ns,
+        )
+        for key, p in positions.items()
+        if not covered(key, categories, settle_coins)
+    ]
+    return [*rows, *keep] if keep else rows

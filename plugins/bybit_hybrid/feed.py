@@ -1,0 +1,233 @@
+"""The ``bybit_hybrid`` feed: private ``position`` lifecycle + public ``tickers`` mark
+prices + REST snapshots (start, every private reconnect, periodic audit).
+
+Health is derived from the parts, never guessed: the feed is HEALTHY only when the
+private stream has resynced since its last (re)connect, every public socket is up and
+no subscribed ticker is stale. Every task is owned: ``run()`` runs the streams in a
+TaskGroup inside an ``aiohttp.ClientSession``; cancelling ``run()`` closes every socket,
+the session and every task before it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+
+from framework import (
+    Category,
+    FatalFeedError,
+    Feed,
+    FeedContext,
+    FeedState,
+    RetryableFeedError,
+)
+
+from .audit import audit_diff, forced_updates, with_uncovered
+from .config import HybridSettings
+from .private import PrivateStream
+from .public import PublicStream
+from .rest import SETTING_HINT, RestClient
+from .signing import ServerClock
+from .util import Reporter
+
+_PHASE_STATE = {
+    "connecting": FeedState.CONNECTING,
+    "reconnecting": FeedState.RECONNECTING,
+    "resyncing": FeedState.RESYNCING,
+}
+
+
+class HybridFeed(Feed):
+    """Private WS lifecycle + public WS mark prices + REST resync and audit."""
+
+    settings: HybridSettings
+
+    def __init__(self, ctx: FeedContext, settings: HybridSettings) -> None:
+        super().__init__(ctx, settings)
+        self.clock = ServerClock()
+        self.report = Reporter(ctx)
+        self.private = PrivateStream(self)
+        self.publics: dict[Category, PublicStream] = {}
+        self._rest: RestClient | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._phase = "connecting"
+        self._detail = ""
+        self._last_audit: dict[str, Any] = {}
+        self._audit_suspects: dict[str, str] = {}
+
+    @property
+    def rest(self) -> RestClient:
+        if self._rest is None:
+            raise RuntimeError("the REST client exists only while run() runs")
+        return self._rest
+
+    # ----------------------------------------------------------------- run
+    async def run(self) -> None:
+        ctx, s = self.ctx, self.settings
+        acct = ctx.account
+        if not acct.has_credentials() or acct.api_key is None or acct.api_secret is None:
+            msg = (f"bybit_hybrid needs an API key and secret: set "
+                   f"{SETTING_HINT.format('API_KEY')} and {SETTING_HINT.format('API_SECRET')}")
+            ctx.set_state(FeedState.FAILED, msg, reason="config")
+            raise FatalFeedError(msg)
+        self._set(FeedState.CONNECTING, "measuring the server clock", reason="start")
+        timeout = aiohttp.ClientTimeout(total=s.request_timeout)
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as http:
+                self._rest = RestClient(http, ctx.endpoints.rest, acct.api_key, acct.api_secret,
+                                        self.clock, s, ctx.log, ctx.count)
+                await self._initial_clock()
+                try:
+                    async with asyncio.TaskGroup() as tg:
+                        self._tg = tg
+                        tg.create_task(self.private.run(), name="bybit-private")
+                        self._public(Category.LINEAR)
+                        tg.create_task(self._audit_loop(), name="bybit-audit")
+                except BaseExceptionGroup as group:  # one cause, fatal first, not a group
+                    causes: list[BaseException] = list(group.exceptions)
+                    fatal = [e for e in causes if isinstance(e, FatalFeedError)]
+                    raise (fatal or causes)[0] from None
+        except FatalFeedError as exc:
+            ctx.set_state(FeedState.FAILED, str(exc), reason=_fatal_reason(exc))
+            raise
+        finally:
+            self._tg = None
+            self._rest = None
+
+    async def _initial_clock(self) -> None:
+        try:
+            await self.rest.sync_clock()
+        except RetryableFeedError as exc:  # the reconnect loop will retry; REST may recover
+            self.ctx.log.warning("could not measure the server clock: %s", exc)
+
+    def _public(self, category: Category) -> PublicStream:
+        stream = self.publics.get(category)
+        if stream is None:
+            eps = self.ctx.endpoints
+            url = eps.public_ws_inverse if category is Category.INVERSE else eps.public_ws
+            stream = self.publics[category] = PublicStream(self, category, url)
+            if self._tg is not None:
+                self._tg.create_task(stream.run(), name=f"bybit-public-{category.value}")
+        return stream
+
+    def sync_subscriptions(self) -> None:
+        """Want a ticker for every open position's symbol, per category."""
+        wanted: dict[Category, set[str]] = {c: set() for c in self.publics}
+        for category, symbol in self.ctx.open_symbols():
+            wanted.setdefault(category, set()).add(symbol)
+        for category, symbols in wanted.items():
+            if symbols or category in self.publics:
+                self._public(category).want(symbols)
+
+    def scoped(self, rows: list[Any]) -> list[Any]:
+        """A snapshot made complete for reconcile: see audit.with_uncovered."""
+        return with_uncovered(rows, self.ctx.positions(), self.settings.categories,
+                              self.settings.settle_coins)
+
+    # ----------------------------------------------------------------- health
+    def _set(self, state: FeedState, detail: str, reason: str = "") -> None:
+        if state is not self.ctx.state or reason in ("auth_failed",):
+            self.ctx.set_state(state, detail, reason=reason)
+        else:
+            self.ctx.set_state(state, detail)
+        self._detail = detail
+
+    def _refresh(self, reason: str = "", detail: str = "") -> None:
+        if self._phase in _PHASE_STATE:
+            self._set(_PHASE_STATE[self._phase], detail or self._detail, reason)
+            return
+        down = {c.value: p.down for c, p in self.publics.items() if p.down}
+        stale = sorted({sym for p in self.publics.values() for sym in p.stale})
+        self.ctx.set_stale_symbols(stale)
+        if down:
+            self._set(FeedState.DEGRADED, "public socket down: " + "; ".join(
+                f"{c}: {r}" for c, r in down.items()), reason)
+        elif stale:
+            self._set(FeedState.DEGRADED, f"stale tickers: {', '.join(stale)}", reason)
+        else:
+            self._set(FeedState.HEALTHY, "in sync", reason)
+
+    def private_trouble(self, detail: str, reason: str = "reconnect") -> None:
+        self.ctx.log.warning("private socket: %s", detail, extra={"socket": "private"})
+        if self._phase == "synced":
+            self._phase = "reconnecting"
+        self._refresh(reason, detail)
+
+    def private_lost(self, reason: str, count: bool = True) -> None:
+        if count:
+            self.ctx.count("reconnects")
+        self.ctx.log.warning("private socket lost: %s", reason, extra={"socket": "private"})
+        self._phase = "reconnecting"
+        self._refresh("reconnect", f"private socket lost: {reason}")
+
+    def private_resyncing(self) -> None:
+        self._phase = "resyncing"
+        self._refresh("", "REST snapshot in flight")
+
+    def private_synced(self) -> None:
+        self._phase = "synced"
+        self.sync_subscriptions()
+        self._refresh("resync_done")
+
+    def public_changed(self, reason: str) -> None:
+        self._refresh(reason)
+
+    # ----------------------------------------------------------------- audit
+    async def _audit_loop(self) -> None:
+        interval = self.settings.audit_interval
+        if interval <= 0:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            if self._phase != "synced":
+                continue
+            resyncs = self.ctx.counters.get("resyncs", 0)
+            try:
+                await self.rest.sync_clock()  # clocks drift: keep signatures in the window
+                rows, as_of = await self.rest.positions(self.settings.categories,
+                                                        self.settings.settle_coins)
+            except RetryableFeedError as exc:
+                self.ctx.count("audit_failures")
+                self.ctx.log.warning("audit skipped: %s", exc)
+                continue
+            if self._phase != "synced" or self.ctx.counters.get("resyncs", 0) != resyncs:
+                continue  # a resync happened meanwhile: it did the audit's job
+            self.ctx.count("audits")
+            rows = self.scoped(rows)
+            diffs = audit_diff(self.ctx.positions(), rows, as_of, self.private.last_push_ms)
+            self._last_audit = {"as_of_ms": as_of, "rows": len(rows), "mismatches": diffs}
+            if not diffs:
+                self._audit_suspects = {}
+                continue
+            self.ctx.count("audit_mismatches", len(diffs))
+            self.ctx.log.warning("audit: book differs from REST: %s", "; ".join(diffs.values()),
+                                 extra={"mismatches": len(diffs)})
+            # a mismatch seen twice in a row survives the book's version guard: force it
+            force = {k for k, d in diffs.items() if self._audit_suspects.get(k) == d}
+            self._audit_suspects = dict(diffs)
+            self.ctx.reconcile(rows, as_of_ms=as_of)
+            if force:
+                self._force(force, rows)
+            self.sync_subscriptions()
+
+    def _force(self, keys: set[str], rows: list[Any]) -> None:
+        for update in forced_updates(keys, self.ctx.positions(), rows):
+            self.ctx.apply(update)
+        self.ctx.log.warning("audit: forced repair of %s", sorted(keys))
+
+    # ----------------------------------------------------------------- status
+    def details(self) -> dict[str, Any]:
+        return {
+            "private": self.private.details(),
+            "public": {c.value: p.details() for c, p in self.publics.items()},
+            "clock_offset_ms": self.clock.offset_ms,
+            "last_audit": self._last_audit,
+            "phase": self._phase,
+        }
+
+
+def _fatal_reason(exc: FatalFeedError) -> str:
+    text = str(exc)
+    return "auth_failed" if ("API_KEY" in text or "API_SECRET" in text) else "fatal"

@@ -1,0 +1,294 @@
+"""Sans-I/O parsing of Bybit V5 messages into framework models.
+
+Nothing here raises on bad input: every function returns either its result or a
+:class:`Problem` whose ``counter`` the caller counts (``malformed``, ``bad_field``,
+``unexpected_topic``, ``unknown_symbol``) and whose ``detail`` it logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, NamedTuple
+
+import orjson
+
+from framework import Category, MarkPrice, PositionUpdate, Side
+
+from .constants import CATEGORY_BY_NAME, TICKERS_PREFIX
+
+_SIDES = {"Buy": Side.LONG, "Sell": Side.SHORT}
+_ZERO = Decimal(0)
+_PREFIX_LEN = len(TICKERS_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why an input was not usable: ``counter`` names the feed counter to bump."""
+
+    counter: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A request's answer (``auth``, ``subscribe``, ``unsubscribe``) or a pong."""
+
+    op: str
+    success: bool
+    req_id: str | None
+    ret_msg: str
+
+
+def decode(raw: bytes | str) -> dict[str, Any] | Problem:
+    """One WebSocket frame to a dict, or a ``malformed`` problem."""
+    try:
+        msg = orjson.loads(raw)
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        return Problem("malformed", f"not JSON: {exc}; frame starts {_head(raw)!r}")
+    if not isinstance(msg, dict):
+        return Problem("malformed", f"not a JSON object; frame starts {_head(raw)!r}")
+    return msg
+
+
+def _head(raw: bytes | str) -> str:
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes | bytearray) else str(raw)
+    return text[:80]
+
+
+def classify_answer(msg: dict[str, Any]) -> Answer | Problem:
+    """Classify a frame without ``topic``: a pong (either shape) or a request's answer."""
+    op = msg.get("op")
+    if op is None and isinstance(msg.get("request"), dict):
+        op = msg["request"].get("op")  # error answers may carry the request instead
+    ret_msg = msg.get("ret_msg", msg.get("retMsg", ""))
+    req_id = msg.get("req_id", msg.get("reqId"))
+    req = None if req_id is None else str(req_id)
+    # public pong: {"success":true,"ret_msg":"pong","op":"ping"}; private: {"op":"pong"};
+    # spot: {"pong": 1653296711335}
+    if op == "pong" or ret_msg == "pong" or "pong" in msg:
+        return Answer("pong", True, req, str(ret_msg or ""))
+    if not isinstance(op, str) or not op:
+        return Problem("malformed", f"frame with neither topic nor op: {str(msg)[:120]}")
+    success = msg.get("success") is True or msg.get("retCode") == 0
+    return Answer(op, success, req, str(ret_msg or ""))
+
+
+# ------------------------------------------------------------------- positions
+def _dec(row: dict[str, Any], name: str) -> Decimal | None:
+    """A decimal field; '' and missing are None; garbage raises ValueError."""
+    value = row.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"{name}={value!r} is not a number") from None
+    if not d.is_finite():
+        raise ValueError(f"{name}={value!r} is not finite")
+    return d
+
+
+def _opt_price(row: dict[str, Any], name: str) -> Decimal | None:
+    """A price where Bybit writes "0" (or "") for 'not set'."""
+    d = _dec(row, name)
+    return None if d is None or d == 0 else d
+
+
+def _int(value: Any, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{name}={value!r} is not an integer")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} is not an integer") from None
+
+
+def position_update(
+    row: Any, *, default_category: Category = Category.LINEAR, received_ns: int
+) -> PositionUpdate | Problem:
+    """One row of a ``position`` push (``entryPrice``) or of /v5/position/list
+    (``avgPrice``) as a :class:`PositionUpdate`. ``seq`` and ``updatedTime`` are kept:
+    the book orders and deduplicates by them."""
+    if not isinstance(row, dict):
+        return Problem("malformed", f"position row is not an object: {str(row)[:80]}")
+    try:
+        symbol = row.get("symbol")
+        if not isinstance(symbol, str) or not symbol:
+            raise ValueError("symbol missing")
+        cat_name = row.get("category") or default_category.value
+        category = CATEGORY_BY_NAME.get(cat_name)
+        if category is None:
+            raise ValueError(f"category={cat_name!r} is not linear or inverse")
+        size = _dec(row, "size") or _ZERO
+        if size < 0:
+            raise ValueError(f"size={size} is negative")
+        raw_side = row.get("side") or ""
+        if size == 0:
+            side = None
+        elif raw_side in _SIDES:
+            side = _SIDES[raw_side]
+        else:
+            raise ValueError(f"side={raw_side!r} with size {size}")
+        entry = _dec(row, "entryPrice") if "entryPrice" in row else _dec(row, "avgPrice")
+        idx = _int(row.get("positionIdx", 0), "positionIdx") or 0
+        return PositionUpdate(
+            category=category,
+            symbol=symbol,
+            position_idx=idx,
+            side=side,
+            size=size,
+            entry_price=entry or _ZERO,
+            mark_price=_opt_price(row, "markPrice"),
+            leverage=_opt_price(row, "leverage"),
+            liq_price=_opt_price(row, "liqPrice"),
+            take_profit=_opt_price(row, "takeProfit"),
+            stop_loss=_opt_price(row, "stopLoss"),
+            trailing_stop=_opt_price(row, "trailingStop"),
+            seq=_int(row.get("seq"), "seq"),
+            exchange_ms=_int(row.get("updatedTime"), "updatedTime"),
+            received_ns=received_ns,
+        )
+    except Exception as exc:  # ValueError, pydantic's ValidationError, anything odd
+        sym = row.get("symbol", "?")
+        return Problem("bad_field", f"position row for {sym!r}: {str(exc).splitlines()[0]}")
+
+
+def position_push(
+    msg: dict[str, Any], received_ns: int
+) -> tuple[list[PositionUpdate], list[Problem]]:
+    """The rows of a ``position`` push (``data`` is a list; one push may carry many)."""
+    data = msg.get("data")
+    if not isinstance(data, list):
+        return [], [Problem("malformed", "position push without a data list")]
+    updates: list[PositionUpdate] = []
+    problems: list[Problem] = []
+    for row in data:
+        parsed = position_update(row, received_ns=received_ns)
+        (problems if isinstance(parsed, Problem) else updates).append(parsed)  # type: ignore[arg-type]
+    return updates, problems
+
+
+def push_order(update: PositionUpdate) -> tuple[int, int]:
+    """Sort key for buffered pushes: exchange time, then seq (arrival order breaks ties)."""
+    return (update.exchange_ms or 0, update.seq if update.seq is not None else -1)
+
+
+# ------------------------------------------------------------------- tickers
+class Tick(NamedTuple):
+    """A ticker message that moved the mark price."""
+
+    symbol: str
+    mark: Decimal
+    exchange_ms: int | None
+    received_ns: int
+
+
+class TickerState:
+    """Current tickers of one public connection: snapshot, then deltas merged in.
+
+    Deltas carry only changed fields; the merged dict keeps the rest. ``apply``
+    returns a :class:`Tick` when the message moved the mark, ``None`` when it did not,
+    or a :class:`Problem`. Only symbols in :attr:`symbols` are accepted.
+    """
+
+    __slots__ = ("_marks", "category", "last_seen_ns", "symbols", "tickers")
+
+    def __init__(self, category: Category = Category.LINEAR) -> None:
+        self.category = category
+        self.symbols: set[str] = set()
+        self.tickers: dict[str, dict[str, Any]] = {}
+        self.last_seen_ns: dict[str, int] = {}
+        self._marks: dict[str, str] = {}
+
+    def forget(self, symbol: str) -> None:
+        self.symbols.discard(symbol)
+        self.tickers.pop(symbol, None)
+        self.last_seen_ns.pop(symbol, None)
+        self._marks.pop(symbol, None)
+
+    def apply(self, msg: dict[str, Any], received_ns: int) -> Tick | Problem | None:
+        topic = msg.get("topic")
+        if type(topic) is not str or not topic.startswith(TICKERS_PREFIX):
+            return Problem("unexpected_topic", f"topic {topic!r} on the public socket")
+        symbol = topic[_PREFIX_LEN:]
+        if symbol not in self.symbols:
+            return Problem("unknown_symbol", f"ticker for unsubscribed symbol {symbol!r}")
+        data = msg.get("data")
+        if type(data) is not dict:
+            return Problem("malformed", f"{topic}: data is not an object")
+        kind = msg.get("type")
+        if kind == "delta":
+            current = self.tickers.get(symbol)
+            if current is None:
+                self.tickers[symbol] = data  # no snapshot yet: keep what we have
+            else:
+                current.update(data)
+        elif kind == "snapshot":
+            self.tickers[symbol] = data
+        else:
+            return Problem("malformed", f"{topic}: type {kind!r} is neither snapshot nor delta")
+        self.last_seen_ns[symbol] = received_ns
+        text = data.get("markPrice")
+        if text is None or text == self._marks.get(symbol):
+            return None
+        try:
+            mark = Decimal(text)
+        except (InvalidOperation, TypeError):
+            return Problem("bad_field", f"{topic}: markPrice={text!r} is not a number")
+        if not mark.is_finite() or mark <= 0:
+            return Problem("bad_field", f"{topic}: markPrice={text!r} is not a positive price")
+        ts = msg.get("ts")
+        if type(ts) is not int:
+            ts = _safe_int(ts)
+        self._marks[symbol] = text
+        return Tick(symbol, mark, ts, received_ns)
+
+
+def _safe_int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+_new = object.__new__
+_set = object.__setattr__
+_MARK_FIELDS = frozenset(MarkPrice.model_fields)
+
+
+def _mark_fast(category: Category, tick: Tick) -> MarkPrice:
+    """``MarkPrice.model_construct`` minus its per-field loop (a third of the cost).
+    Used only if it builds exactly what model_construct builds (checked at import)."""
+    m = _new(MarkPrice)
+    _set(m, "__dict__", {"category": category, "symbol": tick.symbol,
+                         "mark_price": tick.mark, "exchange_ms": tick.exchange_ms,
+                         "received_ns": tick.received_ns})
+    _set(m, "__pydantic_fields_set__", set(_MARK_FIELDS))
+    _set(m, "__pydantic_extra__", None)
+    _set(m, "__pydantic_private__", None)
+    return m
+
+
+def _mark_safe(category: Category, tick: Tick) -> MarkPrice:
+    return MarkPrice.model_construct(category=category, symbol=tick.symbol,
+                                     mark_price=tick.mark, exchange_ms=tick.exchange_ms,
+                                     received_ns=tick.received_ns)
+
+
+def _pick_mark_builder() -> Any:
+    probe = Tick("BTCUSDT", Decimal("1.5"), 1, 2)
+    try:
+        fast, safe = _mark_fast(Category.LINEAR, probe), _mark_safe(Category.LINEAR, probe)
+        same = (fast == safe and fast.model_fields_set == safe.model_fields_set
+                and fast.model_dump() == safe.model_dump() and hash(fast.symbol) is not None
+                and not MarkPrice.__pydantic_post_init__)
+    except Exception:
+        same = False
+    return _mark_fast if same else _mark_safe
+
+
+#: Builds a :class:`MarkPrice` from a validated :class:`Tick` (no re-validation).
+mark_price = _pick_mark_builder()

@@ -1,0 +1,33 @@
+"""Registers the ``bybit_hybrid`` feed kind (entry point ``plugins.bybit_hybrid.plugin``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from framework import FeedContext, FeedKind, hookimpl
+
+from .config import HybridSettings
+from .feed import HybridFeed
+
+
+def make_feed(ctx: FeedContext, settings: HybridSettings) -> HybridFeed:
+    """The kind's factory: one feed for ``ctx``'s account."""
+    return HybridFeed(ctx, settings)
+
+
+@hookimpl
+def feedctl_feed_kinds(register: Callable[[FeedKind], None]) -> None:
+    register(
+        FeedKind(
+            name="bybit_hybrid",
+            factory=make_feed,
+            settings_model=HybridSettings,
+            description=(
+                "Bybit V5: position lifecycle from the private WebSocket, mark price from "
+                "public tickers (~100 ms), REST resync after every reconnect and a periodic "
+                "REST audit"
+            ),
+            requires_credentials=True,
+            capabilities=frozenset({"resync"}),
+        )
+    )

@@ -1,0 +1,284 @@
+"""The private socket: auth, ``position`` pushes, resync from REST after every gap.
+
+Cycle: connect → auth (expires = server-corrected now + margin) → wait for the ack →
+start buffering → subscribe ``position`` → wait for the ack → REST snapshot →
+``ctx.reconcile`` → apply the buffered pushes in (updatedTime, seq) order → healthy.
+A planned reconnect (``max_connection_lifetime``) opens, authenticates and subscribes
+the new socket before the old one closes, so no push is missed and no resync is
+needed; if the old one died meanwhile, the feed resyncs anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from framework import Backoff, FatalFeedError, PositionKey, PositionUpdate, RetryableFeedError
+
+from .constants import POSITION_TOPICS, TOPIC_POSITION
+from .gap import replay
+from .parse import Problem, position_push, push_order
+from .rest import SETTING_HINT
+from .signing import redact, ws_auth_args
+from .ws import Conn, ConnectionLost, RequestRejected
+
+if TYPE_CHECKING:
+    from .feed import HybridFeed
+
+
+#: Fills this long before the last frame of a lost socket are replayed too (their seq
+#: filters out what the book already has).
+GAP_MARGIN_MS = 1000
+
+
+class AuthRejected(Exception):
+    """Bybit answered ``auth`` with ``success: false``."""
+
+
+class PrivateStream:
+    """Owns the private socket(s) of one feed; ``run()`` until cancelled."""
+
+    def __init__(self, feed: HybridFeed) -> None:
+        self.feed = feed
+        self.ctx, self.s = feed.ctx, feed.settings
+        self.conn: Conn | None = None
+        self._buffer: list[PositionUpdate] | None = None
+        self._auth_failures = 0
+        self._backoff = Backoff(self.s.backoff_base, self.s.backoff_cap)
+        #: newest exchange time of a push per key (the audit skips keys pushed after it)
+        self.last_push_ms: dict[PositionKey, int] = {}
+        #: newest seq applied per key (gap replay starts after it)
+        self.last_seq: dict[PositionKey, int] = {}
+        #: server ms since which pushes may be missing; None while none are
+        self._gap_from_ms: int | None = None
+        self._first_as_of: int | None = None
+
+    def url(self) -> str:
+        url = self.ctx.endpoints.private_ws
+        param = self.s.max_active_time_param
+        if param is None:
+            return url
+        parts = urlsplit(url)
+        query = f"{parts.query}&" if parts.query else ""
+        query += urlencode({"max_active_time": param})
+        return urlunsplit(parts._replace(query=query))
+
+    # ----------------------------------------------------------------- supervisor
+    async def run(self) -> None:
+        conn: Conn | None = None
+        try:
+            while True:
+                if conn is not None and conn.closed.done():  # died while we tried to swap
+                    await self._lost(conn, conn.closed.result())
+                    conn = None
+                try:
+                    new = await self._connect(buffer=conn is None)
+                except AuthRejected as exc:
+                    await self._auth_rejected(str(exc))
+                    await self._wait(conn, self._backoff.next())
+                    continue
+                except (ConnectionLost, RequestRejected, RetryableFeedError) as exc:
+                    self.feed.private_trouble(str(exc))
+                    await self._wait(conn, self._backoff.next())
+                    continue
+                old, conn = conn, new
+                self.conn = new
+                if old is None or old.closed.done():
+                    if old is not None:  # the old socket died during the swap: a gap
+                        self._mark_gap(old)
+                        await old.close()
+                        self._buffer = []
+                    try:
+                        await self._resync()
+                    except RetryableFeedError as exc:
+                        await new.close()
+                        conn = self.conn = None
+                        self.feed.private_lost(f"resync failed: {exc}", count=False)
+                        await asyncio.sleep(self._backoff.next())
+                        continue
+                else:  # make-before-break: the new socket is subscribed, drop the old
+                    await old.close()
+                    self.ctx.count("planned_reconnects")
+                    self.ctx.log.info("private socket replaced (planned, age %.0fs)", old.age())
+                reason = await self._watch(conn)
+                if reason is not None:
+                    await self._lost(conn, reason)
+                    conn = None
+        finally:
+            self._buffer = None
+            self.conn = None
+            if conn is not None:
+                await conn.close()
+
+    async def _lost(self, conn: Conn, reason: str) -> None:
+        lived = conn.age()
+        self._mark_gap(conn)
+        await conn.close()
+        self.conn = None
+        self.feed.private_lost(reason)
+        if lived >= self.s.backoff_reset_after:
+            self._backoff.reset()
+        await asyncio.sleep(self._backoff.next())
+
+    def _mark_gap(self, conn: Conn) -> None:
+        if self._gap_from_ms is None:
+            self._gap_from_ms = conn.last_frame_ns // 1_000_000 + self.feed.clock.offset_ms
+
+    async def _wait(self, conn: Conn | None, delay: float) -> None:
+        """Sleep ``delay``, cut short if the still-serving old socket dies."""
+        if conn is None or conn.closed.done():
+            await asyncio.sleep(delay)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(conn.closed), delay)
+
+    async def _watch(self, conn: Conn) -> str | None:
+        """Wait until ``conn`` dies (its reason) or reaches its planned lifetime (None)."""
+        lifetime = self.s.max_connection_lifetime
+        timeout = None if lifetime is None else max(0.0, lifetime - conn.age())
+        try:
+            return await asyncio.wait_for(asyncio.shield(conn.closed), timeout)
+        except TimeoutError:
+            return None
+
+    # ----------------------------------------------------------------- one socket
+    async def _connect(self, *, buffer: bool) -> Conn:
+        feed = self.feed
+        conn = Conn(
+            name="private", url=self.url(), on_data=self._on_data,
+            ping_interval=self.s.ping_interval, pong_timeout=self.s.pong_timeout,
+            request_timeout=self.s.request_timeout, log=self.ctx.log,
+            count=self.ctx.count, report=feed.report,
+        )
+        try:
+            await conn.open()
+            acct = self.ctx.account
+            assert acct.api_key is not None and acct.api_secret is not None
+            expires = feed.clock.now_ms() + int(self.s.expires_margin * 1000)
+            try:
+                await conn.request("auth", ws_auth_args(acct.api_key, acct.api_secret, expires))
+            except RequestRejected as exc:
+                msg = redact(exc.answer.ret_msg, acct.api_key, acct.api_secret)
+                raise AuthRejected(msg or "no reason given") from None
+            self._auth_failures = 0
+            if buffer:
+                self._buffer = []
+            await conn.request("subscribe", [TOPIC_POSITION])
+        except BaseException:
+            if buffer:
+                self._buffer = None
+            await conn.close()
+            raise
+        return conn
+
+    async def _auth_rejected(self, ret_msg: str) -> None:
+        """Re-measure the clock and ask REST whether the key itself is bad (10003/10004
+        are fatal there); give up after ``max_auth_failures`` rejections in a row."""
+        self._auth_failures += 1
+        self.ctx.count("auth_failures")
+        self.feed.private_trouble(f"auth rejected: {ret_msg}", reason="auth_failed")
+        if self._auth_failures >= self.s.max_auth_failures:
+            raise FatalFeedError(
+                f"Bybit rejected the WebSocket auth {self._auth_failures} times in a row "
+                f"(ret_msg {ret_msg!r}): check {SETTING_HINT.format('API_KEY')} and "
+                f"{SETTING_HINT.format('API_SECRET')}, and the host clock"
+            )
+        rest = self.feed.rest
+        try:
+            await rest.sync_clock()
+            await rest.positions(self.s.categories[:1], self.s.settle_coins[:1])  # fatal: bad key
+        except RetryableFeedError as exc:
+            self.ctx.log.warning("REST check after an auth rejection failed: %s", exc)
+
+    async def _resync(self) -> None:
+        ctx = self.ctx
+        self.feed.private_resyncing()
+        try:
+            rows, as_of = await self.feed.rest.positions(self.s.categories, self.s.settle_coins)
+            if self._gap_from_ms is not None and self.s.replay_gaps:
+                await self._replay_gap(rows)
+            ctx.reconcile(self.feed.scoped(rows), as_of_ms=as_of)
+            for row in rows:
+                self._note(row)
+            self._gap_from_ms = None
+            if self._first_as_of is None:
+                self._first_as_of = as_of
+        finally:
+            buffered, self._buffer = self._buffer or [], None
+            for update in sorted(buffered, key=push_order):
+                self._apply(update)
+        ctx.count("resyncs")
+        ctx.log.info("resynced %d open positions from REST (+%d buffered pushes)",
+                     len(rows), len(buffered), extra={"as_of_ms": as_of})
+        self.feed.private_synced()
+
+    # ----------------------------------------------------------------- data
+    def _on_data(self, msg: dict[str, Any], received_ns: int) -> None:
+        ctx = self.ctx
+        ctx.message_received(received_ns)
+        ctx.count("messages")
+        topic = msg["topic"]
+        if topic not in POSITION_TOPICS:
+            self.feed.report(Problem("unexpected_topic", f"topic {topic!r}"), "private")
+            return
+        updates, problems = position_push(msg, received_ns)
+        for p in problems:
+            self.feed.report(p, "private")
+        if self._buffer is not None:
+            self._buffer.extend(updates)
+            return
+        for u in updates:
+            self._apply(u)
+        if updates:
+            self.feed.sync_subscriptions()
+
+    async def _replay_gap(self, rows: list[PositionUpdate]) -> None:
+        """Apply the states of fills made while the socket was down (see gap.py)."""
+        assert self._gap_from_ms is not None
+        since = self._gap_from_ms - GAP_MARGIN_MS
+        if self._first_as_of is not None:
+            since = max(since, self._first_as_of)
+        try:
+            fills = await self.feed.rest.fills(self.s.categories, since)
+        except (RetryableFeedError, FatalFeedError) as exc:
+            self.ctx.count("gap_replay_failures")
+            self.ctx.log.warning("gap replay skipped (fills unavailable): %s", exc)
+            return
+        book = self.ctx.positions()
+        hedged = {k.symbol for k in [*book, *(r.key for r in rows)] if k.position_idx != 0}
+        fills = [f for f in fills if f.key.symbol not in hedged]
+        final = {r.key: r.seq for r in rows if r.seq is not None}
+        leverage = {r.key: r.leverage for r in rows}
+        updates = replay(fills, book, self.last_seq, final, leverage, time.time_ns())
+        for update in updates:
+            self._apply(update)
+        if updates:
+            self.ctx.count("gap_replayed", len(updates))
+            self.ctx.log.info("replayed %d position states from %d fills made during the gap",
+                              len(updates), len(fills))
+
+    def _note(self, update: PositionUpdate) -> None:
+        key = update.key
+        if update.seq is not None and update.seq > self.last_seq.get(key, -1):
+            self.last_seq[key] = update.seq
+
+    def _apply(self, update: PositionUpdate) -> None:
+        key = update.key
+        if update.exchange_ms is not None and update.exchange_ms > self.last_push_ms.get(key, 0):
+            self.last_push_ms[key] = update.exchange_ms
+        self._note(update)
+        self.ctx.apply(update)
+
+    def details(self) -> dict[str, Any]:
+        conn = self.conn
+        return {
+            "connected": bool(conn and conn.alive),
+            "age_s": round(conn.age(), 3) if conn else None,
+            "subscriptions": [TOPIC_POSITION] if conn and conn.alive else [],
+            "buffering": self._buffer is not None,
+            "last_pong_age_s": round(time.monotonic() - conn.last_pong, 3)
+            if conn and conn.last_pong else None,
+        }

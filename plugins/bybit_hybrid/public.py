@@ -1,0 +1,269 @@
+"""The public socket of one category: ``tickers.{symbol}`` for every open position.
+
+The feed tells the stream which symbols it wants (``want``); the stream subscribes and
+unsubscribes in batches, merges snapshot and delta tickers, and hands each new mark
+price to the book. Data liveness is per symbol: a subscribed ticker silent for
+``stale_after`` is stale → resubscribed; still stale after that (or every symbol stale
+at once: a stalled socket) → the socket is reconnected. Planned reconnects open and
+subscribe the new socket before the old one closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from framework import Backoff, Category
+
+from .constants import TICKERS_PREFIX
+from .parse import TickerState
+from .ticks import TickHandler
+from .util import batches
+from .ws import Conn, ConnectionLost, RequestRejected
+
+if TYPE_CHECKING:
+    from .feed import HybridFeed
+
+_PLEN = len(TICKERS_PREFIX)
+
+
+class _Session:
+    """One public socket and the subscriptions it carries."""
+
+    def __init__(self, conn: Conn, tickers: TickerState, swap_at: float | None) -> None:
+        self.conn, self.tickers = conn, tickers
+        #: symbol -> wall-clock ns of its (re)subscribe ack: the staleness reference
+        self.subscribed: dict[str, int] = {}
+        self.resubscribed: set[str] = set()
+        self.swap_at = swap_at
+
+
+class PublicStream:
+    """Owns the public socket(s) of one category; ``run()`` until cancelled."""
+
+    def __init__(self, feed: HybridFeed, category: Category, url: str) -> None:
+        self.feed, self.category, self.url = feed, category, url
+        self.ctx, self.s = feed.ctx, feed.settings
+        self.name = f"public-{category.value}"
+        self.wanted: set[str] = set()
+        self.rejected: set[str] = set()
+        self.stale: frozenset[str] = frozenset()
+        self.down: str | None = None
+        self.session: _Session | None = None
+        self._wake = asyncio.Event()
+        self._backoff = Backoff(self.s.backoff_base, self.s.backoff_cap)
+        self._overflow_logged = False
+
+    def want(self, symbols: set[str]) -> None:
+        if symbols != self.wanted:
+            self.wanted = set(symbols)
+            self.rejected &= self.wanted
+            self._wake.set()
+
+    # ----------------------------------------------------------------- supervisor
+    async def run(self) -> None:
+        sess: _Session | None = None
+        try:
+            while True:
+                if sess is None:
+                    try:
+                        sess = await self._open()
+                    except (ConnectionLost, RequestRejected) as exc:
+                        self._set_down(str(exc))
+                        await asyncio.sleep(self._backoff.next())
+                        continue
+                    self.session = sess
+                    self._set_up()
+                reason = await self._serve(sess)
+                if reason is None:  # planned: make the new socket, then break the old
+                    try:
+                        new = await self._open()
+                    except (ConnectionLost, RequestRejected) as exc:
+                        sess.swap_at = time.monotonic() + self._backoff.next()
+                        self.ctx.log.warning("planned %s reconnect failed: %s", self.name, exc)
+                        continue
+                    old, sess = sess, new
+                    self.session = new
+                    await old.conn.close()
+                    self.ctx.count("planned_reconnects")
+                    self.ctx.log.info("%s socket replaced (planned, age %.0fs)",
+                                      self.name, old.conn.age())
+                    continue
+                lived = sess.conn.age()
+                await sess.conn.close()
+                sess = self.session = None
+                self.ctx.count("reconnects")
+                self._set_down(reason)
+                if lived >= self.s.backoff_reset_after:
+                    self._backoff.reset()
+                await asyncio.sleep(self._backoff.next())
+        finally:
+            self.session = None
+            if sess is not None:
+                await sess.conn.close()
+
+    def _set_down(self, reason: str) -> None:
+        first = self.down is None
+        self.down = reason
+        self.ctx.log.warning("%s socket down: %s", self.name, reason,
+                             extra={"socket": self.name})
+        if first:
+            self.feed.public_changed(reason="reconnect")
+
+    def _set_up(self) -> None:
+        if self.down is not None:
+            self.down = None
+            self.feed.public_changed(reason="fresh")
+
+    async def _open(self) -> _Session:
+        tickers = TickerState(self.category)
+        conn = Conn(
+            name=self.name, url=self.url, on_data=self._handler(tickers),
+            ping_interval=self.s.ping_interval, pong_timeout=self.s.pong_timeout,
+            request_timeout=self.s.request_timeout, log=self.ctx.log,
+            count=self.ctx.count, report=self.feed.report,
+        )
+        lifetime = self.s.max_connection_lifetime
+        sess = _Session(conn, tickers, None)
+        try:
+            await conn.open()
+            if lifetime is not None:
+                sess.swap_at = time.monotonic() + lifetime
+            await self._sync(sess)
+        except BaseException:
+            await conn.close()
+            raise
+        return sess
+
+    async def _serve(self, sess: _Session) -> str | None:
+        """Keep ``sess`` subscribed and fresh; its death or staleness reason, or None
+        when its planned lifetime is over."""
+        closed = sess.conn.closed
+        closed.add_done_callback(lambda _f: self._wake.set())
+        check = max(0.02, min(self.s.stale_after / 4, 1.0))
+        while True:
+            if closed.done():
+                return closed.result()
+            now = time.monotonic()
+            if sess.swap_at is not None and now >= sess.swap_at:
+                return None
+            self._wake.clear()
+            try:
+                await self._sync(sess)
+                reason = await self._check_stale(sess)
+            except ConnectionLost as exc:
+                return str(exc)
+            if reason is not None:
+                return reason
+            timeout = check if sess.swap_at is None else max(0.0, min(check, sess.swap_at - now))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    # ----------------------------------------------------------------- subscriptions
+    async def _sync(self, sess: _Session) -> None:
+        subs, tickers = sess.subscribed, sess.tickers
+        remove = [s for s in subs if s not in self.wanted]
+        for batch in batches((TICKERS_PREFIX + s for s in remove), self.s.max_topics_per_request):
+            try:
+                await sess.conn.request("unsubscribe", batch)
+            except RequestRejected as exc:
+                self.ctx.log.warning("%s: unsubscribe %s rejected: %s", self.name, batch, exc)
+            for topic in batch:
+                subs.pop(topic[_PLEN:], None)
+                tickers.forget(topic[_PLEN:])
+                sess.resubscribed.discard(topic[_PLEN:])
+        used = sum(len(TICKERS_PREFIX) + len(s) for s in subs)
+        add: list[str] = []
+        for sym in sorted(self.wanted):
+            if sym in subs or sym in self.rejected:
+                continue
+            if used + len(TICKERS_PREFIX) + len(sym) > self.s.max_args_chars:
+                self.ctx.count("subscription_overflow")
+                if not self._overflow_logged:
+                    self._overflow_logged = True
+                    self.ctx.log.error("%s: topic budget of %d characters exhausted; %s and "
+                                       "later symbols get no price", self.name,
+                                       self.s.max_args_chars, sym)
+                continue
+            used += len(TICKERS_PREFIX) + len(sym)
+            add.append(sym)
+        for batch in batches(add, self.s.max_topics_per_request):
+            await self._subscribe(sess, batch)
+
+    async def _subscribe(self, sess: _Session, symbols: list[str]) -> None:
+        sess.tickers.symbols.update(symbols)  # frames may beat the ack
+        try:
+            await sess.conn.request("subscribe", [TICKERS_PREFIX + s for s in symbols])
+        except RequestRejected as exc:
+            if len(symbols) > 1:  # one bad topic fails the whole request: split it
+                for sym in symbols:
+                    await self._subscribe(sess, [sym])
+                return
+            self.rejected.add(symbols[0])
+            sess.tickers.forget(symbols[0])
+            self.ctx.count("subscribe_rejected")
+            self.ctx.log.warning("%s: subscribe tickers.%s rejected: %s", self.name,
+                                 symbols[0], exc.answer.ret_msg)
+            return
+        now = time.time_ns()
+        for sym in symbols:
+            sess.subscribed[sym] = now
+
+    async def _check_stale(self, sess: _Session) -> str | None:
+        now = time.time_ns()
+        limit = int(self.s.stale_after * 1e9)
+        seen = sess.tickers.last_seen_ns
+        stale: set[str] = set()
+        for sym, ref in sess.subscribed.items():
+            if now - max(ref, seen.get(sym, 0)) > limit:
+                stale.add(sym)
+            else:
+                sess.resubscribed.discard(sym)
+        current = frozenset(stale | (self.rejected & self.wanted))
+        if current != self.stale:
+            fresh = not current
+            self.stale = current
+            self.feed.public_changed(reason="fresh" if fresh else "stale")
+        if not stale:
+            return None
+        if len(sess.subscribed) >= 2 and len(stale) == len(sess.subscribed):
+            return (f"{self.name} stalled: no ticker for any of {len(stale)} symbols "
+                    f"in {self.s.stale_after:g}s")
+        again = stale & sess.resubscribed
+        if again:
+            return f"{self.name}: tickers still stale after resubscribe: {sorted(again)}"
+        timeout = self.s.stale_after
+        for batch in batches((TICKERS_PREFIX + s for s in sorted(stale)),
+                             self.s.max_topics_per_request):
+            self.ctx.count("resubscribes", len(batch))
+            self.ctx.log.warning("%s: stale tickers, resubscribing %s", self.name, batch)
+            for op in ("unsubscribe", "subscribe"):
+                try:
+                    await sess.conn.request(op, batch, answer_within=timeout)
+                except RequestRejected as exc:
+                    self.ctx.log.warning("%s: %s %s rejected: %s", self.name, op, batch, exc)
+            at = time.time_ns()
+            for topic in batch:
+                sess.subscribed[topic[_PLEN:]] = at
+                sess.resubscribed.add(topic[_PLEN:])
+        return None
+
+    # ----------------------------------------------------------------- data
+    def _handler(self, tickers: TickerState) -> Callable[[dict[str, Any], int], None]:
+        return TickHandler(self, tickers)
+
+    def details(self) -> dict[str, Any]:
+        sess = self.session
+        return {
+            "url": self.url,
+            "connected": bool(sess and sess.conn.alive),
+            "age_s": round(sess.conn.age(), 3) if sess else None,
+            "subscriptions": sorted(TICKERS_PREFIX + s for s in sess.subscribed) if sess else [],
+            "wanted": sorted(self.wanted),
+            "rejected": sorted(self.rejected),
+            "stale": sorted(self.stale),
+            "down": self.down,
+        }

@@ -1,0 +1,259 @@
+"""REST snapshot client: server time and /v5/position/list, signed, with retries.
+
+Why a small aiohttp client and not ccxt: the feed needs three things ccxt hides or
+costs — the raw ``seq``/``updatedTime`` of each row (the book orders by them), the
+raw ``retCode`` (10003/10004 are fatal, 10002 means re-measure the clock, 10006 means
+wait for ``X-Bapi-Limit-Reset-Timestamp``) and explicit cursor pagination. ccxt's
+``load_markets()`` alone costs three or more requests (coin info, instruments, pre-launch),
+and its ``fetch_positions`` returns unified structures whose ``info`` must be re-parsed
+anyway. Two GET endpoints do not justify that; aiohttp is already a dependency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+from pydantic import SecretStr
+from yarl import URL
+
+from framework import Backoff, Category, FatalFeedError, PositionUpdate, RetryableFeedError
+
+from .config import HybridSettings
+from .constants import (
+    FATAL_CODES,
+    PATH_EXECUTIONS,
+    PATH_POSITIONS,
+    PATH_TIME,
+    POSITION_PAGE_LIMIT,
+    RET_OK,
+    RET_TIMESTAMP,
+    RETRY_CODES,
+)
+from .gap import Fill, parse_fill
+from .parse import Problem, position_update
+from .signing import ServerClock, redact, rest_headers
+
+SETTING_HINT = "FEEDCTL_<PROFILE>__ACCOUNT__{}"
+
+
+class _Retry(Exception):
+    """One attempt failed in a way worth retrying; ``wait`` overrides the backoff."""
+
+    def __init__(self, reason: str, wait: float | None = None, code: int | None = None) -> None:
+        super().__init__(reason)
+        self.wait, self.code = wait, code
+
+
+class RestClient:
+    """Signed GETs against Bybit V5 with capped, jittered retries."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        api_key: SecretStr,
+        api_secret: SecretStr,
+        clock: ServerClock,
+        settings: HybridSettings,
+        log: logging.LoggerAdapter[logging.Logger],
+        count: Callable[[str], None],
+    ) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self._key, self._secret = api_key, api_secret
+        self.clock = clock
+        self._s = settings
+        self._log = log
+        self._count = count
+
+    # ----------------------------------------------------------------- endpoints
+    async def sync_clock(self) -> int:
+        """Measure the server clock offset (ms) from /v5/market/time."""
+        sent = time.time_ns()
+        env = await self._call(PATH_TIME, [], signed=False, sync_on_skew=False)
+        received = time.time_ns()
+        result = env.get("result") or {}
+        server_ms: int | None = None
+        try:
+            if result.get("timeNano"):
+                server_ms = int(result["timeNano"]) // 1_000_000
+            elif result.get("timeSecond"):
+                server_ms = int(result["timeSecond"]) * 1000
+            elif isinstance(env.get("time"), int):
+                server_ms = env["time"]
+        except (TypeError, ValueError):
+            server_ms = None
+        if server_ms is None:
+            raise RetryableFeedError(f"{PATH_TIME} answered without a time: {str(env)[:200]}")
+        offset = self.clock.update(server_ms, sent, received)
+        self._log.info("server clock offset %+d ms (rtt %.1f ms)", offset, self.clock.rtt_ms,
+                       extra={"clock_offset_ms": offset})
+        return offset
+
+    async def positions(
+        self, categories: list[Category], settle_coins: list[str]
+    ) -> tuple[list[PositionUpdate], int | None]:
+        """Every open position, pagination followed to the end, and the snapshot's time
+        (the earliest page's server time: a push newer than that is newer than the rows)."""
+        rows: list[PositionUpdate] = []
+        as_of: int | None = None
+        for category in categories:
+            scopes: list[str | None] = (
+                list(settle_coins) if category is Category.LINEAR else [None]
+            )
+            for coin in scopes:
+                page_rows, page_time = await self._position_pages(category, coin)
+                rows.extend(page_rows)
+                if page_time is not None:
+                    as_of = page_time if as_of is None else min(as_of, page_time)
+        return rows, as_of
+
+    async def _position_pages(
+        self, category: Category, coin: str | None
+    ) -> tuple[list[PositionUpdate], int | None]:
+        rows: list[PositionUpdate] = []
+        first_time: int | None = None
+        cursor = ""
+        seen: set[str] = set()
+        while True:
+            params = [("category", category.value)]
+            if coin:
+                params.append(("settleCoin", coin))
+            params.append(("limit", str(POSITION_PAGE_LIMIT)))
+            if cursor:
+                params.append(("cursor", cursor))
+            env = await self._call(PATH_POSITIONS, params, signed=True)
+            received = time.time_ns()
+            if first_time is None and isinstance(env.get("time"), int):
+                first_time = env["time"]
+            result = _result(env)
+            for raw in result.get("list") or []:
+                parsed = position_update(raw, default_category=category, received_ns=received)
+                if isinstance(parsed, Problem):
+                    self._count(parsed.counter)
+                    self._log.warning("REST position row skipped: %s", parsed.detail,
+                                      extra={"problem": parsed.counter})
+                elif parsed.is_open:
+                    rows.append(parsed)
+            cursor = str(result.get("nextPageCursor") or "")
+            if not cursor:
+                return rows, first_time
+            if cursor in seen:  # a server repeating a cursor would loop forever
+                raise RetryableFeedError(f"{PATH_POSITIONS} repeated cursor {cursor!r}")
+            seen.add(cursor)
+
+    async def fills(self, categories: list[Category], since_ms: int,
+                    max_pages: int = 20) -> list[Fill]:
+        """Position-moving fills since ``since_ms`` (pages are newest first: stop at the
+        first older fill, after ``max_pages`` pages, or at the last page)."""
+        out: list[Fill] = []
+        for category in categories:
+            cursor = ""
+            for _ in range(max_pages):
+                params = [("category", category.value), ("startTime", str(since_ms)),
+                          ("limit", "100")]
+                if cursor:
+                    params.append(("cursor", cursor))
+                env = await self._call(PATH_EXECUTIONS, params, signed=True)
+                result = _result(env)
+                older = False
+                for raw in result.get("list") or []:
+                    fill = parse_fill(raw, category)
+                    if isinstance(fill, Problem):
+                        self._count(fill.counter)
+                    elif fill is not None:
+                        if fill.exec_ms < since_ms:
+                            older = True
+                        else:
+                            out.append(fill)
+                cursor = str(result.get("nextPageCursor") or "")
+                if older or not cursor:
+                    break
+        return out
+
+    # ----------------------------------------------------------------- transport
+    async def _call(
+        self, path: str, params: list[tuple[str, str]], *, signed: bool, sync_on_skew: bool = True
+    ) -> dict[str, Any]:
+        backoff = Backoff(self._s.backoff_base, self._s.backoff_cap)
+        last = ""
+        for attempt in range(1, self._s.rest_attempts + 1):
+            try:
+                return await self._once(path, params, signed)
+            except _Retry as exc:
+                last = str(exc)
+                self._count("rest_retries")
+                if exc.code == RET_TIMESTAMP and sync_on_skew:
+                    await self.sync_clock()
+                wait = exc.wait if exc.wait is not None else backoff.next()
+                self._log.warning("REST %s failed (attempt %d/%d): %s; retrying in %.2fs",
+                                  path, attempt, self._s.rest_attempts, last, wait,
+                                  extra={"path": path, "attempt": attempt})
+                if attempt < self._s.rest_attempts:
+                    await asyncio.sleep(wait)
+        raise RetryableFeedError(f"REST {path} failed {self._s.rest_attempts} times: {last}")
+
+    async def _once(self, path: str, params: list[tuple[str, str]], signed: bool) -> dict[str, Any]:
+        query = "&".join(f"{k}={quote(v, safe='%')}" for k, v in params)
+        url = URL(f"{self._base}{path}" + (f"?{query}" if query else ""), encoded=True)
+        headers = {"Accept": "application/json"}
+        if signed:
+            headers.update(rest_headers(self._key, self._secret, self.clock.now_ms(),
+                                        self._s.recv_window, query))
+        try:
+            async with self._session.get(url, headers=headers) as resp:
+                body = await resp.read()
+                status, resp_headers = resp.status, resp.headers
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise _Retry(f"{type(exc).__name__}: {exc}") from None
+        if status == 404:
+            raise FatalFeedError(
+                f"Bybit REST {path} answered 404: check FEEDCTL_<PROFILE>__ENDPOINTS__REST "
+                f"({self._base})"
+            )
+        if status in (403, 429) or status >= 500:
+            raise _Retry(f"HTTP {status}", wait=self._s.backoff_cap if status == 403 else None)
+        try:
+            env = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise _Retry(f"HTTP {status} with a non-JSON body {body[:80]!r}") from None
+        if not isinstance(env, dict):
+            raise _Retry(f"HTTP {status} with a non-object body")
+        code = env.get("retCode")
+        msg = redact(str(env.get("retMsg", "")), self._key, self._secret)
+        if code == RET_OK:
+            return env
+        if isinstance(code, int) and code in FATAL_CODES:
+            what, setting = FATAL_CODES[code]
+            raise FatalFeedError(
+                f"{what} (retCode {code}: {msg}): check {SETTING_HINT.format(setting)}"
+            )
+        if status == 401:
+            raise FatalFeedError(
+                f"Bybit REST {path} answered 401 ({msg}): check "
+                f"{SETTING_HINT.format('API_KEY')} and {SETTING_HINT.format('API_SECRET')}"
+            )
+        if code in RETRY_CODES or status != 200:
+            wait = self._reset_wait(resp_headers) if code == 10006 else None
+            tag = " (10002: clock skew)" if code == RET_TIMESTAMP else ""
+            raise _Retry(f"retCode {code}{tag}: {msg}", wait=wait, code=code)
+        raise _Retry(f"retCode {code}: {msg}", code=code)
+
+    def _reset_wait(self, headers: Any) -> float | None:
+        try:
+            reset_ms = int(headers.get("X-Bapi-Limit-Reset-Timestamp", ""))
+        except ValueError:
+            return None
+        return min(self._s.backoff_cap, max(0.0, (reset_ms - self.clock.now_ms()) / 1000))
+
+
+def _result(envelope: dict[str, Any]) -> dict[str, Any]:
+    result = envelope.get("result")
+    return result if isinstance(result, dict) else {}

@@ -1,0 +1,30 @@
+"""Registers the ``rest_polling`` feed kind (entry point ``feedctl: rest_polling``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from framework import FeedContext, FeedKind, hookimpl
+
+from .config import RestPollingSettings
+from .feed import RestPollingFeed
+
+
+def make_feed(ctx: FeedContext, settings: RestPollingSettings) -> RestPollingFeed:
+    """The kind's factory: builds nothing networked; checks run when the feed starts."""
+    return RestPollingFeed(ctx, settings)
+
+
+@hookimpl
+def feedctl_feed_kinds(register: Callable[[FeedKind], None]) -> None:
+    register(
+        FeedKind(
+            name="rest_polling",
+            factory=make_feed,
+            settings_model=RestPollingSettings,
+            description="Positions and mark prices of any ccxt exchange by REST polling "
+            "(the pre-hybrid behaviour; the fallback feed)",
+            requires_credentials=True,
+            capabilities=frozenset({"resync"}),
+        )
+    )

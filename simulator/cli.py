@@ -1,0 +1,82 @@
+"""`feedctl sim` (and `python -m simulator`): run the exchange until SIGINT/SIGTERM.
+
+The first stdout line is one JSON object with the URLs and the API key and secret;
+everything else goes to the `feedctl.simulator` logger (stderr).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+
+import click
+
+from .config import SimConfig, generated_symbols
+from .server import Simulator
+
+
+def _symbols(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return generated_symbols(int(value))
+    return [s for s in value.split(",") if s.strip()]
+
+
+async def _serve(cfg: SimConfig) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    sim = Simulator(cfg)
+    await sim.start()
+    try:
+        line = dict(sim.urls, api_key=sim.api_key, api_secret=sim.api_secret)
+        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
+        await stop.wait()
+    finally:
+        await sim.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+@click.command("sim")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
+@click.option("--port", default=0, show_default=True, type=int, help="0 = an ephemeral port")
+@click.option("--symbols", default=None,
+              help="comma-separated symbols, or a number N for N symbols (defaults, then "
+                   "SYM001USDT...)")
+@click.option("--seed", default=42, show_default=True, type=int, help="random-walk seed")
+@click.option("--demo", is_flag=True, help="run the demo trader")
+@click.option("--tick-interval", default=0.1, show_default=True, type=float,
+              help="seconds between ticker deltas")
+@click.option("--log-level", default="WARNING", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def sim_command(host: str, port: int, symbols: str | None, seed: int, demo: bool,
+                tick_interval: float, log_level: str) -> None:
+    """Run the embedded Bybit V5-compatible exchange on loopback."""
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    kwargs: dict = {"host": host, "port": port, "seed": seed, "demo": demo,
+                    "tick_interval": tick_interval}
+    parsed = _symbols(symbols)
+    if parsed is not None:
+        kwargs["symbols"] = parsed
+    try:
+        cfg = SimConfig(**kwargs)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    asyncio.run(_serve(cfg))
+
+
+def main() -> None:
+    sim_command(prog_name="feedctl sim")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The simulator as a feedctl plugin: the ``feedctl sim`` command, the ``[simulator]``
+settings section, and the embedded exchange service behind the ``sim`` profile.
+
+Owned by the lead (wiring only); the simulator itself lives in the other modules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from pydantic import Field
+
+from framework import ProfileSettings, StrictModel, hookimpl
+
+
+class SimulatorSection(StrictModel):
+    """``[<profile>.simulator]``: run the embedded exchange inside the session."""
+
+    embedded: bool = False
+    symbols: list[str] = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT", "SOLUSDT"])
+    seed: int = 7
+    demo: bool = True
+    demo_interval: float = Field(3.0, gt=0)
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535)
+
+
+class EmbeddedSimulator:
+    """A framework.Service: starts the simulator and points the profile at it."""
+
+    name = "simulator"
+    provides = frozenset({"account", "endpoints"})
+
+    def __init__(self, section: SimulatorSection) -> None:
+        self.section = section
+        self.sim: Any = None
+
+    async def start(self) -> dict[str, Any]:
+        from .config import SimConfig
+        from .server import Simulator
+
+        cfg = SimConfig(host=self.section.host, port=self.section.port,
+                        symbols=self.section.symbols, seed=self.section.seed,
+                        demo=self.section.demo, demo_interval=self.section.demo_interval)
+        self.sim = Simulator(cfg)
+        await self.sim.start()
+        urls = self.sim.urls
+        return {
+            "account": {"api_key": self.sim.api_key, "api_secret": self.sim.api_secret,
+                        "name": "sim"},
+            "endpoints": {"rest": urls["rest"], "public_ws": urls["public_ws"],
+                          "private_ws": urls["private_ws"],
+                          "public_ws_inverse": urls.get("public_ws_inverse",
+                                                        urls["public_ws"])},
+        }
+
+    async def stop(self) -> None:
+        if self.sim is not None:
+            await self.sim.stop()
+            self.sim = None
+
+    def __repr__(self) -> str:
+        return f"<EmbeddedSimulator symbols={self.section.symbols}>"
+
+
+@hookimpl
+def feedctl_settings_sections(register: Any) -> None:
+    register("simulator", SimulatorSection)
+
+
+@hookimpl
+def feedctl_services(settings: ProfileSettings) -> list[Any] | None:
+    section = settings.plugins.get("simulator")
+    if isinstance(section, SimulatorSection) and section.embedded:
+        return [EmbeddedSimulator(section)]
+    return None
+
+
+@hookimpl
+def feedctl_cli_commands(cli: click.Group) -> None:
+    from .cli import sim_command
+
+    cli.add_command(sim_command, name="sim")
