@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import signal
@@ -268,7 +269,10 @@ def _load_plugin_commands() -> None:
         return
     for impl in pm.hook.feedctl_cli_commands.get_hookimpls():
         try:
-            impl.function(cli=cli)
+            result = impl.function(cli=cli)
+            if inspect.isawaitable(result):
+                getattr(result, "close", lambda: None)()
+                raise TypeError("feedctl_cli_commands must be a plain function, not async")
         except Exception as exc:
             click.echo(f"warning: plugin {impl.plugin_name!r} failed to add commands: {exc}",
                        err=True)

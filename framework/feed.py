@@ -58,7 +58,8 @@ class FeedKind:
     ``factory(ctx, settings)`` returns a :class:`Feed`; ``settings`` is an instance of
     ``settings_model`` validated from the profile's ``[<profile>.feeds.<name>]`` table.
     ``capabilities`` are claims the conformance kit verifies: ``"resync"`` (after a
-    dropped connection the feed resyncs from a snapshot before it is healthy again).
+    dropped connection the feed resyncs from a snapshot before it is healthy again,
+    and counts each resync with ``ctx.count("resyncs")``).
     """
 
     name: str

@@ -1,9 +1,12 @@
 """Every hook feedctl calls. Implement them with ``@framework.hookimpl``.
 
-Hooks are plain functions. Any hook may return an awaitable instead of its value;
-the core awaits it (the datasette pattern). A hook implementation that raises is
-logged with the plugin's name and the session goes on — except registration hooks
-called at start, whose failure names the plugin and stops the start.
+Hooks are plain functions. The session and consumer hooks may return an awaitable
+instead of their value; the core awaits it (the datasette pattern). The four hooks
+called while feedctl is being set up — ``feedctl_feed_kinds``,
+``feedctl_settings_sections``, ``feedctl_cli_commands`` and ``feedctl_services`` —
+must return plainly (an awaitable is refused with a message naming the plugin).
+A consumer or session hook that raises is logged with the plugin's name and the
+session goes on; a set-up hook that raises names the plugin and stops the start.
 """
 
 from __future__ import annotations

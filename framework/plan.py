@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,7 +117,19 @@ def build_plan(
     _check_roles(feeds, loaded.name)
     services: list[Service] = []
     for impl in pm.hook.feedctl_services.get_hookimpls():
-        result = impl.function(settings=settings)
+        try:
+            result = impl.function(settings=settings)
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {impl.plugin_name!r} failed in feedctl_services: "
+                f"{type(exc).__name__}: {exc}", plugin=impl.plugin_name) from exc
+        if inspect.isawaitable(result):
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+            raise PluginError(
+                f"plugin {impl.plugin_name!r}: feedctl_services must be a plain function, "
+                "not async", plugin=impl.plugin_name)
         for svc in result or []:
             if not isinstance(svc, Service):
                 raise PluginError(

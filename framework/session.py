@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from .book import PositionBook
 from .config import merge_settings
 from .delivery import ConsumerQueue
-from .errors import FatalFeedError
+from .errors import FatalFeedError, FeedctlError, PluginError
 from .feed import Feed, FeedContext
 from .logs import register_secret
 from .models import EventKind, PositionEvent, StatusEvent
@@ -132,7 +132,13 @@ class Session:
         for svc in self.plan.services:
             log.info("starting service %s", svc.name, extra={"service": svc.name})
             self._started_services.append(svc)
-            overrides = merge_settings(overrides, await svc.start() or {})
+            try:
+                started = await svc.start()
+            except Exception as exc:
+                raise FeedctlError(
+                    f"service {svc.name!r} failed to start: {type(exc).__name__}: {exc}"
+                ) from exc
+            overrides = merge_settings(overrides, started or {})
         if overrides:
             account = AccountSettings.model_validate(
                 merge_settings(_plain(s.account), overrides.get("account", {})))
@@ -152,11 +158,16 @@ class Session:
                               endpoints=s.endpoints, book=book, on_status=self._on_status,
                               profile=self.plan.loaded.name)
             book._emit = self._emitter(fp.name)  # the book reports through the router
-            feed = fp.kind.factory(ctx, fp.settings)
+            try:
+                feed = fp.kind.factory(ctx, fp.settings)
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {fp.plugin!r}: factory of feed kind {fp.kind.name!r} failed: "
+                    f"{type(exc).__name__}: {exc}", plugin=fp.plugin) from exc
             if not isinstance(feed, Feed):
-                raise TypeError(
+                raise PluginError(
                     f"plugin {fp.plugin!r}: factory of feed kind {fp.kind.name!r} returned "
-                    f"{type(feed).__name__}, not a framework.Feed")
+                    f"{type(feed).__name__}, not a framework.Feed", plugin=fp.plugin)
             self.feeds[fp.name] = FeedRuntime(fp, ctx, book, feed)
 
         self.router = Router(

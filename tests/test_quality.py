@@ -45,6 +45,6 @@ def test_plugins_use_only_the_public_framework_names() -> None:
 def test_ruff_is_clean() -> None:
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
     out = subprocess.run([ruff, "check", "--output-format", "concise", "framework", "plugins",
-                          "simulator", "tests", "bench"], cwd=REPO, capture_output=True,
+                          "simulator", "tests", "bench", "examples"], cwd=REPO, capture_output=True,
                          text=True)
     assert out.returncode == 0, out.stdout + out.stderr

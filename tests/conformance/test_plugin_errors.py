@@ -1,0 +1,200 @@
+"""Plugins that misbehave at registration get one clear error naming the plugin(s).
+
+Registration hooks run when the plugin manager's registry is collected (``feedctl
+plugins``, ``feedctl check``, ``feedctl run``, ``Session``): their failures stop the start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import EntryPoint
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from pydantic import BaseModel
+
+from framework import (
+    API_VERSION,
+    FeedKind,
+    NoSettings,
+    PluginConflictError,
+    PluginError,
+    build_plugin_manager,
+    hookimpl,
+)
+from framework import cli as cli_module
+from framework.plugins import FeedctlPluginManager, collect_registry
+
+from .fake_exchange import FakeFeed
+
+pytestmark = pytest.mark.unit
+
+
+def manager(**plugins: object) -> FeedctlPluginManager:
+    pm = build_plugin_manager(load_entrypoints=False)
+    for name, plugin in plugins.items():
+        pm.register(plugin, name=name)
+    return pm
+
+
+def kind(name: str = "k", **fields: Any) -> FeedKind:
+    return FeedKind(name=name, factory=FakeFeed, requires_credentials=False, **fields)
+
+
+class Registers:
+    """A plugin whose feedctl_feed_kinds registers ``things`` (or raises ``error``)."""
+
+    def __init__(self, *things: Any, error: Exception | None = None) -> None:
+        self.things, self.error = things, error
+
+    @hookimpl
+    def feedctl_feed_kinds(self, register: Callable[[Any], None]) -> None:
+        if self.error is not None:
+            raise self.error
+        for thing in self.things:
+            register(thing)
+
+
+class Sections:
+    def __init__(self, model: Any = NoSettings, error: Exception | None = None) -> None:
+        self.model, self.error = model, error
+
+    @hookimpl
+    def feedctl_settings_sections(self, register: Callable[[str, Any], None]) -> None:
+        if self.error is not None:
+            raise self.error
+        register("extra", self.model)
+
+
+def test_feed_kinds_hook_raising_names_the_plugin() -> None:
+    pm = manager(broken=Registers(error=RuntimeError("boom")))
+    with pytest.raises(PluginError) as err:
+        collect_registry(pm)
+    assert str(err.value) == "plugin 'broken' failed in feedctl_feed_kinds: RuntimeError: boom"
+    assert err.value.plugin == "broken"
+
+
+def test_settings_sections_hook_raising_names_the_plugin() -> None:
+    pm = manager(broken=Sections(error=ValueError("nope")))
+    with pytest.raises(PluginError) as err:
+        collect_registry(pm)
+    assert str(err.value) == (
+        "plugin 'broken' failed in feedctl_settings_sections: ValueError: nope")
+
+
+def test_registering_something_that_is_not_a_feed_kind() -> None:
+    pm = manager(broken=Registers({"name": "k"}))
+    with pytest.raises(PluginError) as err:
+        collect_registry(pm)
+    assert str(err.value) == (
+        "plugin 'broken' registered {'name': 'k'}, which is not a framework.FeedKind")
+
+
+def test_registering_a_section_that_is_not_a_model() -> None:
+    pm = manager(broken=Sections(model=dict))
+    with pytest.raises(PluginError) as err:
+        collect_registry(pm)
+    assert str(err.value) == ("plugin 'broken' registered settings section 'extra' with "
+                              "<class 'dict'>, which is not a pydantic model class")
+
+
+def test_two_plugins_claiming_one_feed_kind_are_both_named() -> None:
+    pm = manager(first=Registers(kind("dup")), second=Registers(kind("dup")))
+    with pytest.raises(PluginConflictError) as err:
+        collect_registry(pm)
+    # in registration order: the one already holding the name, then the newcomer
+    assert str(err.value) == (
+        "feed kind 'dup' is provided by two plugins: 'first' and 'second'; uninstall or "
+        "disable one (FEEDCTL_LOAD_PLUGINS)")
+
+
+def test_two_plugins_claiming_one_settings_section_are_both_named() -> None:
+    class Model(BaseModel):
+        pass
+
+    pm = manager(first=Sections(Model), second=Sections(Model))
+    with pytest.raises(PluginConflictError) as err:
+        collect_registry(pm)
+    assert str(err.value) == (
+        "settings section 'extra' is claimed by two plugins: 'first' and 'second'")
+
+
+def test_a_kind_built_for_another_api_version_is_refused() -> None:
+    pm = manager(future=Registers(kind("k", api_version=API_VERSION + 1)))
+    with pytest.raises(PluginError) as err:
+        collect_registry(pm)
+    assert str(err.value) == (
+        f"plugin 'future' provides feed kind 'k' for plugin API version {API_VERSION + 1}, "
+        f"but this feedctl has API version {API_VERSION}; install a version of the plugin "
+        "built for it")
+
+
+def test_an_async_registration_hook_is_refused() -> None:
+    class Async:
+        @hookimpl
+        async def feedctl_feed_kinds(self, register: Callable[[Any], None]) -> None:
+            register(kind())
+
+    with pytest.raises(PluginError) as err:
+        collect_registry(manager(asyncplugin=Async()))
+    assert str(err.value) == "plugin 'asyncplugin': registration hooks must not be async"
+
+
+def test_a_plugin_that_fails_to_import_is_skipped_with_a_named_warning(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    ghost = EntryPoint("ghost", "feedctl_no_such_module_xyz.plugin", "feedctl")
+    monkeypatch.setattr("framework.plugins.entry_points", lambda group: [ghost])
+    monkeypatch.delenv("FEEDCTL_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    monkeypatch.delenv("FEEDCTL_LOAD_PLUGINS", raising=False)
+    with caplog.at_level("WARNING", logger="feedctl.plugins"):
+        pm = build_plugin_manager()
+    assert pm.get_plugin("ghost") is None
+    assert [e.name for e in pm.load_errors] == ["ghost"]
+    assert ("plugin 'ghost' failed to load and was skipped: ModuleNotFoundError: No module "
+            "named 'feedctl_no_such_module_xyz'") in caplog.text
+
+
+# --------------------------------------------------------------------- on the CLI
+def run_cli(monkeypatch: pytest.MonkeyPatch, pm: FeedctlPluginManager, *args: str) -> Any:
+    monkeypatch.setattr(cli_module, "_pm", pm)
+    return CliRunner().invoke(cli_module.cli, list(args))
+
+
+def test_feedctl_plugins_shows_a_conflict_as_one_error_line(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pm = manager(first=Registers(kind("dup")), second=Registers(kind("dup")))
+    out = run_cli(monkeypatch, pm, "plugins")
+    assert out.exit_code == 2
+    assert out.output.strip() == (
+        "ERROR: feed kind 'dup' is provided by two plugins: 'first' and 'second'; uninstall "
+        "or disable one (FEEDCTL_LOAD_PLUGINS)")
+
+
+def test_feedctl_plugins_lists_what_failed_to_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    pm = manager(fine=Registers(kind("fine")))
+    from framework.plugins import PluginLoadError
+
+    pm.load_errors.append(PluginLoadError("ghost", "feedctl-ghost 1.0 (entry point g.p)",
+                                          "ImportError: nope"))
+    out = run_cli(monkeypatch, pm, "plugins", "--no-hooks")
+    assert out.exit_code == 0, out.output
+    assert "fine  [registered in code]\n    feed kinds: fine\n" in out.output
+    assert ("ghost  [feedctl-ghost 1.0 (entry point g.p)]  FAILED TO LOAD: ImportError: nope"
+            in out.output)
+
+
+def test_cli_commands_hook_raising_is_a_warning_and_the_cli_survives(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    class BadCommands:
+        @hookimpl
+        def feedctl_cli_commands(self, cli: Any) -> None:
+            raise RuntimeError("no commands today")
+
+    pm = manager(broken=BadCommands())
+    monkeypatch.setattr(cli_module, "_pm", pm)
+    cli_module._load_plugin_commands()
+    assert capsys.readouterr().err == (
+        "warning: plugin 'broken' failed to add commands: no commands today\n")
+    out = CliRunner().invoke(cli_module.cli, ["--version"])
+    assert out.exit_code == 0 and f"plugin API {API_VERSION}" in out.output
