@@ -74,14 +74,18 @@ class PrivateStream:
                 if conn is not None and conn.closed.done():  # died while we tried to swap
                     await self._lost(conn, conn.closed.result())
                     conn = None
+                swapping = conn is not None  # the old socket still serves: no state change
                 try:
                     new = await self._connect(buffer=conn is None)
                 except AuthRejected as exc:
-                    await self._auth_rejected(str(exc))
+                    await self._auth_rejected(str(exc), swapping)
                     await self._wait(conn, self._backoff.next())
                     continue
                 except (ConnectionLost, RequestRejected, RetryableFeedError) as exc:
-                    self.feed.private_trouble(str(exc))
+                    if swapping:
+                        self.ctx.log.warning("planned private reconnect failed: %s", exc)
+                    else:
+                        self.feed.private_trouble(str(exc))
                     await self._wait(conn, self._backoff.next())
                     continue
                 old, conn = conn, new
@@ -133,14 +137,16 @@ class PrivateStream:
             await asyncio.sleep(delay)
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(conn.closed), delay)
+            async with asyncio.timeout(delay):
+                await asyncio.shield(conn.closed)
 
     async def _watch(self, conn: Conn) -> str | None:
         """Wait until ``conn`` dies (its reason) or reaches its planned lifetime (None)."""
         lifetime = self.s.max_connection_lifetime
         timeout = None if lifetime is None else max(0.0, lifetime - conn.age())
         try:
-            return await asyncio.wait_for(asyncio.shield(conn.closed), timeout)
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(conn.closed)
         except TimeoutError:
             return None
 
@@ -174,12 +180,15 @@ class PrivateStream:
             raise
         return conn
 
-    async def _auth_rejected(self, ret_msg: str) -> None:
+    async def _auth_rejected(self, ret_msg: str, swapping: bool = False) -> None:
         """Re-measure the clock and ask REST whether the key itself is bad (10003/10004
         are fatal there); give up after ``max_auth_failures`` rejections in a row."""
         self._auth_failures += 1
         self.ctx.count("auth_failures")
-        self.feed.private_trouble(f"auth rejected: {ret_msg}", reason="auth_failed")
+        if swapping:
+            self.ctx.log.warning("planned private reconnect: auth rejected: %s", ret_msg)
+        else:
+            self.feed.private_trouble(f"auth rejected: {ret_msg}", reason="auth_failed")
         if self._auth_failures >= self.s.max_auth_failures:
             raise FatalFeedError(
                 f"Bybit rejected the WebSocket auth {self._auth_failures} times in a row "

@@ -160,7 +160,8 @@ class PublicStream:
                 return reason
             timeout = check if sess.swap_at is None else max(0.0, min(check, sess.swap_at - now))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     # ----------------------------------------------------------------- subscriptions
     async def _sync(self, sess: _Session) -> None:

@@ -26,6 +26,21 @@ from websockets.frames import Frame, Opcode
 from .parse import Answer, Problem, classify_answer, decode
 
 
+async def _finish(task: asyncio.Task[None]) -> None:
+    """Wait for a cancelled task to end, even if we are cancelled meanwhile (then
+    re-raise): suppressing CancelledError would eat the caller's cancellation and keep a
+    stopping feed running; giving up early would leave the socket's task behind. The
+    wait is bounded: the task's own cleanup is bounded by the close timeout."""
+    interrupted = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            interrupted = True
+    if interrupted:
+        raise asyncio.CancelledError
+
+
 class _RedactAuthFrames(logging.Filter):
     """websockets logs every frame at DEBUG; the auth frame carries the API key."""
 
@@ -137,8 +152,7 @@ class Conn:
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _finish(task)
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await self._ws.close()
@@ -160,7 +174,8 @@ class Conn:
             frame["args"] = args
         try:
             await self._ws.send(orjson.dumps(frame), text=True)
-            answer = await asyncio.wait_for(fut, answer_within or self._request_timeout)
+            async with asyncio.timeout(answer_within or self._request_timeout):
+                answer = await fut
         except TimeoutError:
             raise ConnectionLost(
                 f"no answer to {op!r} on {self.name} within "
@@ -266,7 +281,8 @@ class Conn:
             except websockets.ConnectionClosed:
                 return
             try:
-                await asyncio.wait_for(self._pong.wait(), self._pong_timeout)
+                async with asyncio.timeout(self._pong_timeout):
+                    await self._pong.wait()
             except TimeoutError:
                 self._count("pong_timeouts")
                 raise ConnectionLost(

@@ -1,0 +1,140 @@
+"""The audit's comparison and the gap replay (pure functions)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from framework import Category, PositionBook, PositionKey, PositionUpdate, Side
+from plugins.bybit_hybrid.audit import audit_diff, forced_updates
+from plugins.bybit_hybrid.gap import Fill, parse_fill, replay
+from plugins.bybit_hybrid.parse import Problem
+
+from .conftest import payload
+
+pytestmark = pytest.mark.unit
+D = Decimal
+BTC = PositionKey(Category.LINEAR, "BTCUSDT", 0)
+
+
+def up(symbol: str = "BTCUSDT", side: Side | None = Side.LONG, size: str = "1",
+       entry: str = "100", seq: int | None = 1, ms: int | None = 1000) -> PositionUpdate:
+    return PositionUpdate(symbol=symbol, side=side if D(size) else None, size=D(size),
+                          entry_price=D(entry), seq=seq, exchange_ms=ms)
+
+
+def book_with(*updates: PositionUpdate) -> PositionBook:
+    book = PositionBook(exchange="bybit", account="a", feed="f")
+    for u in updates:
+        book.apply(u)
+    return book
+
+
+def test_audit_agrees_and_finds_each_kind_of_mismatch() -> None:
+    book = book_with(up(), up("ETHUSDT", Side.SHORT, "2", "10", 5, 1000))
+    rows = [up(), up("ETHUSDT", Side.SHORT, "2", "10", 5, 1000)]
+    assert audit_diff(book.positions, rows, 2000) == {}
+    rows = [up(size="3"), up("SOLUSDT", seq=9)]
+    diffs = audit_diff(book.positions, rows, 2000)
+    assert set(diffs) == {"linear:BTCUSDT:0", "linear:SOLUSDT:0", "linear:ETHUSDT:0"}
+    assert "size book=1 exchange=3" in diffs["linear:BTCUSDT:0"]
+    assert "not in the book" in diffs["linear:SOLUSDT:0"]
+    assert "flat on the exchange" in diffs["linear:ETHUSDT:0"]
+
+
+def test_audit_skips_keys_newer_than_the_snapshot() -> None:
+    book = book_with(up(ms=5000))
+    assert audit_diff(book.positions, [], 2000) == {}  # a push after the snapshot
+    assert audit_diff({}, [up()], 2000, {BTC: 3000}) == {}  # closed by a later push
+    assert audit_diff({}, [up()], 2000, {BTC: 1500}) != {}
+
+
+def test_forced_updates_beat_the_version_guard() -> None:
+    book = book_with(up(size="5", seq=99, ms=9999))  # a bogus state with a high seq
+    rows = [up(size="1", seq=3, ms=1000)]
+    book.reconcile(rows, as_of_ms=2000)
+    assert book.positions[BTC].size == 5  # the guard keeps the bogus state
+    for u in forced_updates({"linear:BTCUSDT:0"}, book.positions, rows):
+        book.apply(u)
+    assert book.positions[BTC].size == 1
+    book2 = book_with(up("XRPUSDT", seq=99, ms=9999))
+    for u in forced_updates({"linear:XRPUSDT:0"}, book2.positions, []):
+        book2.apply(u)
+    assert not book2.positions
+
+
+def fill(side: Side, qty: str, price: str, seq: int, ms: int | None = None,
+         symbol: str = "BTCUSDT") -> Fill:
+    return Fill(PositionKey(Category.LINEAR, symbol, 0), side, D(qty), D(price), seq,
+                ms if ms is not None else seq * 10)
+
+
+def test_parse_fill_from_recorded_execution() -> None:
+    row = payload("execution_push.json")["data"][0]
+    f = parse_fill(row)
+    assert isinstance(f, Fill)
+    assert (f.key, f.side, f.qty, f.price, f.seq) == (BTC, Side.LONG, D("0.01"),
+                                                      D("28184.5"), 8327597863)
+    assert parse_fill({**row, "execType": "Funding"}) is None
+    assert isinstance(parse_fill({**row, "execQty": "x"}), Problem)
+    assert isinstance(parse_fill([1]), Problem)
+
+
+def test_replay_open_and_close_inside_the_gap() -> None:
+    fills = [fill(Side.LONG, "1", "100", 11), fill(Side.SHORT, "1", "110", 12)]
+    states = replay(fills, {}, {}, {}, {}, 1)
+    assert [(s.side, s.size, s.entry_price, s.seq) for s in states] == [
+        (Side.LONG, D(1), D(100), 11), (None, D(0), D(0), 12)]
+    events: list[object] = []
+    book = PositionBook(exchange="bybit", account="a", feed="f", emit=events.append)
+    for s in states:
+        book.apply(s)
+    book.reconcile([], as_of_ms=10_000)
+    assert [e.kind.value for e in events] == ["opened", "closed"]  # type: ignore[attr-defined]
+
+
+def test_replay_starts_from_the_book_and_skips_known_and_snapshot_states() -> None:
+    book = book_with(up(size="1", entry="100", seq=10, ms=100))
+    fills = [
+        fill(Side.LONG, "1", "100", 10),  # already in the book (seq 10)
+        fill(Side.LONG, "1", "120", 11),  # add: entry 110
+        fill(Side.SHORT, "3", "130", 12),  # flip to short 1 @ 130
+        fill(Side.LONG, "0.5", "90", 13),  # reduce: the snapshot's state (seq 13)
+    ]
+    states = replay(fills, book.positions, {BTC: 10}, {BTC: 13}, {BTC: D(10)}, 1)
+    assert [(s.side, s.size, s.entry_price, s.seq, s.leverage) for s in states] == [
+        (Side.LONG, D(2), D(110), 11, D(10)), (Side.SHORT, D(1), D(130), 12, D(10))]
+
+
+def test_replay_partial_fills_share_a_seq_and_inverse_averages_harmonically() -> None:
+    fills = [fill(Side.LONG, "1", "100", 5, 50), fill(Side.LONG, "1", "100", 5, 51)]
+    (state,) = replay(fills, {}, {}, {}, {}, 1)
+    assert state.size == 2 and state.exchange_ms == 51
+    inv = PositionKey(Category.INVERSE, "BTCUSD", 0)
+    fills = [Fill(inv, Side.LONG, D(100), D(100), 1, 1), Fill(inv, Side.LONG, D(100), D(200), 2, 2)]
+    states = replay(fills, {}, {}, {}, {}, 1)
+    assert states[-1].entry_price == D(200) / (D(1) + D("0.5"))
+
+
+def test_snapshot_scope_leaves_uncovered_positions_alone() -> None:
+    from plugins.bybit_hybrid.audit import covered, with_uncovered
+
+    lin, inv = [Category.LINEAR], [Category.LINEAR, Category.INVERSE]
+    assert covered(BTC, lin, ["USDT"])
+    assert not covered(PositionKey(Category.INVERSE, "BTCUSD", 0), lin, ["USDT"])
+    assert covered(PositionKey(Category.INVERSE, "BTCUSD", 0), inv, ["USDT"])
+    assert not covered(PositionKey(Category.LINEAR, "BTCPERP", 0), lin, ["USDT"])
+    assert covered(PositionKey(Category.LINEAR, "BTCPERP", 0), lin, ["USDT", "USDC"])
+    events: list[object] = []
+    book = PositionBook(exchange="bybit", account="a", feed="f", emit=events.append)
+    book.apply(up())
+    book.apply(PositionUpdate(category=Category.INVERSE, symbol="BTCUSD", side=Side.LONG,
+                              size=D(100), entry_price=D(30000), seq=4, exchange_ms=10))
+    rows = with_uncovered([], book.positions, lin, ["USDT"])
+    assert [r.symbol for r in rows] == ["BTCUSD"]
+    assert audit_diff(book.positions, rows, 2000) == {"linear:BTCUSDT:0": (
+        "linear:BTCUSDT:0: in the book (long 1), flat on the exchange")}
+    book.reconcile(rows, as_of_ms=2000)
+    assert [e.kind.value for e in events] == ["opened", "opened", "closed"]  # type: ignore[attr-defined]
+    assert {p.symbol for p in book.positions.values()} == {"BTCUSD"}

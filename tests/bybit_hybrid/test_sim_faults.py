@@ -1,0 +1,160 @@
+"""The feed against the simulator's faults: drops, stalls, gaps, bad messages."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from framework import FeedState
+
+from .conftest import harness, run, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("kind", ["public", "private", "all"])
+def test_dropped_sockets_reconnect_resync_and_resubscribe(kind: str) -> None:
+    async def go() -> None:
+        async with harness() as h:
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await h.settle()
+            await wait_until(lambda: len(h.prices("BTCUSDT")) >= 2)
+            resyncs = h.ctx.counters["resyncs"]
+            n_status = len(h.statuses)
+            assert await h.ctl.drop(kind) >= (2 if kind == "all" else 1)
+            await wait_until(lambda: h.ctx.counters.get("reconnects", 0)
+                             >= (2 if kind == "all" else 1))
+            await h.healthy()
+            after = h.states()[n_status:]
+            assert ("healthy", "resync_done" if kind != "public" else "fresh") in after, after
+            assert any(reason == "reconnect" for _, reason in after), after
+            if kind != "public":
+                assert h.ctx.counters["resyncs"] == resyncs + 1
+                assert ("reconnecting", "reconnect") in after
+            else:
+                assert ("degraded", "reconnect") in after
+                assert h.ctx.counters["resyncs"] == resyncs
+            await wait_until(lambda: h.feed.details()["public"]["linear"]["subscriptions"]
+                             == ["tickers.BTCUSDT"])
+            n = len(h.prices("BTCUSDT"))
+            await wait_until(lambda: len(h.prices("BTCUSDT")) >= n + 3)  # prices flow again
+            await h.ctl.place_order("BTCUSDT", "Sell", "0.01")  # lifecycle flows again
+            await wait_until(lambda: h.kinds("BTCUSDT") == ["opened", "closed"])
+            assert h.ctx.status.reconnects >= 1
+
+    run(go())
+
+
+def test_positions_opened_and_closed_while_private_is_down() -> None:
+    async def go() -> None:
+        async with harness(["BTCUSDT", "ETHUSDT", "SOLUSDT"]) as h:
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await h.settle()
+            await h.ctl.stall("private", 1.5)  # pushes are lost, pings unanswered
+            await h.ctl.place_order("ETHUSDT", "Buy", "0.10")  # opened ...
+            await h.ctl.place_order("ETHUSDT", "Sell", "0.10")  # ... and closed in the gap
+            await h.ctl.place_order("BTCUSDT", "Sell", "0.01")  # closed in the gap
+            await h.ctl.place_order("SOLUSDT", "Sell", "1.0")  # opened in the gap
+            await wait_until(lambda: h.ctx.state is not FeedState.HEALTHY, 2)
+            await asyncio.sleep(1.0)
+            assert not h.kinds("ETHUSDT")  # nothing seen yet
+            await wait_until(lambda: h.ctx.counters.get("resyncs", 0) >= 2, 5)
+            await h.healthy()
+            assert h.kinds("ETHUSDT") == ["opened", "closed"]
+            assert h.kinds("BTCUSDT") == ["opened", "closed"]
+            assert h.kinds("SOLUSDT") == ["opened"]
+            assert h.ctx.counters["gap_replayed"] >= 2
+            await h.settle()
+            # the book is HEALTHY only after the resync that revealed all of this
+            healthy_at = [i for i, s in enumerate(h.statuses) if s.reason == "resync_done"][-1]
+            eth_closed = next(e for e in h.events if e.kind.value == "closed"
+                              and e.position.symbol == "ETHUSDT")
+            assert eth_closed.position.received_ns <= h.statuses[healthy_at].status.since_ns
+
+    run(go())
+
+
+def test_duplicate_reordered_and_malformed_messages() -> None:
+    async def go() -> None:
+        async with harness() as h:
+            await h.ctl.duplicate_positions(3)
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await h.settle()
+            await h.ctl.reorder_positions(1)  # the next push is held and sent after a newer
+            await h.ctl.place_order("BTCUSDT", "Sell", "0.005")
+            await h.ctl.place_order("BTCUSDT", "Sell", "0.005")
+            await h.settle()
+            await asyncio.sleep(0.1)
+            assert await h.ctl.malformed("all", 2) >= 2
+            await wait_until(lambda: h.ctx.counters.get("malformed", 0) >= 4)
+            await h.ctl.place_order("BTCUSDT", "Sell", "0.01")
+            await h.settle()
+            assert h.kinds("BTCUSDT") == ["opened", "changed", "changed", "changed", "closed"]
+            assert h.book.counters["duplicates_dropped"] >= 3
+            assert h.book.counters["stale_dropped"] >= 1
+            assert h.ctx.counters.get("reconnects", 0) == 0  # bad frames do not kill sockets
+            assert h.ctx.state is FeedState.HEALTHY
+            n = len(h.prices("BTCUSDT"))
+            assert n > 0
+
+    run(go())
+
+
+def test_stalled_public_socket_detected_within_threshold() -> None:
+    async def go() -> None:
+        async with harness(["BTCUSDT", "ETHUSDT"], stale_after=0.3, ping_interval=5) as h:
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await h.ctl.place_order("ETHUSDT", "Buy", "0.1")
+            await wait_until(lambda: h.prices("ETHUSDT") and h.prices("BTCUSDT"))
+            n = len(h.statuses)
+            t0 = time.monotonic()
+            await h.ctl.stall("public", 1.0)
+            await wait_until(lambda: h.ctx.state is FeedState.DEGRADED, 2)
+            detected = time.monotonic() - t0
+            # stale_after + one check period (stale_after / 4) + the last tick's age
+            assert detected <= 0.3 + 0.075 + 0.1 + 0.1, detected
+            reasons = [r for _, r in h.states()[n:]]
+            assert reasons[0] == "stale" and set(h.ctx.status.stale_symbols) == {
+                "BTCUSDT", "ETHUSDT"}
+            await wait_until(lambda: h.ctx.state is FeedState.HEALTHY, 3)
+            assert h.states()[-1] == ("healthy", "fresh") and not h.ctx.status.stale_symbols
+            assert h.ctx.counters["reconnects"] >= 1  # a stalled socket is replaced
+
+    run(go())
+
+
+def test_one_stale_symbol_is_resubscribed_then_the_socket_replaced() -> None:
+    async def go() -> None:
+        async with harness(["BTCUSDT", "ETHUSDT"], stale_after=0.3, ping_interval=5) as h:
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await wait_until(lambda: h.prices("BTCUSDT"))
+            await h.ctl.stall("public", 1.0)  # one symbol: cannot tell a stall from a topic
+            await wait_until(lambda: h.ctx.counters.get("resubscribes", 0) >= 1, 2)
+            assert h.ctx.status.stale_symbols == ("BTCUSDT",)
+            assert h.ctx.state is FeedState.DEGRADED
+            assert h.ctx.counters.get("reconnects", 0) == 0
+            # the resubscribe goes unanswered as well: the socket is replaced
+            await wait_until(lambda: h.ctx.counters.get("reconnects", 0) >= 1, 2)
+            await wait_until(lambda: h.ctx.state is FeedState.HEALTHY, 3)
+            n = len(h.prices("BTCUSDT"))
+            await wait_until(lambda: len(h.prices("BTCUSDT")) > n + 2)
+
+    run(go())
+
+
+def test_stalled_private_socket_detected_by_missing_pong() -> None:
+    async def go() -> None:
+        async with harness(ping_interval=0.3, pong_timeout=0.3) as h:
+            await asyncio.sleep(0.7)  # silence on the private socket is normal
+            assert h.ctx.state is FeedState.HEALTHY
+            t0 = time.monotonic()
+            await h.ctl.stall("private", 0.8)
+            await wait_until(lambda: h.ctx.state is FeedState.RECONNECTING, 2)
+            assert time.monotonic() - t0 <= 0.3 + 0.3 + 0.15
+            assert h.ctx.counters["pong_timeouts"] == 1
+            await h.healthy(4)
+
+    run(go())
