@@ -30,6 +30,8 @@ from .models import (
     PositionKey,
     PositionUpdate,
     Side,
+    evolve_position,
+    position_event,
 )
 
 #: Fields whose change makes a ``changed`` event (mark price changes make ``price``).
@@ -171,20 +173,19 @@ class PositionBook:
         if not keys:
             return []
         events = []
-        for key in tuple(keys):
+        price = mark.mark_price
+        for key in tuple(keys) if len(keys) > 1 else keys:
             pos = self.positions[key]
-            if pos.mark_price == mark.mark_price:
+            if pos.mark_price == price:
                 continue
-            new = pos.model_copy(
-                update={
-                    "mark_price": mark.mark_price,
-                    "unrealised_pnl": unrealised_pnl(
-                        pos.category, pos.side, pos.size, pos.entry_price, mark.mark_price
-                    ),
-                    "mark_exchange_ms": mark.exchange_ms,
-                    "mark_received_ns": mark.received_ns,
-                    "received_ns": mark.received_ns,
-                }
+            new = evolve_position(
+                pos,
+                mark_price=price,
+                unrealised_pnl=unrealised_pnl(pos.category, pos.side, pos.size,
+                                              pos.entry_price, price),
+                mark_exchange_ms=mark.exchange_ms,
+                mark_received_ns=mark.received_ns,
+                received_ns=mark.received_ns,
             )
             self.positions[key] = new
             ev = self._event(EventKind.PRICE, new)
@@ -349,10 +350,7 @@ class PositionBook:
         self, kind: EventKind, pos: Position, changes: tuple[str, ...] = ()
     ) -> PositionEvent:
         self._event_seq += 1
-        return PositionEvent.model_construct(
-            type="position", kind=kind, feed=self.feed, position=pos, changes=changes,
-            seq=self._event_seq,
-        )
+        return position_event(kind, self.feed, pos, changes, self._event_seq)
 
     def _send(self, ev: PositionEvent) -> None:
         if self._emit is not None:

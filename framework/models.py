@@ -22,6 +22,24 @@ Dec = Annotated[
 ]
 
 
+_new = object.__new__
+_setattr = object.__setattr__
+
+
+def _trusted(cls: type[BaseModel], data: dict[str, object]) -> BaseModel:
+    """Build a model from values already validated by feedctl itself, skipping pydantic's
+    validation: the hot path of price events (about 1 us instead of 3-5 us)."""
+    obj = _new(cls)
+    _setattr(obj, "__dict__", data)
+    _setattr(obj, "__pydantic_fields_set__", _FIELDS[cls])
+    _setattr(obj, "__pydantic_extra__", None)
+    _setattr(obj, "__pydantic_private__", None)
+    return obj
+
+
+_FIELDS: dict[type[BaseModel], set[str]] = {}
+
+
 def now_ns() -> int:
     """Local wall-clock time in nanoseconds (the ``received_ns`` clock)."""
     return time.time_ns()
@@ -231,3 +249,21 @@ class RouteEvent(_Frozen):
 
 
 Event = PositionEvent | StatusEvent | RouteEvent
+
+for _cls in (Position, PositionEvent, MarkPrice):
+    _FIELDS[_cls] = set(_cls.model_fields)
+
+
+def evolve_position(pos: Position, **changes: object) -> Position:
+    """A copy of ``pos`` with ``changes`` (trusted values), without re-validation."""
+    data = pos.__dict__.copy()
+    data.update(changes)
+    return _trusted(Position, data)  # type: ignore[return-value]
+
+
+def position_event(kind: EventKind, feed: str, position: Position, changes: tuple[str, ...],
+                   seq: int, synthetic: bool = False) -> PositionEvent:
+    """A PositionEvent from trusted values, without re-validation."""
+    return _trusted(PositionEvent, {  # type: ignore[return-value]
+        "type": "position", "kind": kind, "feed": feed, "position": position,
+        "changes": changes, "seq": seq, "synthetic": synthetic})

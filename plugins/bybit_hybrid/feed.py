@@ -28,9 +28,13 @@ from .audit import audit_diff, forced_updates, with_uncovered
 from .config import HybridSettings
 from .private import PrivateStream
 from .public import PublicStream
-from .rest import SETTING_HINT, RestClient
+from .rest import RestClient, setting_hint
 from .signing import ServerClock
 from .util import Reporter
+
+#: The audit replays only fills older than this (ms before its snapshot): a younger
+#: fill's push may still be on its way; the next audit covers it.
+FILL_SETTLE_MS = 1000
 
 _PHASE_STATE = {
     "connecting": FeedState.CONNECTING,
@@ -69,7 +73,8 @@ class HybridFeed(Feed):
         acct = ctx.account
         if not acct.has_credentials() or acct.api_key is None or acct.api_secret is None:
             msg = (f"bybit_hybrid needs an API key and secret: set "
-                   f"{SETTING_HINT.format('API_KEY')} and {SETTING_HINT.format('API_SECRET')}")
+                   f"{setting_hint(ctx.profile, 'API_KEY')} and "
+                   f"{setting_hint(ctx.profile, 'API_SECRET')}")
             ctx.set_state(FeedState.FAILED, msg, reason="config")
             raise FatalFeedError(msg)
         self._set(FeedState.CONNECTING, "measuring the server clock", reason="start")
@@ -77,7 +82,7 @@ class HybridFeed(Feed):
         try:
             async with aiohttp.ClientSession(timeout=timeout) as http:
                 self._rest = RestClient(http, ctx.endpoints.rest, acct.api_key, acct.api_secret,
-                                        self.clock, s, ctx.log, ctx.count)
+                                        self.clock, s, ctx.log, ctx.count, profile=ctx.profile)
                 await self._initial_clock()
                 try:
                     async with asyncio.TaskGroup() as tg:
@@ -195,11 +200,22 @@ class HybridFeed(Feed):
             if self._phase != "synced" or self.ctx.counters.get("resyncs", 0) != resyncs:
                 continue  # a resync happened meanwhile: it did the audit's job
             self.ctx.count("audits")
+            # pushes lost while the socket stayed up leave no trace in positions when a
+            # lifecycle began and ended inside the loss: the fills do
+            until = None if as_of is None else as_of - FILL_SETTLE_MS
+            floor = self.private.fills_floor_ms
+            replayed = 0
+            if until is not None and floor is not None and until > floor:
+                replayed = await self.private.replay_fills(rows, floor, until)
             rows = self.scoped(rows)
             diffs = audit_diff(self.ctx.positions(), rows, as_of, self.private.last_push_ms)
-            self._last_audit = {"as_of_ms": as_of, "rows": len(rows), "mismatches": diffs}
+            if replayed:
+                self.ctx.count("audit_mismatches", replayed)
+            self._last_audit = {"as_of_ms": as_of, "rows": len(rows), "mismatches": diffs,
+                                "replayed": replayed}
             if not diffs:
                 self._audit_suspects = {}
+                self.private.note_snapshot(rows, until)
                 continue
             self.ctx.count("audit_mismatches", len(diffs))
             self.ctx.log.warning("audit: book differs from REST: %s", "; ".join(diffs.values()),
@@ -210,6 +226,7 @@ class HybridFeed(Feed):
             self.ctx.reconcile(rows, as_of_ms=as_of)
             if force:
                 self._force(force, rows)
+            self.private.note_snapshot(rows, until)
             self.sync_subscriptions()
 
     def _force(self, keys: set[str], rows: list[Any]) -> None:

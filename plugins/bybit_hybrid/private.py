@@ -21,7 +21,7 @@ from framework import Backoff, FatalFeedError, PositionKey, PositionUpdate, Retr
 from .constants import POSITION_TOPICS, TOPIC_POSITION
 from .gap import replay
 from .parse import Problem, position_push, push_order
-from .rest import SETTING_HINT
+from .rest import setting_hint
 from .signing import redact, ws_auth_args
 from .ws import Conn, ConnectionLost, RequestRejected
 
@@ -54,7 +54,8 @@ class PrivateStream:
         self.last_seq: dict[PositionKey, int] = {}
         #: server ms since which pushes may be missing; None while none are
         self._gap_from_ms: int | None = None
-        self._first_as_of: int | None = None
+        #: server ms up to which every fill is reflected in the book (the last snapshot)
+        self.fills_floor_ms: int | None = None
 
     def url(self) -> str:
         url = self.ctx.endpoints.private_ws
@@ -192,8 +193,8 @@ class PrivateStream:
         if self._auth_failures >= self.s.max_auth_failures:
             raise FatalFeedError(
                 f"Bybit rejected the WebSocket auth {self._auth_failures} times in a row "
-                f"(ret_msg {ret_msg!r}): check {SETTING_HINT.format('API_KEY')} and "
-                f"{SETTING_HINT.format('API_SECRET')}, and the host clock"
+                f"(ret_msg {ret_msg!r}): check {setting_hint(self.ctx.profile, 'API_KEY')} and "
+                f"{setting_hint(self.ctx.profile, 'API_SECRET')}, and the host clock"
             )
         rest = self.feed.rest
         try:
@@ -207,14 +208,12 @@ class PrivateStream:
         self.feed.private_resyncing()
         try:
             rows, as_of = await self.feed.rest.positions(self.s.categories, self.s.settle_coins)
-            if self._gap_from_ms is not None and self.s.replay_gaps:
-                await self._replay_gap(rows)
+            if self._gap_from_ms is not None and self.fills_floor_ms is not None:
+                since = max(self._gap_from_ms - GAP_MARGIN_MS, self.fills_floor_ms)
+                await self.replay_fills(rows, since, None)
             ctx.reconcile(self.feed.scoped(rows), as_of_ms=as_of)
-            for row in rows:
-                self._note(row)
+            self.note_snapshot(rows, as_of)
             self._gap_from_ms = None
-            if self._first_as_of is None:
-                self._first_as_of = as_of
         finally:
             buffered, self._buffer = self._buffer or [], None
             for update in sorted(buffered, key=push_order):
@@ -223,6 +222,14 @@ class PrivateStream:
         ctx.log.info("resynced %d open positions from REST (+%d buffered pushes)",
                      len(rows), len(buffered), extra={"as_of_ms": as_of})
         self.feed.private_synced()
+
+    def note_snapshot(self, rows: list[PositionUpdate], floor_ms: int | None) -> None:
+        """The book now holds a snapshot: its rows' seqs, and every fill up to
+        ``floor_ms`` (server time), are accounted for; a replay starts after them."""
+        for row in rows:
+            self._note(row)
+        if floor_ms is not None:
+            self.fills_floor_ms = max(self.fills_floor_ms or floor_ms, floor_ms)
 
     # ----------------------------------------------------------------- data
     def _on_data(self, msg: dict[str, Any], received_ns: int) -> None:
@@ -244,21 +251,25 @@ class PrivateStream:
         if updates:
             self.feed.sync_subscriptions()
 
-    async def _replay_gap(self, rows: list[PositionUpdate]) -> None:
-        """Apply the states of fills made while the socket was down (see gap.py)."""
-        assert self._gap_from_ms is not None
-        since = self._gap_from_ms - GAP_MARGIN_MS
-        if self._first_as_of is not None:
-            since = max(since, self._first_as_of)
+    async def replay_fills(
+        self, rows: list[PositionUpdate], since_ms: int, until_ms: int | None
+    ) -> int:
+        """Apply the states of fills the stream never delivered (see gap.py): fills
+        after the floor and up to ``until_ms``, with a seq newer than the book's. Returns
+        how many states were applied."""
+        if not self.s.replay_gaps:
+            return 0
         try:
-            fills = await self.feed.rest.fills(self.s.categories, since)
+            fills = await self.feed.rest.fills(self.s.categories, since_ms)
         except (RetryableFeedError, FatalFeedError) as exc:
             self.ctx.count("gap_replay_failures")
-            self.ctx.log.warning("gap replay skipped (fills unavailable): %s", exc)
-            return
+            self.ctx.log.warning("fill replay skipped (fills unavailable): %s", exc)
+            return 0
+        floor = self.fills_floor_ms if self.fills_floor_ms is not None else since_ms
         book = self.ctx.positions()
         hedged = {k.symbol for k in [*book, *(r.key for r in rows)] if k.position_idx != 0}
-        fills = [f for f in fills if f.key.symbol not in hedged]
+        fills = [f for f in fills if f.key.symbol not in hedged and f.exec_ms > floor
+                 and (until_ms is None or f.exec_ms <= until_ms)]
         final = {r.key: r.seq for r in rows if r.seq is not None}
         leverage = {r.key: r.leverage for r in rows}
         updates = replay(fills, book, self.last_seq, final, leverage, time.time_ns())
@@ -266,8 +277,9 @@ class PrivateStream:
             self._apply(update)
         if updates:
             self.ctx.count("gap_replayed", len(updates))
-            self.ctx.log.info("replayed %d position states from %d fills made during the gap",
-                              len(updates), len(fills))
+            self.ctx.log.warning("replayed %d position states from %d fills the stream did "
+                                 "not deliver", len(updates), len(fills))
+        return len(updates)
 
     def _note(self, update: PositionUpdate) -> None:
         key = update.key

@@ -40,7 +40,13 @@ from .gap import Fill, parse_fill
 from .parse import Problem, position_update
 from .signing import ServerClock, redact, rest_headers
 
-SETTING_HINT = "FEEDCTL_<PROFILE>__ACCOUNT__{}"
+SETTING_HINT = "FEEDCTL_{profile}__{section}__{key}"
+
+
+def setting_hint(profile: str, key: str, section: str = "ACCOUNT") -> str:
+    """The variable that sets ``section.key`` in ``profile``: FEEDCTL_MAINNET__ACCOUNT__API_KEY."""
+    return SETTING_HINT.format(profile=(profile or "<PROFILE>").upper(), section=section,
+                               key=key)
 
 
 class _Retry(Exception):
@@ -64,7 +70,9 @@ class RestClient:
         settings: HybridSettings,
         log: logging.LoggerAdapter[logging.Logger],
         count: Callable[[str], None],
+        profile: str = "",
     ) -> None:
+        self._profile = profile
         self._session = session
         self._base = base_url.rstrip("/")
         self._key, self._secret = api_key, api_secret
@@ -215,7 +223,8 @@ class RestClient:
             raise _Retry(f"{type(exc).__name__}: {exc}") from None
         if status == 404:
             raise FatalFeedError(
-                f"Bybit REST {path} answered 404: check FEEDCTL_<PROFILE>__ENDPOINTS__REST "
+                f"Bybit REST {path} answered 404: check "
+                f"{setting_hint(self._profile, 'REST', 'ENDPOINTS')} "
                 f"({self._base})"
             )
         if status in (403, 429) or status >= 500:
@@ -233,12 +242,13 @@ class RestClient:
         if isinstance(code, int) and code in FATAL_CODES:
             what, setting = FATAL_CODES[code]
             raise FatalFeedError(
-                f"{what} (retCode {code}: {msg}): check {SETTING_HINT.format(setting)}"
+                f"{what} (retCode {code}: {msg}): check {setting_hint(self._profile, setting)}"
             )
         if status == 401:
             raise FatalFeedError(
                 f"Bybit REST {path} answered 401 ({msg}): check "
-                f"{SETTING_HINT.format('API_KEY')} and {SETTING_HINT.format('API_SECRET')}"
+                f"{setting_hint(self._profile, 'API_KEY')} and "
+                f"{setting_hint(self._profile, 'API_SECRET')}"
             )
         if code in RETRY_CODES or status != 200:
             wait = self._reset_wait(resp_headers) if code == 10006 else None

@@ -158,3 +158,41 @@ def test_stalled_private_socket_detected_by_missing_pong() -> None:
             await h.healthy(4)
 
     run(go())
+
+
+def _sizes(h: object, symbol: str) -> list[tuple[str, str]]:
+    return [(e.kind.value, str(e.position.size)) for e in h.lifecycle(symbol)]  # type: ignore[attr-defined]
+
+
+def test_audit_replays_a_lifecycle_lost_while_the_socket_stayed_up() -> None:
+    async def go() -> None:
+        async with harness(ping_interval=30, pong_timeout=10, audit_interval=0.4) as h:
+            await h.ctl.stall("private", 0.8)  # shorter than the ping period: unnoticed
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await h.ctl.place_order("BTCUSDT", "Sell", "0.01", reduce_only=True)
+            await wait_until(lambda: len(h.lifecycle("BTCUSDT")) == 2, 5)
+            assert _sizes(h, "BTCUSDT") == [("opened", "0.01"), ("closed", "0.01")]
+            assert h.ctx.counters["audit_mismatches"] >= 2
+            assert h.ctx.counters.get("reconnects", 0) == 0
+
+    run(go())
+
+
+def test_gap_replay_after_an_audit_repair_has_no_phantom_states() -> None:
+    async def go() -> None:
+        async with harness(ping_interval=30, pong_timeout=10, audit_interval=0.4) as h:
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await wait_until(lambda: _sizes(h, "BTCUSDT") == [("opened", "0.01")])
+            await h.ctl.stall("private", 30)  # pushes are dropped from now on
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")  # the audit repairs this
+            await wait_until(lambda: _sizes(h, "BTCUSDT")[-1] == ("changed", "0.02"), 5)
+            await h.ctl.place_order("BTCUSDT", "Sell", "0.02", reduce_only=True)
+            await h.ctl.clear_faults()
+            await h.ctl.drop("private")  # a gap: reconnect, resync, replay the fills
+            await wait_until(lambda: _sizes(h, "BTCUSDT")[-1][0] == "closed", 5)
+            await h.healthy()
+            await asyncio.sleep(0.5)
+            assert _sizes(h, "BTCUSDT") == [("opened", "0.01"), ("changed", "0.02"),
+                                             ("closed", "0.02")]
+
+    run(go())

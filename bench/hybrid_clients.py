@@ -1,0 +1,224 @@
+"""Client processes of the hybrid benchmarks: our feed, ccxt.pro and pybit.
+
+    python bench/hybrid_clients.py MODE KIND CONFIG_FILE
+
+MODE ``latency``: record (symbol, ts, callback ns) for every ticker the consumer gets
+after a warm-up. MODE ``capacity``: count what the consumer gets per second (and the
+RSS at given message counts). CONFIG_FILE (JSON) carries urls, keys, symbols, seconds,
+warmup, cpu, out (a file for the results) and options (profile, json_stdlib, rss_at).
+
+The consumer is, for ours, the book's event callback (a ``price`` event with the PnL
+already recomputed); for ccxt.pro the return of ``watch_tickers``; for pybit the
+``ticker_stream`` callback (in pybit's websocket thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hybrid_procs import pin, rss_mb
+
+
+class Sink:
+    """The consumer: counts, optionally records samples and RSS checkpoints."""
+
+    def __init__(self, cfg: dict[str, Any], record: bool) -> None:
+        self.record = record
+        self.samples: list[tuple[str, int, int]] = []
+        self.count = 0
+        self.start_at = time.time() + cfg["warmup"]
+        self.rss_at = sorted(cfg.get("options", {}).get("rss_at", []))
+        self.rss: dict[str, float] = {}
+        self.lock = threading.Lock()
+        #: messages the client absorbed (ours coalesces: events <= messages)
+        self.absorbed: Any = lambda: self.count
+
+    def hit(self, symbol: str, ts: int | None) -> None:
+        now = time.time_ns()
+        self.count += 1
+        if self.record and now / 1e9 >= self.start_at and ts is not None:
+            self.samples.append((symbol, ts, now))
+        if self.rss_at and self.absorbed() >= self.rss_at[0]:
+            self.rss[str(self.rss_at.pop(0))] = rss_mb()
+
+
+async def measure(sink: Sink, cfg: dict[str, Any]) -> dict[str, Any]:
+    await asyncio.sleep(max(0.0, sink.start_at - time.time()))
+    c0, a0, t0, cpu0 = sink.count, sink.absorbed(), time.perf_counter(), time.process_time()
+    deadline = time.perf_counter() + cfg["seconds"]
+    rss_target = sink.rss_at[-1] if sink.rss_at else None
+    while time.perf_counter() < deadline or (rss_target and sink.rss_at):
+        await asyncio.sleep(0.05)  # polling: the sink is also fed from pybit's thread
+    elapsed = time.perf_counter() - t0
+    absorbed = sink.absorbed() - a0
+    return {"rate": absorbed / elapsed, "events_rate": (sink.count - c0) / elapsed,
+            "count": absorbed, "seconds": elapsed,
+            "cpu_pct": 100 * (time.process_time() - cpu0) / elapsed}
+
+
+# ------------------------------------------------------------------ ours
+async def run_ours(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
+    from framework import AccountSettings, Endpoints, EventKind, FeedContext, PositionBook
+    from plugins.bybit_hybrid import HybridSettings, make_feed
+
+    if cfg.get("options", {}).get("json_stdlib"):
+        import plugins.bybit_hybrid.parse as parse_mod
+        import plugins.bybit_hybrid.ws as ws_mod
+
+        class _Json:  # what orjson buys: decode with the standard library instead
+            loads = staticmethod(json.loads)
+            dumps = staticmethod(orjson.dumps)
+            JSONDecodeError = json.JSONDecodeError
+
+        parse_mod.orjson = ws_mod.orjson = _Json  # type: ignore[assignment]
+
+    price = EventKind.PRICE
+
+    def emit(ev: Any) -> None:
+        if ev.kind is price:
+            pos = ev.position
+            sink.hit(pos.symbol, pos.mark_exchange_ms)
+
+    urls = cfg["urls"]
+    book = PositionBook(exchange="bybit", account="main", feed="bench", emit=emit)
+    ctx = FeedContext(
+        name="bench", kind="bybit_hybrid", role=None,
+        account=AccountSettings(api_key=cfg["api_key"], api_secret=cfg["api_secret"]),
+        endpoints=Endpoints(rest=urls["rest"], public_ws=urls["public_ws"],
+                            private_ws=urls["private_ws"]),
+        book=book)
+    feed = make_feed(ctx, HybridSettings(audit_interval=0, stale_after=5,
+                                         max_connection_lifetime=None))
+    sink.absorbed = lambda: ctx.counters.get("messages", 0)
+    task = asyncio.create_task(feed.run())
+    try:
+        out = await measure(sink, cfg)
+    finally:
+        task.cancel()
+        await asyncio.wait({task})
+    out["messages_counter"] = ctx.counters.get("messages", 0)
+    return out
+
+
+# ------------------------------------------------------------------ ccxt.pro
+async def run_ccxt(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
+    import ccxt.pro as ccxtpro
+
+    urls = cfg["urls"]
+    ex = ccxtpro.bybit({"apiKey": cfg["api_key"], "secret": cfg["api_secret"],
+                        "enableRateLimit": False,
+                        "options": {"fetchMarkets": {"types": ["linear"]}}})
+    for key in ("spot", "futures", "v2", "public", "private"):
+        ex.urls["api"][key] = urls["rest"]
+    ex.urls["api"]["ws"]["public"]["linear"] = urls["public_ws"]
+    handled = [0]
+    original = ex.handle_ticker
+
+    def counting(client: Any, message: Any) -> Any:  # what ccxt parses, delivered or not
+        handled[0] += 1
+        return original(client, message)
+
+    ex.handle_ticker = counting
+    sink.absorbed = lambda: handled[0]
+    try:
+        await ex.load_markets()
+        by_id = {m["id"]: m["symbol"] for m in ex.markets.values()}
+        symbols = [by_id[s] for s in cfg["symbols"]]
+
+        async def loop() -> None:
+            while True:
+                tickers = await ex.watch_tickers(symbols)
+                for t in tickers.values():
+                    sink.hit(t["info"]["symbol"], t["timestamp"])
+
+        task = asyncio.create_task(loop())
+        try:
+            return await measure(sink, cfg)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    finally:
+        await ex.close()
+
+
+# ------------------------------------------------------------------ pybit
+async def run_pybit(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
+    from pybit import unified_trading
+
+    unified_trading.PUBLIC_WSS = cfg["urls"]["public_ws"].replace("/linear", "/{CHANNEL_TYPE}")
+
+    def callback(msg: dict[str, Any]) -> None:
+        sink.hit(msg["data"]["symbol"], msg.get("ts"))
+
+    ws = unified_trading.WebSocket(channel_type="linear", testnet=False)
+    try:
+        ws.ticker_stream(symbol=list(cfg["symbols"]), callback=callback)
+        return await measure(sink, cfg)
+    finally:
+        ws.exit()
+
+
+# ------------------------------------------------------------------ floor
+async def run_raw(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
+    """A bare websockets + orjson reader: the floor any Python client stands on."""
+    from websockets.asyncio.client import connect
+
+    async with connect(cfg["urls"]["public_ws"], ping_interval=None, compression=None,
+                       max_queue=256, proxy=None) as ws:
+        topics = [f"tickers.{s}" for s in cfg["symbols"]]
+        for i in range(0, len(topics), 10):
+            await ws.send(orjson.dumps({"op": "subscribe", "args": topics[i:i + 10]}).decode())
+
+        async def loop() -> None:
+            async for raw in ws:
+                msg = orjson.loads(raw)
+                data = msg.get("data")
+                if isinstance(data, dict) and "symbol" in data:
+                    sink.hit(data["symbol"], msg.get("ts"))
+
+        task = asyncio.create_task(loop())
+        try:
+            return await measure(sink, cfg)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+RUNNERS = {"ours": run_ours, "ccxt": run_ccxt, "pybit": run_pybit, "raw": run_raw}
+
+
+def main() -> None:
+    mode, kind = sys.argv[1], sys.argv[2]
+    cfg = json.loads(Path(sys.argv[3]).read_text())  # a file: keys stay off the command line
+    pin(cfg.get("cpu"))
+    sink = Sink(cfg, record=mode == "latency")
+    profile = cfg.get("options", {}).get("profile") and kind == "ours"
+    if profile:
+        import cProfile
+        import pstats
+
+        prof = cProfile.Profile()
+        prof.enable()
+    result = asyncio.run(RUNNERS[kind](cfg, sink))
+    if profile:
+        prof.disable()
+        stats = pstats.Stats(prof).sort_stats("tottime")
+        stats.print_stats(25)
+    result["rss_mb"] = sink.rss
+    result["rss_end_mb"] = rss_mb()
+    if mode == "latency":
+        result["samples"] = sink.samples
+    Path(cfg["out"]).write_bytes(orjson.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
