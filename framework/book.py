@@ -30,8 +30,8 @@ from .models import (
     PositionKey,
     PositionUpdate,
     Side,
-    evolve_position,
     position_event,
+    trusted_position,
 )
 
 #: Fields whose change makes a ``changed`` event (mark price changes make ``price``).
@@ -164,33 +164,51 @@ class PositionBook:
         return events
 
     def apply_mark(self, mark: MarkPrice) -> list[PositionEvent]:
-        """Merge a mark price; emit a ``price`` event per open position whose mark moved."""
-        self.counters["marks"] += 1
-        if not self._offer_mark(mark):
-            self.counters["marks_dropped"] += 1
+        """Merge a mark price; emit a ``price`` event per open position whose mark moved.
+
+        The hot path of every feed (about ten calls per second per symbol): written
+        for speed, with the same rules as :meth:`_offer_mark`.
+        """
+        counters = self.counters
+        counters["marks"] += 1
+        sym = (mark.category, mark.symbol)
+        price, ms = mark.mark_price, mark.exchange_ms
+        old = self._marks.get(sym)
+        if old is not None and (
+            (ms is not None and old.exchange_ms is not None and ms < old.exchange_ms)
+            or (old.mark_price == price and old.exchange_ms == ms)
+        ):
+            counters["marks_dropped"] += 1
             return []
-        keys = self._by_symbol.get((mark.category, mark.symbol))
+        self._marks[sym] = mark
+        keys = self._by_symbol.get(sym)
         if not keys:
             return []
         events = []
-        price = mark.mark_price
+        positions = self.positions
         for key in tuple(keys) if len(keys) > 1 else keys:
-            pos = self.positions[key]
+            pos = positions[key]
             if pos.mark_price == price:
                 continue
-            new = evolve_position(
-                pos,
-                mark_price=price,
-                unrealised_pnl=unrealised_pnl(pos.category, pos.side, pos.size,
-                                              pos.entry_price, price),
-                mark_exchange_ms=mark.exchange_ms,
-                mark_received_ns=mark.received_ns,
-                received_ns=mark.received_ns,
-            )
-            self.positions[key] = new
-            ev = self._event(EventKind.PRICE, new)
+            entry, size = pos.entry_price, pos.size
+            if pos.category is Category.LINEAR:
+                pnl: Decimal | None = (price - entry) * size
+                if pos.side is Side.SHORT:
+                    pnl = -pnl  # type: ignore[operator]
+            else:
+                pnl = unrealised_pnl(pos.category, pos.side, size, entry, price)
+            data = pos.__dict__.copy()
+            data["mark_price"] = price
+            data["unrealised_pnl"] = pnl
+            data["mark_exchange_ms"] = ms
+            data["mark_received_ns"] = data["received_ns"] = mark.received_ns
+            new = trusted_position(data)
+            positions[key] = new
+            self._event_seq += 1
+            ev = position_event(EventKind.PRICE, self.feed, new, (), self._event_seq)
             events.append(ev)
-            self._send(ev)
+            if self._emit is not None:
+                self._emit(ev)
         return events
 
     def reconcile(

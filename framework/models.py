@@ -254,10 +254,8 @@ for _cls in (Position, PositionEvent, MarkPrice):
     _FIELDS[_cls] = set(_cls.model_fields)
 
 
-def evolve_position(pos: Position, **changes: object) -> Position:
-    """A copy of ``pos`` with ``changes`` (trusted values), without re-validation."""
-    data = pos.__dict__.copy()
-    data.update(changes)
+def trusted_position(data: dict[str, object]) -> Position:
+    """A Position from a complete field dict of trusted values, without re-validation."""
     return _trusted(Position, data)  # type: ignore[return-value]
 
 
