@@ -144,9 +144,11 @@ class PositionBook:
         current = self.positions.get(key)
         events: list[PositionEvent] = []
         if current is None:
-            if update.is_open:
+            if update.is_open and verdict != "same":
                 events.append(self._open(update))
             elif verdict == "same":
+                # a copy of a state the book already moved past (e.g. closed by a complete
+                # snapshot): never reopen from it
                 self.counters["duplicates_dropped"] += 1
         elif not update.is_open:
             events.append(self._close(current, update))

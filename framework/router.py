@@ -88,6 +88,9 @@ class Router:
         self.switches: list[RouteEvent] = []
         #: Keys consumers hold that the active feed lacks but cannot yet call flat.
         self.pending_orphans: set[PositionKey] = set()
+        #: Exchange time (ms) of the last close consumers were told, per key: a feed's
+        #: open state not newer than that is stale and is never delivered as an open.
+        self._closed_ms: dict[PositionKey, int] = {}
         self.counters = {"failovers": 0, "failbacks": 0, "delivered": 0, "guarded": 0}
 
     # ---------------------------------------------------------------- inputs
@@ -163,7 +166,8 @@ class Router:
         for key, pos in target.items():
             told_pos = self.delivered.get(key)
             if told_pos is None:
-                out.append(_synthetic(EventKind.OPENED, book.feed, pos))
+                if not self._stale_open(pos):
+                    out.append(_synthetic(EventKind.OPENED, book.feed, pos))
             else:
                 out.extend(self._diff(told_pos, pos, book.feed))
         return out
@@ -196,6 +200,12 @@ class Router:
                 self.pending_orphans.discard(key)
                 self._send(self._closing(book, told))
 
+    def _stale_open(self, pos: Position) -> bool:
+        """True if ``pos`` is an open state older than a close consumers were told (the
+        same exchange time is allowed: a flip closes and opens in one update)."""
+        closed = self._closed_ms.get(pos.key)
+        return closed is not None and pos.exchange_ms is not None and pos.exchange_ms < closed
+
     def _guarded(self, event: PositionEvent) -> None:
         """Deliver an event of the active feed, consistent with what consumers hold."""
         key = event.position.key
@@ -206,6 +216,9 @@ class Router:
                 self.counters["guarded"] += 1
                 return
         elif kind is EventKind.OPENED:
+            if told is None and self._stale_open(event.position):
+                self.counters["guarded"] += 1
+                return
             if told is not None:
                 self.counters["guarded"] += 1
                 self.pending_orphans.discard(key)
@@ -214,7 +227,8 @@ class Router:
                 return
         elif told is None:  # changed/price for a position consumers never saw opened
             self.counters["guarded"] += 1
-            self._send(_synthetic(EventKind.OPENED, event.feed, event.position))
+            if not self._stale_open(event.position):
+                self._send(_synthetic(EventKind.OPENED, event.feed, event.position))
             return
         self._send(event)
 
@@ -234,6 +248,9 @@ class Router:
         key = event.position.key
         if event.kind is EventKind.CLOSED:
             self.delivered.pop(key, None)
+            ms = event.position.exchange_ms
+            if ms is not None:
+                self._closed_ms[key] = max(ms, self._closed_ms.get(key, 0))
         else:
             self.delivered[key] = event.position
         self.counters["delivered"] += 1

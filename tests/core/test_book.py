@@ -214,3 +214,13 @@ def test_in_order_delivery_emits_an_event_for_every_real_change(
             expected_lifecycles += 1
         prev = u
     assert sum(e.kind is EventKind.OPENED for e in ev) == expected_lifecycles
+
+
+def test_a_late_copy_of_a_state_a_snapshot_closed_does_not_reopen() -> None:
+    """Bybit's pre-order push of the closing order can arrive after the snapshot that
+    already shows the position flat: it carries the old seq and must not reopen."""
+    b, ev = book()
+    b.apply(upd("1", seq=5, ms=1000))
+    b.reconcile([], as_of_ms=2000)
+    b.apply(upd("1", seq=5, ms=1000))
+    assert kinds(ev) == ["opened", "closed"]

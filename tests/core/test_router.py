@@ -173,6 +173,34 @@ def test_guard_drops_a_close_for_a_position_consumers_never_saw() -> None:
     assert pos_events(delivered) == [("opened", "BTCUSDT")]
 
 
+def test_a_stale_standby_does_not_reopen_a_position_consumers_saw_closed() -> None:
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    opened = PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("1"),
+                            entry_price=D("100"), seq=5, exchange_ms=1000)
+    books["h"].apply(opened)
+    books["r"].apply(opened)  # the poller saw it open, then does not poll again
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=9,
+                                    exchange_ms=2000))
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t = 1.5
+    router.evaluate()
+    assert router.active == "r"
+    books["r"].apply_mark(MarkPrice(symbol="BTCUSDT", mark_price=D("101"), exchange_ms=3000))
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
+
+
+def test_a_flip_after_a_close_at_the_same_exchange_time_is_delivered() -> None:
+    _, books, delivered, _, _ = setup({"h": Role.PRIMARY})
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("1"),
+                                    entry_price=D("100"), seq=1, exchange_ms=1000))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("1"),
+                                    entry_price=D("99"), seq=2, exchange_ms=2000))
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT"),
+                                     ("opened", "BTCUSDT")]
+
+
 def test_router_requires_exactly_one_primary() -> None:
     with pytest.raises(ValueError, match="exactly one primary"):
         Router({"a": Role.STANDBY}, {}, deliver=lambda e: None)
