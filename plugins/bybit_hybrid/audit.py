@@ -2,7 +2,10 @@
 
 A difference only counts when the book cannot be newer than the snapshot: keys whose
 book view or newest push is later than the snapshot's time (``as_of_ms``) are skipped,
-because a push that arrived while the snapshot was in flight is the truth.
+because a push that arrived while the snapshot was in flight is the truth. Keys whose
+row changed shortly before the snapshot are left to the stream too (``settled``): the
+pushes of that change may still be on their way, and a repair would make them arrive
+older than the book and be dropped, losing the states between the two.
 """
 
 from __future__ import annotations
@@ -55,6 +58,34 @@ def audit_diff(
     return out
 
 
+def settled(
+    rows: list[PositionUpdate], positions: Mapping[PositionKey, Position],
+    as_of_ms: int | None, settle_ms: int,
+) -> tuple[list[PositionUpdate], set[PositionKey]]:
+    """``rows`` with every row younger than ``settle_ms`` before ``as_of_ms`` (by its
+    updatedTime) replaced by the book's own state (or dropped, if the book lacks the
+    key), so neither a diff nor a reconcile touches it; and the keys left out."""
+    if as_of_ms is None:
+        return rows, set()
+    cutoff = as_of_ms - settle_ms
+    young = {r.key for r in rows if r.exchange_ms is not None and r.exchange_ms > cutoff}
+    if not young:
+        return rows, young
+    out = [r for r in rows if r.key not in young]
+    out.extend(_as_row(positions[k]) for k in sorted(young, key=str) if k in positions)
+    return out, young
+
+
+def _as_row(p: Position) -> PositionUpdate:
+    return PositionUpdate(
+        category=p.category, symbol=p.symbol, position_idx=p.position_idx, side=p.side,
+        size=p.size, entry_price=p.entry_price, leverage=p.leverage,
+        liq_price=p.liq_price, take_profit=p.take_profit, stop_loss=p.stop_loss,
+        trailing_stop=p.trailing_stop, seq=p.seq, exchange_ms=p.exchange_ms,
+        received_ns=p.received_ns,
+    )
+
+
 def forced_updates(
     keys: set[str], positions: Mapping[PositionKey, Position], rows: list[PositionUpdate]
 ) -> list[PositionUpdate]:
@@ -97,13 +128,7 @@ def with_uncovered(
     """``rows`` plus the book's own state for positions the snapshot cannot list, so a
     reconcile against it leaves them alone (the push stream still keeps them current)."""
     keep = [
-        PositionUpdate(
-            category=p.category, symbol=p.symbol, position_idx=p.position_idx, side=p.side,
-            size=p.size, entry_price=p.entry_price, leverage=p.leverage,
-            liq_price=p.liq_price, take_profit=p.take_profit, stop_loss=p.stop_loss,
-            trailing_stop=p.trailing_stop, seq=p.seq, exchange_ms=p.exchange_ms,
-            received_ns=p.received_ns,
-        )
+        _as_row(p)
         for key, p in positions.items()
         if not covered(key, categories, settle_coins)
     ]

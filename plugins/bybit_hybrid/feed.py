@@ -24,7 +24,7 @@ from framework import (
     RetryableFeedError,
 )
 
-from .audit import audit_diff, forced_updates, with_uncovered
+from .audit import audit_diff, forced_updates, settled, with_uncovered
 from .config import HybridSettings
 from .private import PrivateStream
 from .public import PublicStream
@@ -32,8 +32,9 @@ from .rest import RestClient, setting_hint
 from .signing import ServerClock
 from .util import Reporter
 
-#: The audit replays only fills older than this (ms before its snapshot): a younger
-#: fill's push may still be on its way; the next audit covers it.
+#: The audit replays only fills older than this (ms before its snapshot), and leaves
+#: alone keys whose row changed less than this before it: a younger change's pushes may
+#: still be on their way; the stream (or the next audit) covers it.
 FILL_SETTLE_MS = 1000
 
 _PHASE_STATE = {
@@ -207,12 +208,15 @@ class HybridFeed(Feed):
             replayed = 0
             if until is not None and floor is not None and until > floor:
                 replayed = await self.private.replay_fills(rows, floor, until)
+            # a row younger than the settle time: its pushes may still be in flight, and a
+            # repair now would make them arrive stale (a close+reopen would be lost)
+            rows, unsettled = settled(rows, self.ctx.positions(), as_of, FILL_SETTLE_MS)
             rows = self.scoped(rows)
             diffs = audit_diff(self.ctx.positions(), rows, as_of, self.private.last_push_ms)
             if replayed:
                 self.ctx.count("audit_mismatches", replayed)
             self._last_audit = {"as_of_ms": as_of, "rows": len(rows), "mismatches": diffs,
-                                "replayed": replayed}
+                                "replayed": replayed, "unsettled": len(unsettled)}
             if not diffs:
                 self._audit_suspects = {}
                 self.private.note_snapshot(rows, until)

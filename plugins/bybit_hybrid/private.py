@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from .feed import HybridFeed
 
 
-#: Fills this long before the last frame of a lost socket are replayed too (their seq
-#: filters out what the book already has).
+#: Fills this long before the known-good point of a lost socket (its last answered ping,
+#: its opening, or its last frame if older: ``Conn.known_good_ns``) are replayed too
+#: (their seq filters out what the book already has).
 GAP_MARGIN_MS = 1000
 
 
@@ -130,7 +131,9 @@ class PrivateStream:
 
     def _mark_gap(self, conn: Conn) -> None:
         if self._gap_from_ms is None:
-            self._gap_from_ms = conn.last_frame_ns // 1_000_000 + self.feed.clock.offset_ms
+            # not the last frame: frames can arrive after the loss began (a stall that
+            # ended before the unanswered ping timed out), the last pong cannot
+            self._gap_from_ms = conn.known_good_ns() // 1_000_000 + self.feed.clock.offset_ms
 
     async def _wait(self, conn: Conn | None, delay: float) -> None:
         """Sleep ``delay``, cut short if the still-serving old socket dies."""

@@ -114,8 +114,13 @@ class Conn:
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.opened_at: float | None = None
         self.last_pong: float | None = None
-        #: wall-clock ns of the last frame of any kind: the end of a gap's "known good"
+        #: wall-clock ns of the last frame of any kind (a frame can arrive after pushes
+        #: were lost: a stall that ended before the unanswered ping timed out)
         self.last_frame_ns = time.time_ns()
+        #: wall-clock ns of the opening and of the last pong: nothing was lost before
+        #: the newest of them
+        self.opened_ns: int | None = None
+        self.last_pong_ns: int | None = None
 
     # ----------------------------------------------------------------- lifecycle
     async def open(self) -> None:
@@ -136,6 +141,7 @@ class Conn:
             raise ConnectionLost(f"connect to {self.name} failed: {type(exc).__name__}: {exc}")\
                 from None
         self.opened_at = time.monotonic()
+        self.opened_ns = time.time_ns()
         if isinstance(self._ws, _DispatchingConnection):
             self._ws.on_frame = self._frame
         self._task = asyncio.create_task(self._serve(), name=f"bybit-{self.name}")
@@ -146,6 +152,13 @@ class Conn:
 
     def age(self) -> float:
         return 0.0 if self.opened_at is None else time.monotonic() - self.opened_at
+
+    def known_good_ns(self) -> int:
+        """Wall-clock ns up to which no frame was lost: the last answered ping (or the
+        opening), unless the last frame is older. A frame after the last pong does not
+        prove that nothing was lost before it (a stall may have ended just before)."""
+        good = self.last_pong_ns if self.last_pong_ns is not None else self.opened_ns
+        return self.last_frame_ns if good is None else min(good, self.last_frame_ns)
 
     async def close(self) -> None:
         """Stop serving and close the socket; safe to call twice, never raises."""
@@ -258,6 +271,7 @@ class Conn:
             return
         if answer.op == "pong":
             self.last_pong = time.monotonic()
+            self.last_pong_ns = time.time_ns()
             self._pong.set()
             return
         entry = self._pending.get(answer.req_id) if answer.req_id is not None else None

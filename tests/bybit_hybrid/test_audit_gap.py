@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 
 from framework import Category, PositionBook, PositionKey, PositionUpdate, Side
-from plugins.bybit_hybrid.audit import audit_diff, forced_updates
+from plugins.bybit_hybrid.audit import audit_diff, forced_updates, settled
 from plugins.bybit_hybrid.gap import Fill, parse_fill, replay
 from plugins.bybit_hybrid.parse import Problem
+from plugins.bybit_hybrid.ws import Conn
 
 from .conftest import payload
 
@@ -48,6 +50,41 @@ def test_audit_skips_keys_newer_than_the_snapshot() -> None:
     assert audit_diff(book.positions, [], 2000) == {}  # a push after the snapshot
     assert audit_diff({}, [up()], 2000, {BTC: 3000}) == {}  # closed by a later push
     assert audit_diff({}, [up()], 2000, {BTC: 1500}) != {}
+
+
+def test_audit_leaves_rows_younger_than_the_settle_time_to_the_stream() -> None:
+    """F6: a row that changed just before the snapshot has its pushes still in flight; a
+    repair would make them arrive stale (a close+reopen would become a 'changed')."""
+    book = book_with(up(size="1", seq=3, ms=1000))
+    rows = [up(size="2", seq=7, ms=4500), up("ETHUSDT", seq=8, ms=4800),
+            up("SOLUSDT", seq=9, ms=3000)]
+    kept, young = settled(rows, book.positions, 5000, 1000)
+    assert young == {BTC, PositionKey(Category.LINEAR, "ETHUSDT", 0)}
+    assert {str(r.key): (r.size, r.seq) for r in kept} == {
+        "linear:SOLUSDT:0": (D(1), 9), "linear:BTCUSDT:0": (D(1), 3)}  # the book's own
+    diffs = audit_diff(book.positions, kept, 5000)
+    assert set(diffs) == {"linear:SOLUSDT:0"}  # only the settled row counts
+    book.reconcile(kept, as_of_ms=5000)
+    assert book.positions[BTC].size == 1 and book.positions[BTC].seq == 3  # untouched
+    book.apply(up(side=None, size="0", seq=5, ms=4400))  # the late pushes still apply
+    book.apply(up(size="2", seq=7, ms=4500))
+    assert book.positions[BTC].size == 2
+    # once settled (the next audit), the row is compared and repaired as usual
+    assert settled(rows, book.positions, 6000, 1000) == (rows, set())
+    assert settled(rows, book.positions, None, 1000) == (rows, set())
+
+
+def test_a_gap_starts_at_the_last_answered_ping_not_a_later_frame() -> None:
+    """F5: a frame after a stall does not prove nothing was lost before it; the last
+    pong (or the opening) does, unless the last frame is older still."""
+    def good(frame: int, pong: int | None, opened: int | None) -> int:
+        conn = SimpleNamespace(last_frame_ns=frame, last_pong_ns=pong, opened_ns=opened)
+        return Conn.known_good_ns(conn)  # type: ignore[arg-type]
+
+    assert good(frame=9_000, pong=5_000, opened=1_000) == 5_000  # frame after the loss
+    assert good(frame=9_000, pong=None, opened=1_000) == 1_000  # no pong yet
+    assert good(frame=4_000, pong=5_000, opened=1_000) == 4_000  # silent since
+    assert good(frame=4_000, pong=None, opened=None) == 4_000  # never opened
 
 
 def test_forced_updates_beat_the_version_guard() -> None:
