@@ -52,15 +52,19 @@ _ONE = Decimal(1)
 def unrealised_pnl(
     category: Category, side: Side, size: Decimal, entry: Decimal, mark: Decimal | None
 ) -> Decimal | None:
-    """Unrealised PnL of a position at ``mark``; None when it cannot be computed."""
+    """Unrealised PnL of a position at ``mark``; None when it cannot be computed
+    (including absurd magnitudes that overflow the decimal context)."""
     if mark is None or size <= 0:
         return None
-    if category is Category.INVERSE:
-        if entry <= 0 or mark <= 0:
-            return None
-        pnl = size * (_ONE / entry - _ONE / mark)
-    else:
-        pnl = (mark - entry) * size
+    try:
+        if category is Category.INVERSE:
+            if entry <= 0 or mark <= 0:
+                return None
+            pnl = size * (_ONE / entry - _ONE / mark)
+        else:
+            pnl = (mark - entry) * size
+    except ArithmeticError:
+        return None
     return pnl if side is Side.LONG else -pnl
 
 
@@ -192,13 +196,7 @@ class PositionBook:
             pos = positions[key]
             if pos.mark_price == price:
                 continue
-            entry, size = pos.entry_price, pos.size
-            if pos.category is Category.LINEAR:
-                pnl: Decimal | None = (price - entry) * size
-                if pos.side is Side.SHORT:
-                    pnl = -pnl  # type: ignore[operator]
-            else:
-                pnl = unrealised_pnl(pos.category, pos.side, size, entry, price)
+            pnl = unrealised_pnl(pos.category, pos.side, pos.size, pos.entry_price, price)
             data = pos.__dict__.copy()
             data["mark_price"] = price
             data["unrealised_pnl"] = pnl
@@ -226,11 +224,13 @@ class PositionBook:
         """
         events: list[PositionEvent] = []
         seen: set[PositionKey] = set()
-        if as_of_ms is not None:
-            self.reconciled_as_of_ms = max(as_of_ms, self.reconciled_as_of_ms or 0)
         for row in snapshot:
             seen.add(row.key)
             events.extend(self.apply(row))
+        # advertised only now: a reader woken by one row's event must not take a later
+        # row of this snapshot for flat
+        if as_of_ms is not None:
+            self.reconciled_as_of_ms = max(as_of_ms, self.reconciled_as_of_ms or 0)
         for key, pos in list(self.positions.items()):
             if key in seen:
                 continue

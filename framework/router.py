@@ -212,7 +212,8 @@ class Router:
         told = self.delivered.get(key)
         kind = event.kind
         if kind is EventKind.CLOSED:
-            if told is None:
+            if told is None or told.side is not event.position.side:
+                # nothing to close, or the close of a lifecycle consumers already left
                 self.counters["guarded"] += 1
                 return
         elif kind is EventKind.OPENED:
@@ -232,7 +233,20 @@ class Router:
             return
         self._send(event)
 
+    @staticmethod
+    def _older(pos: Position, told: Position) -> bool:
+        """True if ``pos`` is an older state of the position than ``told`` (by seq, else by
+        exchange time): consumers are never taken back to it."""
+        if pos.seq is not None and told.seq is not None and pos.seq >= 0 and told.seq >= 0:
+            return pos.seq < told.seq
+        if pos.exchange_ms is not None and told.exchange_ms is not None:
+            return pos.exchange_ms < told.exchange_ms
+        return False
+
     def _diff(self, told: Position, pos: Position, feed: str) -> list[PositionEvent]:
+        if self._older(pos, told):
+            self.counters["guarded"] += 1
+            return []
         if told.side is not pos.side:
             return [_synthetic(EventKind.CLOSED, feed, told),
                     _synthetic(EventKind.OPENED, feed, pos)]

@@ -227,9 +227,13 @@ class HybridFeed(Feed):
             # a mismatch seen twice in a row survives the book's version guard: force it
             force = {k for k, d in diffs.items() if self._audit_suspects.get(k) == d}
             self._audit_suspects = dict(diffs)
+            before = set(self.ctx.positions())
             self.ctx.reconcile(rows, as_of_ms=as_of)
             if force:
                 self._force(force, rows)
+            # a key the snapshot closed has no row (no seq) to stop a later replay of its
+            # closing fill onto the flat book: its fills up to as_of are reflected
+            self.private.note_closed(before - set(self.ctx.positions()), as_of)
             self.private.note_snapshot(rows, until)
             self.sync_subscriptions()
 

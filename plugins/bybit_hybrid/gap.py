@@ -21,7 +21,7 @@ from typing import Any
 from framework import Category, Position, PositionKey, PositionUpdate, Side
 
 from .constants import CATEGORY_BY_NAME
-from .parse import Problem
+from .parse import Problem, bounded_decimal
 
 #: Fills that do not change a position's size.
 NON_POSITION_EXEC_TYPES = frozenset({"Funding", "Settle"})
@@ -48,10 +48,12 @@ def parse_fill(row: Any, default_category: Category = Category.LINEAR) -> Fill |
     try:
         category = CATEGORY_BY_NAME[row.get("category") or default_category.value]
         side = _SIDES[row["side"]]
-        qty, price = Decimal(str(row["execQty"])), Decimal(str(row["execPrice"]))
+        qty, price = bounded_decimal(row["execQty"]), bounded_decimal(row["execPrice"])
+        if qty is None or price is None:  # 'NaN', '1e999999', a list: replay would overflow
+            raise ValueError(f"execQty={row['execQty']!r} execPrice={row['execPrice']!r}")
         seq, exec_ms = int(row["seq"]), int(row["execTime"])
         symbol = str(row["symbol"])
-        if qty <= 0 or price <= 0 or not qty.is_finite() or not price.is_finite():
+        if qty <= 0 or price <= 0:
             return None
     except Exception as exc:
         return Problem("bad_field", f"execution row for {row.get('symbol')!r}: {exc!r}")

@@ -57,6 +57,9 @@ class PrivateStream:
         self._gap_from_ms: int | None = None
         #: server ms up to which every fill is reflected in the book (the last snapshot)
         self.fills_floor_ms: int | None = None
+        #: server ms up to which a key's fills are reflected, for keys a snapshot closed
+        #: after ``fills_floor_ms`` (a listing has no seq for a key it no longer lists)
+        self.key_floor_ms: dict[PositionKey, int] = {}
 
     def url(self) -> str:
         url = self.ctx.endpoints.private_ws
@@ -214,7 +217,9 @@ class PrivateStream:
             if self._gap_from_ms is not None and self.fills_floor_ms is not None:
                 since = max(self._gap_from_ms - GAP_MARGIN_MS, self.fills_floor_ms)
                 await self.replay_fills(rows, since, None)
+            before = set(ctx.positions())
             ctx.reconcile(self.feed.scoped(rows), as_of_ms=as_of)
+            self.note_closed(before - set(ctx.positions()), as_of)
             self.note_snapshot(rows, as_of)
             self._gap_from_ms = None
         finally:
@@ -233,6 +238,16 @@ class PrivateStream:
             self._note(row)
         if floor_ms is not None:
             self.fills_floor_ms = max(self.fills_floor_ms or floor_ms, floor_ms)
+            self.key_floor_ms = {k: ms for k, ms in self.key_floor_ms.items()
+                                 if ms > self.fills_floor_ms}
+
+    def note_closed(self, keys: set[PositionKey], as_of_ms: int | None) -> None:
+        """A snapshot taken at ``as_of_ms`` closed ``keys``: every fill of theirs up to
+        then is reflected (the flat book); a replay of one would reopen a phantom."""
+        if as_of_ms is None:
+            return
+        for key in keys:
+            self.key_floor_ms[key] = max(self.key_floor_ms.get(key, as_of_ms), as_of_ms)
 
     # ----------------------------------------------------------------- data
     def _on_data(self, msg: dict[str, Any], received_ns: int) -> None:
@@ -271,7 +286,8 @@ class PrivateStream:
         floor = self.fills_floor_ms if self.fills_floor_ms is not None else since_ms
         book = self.ctx.positions()
         hedged = {k.symbol for k in [*book, *(r.key for r in rows)] if k.position_idx != 0}
-        fills = [f for f in fills if f.key.symbol not in hedged and f.exec_ms > floor
+        fills = [f for f in fills if f.key.symbol not in hedged
+                 and f.exec_ms > max(floor, self.key_floor_ms.get(f.key, floor))
                  and (until_ms is None or f.exec_ms <= until_ms)]
         final = {r.key: r.seq for r in rows if r.seq is not None}
         leverage = {r.key: r.leverage for r in rows}

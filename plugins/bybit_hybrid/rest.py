@@ -87,17 +87,19 @@ class RestClient:
         sent = time.time_ns()
         env = await self._call(PATH_TIME, [], signed=False, sync_on_skew=False)
         received = time.time_ns()
-        result = env.get("result") or {}
+        result = _result(env)
         server_ms: int | None = None
         try:
             if result.get("timeNano"):
                 server_ms = int(result["timeNano"]) // 1_000_000
             elif result.get("timeSecond"):
                 server_ms = int(result["timeSecond"]) * 1000
-            elif isinstance(env.get("time"), int):
-                server_ms = env["time"]
-        except (TypeError, ValueError):
+            else:
+                server_ms = _time(env)
+        except (TypeError, ValueError, OverflowError):
             server_ms = None
+        if server_ms is not None and not 0 < server_ms < _MAX_MS:
+            server_ms = None  # not a time this century: garbage, not a clock offset
         if server_ms is None:
             raise RetryableFeedError(f"{PATH_TIME} answered without a time: {str(env)[:200]}")
         offset = self.clock.update(server_ms, sent, received)
@@ -139,10 +141,10 @@ class RestClient:
                 params.append(("cursor", cursor))
             env = await self._call(PATH_POSITIONS, params, signed=True)
             received = time.time_ns()
-            if first_time is None and isinstance(env.get("time"), int):
-                first_time = env["time"]
-            result = _result(env)
-            for raw in result.get("list") or []:
+            if first_time is None:
+                first_time = _time(env)
+            result, rows_raw = _listing(env, PATH_POSITIONS)
+            for raw in rows_raw:
                 parsed = position_update(raw, default_category=category, received_ns=received)
                 if isinstance(parsed, Problem):
                     self._count(parsed.counter)
@@ -170,9 +172,9 @@ class RestClient:
                 if cursor:
                     params.append(("cursor", cursor))
                 env = await self._call(PATH_EXECUTIONS, params, signed=True)
-                result = _result(env)
+                result, rows_raw = _listing(env, PATH_EXECUTIONS)
                 older = False
-                for raw in result.get("list") or []:
+                for raw in rows_raw:
                     fill = parse_fill(raw, category)
                     if isinstance(fill, Problem):
                         self._count(fill.counter)
@@ -264,6 +266,30 @@ class RestClient:
         return min(self._s.backoff_cap, max(0.0, (reset_ms - self.clock.now_ms()) / 1000))
 
 
+#: Upper bound (ms since the epoch, year 2286) of a plausible server time.
+_MAX_MS = 10**13
+
+
 def _result(envelope: dict[str, Any]) -> dict[str, Any]:
     result = envelope.get("result")
     return result if isinstance(result, dict) else {}
+
+
+def _time(envelope: dict[str, Any]) -> int | None:
+    """The envelope's server time (ms), or None when it is missing or not a plausible int."""
+    value = envelope.get("time")
+    if type(value) is not int or not 0 < value < _MAX_MS:  # bool is an int: excluded
+        return None
+    return value
+
+
+def _listing(envelope: dict[str, Any], path: str) -> tuple[dict[str, Any], list[Any]]:
+    """``result`` and ``result.list`` of an OK answer. Anything but an object holding a
+    list is a bad answer, not an empty one: read as 'no rows', a missing list would make
+    a snapshot close every open position."""
+    result = envelope.get("result")
+    rows = result.get("list") if isinstance(result, dict) else None
+    if not isinstance(result, dict) or not isinstance(rows, list):
+        raise RetryableFeedError(
+            f"{path} answered retCode 0 without a result.list list: {str(envelope)[:200]}")
+    return result, rows

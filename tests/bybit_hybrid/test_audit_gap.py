@@ -115,6 +115,9 @@ def test_parse_fill_from_recorded_execution() -> None:
                                                       D("28184.5"), 8327597863)
     assert parse_fill({**row, "execType": "Funding"}) is None
     assert isinstance(parse_fill({**row, "execQty": "x"}), Problem)
+    for bad in ("NaN", "1e999999", [1]):  # replay arithmetic on them would overflow
+        assert isinstance(parse_fill({**row, "execQty": bad}), Problem)
+        assert isinstance(parse_fill({**row, "execPrice": bad}), Problem)
     assert isinstance(parse_fill([1]), Problem)
 
 

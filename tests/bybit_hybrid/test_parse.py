@@ -188,6 +188,10 @@ def test_ticker_delta_without_mark_or_with_same_mark_is_no_price() -> None:
         (lambda m: m["data"].update(markPrice="1e"), "bad_field"),
         (lambda m: m["data"].update(markPrice="-5"), "bad_field"),
         (lambda m: m["data"].update(markPrice="NaN"), "bad_field"),
+        (lambda m: m["data"].update(markPrice=[1, 2]), "bad_field"),
+        (lambda m: m["data"].update(markPrice={"a": 1}), "bad_field"),
+        (lambda m: m["data"].update(markPrice=65000), "bad_field"),
+        (lambda m: m["data"].update(markPrice="1e999999"), "bad_field"),
         (lambda m: m["data"].update(markPrice=None), None),
     ],
 )
@@ -247,3 +251,16 @@ def test_parsers_never_raise(row: dict[str, object]) -> None:
 @given(st.binary(max_size=64))
 def test_decode_never_raises(raw: bytes) -> None:
     decode(raw)
+
+
+@pytest.mark.parametrize("size", ["1e999999", "1e-999999", "1e31", [1], {"a": 1}, True])
+def test_absurd_or_mistyped_sizes_are_bad_fields(size: object) -> None:
+    row = {"symbol": "BTCUSDT", "side": "Buy", "size": size, "entryPrice": "1", "seq": 1}
+    res = position_update(row, received_ns=NS)
+    assert isinstance(res, Problem) and res.counter == "bad_field"
+
+
+def test_sane_magnitudes_still_parse() -> None:
+    row = {"symbol": "BTCUSDT", "side": "Buy", "size": "1e-8", "entryPrice": "1e20", "seq": 1}
+    res = position_update(row, received_ns=NS)
+    assert isinstance(res, PositionUpdate) and res.size == Decimal("1e-8")

@@ -160,5 +160,34 @@ def test_repeated_cursor_is_an_error_not_a_loop() -> None:
     run(go())
 
 
+@pytest.mark.parametrize("result", [None, {}, {"list": None}, {"list": 5}, [1], "x"])
+@pytest.mark.parametrize(("path", "fn", "args"), [
+    ("/v5/position/list", "positions", ([Category.LINEAR], ["USDT"])),
+    ("/v5/execution/list", "fills", ([Category.LINEAR], 0)),
+])
+def test_an_ok_answer_without_a_list_is_retryable_not_empty(
+    result: Any, path: str, fn: str, args: tuple[Any, ...]
+) -> None:
+    """retCode 0 without result.list: not 'no positions' (that would close them all)."""
+    async def go() -> None:
+        async with scripted({path: [{"retCode": 0, "result": result, "time": 1}]}) as (base, _):
+            with pytest.raises(RetryableFeedError, match=r"without a result\.list"):
+                await client_call(base, fn, *args)
+
+    run(go())
+
+
+@pytest.mark.parametrize("body", [{"retCode": 0, "result": [1]}, {"retCode": 0, "result": "x"},
+                                  {"retCode": 0, "result": {"timeNano": [1]}},
+                                  {"retCode": 0, "result": {}, "time": True}])
+def test_sync_clock_without_a_usable_time_is_retryable(body: dict[str, Any]) -> None:
+    async def go() -> None:
+        async with scripted({"/v5/market/time": [body]}) as (base, _):
+            with pytest.raises(RetryableFeedError, match="without a time"):
+                await client_call(base, "sync_clock")
+
+    run(go())
+
+
 def test_unused_import_guard() -> None:
     assert FeedContext  # the module imports only public framework names
