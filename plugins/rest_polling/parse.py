@@ -19,6 +19,10 @@ from framework import Category, MarkPrice, PositionUpdate, Side, now_ns
 from . import constants as c
 
 _ZERO = Decimal(0)
+#: Largest |exponent| a price or size may have. Far beyond any real value (1e-30 ..
+#: 1e30), and far inside Decimal's limits, so arithmetic on it (PnL: price x size) can
+#: never overflow: a value like "1e999999" is malformed input, not a position.
+MAX_EXPONENT = 30
 
 
 class MalformedRow(ValueError):
@@ -45,6 +49,8 @@ def to_decimal(value: Any, field: str) -> Decimal | None:
         raise MalformedRow(f"{field}: {value!r} is not a number") from exc
     if not dec.is_finite():
         raise MalformedRow(f"{field}: {value!r} is not a finite number")
+    if dec and abs(dec.adjusted()) > MAX_EXPONENT:
+        raise MalformedRow(f"{field}: {value!r} is out of range")
     return dec
 
 

@@ -24,26 +24,14 @@ from framework import (
     StatusEvent,
 )
 from plugins.rest_polling import RestPollingFeed, RestPollingSettings, make_feed
+from tests.conftest import run_async
 
 T = TypeVar("T")
 
 
 def run(coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
     """Run ``coro`` in a fresh loop; fail on tasks left pending or ResourceWarnings."""
-
-    async def guarded() -> T:
-        async with asyncio.timeout(timeout):
-            result = await coro
-        current = asyncio.current_task()
-        leftover = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-        assert not leftover, f"tasks left pending: {leftover}"
-        return result
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ResourceWarning)
-        result = asyncio.run(guarded())
-        gc.collect()
-    return result
+    return run_async(coro, timeout)
 
 
 @dataclass
