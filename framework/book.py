@@ -126,6 +126,13 @@ class PositionBook:
         self.counters["updates"] += 1
         key = update.key
         verdict = self._version_verdict(key, update)
+        flat_ms = self.flat_ms.get(key)
+        if (verdict != "stale" and update.is_open and key not in self.positions
+                and flat_ms is not None and update.exchange_ms is not None
+                and update.exchange_ms < flat_ms):
+            # an open state from before the time the book knows the key was flat (e.g. a
+            # delayed push behind a snapshot that closed it): newer seq, but stale
+            verdict = "stale"
         if verdict == "stale":
             self.counters["stale_dropped"] += 1
             return []

@@ -1,10 +1,8 @@
 """Deterministic reproductions of what the chaos campaign found (docs/reliability.md,
 "Findings"). The campaign hits each of them only by chance; here they are pinned down.
 
-The ``xfail(strict=True)`` ones are open bugs in code this work may not change
-(``framework/``, ``plugins/bybit_hybrid/``); docs/reliability.md gives the proposed fix.
-Strict: the day the fix lands they pass, the run fails, and the mark must go. F1-F6 were
-fixed by the owners while the campaign was being built; their tests guard the fixes.
+Each test pins one finding; every finding listed here is fixed and its test guards the
+fix (docs/reliability.md, "Findings").
 """
 
 from __future__ import annotations
@@ -228,12 +226,6 @@ def test_failover_does_not_take_consumers_back_to_an_older_state() -> None:
 
 # ----------------------------------------------------------------------------- F1b
 @pytest.mark.unit
-@pytest.mark.xfail(strict=True, reason=(
-    "F1b (framework/book.py): after a complete snapshot closed a position, a late push "
-    "of a state from *before* the snapshot (a leverage change, delayed) reopens it: its "
-    "seq is newer than the book's last one, so the version guard lets it through, though "
-    "the snapshot proves the position flat after it. Fix: remember the snapshot time of "
-    "keys a reconcile closed and drop updates whose exchange time is not newer."))
 def test_a_state_older_than_the_snapshot_that_closed_it_does_not_reopen() -> None:
     events: list[PositionEvent] = []
     book = PositionBook(exchange="bybit", account="a", feed="f", emit=events.append)
