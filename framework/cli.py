@@ -253,12 +253,18 @@ async def _run(plan: SessionPlan, seconds: float | None, output: str,
     return code
 
 
+_stdout_open = True
+
+
 def _write_line(line: str) -> None:
+    global _stdout_open
+    if not _stdout_open:
+        return
     try:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
     except BrokenPipeError:  # `feedctl run -o jsonl | head` must end quietly
-        sys.stdout = None  # type: ignore[assignment]
+        _stdout_open = False
 
 
 def _load_plugin_commands() -> None:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dynaconf import Dynaconf  # type: ignore[import-untyped]
-from dynaconf.utils.inspect import get_history  # type: ignore[import-untyped]
+from dynaconf import Dynaconf
+from dynaconf.utils.inspect import get_history
 from pydantic import BaseModel, ValidationError
 
 from .errors import ConfigError

@@ -118,7 +118,7 @@ def build_plan(
     services: list[Service] = []
     for impl in pm.hook.feedctl_services.get_hookimpls():
         try:
-            result = impl.function(settings=settings)
+            result: Any = impl.function(settings=settings)
         except Exception as exc:
             raise PluginError(
                 f"plugin {impl.plugin_name!r} failed in feedctl_services: "
