@@ -1262,7 +1262,7 @@ ROWS: list[tuple[str, Any]] = [
         "audit_mismatches", 0)),
     ("malformed frames counted", lambda r: r["feeds"][PRIMARY]["counters"].get("malformed", 0)),
     ("crashes / task exceptions", lambda r: f"{r['crashes']} / {r['task_exceptions']}"),
-    ("failures explained by open findings", lambda r: ", ".join(
+    ("failures explained by findings", lambda r: ", ".join(
         f"{k} {v}" for k, v in r["known_findings"].items()) or "-"),
     ("UNEXPLAINED failures", lambda r: r["unexplained"]),
     ("error log lines", lambda r: r["error_logs"]),
