@@ -1062,6 +1062,7 @@ def _excuse(taps: list[SeenLife], k: int, missing: list[str], primary: str) -> s
 F_STALE_REOPEN = "F2b stale state at a switch"
 F_ORPHAN_CLOSE = "F11 false orphan close"
 F_SNAPSHOT_REOPEN = "F1b reopened after a snapshot closed it"
+F_LAGGING_PRICE = "F2c lagging feed's price replaced consumers' position"
 F_OVERTAKEN = "F6 audit overtook delayed pushes"
 F_CLOSE_REPLAYED = "F10 close fill replayed onto a flat book"
 F_REPLAY_WINDOW = "F10 close fill replayed onto a flat book "  # (its aftermath)
@@ -1109,6 +1110,8 @@ def signatures(consumer: list[dict[str, Any]], faults: list[dict[str, Any]],
     * F1b: in the primary's book, a ``closed`` carrying an open state's seq (a snapshot
       closed it) followed by an ``opened`` of a later state of the *same* exchange
       lifecycle: a delayed push older than the snapshot reopened it (window: 10 s);
+    * F2c: a ``closed`` of a side other than the one the consumer's last lifecycle event
+      for that key carried (a lagging feed's price event replaced the position);
     * F11: a synthetic ``closed`` followed within 200 ms by an ``opened`` of the same
       key and side (any seq): the router closed a pending orphan the standby's snapshot
       was about to list;
@@ -1121,8 +1124,8 @@ def signatures(consumer: list[dict[str, Any]], faults: list[dict[str, Any]],
       order).
     """
     out: dict[str, list[tuple[str, int, int]]] = {
-        F_STALE_REOPEN: [], F_ORPHAN_CLOSE: [], F_SNAPSHOT_REOPEN: [], F_OVERTAKEN: [],
-        L_SILENT: []}
+        F_STALE_REOPEN: [], F_ORPHAN_CLOSE: [], F_SNAPSHOT_REOPEN: [], F_LAGGING_PRICE: [],
+        F_OVERTAKEN: [], L_SILENT: []}
     lifecycles, primary_taps = lifecycles or {}, primary_taps or []
     # F1b, in the primary's book: a close carrying an open state's seq (a snapshot closed
     # it) and then a later state of the same exchange lifecycle reopening it; whatever
@@ -1140,8 +1143,16 @@ def signatures(consumer: list[dict[str, Any]], faults: list[dict[str, Any]],
                 t = ev["t"] // 1_000_000
                 out[F_SNAPSHOT_REOPEN].append((ev["symbol"], t, t + 10_000))
     last_closed: dict[str, dict[str, Any]] = {}
+    last_told: dict[str, dict[str, Any]] = {}
     for ev in consumer:
         key = f"{ev['symbol']}:{ev['idx']}"
+        if ev["kind"] != "closed":
+            last_told[key] = ev
+        elif (told := last_told.pop(key, None)) is not None and told["side"] != ev["side"]:
+            # a close of a side consumers were never told about in a lifecycle event: a
+            # price event had replaced their position with a lagging feed's (F2c)
+            t = ev["t"] // 1_000_000
+            out[F_LAGGING_PRICE].append((ev["symbol"], t, t))
         if ev["kind"] == "closed":
             last_closed[key] = ev
         elif ev["kind"] == "opened" and key in last_closed and ev["seq"] is not None:
@@ -1184,7 +1195,7 @@ def explain(signs: dict[str, list[tuple[str, int, int]]], what: str, symbol: str
     fell inside such a stall window. A phantom state or a lifecycle opened on one:
     F10 when its seq is that of a close on the exchange (the close fill was replayed
     onto a flat book). Anything: F10 within 5 s after the primary's book opened on a
-    close's seq; F11, F1b or F2b when such a reopen of that
+    close's seq; F11, F2c or F2b when such an event on that
     symbol happened from ``before_ms`` before to ``after_ms`` after."""
     def inside(name: str, t: int) -> bool:
         return any(a - 50 <= t <= b + 50 for _, a, b in signs.get(name, []))
@@ -1202,7 +1213,7 @@ def explain(signs: dict[str, list[tuple[str, int, int]]], what: str, symbol: str
     for sym, a, b in signs.get(F_SNAPSHOT_REOPEN, []):
         if sym == symbol and a <= hi_ms and b >= lo_ms:
             return F_SNAPSHOT_REOPEN
-    for name in (F_ORPHAN_CLOSE, F_STALE_REOPEN):
+    for name in (F_ORPHAN_CLOSE, F_LAGGING_PRICE, F_STALE_REOPEN):
         for sym, a, b in signs.get(name, []):
             if sym == symbol and a <= hi_ms + after_ms and b >= lo_ms - before_ms:
                 return name

@@ -233,3 +233,30 @@ def test_a_state_older_than_the_snapshot_that_closed_it_does_not_reopen() -> Non
     book.reconcile([], as_of_ms=3_000)  # flat as of 3000 (it closed at, say, 2500)
     book.apply(_open(6, ms=2_000))  # a delayed push from before the close
     assert [(e.kind.value, e.position.seq) for e in events] == [("opened", 5), ("closed", 5)]
+
+
+# ----------------------------------------------------------------------------- F2c
+@pytest.mark.unit
+@pytest.mark.xfail(strict=True, reason=(
+    "F2c (framework/router.py _guarded): a price event of a lagging feed replaces what "
+    "consumers hold with that feed's older position (other side, other size) - no "
+    "lifecycle event, and the router's own record follows it, so the lagging feed's "
+    "later close of that older lifecycle passes the F2b guard and closes the position "
+    "consumers hold (a split and a premature close). Fix: a price (or changed) event "
+    "whose position is older than what consumers hold is re-based on it (price) or "
+    "dropped (changed)."))
+def test_a_lagging_feeds_price_does_not_replace_what_consumers_hold() -> None:
+    router, books, delivered, now = _router()
+    books["h"].apply(_open(5))
+    books["r"].apply(_open(5))
+    books["h"].apply(_open(9, size="0.02", side=Side.SHORT, ms=2_000))  # a flip, seen live
+    router.on_status(StatusEvent(feed="h", status=FeedStatus(
+        feed="h", kind="k", state=FeedState.RECONNECTING)))
+    now[0] = 1.5
+    router.evaluate()  # failover to the poller, which still holds the long
+    books["r"].apply_mark(MarkPrice(symbol="BTCUSDT", mark_price=D(105), exchange_ms=2_500))
+    assert router.delivered[next(iter(router.delivered))].side is Side.SHORT
+    books["r"].apply(_open(9, size="0.02", side=Side.SHORT, ms=2_000))  # it catches up
+    kinds = [(e.kind.value, e.position.side.value) for e in delivered
+             if isinstance(e, PositionEvent) and e.kind is not EventKind.PRICE]
+    assert kinds == [("opened", "long"), ("closed", "long"), ("opened", "short")], kinds
