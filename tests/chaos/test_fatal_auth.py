@@ -17,20 +17,9 @@ import pytest
 
 from framework import EventKind, FatalFeedError, FeedState, PositionEvent
 from tests.conftest import run_async
-from tests.rollout.conftest import lifecycle_is_consistent, running, wait_for
+from tests.rollout.conftest import collector, lifecycle_is_consistent, running, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def _collect(session: Any) -> tuple[list[Any], asyncio.Task[None]]:
-    out: list[Any] = []
-    stream = session.events(name="test")
-
-    async def pump() -> None:
-        async for ev in stream:
-            out.append(ev)
-
-    return out, asyncio.create_task(pump())
 
 
 def _lifecycle(events: list[Any]) -> list[tuple[str, str, str]]:
@@ -43,7 +32,7 @@ def test_production_survives_a_rejected_key_on_the_rest_standby(tmp_path: Path) 
         async with running(tmp_path, mode="production",
                            router={"failover_after": "0.3s", "failback_after": "1s"}) as (
                 _, ctl, session):
-            events, task = _collect(session)
+            events, task = collector(session)
             hybrid = session.feeds["bybit_hybrid"]
             await wait_for(lambda: all(rt.ctx.state is FeedState.HEALTHY
                                        for rt in session.feeds.values()), 10)

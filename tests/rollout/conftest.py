@@ -49,6 +49,18 @@ async def running(folder: Path, *, symbols: list[str] | None = None, seed: int =
             yield sim, ctl, session
 
 
+def collector(session: Session) -> tuple[list[Any], asyncio.Task[None]]:
+    """Collect every routed event of ``session`` into a list, in a task of its own."""
+    out: list[Any] = []
+    stream = session.events(name="test")
+
+    async def pump() -> None:
+        async for ev in stream:
+            out.append(ev)
+
+    return out, asyncio.create_task(pump())
+
+
 async def wait_for(predicate: Any, timeout: float, step: float = 0.05) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():

@@ -11,20 +11,9 @@ import pytest
 
 from framework import EventKind, PositionEvent, RouteEvent
 from tests.conftest import run_async
-from tests.rollout.conftest import lifecycle_is_consistent, running, wait_for
+from tests.rollout.conftest import collector, lifecycle_is_consistent, running, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def collector(session: Any) -> tuple[list[Any], asyncio.Task[None]]:
-    out: list[Any] = []
-    stream = session.events(name="test")
-
-    async def pump() -> None:
-        async for ev in stream:
-            out.append(ev)
-
-    return out, asyncio.create_task(pump())
 
 
 async def stop(task: asyncio.Task[None]) -> None:
