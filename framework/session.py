@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -50,11 +50,6 @@ class FeedRuntime:
     @property
     def name(self) -> str:
         return self.plan.name
-
-
-@dataclass
-class _Streams:
-    queues: list[ConsumerQueue] = field(default_factory=list)
 
 
 class EventStream:
@@ -103,7 +98,8 @@ class Session:
         self.feeds: dict[str, FeedRuntime] = {}
         self.router: Router | None = None
         self.validator: Validator | None = None
-        self._streams = _Streams()
+        #: Every consumer's queue: plugin dispatchers and library streams.
+        self._queues: list[ConsumerQueue] = []
         self._dispatchers: list[PluginDispatcher] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started_services: list[Any] = []
@@ -180,7 +176,7 @@ class Session:
                                        s.validation)
         self._dispatchers = PluginDispatcher.for_plugins(self.pm, s.delivery)
         for d in self._dispatchers:
-            self._streams.queues.append(d.queue)
+            self._queues.append(d.queue)
             self._spawn(d.run(), f"consumer:{d.plugin}")
         for rt in self.feeds.values():
             rt.task = self._spawn(supervise_feed(rt, self._on_fatal), f"feed:{rt.name}")
@@ -202,7 +198,7 @@ class Session:
                 log.warning("feedctl_session_stopping hooks took longer than 5 s")
         feed_tasks = [rt.task for rt in self.feeds.values() if rt.task is not None]
         await _cancel_all(feed_tasks)
-        for q in list(self._streams.queues):
+        for q in list(self._queues):
             q.close()
         consumers = [t for t in self._tasks if t.get_name().startswith("consumer:")]
         if consumers:
@@ -240,7 +236,7 @@ class Session:
                                     synthetic=True))
         if self._stopped:
             q.close()
-        self._streams.queues.append(q)
+        self._queues.append(q)
         return EventStream(self, q)
 
     def publish(self, event: BaseModel) -> None:
@@ -259,7 +255,7 @@ class Session:
                 for n, rt in self.feeds.items()
             },
             "router": self.router.snapshot() if self.router else None,
-            "consumers": [q.stats() for q in self._streams.queues],
+            "consumers": [q.stats() for q in self._queues],
             "validation": self.validator.summary() if self.validator is not None else None,
         }
 
@@ -286,12 +282,12 @@ class Session:
     def _fanout(self, ev: Any) -> None:
         if self.validator is not None and isinstance(ev, PositionEvent):
             self.validator.on_primary_event(ev)
-        for q in self._streams.queues:
+        for q in self._queues:
             q.put(ev)
 
     def _detach(self, q: ConsumerQueue) -> None:
-        if q in self._streams.queues:
-            self._streams.queues.remove(q)
+        if q in self._queues:
+            self._queues.remove(q)
 
     def _on_fatal(self, rt: FeedRuntime, exc: BaseException) -> None:
         rt.fatal = exc
