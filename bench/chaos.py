@@ -624,7 +624,7 @@ async def _campaign(cfg: CampaignConfig, mode: str, rng: random.Random, sim: Sim
         def converged() -> bool:
             hybrid_ok = primary.ctx.state is FeedState.HEALTHY and router.active == PRIMARY
             return (hybrid_ok and not compare_positions(_exchange_view(sim), rec.view)
-                    and all(q.stats()["pending"] == 0 for q in session._streams.queues))
+                    and all(c["pending"] == 0 for c in session.status()["consumers"]))
 
         await _wait(converged, cfg.settle_seconds, 0.1)
         await asyncio.sleep(1.0)  # anything still in flight

@@ -104,7 +104,8 @@ def test_live_view_redraws_until_cancelled_and_cleans_up(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            assert [q.name for q in session._streams.queues] == []  # its stream is gone
+            # its stream is gone
+            assert [c["consumer"] for c in session.status()["consumers"]] == []
 
     run_async(main())
     marks = set(re.findall(r"BTCUSDT\s+│\s+long\s+│\s+0\.5\s+│\s+65000\s+│\s+([\d.]+)",
