@@ -231,6 +231,14 @@ class Router:
             if not self._stale_open(event.position):
                 self._send(_synthetic(EventKind.OPENED, event.feed, event.position))
             return
+        elif self._older(event.position, told):
+            # a lagging feed's state: consumers keep the newer one they hold; a price
+            # event only moves its mark (F2c in docs/reliability.md)
+            self.counters["guarded"] += 1
+            if kind is EventKind.PRICE and event.position.mark_price != told.mark_price:
+                self._send(_synthetic(EventKind.PRICE, event.feed,
+                                      _remarked(told, event.position)))
+            return
         self._send(event)
 
     @staticmethod
@@ -288,3 +296,17 @@ def _synthetic(kind: EventKind, feed: str, pos: Position,
                changes: tuple[str, ...] = ()) -> PositionEvent:
     return PositionEvent(kind=kind, feed=feed, position=pos, changes=changes, seq=0,
                          synthetic=True)
+
+
+def _remarked(told: Position, pos: Position) -> Position:
+    """``told`` at ``pos``'s mark price."""
+    mark = pos.mark_price
+    if mark is None:
+        return told
+    return told.model_copy(update={
+        "mark_price": mark,
+        "mark_exchange_ms": pos.mark_exchange_ms,
+        "mark_received_ns": pos.mark_received_ns,
+        "unrealised_pnl": unrealised_pnl(told.category, told.side, told.size,
+                                         told.entry_price, mark),
+    })

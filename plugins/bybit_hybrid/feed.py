@@ -207,7 +207,12 @@ class HybridFeed(Feed):
             floor = self.private.fills_floor_ms
             replayed = 0
             if until is not None and floor is not None and until > floor:
-                replayed = await self.private.replay_fills(rows, floor, until)
+                try:
+                    replayed = await self.private.replay_fills(rows, floor, until)
+                except RetryableFeedError as exc:  # the floor stays: the next audit retries
+                    self.ctx.count("audit_failures")
+                    self.ctx.log.warning("audit skipped (fills unavailable): %s", exc)
+                    continue
             # a row younger than the settle time: its pushes may still be in flight, and a
             # repair now would make them arrive stale (a close+reopen would be lost)
             rows, unsettled = settled(rows, self.ctx.positions(), as_of, FILL_SETTLE_MS)

@@ -217,15 +217,19 @@ class PrivateStream:
             if self._gap_from_ms is not None and self.fills_floor_ms is not None:
                 since = max(self._gap_from_ms - GAP_MARGIN_MS, self.fills_floor_ms)
                 await self.replay_fills(rows, since, None)
-            before = set(ctx.positions())
-            ctx.reconcile(self.feed.scoped(rows), as_of_ms=as_of)
-            self.note_closed(before - set(ctx.positions()), as_of)
-            self.note_snapshot(rows, as_of)
-            self._gap_from_ms = None
-        finally:
-            buffered, self._buffer = self._buffer or [], None
-            for update in sorted(buffered, key=push_order):
-                self._apply(update)
+        except BaseException:
+            # the gap stays open and the next resync covers these pushes; applied now
+            # they would move the replay cursor past the gap's fills (F12)
+            self._buffer = None
+            raise
+        before = set(ctx.positions())
+        ctx.reconcile(self.feed.scoped(rows), as_of_ms=as_of)
+        self.note_closed(before - set(ctx.positions()), as_of)
+        self.note_snapshot(rows, as_of)
+        self._gap_from_ms = None
+        buffered, self._buffer = self._buffer or [], None
+        for update in sorted(buffered, key=push_order):
+            self._apply(update)
         ctx.count("resyncs")
         ctx.log.info("resynced %d open positions from REST (+%d buffered pushes)",
                      len(rows), len(buffered), extra={"as_of_ms": as_of})
@@ -274,14 +278,19 @@ class PrivateStream:
     ) -> int:
         """Apply the states of fills the stream never delivered (see gap.py): fills
         after the floor and up to ``until_ms``, with a seq newer than the book's. Returns
-        how many states were applied."""
+        how many states were applied. A transient failure to read the fills raises
+        ``RetryableFeedError``: the caller must not move the fill floor past them; a
+        refusal (``FatalFeedError``: the key may not read executions) skips the replay."""
         if not self.s.replay_gaps:
             return 0
         try:
             fills = await self.feed.rest.fills(self.s.categories, since_ms)
-        except (RetryableFeedError, FatalFeedError) as exc:
+        except RetryableFeedError:
             self.ctx.count("gap_replay_failures")
-            self.ctx.log.warning("fill replay skipped (fills unavailable): %s", exc)
+            raise
+        except FatalFeedError as exc:
+            self.ctx.count("gap_replay_failures")
+            self.ctx.log.warning("fill replay skipped (fills refused): %s", exc)
             return 0
         floor = self.fills_floor_ms if self.fills_floor_ms is not None else since_ms
         book = self.ctx.positions()

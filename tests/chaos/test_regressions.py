@@ -237,14 +237,6 @@ def test_a_state_older_than_the_snapshot_that_closed_it_does_not_reopen() -> Non
 
 # ----------------------------------------------------------------------------- F2c
 @pytest.mark.unit
-@pytest.mark.xfail(strict=True, reason=(
-    "F2c (framework/router.py _guarded): a price event of a lagging feed replaces what "
-    "consumers hold with that feed's older position (other side, other size) - no "
-    "lifecycle event, and the router's own record follows it, so the lagging feed's "
-    "later close of that older lifecycle passes the F2b guard and closes the position "
-    "consumers hold (a split and a premature close). Fix: a price (or changed) event "
-    "whose position is older than what consumers hold is re-based on it (price) or "
-    "dropped (changed)."))
 def test_a_lagging_feeds_price_does_not_replace_what_consumers_hold() -> None:
     router, books, delivered, now = _router()
     books["h"].apply(_open(5))
@@ -260,3 +252,83 @@ def test_a_lagging_feeds_price_does_not_replace_what_consumers_hold() -> None:
     kinds = [(e.kind.value, e.position.side.value) for e in delivered
              if isinstance(e, PositionEvent) and e.kind is not EventKind.PRICE]
     assert kinds == [("opened", "long"), ("closed", "long"), ("opened", "short")], kinds
+
+
+@pytest.mark.unit
+def test_a_lagging_feeds_price_moves_the_mark_of_the_position_consumers_hold() -> None:
+    router, books, delivered, now = _router()
+    books["h"].apply(_open(5))
+    books["r"].apply(_open(5))
+    books["h"].apply(_open(9, size="0.02", side=Side.SHORT, ms=2_000))
+    router.on_status(StatusEvent(feed="h", status=FeedStatus(
+        feed="h", kind="k", state=FeedState.RECONNECTING)))
+    now[0] = 1.5
+    router.evaluate()
+    books["r"].apply_mark(MarkPrice(symbol="BTCUSDT", mark_price=D(105), exchange_ms=2_500))
+    last = delivered[-1]
+    assert isinstance(last, PositionEvent)
+    assert (last.kind, last.position.side, last.position.size, last.position.mark_price) == (
+        EventKind.PRICE, Side.SHORT, D("0.02"), D(105))
+
+
+@pytest.mark.unit
+def test_a_lagging_feeds_change_of_an_older_state_is_not_delivered() -> None:
+    router, books, delivered, now = _router()
+    books["h"].apply(_open(5))
+    books["r"].apply(_open(5))
+    books["h"].apply(_open(9, size="0.02", side=Side.SHORT, ms=2_000))
+    router.on_status(StatusEvent(feed="h", status=FeedStatus(
+        feed="h", kind="k", state=FeedState.RECONNECTING)))
+    now[0] = 1.5
+    router.evaluate()
+    before = len(delivered)
+    books["r"].apply(_open(7, size="0.015", ms=1_500))  # the poller's view, still behind
+    assert delivered[before:] == []
+
+
+# ----------------------------------------------------------------------------- F12
+@pytest.mark.integration
+def test_a_failed_resync_does_not_hide_a_lifecycle_lost_in_the_gap() -> None:
+    """F12: pushes buffered during a resync that then fails must not be applied: they
+    move the replay cursor (last seq per key) past the fills made in the gap, and the
+    next resync's replay skips a lifecycle that opened and closed while disconnected."""
+
+    async def main() -> list[tuple[str, str]]:
+        async with hybrid(ping_interval=30.0, pong_timeout=10.0, rest_attempts=3,
+                          backoff_base=0.3, backoff_cap=0.5) as h:
+            await h.ctl.stall("private", 1.0)  # these two pushes are lost
+            await h.ctl.place_order("ETHUSDT", "Buy", "0.1")
+            await h.ctl.place_order("ETHUSDT", "Sell", "0.1", reduce_only=True)
+            await asyncio.sleep(1.1)
+            await h.ctl.rest_errors("503", count=3, path="/v5/position/list")
+            await h.ctl.drop("private")  # a gap; the first resync's snapshot fails
+            await wait_until(lambda: h.ctx.state is FeedState.RESYNCING, 5, step=0.005)
+            await h.ctl.place_order("ETHUSDT", "Buy", "0.2")  # pushed into the buffer
+            await wait_until(lambda: h.ctx.counters.get("resyncs", 0) >= 2, 10)
+            await h.healthy()
+            return h.lifecycle("ETHUSDT")
+
+    events = run_async(main())
+    assert events == [("opened", "0.1"), ("closed", "0.1"), ("opened", "0.2")], events
+
+
+@pytest.mark.integration
+def test_a_resync_whose_fills_are_unavailable_retries_instead_of_closing_the_gap() -> None:
+    """F12b: a resync that got the snapshot but not the fills must not move the fill
+    floor past the gap: the lifecycle lost in it would never be replayed."""
+
+    async def main() -> list[tuple[str, str]]:
+        async with hybrid(ping_interval=30.0, pong_timeout=10.0, rest_attempts=3) as h:
+            await h.ctl.stall("private", 1.0)
+            await h.ctl.place_order("ETHUSDT", "Buy", "0.1")
+            await h.ctl.place_order("ETHUSDT", "Sell", "0.1", reduce_only=True)
+            await asyncio.sleep(1.1)
+            await h.ctl.rest_errors("502", count=3, path="/v5/execution/list")
+            await h.ctl.drop("private")
+            await wait_until(lambda: h.ctx.counters.get("gap_replay_failures", 0) >= 1, 5)
+            await wait_until(lambda: h.lifecycle("ETHUSDT"), 10)
+            await h.healthy()
+            return h.lifecycle("ETHUSDT")
+
+    events = run_async(main())
+    assert events == [("opened", "0.1"), ("closed", "0.1")], events
