@@ -103,6 +103,7 @@ class CampaignConfig:
         "ping_interval": "1s", "pong_timeout": "1.5s", "stale_after": "1s",
         "backoff_base": "0.05s", "backoff_cap": "1s", "request_timeout": "2s",
         "audit_interval": "5s", "max_connection_lifetime": "20s",
+        "pong_overdue_after": "0.25s",  # loopback: latency and clock error are ~0
     })
     #: seconds between two samples of staleness and health (incommensurate with ticks)
     sample_interval: float = 0.137

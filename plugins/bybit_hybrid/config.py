@@ -28,6 +28,12 @@ class HybridSettings(StrictModel):
     #: A subscribed ticker silent this long is stale (linear tickers come every 100 ms):
     #: resubscribe, then reconnect the public socket if it stays stale.
     stale_after: Duration = 2.0
+    #: A data frame the exchange created (its ``creationTime``/``ts``, server clock)
+    #: this long after a ping that is still unanswered proves the pong was lost - and
+    #: with it whatever was sent meanwhile: the socket is treated as lost *before* that
+    #: frame is applied, so the gap replay can put the lost states back in order. Must
+    #: cover one-way latency plus the clock-offset error; None disables.
+    pong_overdue_after: Duration | None = 1.0
     #: Planned reconnect (make-before-break) after this connection age; None disables.
     max_connection_lifetime: Duration | None = 3600.0
     #: Bybit's ``max_active_time`` for the private socket (30 s .. 600 s); None = Bybit's
@@ -82,6 +88,8 @@ class HybridSettings(StrictModel):
                      "backoff_base", "request_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be greater than 0")
+        if self.pong_overdue_after is not None and self.pong_overdue_after <= 0:
+            raise ValueError("pong_overdue_after must be greater than 0 (or unset)")
         if self.backoff_cap < self.backoff_base:
             raise ValueError("backoff_cap must be at least backoff_base")
         if self.max_connection_lifetime is not None and self.max_connection_lifetime < 1:

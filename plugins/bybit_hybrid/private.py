@@ -165,6 +165,8 @@ class PrivateStream:
             ping_interval=self.s.ping_interval, pong_timeout=self.s.pong_timeout,
             request_timeout=self.s.request_timeout, log=self.ctx.log,
             count=self.ctx.count, report=feed.report,
+            pong_overdue_after=self.s.pong_overdue_after,
+            server_offset_ms=lambda: feed.clock.offset_ms,
         )
         try:
             await conn.open()

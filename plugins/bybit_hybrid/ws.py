@@ -3,7 +3,8 @@ liveness, and a reader that hands data frames to a callback.
 
 A :class:`Conn` owns exactly one task (``_serve``: reader + pinger); ``close()``
 cancels and awaits it and closes the socket. When the connection dies for any reason
-(server close, missing pong, network error) :attr:`Conn.closed` resolves with the
+(server close, missing pong, a data frame proving a pong was lost, network error)
+:attr:`Conn.closed` resolves with the
 reason, every pending request fails with :class:`ConnectionLost`, and the owner
 decides what to do (reconnect with backoff, or ignore an old socket being replaced).
 """
@@ -100,8 +101,14 @@ class Conn:
         log: logging.LoggerAdapter[logging.Logger],
         count: Callable[[str], None],
         report: Callable[[Problem, str], None],
+        pong_overdue_after: float | None = None,
+        server_offset_ms: Callable[[], int] = lambda: 0,
     ) -> None:
         self.name, self.url = name, url
+        self._overdue_ms = None if pong_overdue_after is None else int(pong_overdue_after * 1000)
+        self._server_offset_ms = server_offset_ms
+        #: wall-clock ns at which the unanswered ping was sent; None when answered
+        self._ping_sent_ns: int | None = None
         self._on_data = on_data
         self._ping_interval, self._pong_timeout = ping_interval, pong_timeout
         self._request_timeout = request_timeout
@@ -243,6 +250,8 @@ class Conn:
                 self._frame(raw, time.time_ns())
 
     def _frame(self, raw: bytes | bytearray | memoryview | str, received_ns: int) -> None:
+        if self.closed.done():  # declared lost (see _pong_lost): nothing more is applied
+            return
         self.last_frame_ns = received_ns
         try:
             msg = orjson.loads(raw)
@@ -254,12 +263,31 @@ class Conn:
             return
         try:
             if "topic" in msg:
+                if self._ping_sent_ns is not None and self._pong_lost(msg):
+                    return
                 self._on_data(msg, received_ns)
             else:
                 self._on_answer(msg)
         except Exception:  # a handler bug must not kill the connection
             self._count("handler_errors")
             self._log.exception("error handling a %s frame", self.name)
+
+    def _pong_lost(self, msg: dict[str, Any]) -> bool:
+        """True (and the connection is finished) if ``msg`` was created so long after
+        the unanswered ping that the server must have answered it first: the pong was
+        lost in transit, so frames may have been lost too. Frames of one connection
+        arrive in the order they were sent; ``msg`` is not delivered."""
+        sent_ns, overdue = self._ping_sent_ns, self._overdue_ms
+        created = msg.get("creationTime", msg.get("ts"))
+        if sent_ns is None or overdue is None or type(created) is not int:
+            return False
+        late_ms = created - (sent_ns // 1_000_000 + self._server_offset_ms())
+        if late_ms <= overdue:
+            return False
+        self._count("pongs_lost")
+        self._finish(f"{self.name} lost frames: a frame created {late_ms} ms after a ping "
+                     "that was never answered")
+        return True
 
     def _problem(self, problem: Problem) -> None:
         self._report(problem, self.name)
@@ -272,6 +300,7 @@ class Conn:
         if answer.op == "pong":
             self.last_pong = time.monotonic()
             self.last_pong_ns = time.time_ns()
+            self._ping_sent_ns = None
             self._pong.set()
             return
         entry = self._pending.get(answer.req_id) if answer.req_id is not None else None
@@ -290,6 +319,7 @@ class Conn:
             await asyncio.sleep(self._ping_interval)
             self._pong.clear()
             frame = {"req_id": f"p{next(self._ids)}", "op": "ping"}
+            self._ping_sent_ns = time.time_ns()
             try:
                 await self._ws.send(orjson.dumps(frame), text=True)
             except websockets.ConnectionClosed:

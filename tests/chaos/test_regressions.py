@@ -332,3 +332,38 @@ def test_a_resync_whose_fills_are_unavailable_retries_instead_of_closing_the_gap
 
     events = run_async(main())
     assert events == [("opened", "0.1"), ("closed", "0.1")], events
+
+
+# ----------------------------------------------------------------------------- L1
+def _lifecycle_after_a_stall_then_a_newer_push(**settings: object) -> list[tuple[str, str]]:
+    async def main() -> list[tuple[str, str]]:
+        async with hybrid(ping_interval=0.5, pong_timeout=5.0, **settings) as h:
+            await asyncio.sleep(0.6)  # a ping answered
+            await h.ctl.stall("private", 1.5)
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")  # both pushes are lost
+            await h.ctl.place_order("BTCUSDT", "Sell", "0.01", reduce_only=True)
+            await asyncio.sleep(1.6)  # over; the ping sent in it is still unanswered
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.02")  # a newer push, same key
+            await wait_until(lambda: h.lifecycle("BTCUSDT")[-1:] == [("opened", "0.02")], 8)
+            await asyncio.sleep(0.5)
+            return h.lifecycle("BTCUSDT")
+
+    return run_async(main())
+
+
+@pytest.mark.integration
+def test_a_push_proving_a_pong_was_lost_is_not_applied_before_the_gap_replay() -> None:
+    """L1: a stall that ends before its unanswered ping times out lets a newer push of
+    the same position through first; applied, it would put the lost lifecycle behind the
+    book's version guard for good. A frame created well after an unanswered ping proves
+    the pong (and whatever came with it) was lost: the socket is dropped before that
+    frame, and the reconnect's replay delivers the lost states in order."""
+    events = _lifecycle_after_a_stall_then_a_newer_push(pong_overdue_after=0.3)
+    assert events == [("opened", "0.01"), ("closed", "0.01"), ("opened", "0.02")], events
+
+
+@pytest.mark.integration
+def test_without_the_overdue_pong_check_the_lost_lifecycle_stays_lost() -> None:
+    """The limitation the check removes (documented as L1 in docs/reliability.md)."""
+    events = _lifecycle_after_a_stall_then_a_newer_push(pong_overdue_after=None)
+    assert events == [("opened", "0.02")], events
