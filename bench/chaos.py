@@ -644,6 +644,7 @@ async def _campaign(cfg: CampaignConfig, mode: str, rng: random.Random, sim: Sim
             "state": rt.ctx.state.value,
             "fatal": None if rt.fatal is None else str(rt.fatal)[:300],
             "counters": dict(sorted({**rt.book.counters, **rt.ctx.counters}.items())),
+            "unrecoverable": _unrecoverable(rt.feed),
             "diverged_from_exchange": len(compare_positions(
                 final_exchange, {(k.symbol, k.position_idx): p
                                  for k, p in rt.book.positions.items()})),
@@ -654,7 +655,8 @@ async def _campaign(cfg: CampaignConfig, mode: str, rng: random.Random, sim: Sim
     result = analyse(
         transitions=transitions, consumer=rec.consumer, primary_taps=rec.taps.get(PRIMARY, []),
         primary=PRIMARY, faults=injector.log, statuses=rec.statuses,
-        detect_slack_s=_detect_slack(cfg.hybrid))
+        detect_slack_s=_detect_slack(cfg.hybrid),
+        reported=feeds.get(PRIMARY, {}).get("unrecoverable"))
     diverged = compare_positions(final_exchange, rec.view)
     crashes = sum(rt.ctx.counters.get("crashes", 0) for rt in session.feeds.values())
     handler_errors = sum(rt.ctx.counters.get("handler_errors", 0)
@@ -721,6 +723,15 @@ async def _all_transitions(ctl: SimControl) -> list[dict[str, Any]]:
     return out
 
 
+def _unrecoverable(feed: Any) -> list[dict[str, Any]]:
+    """The hybrid's reports of states lost with the socket up that it could not deliver
+    in order (``details()["private"]["unrecoverable"]``); [] for other kinds."""
+    try:
+        return list(feed.details()["private"]["unrecoverable"])
+    except (AttributeError, KeyError, TypeError):
+        return []
+
+
 def _detect_slack(hybrid: dict[str, Any]) -> float:
     """How long after a stall's end the primary may take to notice it."""
     return (_seconds(hybrid.get("ping_interval", 20)) + _seconds(hybrid.get("pong_timeout", 10))
@@ -738,7 +749,8 @@ def reanalyse(paths: list[str]) -> dict[str, Any]:
             transitions=d["transitions"], consumer=d["consumer"],
             primary_taps=d["taps"].get(PRIMARY, []), primary=PRIMARY, faults=d["faults"],
             statuses=d["statuses"], detect_slack_s=_detect_slack(d.get("hybrid") or
-                                                                 CampaignConfig().hybrid)))
+                                                                 CampaignConfig().hybrid),
+            reported=out.get("feeds", {}).get(PRIMARY, {}).get("unrecoverable")))
         out["ok"], out["failures"] = verdict(out)
         results[out["mode"]] = out
     return {"ok": all(r["ok"] for r in results.values()), "results": results,
@@ -897,7 +909,8 @@ def analyse(*, transitions: list[dict[str, Any]], consumer: list[dict[str, Any]]
             primary_taps: list[dict[str, Any]], primary: str = PRIMARY,
             faults: list[dict[str, Any]] | None = None,
             statuses: list[dict[str, Any]] | None = None, detect_slack_s: float = 3.0,
-            clock_slack_ms: int = 50) -> dict[str, Any]:
+            clock_slack_ms: int = 50,
+            reported: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Match the exchange's lifecycles with what the consumer received.
 
     Per exchange lifecycle: ``delivered`` (exactly one consumer lifecycle, opened and
@@ -909,7 +922,9 @@ def analyse(*, transitions: list[dict[str, Any]], consumer: list[dict[str, Any]]
     lifecycle inside a failover window that the polling standby never saw); else *lost*.
 
     Every failure (lost, split, premature close, unmatched, duplicate) is then attributed
-    to a known finding by its signature (see :func:`explain`) or counted *unexplained*.
+    to a known finding by its signature (see :func:`explain`) or counted *unexplained*;
+    a lost lifecycle whose first missing boundary's seq the primary ``reported`` as a
+    state it could not deliver in order is the hybrid's own, reported, L1.
     """
     ex, anomalies = exchange_lifecycles(transitions)
     seen, dups = seen_lifecycles(consumer)
@@ -1003,9 +1018,17 @@ def analyse(*, transitions: list[dict[str, Any]], consumer: list[dict[str, Any]]
         items.append(("duplicate", d, d["t"] // 1_000_000, d["t"] // 1_000_000, []))
     for ph in phantoms:
         items.append(("phantom", ph, ph["t"] // 1_000_000, ph["t"] // 1_000_000, []))
+    told = {(r["symbol"], int(q)) for r in reported or [] for q in r.get("seqs", [])}
     for what, it, lo, hi, times in items:
         why = explain(signs, what, it["symbol"], lo, hi, times, seq=it.get(
             "open_seq" if what == "unmatched" else "seq"))
+        # the first boundary consumers lack: a lifecycle they never saw opened was
+        # reported if its open state was (its close may have reached the book as the
+        # flat state of a later order's create push)
+        if what == "lost":
+            first = "open" if "open" in it["missing"] else "close"
+            if (it["symbol"], it.get(f"{first}_seq")) in told:
+                why = L_REPORTED
         if why is None:
             unexplained.append({"failure": what, **it})
         else:
@@ -1068,6 +1091,7 @@ F_OVERTAKEN = "F6 audit overtook delayed pushes"
 F_CLOSE_REPLAYED = "F10 close fill replayed onto a flat book"
 F_REPLAY_WINDOW = "F10 close fill replayed onto a flat book "  # (its aftermath)
 L_SILENT = "L1 loss inside a stall not noticed while it lasted"
+L_REPORTED = "L1 loss the hybrid reported (states_unrecoverable)"
 
 
 def exchange_states(transitions: list[dict[str, Any]]

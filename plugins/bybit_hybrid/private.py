@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from framework import Backoff, FatalFeedError, PositionKey, PositionUpdate, RetryableFeedError
 
 from .constants import POSITION_TOPICS, TOPIC_POSITION
-from .gap import replay
+from .gap import Fill, replay
 from .parse import Problem, position_push, push_order
 from .rest import setting_hint
 from .signing import redact, ws_auth_args
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
 #: its opening, or its last frame if older: ``Conn.known_good_ns``) are replayed too
 #: (their seq filters out what the book already has).
 GAP_MARGIN_MS = 1000
+
+
+#: States remembered per key between snapshots for the unrecoverable-loss check.
+SEEN_PER_KEY = 2000
 
 
 class AuthRejected(Exception):
@@ -60,6 +65,12 @@ class PrivateStream:
         #: server ms up to which a key's fills are reflected, for keys a snapshot closed
         #: after ``fills_floor_ms`` (a listing has no seq for a key it no longer lists)
         self.key_floor_ms: dict[PositionKey, int] = {}
+        #: per key, seq -> exchange ms of every state the book was given (push, snapshot
+        #: row, replay) after the fill floor: a later fill whose seq is missing here and
+        #: older than the book's was lost with the socket up and overtaken by a newer push
+        self._seen: dict[PositionKey, dict[int, int]] = {}
+        #: the newest such losses (they cannot be delivered in order): status and audit
+        self.unrecoverable: deque[dict[str, Any]] = deque(maxlen=100)
 
     def url(self) -> str:
         url = self.ctx.endpoints.private_ws
@@ -243,9 +254,15 @@ class PrivateStream:
         for row in rows:
             self._note(row)
         if floor_ms is not None:
-            self.fills_floor_ms = max(self.fills_floor_ms or floor_ms, floor_ms)
-            self.key_floor_ms = {k: ms for k, ms in self.key_floor_ms.items()
-                                 if ms > self.fills_floor_ms}
+            floor = self.fills_floor_ms = max(self.fills_floor_ms or floor_ms, floor_ms)
+            self.key_floor_ms = {k: ms for k, ms in self.key_floor_ms.items() if ms > floor}
+            # a state's fills are not later than the state: none after the floor now
+            for key, seqs in list(self._seen.items()):
+                kept = {seq: ms for seq, ms in seqs.items() if ms > floor}
+                if kept:
+                    self._seen[key] = kept
+                else:
+                    del self._seen[key]
 
     def note_closed(self, keys: set[PositionKey], as_of_ms: int | None) -> None:
         """A snapshot taken at ``as_of_ms`` closed ``keys``: every fill of theirs up to
@@ -300,6 +317,7 @@ class PrivateStream:
         fills = [f for f in fills if f.key.symbol not in hedged
                  and f.exec_ms > max(floor, self.key_floor_ms.get(f.key, floor))
                  and (until_ms is None or f.exec_ms <= until_ms)]
+        self._report_unrecoverable(fills)
         final = {r.key: r.seq for r in rows if r.seq is not None}
         leverage = {r.key: r.leverage for r in rows}
         updates = replay(fills, book, self.last_seq, final, leverage, time.time_ns())
@@ -311,9 +329,37 @@ class PrivateStream:
                                  "not deliver", len(updates), len(fills))
         return len(updates)
 
+    def _report_unrecoverable(self, fills: list[Fill]) -> None:
+        """Fills after the floor whose states never reached the book although a newer
+        state did: lost while the socket stayed up (docs/reliability.md, L1). Putting
+        them back would reorder the position's history, so they are reported, once."""
+        lost: dict[PositionKey, dict[int, int]] = {}
+        for f in fills:
+            if f.seq <= self.last_seq.get(f.key, -1) and f.seq not in self._seen.get(f.key, {}):
+                states = lost.setdefault(f.key, {})
+                states[f.seq] = max(states.get(f.seq, 0), f.exec_ms)
+        for key, states in lost.items():
+            self._seen.setdefault(key, {}).update(states)
+            seqs = sorted(states)
+            self.ctx.count("states_unrecoverable", len(seqs))
+            self.unrecoverable.append({
+                "category": key.category.value, "symbol": key.symbol, "seqs": seqs,
+                "from_ms": min(states.values()), "to_ms": max(states.values())})
+            self.ctx.log.warning(
+                "%s: %d position states (seq %d..%d) never arrived and a newer one did: "
+                "they cannot be delivered in order and are skipped (pushes lost with the "
+                "socket up)", key.symbol, len(seqs), seqs[0], seqs[-1],
+                extra={"symbol": key.symbol, "seqs": seqs})
+
     def _note(self, update: PositionUpdate) -> None:
         key = update.key
-        if update.seq is not None and update.seq > self.last_seq.get(key, -1):
+        if update.seq is None:
+            return
+        seen = self._seen.setdefault(key, {})
+        seen[update.seq] = update.exchange_ms or 0
+        if len(seen) > SEEN_PER_KEY:  # no snapshot for long (audit off): keep the newest
+            self._seen[key] = dict(sorted(seen.items())[SEEN_PER_KEY // 2:])
+        if update.seq > self.last_seq.get(key, -1):
             self.last_seq[key] = update.seq
 
     def _apply(self, update: PositionUpdate) -> None:
@@ -330,6 +376,7 @@ class PrivateStream:
             "age_s": round(conn.age(), 3) if conn else None,
             "subscriptions": [TOPIC_POSITION] if conn and conn.alive else [],
             "buffering": self._buffer is not None,
+            "unrecoverable": list(self.unrecoverable),
             "last_pong_age_s": round(time.monotonic() - conn.last_pong, 3)
             if conn and conn.last_pong else None,
         }

@@ -99,6 +99,10 @@ class Harness:
         return [e for e in self.events if e.kind.is_lifecycle
                 and (symbol is None or e.position.symbol == symbol)]
 
+    def sizes(self, symbol: str | None = None) -> list[tuple[str, str]]:
+        """(kind, size) of every lifecycle event."""
+        return [(e.kind.value, str(e.position.size)) for e in self.lifecycle(symbol)]
+
     def kinds(self, symbol: str | None = None) -> list[str]:
         return [e.kind.value for e in self.lifecycle(symbol)]
 

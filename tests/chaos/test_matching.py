@@ -150,6 +150,14 @@ def test_a_loss_inside_an_unnoticed_stall_is_l1() -> None:
     assert r["unexplained"] == 1  # noticed in time: the gap replay had to recover it
 
 
+def test_a_loss_the_hybrid_reported_is_attributed_to_its_report() -> None:
+    h = History().ex("opened", 10, 1_100).ex("closed", 11, 1_200)
+    r = h.analyse(reported=[{"symbol": "BTCUSDT", "seqs": [10, 11]}])
+    assert r["lost"] == 1 and r["known_findings"] == {chaos.L_REPORTED: 1}
+    r = h.analyse(reported=[{"symbol": "BTCUSDT", "seqs": [11]}])  # not its open
+    assert r["unexplained"] == 1
+
+
 def test_compare_positions_reports_every_difference() -> None:
     from decimal import Decimal
 

@@ -25,7 +25,8 @@ from framework import (
     StatusEvent,
 )
 from framework.router import Router
-from tests.chaos.conftest import hybrid, wait_until
+from tests.bybit_hybrid.conftest import wait_until
+from tests.chaos.conftest import hybrid
 from tests.conftest import run_async
 
 D = Decimal
@@ -64,6 +65,21 @@ def _router() -> tuple[Router, dict[str, PositionBook], list[object], list[float
     return router, books, delivered, now
 
 
+def _failed_over_after_a_flip() -> tuple[Router, dict[str, PositionBook], list[object]]:
+    """Both feeds saw a long; the hybrid then saw it flip to short and went down; the
+    router failed over to the poller, which still holds the long."""
+    router, books, delivered, now = _router()
+    books["h"].apply(_open(5))
+    books["r"].apply(_open(5))
+    books["h"].apply(_open(9, size="0.02", side=Side.SHORT, ms=2_000))  # a flip, seen live
+    router.on_status(StatusEvent(feed="h", status=FeedStatus(
+        feed="h", kind="k", state=FeedState.RECONNECTING)))
+    now[0] = 1.5
+    router.evaluate()
+    assert router.active == "r"
+    return router, books, delivered
+
+
 @pytest.mark.unit
 def test_failover_does_not_resurrect_a_position_consumers_saw_closed() -> None:
     router, books, delivered, now = _router()
@@ -94,16 +110,16 @@ def test_gap_replay_after_an_audit_repair_emits_no_phantom_states() -> None:
         # no pings during the test: only the audit can notice the dropped pushes
         async with hybrid(ping_interval=30.0, pong_timeout=10.0, audit_interval=0.5) as h:
             await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
-            await wait_until(lambda: h.lifecycle("BTCUSDT") == [("opened", "0.01")])
+            await wait_until(lambda: h.sizes("BTCUSDT") == [("opened", "0.01")])
             await h.ctl.stall("private", 30)  # pushes are dropped from now on
             await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
-            await wait_until(lambda: h.lifecycle("BTCUSDT")[-1] == ("changed", "0.02"), 5)
+            await wait_until(lambda: h.sizes("BTCUSDT")[-1] == ("changed", "0.02"), 5)
             await h.ctl.place_order("BTCUSDT", "Sell", "0.02", reduce_only=True)
             await h.ctl.clear_faults()
             await h.ctl.drop("private")  # a gap: reconnect, resync, replay the fills
-            await wait_until(lambda: h.lifecycle("BTCUSDT")[-1][0] == "closed", 5)
+            await wait_until(lambda: h.sizes("BTCUSDT")[-1][0] == "closed", 5)
             await h.healthy()
-            return h.lifecycle("BTCUSDT")
+            return h.sizes("BTCUSDT")
 
     assert run_async(main()) == [("opened", "0.01"), ("changed", "0.02"), ("closed", "0.02")]
 
@@ -123,7 +139,7 @@ def test_a_lifecycle_inside_an_unnoticed_stall_is_recovered() -> None:
             await asyncio.sleep(1.2)
             audits = h.ctx.counters.get("audits", 0)
             await wait_until(lambda: h.ctx.counters.get("audits", 0) >= audits + 2, 5)
-            return h.lifecycle("BTCUSDT")
+            return h.sizes("BTCUSDT")
 
     assert run_async(main()) == [("opened", "0.01"), ("closed", "0.01")]
 
@@ -145,9 +161,9 @@ def test_pushes_lost_before_a_late_detected_stall_are_replayed() -> None:
             await asyncio.sleep(2.0)  # the stall is over; the ping sent in it is lost
             await h.ctl.place_order("ETHUSDT", "Buy", "0.1")  # a frame after the loss
             await wait_until(lambda: h.ctx.counters.get("reconnects", 0) >= 1, 5)
-            await wait_until(lambda: h.lifecycle("ETHUSDT") == [("opened", "0.1")], 5)
+            await wait_until(lambda: h.sizes("ETHUSDT") == [("opened", "0.1")], 5)
             await h.healthy()
-            return h.lifecycle("BTCUSDT")
+            return h.sizes("BTCUSDT")
 
     assert run_async(main()) == [("opened", "0.01"), ("closed", "0.01")]
 
@@ -158,12 +174,12 @@ def test_an_audit_does_not_overtake_pushes_in_flight() -> None:
     async def main() -> list[tuple[str, str]]:
         async with hybrid(ping_interval=30.0, pong_timeout=10.0, audit_interval=0.3) as h:
             await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
-            await wait_until(lambda: h.lifecycle("BTCUSDT") == [("opened", "0.01")])
+            await wait_until(lambda: h.sizes("BTCUSDT") == [("opened", "0.01")])
             await h.ctl.delay("private", 800, 5)  # pushes take 0.8 s from now on
             await h.ctl.place_order("BTCUSDT", "Sell", "0.01", reduce_only=True)
             await h.ctl.place_order("BTCUSDT", "Buy", "0.02")
             await asyncio.sleep(3.0)  # audits every 0.3 s; the pushes land after 0.8 s
-            return h.lifecycle("BTCUSDT")
+            return h.sizes("BTCUSDT")
 
     assert run_async(main()) == [("opened", "0.01"), ("closed", "0.01"), ("opened", "0.02")]
 
@@ -174,12 +190,12 @@ def test_an_audit_close_is_not_followed_by_a_phantom_replay() -> None:
     async def main() -> list[tuple[str, str]]:
         async with hybrid(ping_interval=30.0, pong_timeout=10.0, audit_interval=0.4) as h:
             await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
-            await wait_until(lambda: h.lifecycle("BTCUSDT") == [("opened", "0.01")])
+            await wait_until(lambda: h.sizes("BTCUSDT") == [("opened", "0.01")])
             await h.ctl.stall("private", 10)  # the close's pushes are lost
             await h.ctl.place_order("BTCUSDT", "Sell", "0.01", reduce_only=True)
-            await wait_until(lambda: h.lifecycle("BTCUSDT")[-1][0] == "closed", 5)
+            await wait_until(lambda: h.sizes("BTCUSDT")[-1][0] == "closed", 5)
             await asyncio.sleep(3.0)  # several more audits
-            return [(k, s) for k, s in h.lifecycle("BTCUSDT")]
+            return [(k, s) for k, s in h.sizes("BTCUSDT")]
 
     events = run_async(main())
     assert events == [("opened", "0.01"), ("closed", "0.01")], events
@@ -209,15 +225,7 @@ def test_a_standby_snapshot_does_not_close_what_it_lists() -> None:
 # ----------------------------------------------------------------------------- F2b
 @pytest.mark.unit
 def test_failover_does_not_take_consumers_back_to_an_older_state() -> None:
-    router, books, delivered, now = _router()
-    books["h"].apply(_open(5))
-    books["r"].apply(_open(5))
-    books["h"].apply(_open(9, size="0.02", side=Side.SHORT, ms=2_000))  # a flip, seen live
-    router.on_status(StatusEvent(feed="h", status=FeedStatus(
-        feed="h", kind="k", state=FeedState.RECONNECTING)))
-    now[0] = 1.5
-    router.evaluate()  # failover to the poller, which still holds the long
-    assert router.active == "r"
+    _, books, delivered = _failed_over_after_a_flip()
     books["r"].apply(_open(9, size="0.02", side=Side.SHORT, ms=2_000))  # it catches up
     kinds = [(e.kind.value, e.position.side.value) for e in delivered
              if isinstance(e, PositionEvent) and e.kind is not EventKind.PRICE]
@@ -238,14 +246,7 @@ def test_a_state_older_than_the_snapshot_that_closed_it_does_not_reopen() -> Non
 # ----------------------------------------------------------------------------- F2c
 @pytest.mark.unit
 def test_a_lagging_feeds_price_does_not_replace_what_consumers_hold() -> None:
-    router, books, delivered, now = _router()
-    books["h"].apply(_open(5))
-    books["r"].apply(_open(5))
-    books["h"].apply(_open(9, size="0.02", side=Side.SHORT, ms=2_000))  # a flip, seen live
-    router.on_status(StatusEvent(feed="h", status=FeedStatus(
-        feed="h", kind="k", state=FeedState.RECONNECTING)))
-    now[0] = 1.5
-    router.evaluate()  # failover to the poller, which still holds the long
+    router, books, delivered = _failed_over_after_a_flip()
     books["r"].apply_mark(MarkPrice(symbol="BTCUSDT", mark_price=D(105), exchange_ms=2_500))
     assert router.delivered[next(iter(router.delivered))].side is Side.SHORT
     books["r"].apply(_open(9, size="0.02", side=Side.SHORT, ms=2_000))  # it catches up
@@ -256,14 +257,7 @@ def test_a_lagging_feeds_price_does_not_replace_what_consumers_hold() -> None:
 
 @pytest.mark.unit
 def test_a_lagging_feeds_price_moves_the_mark_of_the_position_consumers_hold() -> None:
-    router, books, delivered, now = _router()
-    books["h"].apply(_open(5))
-    books["r"].apply(_open(5))
-    books["h"].apply(_open(9, size="0.02", side=Side.SHORT, ms=2_000))
-    router.on_status(StatusEvent(feed="h", status=FeedStatus(
-        feed="h", kind="k", state=FeedState.RECONNECTING)))
-    now[0] = 1.5
-    router.evaluate()
+    _, books, delivered = _failed_over_after_a_flip()
     books["r"].apply_mark(MarkPrice(symbol="BTCUSDT", mark_price=D(105), exchange_ms=2_500))
     last = delivered[-1]
     assert isinstance(last, PositionEvent)
@@ -273,14 +267,7 @@ def test_a_lagging_feeds_price_moves_the_mark_of_the_position_consumers_hold() -
 
 @pytest.mark.unit
 def test_a_lagging_feeds_change_of_an_older_state_is_not_delivered() -> None:
-    router, books, delivered, now = _router()
-    books["h"].apply(_open(5))
-    books["r"].apply(_open(5))
-    books["h"].apply(_open(9, size="0.02", side=Side.SHORT, ms=2_000))
-    router.on_status(StatusEvent(feed="h", status=FeedStatus(
-        feed="h", kind="k", state=FeedState.RECONNECTING)))
-    now[0] = 1.5
-    router.evaluate()
+    _, books, delivered = _failed_over_after_a_flip()
     before = len(delivered)
     books["r"].apply(_open(7, size="0.015", ms=1_500))  # the poller's view, still behind
     assert delivered[before:] == []
@@ -306,7 +293,7 @@ def test_a_failed_resync_does_not_hide_a_lifecycle_lost_in_the_gap() -> None:
             await h.ctl.place_order("ETHUSDT", "Buy", "0.2")  # pushed into the buffer
             await wait_until(lambda: h.ctx.counters.get("resyncs", 0) >= 2, 10)
             await h.healthy()
-            return h.lifecycle("ETHUSDT")
+            return h.sizes("ETHUSDT")
 
     events = run_async(main())
     assert events == [("opened", "0.1"), ("closed", "0.1"), ("opened", "0.2")], events
@@ -326,9 +313,9 @@ def test_a_resync_whose_fills_are_unavailable_retries_instead_of_closing_the_gap
             await h.ctl.rest_errors("502", count=3, path="/v5/execution/list")
             await h.ctl.drop("private")
             await wait_until(lambda: h.ctx.counters.get("gap_replay_failures", 0) >= 1, 5)
-            await wait_until(lambda: h.lifecycle("ETHUSDT"), 10)
+            await wait_until(lambda: h.sizes("ETHUSDT"), 10)
             await h.healthy()
-            return h.lifecycle("ETHUSDT")
+            return h.sizes("ETHUSDT")
 
     events = run_async(main())
     assert events == [("opened", "0.1"), ("closed", "0.1")], events
@@ -344,9 +331,9 @@ def _lifecycle_after_a_stall_then_a_newer_push(**settings: object) -> list[tuple
             await h.ctl.place_order("BTCUSDT", "Sell", "0.01", reduce_only=True)
             await asyncio.sleep(1.6)  # over; the ping sent in it is still unanswered
             await h.ctl.place_order("BTCUSDT", "Buy", "0.02")  # a newer push, same key
-            await wait_until(lambda: h.lifecycle("BTCUSDT")[-1:] == [("opened", "0.02")], 8)
+            await wait_until(lambda: h.sizes("BTCUSDT")[-1:] == [("opened", "0.02")], 8)
             await asyncio.sleep(0.5)
-            return h.lifecycle("BTCUSDT")
+            return h.sizes("BTCUSDT")
 
     return run_async(main())
 
@@ -367,3 +354,46 @@ def test_without_the_overdue_pong_check_the_lost_lifecycle_stays_lost() -> None:
     """The limitation the check removes (documented as L1 in docs/reliability.md)."""
     events = _lifecycle_after_a_stall_then_a_newer_push(pong_overdue_after=None)
     assert events == [("opened", "0.02")], events
+
+
+@pytest.mark.integration
+def test_a_loss_no_ping_revealed_is_reported_when_it_cannot_be_delivered() -> None:
+    """L1, what remains: a stall holding no ping, then a newer push of the same position.
+    The lost lifecycle cannot be delivered in order; the audit reads the fills and
+    reports the states it skips (counter, warning, ``details()``) instead of losing them
+    silently."""
+
+    async def main() -> tuple[list[tuple[str, str]], list[object], int]:
+        async with hybrid(ping_interval=30.0, pong_timeout=10.0, audit_interval=0.5) as h:
+            await h.ctl.stall("private", 1.0)  # no ping inside: unnoticed
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await h.ctl.place_order("BTCUSDT", "Sell", "0.01", reduce_only=True)
+            await asyncio.sleep(1.1)
+            # arrives, newer; its order-create push carries the flat state (the close's
+            # seq) before the fill: only the open state is missing from the book
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.02")
+            await wait_until(lambda: h.ctx.counters.get("states_unrecoverable", 0), 8)
+            opened = (await h.ctl.transitions(symbol="BTCUSDT"))[0]
+            reports = h.feed.details()["private"]["unrecoverable"]
+            return (h.sizes("BTCUSDT"), [(r["symbol"], r["seqs"]) for r in reports],
+                    opened["seq"])
+
+    events, reports, open_seq = run_async(main())
+    assert events == [("opened", "0.02")]
+    assert reports == [("BTCUSDT", [open_seq])]
+
+
+@pytest.mark.integration
+def test_states_the_stream_delivered_are_never_reported_unrecoverable() -> None:
+    async def main() -> int:
+        async with hybrid(ping_interval=30.0, pong_timeout=10.0, audit_interval=0.3) as h:
+            for side, qty in (("Buy", "0.01"), ("Buy", "0.01"), ("Sell", "0.03"),
+                              ("Buy", "0.02"), ("Sell", "0.01")):
+                await h.ctl.place_order("BTCUSDT", side, qty)
+            await h.ctl.drop("private")  # a resync replays from before the gap too
+            await h.healthy()
+            audits = h.ctx.counters.get("audits", 0)
+            await wait_until(lambda: h.ctx.counters.get("audits", 0) >= audits + 3, 8)
+            return h.ctx.counters.get("states_unrecoverable", 0)
+
+    assert run_async(main()) == 0
