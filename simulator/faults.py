@@ -14,7 +14,7 @@ from .clock import Clock
 KINDS = ("public", "private")
 MAX_SECONDS = 3600.0
 MAX_COUNT = 100_000
-REST_MODES = ("rate_limit", "502", "503")
+REST_MODES = ("rate_limit", "502", "503", "malformed")
 
 
 def expand_kind(kind: str) -> tuple[str, ...]:

@@ -117,3 +117,6 @@ class RestPollingHarness(SimHarness):
     timeout = 8.0
     settle = 0.6     # three polls
     outage_hold = 1.0  # long enough for reconnect_after failed polls
+
+    async def send_malformed(self) -> None:
+        await self.ctl.rest_errors("malformed", count=1, path="/v5/position/list")

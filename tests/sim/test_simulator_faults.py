@@ -219,6 +219,22 @@ def test_rest_errors(h):
     h.run(main())
 
 
+def test_a_malformed_rest_answer_is_an_ok_envelope_cut_short(h):
+    async def main():
+        async with Simulator(SimConfig(symbols=["BTCUSDT"])) as sim, \
+                await sim.control_client() as ctl, aiohttp.ClientSession() as s:
+            await ctl.rest_errors("malformed", count=1)
+            async with s.get(sim.urls["rest"] + "/v5/market/time") as r:
+                status, text = r.status, await r.text()
+            assert status == 200 and text.startswith('{"retCode":0')
+            with pytest.raises(json.JSONDecodeError):
+                json.loads(text)
+            async with s.get(sim.urls["rest"] + "/v5/market/time") as r:
+                assert (await r.json())["retCode"] == 0
+
+    h.run(main())
+
+
 def test_clock_skew(h):
     async def main():
         async with Simulator(SimConfig(symbols=["BTCUSDT"])) as sim, \
