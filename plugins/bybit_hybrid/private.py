@@ -177,7 +177,7 @@ class PrivateStream:
             request_timeout=self.s.request_timeout, log=self.ctx.log,
             count=self.ctx.count, report=feed.report,
             pong_overdue_after=self.s.pong_overdue_after,
-            server_offset_ms=lambda: feed.clock.offset_ms,
+            server_offset_ms=feed.clock.known_offset_ms,
         )
         try:
             await conn.open()

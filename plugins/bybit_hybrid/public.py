@@ -126,7 +126,7 @@ class PublicStream:
             request_timeout=self.s.request_timeout, log=self.ctx.log,
             count=self.ctx.count, report=self.feed.report,
             pong_overdue_after=self.s.pong_overdue_after,
-            server_offset_ms=lambda: self.feed.clock.offset_ms,
+            server_offset_ms=self.feed.clock.known_offset_ms,
         )
         lifetime = self.s.max_connection_lifetime
         sess = _Session(conn, tickers, None)

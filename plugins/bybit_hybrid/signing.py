@@ -74,5 +74,9 @@ class ServerClock:
         self.measured_at = time.monotonic()
         return self.offset_ms
 
+    def known_offset_ms(self) -> int | None:
+        """The offset, or None before the first measurement (it may be far off then)."""
+        return None if self.measured_at is None else self.offset_ms
+
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000 + self.offset_ms

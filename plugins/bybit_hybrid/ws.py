@@ -102,7 +102,7 @@ class Conn:
         count: Callable[[str], None],
         report: Callable[[Problem, str], None],
         pong_overdue_after: float | None = None,
-        server_offset_ms: Callable[[], int] = lambda: 0,
+        server_offset_ms: Callable[[], int | None] = lambda: None,
     ) -> None:
         self.name, self.url = name, url
         self._overdue_ms = None if pong_overdue_after is None else int(pong_overdue_after * 1000)
@@ -279,9 +279,10 @@ class Conn:
         arrive in the order they were sent; ``msg`` is not delivered."""
         sent_ns, overdue = self._ping_sent_ns, self._overdue_ms
         created = msg.get("creationTime", msg.get("ts"))
-        if sent_ns is None or overdue is None or type(created) is not int:
+        offset = self._server_offset_ms()  # None: not measured yet, the check would guess
+        if sent_ns is None or overdue is None or offset is None or type(created) is not int:
             return False
-        late_ms = created - (sent_ns // 1_000_000 + self._server_offset_ms())
+        late_ms = created - (sent_ns // 1_000_000 + offset)
         if late_ms <= overdue:
             return False
         self._count("pongs_lost")

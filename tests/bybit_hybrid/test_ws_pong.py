@@ -1,0 +1,67 @@
+"""``Conn``'s lost-pong check: a data frame created long after an unanswered ping proves
+the pong was lost (docs/bybit_hybrid.md, "Lost pongs")."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import orjson
+import pytest
+
+from plugins.bybit_hybrid.ws import Conn
+
+pytestmark = pytest.mark.unit
+
+PING_AGE_MS = 2_000  # the unanswered ping was sent this long ago
+
+
+def _deliver(created_after_ping_ms: int, offset: int | None, ping_answered: bool = False
+             ) -> tuple[list[dict[str, Any]], str | None]:
+    """Hand ``_frame`` a push created that long after the ping; what reached ``on_data``
+    and why the connection finished (None: still alive)."""
+
+    async def main() -> tuple[list[dict[str, Any]], str | None]:
+        got: list[dict[str, Any]] = []
+        conn = Conn(name="private", url="ws://127.0.0.1:9", on_data=lambda m, _t: got.append(m),
+                    ping_interval=20, pong_timeout=10, request_timeout=1,
+                    log=logging.LoggerAdapter(logging.getLogger("test")),
+                    count=lambda _name: None, report=lambda _p, _n: None,
+                    pong_overdue_after=1.0, server_offset_ms=lambda: offset)
+        now_ns = time.time_ns()
+        conn._ping_sent_ns = None if ping_answered else now_ns - PING_AGE_MS * 1_000_000
+        sent_ms = (now_ns // 1_000_000 - PING_AGE_MS) + (offset or 0)
+        frame = {"topic": "position", "creationTime": sent_ms + created_after_ping_ms,
+                 "data": []}
+        conn._frame(orjson.dumps(frame), now_ns)
+        return got, conn.closed.result() if conn.closed.done() else None
+
+    return asyncio.run(main())
+
+
+def test_a_frame_created_long_after_an_unanswered_ping_is_not_delivered() -> None:
+    got, reason = _deliver(created_after_ping_ms=1_500, offset=0)
+    assert got == [] and reason is not None and "never answered" in reason
+
+
+def test_a_frame_created_soon_after_the_ping_is_delivered() -> None:
+    got, reason = _deliver(created_after_ping_ms=500, offset=0)
+    assert len(got) == 1 and reason is None
+
+
+def test_the_check_uses_the_measured_server_clock_offset() -> None:
+    # the server clock runs 5 s ahead: created 0.5 s after the ping by the server's clock
+    got, reason = _deliver(created_after_ping_ms=500, offset=5_000)
+    assert len(got) == 1 and reason is None
+
+
+def test_without_a_measured_clock_offset_the_check_is_off() -> None:
+    got, reason = _deliver(created_after_ping_ms=1_500, offset=None)
+    assert len(got) == 1 and reason is None
+
+
+def test_an_answered_ping_leaves_frames_alone() -> None:
+    got, reason = _deliver(created_after_ping_ms=60_000, offset=0, ping_answered=True)
+    assert len(got) == 1 and reason is None
