@@ -180,14 +180,18 @@ class Router:
         return told.exchange_ms is None or flat_as_of >= told.exchange_ms
 
     def _closing(self, book: PositionBook, told: Position) -> PositionEvent:
-        pos = told
+        """A ``closed`` of what consumers hold, as of the time ``book`` knows it flat
+        (so that a later stale open of it, from a lagging feed, is recognised)."""
+        update: dict[str, object] = {}
         mark = book.mark(told.category, told.symbol)
         if mark is not None:
-            pos = told.model_copy(update={
-                "mark_price": mark.mark_price,
-                "unrealised_pnl": unrealised_pnl(
-                    told.category, told.side, told.size, told.entry_price, mark.mark_price),
-            })
+            update["mark_price"] = mark.mark_price
+            update["unrealised_pnl"] = unrealised_pnl(
+                told.category, told.side, told.size, told.entry_price, mark.mark_price)
+        flat_as_of = book.known_flat_as_of(told.key)
+        if flat_as_of is not None and (told.exchange_ms is None or flat_as_of > told.exchange_ms):
+            update["exchange_ms"] = flat_as_of
+        pos = told.model_copy(update=update) if update else told
         return _synthetic(EventKind.CLOSED, book.feed, pos)
 
     def _settle_orphans(self) -> None:
@@ -215,6 +219,18 @@ class Router:
             if told is None or told.side is not event.position.side:
                 # nothing to close, or the close of a lifecycle consumers already left
                 self.counters["guarded"] += 1
+                return
+            if self._older(event.position, told):
+                # a lagging feed closes the older state it held: what consumers hold is
+                # closed only if that feed knows the key flat as of a time not older than
+                # it (else its next snapshot decides, as for an orphan at a switch)
+                self.counters["guarded"] += 1
+                book = self.books[event.feed]
+                if self._knows_flat(book, told):
+                    self.pending_orphans.discard(key)
+                    self._send(self._closing(book, told))
+                else:
+                    self.pending_orphans.add(key)
                 return
         elif kind is EventKind.OPENED:
             if told is None and self._stale_open(event.position):

@@ -30,10 +30,12 @@ if TYPE_CHECKING:
     from .feed import HybridFeed
 
 
-#: Fills this long before the known-good point of a lost socket (its last answered ping,
-#: its opening, or its last frame if older: ``Conn.known_good_ns``) are replayed too
-#: (their seq filters out what the book already has).
-GAP_MARGIN_MS = 1000
+#: A resync replays the fills since the fill floor (the last snapshot: every fill before
+#: it is in the book) - pushes can be lost unnoticed before the gap itself - but not
+#: more than this before the lost socket's known-good point (``Conn.known_good_ns``:
+#: its last answered ping, its opening, or its last frame if older): a bound on REST
+#: pages when no snapshot was taken for long (audit off).
+REPLAY_LOOKBACK_MS = 600_000
 
 
 #: States remembered per key between snapshots for the unrecoverable-loss check.
@@ -228,7 +230,10 @@ class PrivateStream:
         try:
             rows, as_of = await self.feed.rest.positions(self.s.categories, self.s.settle_coins)
             if self._gap_from_ms is not None and self.fills_floor_ms is not None:
-                since = max(self._gap_from_ms - GAP_MARGIN_MS, self.fills_floor_ms)
+                # from the fill floor, not just the gap: pushes can also have been lost
+                # before it, unnoticed (a stall holding no ping), and a replay from a
+                # wrong start state builds wrong states (F13)
+                since = max(self.fills_floor_ms, self._gap_from_ms - REPLAY_LOOKBACK_MS)
                 await self.replay_fills(rows, since, None)
         except BaseException:
             # the gap stays open and the next resync covers these pushes; applied now

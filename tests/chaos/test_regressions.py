@@ -397,3 +397,114 @@ def test_states_the_stream_delivered_are_never_reported_unrecoverable() -> None:
             return h.ctx.counters.get("states_unrecoverable", 0)
 
     assert run_async(main()) == 0
+
+
+# ----------------------------------------------------------------------------- F2d
+def _fail(router: Router, feed: str, now: list[float], at: float) -> None:
+    router.on_status(StatusEvent(feed=feed, status=FeedStatus(
+        feed=feed, kind="k", state=FeedState.RECONNECTING)))
+    now[0] = at
+    router.evaluate()
+
+
+def _recover(router: Router, feed: str, now: list[float], at: float) -> None:
+    router.on_status(StatusEvent(feed=feed, status=FeedStatus(
+        feed=feed, kind="k", state=FeedState.HEALTHY)))
+    now[0] = at
+    router.evaluate()
+
+
+@pytest.mark.unit
+def test_a_close_at_failback_is_not_undone_by_the_next_failover() -> None:
+    """F2d: at failback the router closed a position the standby still held, as of the
+    time the primary knew it flat; the next failover must not reopen it from the
+    standby's unchanged, older view (it recorded the close at the position's own time)."""
+    router, books, delivered, now = _router()
+    books["h"].apply(_open(5))
+    books["r"].apply(_open(5))
+    _fail(router, "h", now, 1.5)  # failover; the poller holds the position too
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=9,
+                                    exchange_ms=2_000))  # the primary sees the close
+    _recover(router, "h", now, 2.0)
+    now[0] = 8.0
+    router.evaluate()  # failback: consumers get the close
+    assert router.active == "h"
+    _fail(router, "h", now, 10.0)  # failover again; the poller has not polled since
+    assert router.active == "r"
+    kinds = [e.kind.value for e in delivered if isinstance(e, PositionEvent)
+             and e.kind is not EventKind.PRICE]
+    assert kinds == ["opened", "closed"], kinds
+
+
+# ----------------------------------------------------------------------------- F2e
+def _failed_over_onto_a_lagging_poller() -> tuple[Router, dict[str, PositionBook],
+                                                   list[object], list[float]]:
+    """Consumers hold the hybrid's newer lifecycle (seq 9); the poller, now active,
+    still holds the older one (seq 5) it never saw close."""
+    router, books, delivered, now = _router()
+    books["r"].apply(_open(5))
+    books["h"].apply(_open(5))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=7,
+                                    exchange_ms=1_500))
+    books["h"].apply(_open(9, size="0.02", ms=2_000))
+    _fail(router, "h", now, 1.5)
+    assert router.active == "r"
+    return router, books, delivered, now
+
+
+@pytest.mark.unit
+def test_a_lagging_feeds_close_closes_what_consumers_hold_once_it_knows_it_flat() -> None:
+    """F2e: the poller's close of its older state (seq 5) after a snapshot that is newer
+    than what consumers hold closes *their* position, carrying their state (seq 9)."""
+    _, books, delivered, _ = _failed_over_onto_a_lagging_poller()
+    books["r"].reconcile([], as_of_ms=3_000)
+    last = delivered[-1]
+    assert isinstance(last, PositionEvent)
+    assert (last.kind, last.position.seq, last.position.size) == (
+        EventKind.CLOSED, 9, D("0.02"))
+
+
+@pytest.mark.unit
+def test_a_lagging_feeds_close_older_than_what_consumers_hold_waits() -> None:
+    """F2e: a snapshot taken before consumers' state (as of 1.8 s < 2 s) cannot close
+    it; it stays open until a newer snapshot says flat."""
+    router, books, delivered, _ = _failed_over_onto_a_lagging_poller()
+    before = len(delivered)
+    books["r"].reconcile([], as_of_ms=1_800)
+    router.evaluate()
+    assert delivered[before:] == [] and router.pending_orphans
+    books["r"].reconcile([], as_of_ms=3_000)
+    router.evaluate()
+    closes = [e for e in delivered[before:] if isinstance(e, PositionEvent)]
+    assert [(e.kind, e.position.seq) for e in closes] == [(EventKind.CLOSED, 9)]
+
+
+# ----------------------------------------------------------------------------- F13
+@pytest.mark.integration
+def test_a_gap_replay_starts_from_the_last_snapshot_not_just_the_gap() -> None:
+    """F13: a close lost in a short stall holding no ping goes unnoticed; a later gap's
+    replay that starts only just before the gap builds the gap's fills on the stale
+    open state (states the exchange never had). From the fill floor, it replays the
+    lost close first."""
+
+    async def main() -> list[tuple[str, str]]:
+        async with hybrid(ping_interval=0.5, pong_timeout=1.0) as h:
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await wait_until(lambda: h.sizes("BTCUSDT") == [("opened", "0.01")], 5)
+            conn = h.feed.private.conn
+            pong = conn.last_pong
+            await wait_until(lambda: conn.last_pong != pong, 5, step=0.002)
+            await h.ctl.stall("private", 0.3)  # between two pings: unnoticed
+            await h.ctl.place_order("BTCUSDT", "Sell", "0.01", reduce_only=True)
+            await asyncio.sleep(2.0)  # answered pings move the known-good point past it
+            await h.ctl.stall("private", 3.0)  # a noticed gap (pong timeout)
+            await h.ctl.place_order("BTCUSDT", "Sell", "0.02")
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.02", reduce_only=True)
+            await wait_until(lambda: h.ctx.counters.get("reconnects", 0) >= 1, 5)
+            await h.healthy(8)
+            await asyncio.sleep(0.3)
+            return h.sizes("BTCUSDT")
+
+    events = run_async(main())
+    assert events == [("opened", "0.01"), ("closed", "0.01"), ("opened", "0.02"),
+                      ("closed", "0.02")], events
