@@ -206,9 +206,13 @@ class HybridFeed(Feed):
             until = None if as_of is None else as_of - FILL_SETTLE_MS
             floor = self.private.fills_floor_ms
             replayed = 0
-            if until is not None and floor is not None and until > floor:
+            if until is not None and floor is not None:
                 try:
-                    replayed = await self.private.replay_fills(rows, floor, until)
+                    # a key the snapshot shows flat is about to be closed by it: its
+                    # fills up to the snapshot go first, or a lifecycle that began and
+                    # ended in the settle window would be hidden behind the close (F14)
+                    replayed = await self.private.replay_fills(rows, floor, until,
+                                                               flat_until_ms=as_of)
                 except RetryableFeedError as exc:  # the floor stays: the next audit retries
                     self.ctx.count("audit_failures")
                     self.ctx.log.warning("audit skipped (fills unavailable): %s", exc)

@@ -298,11 +298,13 @@ class PrivateStream:
             self.feed.sync_subscriptions()
 
     async def replay_fills(
-        self, rows: list[PositionUpdate], since_ms: int, until_ms: int | None
+        self, rows: list[PositionUpdate], since_ms: int, until_ms: int | None,
+        flat_until_ms: int | None = None,
     ) -> int:
         """Apply the states of fills the stream never delivered (see gap.py): fills
-        after the floor and up to ``until_ms``, with a seq newer than the book's. Returns
-        how many states were applied. A transient failure to read the fills raises
+        after the floor and up to ``until_ms`` - for keys ``rows`` does not list (flat
+        in the snapshot), up to ``flat_until_ms`` if given - with a seq newer than the
+        book's. Returns how many states were applied. A transient failure to read the fills raises
         ``RetryableFeedError``: the caller must not move the fill floor past them; a
         refusal (``FatalFeedError``: the key may not read executions) skips the replay."""
         if not self.s.replay_gaps:
@@ -319,9 +321,15 @@ class PrivateStream:
         floor = self.fills_floor_ms if self.fills_floor_ms is not None else since_ms
         book = self.ctx.positions()
         hedged = {k.symbol for k in [*book, *(r.key for r in rows)] if k.position_idx != 0}
+        listed = {r.key for r in rows}
+
+        def due(f: Fill) -> bool:
+            if until_ms is None or f.exec_ms <= until_ms:
+                return True
+            return flat_until_ms is not None and f.key not in listed and f.exec_ms <= flat_until_ms
+
         fills = [f for f in fills if f.key.symbol not in hedged
-                 and f.exec_ms > max(floor, self.key_floor_ms.get(f.key, floor))
-                 and (until_ms is None or f.exec_ms <= until_ms)]
+                 and f.exec_ms > max(floor, self.key_floor_ms.get(f.key, floor)) and due(f)]
         self._report_unrecoverable(fills)
         final = {r.key: r.seq for r in rows if r.seq is not None}
         leverage = {r.key: r.leverage for r in rows}

@@ -364,7 +364,9 @@ def test_a_loss_no_ping_revealed_is_reported_when_it_cannot_be_delivered() -> No
     silently."""
 
     async def main() -> tuple[list[tuple[str, str]], list[object], int]:
-        async with hybrid(ping_interval=30.0, pong_timeout=10.0, audit_interval=0.5) as h:
+        # the first audit comes after the newer push (an audit seeing the key flat in
+        # between would replay the lost lifecycle: F14)
+        async with hybrid(ping_interval=30.0, pong_timeout=10.0, audit_interval=2.0) as h:
             await h.ctl.stall("private", 1.0)  # no ping inside: unnoticed
             await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
             await h.ctl.place_order("BTCUSDT", "Sell", "0.01", reduce_only=True)
@@ -508,3 +510,27 @@ def test_a_gap_replay_starts_from_the_last_snapshot_not_just_the_gap() -> None:
     events = run_async(main())
     assert events == [("opened", "0.01"), ("closed", "0.01"), ("opened", "0.02"),
                       ("closed", "0.02")], events
+
+
+# ----------------------------------------------------------------------------- F14
+@pytest.mark.integration
+def test_an_audit_close_replays_the_keys_fills_up_to_its_snapshot_first() -> None:
+    """F14: pushes lost unnoticed; the position flipped and closed less than the settle
+    time before an audit's snapshot, which shows it flat. The audit replayed fills only
+    up to the settle time, closed the position from the snapshot, and the key's fill
+    floor then hid the short lifecycle for good."""
+
+    async def main() -> list[tuple[str, str]]:
+        async with hybrid(ping_interval=30.0, pong_timeout=10.0, audit_interval=0.4) as h:
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await wait_until(lambda: h.sizes("BTCUSDT") == [("opened", "0.01")], 5)
+            await h.ctl.stall("private", 10)  # everything from here on is lost
+            await h.ctl.place_order("BTCUSDT", "Sell", "0.02")  # a flip to short 0.01
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01", reduce_only=True)
+            await wait_until(lambda: h.sizes("BTCUSDT")[-1][0] == "closed", 5)
+            await asyncio.sleep(2.5)  # more audits: nothing more may come
+            return h.sizes("BTCUSDT")
+
+    events = run_async(main())
+    assert events == [("opened", "0.01"), ("closed", "0.01"), ("opened", "0.01"),
+                      ("closed", "0.01")], events
