@@ -20,7 +20,11 @@ without a ``closed``:
 
 Every event of the delivering feed then passes a guard against what consumers were
 told, so an ``opened`` for a position consumers already hold becomes a ``changed``
-(or nothing), and a ``closed`` for one they never saw is dropped.
+(or nothing), and a ``closed`` for one they never saw is dropped. An event carrying an
+*older* state than consumers hold (a lagging feed's, by seq, else exchange time) never
+takes them back: a ``price`` moves the mark of what they hold, a ``closed`` closes it
+only once that feed knows the key flat as of a time not older than it, anything else
+is dropped.
 """
 
 from __future__ import annotations
