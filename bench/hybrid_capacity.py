@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from hybrid_latency import ENV, run_client, start_sim
+from hybrid_latency import ENV, run_client, start_sim, write_report
 
 RESULTS = HERE / "results" / "hybrid_capacity.json"
 TARGET = 50_000
@@ -109,12 +108,7 @@ def main() -> None:
         print(f"target >= {TARGET}/s on one core: {'met' if ours >= TARGET else 'NOT met'} "
               f"({ours} msgs per CPU-second; load average {os.getloadavg()[0]:.1f})")
     if not args.profile:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({
-            "bench": "hybrid_capacity", "argv": sys.argv[1:], "target": TARGET,
-            "python": platform.python_version(), "cpus": os.cpu_count(),
-            "loadavg": os.getloadavg(), "rows": rows,
-        }, indent=1) + "\n")
+        write_report(args.out, "hybrid_capacity", target=TARGET, rows=rows)
 
 
 if __name__ == "__main__":

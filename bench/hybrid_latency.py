@@ -107,6 +107,17 @@ def summarise(samples: list[list[Any]], sim: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def write_report(out: str | Path, bench: str, **fields: Any) -> None:
+    """``out`` as JSON: the bench's name, its arguments and the machine, then ``fields``."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "bench": bench, "argv": sys.argv[1:], "python": platform.python_version(),
+        "machine": platform.machine(), "cpus": os.cpu_count(), "loadavg": os.getloadavg(),
+        **fields,
+    }, indent=1) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--symbols", default="10,100,500")
@@ -154,12 +165,7 @@ def main() -> None:
     print("ms. wire: callback - frame handed to the simulator's socket; first: wire for the "
           "first frame of each tick (no burst queued ahead); tick: callback - tick start; ts: "
           "callback - the frame's ms ts; burst: time the simulator takes to send one tick")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({
-        "bench": "hybrid_latency", "argv": sys.argv[1:], "python": platform.python_version(),
-        "machine": platform.machine(), "cpus": os.cpu_count(), "loadavg": os.getloadavg(),
-        "rows": rows,
-    }, indent=1) + "\n")
+    write_report(args.out, "hybrid_latency", rows=rows)
 
 
 if __name__ == "__main__":

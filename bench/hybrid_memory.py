@@ -12,15 +12,13 @@ Prints a table and writes bench/results/hybrid_memory.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from hybrid_capacity import capacity_runs
+from hybrid_latency import write_report
 
 RESULTS = HERE / "results" / "hybrid_memory.json"
 TARGET_PCT = 5.0
@@ -50,12 +48,7 @@ def main() -> None:
     if ours is not None:
         ok = ours["growth_pct"] < TARGET_PCT
         print(f"target < {TARGET_PCT}% growth: {'met' if ok else 'NOT met'}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({
-        "bench": "hybrid_memory", "argv": sys.argv[1:], "checkpoints": points,
-        "python": platform.python_version(), "cpus": os.cpu_count(),
-        "loadavg": os.getloadavg(), "rows": rows,
-    }, indent=1) + "\n")
+    write_report(args.out, "hybrid_memory", checkpoints=points, rows=rows)
 
 
 if __name__ == "__main__":
