@@ -60,9 +60,15 @@ def _router() -> tuple[Router, dict[str, PositionBook], list[object], list[float
         books[name] = PositionBook(exchange="bybit", account="a", feed=name,
                                    emit=lambda e, n=name: router.on_event(n, e))
     for name in ("h", "r"):
-        router.on_status(StatusEvent(feed=name, status=FeedStatus(
-            feed=name, kind="k", state=FeedState.HEALTHY)))
+        _report(router, name, FeedState.HEALTHY, now, 0.0)
     return router, books, delivered, now
+
+
+def _report(router: Router, feed: str, state: FeedState, now: list[float], at: float) -> None:
+    """``feed`` reports ``state``; at time ``at`` the router evaluates its thresholds."""
+    router.on_status(StatusEvent(feed=feed, status=FeedStatus(feed=feed, kind="k", state=state)))
+    now[0] = at
+    router.evaluate()
 
 
 def _failed_over_after_a_flip() -> tuple[Router, dict[str, PositionBook], list[object]]:
@@ -72,10 +78,7 @@ def _failed_over_after_a_flip() -> tuple[Router, dict[str, PositionBook], list[o
     books["h"].apply(_open(5))
     books["r"].apply(_open(5))
     books["h"].apply(_open(9, size="0.02", side=Side.SHORT, ms=2_000))  # a flip, seen live
-    router.on_status(StatusEvent(feed="h", status=FeedStatus(
-        feed="h", kind="k", state=FeedState.RECONNECTING)))
-    now[0] = 1.5
-    router.evaluate()
+    _report(router, "h", FeedState.RECONNECTING, now, 1.5)
     assert router.active == "r"
     return router, books, delivered
 
@@ -87,10 +90,8 @@ def test_failover_does_not_resurrect_a_position_consumers_saw_closed() -> None:
     books["r"].apply(_open(5))  # the poller saw it open ...
     books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=9,
                                     exchange_ms=2_000))  # ... the hybrid sees it close
-    router.on_status(StatusEvent(feed="h", status=FeedStatus(
-        feed="h", kind="k", state=FeedState.RECONNECTING)))
-    now[0] = 1.5
-    router.evaluate()  # failover to the poller, which has not polled since the close
+    # failover to the poller, which has not polled since the close
+    _report(router, "h", FeedState.RECONNECTING, now, 1.5)
     assert router.active == "r"
     # the poller's next price for its stale view must not reopen it either
     books["r"].apply_mark(MarkPrice(symbol="BTCUSDT", mark_price=D(101), exchange_ms=3_000))
@@ -209,10 +210,8 @@ def test_a_standby_snapshot_does_not_close_what_it_lists() -> None:
                          entry_price=D("3000"), seq=20, exchange_ms=1_500)
     books["h"].apply(_open(10, ms=1_000))  # consumers hold BTCUSDT from the hybrid
     books["r"].reconcile([], as_of_ms=500)  # the poller's last snapshot predates it
-    router.on_status(StatusEvent(feed="h", status=FeedStatus(
-        feed="h", kind="k", state=FeedState.RECONNECTING)))
-    now[0] = 1.5
-    router.evaluate()  # failover: BTCUSDT is a pending orphan (the poller cannot call it)
+    # failover: BTCUSDT is a pending orphan (the poller cannot call it)
+    _report(router, "h", FeedState.RECONNECTING, now, 1.5)
     assert router.active == "r" and router.pending_orphans
     # the poller's next snapshot lists both; ETHUSDT sorts first and emits first
     books["r"].reconcile([eth, _open(10, ms=1_000).model_copy(update={"symbol": "BTCUSDT"})],
@@ -402,20 +401,6 @@ def test_states_the_stream_delivered_are_never_reported_unrecoverable() -> None:
 
 
 # ----------------------------------------------------------------------------- F2d
-def _fail(router: Router, feed: str, now: list[float], at: float) -> None:
-    router.on_status(StatusEvent(feed=feed, status=FeedStatus(
-        feed=feed, kind="k", state=FeedState.RECONNECTING)))
-    now[0] = at
-    router.evaluate()
-
-
-def _recover(router: Router, feed: str, now: list[float], at: float) -> None:
-    router.on_status(StatusEvent(feed=feed, status=FeedStatus(
-        feed=feed, kind="k", state=FeedState.HEALTHY)))
-    now[0] = at
-    router.evaluate()
-
-
 @pytest.mark.unit
 def test_a_close_at_failback_is_not_undone_by_the_next_failover() -> None:
     """F2d: at failback the router closed a position the standby still held, as of the
@@ -424,14 +409,16 @@ def test_a_close_at_failback_is_not_undone_by_the_next_failover() -> None:
     router, books, delivered, now = _router()
     books["h"].apply(_open(5))
     books["r"].apply(_open(5))
-    _fail(router, "h", now, 1.5)  # failover; the poller holds the position too
+    # failover; the poller holds the position too
+    _report(router, "h", FeedState.RECONNECTING, now, 1.5)
     books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=9,
                                     exchange_ms=2_000))  # the primary sees the close
-    _recover(router, "h", now, 2.0)
+    _report(router, "h", FeedState.HEALTHY, now, 2.0)
     now[0] = 8.0
     router.evaluate()  # failback: consumers get the close
     assert router.active == "h"
-    _fail(router, "h", now, 10.0)  # failover again; the poller has not polled since
+    # failover again; the poller has not polled since
+    _report(router, "h", FeedState.RECONNECTING, now, 10.0)
     assert router.active == "r"
     kinds = [e.kind.value for e in delivered if isinstance(e, PositionEvent)
              and e.kind is not EventKind.PRICE]
@@ -449,7 +436,7 @@ def _failed_over_onto_a_lagging_poller() -> tuple[Router, dict[str, PositionBook
     books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=7,
                                     exchange_ms=1_500))
     books["h"].apply(_open(9, size="0.02", ms=2_000))
-    _fail(router, "h", now, 1.5)
+    _report(router, "h", FeedState.RECONNECTING, now, 1.5)
     assert router.active == "r"
     return router, books, delivered, now
 
