@@ -19,6 +19,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,17 @@ async def measure(sink: Sink, cfg: dict[str, Any]) -> dict[str, Any]:
             "cpu_pct": 100 * (time.process_time() - cpu0) / elapsed}
 
 
+async def measure_while(reader: Coroutine[Any, Any, None], sink: Sink,
+                        cfg: dict[str, Any]) -> dict[str, Any]:
+    """:func:`measure` while ``reader`` runs as a task, cancelled afterwards."""
+    task = asyncio.create_task(reader)
+    try:
+        return await measure(sink, cfg)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 # ------------------------------------------------------------------ ours
 async def run_ours(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
     from framework import AccountSettings, Endpoints, EventKind, FeedContext, PositionBook
@@ -99,12 +111,7 @@ async def run_ours(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
     feed = make_feed(ctx, HybridSettings(audit_interval=0, stale_after=5,
                                          max_connection_lifetime=None))
     sink.absorbed = lambda: ctx.counters.get("messages", 0)
-    task = asyncio.create_task(feed.run())
-    try:
-        out = await measure(sink, cfg)
-    finally:
-        task.cancel()
-        await asyncio.wait({task})
+    out = await measure_while(feed.run(), sink, cfg)
     out["messages_counter"] = ctx.counters.get("messages", 0)
     return out
 
@@ -140,12 +147,7 @@ async def run_ccxt(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
                 for t in tickers.values():
                     sink.hit(t["info"]["symbol"], t["timestamp"])
 
-        task = asyncio.create_task(loop())
-        try:
-            return await measure(sink, cfg)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        return await measure_while(loop(), sink, cfg)
     finally:
         await ex.close()
 
@@ -185,12 +187,7 @@ async def run_raw(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
                 if isinstance(data, dict) and "symbol" in data:
                     sink.hit(data["symbol"], msg.get("ts"))
 
-        task = asyncio.create_task(loop())
-        try:
-            return await measure(sink, cfg)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        return await measure_while(loop(), sink, cfg)
 
 
 RUNNERS = {"ours": run_ours, "ccxt": run_ccxt, "pybit": run_pybit, "raw": run_raw}
