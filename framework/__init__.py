@@ -35,6 +35,7 @@ from .models import (
     Side,
     StatusEvent,
     now_ns,
+    wire_decimal,
 )
 from .plugins import await_me_maybe, build_plugin_manager, hookimpl
 from .services import Service
@@ -96,4 +97,5 @@ __all__ = [
     "hookimpl",
     "now_ns",
     "unrealised_pnl",
+    "wire_decimal",
 ]

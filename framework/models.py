@@ -9,9 +9,9 @@ are integers (exchange times in milliseconds, local receive times in nanoseconds
 from __future__ import annotations
 
 import time
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
@@ -43,6 +43,27 @@ _FIELDS: dict[type[BaseModel], set[str]] = {}
 def now_ns() -> int:
     """Local wall-clock time in nanoseconds (the ``received_ns`` clock)."""
     return time.time_ns()
+
+
+#: Largest |exponent| a price or size read from an exchange may have: far beyond any real
+#: value and far inside Decimal's limits, so the book's arithmetic on it (PnL: price x
+#: size) cannot overflow. "1e999999" is a bad field, not a position.
+MAX_EXPONENT = 30
+
+
+def wire_decimal(value: Any) -> Decimal | None:
+    """``value`` (a JSON string or number from an exchange) as a finite Decimal whose
+    exponent is within ``MAX_EXPONENT``; None for anything else (bools, lists, 'NaN',
+    '1e999999')."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    try:
+        d = Decimal(value) if isinstance(value, str) else Decimal(str(value))
+    except (InvalidOperation, TypeError, ValueError):
+        return None
+    if not d.is_finite() or (d and abs(d.adjusted()) > MAX_EXPONENT):
+        return None
+    return d
 
 
 class Side(StrEnum):

@@ -18,10 +18,10 @@ from decimal import Decimal
 from itertools import groupby
 from typing import Any
 
-from framework import Category, Position, PositionKey, PositionUpdate, Side
+from framework import Category, Position, PositionKey, PositionUpdate, Side, wire_decimal
 
 from .constants import CATEGORY_BY_NAME
-from .parse import Problem, bounded_decimal
+from .parse import Problem
 
 #: Fills that do not change a position's size.
 NON_POSITION_EXEC_TYPES = frozenset({"Funding", "Settle"})
@@ -48,7 +48,7 @@ def parse_fill(row: Any, default_category: Category = Category.LINEAR) -> Fill |
     try:
         category = CATEGORY_BY_NAME[row.get("category") or default_category.value]
         side = _SIDES[row["side"]]
-        qty, price = bounded_decimal(row["execQty"]), bounded_decimal(row["execPrice"])
+        qty, price = wire_decimal(row["execQty"]), wire_decimal(row["execPrice"])
         if qty is None or price is None:  # 'NaN', '1e999999', a list: replay would overflow
             raise ValueError(f"execQty={row['execQty']!r} execPrice={row['execPrice']!r}")
         seq, exec_ms = int(row["seq"]), int(row["execTime"])

@@ -8,22 +8,18 @@ Nothing here raises on bad input: every function returns either its result or a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 import orjson
 
-from framework import Category, MarkPrice, PositionUpdate, Side
+from framework import Category, MarkPrice, PositionUpdate, Side, wire_decimal
 
 from .constants import CATEGORY_BY_NAME, TICKERS_PREFIX
 
 _SIDES = {"Buy": Side.LONG, "Sell": Side.SHORT}
 _ZERO = Decimal(0)
 _PREFIX_LEN = len(TICKERS_PREFIX)
-#: Largest |exponent| a price or size may have (as rest_polling's ``MAX_EXPONENT``): far
-#: beyond any real value and far inside Decimal's limits, so the book's arithmetic on it
-#: (PnL: price x size) cannot overflow. "1e999999" is a bad field, not a position.
-MAX_EXPONENT = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,23 +80,9 @@ def _dec(row: dict[str, Any], name: str) -> Decimal | None:
     value = row.get(name)
     if value is None or value == "":
         return None
-    d = bounded_decimal(value)
+    d = wire_decimal(value)
     if d is None:
         raise ValueError(f"{name}={value!r} is not a finite number of sane magnitude")
-    return d
-
-
-def bounded_decimal(value: Any) -> Decimal | None:
-    """``value`` (a JSON string or number) as a finite Decimal whose exponent is within
-    ``MAX_EXPONENT``; None for anything else (bools, lists, 'NaN', '1e999999')."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    try:
-        d = Decimal(value) if isinstance(value, str) else Decimal(str(value))
-    except (InvalidOperation, TypeError, ValueError):
-        return None
-    if not d.is_finite() or (d and abs(d.adjusted()) > MAX_EXPONENT):
-        return None
     return d
 
 
@@ -251,7 +233,7 @@ class TickerState:
             return None
         if type(text) is not str:  # Bybit sends strings; a list would not even hash
             return Problem("bad_field", f"{topic}: markPrice={text!r} is not a string")
-        mark = bounded_decimal(text)
+        mark = wire_decimal(text)
         if mark is None:
             return Problem("bad_field", f"{topic}: markPrice={text!r} is not a number")
         if mark <= 0:

@@ -11,18 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from framework import Category, MarkPrice, PositionUpdate, Side, now_ns
+from framework import Category, MarkPrice, PositionUpdate, Side, now_ns, wire_decimal
 
 from . import constants as c
 
 _ZERO = Decimal(0)
-#: Largest |exponent| a price or size may have. Far beyond any real value (1e-30 ..
-#: 1e30), and far inside Decimal's limits, so arithmetic on it (PnL: price x size) can
-#: never overflow: a value like "1e999999" is malformed input, not a position.
-MAX_EXPONENT = 30
 
 
 class MalformedRow(ValueError):
@@ -41,16 +37,10 @@ def to_decimal(value: Any, field: str) -> Decimal | None:
     """``Decimal`` from a string or number; None for missing or empty values."""
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
-        raise MalformedRow(f"{field}: {value!r} is not a number")
-    try:
-        dec = Decimal(value) if isinstance(value, str) else Decimal(str(value))
-    except (InvalidOperation, ValueError, TypeError) as exc:
-        raise MalformedRow(f"{field}: {value!r} is not a number") from exc
-    if not dec.is_finite():
-        raise MalformedRow(f"{field}: {value!r} is not a finite number")
-    if dec and abs(dec.adjusted()) > MAX_EXPONENT:
-        raise MalformedRow(f"{field}: {value!r} is out of range")
+    dec = wire_decimal(value)
+    if dec is None:
+        raise MalformedRow(f"{field}: {value!r} is not a number, or not a finite one of sane "
+                           "magnitude (|exponent| <= 30)")
     return dec
 
 
