@@ -64,6 +64,11 @@ def _router() -> tuple[Router, dict[str, PositionBook], list[object], list[float
     return router, books, delivered, now
 
 
+def _lifecycle(delivered: list[object]) -> list[PositionEvent]:
+    """The delivered position events other than prices."""
+    return [e for e in delivered if isinstance(e, PositionEvent) and e.kind is not EventKind.PRICE]
+
+
 def _report(router: Router, feed: str, state: FeedState, now: list[float], at: float) -> None:
     """``feed`` reports ``state``; at time ``at`` the router evaluates its thresholds."""
     router.on_status(StatusEvent(feed=feed, status=FeedStatus(feed=feed, kind="k", state=state)))
@@ -95,8 +100,7 @@ def test_failover_does_not_resurrect_a_position_consumers_saw_closed() -> None:
     assert router.active == "r"
     # the poller's next price for its stale view must not reopen it either
     books["r"].apply_mark(MarkPrice(symbol="BTCUSDT", mark_price=D(101), exchange_ms=3_000))
-    kinds = [e.kind.value for e in delivered if isinstance(e, PositionEvent)
-             and e.kind is not EventKind.PRICE]
+    kinds = [e.kind.value for e in _lifecycle(delivered)]
     assert kinds == ["opened", "closed"], kinds
 
 
@@ -216,8 +220,7 @@ def test_a_standby_snapshot_does_not_close_what_it_lists() -> None:
     # the poller's next snapshot lists both; ETHUSDT sorts first and emits first
     books["r"].reconcile([eth, _open(10, ms=1_000).model_copy(update={"symbol": "BTCUSDT"})],
                          as_of_ms=2_000)
-    kinds = [(e.kind.value, e.position.symbol) for e in delivered
-             if isinstance(e, PositionEvent) and e.kind is not EventKind.PRICE]
+    kinds = [(e.kind.value, e.position.symbol) for e in _lifecycle(delivered)]
     assert kinds == [("opened", "BTCUSDT"), ("opened", "ETHUSDT")], kinds
 
 
@@ -226,8 +229,7 @@ def test_a_standby_snapshot_does_not_close_what_it_lists() -> None:
 def test_failover_does_not_take_consumers_back_to_an_older_state() -> None:
     _, books, delivered = _failed_over_after_a_flip()
     books["r"].apply(_open(9, size="0.02", side=Side.SHORT, ms=2_000))  # it catches up
-    kinds = [(e.kind.value, e.position.side.value) for e in delivered
-             if isinstance(e, PositionEvent) and e.kind is not EventKind.PRICE]
+    kinds = [(e.kind.value, e.position.side.value) for e in _lifecycle(delivered)]
     assert kinds == [("opened", "long"), ("closed", "long"), ("opened", "short")], kinds
 
 
@@ -249,8 +251,7 @@ def test_a_lagging_feeds_price_does_not_replace_what_consumers_hold() -> None:
     books["r"].apply_mark(MarkPrice(symbol="BTCUSDT", mark_price=D(105), exchange_ms=2_500))
     assert router.delivered[next(iter(router.delivered))].side is Side.SHORT
     books["r"].apply(_open(9, size="0.02", side=Side.SHORT, ms=2_000))  # it catches up
-    kinds = [(e.kind.value, e.position.side.value) for e in delivered
-             if isinstance(e, PositionEvent) and e.kind is not EventKind.PRICE]
+    kinds = [(e.kind.value, e.position.side.value) for e in _lifecycle(delivered)]
     assert kinds == [("opened", "long"), ("closed", "long"), ("opened", "short")], kinds
 
 
@@ -420,8 +421,7 @@ def test_a_close_at_failback_is_not_undone_by_the_next_failover() -> None:
     # failover again; the poller has not polled since
     _report(router, "h", FeedState.RECONNECTING, now, 10.0)
     assert router.active == "r"
-    kinds = [e.kind.value for e in delivered if isinstance(e, PositionEvent)
-             and e.kind is not EventKind.PRICE]
+    kinds = [e.kind.value for e in _lifecycle(delivered)]
     assert kinds == ["opened", "closed"], kinds
 
 
