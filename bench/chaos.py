@@ -3,7 +3,7 @@ what consumers received against what the exchange did.
 
 For each mode (``production``: hybrid delivers, REST polling is the standby;
 ``parallel``: hybrid delivers, REST polling is a validated shadow) it starts the
-embedded simulator and a real :class:`framework.Session` on loopback, subscribes one
+embedded simulator and a real :class:`feedctl.Session` on loopback, subscribes one
 consumer, and for a seeded, bounded schedule:
 
 * trades — opens, adds, reduces, closes, flips, open-and-close "blips", leverage and
@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from framework import (
+from feedctl import (
     EventKind,
     FeedState,
     PositionEvent,
@@ -57,8 +57,8 @@ from framework import (
     Session,
     StatusEvent,
 )
-from simulator import SimConfig, SimControl, SimControlError, Simulator
-from simulator import generated_symbols as _symbols
+from feedctl.simulator import SimConfig, SimControl, SimControlError, Simulator
+from feedctl.simulator import generated_symbols as _symbols
 
 RESULTS = ROOT / "bench" / "results"
 PRIMARY = "bybit_hybrid"

@@ -79,12 +79,12 @@ async def measure_while(reader: Coroutine[Any, Any, None], sink: Sink,
 
 # ------------------------------------------------------------------ ours
 async def run_ours(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
-    from framework import AccountSettings, Endpoints, EventKind, FeedContext, PositionBook
-    from plugins.bybit_hybrid import HybridSettings, make_feed
+    from feedctl import AccountSettings, Endpoints, EventKind, FeedContext, PositionBook
+    from feedctl.plugins.bybit_hybrid import HybridSettings, make_feed
 
     if cfg.get("options", {}).get("json_stdlib"):
-        import plugins.bybit_hybrid.parse as parse_mod
-        import plugins.bybit_hybrid.ws as ws_mod
+        import feedctl.plugins.bybit_hybrid.parse as parse_mod
+        import feedctl.plugins.bybit_hybrid.ws as ws_mod
 
         class _Json:  # what orjson buys: decode with the standard library instead
             loads = staticmethod(json.loads)

@@ -64,7 +64,7 @@ def ws_frame(payload: bytes) -> bytes:
 async def sim_main(n: int) -> None:
     from aiohttp import web
 
-    from simulator import SimConfig, Simulator, generated_symbols
+    from feedctl.simulator import SimConfig, Simulator, generated_symbols
 
     sent: dict[tuple[str, int], int] = {}
     ticks: dict[int, int] = {}

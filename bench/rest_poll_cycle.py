@@ -22,10 +22,10 @@ from typing import Any
 
 import ccxt
 
-from framework import AccountSettings, Endpoints, FeedContext, PositionBook
-from plugins.rest_polling import RestPollingFeed, RestPollingSettings
-from plugins.rest_polling.client import PollerClient
-from simulator import SimConfig, SimControl, Simulator, generated_symbols
+from feedctl import AccountSettings, Endpoints, FeedContext, PositionBook
+from feedctl.plugins.rest_polling import RestPollingFeed, RestPollingSettings
+from feedctl.plugins.rest_polling.client import PollerClient
+from feedctl.simulator import SimConfig, SimControl, Simulator, generated_symbols
 
 RESULTS = Path(__file__).with_name("results") / "rest_poll_cycle.json"
 

@@ -1,7 +1,7 @@
 """Soak: a long, bounded run of a production session, watching for anything that grows.
 
 The simulator runs as a separate process (so its memory is not counted) with N symbols
-ticking every 100 ms; this process runs a :class:`framework.Session` in ``production``
+ticking every 100 ms; this process runs a :class:`feedctl.Session` in ``production``
 mode (hybrid delivering, REST polling as standby) with one consumer, opens a position
 on every symbol (so the hybrid subscribes every ticker: N x 10 messages/s), churns
 positions (adds, reduces, flips, closes and reopens) and drops a socket now and then
@@ -53,8 +53,8 @@ if str(ROOT) not in sys.path:
 import aiohttp
 import psutil
 
-from framework import FeedState, PositionEvent, Session
-from simulator import SimControl, SimControlError
+from feedctl import FeedState, PositionEvent, Session
+from feedctl.simulator import SimControl, SimControlError
 
 RESULTS = ROOT / "bench" / "results"
 

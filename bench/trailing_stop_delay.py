@@ -27,8 +27,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from framework import EventKind, PositionEvent, Session
-from simulator import SimConfig, Simulator
+from feedctl import EventKind, PositionEvent, Session
+from feedctl.simulator import SimConfig, Simulator
 
 SYMBOL, ENTRY, CROSS = "ETHUSDT", Decimal("3000"), Decimal("3016")
 

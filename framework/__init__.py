@@ -20,6 +20,7 @@ from .errors import (
     RetryableFeedError,
 )
 from .feed import Feed, FeedContext, FeedKind, NoSettings
+from .manager import await_me_maybe, build_plugin_manager, hookimpl
 from .models import (
     Category,
     Event,
@@ -37,7 +38,6 @@ from .models import (
     now_ns,
     wire_decimal,
 )
-from .plugins import await_me_maybe, build_plugin_manager, hookimpl
 from .services import Service
 from .session import EventStream, Session
 from .settings import (

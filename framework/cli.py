@@ -22,10 +22,10 @@ from ._version import API_VERSION, __version__
 from .config import env_var_name
 from .errors import ConfigError, FatalFeedError, FeedctlError, PluginError
 from .logs import configure_logging, redact
+from .manager import FeedctlPluginManager, build_plugin_manager, collect_registry
 from .monitor import Monitor, live_view, status_command
 from .output import TextPrinter, jsonl
 from .plan import SessionPlan, build_plan
-from .plugins import FeedctlPluginManager, build_plugin_manager, collect_registry
 from .session import Session
 from .settings import parse_duration
 

@@ -6,7 +6,7 @@ A feed kind is contributed through the ``feedctl_feed_kinds`` hook as a
 :class:`FeedContext` and calls ``kind.factory(ctx, settings)``; the core then runs
 ``await feed.run()`` as a task it owns, and cancels it at shutdown.
 
-Duties of a feed (the conformance kit in :mod:`framework.testing` checks them):
+Duties of a feed (the conformance kit in :mod:`feedctl.testing` checks them):
 
 * hand lifecycle states to ``ctx.apply`` / ``ctx.reconcile`` and prices to
   ``ctx.apply_mark`` — never build events itself;

@@ -1,4 +1,4 @@
-"""Every hook feedctl calls. Implement them with ``@framework.hookimpl``.
+"""Every hook feedctl calls. Implement them with ``@feedctl.hookimpl``.
 
 Hooks are plain functions. The session and consumer hooks may return an awaitable
 instead of their value; the core awaits it (the datasette pattern). The four hooks
@@ -38,7 +38,7 @@ def feedctl_feed_kinds(register: Callable[[FeedKind], None]) -> None:
     Called once when the plugin manager is built. Call ``register(FeedKind(...))`` for
     each kind the plugin provides. Two plugins registering one kind name is an error
     naming both plugins; a kind whose ``api_version`` differs from
-    ``framework.API_VERSION`` is refused. Returns nothing.
+    ``feedctl.API_VERSION`` is refused. Returns nothing.
     """
 
 
@@ -71,7 +71,7 @@ def feedctl_services(settings: ProfileSettings) -> list[Service] | None:
     """Provide services the session must run around its feeds (an embedded exchange...).
 
     Called once per session, after the profile is validated and before any feed is
-    built. Return a list of :class:`framework.Service` objects (or None). Each service
+    built. Return a list of :class:`feedctl.Service` objects (or None). Each service
     is started in order; ``start()`` may return settings overrides (``account``,
     ``endpoints``) applied before the feeds are built. Services stop in reverse order
     after every feed has stopped.

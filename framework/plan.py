@@ -1,6 +1,6 @@
 """Building a session plan: the validated profile, its feeds and roles — no I/O.
 
-``feedctl check`` prints a plan; :class:`framework.Session` runs one.
+``feedctl check`` prints a plan; :class:`feedctl.Session` runs one.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .config import (
 )
 from .errors import ConfigError, PluginError
 from .feed import FeedKind
-from .plugins import FeedctlPluginManager, Registry, build_plugin_manager, collect_registry
+from .manager import FeedctlPluginManager, Registry, build_plugin_manager, collect_registry
 from .services import Service
 from .settings import Mode, ProfileSettings, Role
 
@@ -134,7 +134,7 @@ def build_plan(
             if not isinstance(svc, Service):
                 raise PluginError(
                     f"plugin {impl.plugin_name!r} returned {svc!r} from feedctl_services, "
-                    "which is not a framework.Service", plugin=impl.plugin_name)
+                    "which is not a feedctl.Service", plugin=impl.plugin_name)
             services.append(svc)
     plan = SessionPlan(loaded, settings, registry, pm, feeds, plugin_settings, services)
     return plan

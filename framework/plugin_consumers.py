@@ -9,8 +9,8 @@ import pluggy
 
 from .delivery import ConsumerQueue
 from .errors import ConsumerOverflowError
+from .manager import await_me_maybe
 from .models import PositionEvent, RouteEvent, StatusEvent
-from .plugins import await_me_maybe
 from .settings import DeliverySettings
 
 log = logging.getLogger("feedctl.consumers")

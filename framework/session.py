@@ -26,10 +26,10 @@ from .delivery import ConsumerQueue
 from .errors import FatalFeedError, FeedctlError, PluginError
 from .feed import Feed, FeedContext
 from .logs import register_secret
+from .manager import FeedctlPluginManager, await_me_maybe
 from .models import EventKind, PositionEvent, StatusEvent
 from .plan import FeedPlan, SessionPlan, build_plan, check_credentials
 from .plugin_consumers import PluginDispatcher
-from .plugins import FeedctlPluginManager, await_me_maybe
 from .router import Router
 from .settings import AccountSettings, Endpoints, Role
 from .supervisor import supervise_feed
@@ -163,7 +163,7 @@ class Session:
             if not isinstance(feed, Feed):
                 raise PluginError(
                     f"plugin {fp.plugin!r}: factory of feed kind {fp.kind.name!r} returned "
-                    f"{type(feed).__name__}, not a framework.Feed", plugin=fp.plugin)
+                    f"{type(feed).__name__}, not a feedctl.Feed", plugin=fp.plugin)
             self.feeds[fp.name] = FeedRuntime(fp, ctx, book, feed)
 
         self.router = Router(

@@ -1,7 +1,7 @@
 """Validated settings of one profile (pydantic models, unknown keys refused).
 
 The raw layers (built-in defaults, settings.toml, .secrets.toml, FEEDCTL_ variables)
-are merged by :mod:`framework.config`; this module defines what a valid profile is.
+are merged by :mod:`feedctl.config`; this module defines what a valid profile is.
 """
 
 from __future__ import annotations

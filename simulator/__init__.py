@@ -1,6 +1,6 @@
 """feedctl's embedded exchange: a Bybit V5-compatible simulator on loopback.
 
-    from simulator import Simulator, SimConfig, SimControl
+    from feedctl.simulator import Simulator, SimConfig, SimControl
 
     async with Simulator(SimConfig(symbols=["BTCUSDT"], seed=1)) as sim:
         sim.urls["rest"], sim.api_key, sim.api_secret

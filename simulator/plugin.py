@@ -11,7 +11,7 @@ from typing import Any
 import click
 from pydantic import Field
 
-from framework import ProfileSettings, StrictModel, hookimpl
+from feedctl import ProfileSettings, StrictModel, hookimpl
 
 
 class SimulatorSection(StrictModel):
@@ -27,7 +27,7 @@ class SimulatorSection(StrictModel):
 
 
 class EmbeddedSimulator:
-    """A framework.Service: starts the simulator and points the profile at it."""
+    """A feedctl.Service: starts the simulator and points the profile at it."""
 
     name = "simulator"
     provides = frozenset({"account", "endpoints"})

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-import framework
-import framework.testing
-from framework import hookspecs
-from framework.testing import FeedContract
+import feedctl
+import feedctl.testing
+from feedctl import hookspecs
+from feedctl.testing import FeedContract
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGINS_MD = REPO / "docs" / "plugins.md"
@@ -83,13 +83,13 @@ def test_plugin_hooks_have_tests(hook: str) -> None:
 
 def test_public_names_are_documented() -> None:
     text = docs()
-    missing = [n for n in framework.__all__ if f"`{n}`" not in text]
-    assert missing == [], f"docs/plugins.md does not mention framework.{missing}"
+    missing = [n for n in feedctl.__all__ if f"`{n}`" not in text]
+    assert missing == [], f"docs/plugins.md does not mention feedctl.{missing}"
 
 
 def test_testing_names_are_documented() -> None:
     text = docs()
-    missing = [n for n in framework.testing.__all__ if f"`{n}`" not in text]
+    missing = [n for n in feedctl.testing.__all__ if f"`{n}`" not in text]
     assert missing == []
 
 
@@ -103,5 +103,5 @@ def test_switches_and_entry_point_group_are_documented() -> None:
     text = docs()
     for needle in ("FEEDCTL_LOAD_PLUGINS", "FEEDCTL_DISABLE_PLUGIN_AUTOLOAD",
                    "[project.entry-points.feedctl]", "API_VERSION", "pytest11",
-                   "-p framework.testing.pytest_plugin"):
+                   "-p feedctl.testing.pytest_plugin"):
         assert needle in text, needle

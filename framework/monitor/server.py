@@ -8,7 +8,7 @@ Guards, in order: only GET and HEAD (else 405); when the monitor listens on
 loopback, only loopback ``Host`` names (a DNS-rebinding page cannot read it);
 the bearer token when one is configured (else 401; compared in constant time;
 a browser may pass ``?token=`` once and gets a same-site cookie); and every body
-goes through :func:`framework.logs.redact`.
+goes through :func:`feedctl.logs.redact`.
 """
 
 from __future__ import annotations

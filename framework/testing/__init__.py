@@ -3,7 +3,7 @@
 A plugin author writes one fixture and one class::
 
     import pytest
-    from framework.testing import FeedContract, FeedHarness
+    from feedctl.testing import FeedContract, FeedHarness
 
     @pytest.fixture
     def feedctl_harness() -> FeedHarness:

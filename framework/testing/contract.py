@@ -2,7 +2,7 @@
 
 ::
 
-    from framework.testing import FeedContract
+    from feedctl.testing import FeedContract
 
     class TestMyFeed(FeedContract):
         pass        # with a `feedctl_harness` fixture in scope (conftest.py or the class)
@@ -21,4 +21,4 @@ from .contract_lifecycle import LifecycleContract
 class FeedContract(LifecycleContract, FaultContract):
     """Contract tests every feed kind must pass. Subclass it (the subclass's name must
     start with ``Test``) and provide a ``feedctl_harness`` fixture returning a
-    :class:`~framework.testing.FeedHarness`."""
+    :class:`~feedctl.testing.FeedHarness`."""

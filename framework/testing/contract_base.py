@@ -18,7 +18,7 @@ def scale_of(request: pytest.FixtureRequest) -> float:
 def checked(harness: Any) -> FeedHarness:
     if not isinstance(harness, FeedHarness):
         raise ContractError(f"the feedctl_harness fixture returned {harness!r}, not a "
-                            "framework.testing.FeedHarness")
+                            "feedctl.testing.FeedHarness")
     return harness
 
 

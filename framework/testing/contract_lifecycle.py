@@ -23,7 +23,7 @@ class LifecycleContract(ContractBase):
         kind = getattr(type(checked(feedctl_harness)), "kind", None)
         if not isinstance(kind, FeedKind):
             raise ContractError(f"{type(feedctl_harness).__name__}.kind is {kind!r}, not a "
-                                "framework.FeedKind")
+                                "feedctl.FeedKind")
         assert kind.name and kind.name.isidentifier(), (
             f"feed kind name {kind.name!r} must be a non-empty identifier (it is a settings "
             "value and a metrics label)")

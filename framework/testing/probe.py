@@ -73,7 +73,7 @@ class FeedProbe:
         if not isinstance(feed, Feed):
             raise ContractError(
                 f"the factory of feed kind {self.kind.name!r} returned "
-                f"{type(feed).__name__}, not a framework.Feed")
+                f"{type(feed).__name__}, not a feedctl.Feed")
         self.feed = feed
         self.logs.install()
         self._restore.append(self.logs.remove)

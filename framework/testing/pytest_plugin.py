@@ -1,8 +1,9 @@
 """The pytest plugin of feedctl's conformance kit.
 
-Installed with feedctl through the ``pytest11`` entry point ``feedctl``, so every
-pytest run in an environment with feedctl has it; load it explicitly with
-``pytest -p framework.testing.pytest_plugin`` (or disable it with ``-p no:feedctl``).
+Installed with feedctl through the ``pytest11`` entry point named after this module,
+so every pytest run in an environment with feedctl has it; load it explicitly with
+``pytest -p feedctl.testing.pytest_plugin``, disable it with
+``pytest -p no:feedctl.testing.pytest_plugin``.
 
 It adds:
 
@@ -13,7 +14,7 @@ It adds:
 * a fallback ``feedctl_harness`` fixture that fails with instructions when a
   ``FeedContract`` subclass has no harness of its own.
 
-The contract suite itself (``framework.testing.FeedContract``) also works without the
+The contract suite itself (``feedctl.testing.FeedContract``) also works without the
 plugin; the plugin only adds the conveniences above.
 """
 
@@ -26,7 +27,7 @@ import pytest
 
 MARKER = "feedctl_contract"
 NO_HARNESS = (
-    "no feedctl_harness fixture: define one that returns a framework.testing.FeedHarness "
+    "no feedctl_harness fixture: define one that returns a feedctl.testing.FeedHarness "
     "for your feed kind, in conftest.py or in your FeedContract subclass "
     "(see docs/plugins.md, 'The conformance kit')"
 )
@@ -41,11 +42,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", f"{MARKER}: a test of feedctl's feed contract suite (framework.testing)")
+        "markers", f"{MARKER}: a test of feedctl's feed contract suite (feedctl.testing)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    contract = sys.modules.get("framework.testing.contract")
+    contract = sys.modules.get("feedctl.testing.contract")
     if contract is None:  # nobody imported the suite: nothing to mark
         return
     base = contract.FeedContract

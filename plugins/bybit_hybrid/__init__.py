@@ -4,7 +4,7 @@ lifecycle, public ``tickers`` stream for the mark price, REST for snapshots and 
 Files: ``config`` (settings), ``constants`` (venue facts), ``parse`` (sans-I/O message
 parsing), ``signing`` (signatures, server clock), ``rest`` (snapshot client), ``ws``
 (one socket), ``private``/``public`` (the two streams), ``audit``, ``feed`` (the
-:class:`framework.Feed`), ``plugin`` (registration).
+:class:`feedctl.Feed`), ``plugin`` (registration).
 """
 
 from .config import HybridSettings

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
-from framework import Category, Position, PositionKey, PositionUpdate
+from feedctl import Category, Position, PositionKey, PositionUpdate
 
 
 def audit_diff(

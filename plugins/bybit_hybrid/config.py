@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
 
-from framework import Category, Duration, StrictModel
+from feedctl import Category, Duration, StrictModel
 
 from .constants import (
     DEFAULT_TOPICS_PER_REQUEST,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from framework import Category
+from feedctl import Category
 
 #: Hosts per environment: REST, public linear WS, public inverse WS, private WS.
 HOSTS: Final[dict[str, dict[str, str]]] = {

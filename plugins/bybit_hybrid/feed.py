@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from framework import (
+from feedctl import (
     Category,
     FatalFeedError,
     Feed,

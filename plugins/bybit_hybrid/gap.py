@@ -18,7 +18,7 @@ from decimal import Decimal
 from itertools import groupby
 from typing import Any
 
-from framework import Category, Position, PositionKey, PositionUpdate, Side, wire_decimal
+from feedctl import Category, Position, PositionKey, PositionUpdate, Side, wire_decimal
 
 from .constants import CATEGORY_BY_NAME
 from .parse import Problem

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from framework import Category, MarkPrice, PositionUpdate, Side, wire_decimal
+from feedctl import Category, MarkPrice, PositionUpdate, Side, wire_decimal
 
 from .constants import CATEGORY_BY_NAME, TICKERS_PREFIX
 

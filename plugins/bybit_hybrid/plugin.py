@@ -1,10 +1,10 @@
-"""Registers the ``bybit_hybrid`` feed kind (entry point ``plugins.bybit_hybrid.plugin``)."""
+"""Registers the ``bybit_hybrid`` feed kind (entry point ``bybit_hybrid``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from framework import FeedContext, FeedKind, hookimpl
+from feedctl import FeedContext, FeedKind, hookimpl
 
 from .config import HybridSettings
 from .feed import HybridFeed

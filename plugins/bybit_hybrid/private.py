@@ -17,7 +17,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from framework import Backoff, FatalFeedError, PositionKey, PositionUpdate, RetryableFeedError
+from feedctl import Backoff, FatalFeedError, PositionKey, PositionUpdate, RetryableFeedError
 
 from .constants import POSITION_TOPICS, TOPIC_POSITION
 from .gap import Fill, replay

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from framework import Backoff, Category
+from feedctl import Backoff, Category
 
 from .constants import TICKERS_PREFIX
 from .parse import TickerState

@@ -23,7 +23,7 @@ import orjson
 from pydantic import SecretStr
 from yarl import URL
 
-from framework import Backoff, Category, FatalFeedError, PositionUpdate, RetryableFeedError
+from feedctl import Backoff, Category, FatalFeedError, PositionUpdate, RetryableFeedError
 
 from .config import HybridSettings
 from .constants import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 
-from framework import FeedContext
+from feedctl import FeedContext
 
 from .parse import Problem
 

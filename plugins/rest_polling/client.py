@@ -2,7 +2,7 @@
 
 :meth:`PollerClient.create` checks everything it can without the network (known
 exchange id, ``has["fetchPositions"]``, credentials, URL keys, mark-price source) and
-raises :class:`framework.FatalFeedError` naming the setting. Afterwards the client
+raises :class:`feedctl.FatalFeedError` naming the setting. Afterwards the client
 loads the markets once, takes complete position snapshots and fetches mark prices.
 ccxt errors pass through unchanged: the feed classifies them.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import ccxt.async_support as ccxt_async
 
-from framework import AccountSettings, Category, Endpoints, FatalFeedError, MarkPrice, now_ns
+from feedctl import AccountSettings, Category, Endpoints, FatalFeedError, MarkPrice, now_ns
 
 from . import constants as c
 from .config import RestPollingSettings

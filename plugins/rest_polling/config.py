@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from framework import Duration, StrictModel
+from feedctl import Duration, StrictModel
 
 MarkSource = Literal["auto", "positions", "mark_prices", "tickers"]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import ccxt.async_support as ccxt_async
 
-from framework import (
+from feedctl import (
     Backoff,
     Category,
     FatalFeedError,

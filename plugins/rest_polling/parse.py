@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from framework import Category, MarkPrice, PositionUpdate, Side, now_ns, wire_decimal
+from feedctl import Category, MarkPrice, PositionUpdate, Side, now_ns, wire_decimal
 
 from . import constants as c
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from framework import FeedContext, FeedKind, hookimpl
+from feedctl import FeedContext, FeedKind, hookimpl
 
 from .config import RestPollingSettings
 from .feed import RestPollingFeed

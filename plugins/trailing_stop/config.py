@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from pydantic import Field
 
-from framework import StrictModel
+from feedctl import StrictModel
 
 
 class StopRule(StrictModel):

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from framework import EventKind, PositionEvent, PositionKey, Side, now_ns
+from feedctl import EventKind, PositionEvent, PositionKey, Side, now_ns
 
 from .config import TrailingStopSettings
 

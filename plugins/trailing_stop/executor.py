@@ -13,7 +13,7 @@ from typing import Any
 
 import ccxt.async_support as ccxt_async
 
-from framework import AccountSettings, Endpoints
+from feedctl import AccountSettings, Endpoints
 
 log = logging.getLogger("feedctl.trailing_stop")
 

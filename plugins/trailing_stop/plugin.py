@@ -13,7 +13,7 @@ import logging
 from decimal import Decimal
 from typing import Any
 
-from framework import PositionEvent, Session, hookimpl
+from feedctl import PositionEvent, Session, hookimpl
 
 from .config import TradingSettings, TrailingStopSettings
 from .engine import TrailingStopEvent, TrailingStops

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from framework import (
+from feedctl import (
     AccountSettings,
     Endpoints,
     EventKind,
@@ -31,7 +31,7 @@ from framework import (
     Side,
     StatusEvent,
 )
-from plugins.bybit_hybrid import HybridFeed, HybridSettings, make_feed
+from feedctl.plugins.bybit_hybrid import HybridFeed, HybridSettings, make_feed
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bybit"
 
@@ -142,7 +142,7 @@ async def harness(
 ) -> AsyncIterator[Harness]:
     """A simulator, a book and a running feed; everything is torn down afterwards and
     the test fails if the feed left a task behind."""
-    from simulator import SimConfig, SimControl, Simulator
+    from feedctl.simulator import SimConfig, SimControl, Simulator
 
     before = set(asyncio.all_tasks())
     cfg = SimConfig(port=0, symbols=symbols or ["BTCUSDT", "ETHUSDT"], seed=1,

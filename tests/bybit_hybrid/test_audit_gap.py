@@ -7,11 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from framework import Category, PositionBook, PositionKey, PositionUpdate, Side
-from plugins.bybit_hybrid.audit import audit_diff, forced_updates, settled
-from plugins.bybit_hybrid.gap import Fill, parse_fill, replay
-from plugins.bybit_hybrid.parse import Problem
-from plugins.bybit_hybrid.ws import Conn
+from feedctl import Category, PositionBook, PositionKey, PositionUpdate, Side
+from feedctl.plugins.bybit_hybrid.audit import audit_diff, forced_updates, settled
+from feedctl.plugins.bybit_hybrid.gap import Fill, parse_fill, replay
+from feedctl.plugins.bybit_hybrid.parse import Problem
+from feedctl.plugins.bybit_hybrid.ws import Conn
 
 from .conftest import payload
 
@@ -158,7 +158,7 @@ def test_replay_partial_fills_share_a_seq_and_inverse_averages_harmonically() ->
 
 
 def test_snapshot_scope_leaves_uncovered_positions_alone() -> None:
-    from plugins.bybit_hybrid.audit import covered, with_uncovered
+    from feedctl.plugins.bybit_hybrid.audit import covered, with_uncovered
 
     lin, inv = [Category.LINEAR], [Category.LINEAR, Category.INVERSE]
     assert covered(BTC, lin, ["USDT"])

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from framework import Category, MarkPrice, PositionBook, PositionUpdate, Side
-from plugins.bybit_hybrid.parse import (
+from feedctl import Category, MarkPrice, PositionBook, PositionUpdate, Side
+from feedctl.plugins.bybit_hybrid.parse import (
     Answer,
     Problem,
     Tick,

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from framework import FeedState
+from feedctl import FeedState
 
 from .conftest import harness, payload, run, wait_until
 

@@ -15,10 +15,10 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from framework import Category, FatalFeedError, FeedContext, RetryableFeedError
-from plugins.bybit_hybrid import HybridSettings
-from plugins.bybit_hybrid.rest import RestClient
-from plugins.bybit_hybrid.signing import ServerClock
+from feedctl import Category, FatalFeedError, FeedContext, RetryableFeedError
+from feedctl.plugins.bybit_hybrid import HybridSettings
+from feedctl.plugins.bybit_hybrid.rest import RestClient
+from feedctl.plugins.bybit_hybrid.signing import ServerClock
 
 from .conftest import payload, run
 

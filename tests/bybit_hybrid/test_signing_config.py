@@ -9,9 +9,9 @@ import time
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from framework import Category, FeedKind, build_plugin_manager
-from plugins.bybit_hybrid import HybridSettings
-from plugins.bybit_hybrid.signing import (
+from feedctl import Category, FeedKind, build_plugin_manager
+from feedctl.plugins.bybit_hybrid import HybridSettings
+from feedctl.plugins.bybit_hybrid.signing import (
     ServerClock,
     redact,
     rest_headers,
@@ -98,7 +98,7 @@ def test_settings_refuse_bad_values_naming_them(field: str, value: object, words
 
 
 def test_plugin_registers_the_kind() -> None:
-    from plugins.bybit_hybrid import plugin
+    from feedctl.plugins.bybit_hybrid import plugin
 
     pm = build_plugin_manager([plugin], load_entrypoints=False)
     kinds: list[FeedKind] = []

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from framework import (
+from feedctl import (
     AccountSettings,
     Endpoints,
     FatalFeedError,
@@ -16,7 +16,7 @@ from framework import (
     FeedState,
     PositionBook,
 )
-from plugins.bybit_hybrid import HybridSettings, make_feed
+from feedctl.plugins.bybit_hybrid import HybridSettings, make_feed
 
 from .conftest import FAST, CaptureAll, harness, run, wait_until
 

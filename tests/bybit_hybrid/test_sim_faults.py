@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from framework import FeedState
+from feedctl import FeedState
 
 from .conftest import harness, run, wait_until
 

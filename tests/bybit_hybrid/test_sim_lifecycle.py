@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from framework import EventKind, FeedState, PositionUpdate, Side
+from feedctl import EventKind, FeedState, PositionUpdate, Side
 
 from .conftest import harness, run, wait_until
 

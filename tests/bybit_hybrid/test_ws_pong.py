@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from plugins.bybit_hybrid.ws import Conn
+from feedctl.plugins.bybit_hybrid.ws import Conn
 
 pytestmark = pytest.mark.unit
 

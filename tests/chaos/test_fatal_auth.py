@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from framework import EventKind, FatalFeedError, FeedState, PositionEvent
+from feedctl import EventKind, FatalFeedError, FeedState, PositionEvent
 from tests.conftest import run_async
 from tests.rollout.conftest import collector, lifecycle_is_consistent, running, wait_for
 

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from framework import (
+from feedctl import (
     AccountSettings,
     Category,
     Endpoints,
@@ -36,8 +36,8 @@ from framework import (
     RetryableFeedError,
     Side,
 )
-from plugins.bybit_hybrid import HybridSettings, make_feed
-from plugins.bybit_hybrid.parse import (
+from feedctl.plugins.bybit_hybrid import HybridSettings, make_feed
+from feedctl.plugins.bybit_hybrid.parse import (
     Answer,
     Problem,
     TickerState,
@@ -46,12 +46,12 @@ from plugins.bybit_hybrid.parse import (
     position_push,
     position_update,
 )
-from plugins.bybit_hybrid.public import PublicStream
-from plugins.bybit_hybrid.rest import RestClient
-from plugins.bybit_hybrid.signing import ServerClock
-from plugins.bybit_hybrid.ticks import TickHandler
-from plugins.bybit_hybrid.ws import Conn
-from plugins.rest_polling.parse import (
+from feedctl.plugins.bybit_hybrid.public import PublicStream
+from feedctl.plugins.bybit_hybrid.rest import RestClient
+from feedctl.plugins.bybit_hybrid.signing import ServerClock
+from feedctl.plugins.bybit_hybrid.ticks import TickHandler
+from feedctl.plugins.bybit_hybrid.ws import Conn
+from feedctl.plugins.rest_polling.parse import (
     MalformedRow,
     ParsedRow,
     envelope_list,

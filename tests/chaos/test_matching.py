@@ -161,7 +161,7 @@ def test_a_loss_the_hybrid_reported_is_attributed_to_its_report() -> None:
 def test_compare_positions_reports_every_difference() -> None:
     from decimal import Decimal
 
-    from framework import Position, Side
+    from feedctl import Position, Side
 
     pos = Position(exchange="bybit", account="a", feed="f", category="linear",
                    symbol="BTCUSDT", side=Side.LONG, size=Decimal("0.01"),

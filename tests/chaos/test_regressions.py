@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from framework import (
+from feedctl import (
     EventKind,
     FeedState,
     FeedStatus,
@@ -24,7 +24,7 @@ from framework import (
     Side,
     StatusEvent,
 )
-from framework.router import Router
+from feedctl.router import Router
 from tests.bybit_hybrid.conftest import wait_until
 from tests.chaos.conftest import hybrid
 from tests.conftest import run_async

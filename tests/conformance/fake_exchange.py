@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import SecretStr
 
-from framework import (
+from feedctl import (
     AccountSettings,
     Endpoints,
     FatalFeedError,
@@ -27,7 +27,7 @@ from framework import (
     StrictModel,
     hookimpl,
 )
-from framework.testing import ExchangeAccess, FeedHarness
+from feedctl.testing import ExchangeAccess, FeedHarness
 
 Bug = Literal["none", "healthy_early", "no_resync", "stays_healthy", "leak_task",
               "swallow_cancel", "secret_in_details", "logs_secret", "unclosed_socket",

@@ -12,11 +12,11 @@ from typing import ClassVar
 
 from pydantic import SecretStr
 
-from framework import AccountSettings, Endpoints, FeedKind, Side
-from framework.testing import ExchangeAccess, FeedHarness
-from plugins.bybit_hybrid.plugin import feedctl_feed_kinds as hybrid_kinds
-from plugins.rest_polling.plugin import feedctl_feed_kinds as rest_kinds
-from simulator import SimConfig, SimControl, Simulator
+from feedctl import AccountSettings, Endpoints, FeedKind, Side
+from feedctl.plugins.bybit_hybrid.plugin import feedctl_feed_kinds as hybrid_kinds
+from feedctl.plugins.rest_polling.plugin import feedctl_feed_kinds as rest_kinds
+from feedctl.simulator import SimConfig, SimControl, Simulator
+from feedctl.testing import ExchangeAccess, FeedHarness
 
 #: Faults are bounded; this one outlasts any test.
 OUTAGE_S = 600

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from framework.testing import FeedContract, FeedHarness
+from feedctl.testing import FeedContract, FeedHarness
 
 from .harnesses import BybitHybridHarness, RestPollingHarness
 

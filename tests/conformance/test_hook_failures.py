@@ -12,7 +12,7 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel
 
-from framework import (
+from feedctl import (
     EventKind,
     FeedKind,
     PluginError,
@@ -21,8 +21,8 @@ from framework import (
     build_plugin_manager,
     hookimpl,
 )
-from framework.plan import build_plan
-from framework.plugins import FeedctlPluginManager
+from feedctl.manager import FeedctlPluginManager
+from feedctl.plan import build_plan
 from tests.conftest import run_async
 from tests.core import scripted
 
@@ -163,13 +163,13 @@ def test_a_factory_returning_something_else_than_a_feed_is_named(isolated: Path)
     with pytest.raises(PluginError) as err:
         start(isolated, pm)
     assert str(err.value) == (
-        "plugin 'oddities': factory of feed kind 'odd' returned dict, not a framework.Feed")
+        "plugin 'oddities': factory of feed kind 'odd' returned dict, not a feedctl.Feed")
 
 
 def test_a_factory_returning_something_else_is_a_plugin_error(isolated: Path) -> None:
     pm = manager(oddities=kind_plugin(lambda ctx, settings: 42))
     with pytest.raises(PluginError, match=re.escape(
-            "plugin 'oddities': factory of feed kind 'odd' returned int, not a framework.Feed")):
+            "plugin 'oddities': factory of feed kind 'odd' returned int, not a feedctl.Feed")):
         start(isolated, pm)
 
 
@@ -200,7 +200,7 @@ def test_services_hook_returning_a_non_service_is_named(isolated: Path) -> None:
     with pytest.raises(PluginError) as err:
         build_plan("t", settings_path=isolated / "settings.toml", pm=pm)
     assert str(err.value) == (
-        "plugin 'svc' returned 42 from feedctl_services, which is not a framework.Service")
+        "plugin 'svc' returned 42 from feedctl_services, which is not a feedctl.Service")
 
 
 def test_an_async_services_hook_is_refused_with_the_plugin_named(isolated: Path) -> None:

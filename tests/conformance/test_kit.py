@@ -9,8 +9,8 @@ from typing import Any, cast
 
 import pytest
 
-from framework import EventKind, Position, PositionEvent, Side
-from framework.testing import (
+from feedctl import EventKind, Position, PositionEvent, Side
+from feedctl.testing import (
     ContractError,
     FeedContract,
     FeedHarness,
@@ -89,12 +89,12 @@ def test_a_factory_that_returns_no_feed_fails_with_its_type() -> None:
         kind = FAKE.__class__(**{**FAKE.__dict__, "factory": lambda ctx, s: {"not": "a feed"}})
 
     with pytest.raises(ContractError, match=re.escape(
-            "the factory of feed kind 'fake' returned dict, not a framework.Feed")):
+            "the factory of feed kind 'fake' returned dict, not a feedctl.Feed")):
         FeedContract().test_lifecycle_open_add_close(NoFeed(), REQUEST)
 
 
 def test_a_harness_that_is_not_a_feed_harness_is_refused() -> None:
-    with pytest.raises(ContractError, match=re.escape("returned 'oops', not a framework.testing")):
+    with pytest.raises(ContractError, match=re.escape("returned 'oops', not a feedctl.testing")):
         FeedContract().test_lifecycle_open_add_close("oops", REQUEST)  # type: ignore[arg-type]
 
 

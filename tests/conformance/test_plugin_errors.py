@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from pydantic import BaseModel
 
-from framework import (
+from feedctl import (
     API_VERSION,
     FeedKind,
     NoSettings,
@@ -23,8 +23,8 @@ from framework import (
     build_plugin_manager,
     hookimpl,
 )
-from framework import cli as cli_module
-from framework.plugins import FeedctlPluginManager, collect_registry
+from feedctl import cli as cli_module
+from feedctl.manager import FeedctlPluginManager, collect_registry
 
 from .fake_exchange import FakeFeed
 
@@ -88,7 +88,7 @@ def test_registering_something_that_is_not_a_feed_kind() -> None:
     with pytest.raises(PluginError) as err:
         collect_registry(pm)
     assert str(err.value) == (
-        "plugin 'broken' registered {'name': 'k'}, which is not a framework.FeedKind")
+        "plugin 'broken' registered {'name': 'k'}, which is not a feedctl.FeedKind")
 
 
 def test_registering_a_section_that_is_not_a_model() -> None:
@@ -144,7 +144,7 @@ def test_an_async_registration_hook_is_refused() -> None:
 def test_a_plugin_that_fails_to_import_is_skipped_with_a_named_warning(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     ghost = EntryPoint("ghost", "feedctl_no_such_module_xyz.plugin", "feedctl")
-    monkeypatch.setattr("framework.plugins.entry_points", lambda group: [ghost])
+    monkeypatch.setattr("feedctl.manager.entry_points", lambda group: [ghost])
     monkeypatch.delenv("FEEDCTL_DISABLE_PLUGIN_AUTOLOAD", raising=False)
     monkeypatch.delenv("FEEDCTL_LOAD_PLUGINS", raising=False)
     with caplog.at_level("WARNING", logger="feedctl.plugins"):
@@ -173,7 +173,7 @@ def test_feedctl_plugins_shows_a_conflict_as_one_error_line(
 
 def test_feedctl_plugins_lists_what_failed_to_load(monkeypatch: pytest.MonkeyPatch) -> None:
     pm = manager(fine=Registers(kind("fine")))
-    from framework.plugins import PluginLoadError
+    from feedctl.manager import PluginLoadError
 
     pm.load_errors.append(PluginLoadError("ghost", "feedctl-ghost 1.0 (entry point g.p)",
                                           "ImportError: nope"))

@@ -1,4 +1,4 @@
-"""The kit as a plugin author uses it: ``pytest -p framework.testing.pytest_plugin`` in a
+"""The kit as a plugin author uses it: ``pytest -p feedctl.testing.pytest_plugin`` in a
 project of their own, one ``feedctl_harness`` fixture, one ``FeedContract`` subclass."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from framework.testing.pytest_plugin import NO_HARNESS
+from feedctl.testing.pytest_plugin import NO_HARNESS
 
 REPO = Path(__file__).resolve().parents[2]
-PLUGIN = "framework.testing.pytest_plugin"
+PLUGIN = "feedctl.testing.pytest_plugin"
 
 
 CONFTEST = """
@@ -27,7 +27,7 @@ def feedctl_harness():
 """
 
 TESTS = """
-from framework.testing import FeedContract
+from feedctl.testing import FeedContract
 
 class TestFakeFeed(FeedContract):
     pass
@@ -66,7 +66,7 @@ def test_without_a_harness_fixture_the_kit_says_what_to_write(tmp_path: Path) ->
 @pytest.mark.unit
 def test_feedctl_registers_the_plugin_for_pytest() -> None:
     """Installing feedctl makes the kit available. The entry point is named after the
-    module, so an explicit ``-p framework.testing.pytest_plugin`` does not register the
+    module, so an explicit ``-p feedctl.testing.pytest_plugin`` does not register the
     same module twice (pytest refuses that with a ValueError)."""
     meta = tomllib.loads((REPO / "pyproject.toml").read_text())
     group = meta["project"].get("entry-points", {}).get("pytest11", {})

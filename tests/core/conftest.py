@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from framework import build_plugin_manager
-from framework.plugins import FeedctlPluginManager
+from feedctl import build_plugin_manager
+from feedctl.manager import FeedctlPluginManager
 from tests.core import scripted
 
 

@@ -9,7 +9,7 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
-from framework import (
+from feedctl import (
     Feed,
     FeedKind,
     FeedState,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from framework import (
+from feedctl import (
     Category,
     EventKind,
     MarkPrice,

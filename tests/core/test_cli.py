@@ -19,7 +19,7 @@ def feedctl(*args: str, cwd: Path, env: dict[str, str] | None = None,
             timeout: float = 60) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDCTL_")}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "framework.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "feedctl.cli", *args], cwd=cwd,
                           env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -103,7 +103,7 @@ def test_sigterm_stops_a_run_cleanly(tmp_path: Path, tiny_site: Path) -> None:
     (tmp_path / "settings.toml").write_text("[t.feeds.x]\nkind = 'tiny'\nrole = 'primary'\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDCTL_")}
     env.update(tiny_env(tiny_site))
-    proc = subprocess.Popen([sys.executable, "-m", "framework.cli", "run", "--profile", "t",
+    proc = subprocess.Popen([sys.executable, "-m", "feedctl.cli", "run", "--profile", "t",
                              "-o", "jsonl"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from framework import ConfigError, Mode, Role
-from framework.plan import build_plan, check_credentials
-from framework.plugins import FeedctlPluginManager
+from feedctl import ConfigError, Mode, Role
+from feedctl.manager import FeedctlPluginManager
+from feedctl.plan import build_plan, check_credentials
 from tests.core.conftest import SCRIPTED_PROFILE
 
 pytestmark = pytest.mark.unit
@@ -104,7 +104,7 @@ def test_bad_duration_names_the_setting_and_its_variable(
 def test_missing_credentials_name_the_variable(
     clean_env: Path, pm: FeedctlPluginManager
 ) -> None:
-    from framework import FeedKind
+    from feedctl import FeedKind
     from tests.core.scripted import ScriptedFeed, ScriptedSettings
 
     class KeyedPlugin:
@@ -112,7 +112,7 @@ def test_missing_credentials_name_the_variable(
         def feedctl_feed_kinds(register):  # type: ignore[no-untyped-def]
             register(FeedKind("keyed", ScriptedFeed, ScriptedSettings))
 
-    from framework import hookimpl
+    from feedctl import hookimpl
     KeyedPlugin.feedctl_feed_kinds = hookimpl(KeyedPlugin.feedctl_feed_kinds)  # type: ignore
     pm.register(KeyedPlugin, name="keyed")
     write(clean_env, "[mainnet.feeds.k]\nkind = 'keyed'\nrole = 'primary'\n")

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from framework import (
+from feedctl import (
     Category,
     ConsumerOverflowError,
     EventKind,
@@ -15,7 +15,7 @@ from framework import (
     PositionEvent,
     Side,
 )
-from framework.delivery import ConsumerQueue
+from feedctl.delivery import ConsumerQueue
 from tests.conftest import run_async
 
 pytestmark = pytest.mark.unit

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from framework import (
+from feedctl import (
     EventKind,
     FeedState,
     FeedStatus,
@@ -19,7 +19,7 @@ from framework import (
     Side,
     StatusEvent,
 )
-from framework.router import Router
+from feedctl.router import Router
 
 pytestmark = pytest.mark.unit
 D = Decimal

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from framework import (
+from feedctl import (
     EventKind,
     FatalFeedError,
     Feed,
@@ -18,8 +18,8 @@ from framework import (
     StatusEvent,
     hookimpl,
 )
-from framework.plugins import FeedctlPluginManager
-from framework.session import Session
+from feedctl.manager import FeedctlPluginManager
+from feedctl.session import Session
 from tests.conftest import run_async
 from tests.core.conftest import SCRIPTED_PROFILE
 

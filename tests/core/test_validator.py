@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from framework import MarkPrice, PositionBook, PositionEvent, PositionUpdate, Side
-from framework.settings import ValidationSettings
-from framework.validator import Validator
+from feedctl import MarkPrice, PositionBook, PositionEvent, PositionUpdate, Side
+from feedctl.settings import ValidationSettings
+from feedctl.validator import Validator
 
 pytestmark = pytest.mark.unit
 D = Decimal

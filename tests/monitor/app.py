@@ -16,11 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from framework import build_plugin_manager
-from framework.logs import configure_logging
-from framework.monitor import Monitor, live_view
-from framework.output import jsonl
-from framework.session import Session
+from feedctl import build_plugin_manager
+from feedctl.logs import configure_logging
+from feedctl.monitor import Monitor, live_view
+from feedctl.output import jsonl
+from feedctl.session import Session
 from tests.core import scripted
 from tests.monitor import walkfeed
 

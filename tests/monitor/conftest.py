@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from framework import build_plugin_manager
-from framework.monitor import Monitor
-from framework.plugins import FeedctlPluginManager
-from framework.session import Session
-from framework.settings import MonitorSettings
+from feedctl import build_plugin_manager
+from feedctl.manager import FeedctlPluginManager
+from feedctl.monitor import Monitor
+from feedctl.session import Session
+from feedctl.settings import MonitorSettings
 from tests.core import scripted
 from tests.core.conftest import clean_env  # noqa: F401 (a fixture)
 from tests.monitor import walkfeed

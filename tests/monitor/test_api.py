@@ -8,8 +8,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from framework.monitor.server import COOKIE
-from framework.plugins import FeedctlPluginManager
+from feedctl.manager import FeedctlPluginManager
+from feedctl.monitor.server import COOKIE
 from tests.conftest import run_async
 from tests.monitor.conftest import WALK_PROFILE, running, wait_for, write_settings
 
@@ -173,7 +173,7 @@ def test_stopping_the_monitor_ends_connected_dashboards_and_leaves_no_task(
 def test_the_dashboard_needs_nothing_from_the_internet() -> None:
     from importlib import resources
 
-    static = resources.files("framework.monitor") / "static"
+    static = resources.files("feedctl.monitor") / "static"
     for name in ("index.html", "dashboard.js", "dashboard.css"):
         text = (static / name).read_text()
         urls = set(re.findall(r"(?:https?:)?//[\w.-]+\.[a-z]{2,}[^\s\"')]*", text))
@@ -183,9 +183,9 @@ def test_the_dashboard_needs_nothing_from_the_internet() -> None:
 def test_a_port_in_use_is_one_clear_configuration_error(
     clean_env: Path, mpm: FeedctlPluginManager
 ) -> None:
-    from framework import ConfigError, Session
-    from framework.monitor import Monitor
-    from framework.settings import MonitorSettings
+    from feedctl import ConfigError, Session
+    from feedctl.monitor import Monitor
+    from feedctl.settings import MonitorSettings
 
     async def main() -> None:
         async with Session("t", settings_path=write_settings(clean_env),

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from framework.monitor.hub import Client
-from framework.plugins import FeedctlPluginManager
+from feedctl.manager import FeedctlPluginManager
+from feedctl.monitor.hub import Client
 from tests.conftest import run_async
 from tests.monitor.conftest import WALK_PROFILE, running, write_settings
 

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from framework import RouteEvent
-from framework.monitor import live_view
-from framework.monitor.live import LiveModel
-from framework.monitor.render import dashboard
-from framework.plugins import FeedctlPluginManager
-from framework.session import Session
+from feedctl import RouteEvent
+from feedctl.manager import FeedctlPluginManager
+from feedctl.monitor import live_view
+from feedctl.monitor.live import LiveModel
+from feedctl.monitor.render import dashboard
+from feedctl.session import Session
 from tests.conftest import run_async
 from tests.monitor.conftest import start_app, wait_for, write_settings
 from tests.monitor.test_events import TrailingStop
@@ -159,7 +159,7 @@ def test_live_view_on_a_real_pseudo_terminal(clean_env: Path) -> None:
 def test_a_real_trailing_stop_event_reads_as_one_short_line() -> None:
     from decimal import Decimal
 
-    engine = pytest.importorskip("plugins.trailing_stop.engine")
+    engine = pytest.importorskip("feedctl.plugins.trailing_stop.engine")
     ev = engine.TrailingStopEvent(
         action="activated", feed="bybit_hybrid", symbol="BTCUSDT", side="long",
         position_idx=0, lifecycle=1, entry_price=Decimal("64000"),

@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from framework.monitor import Monitor
-from framework.monitor.views import agreement
-from framework.plugins import FeedctlPluginManager
+from feedctl.manager import FeedctlPluginManager
+from feedctl.monitor import Monitor
+from feedctl.monitor.views import agreement
 from tests.conftest import run_async
 from tests.monitor.conftest import (
     WALK_PROFILE,

@@ -10,9 +10,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from framework import build_plugin_manager
-from framework.monitor import Monitor
-from framework.session import Session
+from feedctl import build_plugin_manager
+from feedctl.monitor import Monitor
+from feedctl.session import Session
 from tests.conftest import run_async
 from tests.monitor.conftest import monitor_settings, wait_for
 

@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 from click.testing import CliRunner
 
-from framework.monitor import status_command
+from feedctl.monitor import status_command
 from tests.monitor.conftest import free_port
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import random
 from decimal import Decimal
 from typing import Any
 
-from framework import (
+from feedctl import (
     Feed,
     FeedKind,
     FeedState,

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from framework import (
+from feedctl import (
     AccountSettings,
     Endpoints,
     FeedContext,
@@ -23,7 +23,7 @@ from framework import (
     PositionEvent,
     StatusEvent,
 )
-from plugins.rest_polling import RestPollingFeed, RestPollingSettings, make_feed
+from feedctl.plugins.rest_polling import RestPollingFeed, RestPollingSettings, make_feed
 from tests.conftest import run_async
 
 T = TypeVar("T")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from framework import AccountSettings, Endpoints, FatalFeedError
-from plugins.rest_polling import RestPollingSettings
-from plugins.rest_polling.client import PollerClient
+from feedctl import AccountSettings, Endpoints, FatalFeedError
+from feedctl.plugins.rest_polling import RestPollingSettings
+from feedctl.plugins.rest_polling.client import PollerClient
 
 from .conftest import make_harness, run
 

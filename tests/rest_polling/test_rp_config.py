@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from framework import FeedKind
-from plugins.rest_polling import RestPollingSettings, make_feed
-from plugins.rest_polling import plugin as rp_plugin
+from feedctl import FeedKind
+from feedctl.plugins.rest_polling import RestPollingSettings, make_feed
+from feedctl.plugins.rest_polling import plugin as rp_plugin
 
 pytestmark = pytest.mark.unit
 
@@ -45,7 +45,7 @@ def test_registers_the_feed_kind() -> None:
 
 
 def test_entry_point_loads_the_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
-    from framework import build_plugin_manager
+    from feedctl import build_plugin_manager
 
     monkeypatch.setenv("FEEDCTL_LOAD_PLUGINS", "rest_polling")
     monkeypatch.delenv("FEEDCTL_DISABLE_PLUGIN_AUTOLOAD", raising=False)

@@ -10,8 +10,8 @@ from typing import Any
 import ccxt.async_support as ccxt_async
 import pytest
 
-from framework import FatalFeedError, FeedState
-from plugins.rest_polling.client import PollerClient
+from feedctl import FatalFeedError, FeedState
+from feedctl.plugins.rest_polling.client import PollerClient
 
 from .conftest import Harness, make_harness, run
 
@@ -306,9 +306,9 @@ def test_exchange_needing_a_passphrase_names_the_setting() -> None:
 
 
 def test_a_passphrase_from_the_account_is_handed_to_ccxt() -> None:
-    from framework import AccountSettings, Endpoints
-    from plugins.rest_polling.client import PollerClient
-    from plugins.rest_polling.config import RestPollingSettings
+    from feedctl import AccountSettings, Endpoints
+    from feedctl.plugins.rest_polling.client import PollerClient
+    from feedctl.plugins.rest_polling.config import RestPollingSettings
 
     acc = AccountSettings(exchange="okx", api_key="k" * 8, api_secret="s" * 8,
                           password="p" * 8)

@@ -7,8 +7,8 @@ from decimal import Decimal
 import ccxt.async_support as ccxt_async
 import pytest
 
-from framework import Category, Side
-from plugins.rest_polling.parse import (
+from feedctl import Category, Side
+from feedctl.plugins.rest_polling.parse import (
     MalformedRow,
     envelope_list,
     mark_from_ticker,

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from framework import FatalFeedError, FeedState
-from simulator import SimConfig, SimControl, Simulator, generated_symbols
+from feedctl import FatalFeedError, FeedState
+from feedctl.simulator import SimConfig, SimControl, Simulator, generated_symbols
 
 from .conftest import Harness, make_harness, run, running
 

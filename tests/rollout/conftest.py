@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from framework import EventKind, PositionEvent, Session
-from simulator import SimConfig, SimControl, Simulator
+from feedctl import EventKind, PositionEvent, Session
+from feedctl.simulator import SimConfig, SimControl, Simulator
 
 #: Fast settings so a test sees failover and failback within seconds.
 FAST_HYBRID = {"ping_interval": "1s", "pong_timeout": "1s", "stale_after": "0.6s",

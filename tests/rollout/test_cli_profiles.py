@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def standalone_sim() -> Iterator[dict[str, str]]:
-    proc = subprocess.Popen([sys.executable, "-m", "framework.cli", "sim", "--seed", "5"],
+    proc = subprocess.Popen([sys.executable, "-m", "feedctl.cli", "sim", "--seed", "5"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     info = json.loads(proc.stdout.readline())
@@ -49,7 +49,7 @@ def run_mainnet(info: dict[str, str], tmp_path: Path, *extra: str,
         "FEEDCTL_MAINNET__ACCOUNT__API_SECRET": secret or info["api_secret"],
         "FEEDCTL_MAINNET__FEEDS__REST_POLLING__INTERVAL": "1s",
     })
-    return subprocess.run([sys.executable, "-m", "framework.cli", "run", "--profile", "mainnet",
+    return subprocess.run([sys.executable, "-m", "feedctl.cli", "run", "--profile", "mainnet",
                            "--for", "4s", "--output", "jsonl", *extra], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from framework import EventKind, PositionEvent, RouteEvent
+from feedctl import EventKind, PositionEvent, RouteEvent
 from tests.conftest import run_async
 from tests.rollout.conftest import collector, lifecycle_is_consistent, running, wait_for
 

@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 import yarl
 
-from simulator import SimConfig, Simulator
-from simulator.signing import signed_headers
+from feedctl.simulator import SimConfig, Simulator
+from feedctl.simulator.signing import signed_headers
 
 TEST_SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT"]
 

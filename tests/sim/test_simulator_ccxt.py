@@ -8,7 +8,7 @@ import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxtpro
 import pytest
 
-from simulator import SimConfig, Simulator
+from feedctl.simulator import SimConfig, Simulator
 
 pytestmark = pytest.mark.integration
 REST_KEYS = ("spot", "futures", "v2", "public", "private")

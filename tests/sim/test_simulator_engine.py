@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from simulator.account import AccountEngine
-from simulator.errors import SimError
-from simulator.instruments import make_instruments
-from simulator.prices import SNAPSHOT_ORDER, PriceEngine
+from feedctl.simulator.account import AccountEngine
+from feedctl.simulator.errors import SimError
+from feedctl.simulator.instruments import make_instruments
+from feedctl.simulator.prices import SNAPSHOT_ORDER, PriceEngine
 
 pytestmark = pytest.mark.unit
 D = Decimal
@@ -94,7 +94,7 @@ def test_set_price_holds_and_release_resumes():
 
 
 def test_scripted_path(monkeypatch):
-    import simulator.prices as mod
+    import feedctl.simulator.prices as mod
 
     now = [100.0]
     monkeypatch.setattr(mod.time, "monotonic", lambda: now[0])

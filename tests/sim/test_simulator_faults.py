@@ -11,8 +11,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from simulator import SimConfig, SimControlError, Simulator
-from simulator.signing import ws_signature
+from feedctl.simulator import SimConfig, SimControlError, Simulator
+from feedctl.simulator.signing import ws_signature
 
 pytestmark = pytest.mark.integration
 

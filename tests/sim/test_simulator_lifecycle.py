@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from simulator import SimConfig, Simulator, generated_symbols
-from simulator.demo import DemoTrader
+from feedctl.simulator import SimConfig, Simulator, generated_symbols
+from feedctl.simulator.demo import DemoTrader
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,7 +81,7 @@ def test_generated_symbols_are_plausible():
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("argv", [["-m", "simulator"], ["-m", "simulator.cli"]])
+@pytest.mark.parametrize("argv", [["-m", "simulator"], ["-m", "feedctl.simulator.cli"]])
 def test_cli_prints_urls_then_exits_cleanly_on_sigint(argv):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, *argv, "--port", "0", "--symbols", "12",

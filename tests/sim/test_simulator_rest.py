@@ -8,8 +8,8 @@ import aiohttp
 import orjson
 import pytest
 
-from simulator import SimConfig, Simulator
-from simulator.signing import signed_headers
+from feedctl.simulator import SimConfig, Simulator
+from feedctl.simulator.signing import signed_headers
 
 pytestmark = pytest.mark.integration
 

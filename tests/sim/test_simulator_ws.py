@@ -10,9 +10,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from simulator import SimConfig, Simulator
-from simulator.prices import SNAPSHOT_ORDER
-from simulator.signing import ws_signature
+from feedctl.simulator import SimConfig, Simulator
+from feedctl.simulator.prices import SNAPSHOT_ORDER
+from feedctl.simulator.signing import ws_signature
 
 pytestmark = pytest.mark.integration
 

@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from framework import Category, EventKind, Position, PositionEvent, Side
-from plugins.trailing_stop.config import StopRule, TrailingStopSettings
-from plugins.trailing_stop.engine import TrailingStops
+from feedctl import Category, EventKind, Position, PositionEvent, Side
+from feedctl.plugins.trailing_stop.config import StopRule, TrailingStopSettings
+from feedctl.plugins.trailing_stop.engine import TrailingStops
 
 pytestmark = pytest.mark.unit
 D = Decimal

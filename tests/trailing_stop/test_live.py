@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from framework import EventKind, PositionEvent
+from feedctl import EventKind, PositionEvent
 from tests.conftest import run_async
 from tests.rollout.conftest import running, wait_for
 

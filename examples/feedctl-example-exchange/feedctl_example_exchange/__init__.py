@@ -7,7 +7,7 @@ positions (the snapshot taken after every (re)connect) and tickers (mark prices)
 Files, the same shape as feedctl's built-in plugins: ``config`` (settings model),
 ``constants`` (venue facts as data), ``parse`` (pure functions: JSON in, models out),
 ``client`` (signed REST), ``ws`` (one private socket), ``feed`` (the
-:class:`framework.Feed`), ``plugin`` (the hook), ``testing`` (the conformance-kit
+:class:`feedctl.Feed`), ``plugin`` (the hook), ``testing`` (the conformance-kit
 harness).
 """
 

@@ -1,6 +1,6 @@
 """The signed REST client: server time, the position snapshot, mark prices.
 
-Errors are sorted for the feed's reconnect loop (see ``framework.errors``):
+Errors are sorted for the feed's reconnect loop (see ``feedctl.errors``):
 :class:`RetryableFeedError` for what a retry may fix (network, 5xx, rate limits),
 :class:`FatalFeedError` for what only the user can fix (a rejected key), and
 :class:`Malformed` for answers that cannot be read. Messages never carry the key or
@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import aiohttp
 from yarl import URL
 
-from framework import FatalFeedError, MarkPrice, PositionUpdate, RetryableFeedError, now_ns
+from feedctl import FatalFeedError, MarkPrice, PositionUpdate, RetryableFeedError, now_ns
 
 from .constants import (
     AUTH_EXPIRES_MS,

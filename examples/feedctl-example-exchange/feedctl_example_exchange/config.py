@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from framework import Duration, StrictModel
+from feedctl import Duration, StrictModel
 
 
 class ExampleSettings(StrictModel):

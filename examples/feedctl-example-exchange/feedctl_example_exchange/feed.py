@@ -12,7 +12,7 @@ The duties of a feed (docs/plugins.md) and where this one meets them:
   wait in the socket's buffer and are applied after (the book drops the stale ones);
 * bad input — a frame or row it cannot read is counted (``malformed``) and logged; a
   bad position row also triggers a fresh snapshot, so nothing is lost;
-* reconnect — capped exponential backoff with full jitter (``framework.Backoff``),
+* reconnect — capped exponential backoff with full jitter (``feedctl.Backoff``),
   reset only by a connection that lived longer than the cap (no reconnect storm);
   a rejected key is a :class:`FatalFeedError` naming the settings to fix;
 * shutdown — everything lives in ``async with`` blocks and one TaskGroup inside
@@ -26,7 +26,7 @@ from typing import Any
 
 import aiohttp
 
-from framework import (
+from feedctl import (
     Backoff,
     FatalFeedError,
     Feed,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from framework import Category, MarkPrice, PositionUpdate, Side
+from feedctl import Category, MarkPrice, PositionUpdate, Side
 
 _SIDES = {"Buy": Side.LONG, "Sell": Side.SHORT}
 

@@ -1,6 +1,6 @@
 """Registers the ``example_exchange`` feed kind (entry point ``feedctl: example_exchange``).
 
-A plugin reaches feedctl only through ``framework``'s public names. The hook runs once,
+A plugin reaches feedctl only through ``feedctl``'s public names. The hook runs once,
 when feedctl builds its plugin manager; it must be a plain (not ``async``) function.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from framework import FeedContext, FeedKind, hookimpl
+from feedctl import FeedContext, FeedKind, hookimpl
 
 from .config import ExampleSettings
 from .feed import ExampleFeed

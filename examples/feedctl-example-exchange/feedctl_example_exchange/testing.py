@@ -22,8 +22,8 @@ from typing import Any, ClassVar
 
 from pydantic import SecretStr
 
-from framework import AccountSettings, Endpoints, FeedKind, Side
-from framework.testing import ExchangeAccess, FeedHarness
+from feedctl import AccountSettings, Endpoints, FeedKind, Side
+from feedctl.testing import ExchangeAccess, FeedHarness
 
 from .plugin import KIND
 
@@ -49,7 +49,7 @@ class ExampleHarness(FeedHarness):
         self.sides: dict[str, Side] = {}
 
     async def start(self) -> ExchangeAccess:
-        from simulator import SimConfig, SimControl, Simulator  # ships with feedctl
+        from feedctl.simulator import SimConfig, SimControl, Simulator  # ships with feedctl
 
         self.sim = await Simulator(SimConfig(symbols=list(self.symbols), seed=11)).start()
         self.ctl = SimControl(self.sim.urls["control"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from feedctl_example_exchange.testing import ExampleHarness
 
-from framework.testing import FeedHarness
+from feedctl.testing import FeedHarness
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from framework.testing import FeedContract
+from feedctl.testing import FeedContract
 
 
 class TestExampleExchange(FeedContract):

@@ -17,7 +17,7 @@ from feedctl_example_exchange.parse import (
     position_update,
 )
 
-from framework import Side
+from feedctl import Side
 
 PUSH = {
     "id": "5923240c6880ab-c59f-420b-9adb-3639adc9dd90", "topic": "position",

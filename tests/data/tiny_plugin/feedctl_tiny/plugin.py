@@ -1,6 +1,6 @@
 """A third-party plugin: one feed kind, ``tiny``, that plays a fixed lifecycle.
 
-It imports only feedctl's public API (``framework``), as any plugin must.
+It imports only feedctl's public API (``feedctl``), as any plugin must.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
-from framework import Feed, FeedKind, FeedState, MarkPrice, PositionUpdate, Side, hookimpl
+from feedctl import Feed, FeedKind, FeedState, MarkPrice, PositionUpdate, Side, hookimpl
 
 
 class TinyFeed(Feed):

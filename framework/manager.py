@@ -136,7 +136,7 @@ def collect_registry(pm: pluggy.PluginManager) -> Registry:
         def register_kind(kind: FeedKind, _plugin: str = plugin) -> None:
             if not isinstance(kind, FeedKind):
                 raise PluginError(
-                    f"plugin {_plugin!r} registered {kind!r}, which is not a framework.FeedKind",
+                    f"plugin {_plugin!r} registered {kind!r}, which is not a feedctl.FeedKind",
                     plugin=_plugin,
                 )
             if kind.api_version != API_VERSION:
