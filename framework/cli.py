@@ -28,6 +28,7 @@ from .output import TextPrinter, jsonl
 from .plan import SessionPlan, build_plan
 from .session import Session
 from .settings import parse_duration
+from .summary import format_summary
 
 log = logging.getLogger("feedctl.cli")
 
@@ -237,6 +238,7 @@ async def _run(plan: SessionPlan, seconds: float | None, output: str,
         for t in waiters:
             t.cancel()
         await asyncio.gather(*waiters, return_exceptions=True)
+        figures = session.summary.finish() if session.summary is not None else None
         if monitor is not None:
             await monitor.stop()
         await session.stop()
@@ -250,7 +252,21 @@ async def _run(plan: SessionPlan, seconds: float | None, output: str,
     summary = session.validator.summary() if session.validator is not None else None
     if summary:
         click.echo("validation summary: " + json.dumps(summary), err=True)
+    if figures is not None:
+        click.echo(redact(format_summary(figures)), err=True)
+        if code is ExitCode.OK and not figures["ever_delivering_healthy"]:
+            _error(never_healthy(session))
+            code = ExitCode.FAILURE
     return code
+
+
+def never_healthy(session: Session) -> str:
+    """One line: the run's delivering feeds were never healthy, and how each stood."""
+    states = "; ".join(
+        f"{name} {rt.ctx.status.state.value}"
+        + (f" ({rt.ctx.status.detail})" if rt.ctx.status.detail else "")
+        for name, rt in session.feeds.items() if rt.plan.role.value in ("primary", "standby"))
+    return f"no delivering feed was ever healthy during the run: {states}"
 
 
 _stdout_open = True

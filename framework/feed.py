@@ -192,10 +192,13 @@ class FeedContext:
         log_level = logging.WARNING if state in (FeedState.FAILED, FeedState.DEGRADED) else (
             logging.INFO)
         if changed or reason:
-            self.log.log(
-                log_level, "feed state %s -> %s", previous.value, state.value,
-                extra={"state": state.value, "reason": reason, "detail": detail},
-            )
+            # a reason without a change (a retry while reconnecting) is not a transition
+            if changed:
+                self.log.log(log_level, "feed state %s -> %s", previous.value, state.value,
+                             extra={"state": state.value, "reason": reason, "detail": detail})
+            else:
+                self.log.log(log_level, "feed still %s (%s)", state.value, reason,
+                             extra={"state": state.value, "reason": reason, "detail": detail})
             if self._on_status is not None:
                 self._on_status(
                     StatusEvent(

@@ -2,7 +2,9 @@
 
 Roles (design.md): the *primary*'s events are delivered; a *standby* takes over when
 the primary has been unhealthy for ``failover_after`` seconds (and the standby is
-healthy), and hands back once the primary has been healthy for ``failback_after``;
+healthy), and hands back once the primary has been healthy for ``failback_after``
+(doubled for each flap — a failover within ``flap_window`` of the last failback — up
+to ``failback_max``);
 *shadow* feeds are only compared with the primary (validator), never delivered.
 
 Across a switch the router reconciles what consumers were last told with the new
@@ -66,7 +68,9 @@ class Router:
         deliver: Callable[[object], None],
         on_shadow: Callable[[str, PositionEvent], None] | None = None,
         failover_after: float = 1.0,
-        failback_after: float = 30.0,
+        failback_after: float = 3.0,
+        failback_max: float = 60.0,
+        flap_window: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         primaries = [n for n, r in roles.items() if r is Role.PRIMARY]
@@ -85,6 +89,11 @@ class Router:
         self._on_shadow = on_shadow
         self.failover_after = failover_after
         self.failback_after = failback_after
+        self.failback_max = max(failback_max, failback_after)
+        self.flap_window = flap_window
+        #: The wait before the next failback: ``failback_after``, doubled per flap.
+        self.failback_wait = failback_after
+        self._last_failback_at: float | None = None
         self._clock = clock
         self._health = {name: _Health(since=clock()) for name in roles}
         #: What consumers were last told, per position key.
@@ -135,15 +144,29 @@ class Router:
                 state = self._health[self.primary].state.value
                 self._switch(self.standby, f"failover: primary {self.primary!r} {state} "
                                            f"for {-primary:.1f}s")
-        elif primary >= self.failback_after:
-            self._switch(self.primary, f"failback: primary {self.primary!r} healthy "
-                                       f"for {primary:.1f}s")
+        else:
+            if primary >= self.failback_wait:
+                self._switch(self.primary, f"failback: primary {self.primary!r} healthy "
+                                           f"for {primary:.1f}s")
+            return
+        if (self.failback_wait > self.failback_after and self._last_failback_at is not None
+                and self._clock() - self._last_failback_at >= self.flap_window):
+            self.failback_wait = self.failback_after  # delivered steadily: damping over
 
     def _switch(self, target: str, reason: str) -> None:
         previous = self.active
         self.active = target
         kind = "failback" if target == self.primary else "failover"
         self.counters[kind + "s"] += 1
+        now = self._clock()
+        if kind == "failback":
+            self._last_failback_at = now
+        elif (self._last_failback_at is not None
+              and now - self._last_failback_at < self.flap_window):
+            # failed again soon after taking over: it flaps, wait longer next time
+            self.failback_wait = min(self.failback_wait * 2, self.failback_max)
+        else:
+            self.failback_wait = self.failback_after
         ev = RouteEvent(active=target, previous=previous, reason=reason)
         self.switches.append(ev)
         log.warning("route switched %s -> %s: %s", previous, target, reason,
@@ -307,6 +330,7 @@ class Router:
                 for n, h in self._health.items()
             },
             "counters": dict(self.counters),
+            "failback_wait_seconds": self.failback_wait,
             "pending_orphans": sorted(str(k) for k in self.pending_orphans),
             "switches": [s.model_dump(mode="json") for s in self.switches[-20:]],
         }

@@ -32,6 +32,7 @@ from .plan import FeedPlan, SessionPlan, build_plan, check_credentials
 from .plugin_consumers import PluginDispatcher
 from .router import Router
 from .settings import AccountSettings, Endpoints, Role
+from .summary import RunSummary
 from .supervisor import supervise_feed
 from .validator import Validator
 
@@ -98,6 +99,8 @@ class Session:
         self.feeds: dict[str, FeedRuntime] = {}
         self.router: Router | None = None
         self.validator: Validator | None = None
+        #: What the run delivered (for the exit summary); built with the router.
+        self.summary: RunSummary | None = None
         #: Every consumer's queue: plugin dispatchers and library streams.
         self._queues: list[ConsumerQueue] = []
         self._dispatchers: list[PluginDispatcher] = []
@@ -169,7 +172,10 @@ class Session:
         self.router = Router(
             self.plan.roles, {n: rt.book for n, rt in self.feeds.items()},
             deliver=self._fanout, on_shadow=self._on_shadow,
-            failover_after=s.router.failover_after, failback_after=s.router.failback_after)
+            failover_after=s.router.failover_after, failback_after=s.router.failback_after,
+            failback_max=s.router.failback_max, flap_window=s.router.flap_window)
+        self.summary = RunSummary(self.router.active,
+                                  {n: rt.ctx.state for n, rt in self.feeds.items()})
         shadows = [rt.book for rt in self.feeds.values() if rt.plan.role is Role.SHADOW]
         if shadows:
             self.validator = Validator(self.feeds[self.router.primary].book, shadows,
@@ -280,6 +286,8 @@ class Session:
             self.validator.on_shadow_event(feed, ev)
 
     def _fanout(self, ev: Any) -> None:
+        if self.summary is not None:
+            self.summary.observe(ev)
         if self.validator is not None and isinstance(ev, PositionEvent):
             self.validator.on_primary_event(ev)
         for q in self._queues:

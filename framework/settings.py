@@ -10,7 +10,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -95,8 +95,23 @@ class AccountSettings(StrictModel):
 class RouterSettings(StrictModel):
     #: How long the primary must be unhealthy before the standby delivers.
     failover_after: Duration = 1.0
-    #: How long the primary must be healthy again before it delivers again.
-    failback_after: Duration = 30.0
+    #: How long the primary must be healthy again (resynced: a feed reports healthy only
+    #: after its snapshot) before it delivers again. Short, so that a brief private-socket
+    #: outage costs seconds, not the poller's stale marks for half a minute.
+    failback_after: Duration = 3.0
+    #: Damping against a flapping primary: a failover within ``flap_window`` of the last
+    #: failback doubles the wait before the next failback, up to ``failback_max``; a
+    #: primary that then delivers for ``flap_window`` without failing gets the short wait
+    #: back.
+    failback_max: Duration = 60.0
+    flap_window: Duration = 120.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RouterSettings:
+        if self.failback_max < self.failback_after:
+            raise ValueError(f"failback_max ({self.failback_max}s) must not be shorter "
+                             f"than failback_after ({self.failback_after}s)")
+        return self
 
 
 class DeliverySettings(StrictModel):

@@ -204,3 +204,45 @@ def test_a_flip_after_a_close_at_the_same_exchange_time_is_delivered() -> None:
 def test_router_requires_exactly_one_primary() -> None:
     with pytest.raises(ValueError, match="exactly one primary"):
         Router({"a": Role.STANDBY}, {}, deliver=lambda e: None)
+
+
+def _flap(router: Router, clock: Clock) -> None:
+    """The primary fails (failover after 1 s), then is healthy again."""
+    status(router, "p", FeedState.RECONNECTING)
+    clock.t += 1.5
+    router.evaluate()
+    assert router.active == "s"
+    status(router, "p", FeedState.HEALTHY)
+
+
+def test_failback_waits_longer_for_each_flap_and_is_capped() -> None:
+    router, _books, _delivered, clock, _ = setup({"p": Role.PRIMARY, "s": Role.STANDBY})
+    router.failback_max = 12.0
+    status(router, "p", FeedState.HEALTHY)
+    status(router, "s", FeedState.HEALTHY)
+    waits = []
+    for _ in range(4):
+        _flap(router, clock)
+        start = clock.t
+        while router.active != "p":
+            clock.t += 0.25
+            router.evaluate()
+        waits.append(clock.t - start)
+    assert waits == [5.0, 10.0, 12.0, 12.0]
+
+
+def test_a_primary_that_delivers_steadily_gets_the_short_failback_back() -> None:
+    router, _books, _delivered, clock, _ = setup({"p": Role.PRIMARY, "s": Role.STANDBY})
+    status(router, "p", FeedState.HEALTHY)
+    status(router, "s", FeedState.HEALTHY)
+    _flap(router, clock)
+    clock.t += 5.0
+    router.evaluate()
+    _flap(router, clock)  # a flap within the window: the wait doubled
+    assert router.failback_wait == 10.0
+    clock.t += 10.0
+    router.evaluate()
+    assert router.active == "p"
+    clock.t += router.flap_window
+    router.evaluate()
+    assert router.failback_wait == 5.0

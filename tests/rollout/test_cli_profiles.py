@@ -76,3 +76,34 @@ def test_a_rejected_secret_fails_with_a_clear_message_and_exit_1(
     errors = [ln for ln in out.stderr.splitlines() if ln.startswith("ERROR:")]
     assert len(errors) == 1 and "FEEDCTL_MAINNET__ACCOUNT__API" in errors[0]
     assert "wrong-secret-value" not in out.stdout + out.stderr
+
+
+def test_a_run_whose_delivering_feeds_were_never_healthy_exits_1_saying_why(
+    standalone_sim: dict[str, str], tmp_path: Path
+) -> None:
+    import socket
+    with socket.socket() as s:  # a port nothing listens on: every feed stays down
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    info = {**standalone_sim, "rest": f"http://127.0.0.1:{dead}",
+            "public_ws": f"ws://127.0.0.1:{dead}/v5/public/linear",
+            "private_ws": f"ws://127.0.0.1:{dead}/v5/private"}
+    out = run_mainnet(info, tmp_path)
+    assert out.returncode == 1, out.stderr
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("ERROR:")]
+    assert len(errors) == 1, out.stderr
+    assert "no delivering feed was ever healthy" in errors[0]
+    assert "bybit_hybrid" in errors[0] and "rest_polling" in errors[0]
+    assert "run summary" in out.stderr
+
+
+def test_a_healthy_run_ends_with_a_summary_of_what_it_delivered(
+    standalone_sim: dict[str, str], tmp_path: Path
+) -> None:
+    control(standalone_sim, "/position", {"symbol": "BTCUSDT", "side": "Buy", "size": "0.01"})
+    out = run_mainnet(standalone_sim, tmp_path)
+    assert out.returncode == 0, out.stderr
+    summary = out.stderr[out.stderr.index("run summary"):]
+    assert "lifecycles delivered: opened 1" in summary
+    assert "longest without a new mark" in summary and "BTCUSDT" in summary
+    assert "reconnecting -> reconnecting" not in out.stderr
