@@ -200,6 +200,11 @@ class PositionEvent(_Frozen):
     seq: int = 0
     #: True for events the router synthesized to reconcile consumers across a switch.
     synthetic: bool = False
+    #: True for a lifecycle event of the primary delivered while the standby was the
+    #: delivering feed: a change the primary recovered (its resync snapshot or fill
+    #: replay) that consumers would otherwise have missed. ``position.exchange_ms`` says
+    #: when it happened on the exchange.
+    recovered: bool = False
 
     @property
     def key(self) -> PositionKey:
@@ -285,4 +290,4 @@ def position_event(kind: EventKind, feed: str, position: Position, changes: tupl
     """A PositionEvent from trusted values, without re-validation."""
     return _trusted(PositionEvent, {  # type: ignore[return-value]
         "type": "position", "kind": kind, "feed": feed, "position": position,
-        "changes": changes, "seq": seq, "synthetic": synthetic})
+        "changes": changes, "seq": seq, "synthetic": synthetic, "recovered": False})

@@ -104,16 +104,60 @@ class Router:
         #: Exchange time (ms) of the last close consumers were told, per key: a feed's
         #: open state not newer than that is stale and is never delivered as an open.
         self._closed_ms: dict[PositionKey, int] = {}
-        self.counters = {"failovers": 0, "failbacks": 0, "delivered": 0, "guarded": 0}
+        self.counters = {"failovers": 0, "failbacks": 0, "delivered": 0, "guarded": 0,
+                         "recovered": 0, "marks_superseded": 0}
+        #: True while a recovered event of the primary is being delivered.
+        self._recovering = False
 
     # ---------------------------------------------------------------- inputs
     def on_event(self, feed: str, event: PositionEvent) -> None:
         if feed == self.active:
+            if event.kind is EventKind.PRICE:
+                told = self.delivered.get(event.position.key)
+                if told is not None and _mark_newer(told, event.position):
+                    # consumers hold a fresher mark (from the other delivering feed)
+                    self.counters["marks_superseded"] += 1
+                    return
             self._guarded(event)
             if self.pending_orphans:
                 self._settle_orphans()
+        elif feed == self.primary or feed == self.standby:
+            self._inactive_event(feed, event)
         elif self._on_shadow is not None and feed in self.shadows:
             self._on_shadow(feed, event)
+
+    def _inactive_event(self, feed: str, event: PositionEvent) -> None:
+        """An event of the delivering feed that is not active.
+
+        Marks are routed per symbol from the freshest source: a price the inactive feed
+        has that is newer than what consumers hold moves their mark (a private-socket
+        outage does not take away the public socket's marks). Lifecycle events of the
+        primary while the standby delivers are what the primary recovered: they pass
+        the same guards as the active feed's, marked ``recovered``, so a lifecycle the
+        standby missed still reaches consumers, once.
+        """
+        if event.kind is EventKind.PRICE:
+            told = self.delivered.get(event.position.key)
+            if (told is not None and event.position.mark_price is not None
+                    and event.position.mark_price != told.mark_price
+                    and _mark_newer(event.position, told)):
+                self._send(_synthetic(EventKind.PRICE, feed, _remarked(told, event.position)))
+            return
+        if feed != self.primary:
+            return
+        before = self.counters["delivered"]
+        self._recovering = True
+        try:
+            told = self.delivered.get(event.position.key)
+            if event.kind is EventKind.CHANGED and told is not None:
+                # the standby may have delivered this state already: only the difference
+                for ev in self._diff(told, event.position, feed):
+                    self._send(ev)
+            else:
+                self._guarded(event)
+        finally:
+            self._recovering = False
+        self.counters["recovered"] += self.counters["delivered"] - before
 
     def on_status(self, event: StatusEvent) -> None:
         h = self._health.get(event.feed)
@@ -319,6 +363,8 @@ class Router:
         else:
             self.delivered[key] = event.position
         self.counters["delivered"] += 1
+        if self._recovering:
+            event = event.model_copy(update={"recovered": True})
         self._deliver(event)
 
     def snapshot(self) -> dict[str, object]:
@@ -340,6 +386,16 @@ def _synthetic(kind: EventKind, feed: str, pos: Position,
                changes: tuple[str, ...] = ()) -> PositionEvent:
     return PositionEvent(kind=kind, feed=feed, position=pos, changes=changes, seq=0,
                          synthetic=True)
+
+
+def _mark_newer(a: Position, b: Position) -> bool:
+    """True if ``a``'s mark is strictly newer than ``b``'s (exchange time, else receive
+    time): the freshest source of a symbol's mark wins."""
+    am, bm = a.mark_exchange_ms, b.mark_exchange_ms
+    if am is not None and bm is not None:
+        return am > bm
+    an, bn = a.mark_received_ns, b.mark_received_ns
+    return an is not None and bn is not None and an > bn
 
 
 def _remarked(told: Position, pos: Position) -> Position:

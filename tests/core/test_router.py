@@ -102,7 +102,10 @@ def test_failover_after_threshold_then_failback_without_duplicate_lifecycles() -
         ("opened", "BTCUSDT"), ("opened", "ETHUSDT"),  # from h
         ("closed", "ETHUSDT"), ("changed", "BTCUSDT"),  # reconciled at failover
     ]
-    assert router.counters == {"failovers": 1, "failbacks": 1, "delivered": 4, "guarded": 0}
+    # the primary's resync (the same truth) adds nothing: its close of ETHUSDT, which
+    # consumers already saw closed, is guarded
+    assert router.counters == {"failovers": 1, "failbacks": 1, "delivered": 4, "guarded": 1,
+                               "recovered": 0, "marks_superseded": 0}
 
 
 def test_no_failover_to_an_unhealthy_standby() -> None:
@@ -246,3 +249,50 @@ def test_a_primary_that_delivers_steadily_gets_the_short_failback_back() -> None
     clock.t += router.flap_window
     router.evaluate()
     assert router.failback_wait == 5.0
+
+
+def mark(symbol: str, price: str, ms: int) -> MarkPrice:
+    return MarkPrice(symbol=symbol, mark_price=D(price), exchange_ms=ms)
+
+
+def test_the_inactive_primarys_fresher_marks_reach_consumers_after_a_failover() -> None:
+    """A private-socket outage must not take away the public socket's marks."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    for b in books.values():
+        b.apply(upd("BTCUSDT", "1", 1))
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t = 1.5
+    router.evaluate()
+    assert router.active == "r"
+    books["r"].apply_mark(mark("BTCUSDT", "101", 1_000))
+    books["h"].apply_mark(mark("BTCUSDT", "102", 1_100))  # newer: delivered
+    books["h"].apply_mark(mark("BTCUSDT", "103", 1_200))
+    books["r"].apply_mark(mark("BTCUSDT", "99", 1_150))   # the poller's older mark: not
+    prices = [e.position.mark_price for e in delivered
+              if isinstance(e, PositionEvent) and e.kind is EventKind.PRICE]
+    assert prices == [D("101"), D("102"), D("103")]
+    assert router.delivered[next(iter(router.delivered))].mark_price == D("103")
+
+
+def test_a_lifecycle_the_primary_recovers_while_the_standby_delivers_reaches_consumers() -> None:
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t = 1.5
+    router.evaluate()
+    assert router.active == "r"
+    # opened and closed between two polls of the standby; the primary's replay has it
+    opened = upd("XRPUSDT", "5", 1).model_copy(update={"exchange_ms": 1_000})
+    closed = upd("XRPUSDT", "0", 2).model_copy(update={"exchange_ms": 2_000})
+    books["h"].apply(opened)
+    books["h"].apply(closed)
+    recovered = [(e.kind.value, e.recovered) for e in delivered if isinstance(e, PositionEvent)]
+    assert recovered == [("opened", True), ("closed", True)]
+    assert router.counters["recovered"] == 2
+    # the standby catching up later adds no duplicate
+    books["r"].apply(opened)
+    books["r"].apply(closed)
+    assert len([e for e in delivered if isinstance(e, PositionEvent)]) == 2
