@@ -131,7 +131,7 @@ def _lifecycle_record(ev: PositionEvent, t: int, active: str | None = None) -> d
     rec: dict[str, Any] = {
         "t": t, "kind": ev.kind.value, "symbol": p.symbol, "idx": p.position_idx,
         "seq": p.seq, "side": p.side.value, "size": str(p.size), "entry": str(p.entry_price),
-        "synthetic": ev.synthetic, "feed": ev.feed,
+        "synthetic": ev.synthetic, "feed": ev.feed, "past": ev.past,
     }
     if active is not None:
         rec["active"] = active
@@ -189,6 +189,8 @@ class Recorder:
             self.counts[f"{ev.kind.value}{'_synthetic' if ev.synthetic else ''}"] += 1
             if ev.kind is not EventKind.PRICE:
                 self.consumer.append(_lifecycle_record(ev, t))
+            if ev.past:
+                return  # history: the key's current position is untouched
             if ev.kind is EventKind.CLOSED:
                 self.view.pop(key, None)
                 self._seen_since.pop(key, None)
@@ -829,9 +831,12 @@ def seen_lifecycles(events: Iterable[dict[str, Any]]
     ``opened`` while open, a ``closed`` while not open, a ``changed`` while not open."""
     out: dict[str, list[SeenLife]] = {}
     dups: list[dict[str, Any]] = []
+    # ``past`` events are the pairs of lifecycles recovered after the fact: their own
+    # stream per key, beside the current one (they never touch its open lifecycle)
+    past: dict[str, list[SeenLife]] = {}
     for ev in events:
         key = f"{ev['symbol']}:{ev['idx']}"
-        lcs = out.setdefault(key, [])
+        lcs = (past if ev.get("past") else out).setdefault(key, [])
         is_open = bool(lcs) and lcs[-1].close_t is None
         kind = ev["kind"]
         if kind == "opened":
@@ -850,6 +855,8 @@ def seen_lifecycles(events: Iterable[dict[str, Any]]
                 dups.append({"why": "changed while not open", **ev})
                 continue
             lcs[-1].changes += 1
+    for key, lcs in past.items():
+        out.setdefault(key, []).extend(lcs)
     return out, dups
 
 
@@ -917,9 +924,9 @@ def analyse(*, transitions: list[dict[str, Any]], consumer: list[dict[str, Any]]
     closed on it), ``missed`` (no consumer lifecycle touches it), ``coalesced`` (one
     consumer lifecycle spans it and a neighbour: a close/reopen the consumer never saw),
     ``split`` (two or more consumer lifecycles on it: a false close and reopen). A missed
-    or coalesced one is *excused* when every boundary (open, close) the consumer lacks
-    was seen by the primary's own book while the router delivered the standby (a
-    lifecycle inside a failover window that the polling standby never saw); else *lost*.
+    or coalesced one is *lost*, whatever the reason; ``primary_saw`` records whether the
+    primary's own book saw the boundaries consumers lack (and while which feed
+    delivered), to tell a router fault from a feed's.
 
     Every failure (lost, split, premature close, unmatched, duplicate) is then attributed
     to a known finding by its signature (see :func:`explain`) or counted *unexplained*;
@@ -935,7 +942,6 @@ def analyse(*, transitions: list[dict[str, Any]], consumer: list[dict[str, Any]]
     con_counts = Counter(e["kind"] for e in consumer)
     status: Counter[str] = Counter()
     lost: list[dict[str, Any]] = []
-    excused: list[dict[str, Any]] = []
     split: list[dict[str, Any]] = []
     premature: list[dict[str, Any]] = []
     for key, xl in ex.items():
@@ -963,16 +969,11 @@ def analyse(*, transitions: list[dict[str, Any]], consumer: list[dict[str, Any]]
                 status["delivered"] += 1
                 continue
             kind = "missed" if not cover else "coalesced"
-            why = _excuse(tl, k, missing, primary)
-            item = {"symbol": x.symbol, "open_seq": x.open_seq, "close_seq": x.close_seq,
-                    "open_ms": x.open_ms, "close_ms": x.close_ms, "kind": kind,
-                    "missing": missing, "primary_saw": why}
-            if why == "excused":
-                status[f"{kind}_excused"] += 1
-                excused.append(item)
-            else:
-                status[f"{kind}_lost"] += 1
-                lost.append(item)
+            status[kind] += 1
+            lost.append({"symbol": x.symbol, "open_seq": x.open_seq, "close_seq": x.close_seq,
+                         "open_ms": x.open_ms, "close_ms": x.close_ms, "kind": kind,
+                         "missing": missing, "primary_saw": _primary_saw(tl, k, missing,
+                                                                         primary)})
     for key, cls in seen.items():
         xl = ex.get(key, [])
         for c in cls:
@@ -1042,11 +1043,9 @@ def analyse(*, transitions: list[dict[str, Any]], consumer: list[dict[str, Any]]
         "consumer_events": {k: con_counts.get(k, 0) for k in ("opened", "changed", "closed")},
         "consumer_synthetic": sum(1 for e in consumer if e["synthetic"]),
         "lifecycles": {k: status.get(k, 0) for k in (
-            "delivered", "missed_excused", "coalesced_excused", "missed_lost",
-            "coalesced_lost", "split")},
+            "delivered", "missed", "coalesced", "split")},
         "lost": len(lost),
         "lost_detail": lost[:20],
-        "excused_detail": excused[:10],
         "duplicates": len(dups),
         "duplicate_detail": dups[:10],
         "split": len(split),
@@ -1065,9 +1064,10 @@ def analyse(*, transitions: list[dict[str, Any]], consumer: list[dict[str, Any]]
     }
 
 
-def _excuse(taps: list[SeenLife], k: int, missing: list[str], primary: str) -> str:
-    """'excused' if the primary's book saw every missing boundary of lifecycle ``k`` while
-    the router delivered another feed; else what went wrong."""
+def _primary_saw(taps: list[SeenLife], k: int, missing: list[str], primary: str) -> str:
+    """Whether the primary's book saw each boundary of lifecycle ``k`` consumers lack, and
+    while which feed delivered: tells a router fault from a feed's."""
+    seen: list[str] = []
     for boundary in missing:
         if boundary == "open":
             hit = [t for t in taps if t.first == k]
@@ -1079,7 +1079,8 @@ def _excuse(taps: list[SeenLife], k: int, missing: list[str], primary: str) -> s
             return f"primary never saw the {boundary}"
         if any(a == primary for a in active):
             return f"primary emitted the {boundary} while delivering"
-    return "excused"
+        seen.append(boundary)
+    return f"primary saw the {' and '.join(seen)} while the standby delivered"
 
 
 #: What a failure can be attributed to (docs/reliability.md, "Findings").
@@ -1276,9 +1277,8 @@ ROWS: list[tuple[str, Any]] = [
     ("exchange lifecycles (completed)", lambda r: f"{r['exchange_lifecycles']} "
      f"({r['exchange_lifecycles_completed']})"),
     ("  delivered as opened+closed", lambda r: r["lifecycles"]["delivered"]),
-    ("  inside a failover window (excused)", lambda r: r["lifecycles"]["missed_excused"]
-     + r["lifecycles"]["coalesced_excused"]),
-    ("  LOST", lambda r: r["lost"]),
+    ("  LOST (missed / coalesced)", lambda r: f"{r['lost']} ({r['lifecycles']['missed']} / "
+     f"{r['lifecycles']['coalesced']})"),
     ("duplicates", lambda r: r["duplicates"]),
     ("split by a false close", lambda r: r["split"]),
     ("premature closes", lambda r: r["premature_closes"]),
@@ -1343,6 +1343,7 @@ def _setup_logging(path: str | None) -> None:
     flog.setLevel(logging.INFO)
     flog.propagate = False
     if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(path, mode="w")
         handler.setLevel(logging.WARNING)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))

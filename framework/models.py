@@ -205,6 +205,12 @@ class PositionEvent(_Frozen):
     #: replay) that consumers would otherwise have missed. ``position.exchange_ms`` says
     #: when it happened on the exchange.
     recovered: bool = False
+    #: True for the ``opened`` and ``closed`` of a lifecycle that began and ended
+    #: *before* the state consumers hold for this key (or its last close): history the
+    #: primary recovered that the standby never saw. Delivered as a pair, both
+    #: ``recovered``; it does not touch the key's current position, so a consumer that
+    #: keeps positions by key skips it and a journal records it.
+    past: bool = False
 
     @property
     def key(self) -> PositionKey:
@@ -290,4 +296,5 @@ def position_event(kind: EventKind, feed: str, position: Position, changes: tupl
     """A PositionEvent from trusted values, without re-validation."""
     return _trusted(PositionEvent, {  # type: ignore[return-value]
         "type": "position", "kind": kind, "feed": feed, "position": position,
-        "changes": changes, "seq": seq, "synthetic": synthetic, "recovered": False})
+        "changes": changes, "seq": seq, "synthetic": synthetic, "recovered": False,
+        "past": False})

@@ -34,7 +34,9 @@ class TextPrinter:
         if isinstance(event, PositionEvent):
             p = event.position
             key = (event.feed, p.key)
-            if event.kind is EventKind.PRICE:
+            if event.past:
+                pass  # history: the key's current price throttle is untouched
+            elif event.kind is EventKind.PRICE:
                 t = time.monotonic()
                 if t - self._last_price.get(key, 0.0) < self.price_every:
                     return None
@@ -44,6 +46,10 @@ class TextPrinter:
             pnl = "-" if p.unrealised_pnl is None else f"{p.unrealised_pnl:.4f}"
             extra = f" changes={','.join(event.changes)}" if event.changes else ""
             synth = " (synthetic)" if event.synthetic else ""
+            if event.past:
+                synth += " (past: recovered lifecycle)"
+            elif event.recovered:
+                synth += " (recovered)"
             return (f"{now} {event.kind.value:<7} {p.symbol:<12} {p.side.value:<5} size={p.size} "
                     f"entry={p.entry_price} mark={p.mark_price} upnl={pnl} "
                     f"feed={event.feed}{extra}{synth}")

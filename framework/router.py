@@ -27,12 +27,19 @@ told, so an ``opened`` for a position consumers already hold becomes a ``changed
 takes them back: a ``price`` moves the mark of what they hold, a ``closed`` closes it
 only once that feed knows the key flat as of a time not older than it, anything else
 is dropped.
+
+A lifecycle the primary recovers that lies wholly *before* what consumers hold for its
+key (its ``opened`` older than their last close, or than the later lifecycle they hold:
+one the standby's polls never saw) is held until the primary closes it, then delivered
+as ``past`` events (``recovered`` too) unless a lifecycle consumers were told had a
+state inside its span of exchange time. It never touches the key's current position.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -104,13 +111,23 @@ class Router:
         #: Exchange time (ms) of the last close consumers were told, per key: a feed's
         #: open state not newer than that is stale and is never delivered as an open.
         self._closed_ms: dict[PositionKey, int] = {}
+        #: Per key, the events of a lifecycle of the primary that lies before what
+        #: consumers hold, held until its close completes it (see the module docstring).
+        self._past: dict[PositionKey, list[PositionEvent]] = {}
+        #: Per key, the first and last exchange time (ms) of the open states consumers
+        #: were told of the lifecycle they hold, and of the last ones they saw closed.
+        self._open_span: dict[PositionKey, tuple[int, int]] = {}
+        self._spans: dict[PositionKey, deque[tuple[int, int]]] = {}
         self.counters = {"failovers": 0, "failbacks": 0, "delivered": 0, "guarded": 0,
-                         "recovered": 0, "marks_superseded": 0}
+                         "recovered": 0, "marks_superseded": 0, "past_lifecycles": 0,
+                         "merged_split": 0}
         #: True while a recovered event of the primary is being delivered.
         self._recovering = False
 
     # ---------------------------------------------------------------- inputs
     def on_event(self, feed: str, event: PositionEvent) -> None:
+        if feed == self.primary and self._past_lifecycle(event):
+            return
         if feed == self.active:
             if event.kind is EventKind.PRICE:
                 told = self.delivered.get(event.position.key)
@@ -158,6 +175,61 @@ class Router:
         finally:
             self._recovering = False
         self.counters["recovered"] += self.counters["delivered"] - before
+
+    # ---------------------------------------------------------------- past lifecycles
+    def _past_lifecycle(self, event: PositionEvent) -> bool:
+        """True if ``event`` belongs to a lifecycle of the primary that lies before what
+        consumers hold (held here, delivered as ``past`` once closed)."""
+        key = event.position.key
+        kind = event.kind
+        held = self._past.get(key)
+        if held is not None:
+            side = held[0].position.side
+            told = self.delivered.get(key)
+            if kind is EventKind.PRICE:
+                return False  # the usual guards: an older state only moves the mark
+            if kind is EventKind.CHANGED and event.position.side is side and (
+                    told is None or self._older(event.position, told)):
+                if len(held) < _PAST_EVENTS_MAX:
+                    held.append(event)
+                else:
+                    held[-1] = event
+                return True
+            del self._past[key]
+            if kind is EventKind.CLOSED and event.position.side is side:
+                return self._deliver_past([*held, event])
+            # anything else: the held states were not a past lifecycle after all
+        if kind is not EventKind.OPENED:
+            return False
+        told = self.delivered.get(key)
+        if told is None:
+            before = self._stale_open(event.position)
+        else:
+            before = self._older(event.position, told)
+        if before and event.position.exchange_ms is not None:
+            self._past[key] = [event]
+            return True
+        return False
+
+    def _deliver_past(self, events: list[PositionEvent]) -> bool:
+        """Deliver a complete past lifecycle, unless one consumers were told (or hold) had
+        a state inside its span of exchange time: then it is that one, not a past one."""
+        key = events[0].position.key
+        opened, closed = events[0].position.exchange_ms, events[-1].position.exchange_ms
+        if opened is None or closed is None:
+            return False
+        spans = list(self._spans.get(key, ()))
+        if key in self._open_span:
+            spans.append(self._open_span[key])
+        if any(first < closed and last >= opened for first, last in spans):
+            return False
+        self._closed_ms[key] = max(closed, self._closed_ms.get(key, 0))
+        self.counters["past_lifecycles"] += 1
+        for ev in events:
+            self.counters["delivered"] += 1
+            self.counters["recovered"] += 1
+            self._deliver(ev.model_copy(update={"recovered": True, "past": True}))
+        return True
 
     def on_status(self, event: StatusEvent) -> None:
         h = self._health.get(event.feed)
@@ -217,6 +289,7 @@ class Router:
                     extra={"active": target, "previous": previous, "cause": kind})
         self._deliver(ev)
         self.pending_orphans = set()
+        self._past.clear()
         for synthetic in self.reconcile_with(self.books[target]):
             self._send(synthetic)
 
@@ -292,6 +365,8 @@ class Router:
                 self.counters["guarded"] += 1
                 return
             if self._older(event.position, told):
+                if self._split_merged(told, event):
+                    return
                 # a lagging feed closes the older state it held: what consumers hold is
                 # closed only if that feed knows the key flat as of a time not older than
                 # it (else its next snapshot decides, as for an orphan at a switch)
@@ -326,7 +401,28 @@ class Router:
                 self._send(_synthetic(EventKind.PRICE, event.feed,
                                       _remarked(told, event.position)))
             return
+        elif told.side is not event.position.side:
+            # a side change seen as a change (a poller that missed the flip): consumers
+            # get the close and the open it was
+            self.counters["guarded"] += 1
+            for ev in self._diff(told, event.position, event.feed):
+                self._send(ev)
+            return
         self._send(event)
+
+    def _split_merged(self, told: Position, event: PositionEvent) -> bool:
+        """A close, at a time its feed knows the key flat, that falls between the states
+        consumers hold of one lifecycle: that was two lifecycles (a poller saw the close
+        and reopen as a change). Consumers get the close, then the open of the later one."""
+        flat_at = event.position.exchange_ms
+        span = self._open_span.get(told.key)
+        if flat_at is None or span is None or not span[0] < flat_at <= span[1]:
+            return False
+        self.counters["merged_split"] += 1
+        self._send(_synthetic(EventKind.CLOSED, event.feed,
+                              told.model_copy(update={"exchange_ms": flat_at})))
+        self._send(_synthetic(EventKind.OPENED, event.feed, told))
+        return True
 
     @staticmethod
     def _older(pos: Position, told: Position) -> bool:
@@ -355,12 +451,22 @@ class Router:
     # ---------------------------------------------------------------- output
     def _send(self, event: PositionEvent) -> None:
         key = event.position.key
+        ms = event.position.exchange_ms
         if event.kind is EventKind.CLOSED:
             self.delivered.pop(key, None)
-            ms = event.position.exchange_ms
+            span = self._open_span.pop(key, None)
+            if span is not None:
+                spans = self._spans.get(key)
+                if spans is None:
+                    spans = self._spans[key] = deque(maxlen=_SPANS_KEPT)
+                spans.append(span)
             if ms is not None:
                 self._closed_ms[key] = max(ms, self._closed_ms.get(key, 0))
         else:
+            if ms is not None:
+                span = self._open_span.get(key) if key in self.delivered else None
+                self._open_span[key] = (ms, ms) if span is None else (
+                    min(span[0], ms), max(span[1], ms))
             self.delivered[key] = event.position
         self.counters["delivered"] += 1
         if self._recovering:
@@ -380,6 +486,12 @@ class Router:
             "pending_orphans": sorted(str(k) for k in self.pending_orphans),
             "switches": [s.model_dump(mode="json") for s in self.switches[-20:]],
         }
+
+
+#: Events of one held past lifecycle kept (beyond it, the latest replaces the last).
+_PAST_EVENTS_MAX = 64
+#: Closed lifecycles remembered per key to recognise a past one consumers were told.
+_SPANS_KEPT = 32
 
 
 def _synthetic(kind: EventKind, feed: str, pos: Position,

@@ -54,6 +54,9 @@ class RunSummary:
     def _position(self, ev: PositionEvent) -> None:
         key = ev.position.key
         now = self._clock()
+        if ev.past:  # a recovered lifecycle of the past: counted, no mark to age
+            self.lifecycles[ev.kind.value] += 1
+            return
         if ev.kind is EventKind.CLOSED:
             self.lifecycles["closed"] += 1
             self._gap(key, now)

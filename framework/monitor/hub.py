@@ -131,7 +131,7 @@ class EventHub:
     def _on_event(self, ev: Any) -> None:
         if is_notable(ev):
             self.notable.append(notable_json(ev))
-        if isinstance(ev, PositionEvent):
+        if isinstance(ev, PositionEvent) and not ev.past:
             key = (ev.feed, ev.position.key)
             if ev.kind is EventKind.PRICE:
                 now = time.monotonic()

@@ -66,6 +66,8 @@ class TrailingStops:
 
     def on_event(self, ev: PositionEvent, *, dry_run: bool = True) -> list[TrailingStopEvent]:
         pos = ev.position
+        if ev.past:
+            return []  # a lifecycle that ended before the current one: nothing to trail
         if ev.kind is EventKind.CLOSED:
             self._state.pop(pos.key, None)
             return []

@@ -89,18 +89,20 @@ def test_coalescing_changes_is_fine_but_a_missed_close_is_not() -> None:
          .saw("opened", 10, 1001).saw("changed", 12, 1250, size="3")  # one for two
          .saw("changed", 14, 1450).saw("closed", 15, 1501))  # close/reopen seen as a change
     r = h.analyse()
-    assert r["lifecycles"]["coalesced_lost"] == 2  # the first's close, the second's open
+    assert r["lifecycles"]["coalesced"] == 2  # the first's close, the second's open
     assert r["lost"] == 2 and r["unexplained"] == 2
 
 
-def test_a_lifecycle_inside_a_failover_window_is_excused() -> None:
-    """Consumers missed it because the polling standby delivered; the primary's own book
-    saw it (replayed after its outage) while the router delivered the standby."""
+def test_a_lifecycle_consumers_lack_is_lost_even_inside_a_failover_window() -> None:
+    """No excuse: the primary's own book saw it (replayed after its outage) while the
+    router delivered the standby; consumers lacking it is a loss, attributed."""
     h = (History().ex("opened", 10, 1000).ex("closed", 11, 1100)
          .saw("opened", 10, 2000, active="rest_polling")
          .saw("closed", 11, 2000, active="rest_polling"))
     r = h.analyse()
-    assert r["lifecycles"]["missed_excused"] == 1 and r["lost"] == 0
+    assert r["lifecycles"]["missed"] == 1 and r["lost"] == 1
+    assert r["lost_detail"][0]["primary_saw"] == (
+        "primary saw the open and close while the standby delivered")
 
 
 def test_a_lifecycle_the_primary_delivered_but_consumers_lack_is_lost() -> None:

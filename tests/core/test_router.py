@@ -105,7 +105,8 @@ def test_failover_after_threshold_then_failback_without_duplicate_lifecycles() -
     # the primary's resync (the same truth) adds nothing: its close of ETHUSDT, which
     # consumers already saw closed, is guarded
     assert router.counters == {"failovers": 1, "failbacks": 1, "delivered": 4, "guarded": 1,
-                               "recovered": 0, "marks_superseded": 0}
+                               "recovered": 0, "marks_superseded": 0,
+                               "past_lifecycles": 0, "merged_split": 0}
 
 
 def test_no_failover_to_an_unhealthy_standby() -> None:
@@ -296,3 +297,100 @@ def test_a_lifecycle_the_primary_recovers_while_the_standby_delivers_reaches_con
     books["r"].apply(opened)
     books["r"].apply(closed)
     assert len([e for e in delivered if isinstance(e, PositionEvent)]) == 2
+
+
+def _failed_over() -> tuple[Router, dict[str, PositionBook], list[object]]:
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t = 1.5
+    router.evaluate()
+    assert router.active == "r"
+    return router, books, delivered
+
+
+def at(u: PositionUpdate, ms: int) -> PositionUpdate:
+    return u.model_copy(update={"exchange_ms": ms})
+
+
+def lifecycle(delivered: list[object]) -> list[tuple[str, str, bool]]:
+    return [(e.kind.value, e.position.side.value, e.past) for e in delivered
+            if isinstance(e, PositionEvent) and e.kind is not EventKind.PRICE]
+
+
+def test_a_past_lifecycle_before_a_close_consumers_got_is_delivered_as_past() -> None:
+    router, books, delivered = _failed_over()
+    books["h"].apply(at(upd("SOLUSDT", "5", 1), 1_000))
+    books["r"].apply(at(upd("SOLUSDT", "5", 1), 1_000))
+    # the standby polls flat at 4 s; a short lifecycle (2 s .. 3 s) passed between polls
+    books["r"].reconcile([], as_of_ms=4_000)
+    books["h"].apply(at(upd("SOLUSDT", "2", 2, Side.SHORT), 2_000))  # the replay: flip
+    books["h"].apply(at(upd("SOLUSDT", "0", 3), 3_000))
+    assert lifecycle(delivered) == [("opened", "long", False), ("closed", "long", False),
+                                    ("opened", "short", True), ("closed", "short", True)]
+    assert all(e.recovered for e in delivered[-2:] if isinstance(e, PositionEvent))
+    assert router.delivered == {}
+    assert router.counters["past_lifecycles"] == 1
+
+
+def test_a_past_lifecycle_before_the_one_consumers_hold_leaves_it_open() -> None:
+    router, books, delivered = _failed_over()
+    # the standby sees only the later lifecycle (opened at 5 s)
+    books["r"].apply(at(upd("BTCUSDT", "2", 9), 5_000))
+    books["h"].apply(at(upd("BTCUSDT", "1", 4), 1_000))  # the primary's replay
+    books["h"].apply(at(upd("BTCUSDT", "0", 5), 2_000))
+    books["h"].apply(at(upd("BTCUSDT", "2", 9), 5_000))
+    assert lifecycle(delivered) == [("opened", "long", False), ("opened", "long", True),
+                                    ("closed", "long", True)]
+    held = router.delivered[next(iter(router.delivered))]
+    assert held.size == D("2")
+
+
+def test_a_lifecycle_the_standby_delivered_is_not_delivered_again_as_past() -> None:
+    router, books, delivered = _failed_over()
+    books["r"].apply(at(upd("ETHUSDT", "1", 4), 1_500))
+    books["r"].reconcile([], as_of_ms=4_000)
+    # the primary's replay of the same lifecycle (its open older than the close)
+    books["h"].apply(at(upd("ETHUSDT", "1", 4), 1_000))
+    books["h"].apply(at(upd("ETHUSDT", "0", 5), 3_000))
+    assert lifecycle(delivered) == [("opened", "long", False), ("closed", "long", False)]
+    assert router.counters["past_lifecycles"] == 0
+
+
+def test_an_older_open_of_the_lifecycle_consumers_hold_then_its_close_closes_it() -> None:
+    router, books, delivered = _failed_over()
+    books["r"].apply(at(upd("ADAUSDT", "1", 6), 2_500))  # polled mid-lifecycle
+    books["h"].apply(at(upd("ADAUSDT", "1", 4), 1_000))  # the primary saw it open earlier
+    books["h"].apply(at(upd("ADAUSDT", "0", 8), 3_000))
+    assert lifecycle(delivered) == [("opened", "long", False), ("closed", "long", False)]
+    assert router.delivered == {}
+
+
+def test_a_flip_the_standby_saw_as_a_change_reaches_consumers_as_close_and_open() -> None:
+    _, books, delivered = _failed_over()
+    books["r"].apply(at(upd("DOTUSDT", "3", 5, Side.SHORT), 1_000))
+    books["h"].apply(at(upd("DOTUSDT", "3", 5, Side.SHORT), 1_000))
+    books["h"].apply(at(upd("DOTUSDT", "2", 7), 2_000))  # flip: delivered, recovered
+    # a poller's own book that missed the long lifecycle: short 3 -> short 1 is a change
+    books["r"].apply(at(upd("DOTUSDT", "1", 9, Side.SHORT), 3_000))
+    assert lifecycle(delivered) == [("opened", "short", False), ("closed", "short", False),
+                                    ("opened", "long", False), ("closed", "long", False),
+                                    ("opened", "short", False)]
+
+
+def test_a_close_between_the_states_of_one_delivered_lifecycle_splits_it() -> None:
+    router, books, delivered = _failed_over()
+    books["r"].apply(at(upd("LTCUSDT", "3", 5, Side.SHORT), 1_000))
+    # the standby's next poll sees a later lifecycle as a change of the first
+    books["r"].apply(at(upd("LTCUSDT", "2", 9, Side.SHORT), 3_000))
+    # the primary knows the first closed at 2 s and the second opened then
+    books["h"].apply(at(upd("LTCUSDT", "3", 5, Side.SHORT), 1_000))
+    books["h"].apply(at(upd("LTCUSDT", "0", 7), 2_000))
+    books["h"].apply(at(upd("LTCUSDT", "2", 9, Side.SHORT), 3_000))
+    assert lifecycle(delivered) == [("opened", "short", False), ("changed", "short", False),
+                                    ("closed", "short", False), ("opened", "short", False)]
+    assert router.counters["merged_split"] == 1
+    closes = [e for e in delivered if isinstance(e, PositionEvent)
+              and e.kind is EventKind.CLOSED]
+    assert closes[0].position.exchange_ms == 2_000 and closes[0].recovered

@@ -200,6 +200,7 @@ function renderNotable() {
 function setClock(nowNs) { if (nowNs) state.offsetMs = Date.now() - nowNs / 1e6; }
 
 function onPosition(ev) {
+  if (ev.past) return;  // a recovered lifecycle that ended earlier: the table is current state
   const p = ev.position, key = posKey(p);
   const known = state.positions.get(key);
   if (known && known.lifecycle > p.lifecycle) return;  // an older lifecycle, already replaced
