@@ -2,10 +2,14 @@
 
 The feed tells the stream which symbols it wants (``want``); the stream subscribes and
 unsubscribes in batches, merges snapshot and delta tickers, and hands each new mark
-price to the book. Data liveness is per symbol: a subscribed ticker silent for
-``stale_after`` is stale → resubscribed; still stale after that (or every symbol stale
-at once: a stalled socket) → the socket is reconnected. Planned reconnects open and
-subscribe the new socket before the old one closes.
+price to the book. Data liveness is per symbol: a wanted symbol without a ticker for
+``stale_after`` — since it was wanted, since its subscribe was answered, since the socket
+opened, or since its last ticker, whichever is latest — is stale, whether its subscribe
+was answered or is still waiting (the check runs while requests are pending). A stale
+subscribed ticker is resubscribed; still stale after that, every symbol stale at once,
+or every symbol stale while a subscribe waits for its answer (a stalled socket) → the
+socket is reconnected. Planned reconnects open and subscribe the new socket before the
+old one closes.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class _Session:
         self.subscribed: dict[str, int] = {}
         self.resubscribed: set[str] = set()
         self.swap_at = swap_at
+        self.opened_ns = time.time_ns()
 
 
 class PublicStream:
@@ -49,6 +54,8 @@ class PublicStream:
         self.ctx, self.s = feed.ctx, feed.settings
         self.name = f"public-{category.value}"
         self.wanted: set[str] = set()
+        #: symbol -> wall-clock ns it became wanted (a staleness reference)
+        self._wanted_ns: dict[str, int] = {}
         self.rejected: set[str] = set()
         self.stale: frozenset[str] = frozenset()
         self.down: str | None = None
@@ -59,6 +66,8 @@ class PublicStream:
 
     def want(self, symbols: set[str]) -> None:
         if symbols != self.wanted:
+            now = time.time_ns()
+            self._wanted_ns = {s: self._wanted_ns.get(s, now) for s in symbols}
             self.wanted = set(symbols)
             self.rejected &= self.wanted
             self._wake.set()
@@ -80,7 +89,7 @@ class PublicStream:
                 reason = await self._serve(sess)
                 if reason is None:  # planned: make the new socket, then break the old
                     try:
-                        new = await self._open()
+                        new = await self._open(report=False)  # the old one still serves
                     except (ConnectionLost, RequestRejected) as exc:
                         sess.swap_at = time.monotonic() + self._backoff.next()
                         self.ctx.log.warning("planned %s reconnect failed: %s", self.name, exc)
@@ -118,7 +127,7 @@ class PublicStream:
             self.down = None
             self.feed.public_changed(reason="fresh")
 
-    async def _open(self) -> _Session:
+    async def _open(self, *, report: bool = True) -> _Session:
         tickers = TickerState(self.category)
         conn = Conn(
             name=self.name, url=self.url, on_data=self._handler(tickers),
@@ -134,7 +143,9 @@ class PublicStream:
             await conn.open()
             if lifetime is not None:
                 sess.swap_at = time.monotonic() + lifetime
-            await self._sync(sess)
+            reason = await self._synced(sess, self._check_every(), report=report)
+            if reason is not None:
+                raise ConnectionLost(reason)
         except BaseException:
             await conn.close()
             raise
@@ -145,7 +156,7 @@ class PublicStream:
         when its planned lifetime is over."""
         closed = sess.conn.closed
         closed.add_done_callback(lambda _f: self._wake.set())
-        check = max(0.02, min(self.s.stale_after / 4, 1.0))
+        check = self._check_every()
         while True:
             if closed.done():
                 return closed.result()
@@ -154,8 +165,9 @@ class PublicStream:
                 return None
             self._wake.clear()
             try:
-                await self._sync(sess)
-                reason = await self._check_stale(sess)
+                reason = await self._synced(sess, check)
+                if reason is None:
+                    reason = await self._check_stale(sess)
             except ConnectionLost as exc:
                 return str(exc)
             if reason is not None:
@@ -164,6 +176,38 @@ class PublicStream:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
+
+    def _check_every(self) -> float:
+        return max(0.02, min(self.s.stale_after / 4, 1.0))
+
+    async def _synced(self, sess: _Session, check: float, *, report: bool = True
+                      ) -> str | None:
+        """``_sync`` while measuring staleness every ``check`` seconds: a stall that starts
+        while a subscribe waits for its answer is seen after ``stale_after``, not after the
+        request timeout. The stall reason, or None once the requests are answered."""
+        sync = asyncio.ensure_future(self._sync(sess))
+        began = time.monotonic()
+        try:
+            while True:
+                waits: set[asyncio.Future[Any]] = {sync, sess.conn.closed}
+                done, _ = await asyncio.wait(waits, timeout=check)
+                if sync in done:
+                    sync.result()  # its ConnectionLost is the caller's
+                    return None
+                if sess.conn.closed.done():
+                    return sess.conn.closed.result()
+                stale = self._measure(sess, report=report)
+                wanted = self.wanted - self.rejected
+                if (wanted and stale >= wanted
+                        and time.monotonic() - began > self.s.stale_after):
+                    return (f"{self.name} stalled: a subscribe unanswered and no ticker for "
+                            f"any of {len(wanted)} symbols in {self.s.stale_after:g}s")
+        finally:
+            if not sync.done():
+                sync.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionLost,
+                                         RequestRejected):
+                    await sync
 
     # ----------------------------------------------------------------- subscriptions
     async def _sync(self, sess: _Session) -> None:
@@ -215,21 +259,30 @@ class PublicStream:
         for sym in symbols:
             sess.subscribed[sym] = now
 
-    async def _check_stale(self, sess: _Session) -> str | None:
+    def _measure(self, sess: _Session, *, report: bool = True) -> set[str]:
+        """The wanted symbols without a ticker for ``stale_after`` (subscribed or not: a
+        symbol waiting for its subscribe's answer, or beyond the topic budget, has no
+        price either); reported to the feed when the set changes."""
         now = time.time_ns()
         limit = int(self.s.stale_after * 1e9)
         seen = sess.tickers.last_seen_ns
         stale: set[str] = set()
-        for sym, ref in sess.subscribed.items():
-            if now - max(ref, seen.get(sym, 0)) > limit:
+        for sym in self.wanted - self.rejected:
+            ref = max(sess.subscribed.get(sym, 0), self._wanted_ns.get(sym, 0),
+                      sess.opened_ns, seen.get(sym, 0))
+            if now - ref > limit:
                 stale.add(sym)
             else:
                 sess.resubscribed.discard(sym)
         current = frozenset(stale | (self.rejected & self.wanted))
-        if current != self.stale:
+        if report and current != self.stale:
             fresh = not current
             self.stale = current
             self.feed.public_changed(reason="fresh" if fresh else "stale")
+        return stale
+
+    async def _check_stale(self, sess: _Session) -> str | None:
+        stale = self._measure(sess) & set(sess.subscribed)
         if not stale:
             return None
         if len(sess.subscribed) >= 2 and len(stale) == len(sess.subscribed):

@@ -3,6 +3,7 @@ bad frames of every kind, request batching, a rejected topic."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
+import websockets
 from websockets.asyncio.server import ServerConnection, serve
 
 from feedctl import FeedState
@@ -26,12 +28,16 @@ class Script:
         self.requests: list[dict[str, Any]] = []
         self.reject = reject or set()
         self.conns: list[ServerConnection] = []
+        #: connections that stalled: the server reads them but answers and pushes nothing
+        self.muted: set[ServerConnection] = set()
 
     async def handler(self, ws: ServerConnection) -> None:
         self.conns.append(ws)
         async for raw in ws:
             msg = orjson.loads(raw)
             self.requests.append(msg)
+            if ws in self.muted:
+                continue
             bad = [a for a in msg.get("args") or [] if a in self.reject]
             answer = {"success": not bad, "ret_msg": f"error:handler not found,topic:{bad[0]}"
                       if bad else "", "conn_id": "s", "req_id": msg.get("req_id"),
@@ -47,10 +53,17 @@ class Script:
                     snap["ts"] = int(time.time() * 1000)
                     await ws.send(orjson.dumps(snap).decode())
 
+    def stall(self) -> None:
+        """The open connections go silent (a new connection is served normally)."""
+        self.muted.update(self.conns)
+
     async def send(self, frame: Any) -> None:
         data = frame if isinstance(frame, str | bytes) else orjson.dumps(frame).decode()
         for ws in self.conns:
-            await ws.send(data)
+            if ws in self.muted:
+                continue
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await ws.send(data)
 
 
 @contextlib.asynccontextmanager
@@ -116,5 +129,48 @@ def test_subscriptions_are_batched_and_a_rejected_topic_is_isolated() -> None:
             assert "ETHUSDT" in h.ctx.status.stale_symbols  # no price for it: not hidden
             await h.ctl.close_position("ETHUSDT")  # no longer wanted: healthy again
             await wait_until(lambda: h.ctx.state is FeedState.HEALTHY)
+
+    run(go())
+
+
+def test_a_stall_that_starts_while_a_subscribe_waits_is_seen_after_stale_after() -> None:
+    """The socket goes silent (no answers, no tickers) just as a new symbol is subscribed:
+    the feed is degraded with both symbols stale after ``stale_after``, and the socket is
+    replaced, long before the subscribe's 8 s request timeout (no ping rescues it: 30 s)."""
+    async def go() -> None:
+        script = Script()
+        async with scripted(script) as url, harness(
+                endpoints={"public_ws": url}, stale_after=0.5, request_timeout=8.0,
+                ping_interval=30.0, pong_timeout=30.0) as h:
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await wait_until(lambda: script.conns and h.prices("BTCUSDT"))
+
+            async def ticking() -> None:
+                n = 0
+                while True:
+                    n += 1
+                    await script.send(delta("BTCUSDT", f"{17000 + n}.5"))
+                    await script.send(delta("ETHUSDT", f"{1700 + n}.5"))
+                    await asyncio.sleep(0.1)
+
+            ticker = asyncio.create_task(ticking())
+            try:
+                await asyncio.sleep(0.6)
+                assert h.ctx.state is FeedState.HEALTHY
+                script.stall()
+                began = time.monotonic()
+                await h.ctl.place_order("ETHUSDT", "Buy", "0.1")  # its subscribe waits
+                await wait_until(lambda: h.ctx.state is FeedState.DEGRADED, within=3.0)
+                await wait_until(lambda: set(h.ctx.status.stale_symbols)
+                                 == {"BTCUSDT", "ETHUSDT"}, within=3.0)
+                await wait_until(lambda: len(script.conns) >= 2, within=3.0)
+                assert time.monotonic() - began < 3.0
+                assert h.ctx.counters["reconnects"] >= 1
+                # the new socket answers: both priced, healthy again
+                await wait_until(lambda: h.ctx.state is FeedState.HEALTHY, within=5.0)
+            finally:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
 
     run(go())
