@@ -801,6 +801,7 @@ class SeenLife:
     changes: int = 0
     first: int | None = None  # index of the exchange lifecycle its opened maps to
     last: int | None = None  # index of the exchange lifecycle its closed maps to
+    past: bool = False  # delivered after the fact as ``past`` events (history)
 
 
 def exchange_lifecycles(transitions: Iterable[dict[str, Any]]
@@ -836,14 +837,16 @@ def seen_lifecycles(events: Iterable[dict[str, Any]]
     past: dict[str, list[SeenLife]] = {}
     for ev in events:
         key = f"{ev['symbol']}:{ev['idx']}"
-        lcs = (past if ev.get("past") else out).setdefault(key, [])
+        is_past = bool(ev.get("past"))
+        lcs = (past if is_past else out).setdefault(key, [])
         is_open = bool(lcs) and lcs[-1].close_t is None
         kind = ev["kind"]
         if kind == "opened":
             if is_open:
                 dups.append({"why": "opened while open", **ev})
                 continue
-            lcs.append(SeenLife(ev["symbol"], ev["seq"], ev["t"], ev.get("active")))
+            lcs.append(SeenLife(ev["symbol"], ev["seq"], ev["t"], ev.get("active"),
+                                past=is_past))
         elif kind == "closed":
             if not is_open:
                 dups.append({"why": "closed while not open", **ev})
@@ -895,10 +898,14 @@ def _locate_close(xl: list[ExLife], seq: int | None, first: int) -> int | None:
 
 
 def _map(seen: dict[str, list[SeenLife]], ex: dict[str, list[ExLife]]) -> list[SeenLife]:
+    """Map each seen lifecycle onto exchange ones. ``past`` lifecycles are mapped first:
+    a close that arrived late with the next lifecycle's seq ends the lifecycle before it
+    *that consumers did not get as history* (the past one sits between them)."""
     unmatched: list[SeenLife] = []
     for key, lcs in seen.items():
         xl = ex.get(key, [])
-        for lc in lcs:
+        claimed: set[int] = set()
+        for lc in sorted(lcs, key=lambda c: not c.past):
             lc.first = _locate_open(xl, lc.open_seq)
             if lc.first is None:
                 unmatched.append(lc)
@@ -909,6 +916,12 @@ def _map(seen: dict[str, list[SeenLife]], ex: dict[str, list[ExLife]]) -> list[S
                 lc.last = _locate_close(xl, lc.close_seq, lc.first)
                 if lc.last is None:
                     unmatched.append(lc)
+                    continue
+                if lc.past:
+                    claimed.update(range(lc.first, lc.last + 1))
+                else:
+                    while lc.last > lc.first and lc.last in claimed:
+                        lc.last -= 1
     return unmatched
 
 

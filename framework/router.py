@@ -114,9 +114,9 @@ class Router:
         #: Per key, the events of a lifecycle of the primary that lies before what
         #: consumers hold, held until its close completes it (see the module docstring).
         self._past: dict[PositionKey, list[PositionEvent]] = {}
-        #: Per key, the first and last exchange time (ms) of the open states consumers
-        #: were told of the lifecycle they hold, and of the last ones they saw closed.
-        self._open_span: dict[PositionKey, tuple[int, int]] = {}
+        #: Per key, the exchange times (ms) of the open states consumers were told of
+        #: the lifecycle they hold, and the (first, last) of the last ones they saw closed.
+        self._open_states: dict[PositionKey, list[int]] = {}
         self._spans: dict[PositionKey, deque[tuple[int, int]]] = {}
         self.counters = {"failovers": 0, "failbacks": 0, "delivered": 0, "guarded": 0,
                          "recovered": 0, "marks_superseded": 0, "past_lifecycles": 0,
@@ -219,8 +219,9 @@ class Router:
         if opened is None or closed is None:
             return False
         spans = list(self._spans.get(key, ()))
-        if key in self._open_span:
-            spans.append(self._open_span[key])
+        states = self._open_states.get(key)
+        if states:
+            spans.append((min(states), max(states)))
         if any(first < closed and last >= opened for first, last in spans):
             return False
         self._closed_ms[key] = max(closed, self._closed_ms.get(key, 0))
@@ -415,13 +416,17 @@ class Router:
         consumers hold of one lifecycle: that was two lifecycles (a poller saw the close
         and reopen as a change). Consumers get the close, then the open of the later one."""
         flat_at = event.position.exchange_ms
-        span = self._open_span.get(told.key)
-        if flat_at is None or span is None or not span[0] < flat_at <= span[1]:
+        states = self._open_states.get(told.key, [])
+        before = [t for t in states if flat_at is not None and t < flat_at]
+        after = [t for t in states if flat_at is not None and t >= flat_at]
+        if not before or not after:
             return False
         self.counters["merged_split"] += 1
+        self._open_states[told.key] = before
         self._send(_synthetic(EventKind.CLOSED, event.feed,
                               told.model_copy(update={"exchange_ms": flat_at})))
         self._send(_synthetic(EventKind.OPENED, event.feed, told))
+        self._open_states[told.key] = after
         return True
 
     @staticmethod
@@ -454,19 +459,23 @@ class Router:
         ms = event.position.exchange_ms
         if event.kind is EventKind.CLOSED:
             self.delivered.pop(key, None)
-            span = self._open_span.pop(key, None)
-            if span is not None:
+            states = self._open_states.pop(key, None)
+            if states:
                 spans = self._spans.get(key)
                 if spans is None:
                     spans = self._spans[key] = deque(maxlen=_SPANS_KEPT)
-                spans.append(span)
+                spans.append((min(states), max(states)))
             if ms is not None:
                 self._closed_ms[key] = max(ms, self._closed_ms.get(key, 0))
         else:
             if ms is not None:
-                span = self._open_span.get(key) if key in self.delivered else None
-                self._open_span[key] = (ms, ms) if span is None else (
-                    min(span[0], ms), max(span[1], ms))
+                states = self._open_states.get(key) if key in self.delivered else None
+                if states is None:
+                    self._open_states[key] = [ms]
+                elif ms != states[-1]:
+                    states.append(ms)
+                    if len(states) > _STATES_KEPT:
+                        del states[1]  # the first (the open) and the latest matter most
             self.delivered[key] = event.position
         self.counters["delivered"] += 1
         if self._recovering:
@@ -490,7 +499,9 @@ class Router:
 
 #: Events of one held past lifecycle kept (beyond it, the latest replaces the last).
 _PAST_EVENTS_MAX = 64
-#: Closed lifecycles remembered per key to recognise a past one consumers were told.
+#: State times kept of the lifecycle consumers hold (to split one a poller merged).
+_STATES_KEPT = 256
+#: Closed lifecycles remembered per key, to recognise a past one consumers were told.
 _SPANS_KEPT = 32
 
 

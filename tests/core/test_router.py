@@ -394,3 +394,18 @@ def test_a_close_between_the_states_of_one_delivered_lifecycle_splits_it() -> No
     closes = [e for e in delivered if isinstance(e, PositionEvent)
               and e.kind is EventKind.CLOSED]
     assert closes[0].position.exchange_ms == 2_000 and closes[0].recovered
+
+
+def test_a_lifecycle_between_two_a_poller_merged_is_delivered_as_past_after_the_split() -> None:
+    router, books, delivered = _failed_over()
+    books["r"].apply(at(upd("SOLUSDT", "3", 5, Side.SHORT), 1_000))
+    # short -> long -> short between two polls: the poller sees a change
+    books["r"].apply(at(upd("SOLUSDT", "2", 9, Side.SHORT), 3_000))
+    books["h"].apply(at(upd("SOLUSDT", "3", 5, Side.SHORT), 1_000))
+    books["h"].apply(at(upd("SOLUSDT", "1", 7), 2_000))  # flip to long at 2 s
+    books["h"].apply(at(upd("SOLUSDT", "2", 9, Side.SHORT), 2_500))  # flip back at 2.5 s
+    assert lifecycle(delivered) == [
+        ("opened", "short", False), ("changed", "short", False),  # the poller's view
+        ("closed", "short", False), ("opened", "short", False),  # split at 2 s
+        ("opened", "long", True), ("closed", "long", True)]  # the one between, as history
+    assert router.counters["merged_split"] == 1 and router.counters["past_lifecycles"] == 1
