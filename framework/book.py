@@ -30,6 +30,7 @@ from .models import (
     PositionKey,
     PositionUpdate,
     Side,
+    now_ns,
     position_event,
     trusted_position,
 )
@@ -92,6 +93,9 @@ class PositionBook:
         self._event_seq = 0
         #: Exchange time (ms) of the newest complete snapshot reconciled into the book.
         self.reconciled_as_of_ms: int | None = None
+        #: Wall-clock ns the book last reconciled a complete snapshot; None until its
+        #: first: until then the book's positions are *unknown*, not flat.
+        self.synced_ns: int | None = None
         #: Exchange time (ms) at which each key was last seen flat.
         self.flat_ms: dict[PositionKey, int] = {}
         self.counters: dict[str, int] = {
@@ -254,6 +258,7 @@ class PositionBook:
             ev = self._close(pos, flat)
             events.append(ev)
             self._send(ev)
+        self.synced_ns = now_ns()
         return events
 
     # ------------------------------------------------------------------ internals

@@ -237,6 +237,7 @@ class FeedContext:
             latency_ms_p50=self._latency.percentile(0.5),
             latency_ms_p99=self._latency.percentile(0.99),
             stale_symbols=self._stale,
+            synced_ns=self.book.synced_ns,
         )
 
     def __repr__(self) -> str:

@@ -248,6 +248,9 @@ class FeedStatus(_Frozen):
     latency_ms_p50: float | None = None
     latency_ms_p99: float | None = None
     stale_symbols: tuple[str, ...] = ()
+    #: Wall-clock ns of the feed's last complete snapshot of the account; None while it
+    #: has never had one: its positions are unknown (not "no open positions").
+    synced_ns: int | None = None
 
     def last_message_age(self, at_ns: int | None = None) -> float | None:
         """Seconds since the feed last received anything, or None if never."""

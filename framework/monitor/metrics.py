@@ -90,6 +90,8 @@ def _feeds(status: dict[str, Any]) -> Iterator[Metric]:
                  "received anything.", ["feed"])
     stale = _gauge("feedctl_feed_stale_symbols", "Symbols whose price stream is stale.",
                    ["feed"])
+    synced = _gauge("feedctl_feed_synced", "1 once the feed has had a complete snapshot of "
+                    "the account; 0 while its positions are unknown.", ["feed"])
     for name, f in feeds.items():
         current = f.get("state")
         up.add_metric([name, str(f.get("kind")), str(f.get("role"))],
@@ -110,7 +112,8 @@ def _feeds(status: dict[str, Any]) -> Iterator[Metric]:
         if f.get("last_message_ns"):
             age.add_metric([name], max(0.0, (now - f["last_message_ns"]) / 1e9))
         stale.add_metric([name], len(f.get("stale_symbols") or ()))
-    yield from (up, state, state_age, msg, rec, res, other, lat, age, stale)
+        synced.add_metric([name], 0 if f.get("synced_ns") is None else 1)
+    yield from (up, state, state_age, msg, rec, res, other, lat, age, stale, synced)
 
 
 def _positions(delivered: list[dict[str, Any]], status: dict[str, Any]) -> Iterator[Metric]:

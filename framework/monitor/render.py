@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..models import now_ns
-from .views import agreement
+from .views import agreement, unknown_reason
 
 _STATE_STYLE = {"healthy": "green", "degraded": "yellow", "failed": "bold red",
                 "reconnecting": "yellow", "resyncing": "cyan", "connecting": "cyan",
@@ -43,7 +43,10 @@ def header(status: dict[str, Any], *, source: str = "") -> Text:
     return text
 
 
-def positions_table(positions: Iterable[dict[str, Any]], at_ns: int | None = None) -> Table:
+def positions_table(positions: Iterable[dict[str, Any]], at_ns: int | None = None, *,
+                    unknown: str | None = None) -> Table:
+    """The positions consumers hold. ``unknown`` (why they are not known complete: the
+    delivering feed never synced) is shown instead of "no open positions"."""
     now = at_ns or now_ns()
     t = Table(title="Positions", title_justify="left", expand=False)
     for col, justify in (("Symbol", "left"), ("Side", "left"), ("Size", "right"),
@@ -62,7 +65,13 @@ def positions_table(positions: Iterable[dict[str, Any]], at_ns: int | None = Non
                   Text("-" if pnl is None else str(pnl), style=pnl_style),
                   Text(seconds(age), style="yellow" if age is not None and age > 2 else ""),
                   str(p.get("feed", "")))
-    if not rows:
+    if unknown is not None:
+        text = Text(f"positions unknown: {unknown}", style="bold yellow")
+        if rows:
+            t.caption = text
+        else:
+            t.add_row(text, *[""] * 7)
+    elif not rows:
         t.add_row(Text("no open positions", style="dim"), *[""] * 7)
     return t
 
@@ -121,6 +130,9 @@ def dashboard(status: dict[str, Any], positions: list[dict[str, Any]],
               rows: list[dict[str, Any]], notable: list[dict[str, Any]],
               *, source: str = "") -> RenderableType:
     now = now_ns()
-    return Group(header(status, source=source), positions_table(positions, now),
+    unknown = unknown_reason((status.get("router") or {}).get("active"),
+                             status.get("feeds") or {})
+    return Group(header(status, source=source),
+                 positions_table(positions, now, unknown=unknown),
                  feeds_table(rows), validation_text(status.get("validation")),
                  events_table(notable, now))

@@ -28,7 +28,15 @@ from ..models import now_ns
 from ..settings import MonitorSettings
 from .hub import EventHub
 from .metrics import SessionCollector, build_registry, exposition
-from .views import RateTracker, dumps, feed_rows, positions_payload, subscriptions_payload
+from .views import (
+    RateTracker,
+    dumps,
+    feed_rows,
+    positions_payload,
+    readiness,
+    subscriptions_payload,
+    unknown_reason,
+)
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -38,6 +46,8 @@ log = logging.getLogger("feedctl.monitor")
 COOKIE = "feedctl_monitor_token"
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 _STATIC = {"dashboard.js": "application/javascript", "dashboard.css": "text/css"}
+#: Probe endpoints a supervisor calls without the token (they show no positions).
+_PROBES = frozenset({"/healthz", "/readyz"})
 _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
@@ -93,6 +103,8 @@ class Monitor:
             lambda: self.session.status()["validation"]))
         app.router.add_get("/api/events", self._events)
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         try:
@@ -140,8 +152,10 @@ class Monitor:
     def snapshot(self) -> dict[str, Any]:
         """The first SSE frame: everything the page draws."""
         status = self.session.status()
+        positions = positions_payload(self.session)
         return {"profile": status["profile"], "mode": status["mode"],
-                "positions": positions_payload(self.session)["delivered"],
+                "positions": positions["delivered"],
+                "positions_unknown": positions["unknown_reason"],
                 "feeds": feed_rows(status, self.rates.update(status["feeds"])),
                 "router": status["router"],
                 "validation": status["validation"], "notable": list(self.hub.notable),
@@ -151,6 +165,8 @@ class Monitor:
         status = self.session.status()
         return {"feeds": feed_rows(status, self.rates.update(status["feeds"])),
                 "router": status["router"], "validation": status["validation"],
+                "positions_unknown": unknown_reason(
+                    (status.get("router") or {}).get("active"), status["feeds"]),
                 "now_ns": now_ns()}
 
     # ---------------------------------------------------------------- handlers
@@ -161,7 +177,7 @@ class Monitor:
                                              headers={"Allow": "GET, HEAD"}))
         if _is_loopback(self.settings.host) and not _is_loopback(request.url.host or ""):
             return self._finish(web.Response(status=403, text="host not allowed\n"))
-        if self._token:
+        if self._token and request.path not in _PROBES:
             given = self._given_token(request)
             if given is None or not hmac.compare_digest(given, self._token):
                 return self._finish(web.Response(
@@ -206,6 +222,19 @@ class Monitor:
         async def handler(request: web.Request) -> web.Response:
             return web.Response(text=dumps(build()), content_type="application/json")
         return handler
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        """Liveness: the process serves. 200 always, with the session's phase."""
+        return web.Response(text=dumps({"alive": True, "profile": self.session.plan.loaded.name,
+                                        "now_ns": now_ns()}),
+                            content_type="application/json")
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        """Readiness: 200 while the delivering feed is healthy and has synced (its
+        positions are known and live); else 503 with the reason."""
+        body = readiness(self.session.status())
+        return web.Response(status=200 if body["ready"] else 503, text=dumps(body),
+                            content_type="application/json")
 
     async def _index(self, request: web.Request) -> web.Response:
         return web.Response(body=_static("index.html"), content_type="text/html",

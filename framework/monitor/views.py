@@ -35,16 +35,57 @@ def position_json(pos: Position) -> dict[str, Any]:
 
 
 def positions_payload(session: Session) -> dict[str, Any]:
-    """What consumers were told (``delivered``) and what each feed's book holds."""
+    """What consumers were told (``delivered``) and what each feed's book holds.
+
+    ``known`` is false while the delivering feed has never synced (no complete snapshot
+    of the account yet): ``delivered`` is then *unknown*, not "no open positions", and
+    ``unknown_reason`` says why (the feed's state and detail)."""
     router = session.router
     delivered = [position_json(p) for p in router.delivered.values()] if router else []
+    active = router.active if router else None
+    feeds = {name: rt.ctx.status for name, rt in session.feeds.items()}
     return {
-        "active": router.active if router else None,
+        "active": active,
         "delivered": delivered,
+        "known": unknown_reason(active, feeds) is None,
+        "unknown_reason": unknown_reason(active, feeds),
+        "synced_ns": {name: st.synced_ns for name, st in feeds.items()},
         "books": {name: [position_json(p) for p in rt.book.positions.values()]
                   for name, rt in session.feeds.items()},
         "now_ns": now_ns(),
     }
+
+
+def readiness(status: dict[str, Any]) -> dict[str, Any]:
+    """``/readyz``: ready while the delivering feed is healthy and has synced."""
+    active = (status.get("router") or {}).get("active")
+    feeds = status.get("feeds") or {}
+    reason = unknown_reason(active, feeds)
+    feed = feeds.get(active) or {}
+    if reason is None and feed.get("state") not in ("healthy",):
+        detail = feed.get("detail") or ""
+        reason = f"{active} is {feed.get('state')}{': ' + detail if detail else ''}"
+    return {"ready": reason is None, "active": active, "reason": reason,
+            "state": feed.get("state"), "synced_ns": feed.get("synced_ns"), "now_ns": now_ns()}
+
+
+def unknown_reason(active: str | None, feeds: dict[str, Any]) -> str | None:
+    """Why the positions consumers hold are not known to be complete, or None.
+
+    ``feeds`` maps feed names to a FeedStatus or its JSON form (a remote instance's
+    ``/api/status`` ``feeds``)."""
+    if active is None:
+        return "no feed delivers positions"
+    st = feeds.get(active)
+    if st is None:
+        return f"the delivering feed {active!r} is not running"
+    get = (lambda k: st.get(k)) if isinstance(st, dict) else (lambda k: getattr(st, k, None))
+    if get("synced_ns") is not None:
+        return None
+    state = get("state")
+    state = getattr(state, "value", state)
+    detail = get("detail") or ""
+    return f"not synced yet ({active}: {state}{': ' + detail if detail else ''})"
 
 
 def subscriptions_payload(status: dict[str, Any]) -> dict[str, Any]:

@@ -81,8 +81,16 @@ def threaded_monitor(clean_env: Path, mpm: FeedctlPluginManager,  # noqa: F811
                      request: pytest.FixtureRequest) -> Iterator[str]:
     """A session + monitor running in a background thread's event loop; yields its URL.
     For code that must block (click commands, a browser driver)."""
-    token = getattr(request, "param", None)
-    path = write_settings(clean_env)
+    yield from _threaded(write_settings(clean_env), mpm, getattr(request, "param", None))
+
+
+@pytest.fixture
+def unsynced_monitor(clean_env: Path, mpm: FeedctlPluginManager) -> Iterator[str]:  # noqa: F811
+    """Like ``threaded_monitor``, but the feed never gets its snapshot (never synced)."""
+    yield from _threaded(write_settings(clean_env, WALK_PROFILE + "sync = false\n"), mpm, None)
+
+
+def _threaded(path: Path, mpm: FeedctlPluginManager, token: str | None) -> Iterator[str]:
     ready: list[str] = []
     started = threading.Event()
     loop = asyncio.new_event_loop()

@@ -201,3 +201,46 @@ def test_a_port_in_use_is_one_clear_configuration_error(
             assert second.url is None
 
     run_async(main())
+
+
+NEVER_SYNCED = WALK_PROFILE + "sync = false\n"
+
+
+def test_positions_of_a_feed_that_never_synced_are_unknown_and_not_ready(
+    clean_env: Path, mpm: FeedctlPluginManager
+) -> None:
+    async def main() -> None:
+        async with running(write_settings(clean_env, NEVER_SYNCED), mpm) as (session, monitor), \
+                aiohttp.ClientSession(monitor.url) as http:
+            await wait_for(lambda: session.status()["feeds"]["main"]["state"] == "connecting")
+            async with http.get("/api/positions") as r:
+                positions = await r.json()
+            assert positions["delivered"] == [] and positions["known"] is False
+            assert positions["unknown_reason"] == (
+                "not synced yet (main: connecting: REST snapshot unanswered)")
+            async with http.get("/readyz") as r:
+                assert r.status == 503
+                body = await r.json()
+            assert body["ready"] is False and "not synced yet" in body["reason"]
+            async with http.get("/healthz") as r:
+                assert r.status == 200 and (await r.json())["alive"] is True
+
+    run_async(main())
+
+
+def test_readyz_is_ready_once_the_delivering_feed_synced_and_probes_need_no_token(
+    clean_env: Path, mpm: FeedctlPluginManager
+) -> None:
+    async def main() -> None:
+        async with running(write_settings(clean_env), mpm, token="s3cret-token") as (
+                session, monitor), aiohttp.ClientSession(monitor.url) as http:
+            await wait_for(lambda: session.status()["feeds"]["main"]["state"] == "healthy")
+            async with http.get("/readyz") as r:
+                assert r.status == 200
+                body = await r.json()
+            assert body["ready"] is True and body["active"] == "main" and body["synced_ns"]
+            assert "delivered" not in body  # a probe shows no positions
+            async with http.get("/api/positions") as r:
+                assert r.status == 401  # everything else still needs the token
+
+    run_async(main())

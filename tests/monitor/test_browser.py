@@ -82,3 +82,26 @@ def test_dashboard_shows_a_position_appear_and_its_mark_price_move(
     assert browser.execute_script("return performance.getEntriesByType('navigation').length") == 1
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
+
+
+def test_dashboard_of_a_feed_that_never_synced_says_positions_unknown(
+    unsynced_monitor: str, browser: Any
+) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def text(selector: str) -> str | None:
+        return browser.execute_script(
+            "const e = document.querySelector(arguments[0]); return e ? e.textContent : null",
+            selector)
+
+    browser.get(unsynced_monitor + "/")
+    wait = WebDriverWait(browser, 10, poll_frequency=0.05)
+    wait.until(lambda d: text("#conn") == "live"
+               and text('tr[data-feed="main"] td.state') == "connecting")
+    wait.until(lambda d: (text("#positions-unknown") or "").startswith("positions unknown"))
+    assert text("#positions-unknown") == (
+        "positions unknown: not synced yet (main: connecting: REST snapshot unanswered)")
+    body = text("#positions tbody") or ""
+    assert "no open positions" not in body and "not synced yet" in body
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "monitor-dashboard-unsynced.png"))

@@ -37,6 +37,7 @@ POSITION = {"symbol": "ETHUSDT", "side": "short", "size": "2", "entry_price": "3
             "mark_received_ns": None}
 STATUS = {"profile": "mainnet", "mode": "parallel",
           "router": {"active": "bybit_hybrid"},
+          "feeds": {"bybit_hybrid": {"state": "healthy", "synced_ns": 1}},
           "validation": {"rest_polling": {"shadow": "rest_polling", "agreement": 0.98}}}
 ROWS = [{"feed": "bybit_hybrid", "role": "primary", "state": "healthy", "active": True,
          "rate": 10.0, "messages": 120, "latency_ms_p50": 3.21, "latency_ms_p99": 9.9,
@@ -71,10 +72,25 @@ def test_the_view_shows_positions_feeds_validation_and_events() -> None:
 
 @pytest.mark.unit
 def test_the_view_says_so_when_there_is_nothing_to_show() -> None:
-    text = draw(dashboard({"profile": "p", "mode": "rest", "router": None, "validation": None},
-                          [], [], []))
+    synced = {"profile": "p", "mode": "rest", "router": {"active": "rest_polling"},
+              "validation": None,
+              "feeds": {"rest_polling": {"state": "healthy", "synced_ns": 1}}}
+    text = draw(dashboard(synced, [], [], []))
     assert "no open positions" in text and "none yet" in text
     assert "no shadow feed is validated" in text
+    assert "unknown" not in text
+
+
+@pytest.mark.unit
+def test_a_feed_that_never_synced_shows_positions_unknown_not_flat() -> None:
+    never = {"profile": "p", "mode": "production", "router": {"active": "bybit_hybrid"},
+             "validation": None,
+             "feeds": {"bybit_hybrid": {"state": "connecting", "synced_ns": None,
+                                        "detail": "REST unreachable"}}}
+    text = draw(dashboard(never, [], [], []))
+    assert "no open positions" not in text
+    assert ("positions unknown: not synced yet (bybit_hybrid: connecting: REST unreachable)"
+            in text)
 
 
 @pytest.mark.unit

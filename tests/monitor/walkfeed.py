@@ -31,6 +31,8 @@ class WalkSettings(StrictModel):
     start: str = "65000"
     step: str = "1.5"
     leak: bool = False
+    #: false: the feed never gets its snapshot (a REST that never answers)
+    sync: bool = True
 
 
 class WalkFeed(Feed):
@@ -43,9 +45,13 @@ class WalkFeed(Feed):
         if s.leak:
             key = ctx.account.api_key.get_secret_value() if ctx.account.api_key else ""
             ctx.log.warning("careless plugin logs its key %s", key)
+        opened = PositionUpdate(symbol=s.symbol, side=Side.LONG, size=Decimal("0.5"),
+                                entry_price=Decimal(s.start), seq=1, exchange_ms=1)
+        if not s.sync:
+            ctx.set_state(FeedState.CONNECTING, "REST snapshot unanswered")
+            await asyncio.Event().wait()  # for ever: never synced
+        ctx.reconcile([opened], as_of_ms=1)  # the account's snapshot: one position
         ctx.set_state(FeedState.HEALTHY, reason="resync_done")
-        ctx.apply(PositionUpdate(symbol=s.symbol, side=Side.LONG, size=Decimal("0.5"),
-                                 entry_price=Decimal(s.start), seq=1, exchange_ms=1))
         price, step = Decimal(s.start), Decimal(s.step)
         rng = random.Random(7)  # the same walk every run; every tick moves the price
         while True:

@@ -11,6 +11,7 @@ const state = {
   series: new Map(),     // key -> [mark prices]
   feeds: new Map(),      // name -> feed row
   notable: [],
+  unknown: null,         // why positions are not known complete (never synced), or null
   offsetMs: 0,           // browser clock minus server clock
   dirty: true,
 };
@@ -105,10 +106,13 @@ function renderPositions() {
   const body = $("positions").tBodies[0];
   const rows = [...state.positions.values()].sort((a, b) =>
     a.symbol.localeCompare(b.symbol) || a.position_idx - b.position_idx);
+  const note = $("positions-unknown");
+  note.textContent = state.unknown ? `positions unknown: ${state.unknown}` : "";
+  note.hidden = !state.unknown;
   if (!rows.length) {
-    const tr = el("tr", null, "empty");
-    tr.dataset.key = "empty";
-    const td = el("td", "no open positions");
+    const tr = el("tr", null, state.unknown ? "empty unknown" : "empty");
+    tr.dataset.key = state.unknown ? "unknown" : "empty";
+    const td = el("td", state.unknown ? "positions unknown (not synced yet)" : "no open positions");
     td.colSpan = 9;
     tr.appendChild(td);
     body.replaceChildren(tr);
@@ -150,7 +154,8 @@ function renderFeeds() {
   }, (tr, f) => {
     let detail = f.detail || "";
     if (f.stale_symbols && f.stale_symbols.length) detail += " stale: " + f.stale_symbols.join(",");
-    setCell(tr, "name", f.feed, f.active ? "active" : "");
+    // the delivering feed's dot is green only while it is healthy
+    setCell(tr, "name", f.feed, f.active ? (f.state === "healthy" ? "active" : "active down") : "");
     setCell(tr, "role", f.role);
     setCell(tr, "kind", f.kind);
     setCell(tr, "state", f.state, "state-" + f.state);
@@ -239,6 +244,7 @@ function connect() {
     for (const p of s.positions) addMark(posKey(p), p.mark_price);
     state.feeds = new Map(s.feeds.map((f) => [f.feed, f]));
     state.notable = s.notable || [];
+    state.unknown = s.positions_unknown || null;
     renderValidation(s.validation);
   });
   on("position", onPosition);
@@ -250,6 +256,7 @@ function connect() {
   on("feeds", (t) => {
     setClock(t.now_ns);
     state.feeds = new Map(t.feeds.map((f) => [f.feed, f]));
+    state.unknown = t.positions_unknown || null;
     renderValidation(t.validation);
     if (t.router) $("session").textContent = $("session").textContent.replace(/active .*$/, "active " + t.router.active);
   });
