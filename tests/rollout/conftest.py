@@ -68,12 +68,13 @@ async def wait_for(predicate: Any, timeout: float, step: float = 0.05) -> None:
 
 
 def lifecycle_is_consistent(events: list[Any]) -> bool:
-    """Per position: opened/closed alternate, starting with opened."""
+    """Per position: opened/closed alternate, starting with opened (``past`` events, a
+    recovered lifecycle of the past, alternate the same way in a stream of their own)."""
     state: dict[Any, bool] = {}
     for ev in events:
         if not isinstance(ev, PositionEvent) or not ev.kind.is_lifecycle:
             continue
-        key = ev.position.key
+        key = (ev.position.key, ev.past)
         is_open = state.get(key, False)
         if ev.kind is EventKind.OPENED:
             if is_open:

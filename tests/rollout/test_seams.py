@@ -1,0 +1,107 @@
+"""Nothing lost at the seams between feeds (issue 12), with the router at its shipped
+defaults (failover after 1 s, failback after 3 s): real feeds, the simulator, loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feedctl import EventKind, PositionEvent, RouteEvent
+from tests.conftest import run_async
+from tests.rollout.conftest import collector, lifecycle_is_consistent, running, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def _lifecycles(events: list[Any], symbol: str) -> list[tuple[str, bool]]:
+    return [(e.kind.value, e.past) for e in events if isinstance(e, PositionEvent)
+            and e.position.symbol == symbol and e.kind in (EventKind.OPENED, EventKind.CLOSED)]
+
+
+def test_a_private_outage_keeps_the_marks_and_delivers_the_lifecycle_inside_it(
+        tmp_path: Path) -> None:
+    """1.5 s without the private socket, a 2 s REST standby: the router fails over after
+    1 s, yet the public socket's marks keep reaching consumers (no gap over 300 ms for
+    the open position), the lifecycle opened and closed inside the outage reaches them
+    once (the hybrid's fill replay recovered it), and the hybrid delivers again 3 s after
+    it is healthy."""
+    async def main() -> tuple[list[Any], list[float], float]:
+        async with running(tmp_path, mode="production", rest_interval="2s",
+                           symbols=["BTCUSDT", "XRPUSDT"]) as (_, ctl, session):
+            assert session.router is not None  # at the shipped defaults:
+            assert (session.router.failover_after, session.router.failback_after) == (1.0, 3.0)
+            events, task = collector(session)
+            await wait_for(lambda: session.feeds["rest_polling"].ctx.state == "healthy", 8)
+            await wait_for(lambda: session.feeds["bybit_hybrid"].ctx.state == "healthy", 8)
+            await ctl.set_position("BTCUSDT", "Buy", "0.01")
+            await wait_for(lambda: session.router.delivered, 5)
+            await asyncio.sleep(1.0)  # the ticker subscription is up
+            watch_from = len(events)
+            await ctl.stall("private", 1.5)
+            await ctl.drop("private")
+            await asyncio.sleep(0.3)
+            await ctl.set_position("XRPUSDT", "Sell", "100")  # opened and closed inside
+            await asyncio.sleep(0.4)
+            await ctl.close_position("XRPUSDT")
+            await wait_for(lambda: session.router.counters["failovers"] >= 1, 5)
+            back = asyncio.get_running_loop().time()
+            await wait_for(lambda: session.router.active == "bybit_hybrid"
+                           and any(e.position.symbol == "XRPUSDT"
+                                   and e.kind is EventKind.CLOSED for e in events
+                                   if isinstance(e, PositionEvent)), 15)
+            failback_s = asyncio.get_running_loop().time() - back
+            await asyncio.sleep(0.5)
+            await stop(task)
+            marks = [e.position.mark_received_ns / 1e9 for e in events[watch_from:]
+                     if isinstance(e, PositionEvent) and e.position.symbol == "BTCUSDT"
+                     and e.kind is EventKind.PRICE and e.position.mark_received_ns]
+            gaps = [b - a for a, b in itertools.pairwise(marks)]
+            return events, gaps, failback_s
+
+    events, gaps, failback_s = run_async(main(), timeout=60)
+    routes = [e.active for e in events if isinstance(e, RouteEvent)]
+    assert routes[:2] == ["rest_polling", "bybit_hybrid"], routes
+    xrp = _lifecycles(events, "XRPUSDT")
+    assert [k for k, _ in xrp] == ["opened", "closed"], xrp  # once, whoever saw it
+    assert lifecycle_is_consistent(events)
+    assert gaps and max(gaps) <= 0.3, f"longest gap between BTCUSDT marks {max(gaps):.3f}s"
+    assert failback_s < 10, failback_s
+
+
+def test_a_public_stall_that_starts_with_a_subscribe_fails_over_and_keeps_prices(
+        tmp_path: Path) -> None:
+    """The public socket stalls just as a new position's ticker is subscribed (its answer
+    never comes): the hybrid is degraded after ``stale_after`` (0.6 s here), not after the
+    request timeout, the router fails over within its 1 s, and the new position gets
+    marks from the standby meanwhile."""
+    async def main() -> tuple[float, list[Any]]:
+        async with running(tmp_path, mode="production", rest_interval="0.5s",
+                           symbols=["BTCUSDT", "SOLUSDT"],
+                           hybrid={"request_timeout": "10s", "ping_interval": "20s",
+                                   "pong_timeout": "10s"}) as (_, ctl, session):
+            events, task = collector(session)
+            await wait_for(lambda: session.feeds["rest_polling"].ctx.state == "healthy", 8)
+            await wait_for(lambda: session.feeds["bybit_hybrid"].ctx.state == "healthy", 8)
+            await ctl.stall("public", 6)
+            began = asyncio.get_running_loop().time()
+            await ctl.set_position("SOLUSDT", "Buy", "1")
+            await wait_for(lambda: session.router.active == "rest_polling", 4)
+            took = asyncio.get_running_loop().time() - began
+            await asyncio.sleep(1.5)
+            await stop(task)
+            return took, events
+
+    took, events = run_async(main(), timeout=60)
+    assert took < 3.0, f"failover {took:.1f}s after the stall began"
+    sol_marks = [e for e in events if isinstance(e, PositionEvent)
+                 and e.position.symbol == "SOLUSDT" and e.kind is EventKind.PRICE]
+    assert sol_marks, "no mark for the new position during the stall"
