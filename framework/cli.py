@@ -11,6 +11,7 @@ import contextlib
 import inspect
 import json
 import logging
+import os
 import signal
 import sys
 from enum import IntEnum
@@ -219,8 +220,12 @@ async def _run(plan: SessionPlan, seconds: float | None, output: str,
         stream = session.events(name="cli")
 
         async def pump() -> None:
-            async for ev in stream:
-                printer(ev)
+            try:
+                async for ev in stream:
+                    printer(ev)
+            except BrokenPipeError:  # the reader left (`| head`): end the run, cleanly
+                _stdout_gone()
+                stop.set()
 
         pump_task = asyncio.create_task(pump(), name="cli-output")
     waiters = [asyncio.create_task(session.wait(), name="session-wait"),
@@ -269,18 +274,18 @@ def never_healthy(session: Session) -> str:
     return f"no delivering feed was ever healthy during the run: {states}"
 
 
-_stdout_open = True
-
-
 def _write_line(line: str) -> None:
-    global _stdout_open
-    if not _stdout_open:
-        return
-    try:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:  # `feedctl run -o jsonl | head` must end quietly
-        _stdout_open = False
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _stdout_gone() -> None:
+    """stdout's reader has gone: point stdout at /dev/null, so that nothing more (nor
+    the interpreter's final flush) fails on the closed pipe."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _load_plugin_commands() -> None:

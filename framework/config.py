@@ -16,6 +16,8 @@ A profile is a dynaconf environment (``[default]``, ``[sim]``, ``[testnet]``,
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -32,7 +34,19 @@ from .settings import ProfileSettings
 DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 DEFAULT_PROFILE = "sim"
 ENV_PREFIX = "FEEDCTL"
-_RESERVED = {"PROFILE", "SETTINGS"}
+#: The tool's own variables: read by feedctl's commands and test tools, never as
+#: settings (README, "Environment variables").
+TOOL_VARIABLES: dict[str, str] = {
+    "FEEDCTL_PROFILE": "the profile when --profile is not given",
+    "FEEDCTL_SETTINGS": "the settings file when --settings is not given",
+    "FEEDCTL_LOAD_PLUGINS": "load only these plugins (comma-separated names)",
+    "FEEDCTL_DISABLE_PLUGIN_AUTOLOAD": "1: load no installed plugin",
+    "FEEDCTL_MONITOR_URL": "the monitor `feedctl status` reads",
+    "FEEDCTL_MONITOR_TOKEN": "the token `feedctl status` sends",
+    "FEEDCTL_FUZZ_EXAMPLES": "examples per property in the test suite's fuzz tests",
+}
+_RESERVED = {name.removeprefix(ENV_PREFIX + "_") for name in TOOL_VARIABLES}
+log = logging.getLogger("feedctl.config")
 
 
 @dataclass
@@ -43,6 +57,10 @@ class LoadedProfile:
     raw: dict[str, Any]
     sources: dict[str, str] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    #: Top-level keys set only by unscoped environment variables, with one of them.
+    env_only: dict[str, str] = field(default_factory=dict)
+    #: Profiles the settings files define.
+    profiles: set[str] = field(default_factory=set)
 
     def source_of(self, dotted: str) -> str:
         """Where the setting ``dotted`` (or its nearest parent) was set."""
@@ -152,6 +170,8 @@ def load_profile(
     raw: dict[str, Any] = {}
     scoped: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    from_env: dict[str, str] = {}
+    from_files: set[str] = set()
     for entry in history:
         loader, env = entry.get("loader"), str(entry.get("env", "")).lower()
         value = _lower_keys(entry.get("value") or {})
@@ -161,6 +181,7 @@ def load_profile(
                 continue
             label = "built-in default" if ident == str(DEFAULTS_FILE) else f"{ident} [{env}]"
             raw = merge_settings(raw, value)
+            from_files.update(value)
             for leaf in _leaves(value):
                 sources[leaf] = label
         elif loader == "env_global":
@@ -173,8 +194,9 @@ def load_profile(
                     continue
                 raw = merge_settings(raw, {k: v})
                 for leaf in _leaves({k: v}):
-                    sources[leaf] = "environment (" + ENV_PREFIX + "_" + leaf.upper().replace(
-                        ".", "__") + ")"
+                    var = ENV_PREFIX + "_" + leaf.upper().replace(".", "__")
+                    sources[leaf] = "environment (" + var + ")"
+                    from_env.setdefault(k, var)
     known_profiles.discard("default")
     known_profiles.discard("global")
     if name not in known_profiles:
@@ -187,7 +209,9 @@ def load_profile(
     for leaf in _leaves(scoped):
         sources[leaf] = f"environment ({env_var_name(name, leaf)})"
     raw.pop("dynaconf_merge", None)
-    return LoadedProfile(name=name, raw=raw, sources=sources, files=files)
+    env_only = {k: v for k, v in from_env.items() if k not in from_files}
+    return LoadedProfile(name=name, raw=raw, sources=sources, files=files, env_only=env_only,
+                         profiles=known_profiles)
 
 
 def format_validation_error(
@@ -222,6 +246,16 @@ def validate_section(model: type[M], data: Any, profile: str, prefix: str) -> M:
 def core_settings(loaded: LoadedProfile, plugin_sections: set[str]) -> ProfileSettings:
     """Validate the core part of a profile; plugin sections are kept raw for their owners."""
     data = dict(loaded.raw)
+    settings_names = set(ProfileSettings.model_fields) | plugin_sections
+    for key, var in loaded.env_only.items():
+        if key in data and key not in settings_names:
+            # FEEDCTL_<X>__...: X is neither a setting nor a profile of the settings files
+            # (a variable meant for a profile defined elsewhere): not this profile's business
+            close = difflib.get_close_matches(key, sorted(settings_names | loaded.profiles), 1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            log.warning("%s is ignored: %r is neither a setting nor a profile in the settings "
+                        "files%s", var, key, hint, extra={"variable": var})
+            data.pop(key)
     plugins = {k: data.pop(k) for k in list(data) if k in plugin_sections}
     data["profile"] = loaded.name
     data["plugins"] = plugins

@@ -113,3 +113,30 @@ def test_sigterm_stops_a_run_cleanly(tmp_path: Path, tiny_site: Path) -> None:
     _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
     assert "Task was destroyed" not in err and "Traceback" not in err
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_reader_that_leaves_ends_a_jsonl_run_cleanly(tmp_path: Path) -> None:
+    """`feedctl run -o jsonl | head -5`: once the reader has gone, the run ends at once
+    with exit 0 and no traceback, not when --for runs out."""
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDCTL_")}
+    proc = subprocess.Popen([sys.executable, "-m", "feedctl.cli", "run", "--settings",
+                             str(REPO / "settings.toml"), "--profile", "sim", "--for", "120s",
+                             "-o", "jsonl"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    lines = [proc.stdout.readline() for _ in range(5)]
+    assert all(json.loads(line)["type"] for line in lines)
+    proc.stdout.close()  # the reader exits
+    began = time.monotonic()
+    try:
+        err = proc.stderr.read()
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert time.monotonic() - began < 25
+    assert "Traceback" not in err and "BrokenPipe" not in err

@@ -144,3 +144,42 @@ def test_explicit_roles_need_exactly_one_primary(
 def test_missing_settings_file_is_a_clear_error(clean_env: Path, pm: FeedctlPluginManager) -> None:
     with pytest.raises(ConfigError, match=r"settings file 'nope\.toml' does not exist"):
         build_plan("t", settings_path="nope.toml", pm=pm)
+
+
+def test_the_tool_variables_are_never_read_as_settings(
+    clean_env: Path, pm: FeedctlPluginManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feedctl.config import TOOL_VARIABLES
+
+    write(clean_env, SCRIPTED_PROFILE)
+    for name in TOOL_VARIABLES:
+        if name not in ("FEEDCTL_PROFILE", "FEEDCTL_SETTINGS"):
+            monkeypatch.setenv(name, "1")
+    plan = build_plan("t", pm=pm)  # docs/monitor.md's variables set in the same shell
+    assert plan.roles == {"main": Role.PRIMARY}
+    assert not any(k in plan.loaded.raw for k in ("load_plugins", "monitor_token",
+                                                  "monitor_url", "disable_plugin_autoload"))
+
+
+def test_a_variable_for_a_profile_defined_nowhere_is_a_warning_naming_it(
+    clean_env: Path, pm: FeedctlPluginManager, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    write(clean_env, SCRIPTED_PROFILE)
+    monkeypatch.setenv("FEEDCTL_EX__ACCOUNT__API_KEY", "k")  # as docs/plugins.md suggests
+    with caplog.at_level("WARNING", logger="feedctl.config"):
+        plan = build_plan("t", pm=pm)
+    assert plan.roles == {"main": Role.PRIMARY}
+    assert any("FEEDCTL_EX__ACCOUNT__API_KEY is ignored" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_an_unscoped_variable_with_a_typo_is_a_warning_with_did_you_mean(
+    clean_env: Path, pm: FeedctlPluginManager, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    write(clean_env, SCRIPTED_PROFILE)
+    monkeypatch.setenv("FEEDCTL_ROUTR__FAILOVER_AFTER", "2s")
+    with caplog.at_level("WARNING", logger="feedctl.config"):
+        build_plan("t", pm=pm)
+    assert any("did you mean 'router'" in r.getMessage() for r in caplog.records)
