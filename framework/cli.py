@@ -26,7 +26,7 @@ from .logs import configure_logging, redact
 from .manager import FeedctlPluginManager, build_plugin_manager, collect_registry
 from .monitor import Monitor, live_view, status_command
 from .output import TextPrinter, jsonl
-from .plan import SessionPlan, build_plan
+from .plan import SessionPlan, build_plan, check_credentials
 from .session import Session
 from .settings import parse_duration
 from .summary import format_summary
@@ -153,6 +153,11 @@ def check(profile: str | None, settings_path: str | None, mode: str | None) -> N
         click.echo(f"{name}: {model.model_dump(mode='json')}")
     for svc in plan.services:
         click.echo(f"service: {svc.name} (provides {', '.join(sorted(svc.provides))})")
+    if not provider:
+        try:  # what `run` refuses, `check` refuses: `check && run` protects
+            check_credentials(plan)
+        except ConfigError as exc:
+            _fail(str(exc), ExitCode.USAGE)
 
 
 @cli.command()

@@ -140,3 +140,18 @@ def test_a_reader_that_leaves_ends_a_jsonl_run_cleanly(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert time.monotonic() - began < 25
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+@pytest.mark.integration
+def test_check_refuses_missing_keys_exactly_as_run_does(tmp_path: Path) -> None:
+    """`feedctl check --profile mainnet && feedctl run --profile mainnet` protects: with no
+    keys both exit 2 with the same error naming the variable."""
+    check = feedctl("check", "--profile", "mainnet", cwd=tmp_path)
+    run = feedctl("run", "--profile", "mainnet", "--for", "1s", cwd=tmp_path)
+    assert check.returncode == run.returncode == 2, (check.stderr, run.stderr)
+    want = "ERROR: FEEDCTL_MAINNET__ACCOUNT__API_KEY is not set"
+    assert want in check.stderr and want in run.stderr
+    ok = feedctl("check", "--profile", "mainnet", cwd=tmp_path,
+                 env={"FEEDCTL_MAINNET__ACCOUNT__API_KEY": "k",
+                      "FEEDCTL_MAINNET__ACCOUNT__API_SECRET": "s"})
+    assert ok.returncode == 0, ok.stderr
