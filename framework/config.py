@@ -209,9 +209,30 @@ def load_profile(
     for leaf in _leaves(scoped):
         sources[leaf] = f"environment ({env_var_name(name, leaf)})"
     raw.pop("dynaconf_merge", None)
+    if user_file is not None:
+        _warn_secrets_in(user_file, name, raw, sources)
     env_only = {k: v for k, v in from_env.items() if k not in from_files}
     return LoadedProfile(name=name, raw=raw, sources=sources, files=files, env_only=env_only,
                          profiles=known_profiles)
+
+
+#: Settings that hold secrets: they belong in .secrets.toml or the environment.
+SECRET_SETTINGS = ("account.api_key", "account.api_secret", "account.password",
+                   "monitor.token")
+
+
+def _warn_secrets_in(user_file: Path, profile: str, raw: dict[str, Any],
+                     sources: dict[str, str]) -> None:
+    """A secret in the (tracked) settings file is accepted, with a warning."""
+    for dotted in SECRET_SETTINGS:
+        where = sources.get(dotted, "")
+        section, _, key = dotted.partition(".")
+        if not (where.startswith(str(user_file) + " ")
+                and (raw.get(section) or {}).get(key)):
+            continue
+        log.warning("%s is set in %s: settings files are usually tracked; keep secrets in "
+                    ".secrets.toml beside it (untracked) or in %s", dotted, where,
+                    env_var_name(profile, dotted), extra={"setting": dotted})
 
 
 def format_validation_error(

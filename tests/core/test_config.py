@@ -183,3 +183,24 @@ def test_an_unscoped_variable_with_a_typo_is_a_warning_with_did_you_mean(
     with caplog.at_level("WARNING", logger="feedctl.config"):
         build_plan("t", pm=pm)
     assert any("did you mean 'router'" in r.getMessage() for r in caplog.records)
+
+
+def test_a_secret_in_the_settings_file_is_a_warning_pointing_to_secrets_toml(
+    clean_env: Path, pm: FeedctlPluginManager, caplog: pytest.LogCaptureFixture,
+) -> None:
+    write(clean_env, SCRIPTED_PROFILE + "[t.account]\napi_key = 'AKIA-in-git'\n")
+    with caplog.at_level("WARNING", logger="feedctl.config"):
+        build_plan("t", pm=pm)
+    (msg,) = [r.getMessage() for r in caplog.records if "account.api_key" in r.getMessage()]
+    assert ".secrets.toml" in msg and "FEEDCTL_T__ACCOUNT__API_KEY" in msg
+    assert "AKIA-in-git" not in msg
+
+
+def test_a_secret_in_secrets_toml_is_not_warned_about(
+    clean_env: Path, pm: FeedctlPluginManager, caplog: pytest.LogCaptureFixture,
+) -> None:
+    write(clean_env, SCRIPTED_PROFILE)
+    write(clean_env, "[t.account]\napi_key = 'k'\n", name=".secrets.toml")
+    with caplog.at_level("WARNING", logger="feedctl.config"):
+        build_plan("t", pm=pm)
+    assert not [r for r in caplog.records if "account.api_key" in r.getMessage()]
