@@ -281,6 +281,23 @@ def core_settings(loaded: LoadedProfile, plugin_sections: set[str]) -> ProfileSe
     data["profile"] = loaded.name
     data["plugins"] = plugins
     try:
-        return ProfileSettings.model_validate(data)
+        settings = ProfileSettings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, loaded.name)) from None
+    _warn_partial_endpoints(settings, loaded)
+    return settings
+
+
+def _warn_partial_endpoints(settings: ProfileSettings, loaded: LoadedProfile) -> None:
+    """Some endpoints moved off the built-in (mainnet) ones while others stayed: a REST
+    override alone leaves both sockets on mainnet. Said, not refused."""
+    defaults = type(settings.endpoints)()
+    moved = [k for k in type(defaults).model_fields
+             if getattr(settings.endpoints, k) != getattr(defaults, k)]
+    kept = [k for k in type(defaults).model_fields if k not in moved]
+    if moved and kept:
+        log.warning("profile %r: endpoints %s are overridden but %s are still at their "
+                    "defaults (%s); set them too if they belong to the same exchange",
+                    loaded.name, ", ".join(moved), ", ".join(kept),
+                    ", ".join(getattr(defaults, k) for k in kept),
+                    extra={"setting": "endpoints"})

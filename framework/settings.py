@@ -63,13 +63,37 @@ MODE_PRESETS: dict[Mode, dict[Role, str]] = {
 }
 
 
-class Endpoints(StrictModel):
-    """Where the profile's exchange lives. Feeds read the URLs they need."""
+def _url(schemes: tuple[str, ...]) -> Any:
+    def check(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        from urllib.parse import urlsplit
 
-    rest: str = "https://api.bybit.com"
-    public_ws: str = "wss://stream.bybit.com/v5/public/linear"
-    public_ws_inverse: str = "wss://stream.bybit.com/v5/public/inverse"
-    private_ws: str = "wss://stream.bybit.com/v5/private"
+        try:
+            parts = urlsplit(value.strip())
+            host = parts.hostname
+        except ValueError:
+            host = None
+            parts = None
+        if parts is None or parts.scheme not in schemes or not host:
+            raise ValueError(f"expected a {' or '.join(s + '://' for s in schemes)} URL "
+                             f"with a host, such as {schemes[-1]}://127.0.0.1:8000")
+        return value.strip()
+    return BeforeValidator(check)
+
+
+_HttpUrl = Annotated[str, _url(("http", "https"))]
+_WsUrl = Annotated[str, _url(("ws", "wss"))]
+
+
+class Endpoints(StrictModel):
+    """Where the profile's exchange lives. Feeds read the URLs they need. REST endpoints
+    are http(s) URLs, socket endpoints ws(s) URLs, each with a host."""
+
+    rest: _HttpUrl = "https://api.bybit.com"
+    public_ws: _WsUrl = "wss://stream.bybit.com/v5/public/linear"
+    public_ws_inverse: _WsUrl = "wss://stream.bybit.com/v5/public/inverse"
+    private_ws: _WsUrl = "wss://stream.bybit.com/v5/private"
 
 
 class AccountSettings(StrictModel):

@@ -45,7 +45,7 @@ class FakeExchange:
     by_url: ClassVar[dict[str, FakeExchange]] = {}
 
     def __init__(self) -> None:
-        self.url = f"memory://exchange-{next(_ids)}"
+        self.url = f"http://exchange-{next(_ids)}.invalid"  # a key, never dialled
         self.key, self.secret = f"fake-key-{id(self)}", f"fake-secret-{id(self)}"
         self.positions: dict[str, tuple[Side, Decimal, int]] = {}
         self.marks: dict[str, Decimal] = {}

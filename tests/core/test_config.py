@@ -204,3 +204,31 @@ def test_a_secret_in_secrets_toml_is_not_warned_about(
     with caplog.at_level("WARNING", logger="feedctl.config"):
         build_plan("t", pm=pm)
     assert not [r for r in caplog.records if "account.api_key" in r.getMessage()]
+
+
+@pytest.mark.parametrize("bad", ["", "not a url", "ftp://127.0.0.1:9", "127.0.0.1:9",
+                                 "wss://stream.example.com/ws"])
+def test_a_rest_endpoint_that_is_no_http_url_is_refused_naming_it(
+    clean_env: Path, pm: FeedctlPluginManager, bad: str
+) -> None:
+    write(clean_env, SCRIPTED_PROFILE + f"[t.endpoints]\nrest = {bad!r}\n")
+    with pytest.raises(ConfigError, match=r"setting 'endpoints\.rest' in profile 't': .*"
+                                          r"http:// or https:// URL with a host"):
+        build_plan("t", pm=pm)
+
+
+def test_a_socket_endpoint_must_be_a_ws_url(clean_env: Path, pm: FeedctlPluginManager) -> None:
+    write(clean_env, SCRIPTED_PROFILE + "[t.endpoints]\nprivate_ws = 'https://x.example'\n")
+    with pytest.raises(ConfigError, match=r"'endpoints\.private_ws'.*ws:// or wss://"):
+        build_plan("t", pm=pm)
+
+
+def test_overriding_some_endpoints_only_warns_naming_those_left_at_mainnet(
+    clean_env: Path, pm: FeedctlPluginManager, caplog: pytest.LogCaptureFixture,
+) -> None:
+    write(clean_env, SCRIPTED_PROFILE + "[t.endpoints]\nrest = 'http://127.0.0.1:9000'\n")
+    with caplog.at_level("WARNING", logger="feedctl.config"):
+        build_plan("t", pm=pm)
+    (msg,) = [r.getMessage() for r in caplog.records if "endpoints" in r.getMessage()]
+    assert "endpoints rest are overridden" in msg
+    assert "public_ws, public_ws_inverse, private_ws are still at their defaults" in msg
