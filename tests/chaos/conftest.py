@@ -1,5 +1,6 @@
 """Helpers for the reliability tests: the campaign and soak modules (bench/ is not a
-package), and the hybrid harness of tests/bybit_hybrid with longer intervals.
+package; the campaign's own package is bench/chaoslib), and the hybrid harness of
+tests/bybit_hybrid with longer intervals.
 
 pytest-asyncio is not used: tests are sync functions calling ``tests.conftest.run_async``.
 """
@@ -7,6 +8,7 @@ pytest-asyncio is not used: tests are sync functions calling ``tests.conftest.ru
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -36,6 +38,16 @@ def bench_module(name: str) -> ModuleType:
     sys.modules[key] = module
     spec.loader.exec_module(module)
     return module
+
+
+def bench_package(name: str) -> ModuleType:
+    """A package under ``bench/`` or one of its modules (``"chaoslib.analysis"``), imported
+    with ``bench/`` on ``sys.path`` the way ``bench/chaos.py`` imports it (so the modules
+    are the ones ``bench_module("chaos")`` uses)."""
+    bench = str(ROOT / "bench")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    return importlib.import_module(name)
 
 
 def hybrid(symbols: list[str] | None = None, **settings: Any

@@ -1,5 +1,5 @@
-"""The chaos campaign's matching rules (bench/chaos.py; docs/reliability.md, "How
-exchange transitions are matched with consumer events"), on hand-made histories."""
+"""The chaos campaign's matching rules (bench/chaoslib/analysis.py; docs/reliability.md,
+"How exchange transitions are matched with consumer events"), on hand-made histories."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.chaos.conftest import bench_module
+from tests.chaos.conftest import bench_package
 
-chaos = bench_module("chaos")
+analysis = bench_package("chaoslib.analysis")
 MS = 1_000_000  # ns per ms: consumer times are wall-clock ns, exchange times ms
 
 
@@ -44,8 +44,8 @@ class History:
         return self
 
     def analyse(self, **kw: Any) -> dict[str, Any]:
-        return chaos.analyse(transitions=self.transitions, consumer=self.consumer,
-                             primary_taps=self.taps, **kw)
+        return analysis.analyse(transitions=self.transitions, consumer=self.consumer,
+                                primary_taps=self.taps, **kw)
 
 
 pytestmark = pytest.mark.unit
@@ -130,7 +130,7 @@ def test_a_false_close_and_stale_reopen_is_a_split_explained_by_f1_f2() -> None:
          .saw("closed", 20, 5001))
     r = h.analyse()
     assert r["split"] == 1 and r["premature_closes"] == 1
-    assert r["known_findings"] == {chaos.F_STALE_REOPEN: 2} and r["unexplained"] == 0
+    assert r["known_findings"] == {analysis.F_STALE_REOPEN: 2} and r["unexplained"] == 0
 
 
 def test_a_state_the_exchange_never_had_is_a_phantom() -> None:
@@ -145,7 +145,7 @@ def test_a_loss_inside_an_unnoticed_stall_is_l1() -> None:
     h = History().ex("opened", 10, t0 + 100).ex("closed", 11, t0 + 200)
     stall = [{"t": t0 * MS, "fault": "stall", "kind": "private", "seconds": 1.0}]
     r = h.analyse(faults=stall, statuses=[])
-    assert r["known_findings"] == {chaos.L_SILENT: 1} and r["unexplained"] == 0
+    assert r["known_findings"] == {analysis.L_SILENT: 1} and r["unexplained"] == 0
     noticed = [{"t": (t0 + 500) * MS, "feed": "bybit_hybrid", "state": "reconnecting",
                 "reason": "reconnect"}]
     r = h.analyse(faults=stall, statuses=noticed)
@@ -155,7 +155,7 @@ def test_a_loss_inside_an_unnoticed_stall_is_l1() -> None:
 def test_a_loss_the_hybrid_reported_is_attributed_to_its_report() -> None:
     h = History().ex("opened", 10, 1_100).ex("closed", 11, 1_200)
     r = h.analyse(reported=[{"symbol": "BTCUSDT", "seqs": [10, 11]}])
-    assert r["lost"] == 1 and r["known_findings"] == {chaos.L_REPORTED: 1}
+    assert r["lost"] == 1 and r["known_findings"] == {analysis.L_REPORTED: 1}
     r = h.analyse(reported=[{"symbol": "BTCUSDT", "seqs": [11]}])  # not its open
     assert r["unexplained"] == 1
 
@@ -170,11 +170,11 @@ def test_compare_positions_reports_every_difference() -> None:
                    entry_price=Decimal("100"), leverage=Decimal(10), received_ns=1)
     ex = {"side": "Buy", "size": "0.01", "entryPrice": "100", "leverage": "10",
           "takeProfit": "0", "stopLoss": "0", "trailingStop": "0"}
-    assert chaos.compare_positions({("BTCUSDT", 0): ex}, {("BTCUSDT", 0): pos}) == []
-    assert chaos.compare_positions({("BTCUSDT", 0): {**ex, "size": "0.02"}},
-                                   {("BTCUSDT", 0): pos})[0]["diffs"] == {
+    assert analysis.compare_positions({("BTCUSDT", 0): ex}, {("BTCUSDT", 0): pos}) == []
+    assert analysis.compare_positions({("BTCUSDT", 0): {**ex, "size": "0.02"}},
+                                      {("BTCUSDT", 0): pos})[0]["diffs"] == {
         "size": ["0.02", "0.01"]}
-    assert chaos.compare_positions({}, {("BTCUSDT", 0): pos})[0]["exchange"] is None
+    assert analysis.compare_positions({}, {("BTCUSDT", 0): pos})[0]["exchange"] is None
 
 
 def test_a_synthetic_close_reopened_at_once_is_f11() -> None:
@@ -182,4 +182,4 @@ def test_a_synthetic_close_reopened_at_once_is_f11() -> None:
          .saw("opened", 10, 1001).saw("closed", 10, 3000, synthetic=True)
          .saw("opened", 10, 3000).saw("closed", 20, 5001))
     r = h.analyse()
-    assert r["split"] == 1 and r["known_findings"] == {chaos.F_ORPHAN_CLOSE: 2}
+    assert r["split"] == 1 and r["known_findings"] == {analysis.F_ORPHAN_CLOSE: 2}
