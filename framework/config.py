@@ -117,6 +117,52 @@ def _profiles_in(files: list[Path]) -> set[str]:
     return names
 
 
+def _env_vars() -> list[tuple[str, list[str]]]:
+    """(variable, lower-case key path) of every FEEDCTL_ variable that is not a tool's."""
+    out = []
+    for var in sorted(os.environ):
+        if not var.startswith(ENV_PREFIX + "_"):
+            continue
+        rest = var[len(ENV_PREFIX) + 1:]
+        if rest.upper() in _RESERVED or not rest:
+            continue
+        out.append((var, [p.lower() for p in rest.split("__")]))
+    return out
+
+
+def _first_var(key: str) -> str:
+    return next((v for v, path in _env_vars() if path[0] == key), f"{ENV_PREFIX}_{key.upper()}")
+
+
+def _env_sources(profile: str, profiles: set[str]) -> dict[str, str]:
+    """Per leaf, the variable that sets it (a profile-scoped one wins)."""
+    unscoped: dict[str, str] = {}
+    scoped: dict[str, str] = {}
+    for var, path in _env_vars():
+        if path[0] in profiles:
+            if path[0] == profile and len(path) > 1:
+                scoped[".".join(path[1:])] = f"environment ({var})"
+        else:
+            unscoped[".".join(path)] = f"environment ({var})"
+    return {**unscoped, **scoped}
+
+
+def _file_sources(files: list[Path], profile: str) -> dict[str, str]:
+    """Per leaf, the last file table that sets it (``[default]``, then ``[<profile>]``)."""
+    out: dict[str, str] = {}
+    for f in files:
+        with f.open("rb") as fh:
+            data = _lower_keys(tomllib.load(fh))
+        for env in ("default", "global", profile):
+            table = data.get(env)
+            if not isinstance(table, dict):
+                continue
+            label = "built-in default" if f == DEFAULTS_FILE else f"{f} [{env}]"
+            for leaf in _leaves(table):
+                out[leaf] = label
+    return out
+
+
 def settings_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     """The user settings file in effect, or None when only built-in defaults apply."""
     if explicit:
@@ -176,14 +222,10 @@ def load_profile(
         loader, env = entry.get("loader"), str(entry.get("env", "")).lower()
         value = _lower_keys(entry.get("value") or {})
         if loader == "toml":
-            ident = str(entry.get("identifier"))
             if env not in ("default", "global", name):
                 continue
-            label = "built-in default" if ident == str(DEFAULTS_FILE) else f"{ident} [{env}]"
             raw = merge_settings(raw, value)
             from_files.update(value)
-            for leaf in _leaves(value):
-                sources[leaf] = label
         elif loader == "env_global":
             for k, v in value.items():
                 if k.upper() in _RESERVED:
@@ -193,10 +235,10 @@ def load_profile(
                         scoped = merge_settings(scoped, v)
                     continue
                 raw = merge_settings(raw, {k: v})
-                for leaf in _leaves({k: v}):
-                    var = ENV_PREFIX + "_" + leaf.upper().replace(".", "__")
-                    sources[leaf] = "environment (" + var + ")"
-                    from_env.setdefault(k, var)
+                from_env.setdefault(k, _first_var(k))
+    # where each leaf came from, read from the files themselves: dynaconf's history of a
+    # merged environment holds the merged value (a [default] key shows as the profile's)
+    sources = {**_file_sources(files, name), **_env_sources(name, known_profiles)}
     known_profiles.discard("default")
     known_profiles.discard("global")
     if name not in known_profiles:
@@ -206,8 +248,6 @@ def load_profile(
             setting="--profile",
         )
     raw = merge_settings(raw, scoped)
-    for leaf in _leaves(scoped):
-        sources[leaf] = f"environment ({env_var_name(name, leaf)})"
     raw.pop("dynaconf_merge", None)
     if user_file is not None:
         _warn_secrets_in(user_file, name, raw, sources)

@@ -115,6 +115,7 @@ def build_plan(
             kind.settings_model, entry.kind_settings(), loaded.name, f"feeds.{name}")
         feeds.append(FeedPlan(name, kind, registry.kinds[entry.kind][1], role, kind_settings))
     _check_roles(feeds, loaded.name)
+    _check_unselected_feeds(settings, registry, loaded, {f.name for f in feeds})
     services: list[Service] = []
     for impl in pm.hook.feedctl_services.get_hookimpls():
         try:
@@ -138,6 +139,28 @@ def build_plan(
             services.append(svc)
     plan = SessionPlan(loaded, settings, registry, pm, feeds, plugin_settings, services)
     return plan
+
+
+def _check_unselected_feeds(settings: ProfileSettings, registry: Registry,
+                            loaded: LoadedProfile, selected: set[str]) -> None:
+    """Feed tables the mode does not select are validated too: a typo must not wait for
+    the day the mode changes. A built-in table whose kind is not loaded is skipped (the
+    defaults name the built-in kinds; a profile may run without them)."""
+    for name, entry in settings.feeds.items():
+        if name in selected:
+            continue
+        kind = registry.kind(entry.kind)
+        if kind is None:
+            if loaded.source_of(f"feeds.{name}.kind") == "built-in default":
+                continue
+            known = ", ".join(sorted(registry.kinds)) or "none"
+            raise ConfigError(
+                f"feed {name!r} names kind {entry.kind!r}, which no loaded plugin provides "
+                f"(known kinds: {known}); install the plugin or fix feeds.{name}.kind "
+                f"(the feed is not used in mode {settings.mode.value!r}, but is checked)",
+                setting=f"feeds.{name}.kind")
+        validate_section(kind.settings_model, entry.kind_settings(), loaded.name,
+                         f"feeds.{name}")
 
 
 def _check_roles(feeds: list[FeedPlan], profile: str) -> None:

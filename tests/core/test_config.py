@@ -232,3 +232,19 @@ def test_overriding_some_endpoints_only_warns_naming_those_left_at_mainnet(
     (msg,) = [r.getMessage() for r in caplog.records if "endpoints" in r.getMessage()]
     assert "endpoints rest are overridden" in msg
     assert "public_ws, public_ws_inverse, private_ws are still at their defaults" in msg
+
+
+def test_a_feed_table_the_mode_does_not_select_is_validated_too(
+    clean_env: Path, pm: FeedctlPluginManager
+) -> None:
+    write(clean_env, SCRIPTED_PROFILE + "[t.feeds.spare]\nkind = 'nosuchkind'\n")
+    with pytest.raises(ConfigError, match=r"feed 'spare' names kind 'nosuchkind'.*not used"):
+        build_plan("t", pm=pm)
+
+
+def test_a_typo_inside_an_unselected_feed_table_is_reported(
+    clean_env: Path, pm: FeedctlPluginManager
+) -> None:
+    write(clean_env, SCRIPTED_PROFILE + "[t.feeds.spare]\nkind = 'scripted'\nsymbl = 'X'\n")
+    with pytest.raises(ConfigError, match=r"unknown setting 'feeds\.spare\.symbl'"):
+        build_plan("t", pm=pm)
