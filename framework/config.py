@@ -197,6 +197,7 @@ def load_profile(
             files.append(secrets)
     elif (Path.cwd() / ".secrets.toml").is_file():
         files.append(Path.cwd() / ".secrets.toml")
+    known_profiles = _profiles_in(files)  # first: a TOML error names its file
     try:
         dyn = Dynaconf(
             settings_files=[str(f) for f in files],
@@ -212,7 +213,6 @@ def load_profile(
     except Exception as exc:  # dynaconf raises assorted parse errors
         raise ConfigError(f"cannot read settings files {[str(f) for f in files]}: {exc}") from exc
 
-    known_profiles = _profiles_in(files)
     raw: dict[str, Any] = {}
     scoped: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -276,32 +276,65 @@ def _warn_secrets_in(user_file: Path, profile: str, raw: dict[str, Any],
 
 
 def format_validation_error(
-    exc: ValidationError, profile: str, prefix: str = ""
+    exc: ValidationError, profile: str, prefix: str = "", *,
+    model: type[BaseModel] | None = None, loaded: LoadedProfile | None = None,
 ) -> str:
-    """One readable line per problem, naming the setting and how to set it."""
+    """One readable line per problem: the setting, where its value came from (the file
+    and table, or the variable — only that), and for an unknown key the closest known
+    one."""
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in (prefix.split(".") if prefix else []) + list(err["loc"]))
+        parts = [str(p) for p in err["loc"]]
+        loc = ".".join((prefix.split(".") if prefix else []) + parts)
+        where = loaded.source_of(loc) if loaded is not None else None
         if err["type"] == "extra_forbidden":
-            lines.append(f"unknown setting '{loc}' in profile {profile!r} (check its spelling)")
+            origin = f" (from {where})" if where and where != "built-in default" else ""
+            close = _closest(model, parts)
+            hint = f"; did you mean '{close}'?" if close else " (check its spelling)"
+            lines.append(f"unknown setting '{loc}' in profile {profile!r}{origin}{hint}")
             continue
         got = err.get("input")
-        shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
-        lines.append(
-            f"setting '{loc}' in profile {profile!r}: {err['msg']}{shown}; set it in "
-            f"settings.toml [{profile}] or {env_var_name(profile, loc)}"
-        )
+        msg = err["msg"].removeprefix("Value error, ")
+        shown = ("" if isinstance(got, dict) or got is None or "got " in msg
+                 else f", got {got!r}")
+        if where and where.startswith("environment ("):
+            fix = f" (from {where[len('environment ('):-1]})"
+        elif where and where != "built-in default":
+            fix = f" (from {where})"
+        else:
+            fix = f"; set it in settings.toml [{profile}] or {env_var_name(profile, loc)}"
+        lines.append(f"setting '{loc}' in profile {profile!r}: {msg}{shown}{fix}")
     return "; ".join(lines)
+
+
+def _closest(model: type[BaseModel] | None, parts: list[str]) -> str | None:
+    """The known key closest to the unknown last part of ``parts`` (None: no idea)."""
+    if model is None or not parts:
+        return None
+    current: Any = model
+    for part in parts[:-1]:
+        fields = getattr(current, "model_fields", None)
+        if fields is None or part not in fields:
+            return None  # under a dict (feeds.<name>) or a plugin's raw section
+        annotation = fields[part].annotation
+        current = annotation if isinstance(annotation, type) else None
+        if current is None or not issubclass(current, BaseModel):
+            return None
+    names = list(getattr(current, "model_fields", {}))
+    close = difflib.get_close_matches(parts[-1], names, 1, cutoff=0.6)
+    return ".".join([*parts[:-1], close[0]]) if close else None
 
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def validate_section(model: type[M], data: Any, profile: str, prefix: str) -> M:
+def validate_section(model: type[M], data: Any, profile: str, prefix: str,
+                     loaded: LoadedProfile | None = None) -> M:
     try:
         return model.model_validate(data if data is not None else {})
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, profile, prefix), setting=prefix) from None
+        raise ConfigError(format_validation_error(exc, profile, prefix, model=model,
+                                                  loaded=loaded), setting=prefix) from None
 
 
 def core_settings(loaded: LoadedProfile, plugin_sections: set[str]) -> ProfileSettings:
@@ -323,7 +356,8 @@ def core_settings(loaded: LoadedProfile, plugin_sections: set[str]) -> ProfileSe
     try:
         settings = ProfileSettings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, loaded.name)) from None
+        raise ConfigError(format_validation_error(exc, loaded.name, model=ProfileSettings,
+                                                  loaded=loaded)) from None
     _warn_partial_endpoints(settings, loaded)
     return settings
 

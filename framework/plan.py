@@ -84,7 +84,7 @@ def build_plan(
         loaded.sources["mode"] = "command line (--mode)"
     settings = core_settings(loaded, set(registry.sections))
     plugin_settings = {
-        name: validate_section(model, settings.plugins.get(name), loaded.name, name)
+        name: validate_section(model, settings.plugins.get(name), loaded.name, name, loaded)
         for name, (model, _plugin) in registry.sections.items()
     }
     settings = settings.model_copy(update={"plugins": plugin_settings})
@@ -112,7 +112,7 @@ def build_plan(
                 f"(known kinds: {known}); install the plugin or fix feeds.{name}.kind",
                 setting=f"feeds.{name}.kind")
         kind_settings = validate_section(
-            kind.settings_model, entry.kind_settings(), loaded.name, f"feeds.{name}")
+            kind.settings_model, entry.kind_settings(), loaded.name, f"feeds.{name}", loaded)
         feeds.append(FeedPlan(name, kind, registry.kinds[entry.kind][1], role, kind_settings))
     _check_roles(feeds, loaded.name)
     _check_unselected_feeds(settings, registry, loaded, {f.name for f in feeds})
@@ -160,7 +160,7 @@ def _check_unselected_feeds(settings: ProfileSettings, registry: Registry,
                 f"(the feed is not used in mode {settings.mode.value!r}, but is checked)",
                 setting=f"feeds.{name}.kind")
         validate_section(kind.settings_model, entry.kind_settings(), loaded.name,
-                         f"feeds.{name}")
+                         f"feeds.{name}", loaded)
 
 
 def _check_roles(feeds: list[FeedPlan], profile: str) -> None:

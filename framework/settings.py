@@ -147,7 +147,8 @@ class DeliverySettings(StrictModel):
 
 class LoggingSettings(StrictModel):
     format: str = Field(default="kv", pattern="^(kv|json)$")
-    level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    level: Annotated[str, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)
+                     ] = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 
 
 class MonitorSettings(StrictModel):

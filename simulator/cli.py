@@ -13,6 +13,7 @@ import signal
 import sys
 
 import click
+from pydantic import ValidationError
 
 from .config import SimConfig, generated_symbols
 from .server import Simulator
@@ -33,7 +34,12 @@ async def _serve(cfg: SimConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     sim = Simulator(cfg)
-    await sim.start()
+    try:
+        await sim.start()
+    except OSError as exc:  # the port is taken, the address is not ours...
+        raise click.ClickException(
+            f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}; choose another "
+            "--port (0 picks a free one)") from None
     try:
         line = dict(sim.urls, api_key=sim.api_key, api_secret=sim.api_secret)
         sys.stdout.write(json.dumps(line) + "\n")
@@ -69,8 +75,11 @@ def sim_command(host: str, port: int, symbols: str | None, seed: int, demo: bool
         kwargs["symbols"] = parsed
     try:
         cfg = SimConfig(**kwargs)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: "
+            f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+        raise click.UsageError(problems) from None
     asyncio.run(_serve(cfg))
 
 

@@ -155,3 +155,24 @@ def test_check_refuses_missing_keys_exactly_as_run_does(tmp_path: Path) -> None:
                  env={"FEEDCTL_MAINNET__ACCOUNT__API_KEY": "k",
                       "FEEDCTL_MAINNET__ACCOUNT__API_SECRET": "s"})
     assert ok.returncode == 0, ok.stderr
+
+
+@pytest.mark.integration
+def test_sim_on_a_busy_port_is_one_error_line_not_a_traceback(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = feedctl("sim", "--port", str(port), cwd=tmp_path, timeout=30)
+    assert out.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr and "--port" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.integration
+def test_sim_with_no_symbols_is_a_usage_error_naming_the_option(tmp_path: Path) -> None:
+    out = feedctl("sim", "--symbols", "", cwd=tmp_path, timeout=30)
+    assert out.returncode == 2 and "Error: --symbols:" in out.stderr
+    assert "pydantic" not in out.stderr and "Traceback" not in out.stderr

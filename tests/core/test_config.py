@@ -90,15 +90,44 @@ def test_unknown_feed_setting_is_reported_with_its_path(
         build_plan("t", pm=pm)
 
 
-def test_bad_duration_names_the_setting_and_its_variable(
+def test_bad_duration_names_the_setting_and_the_file_table_it_came_from(
     clean_env: Path, pm: FeedctlPluginManager
 ) -> None:
-    write(clean_env, SCRIPTED_PROFILE + "\n[t.router]\nfailback_after = 'soon'\n")
+    path = write(clean_env, SCRIPTED_PROFILE + "\n[t.router]\nfailback_after = 'soon'\n")
     with pytest.raises(ConfigError) as err:
         build_plan("t", pm=pm)
     msg = str(err.value)
     assert "setting 'router.failback_after' in profile 't'" in msg
-    assert "got 'soon'" in msg and "FEEDCTL_T__ROUTER__FAILBACK_AFTER" in msg
+    assert msg.count("got 'soon'") == 1 and f"(from {path.resolve()} [t])" in msg
+    assert "FEEDCTL_" not in msg  # only where it came from
+
+
+def test_a_bad_value_from_a_variable_names_only_that_variable(
+    clean_env: Path, pm: FeedctlPluginManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(clean_env, SCRIPTED_PROFILE)
+    monkeypatch.setenv("FEEDCTL_T__ROUTER__FAILOVER_AFTER", "later")
+    with pytest.raises(ConfigError) as err:
+        build_plan("t", pm=pm)
+    msg = str(err.value)
+    assert msg.endswith("(from FEEDCTL_T__ROUTER__FAILOVER_AFTER)")
+    assert "settings.toml" not in msg
+
+
+def test_a_typo_under_default_names_the_default_table_and_suggests_the_key(
+    clean_env: Path, pm: FeedctlPluginManager
+) -> None:
+    path = write(clean_env, "[default.router]\nfailover_afterr = 2\n" + SCRIPTED_PROFILE)
+    with pytest.raises(ConfigError) as err:
+        build_plan("t", pm=pm)
+    msg = str(err.value)
+    assert f"(from {path.resolve()} [default])" in msg
+    assert "did you mean 'router.failover_after'?" in msg
+
+
+def test_log_levels_are_case_insensitive(clean_env: Path, pm: FeedctlPluginManager) -> None:
+    write(clean_env, SCRIPTED_PROFILE + "[t.logging]\nlevel = 'debug'\n")
+    assert build_plan("t", pm=pm).settings.logging.level == "DEBUG"
 
 
 def test_missing_credentials_name_the_variable(
@@ -247,4 +276,10 @@ def test_a_typo_inside_an_unselected_feed_table_is_reported(
 ) -> None:
     write(clean_env, SCRIPTED_PROFILE + "[t.feeds.spare]\nkind = 'scripted'\nsymbl = 'X'\n")
     with pytest.raises(ConfigError, match=r"unknown setting 'feeds\.spare\.symbl'"):
+        build_plan("t", pm=pm)
+
+
+def test_a_malformed_settings_file_is_named(clean_env: Path, pm: FeedctlPluginManager) -> None:
+    path = write(clean_env, "[t\nmode = 'rest'\n")
+    with pytest.raises(ConfigError, match=rf"cannot read settings file '{path.resolve()}'"):
         build_plan("t", pm=pm)
