@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from feedctl import ProfileSettings, StrictModel, hookimpl
 
@@ -25,6 +25,28 @@ class SimulatorSection(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)
 
+    @model_validator(mode="after")
+    def _buildable(self) -> SimulatorSection:
+        """What start() would refuse, refused now (so `feedctl check` does too)."""
+        from pydantic import ValidationError
+
+        try:
+            self.sim_config()
+        except ValidationError as exc:
+            problems = []
+            for e in exc.errors():
+                name = ".".join(str(p) for p in e["loc"])
+                msg = e["msg"].removeprefix("Value error, ")
+                problems.append(msg if msg.startswith(name + ":") else f"{name}: {msg}")
+            raise ValueError("; ".join(problems)) from None
+        return self
+
+    def sim_config(self) -> Any:
+        from .config import SimConfig
+
+        return SimConfig(host=self.host, port=self.port, symbols=self.symbols, seed=self.seed,
+                         demo=self.demo, demo_interval=self.demo_interval)
+
 
 class EmbeddedSimulator:
     """A feedctl.Service: starts the simulator and points the profile at it."""
@@ -37,13 +59,9 @@ class EmbeddedSimulator:
         self.sim: Any = None
 
     async def start(self) -> dict[str, Any]:
-        from .config import SimConfig
         from .server import Simulator
 
-        cfg = SimConfig(host=self.section.host, port=self.section.port,
-                        symbols=self.section.symbols, seed=self.section.seed,
-                        demo=self.section.demo, demo_interval=self.section.demo_interval)
-        self.sim = Simulator(cfg)
+        self.sim = Simulator(self.section.sim_config())
         await self.sim.start()
         urls = self.sim.urls
         return {

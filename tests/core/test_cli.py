@@ -176,3 +176,15 @@ def test_sim_with_no_symbols_is_a_usage_error_naming_the_option(tmp_path: Path) 
     out = feedctl("sim", "--symbols", "", cwd=tmp_path, timeout=30)
     assert out.returncode == 2 and "Error: --symbols:" in out.stderr
     assert "pydantic" not in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.integration
+def test_check_refuses_an_embedded_simulator_run_would_refuse(tmp_path: Path) -> None:
+    (tmp_path / "settings.toml").write_text("[x]\n[x.simulator]\nembedded = true\nsymbols = []\n")
+    check = feedctl("check", "--profile", "x", cwd=tmp_path)
+    run = feedctl("run", "--profile", "x", "--for", "1s", cwd=tmp_path)
+    assert check.returncode == run.returncode == 2, (check.stderr, run.stderr)
+    for out in (check, run):
+        (line,) = [ln for ln in out.stderr.splitlines() if ln.startswith("ERROR:")]
+        assert "symbols: at least one symbol is required" in line
+        assert "pydantic" not in out.stderr and "Traceback" not in out.stderr
