@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,12 +24,15 @@ from .config import env_var_name
 from .errors import ConfigError, FatalFeedError, FeedctlError, PluginError
 from .logs import configure_logging, redact
 from .manager import FeedctlPluginManager, build_plugin_manager, collect_registry
-from .monitor import Monitor, live_view, status_command
+from .monitor.status_cmd import status_command
 from .output import TextPrinter, jsonl
 from .plan import SessionPlan, build_plan, check_credentials
 from .session import Session
 from .settings import parse_duration
 from .summary import format_summary
+
+if TYPE_CHECKING:
+    from .monitor.server import Monitor
 
 log = logging.getLogger("feedctl.cli")
 
@@ -192,6 +195,8 @@ def run(profile: str | None, settings_path: str | None, mode: str | None,
 
 async def _run(plan: SessionPlan, seconds: float | None, output: str,
                monitor_flag: bool | None = None) -> ExitCode:
+    from .monitor import Monitor, live_view  # aiohttp and rich: loaded when running
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -6,10 +6,17 @@
         sim.urls["rest"], sim.api_key, sim.api_secret
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .config import DEFAULT_SYMBOLS, SimConfig, generated_symbols
-from .control import SimControl, SimControlError
 from .errors import SimError
-from .server import Simulator
+
+if TYPE_CHECKING:
+    from .control import SimControl, SimControlError
+    from .server import Simulator
 
 __all__ = [
     "DEFAULT_SYMBOLS",
@@ -20,3 +27,13 @@ __all__ = [
     "Simulator",
     "generated_symbols",
 ]
+
+#: aiohttp loads when the server or the control client is first used, not when the
+#: plugin registers its settings section and command.
+_HOME = {"Simulator": ".server", "SimControl": ".control", "SimControlError": ".control"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(importlib.import_module(_HOME[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,6 @@ import click
 from pydantic import ValidationError
 
 from .config import SimConfig, generated_symbols
-from .server import Simulator
 
 
 def _symbols(value: str | None) -> list[str] | None:
@@ -33,6 +32,8 @@ async def _serve(cfg: SimConfig) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    from .server import Simulator
+
     sim = Simulator(cfg)
     try:
         await sim.start()

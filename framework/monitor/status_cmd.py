@@ -9,10 +9,8 @@ import urllib.request
 from typing import Any
 
 import click
-from rich.console import Console
 
 from ..logs import redact
-from .render import dashboard
 from .views import feed_rows
 
 DEFAULT_URL = "http://127.0.0.1:8765"
@@ -68,6 +66,10 @@ def status_command(url: str, token: str | None, as_json: bool, timeout: float) -
     if as_json:
         click.echo(redact(json.dumps({"status": status, "positions": positions}, indent=2)))
         return
+    from rich.console import Console  # rich loads when there is something to draw
+
+    from .render import dashboard
+
     console = Console(highlight=False)
     if not console.is_terminal:
         console.width = 120  # a pipe or a file: wide enough for the feeds table

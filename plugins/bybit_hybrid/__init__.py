@@ -7,8 +7,27 @@ parsing), ``signing`` (signatures, server clock), ``rest`` (snapshot client), ``
 :class:`feedctl.Feed`), ``plugin`` (registration).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .config import HybridSettings
-from .feed import HybridFeed
-from .plugin import make_feed
+
+if TYPE_CHECKING:
+    from .feed import HybridFeed
+    from .plugin import make_feed
 
 __all__ = ["HybridFeed", "HybridSettings", "make_feed"]
+
+
+def __getattr__(name: str) -> Any:
+    """The feed (aiohttp, websockets) loads on first use, not when the kind registers."""
+    if name == "HybridFeed":
+        from .feed import HybridFeed
+
+        return HybridFeed
+    if name == "make_feed":
+        from .plugin import make_feed
+
+        return make_feed
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

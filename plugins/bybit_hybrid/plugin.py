@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from feedctl import FeedContext, FeedKind, hookimpl
 
 from .config import HybridSettings
-from .feed import HybridFeed
+
+if TYPE_CHECKING:
+    from .feed import HybridFeed
 
 
 def make_feed(ctx: FeedContext, settings: HybridSettings) -> HybridFeed:
-    """The kind's factory: one feed for ``ctx``'s account."""
+    """The kind's factory: one feed for ``ctx``'s account (the feed module, with aiohttp
+    and websockets, loads here, not at registration)."""
+    from .feed import HybridFeed
+
     return HybridFeed(ctx, settings)
 
 

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from feedctl import FeedContext, FeedKind, hookimpl
 
 from .config import RestPollingSettings
-from .feed import RestPollingFeed
+
+if TYPE_CHECKING:
+    from .feed import RestPollingFeed
 
 
 def make_feed(ctx: FeedContext, settings: RestPollingSettings) -> RestPollingFeed:
-    """The kind's factory: builds nothing networked; checks run when the feed starts."""
+    """The kind's factory: builds nothing networked; checks run when the feed starts.
+    The feed module (and ccxt, slow to import) load here, not at registration."""
+    from .feed import RestPollingFeed
+
     return RestPollingFeed(ctx, settings)
 
 

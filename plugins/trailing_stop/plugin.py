@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feedctl import PositionEvent, Session, hookimpl
 
 from .config import TradingSettings, TrailingStopSettings
 from .engine import TrailingStopEvent, TrailingStops
-from .executor import BybitStopSetter
+
+if TYPE_CHECKING:
+    from .executor import BybitStopSetter
 
 log = logging.getLogger("feedctl.trailing_stop")
 _HUNDRED = Decimal(100)
@@ -45,6 +47,8 @@ class TrailingStopConsumer:
         if self.engine is None or not trading.enabled:
             return
         try:
+            from .executor import BybitStopSetter  # ccxt: slow to import, needed only here
+
             setter = BybitStopSetter(session.settings.account, session.settings.endpoints)
             allowed, why = await setter.can_trade()
         except Exception as exc:

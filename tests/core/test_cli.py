@@ -188,3 +188,22 @@ def test_check_refuses_an_embedded_simulator_run_would_refuse(tmp_path: Path) ->
         (line,) = [ln for ln in out.stderr.splitlines() if ln.startswith("ERROR:")]
         assert "symbols: at least one symbol is required" in line
         assert "pydantic" not in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("args", [("--version",), ("plugins",), ("check", "--profile", "x")])
+def test_quick_commands_do_not_import_ccxt_aiohttp_or_rich(tmp_path: Path,
+                                                           args: tuple[str, ...]) -> None:
+    """ccxt alone took most of a second: the heavy libraries load when a feed, the
+    monitor or a view is built, not to print a version or check a profile."""
+    (tmp_path / "settings.toml").write_text(
+        "[x]\n[x.feeds.r]\nkind = 'rest_polling'\nrole = 'primary'\n"
+        "[x.feeds.h]\nkind = 'bybit_hybrid'\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDCTL_")}
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "feedctl.cli", *args],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0]
+                for line in out.stderr.splitlines() if line.startswith("import time:")}
+    assert "feedctl" in imported, out.stderr[-500:]
+    assert not imported & {"ccxt", "aiohttp", "rich", "websockets"}, sorted(
+        imported & {"ccxt", "aiohttp", "rich", "websockets"})
