@@ -329,7 +329,7 @@ class PositionBook:
             exchange_ms=u.exchange_ms,
             received_ns=u.received_ns,
             lifecycle=lifecycle,
-            **self._mark_fields(u.category, u.symbol, u.side, u.size, u.entry_price),  # type: ignore[arg-type]
+            **self._mark_fields(u.category, u.symbol, u.side, u.size, u.entry_price),
         )
         self.positions[key] = pos
         self._by_symbol.setdefault((u.category, u.symbol), set()).add(key)

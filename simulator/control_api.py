@@ -7,6 +7,7 @@ See docs/simulator.md for the list.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -87,7 +88,7 @@ def control_routes(sim: Simulator) -> list[web.RouteDef]:
     async def set_path(body: dict) -> dict:
         symbol = symbol_of(body)
         (path,) = _need(body, "path")
-        points = [(int(p[0]), str(p[1])) for p in path]
+        points: list[tuple[int, Decimal | str]] = [(int(p[0]), str(p[1])) for p in path]
         prices.set_path(symbol, points)
         return prices.state(symbol)
 

@@ -130,9 +130,9 @@ class RestApi:
             self.requests += 1
             fault = self.faults.take_rest_error(request.path)
             if fault == "rate_limit":
-                headers, _ = self._limit_headers(request.path, count=False)
-                headers["X-Bapi-Limit-Status"] = "0"
-                return self.envelope({}, 10006, "Too many visits!", headers)
+                limited, _ = self._limit_headers(request.path, count=False)
+                limited["X-Bapi-Limit-Status"] = "0"
+                return self.envelope({}, 10006, "Too many visits!", limited)
             if fault == "malformed":  # HTTP 200, an OK envelope cut in the middle
                 text = orjson.dumps({
                     "retCode": 0, "retMsg": "OK", "result": {"list": [], "nextPageCursor": ""},

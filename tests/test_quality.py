@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -58,3 +59,38 @@ def test_ruff_is_clean() -> None:
                           "simulator", "tests", "bench", "examples"], cwd=REPO, capture_output=True,
                          text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_every_third_party_import_is_a_declared_dependency() -> None:
+    """A module the package imports must be installed by `pip install feedctl-positions`
+    itself, not by luck through another dependency (orjson and yarl came with ccxt)."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[<>=!~\[ ;]", d)[0].lower().replace("-", "_")
+                for d in project["dependencies"]}
+    dist_of = {"prometheus_client": "prometheus_client"}
+    stdlib = set(sys.stdlib_module_names)
+    missing: dict[str, str] = {}
+    for folder in ("framework", "plugins", "simulator"):
+        for path in (REPO / folder).rglob("*.py"):
+            if path.is_relative_to(REPO / "framework" / "testing"):
+                continue  # the conformance kit runs under the plugin author's pytest
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module] if isinstance(node, ast.ImportFrom)
+                         and node.module and node.level == 0 else [])
+                for name in names:
+                    top = name.split(".")[0]
+                    if top in stdlib or top in ("feedctl", "framework", "plugins", "simulator"):
+                        continue
+                    if dist_of.get(top, top).lower() not in declared:
+                        missing[top] = str(path.relative_to(REPO))
+    assert not missing, missing
+
+
+def test_mypy_is_clean() -> None:
+    """Typed, and checked: the package's code passes mypy (pyproject's [tool.mypy])."""
+    out = subprocess.run([sys.executable, "-m", "mypy", "framework", "plugins", "simulator"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]

@@ -164,7 +164,7 @@ def position_push(
     problems: list[Problem] = []
     for row in data:
         parsed = position_update(row, received_ns=received_ns)
-        (problems if isinstance(parsed, Problem) else updates).append(parsed)  # type: ignore[arg-type]
+        (problems if isinstance(parsed, Problem) else updates).append(parsed)
     return updates, problems
 
 

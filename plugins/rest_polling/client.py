@@ -87,8 +87,8 @@ class PollerClient:
                 + " and ".join(f"{var}{m.upper()}" for m in missing)
                 + f" (account.{', account.'.join(missing)}) ({where})")
         mark_call = _mark_call(probe.has, settings.mark_price_source, feed)
-        key = account.api_key.get_secret_value()  # type: ignore[union-attr]
-        secret = account.api_secret.get_secret_value()  # type: ignore[union-attr]
+        key = account.api_key.get_secret_value()
+        secret = account.api_secret.get_secret_value()
         options = probe.deep_extend(_default_options(ex_id, settings), settings.ccxt_options)
         exchange = ex_class({
             "apiKey": key,
