@@ -117,6 +117,9 @@ class Router:
         #: Per key, the exchange times (ms) of the open states consumers were told of
         #: the lifecycle they hold, and the (first, last) of the last ones they saw closed.
         self._open_states: dict[PositionKey, list[int]] = {}
+        #: Keys closed by a split of a merged lifecycle, awaiting the later one's open:
+        #: the state consumers held, and when to reopen it if no open came.
+        self._reopen: dict[PositionKey, tuple[Position, float]] = {}
         self._spans: dict[PositionKey, deque[tuple[int, int]]] = {}
         self.counters = {"failovers": 0, "failbacks": 0, "delivered": 0, "guarded": 0,
                          "recovered": 0, "marks_superseded": 0, "past_lifecycles": 0,
@@ -252,6 +255,13 @@ class Router:
         """Fail over or back if the thresholds say so. Called on status changes and ticks."""
         if self.pending_orphans:
             self._settle_orphans()
+        if self._reopen:
+            now = self._clock()
+            for key, (told, due) in list(self._reopen.items()):
+                if now >= due:
+                    del self._reopen[key]
+                    if key not in self.delivered:
+                        self._send(_synthetic(EventKind.OPENED, self.active, told))
         if self.standby is None:
             return
         primary = self.healthy_for(self.primary)
@@ -291,6 +301,7 @@ class Router:
         self._deliver(ev)
         self.pending_orphans = set()
         self._past.clear()
+        self._reopen.clear()  # the new feed's book decides, below
         for synthetic in self.reconcile_with(self.books[target]):
             self._send(synthetic)
 
@@ -414,7 +425,8 @@ class Router:
     def _split_merged(self, told: Position, event: PositionEvent) -> bool:
         """A close, at a time its feed knows the key flat, that falls between the states
         consumers hold of one lifecycle: that was two lifecycles (a poller saw the close
-        and reopen as a change). Consumers get the close, then the open of the later one."""
+        and reopen as a change). Consumers get the close, then the later lifecycle's open
+        (the feed's own, next; else the state they held, after ``_REOPEN_WAIT``)."""
         flat_at = event.position.exchange_ms
         states = self._open_states.get(told.key, [])
         before = [t for t in states if flat_at is not None and t < flat_at]
@@ -423,10 +435,14 @@ class Router:
             return False
         self.counters["merged_split"] += 1
         self._open_states[told.key] = before
-        self._send(_synthetic(EventKind.CLOSED, event.feed,
-                              told.model_copy(update={"exchange_ms": flat_at})))
-        self._send(_synthetic(EventKind.OPENED, event.feed, told))
-        self._open_states[told.key] = after
+        # the close as the feed knows it: its time and its sequence (not the later
+        # lifecycle's state consumers held)
+        self._send(_synthetic(EventKind.CLOSED, event.feed, told.model_copy(
+            update={"exchange_ms": flat_at, "seq": event.position.seq})))
+        # the later lifecycle's own events follow from the same feed (its replay): they
+        # open it with its real states; if none has within _REOPEN_WAIT (evaluate), the
+        # state consumers held is reopened as it was
+        self._reopen[told.key] = (told, self._clock() + _REOPEN_WAIT)
         return True
 
     @staticmethod
@@ -468,6 +484,8 @@ class Router:
             if ms is not None:
                 self._closed_ms[key] = max(ms, self._closed_ms.get(key, 0))
         else:
+            if event.kind is EventKind.OPENED:
+                self._reopen.pop(key, None)
             if ms is not None:
                 states = self._open_states.get(key) if key in self.delivered else None
                 if states is None:
@@ -499,6 +517,9 @@ class Router:
 
 #: Events of one held past lifecycle kept (beyond it, the latest replaces the last).
 _PAST_EVENTS_MAX = 64
+#: Seconds a split merged lifecycle waits for its later part's own open (a replay's
+#: events follow at once; a poller's within a poll).
+_REOPEN_WAIT = 1.0
 #: State times kept of the lifecycle consumers hold (to split one a poller merged).
 _STATES_KEPT = 256
 #: Closed lifecycles remembered per key, to recognise a past one consumers were told.

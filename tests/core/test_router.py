@@ -396,7 +396,7 @@ def test_a_close_between_the_states_of_one_delivered_lifecycle_splits_it() -> No
     assert closes[0].position.exchange_ms == 2_000 and closes[0].recovered
 
 
-def test_a_lifecycle_between_two_a_poller_merged_is_delivered_as_past_after_the_split() -> None:
+def test_two_lifecycles_a_poller_merged_reach_consumers_as_the_primary_saw_them() -> None:
     router, books, delivered = _failed_over()
     books["r"].apply(at(upd("SOLUSDT", "3", 5, Side.SHORT), 1_000))
     # short -> long -> short between two polls: the poller sees a change
@@ -406,6 +406,29 @@ def test_a_lifecycle_between_two_a_poller_merged_is_delivered_as_past_after_the_
     books["h"].apply(at(upd("SOLUSDT", "2", 9, Side.SHORT), 2_500))  # flip back at 2.5 s
     assert lifecycle(delivered) == [
         ("opened", "short", False), ("changed", "short", False),  # the poller's view
-        ("closed", "short", False), ("opened", "short", False),  # split at 2 s
-        ("opened", "long", True), ("closed", "long", True)]  # the one between, as history
-    assert router.counters["merged_split"] == 1 and router.counters["past_lifecycles"] == 1
+        ("closed", "short", False),  # split at 2 s, then the primary's own history:
+        ("opened", "long", False), ("closed", "long", False), ("opened", "short", False)]
+    assert router.counters["merged_split"] == 1
+
+
+def test_a_split_lifecycle_whose_later_part_never_comes_is_reopened_as_consumers_held_it(
+) -> None:
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t = 1.5
+    router.evaluate()
+    books["r"].apply(at(upd("LTCUSDT", "3", 5, Side.SHORT), 1_000))
+    books["r"].apply(at(upd("LTCUSDT", "2", 9, Side.SHORT), 3_000))
+    books["h"].apply(at(upd("LTCUSDT", "3", 5, Side.SHORT), 1_000))
+    books["h"].apply(at(upd("LTCUSDT", "0", 7), 2_000))  # and nothing after it
+    assert [k for k, _, _ in lifecycle(delivered)][-1] == "closed"
+    clock.t = 2.0
+    router.evaluate()
+    assert not router.delivered  # still waiting for the primary's own open
+    clock.t = 2.6
+    router.evaluate()
+    assert lifecycle(delivered)[-1] == ("opened", "short", False)
+    (pos,) = router.delivered.values()
+    assert pos.size == D("2")
