@@ -169,9 +169,11 @@ def check(profile: str | None, settings_path: str | None, mode: str | None) -> N
 @mode_option
 @click.option("--for", "duration", default=None,
               help="Stop after this long (e.g. 30s, 2m). Default: until Ctrl-C.")
-@click.option("--output", "-o", type=click.Choice(["table", "jsonl"]), default="table",
+@click.option("--output", "-o", type=click.Choice(["table", "jsonl", "none"]),
+              default="table",
               help="table: a live view on a terminal, lines otherwise; jsonl: one event per "
-                   "line on stdout (docs/events.md). Logs go to stderr.")
+                   "line on stdout (docs/events.md); none: no events on stdout (a service "
+                   "read through the monitor). Logs go to stderr.")
 @click.option("--monitor/--no-monitor", "monitor_flag", default=None,
               help="Serve the read-only monitor (API, /metrics, dashboard). "
                    "Default: monitor.enabled.")
@@ -223,7 +225,10 @@ async def _run(plan: SessionPlan, seconds: float | None, output: str,
             await session.stop()
             return ExitCode.USAGE
     code = ExitCode.OK
-    if output == "table" and sys.stdout.isatty():
+    pump_task: asyncio.Task[None] | None = None
+    if output == "none":
+        pass
+    elif output == "table" and sys.stdout.isatty():
         pump_task = asyncio.create_task(
             live_view(session, monitor_url=monitor.url if monitor else None), name="cli-output")
     else:
@@ -257,10 +262,11 @@ async def _run(plan: SessionPlan, seconds: float | None, output: str,
         if monitor is not None:
             await monitor.stop()
         await session.stop()
-        try:
-            await asyncio.wait_for(pump_task, 5)
-        except (TimeoutError, asyncio.CancelledError):
-            pump_task.cancel()
+        if pump_task is not None:
+            try:
+                await asyncio.wait_for(pump_task, 5)
+            except (TimeoutError, asyncio.CancelledError):
+                pump_task.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)

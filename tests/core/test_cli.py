@@ -207,3 +207,12 @@ def test_quick_commands_do_not_import_ccxt_aiohttp_or_rich(tmp_path: Path,
     assert "feedctl" in imported, out.stderr[-500:]
     assert not imported & {"ccxt", "aiohttp", "rich", "websockets"}, sorted(
         imported & {"ccxt", "aiohttp", "rich", "websockets"})
+
+
+@pytest.mark.integration
+def test_output_none_prints_no_events_and_still_summarises(tmp_path: Path) -> None:
+    out = feedctl("run", "--settings", str(REPO / "settings.toml"), "--profile", "sim",
+                  "--for", "3s", "--output", "none", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == ""
+    assert "session started" in out.stderr
