@@ -20,6 +20,7 @@ Duties of a feed (the conformance kit in :mod:`feedctl.testing` checks them):
 from __future__ import annotations
 
 import abc
+import bisect
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -91,14 +92,37 @@ class Feed(abc.ABC):
         return f"<{type(self).__name__} feed={self.ctx.name!r}>"
 
 
+#: Upper bounds (ms) of the receive-latency histogram's buckets (+Inf implied).
+LATENCY_BUCKETS_MS: tuple[float, ...] = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500,
+                                         5000, 10000)
+
+
 class _Latency:
-    """Receive-latency samples (ms), a bounded reservoir of the most recent ones."""
+    """Receive-latency samples (ms): a bounded reservoir of the most recent ones (for the
+    status's p50/p99) and a cumulative histogram since start (for Prometheus)."""
 
     def __init__(self, size: int = 4096) -> None:
         self.samples: deque[float] = deque(maxlen=size)
+        self.buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)  # the last one: +Inf
+        self.count = 0
+        self.sum_ms = 0.0
 
     def add(self, ms: float) -> None:
         self.samples.append(ms)
+        self.buckets[bisect.bisect_left(LATENCY_BUCKETS_MS, ms)] += 1
+        self.count += 1
+        self.sum_ms += ms
+
+    def histogram(self) -> dict[str, Any] | None:
+        """``{"le_ms": [...], "counts": [...cumulative, +Inf last], "sum_ms", "count"}``."""
+        if not self.count:
+            return None
+        cumulative, running = [], 0
+        for n in self.buckets:
+            running += n
+            cumulative.append(running)
+        return {"le_ms": list(LATENCY_BUCKETS_MS), "counts": cumulative,
+                "sum_ms": round(self.sum_ms, 3), "count": self.count}
 
     def percentile(self, q: float) -> float | None:
         if not self.samples:
@@ -236,6 +260,7 @@ class FeedContext:
             counters={**self.book.counters, **self.counters},
             latency_ms_p50=self._latency.percentile(0.5),
             latency_ms_p99=self._latency.percentile(0.99),
+            latency_histogram=self._latency.histogram(),
             stale_symbols=self._stale,
             synced_ns=self.book.synced_ns,
         )

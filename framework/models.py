@@ -247,6 +247,9 @@ class FeedStatus(_Frozen):
     counters: dict[str, int] = Field(default_factory=dict)
     latency_ms_p50: float | None = None
     latency_ms_p99: float | None = None
+    #: Receive latency since start, cumulative per bucket (``le_ms`` upper bounds, the
+    #: last count is +Inf), with ``sum_ms`` and ``count``; None before the first sample.
+    latency_histogram: dict[str, Any] | None = None
     stale_symbols: tuple[str, ...] = ()
     #: Wall-clock ns of the feed's last complete snapshot of the account; None while it
     #: has never had one: its positions are unknown (not "no open positions").

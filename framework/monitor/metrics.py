@@ -12,8 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import (
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from ..models import FeedState, now_ns
@@ -47,6 +57,8 @@ class SessionCollector(Collector):
 def build_registry(collector: SessionCollector) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
+    ProcessCollector(registry=registry)  # process_cpu_seconds_total, _resident_memory_bytes...
+    PlatformCollector(registry=registry)  # python_info
     return registry
 
 
@@ -84,8 +96,9 @@ def _feeds(status: dict[str, Any]) -> Iterator[Metric]:
     res = _counter("feedctl_feed_resyncs", "REST resyncs of the feed.", ["feed"])
     other = _counter("feedctl_feed_events", "The feed's other counters, by name.",
                      ["feed", "counter"])
-    lat = _gauge("feedctl_feed_receive_latency_seconds", "Exchange-to-receipt latency "
-                 "quantiles over recent messages.", ["feed", "quantile"])
+    lat = HistogramMetricFamily("feedctl_feed_receive_latency_seconds", "Exchange-to-"
+                                "receipt latency of the feed's messages, since start.",
+                                labels=["feed"])
     age = _gauge("feedctl_feed_last_message_age_seconds", "Seconds since the feed last "
                  "received anything.", ["feed"])
     stale = _gauge("feedctl_feed_stale_symbols", "Symbols whose price stream is stale.",
@@ -106,9 +119,12 @@ def _feeds(status: dict[str, Any]) -> Iterator[Metric]:
         for counter, value in sorted((f.get("counters") or {}).items()):
             if counter not in _OWN_COUNTERS:
                 other.add_metric([name, counter], value)
-        for q, key in (("0.5", "latency_ms_p50"), ("0.99", "latency_ms_p99")):
-            if f.get(key) is not None:
-                lat.add_metric([name, q], f[key] / 1000)
+        hist = f.get("latency_histogram")
+        if hist:
+            buckets = [(_le(ms / 1000), n) for ms, n in zip(hist["le_ms"], hist["counts"],
+                                                            strict=False)]
+            buckets.append(("+Inf", hist["counts"][-1]))
+            lat.add_metric([name], buckets, sum_value=hist["sum_ms"] / 1000)
         if f.get("last_message_ns"):
             age.add_metric([name], max(0.0, (now - f["last_message_ns"]) / 1e9))
         stale.add_metric([name], len(f.get("stale_symbols") or ()))
@@ -116,12 +132,18 @@ def _feeds(status: dict[str, Any]) -> Iterator[Metric]:
     yield from (up, state, state_age, msg, rec, res, other, lat, age, stale, synced)
 
 
+def _le(seconds: float) -> str:
+    return f"{seconds:g}"
+
+
 def _positions(delivered: list[dict[str, Any]], status: dict[str, Any]) -> Iterator[Metric]:
     now = now_ns()
     n = _gauge("feedctl_positions_open", "Open positions consumers were told about.")
     n.add_metric([], len(delivered))
-    labels = ["symbol", "category", "side", "position_idx"]
-    size = _gauge("feedctl_position_size", "Size of each delivered open position.", labels)
+    # one series per position key: a flip changes the value's sign, not the series
+    labels = ["symbol", "category", "position_idx"]
+    size = _gauge("feedctl_position_size", "Signed size of each delivered open position "
+                  "(negative: short).", labels)
     mark = _gauge("feedctl_position_mark_price", "Mark price of each delivered position.",
                   labels)
     pnl = _gauge("feedctl_position_unrealised_pnl", "Unrealised PnL of each delivered "
@@ -129,8 +151,9 @@ def _positions(delivered: list[dict[str, Any]], status: dict[str, Any]) -> Itera
     mage = _gauge("feedctl_position_mark_age_seconds", "Seconds since the mark price of "
                   "each delivered position was received.", labels)
     for p in delivered:
-        lv = [p["symbol"], p["category"], p["side"], str(p.get("position_idx", 0))]
-        size.add_metric(lv, float(p["size"]))
+        lv = [p["symbol"], p["category"], str(p.get("position_idx", 0))]
+        sign = -1.0 if p.get("side") == "short" else 1.0
+        size.add_metric(lv, sign * float(p["size"]))
         if p.get("mark_price") is not None:
             mark.add_metric(lv, float(p["mark_price"]))
         if p.get("unrealised_pnl") is not None:

@@ -77,10 +77,21 @@ def test_metrics_follow_the_session_and_prometheus_naming(
     assert value(found, "feedctl_feed_reconnects_total", feed="main") == 0
     assert value(found, "feedctl_feed_resyncs_total", feed="main") == 0
     assert value(found, "feedctl_feed_events_total", feed="main", counter="marks") > 1
-    p50 = value(found, "feedctl_feed_receive_latency_seconds", feed="main", quantile="0.5")
-    assert 0 < p50 < 1  # seconds, not milliseconds
+    # latency: a histogram in seconds (the walk feed's messages are 2-3 ms old)
+    count = value(found, "feedctl_feed_receive_latency_seconds_count", feed="main")
+    assert count > 1
+    assert value(found, "feedctl_feed_receive_latency_seconds_bucket", feed="main",
+                 le="+Inf") == count
+    assert value(found, "feedctl_feed_receive_latency_seconds_bucket", feed="main",
+                 le="0.005") == count  # 2-3 ms: under 5 ms, none under 1 ms
+    assert value(found, "feedctl_feed_receive_latency_seconds_bucket", feed="main",
+                 le="0.001") == 0
+    assert 0 < value(found, "feedctl_feed_receive_latency_seconds_sum", feed="main") < count
+    assert "# TYPE feedctl_feed_receive_latency_seconds histogram" in text
     assert value(found, "feedctl_positions_open") == 1
-    assert value(found, "feedctl_position_size", symbol="BTCUSDT", side="long") == 0.5
+    # one series per position key, the signed size its value (a flip keeps the series)
+    assert value(found, "feedctl_position_size", symbol="BTCUSDT", position_idx="0") == 0.5
+    assert all("side" not in lab for lab, _ in found["feedctl_position_size"])
     assert value(found, "feedctl_position_mark_price", symbol="BTCUSDT") > 60000
     assert value(found, "feedctl_router_active", feed="main") == 1
     assert value(found, "feedctl_router_failovers_total") == 0
@@ -90,8 +101,9 @@ def test_metrics_follow_the_session_and_prometheus_naming(
     assert value(found, "feedctl_validation_agreement_ratio", shadow="shadow") == 1.0
     assert value(found, "feedctl_feed_up", feed="shadow", kind="walk", role="shadow") == 1
     assert value(found, "feedctl_session_info", profile="t", mode="production") == 1
-    for name in found:  # conventions: a namespace, and counters end in _total
-        assert name.startswith("feedctl_"), name
+    for name in found:  # conventions: a namespace (and the process collector's own)
+        assert name.startswith(("feedctl_", "process_", "python_info")), name
+    assert value(found, "process_resident_memory_bytes") > 0
     assert "# TYPE feedctl_feed_messages_total counter" in text
     assert "python_gc_objects_collected_total" not in text  # never the global registry
     assert "feedctl_feed_up" in second
@@ -110,3 +122,30 @@ def test_agreement_is_read_from_the_validation_summary_shapes(
     summary: Any, expected: list[tuple[str, float]]
 ) -> None:
     assert agreement(summary) == expected
+
+
+@pytest.mark.integration
+def test_every_metric_the_grafana_dashboard_queries_is_exported(
+    clean_env: Path, mpm: FeedctlPluginManager
+) -> None:
+    import json
+    import re
+
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "deploy"
+                            / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    queried = {m for e in exprs for m in re.findall(r"\b((?:feedctl|process)_[a-z_]+)\b", e)}
+
+    async def main() -> str:
+        path = write_settings(clean_env, VALIDATED_PROFILE)
+        async with running(path, mpm) as (session, monitor), \
+                aiohttp.ClientSession(monitor.url) as http:
+            await wait_for(lambda: session.feeds["main"].book.counters["marks"] >= 3)
+            await wait_for(lambda: session.validator is not None and
+                           session.validator.summary()["shadow"]["agreement"] is not None)
+            async with http.get("/metrics") as r:
+                return await r.text()
+
+    exported = set(samples(run_async(main())))
+    assert len(queried) >= 12
+    assert queried <= exported, sorted(queried - exported)
