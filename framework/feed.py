@@ -35,6 +35,7 @@ from .models import (
     Category,
     FeedState,
     FeedStatus,
+    Instrument,
     MarkPrice,
     Position,
     PositionEvent,
@@ -166,6 +167,16 @@ class FeedContext:
         self.counters: dict[str, int] = {}
         self._latency = _Latency()
         self._stale: tuple[str, ...] = ()
+        self._instruments: dict[tuple[Category, str], Instrument] = {}
+
+    def set_instrument(self, instrument: Instrument) -> None:
+        """Tell the views a symbol's tick, step and settle coin (amounts are shown to
+        them). Optional: without it, amounts are shown as the exchange sent them."""
+        self._instruments[(instrument.category, instrument.symbol)] = instrument
+
+    @property
+    def instruments(self) -> Mapping[tuple[Category, str], Instrument]:
+        return self._instruments
 
     def env_var(self, setting: str) -> str:
         """The environment variable that sets ``setting`` in this feed's profile:

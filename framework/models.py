@@ -136,6 +136,17 @@ class MarkPrice(_Frozen):
     received_ns: int = Field(default_factory=now_ns)
 
 
+class Instrument(_Frozen):
+    """What the views need to show one symbol's amounts as the exchange does: its price
+    tick, its quantity step, and the coin its PnL settles in."""
+
+    category: Category = Category.LINEAR
+    symbol: str
+    tick_size: Dec = Field(gt=0)
+    qty_step: Dec = Field(gt=0)
+    settle_coin: str | None = None
+
+
 class Position(_Frozen):
     """The merged, live view of one open (or just closed) position."""
 

@@ -42,8 +42,9 @@ class LiveModel:
     def render(self) -> Any:
         status = self.session.status()
         rows = feed_rows(status, self.rates.update(status["feeds"]))
-        positions = positions_payload(self.session)["delivered"]
-        return dashboard(status, positions, rows, list(self.notable), source=self.source)
+        payload = positions_payload(self.session)
+        return dashboard(status, payload["delivered"], rows, list(self.notable),
+                         source=self.source, instruments=payload["instruments"])
 
 
 async def live_view(session: Session, *, refresh: float = 0.5, console: Console | None = None,

@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
 from ..models import now_ns
+from . import amounts
 from .views import agreement, unknown_reason
 
 _STATE_STYLE = {"healthy": "green", "degraded": "yellow", "failed": "bold red",
@@ -44,44 +45,75 @@ def header(status: dict[str, Any], *, source: str = "") -> Text:
 
 
 def positions_table(positions: Iterable[dict[str, Any]], at_ns: int | None = None, *,
-                    unknown: str | None = None) -> Table:
-    """The positions consumers hold. ``unknown`` (why they are not known complete: the
-    delivering feed never synced) is shown instead of "no open positions"."""
+                    unknown: str | None = None, instruments: dict[str, Any] | None = None,
+                    compact: bool = False) -> Table:
+    """The positions consumers hold: amounts to the instrument's tick and step, PnL in
+    its settle coin with a total per coin, leverage and liquidation price. ``compact``
+    (under 100 columns) keeps symbol, side, size, mark, uPnL and price age. ``unknown``
+    (why they are not known complete: the delivering feed never synced) is shown instead
+    of "no open positions"."""
     now = at_ns or now_ns()
-    t = Table(title="Positions", title_justify="left", expand=False)
-    for col, justify in (("Symbol", "left"), ("Side", "left"), ("Size", "right"),
-                         ("Entry", "right"), ("Mark", "right"), ("uPnL", "right"),
-                         ("Price age", "right"), ("Feed", "left")):
-        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+    t = Table(title="Positions", title_justify="left", expand=False,
+              pad_edge=not compact, padding=(0, 1))
+    cols: list[tuple[str, str]] = [("Symbol", "left"), ("Side", "left"), ("Size", "right")]
+    if not compact:
+        cols.append(("Entry", "right"))
+    cols += [("Mark", "right"), ("uPnL", "right")]
+    if not compact:
+        cols += [("Lev", "right"), ("Liq", "right")]
+    cols.append(("Age" if compact else "Price age", "right"))
+    if not compact:
+        cols.append(("Feed", "left"))
+    for col, justify in cols:
+        t.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     rows = sorted(positions, key=lambda p: (p["symbol"], p.get("position_idx", 0)))
     for p in rows:
+        inst = amounts.instrument(instruments, p)
+        tick, step, coin = inst.get("tick_size"), inst.get("qty_step"), inst.get("settle_coin")
         at = p.get("mark_received_ns") or p.get("received_ns")
         age = (now - at) / 1e9 if at else None
         pnl = p.get("unrealised_pnl")
         pnl_style = "" if pnl is None else ("red" if str(pnl).startswith("-") else "green")
         side = p["side"]
-        t.add_row(p["symbol"], Text(side, style="green" if side == "long" else "red"),
-                  str(p["size"]), str(p["entry_price"]), str(p.get("mark_price") or "-"),
-                  Text("-" if pnl is None else str(pnl), style=pnl_style),
-                  Text(seconds(age), style="yellow" if age is not None and age > 2 else ""),
-                  str(p.get("feed", "")))
-    if unknown is not None:
-        text = Text(f"positions unknown: {unknown}", style="bold yellow")
-        if rows:
-            t.caption = text
-        else:
-            t.add_row(text, *[""] * 7)
+        cells: list[Any] = [p["symbol"], Text(side, style="green" if side == "long" else "red"),
+                            amounts.on_step(p["size"], step)]
+        if not compact:
+            cells.append(amounts.on_step(p["entry_price"], tick))
+        cells += [amounts.on_step(p.get("mark_price"), tick),
+                  Text(amounts.pnl(pnl, coin), style=pnl_style)]
+        if not compact:
+            lev = p.get("leverage")
+            cells += [f"{amounts.on_step(lev, None)}x" if lev is not None else "-",
+                      amounts.on_step(p.get("liq_price"), tick)]
+        cells.append(Text(seconds(age), style="yellow" if age is not None and age > 2 else ""))
+        if not compact:
+            cells.append(str(p.get("feed", "")))
+        t.add_row(*cells)
+    for coin, total in sorted(amounts.totals(rows, instruments).items()):
+        cells = ["total", "", ""] + ([""] if not compact else []) + [
+            "", Text(amounts.pnl(total, coin), style="bold")]
+        cells += [""] * (len(cols) - len(cells))
+        t.add_row(*cells, style="bold")
+    if unknown is not None:  # the reason is the line above the table (dashboard)
+        if not rows:
+            t.add_row(Text("unknown", style="bold yellow"), *[""] * (len(cols) - 1))
     elif not rows:
-        t.add_row(Text("no open positions", style="dim"), *[""] * 7)
+        t.add_row(Text("no open positions", style="dim"), *[""] * (len(cols) - 1))
     return t
 
 
-def feeds_table(rows: Iterable[dict[str, Any]]) -> Table:
-    t = Table(title="Feeds", title_justify="left")
-    for col, justify in (("Feed", "left"), ("Role", "left"), ("State", "left"),
-                         ("msg/s", "right"), ("Messages", "right"), ("p50 ms", "right"),
-                         ("p99 ms", "right"), ("Reconnects", "right"), ("Detail", "left")):
-        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+def feeds_table(rows: Iterable[dict[str, Any]], *, compact: bool = False) -> Table:
+    """Every feed's state; ``compact`` (under 100 columns) keeps feed, role, state,
+    reconnects and the detail."""
+    t = Table(title="Feeds", title_justify="left", pad_edge=not compact, padding=(0, 1))
+    cols = [("Feed", "left"), ("Role", "left"), ("State", "left")]
+    if not compact:
+        cols += [("msg/s", "right"), ("Messages", "right"), ("p50 ms", "right"),
+                 ("p99 ms", "right")]
+    cols += [("Reconn" if compact else "Reconnects", "right"), ("Detail", "left")]
+    for col, justify in cols:
+        t.add_column(col, justify=justify,  # type: ignore[arg-type]
+                     no_wrap=col != "Detail", overflow="ellipsis")
     for r in rows:
         name = Text(r["feed"] + (" *" if r.get("active") else ""),
                     style="bold" if r.get("active") else "")
@@ -90,10 +122,13 @@ def feeds_table(rows: Iterable[dict[str, Any]]) -> Table:
         detail = r.get("detail") or ""
         if r.get("stale_symbols"):
             detail = (detail + " stale: " + ",".join(r["stale_symbols"])).strip()
-        t.add_row(name, str(r.get("role")), Text(state, style=_STATE_STYLE.get(state, "")),
-                  "-" if rate is None else f"{rate:.1f}", str(r.get("messages", 0)),
-                  millis(r.get("latency_ms_p50")), millis(r.get("latency_ms_p99")),
-                  str(r.get("reconnects", 0)), Text(detail, overflow="ellipsis"))
+        cells: list[Any] = [name, str(r.get("role")),
+                            Text(state, style=_STATE_STYLE.get(state, ""))]
+        if not compact:
+            cells += ["-" if rate is None else f"{rate:.1f}", str(r.get("messages", 0)),
+                      millis(r.get("latency_ms_p50")), millis(r.get("latency_ms_p99"))]
+        cells += [str(r.get("reconnects", 0)), Text(detail, overflow="ellipsis")]
+        t.add_row(*cells)
     return t
 
 
@@ -116,7 +151,7 @@ def events_table(events: Iterable[dict[str, Any]], at_ns: int | None = None) -> 
     now = at_ns or now_ns()
     t = Table(show_header=False, pad_edge=False, box=None)
     t.add_column("ago", justify="right", style="dim")
-    t.add_column("event")
+    t.add_column("event", no_wrap=True, overflow="ellipsis")
     items = list(events)
     for e in items:
         ago = (now - e["at_ns"]) / 1e9 if e.get("at_ns") else None
@@ -128,11 +163,29 @@ def events_table(events: Iterable[dict[str, Any]], at_ns: int | None = None) -> 
 
 def dashboard(status: dict[str, Any], positions: list[dict[str, Any]],
               rows: list[dict[str, Any]], notable: list[dict[str, Any]],
-              *, source: str = "") -> RenderableType:
-    now = now_ns()
-    unknown = unknown_reason((status.get("router") or {}).get("active"),
-                             status.get("feeds") or {})
-    return Group(header(status, source=source),
-                 positions_table(positions, now, unknown=unknown),
-                 feeds_table(rows), validation_text(status.get("validation")),
-                 events_table(notable, now))
+              *, source: str = "", instruments: dict[str, Any] | None = None
+              ) -> RenderableType:
+    """The whole view; under 100 columns it drops to the compact tables."""
+    return _Dashboard(status, positions, rows, notable, source, instruments)
+
+
+class _Dashboard:
+    def __init__(self, status: dict[str, Any], positions: list[dict[str, Any]],
+                 rows: list[dict[str, Any]], notable: list[dict[str, Any]], source: str,
+                 instruments: dict[str, Any] | None) -> None:
+        self.status, self.positions, self.rows = status, positions, rows
+        self.notable, self.source, self.instruments = notable, source, instruments
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        now = now_ns()
+        compact = options.max_width < 100
+        unknown = unknown_reason((self.status.get("router") or {}).get("active"),
+                                 self.status.get("feeds") or {})
+        yield header(self.status, source=self.source)
+        if unknown is not None:
+            yield Text(f"positions unknown: {unknown}", style="bold yellow")
+        yield positions_table(self.positions, now, unknown=unknown,
+                              instruments=self.instruments, compact=compact)
+        yield feeds_table(self.rows, compact=compact)
+        yield validation_text(self.status.get("validation"))
+        yield events_table(self.notable, now)

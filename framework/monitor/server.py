@@ -32,6 +32,7 @@ from .views import (
     RateTracker,
     dumps,
     feed_rows,
+    instruments_payload,
     positions_payload,
     readiness,
     subscriptions_payload,
@@ -156,6 +157,7 @@ class Monitor:
         return {"profile": status["profile"], "mode": status["mode"],
                 "positions": positions["delivered"],
                 "positions_unknown": positions["unknown_reason"],
+                "instruments": positions["instruments"],
                 "feeds": feed_rows(status, self.rates.update(status["feeds"])),
                 "router": status["router"],
                 "validation": status["validation"], "notable": list(self.hub.notable),
@@ -167,6 +169,7 @@ class Monitor:
                 "router": status["router"], "validation": status["validation"],
                 "positions_unknown": unknown_reason(
                     (status.get("router") or {}).get("active"), status["feeds"]),
+                "instruments": instruments_payload(self.session),
                 "now_ns": now_ns()}
 
     # ---------------------------------------------------------------- handlers

@@ -74,7 +74,8 @@ def status_command(url: str, token: str | None, as_json: bool, timeout: float) -
     if not console.is_terminal:
         console.width = 120  # a pipe or a file: wide enough for the feeds table
     console.print(dashboard(status, positions.get("delivered", []), feed_rows(status),
-                            _notable(status), source=url))
+                            _notable(status), source=url,
+                            instruments=positions.get("instruments")))
     for c in status.get("consumers") or []:
         if c.get("lagging"):
             console.print(f"consumer {c['consumer']} is lagging: {c['pending']} pending, "

@@ -50,6 +50,7 @@ def positions_payload(session: Session) -> dict[str, Any]:
         "known": unknown_reason(active, feeds) is None,
         "unknown_reason": unknown_reason(active, feeds),
         "synced_ns": {name: st.synced_ns for name, st in feeds.items()},
+        "instruments": instruments_payload(session),
         "books": {name: [position_json(p) for p in rt.book.positions.values()]
                   for name, rt in session.feeds.items()},
         "now_ns": now_ns(),
@@ -67,6 +68,20 @@ def readiness(status: dict[str, Any]) -> dict[str, Any]:
         reason = f"{active} is {feed.get('state')}{': ' + detail if detail else ''}"
     return {"ready": reason is None, "active": active, "reason": reason,
             "state": feed.get("state"), "synced_ns": feed.get("synced_ns"), "now_ns": now_ns()}
+
+
+def instruments_payload(session: Session) -> dict[str, dict[str, Any]]:
+    """``{"linear:BTCUSDT": {"tick_size", "qty_step", "settle_coin"}}`` from every feed
+    that knows them (the delivering feed's win)."""
+    out: dict[str, dict[str, Any]] = {}
+    router = session.router
+    order = sorted(session.feeds.values(),
+                   key=lambda rt: router is not None and rt.name == router.active)
+    for rt in order:
+        for (category, symbol), inst in rt.ctx.instruments.items():
+            out[f"{category.value}:{symbol}"] = inst.model_dump(
+                mode="json", include={"tick_size", "qty_step", "settle_coin"})
+    return out
 
 
 def unknown_reason(active: str | None, feeds: dict[str, Any]) -> str | None:

@@ -11,6 +11,7 @@ the session and every task before it returns.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import aiohttp
@@ -91,6 +92,7 @@ class HybridFeed(Feed):
                         tg.create_task(self.private.run(), name="bybit-private")
                         self._public(Category.LINEAR)
                         tg.create_task(self._audit_loop(), name="bybit-audit")
+                        tg.create_task(self._instruments_loop(), name="bybit-instruments")
                 except BaseExceptionGroup as group:  # one cause, fatal first, not a group
                     causes: list[BaseException] = list(group.exceptions)
                     fatal = [e for e in causes if isinstance(e, FatalFeedError)]
@@ -179,6 +181,29 @@ class HybridFeed(Feed):
 
     def public_changed(self, reason: str) -> None:
         self._refresh(reason)
+
+    # ----------------------------------------------------------------- instruments
+    async def _instruments_loop(self) -> None:
+        """Tell the views each open symbol's tick, step and settle coin (read once per
+        symbol from the public instruments-info; a failure is tried again a minute
+        later). Nothing here affects what is delivered."""
+        tried: dict[tuple[Category, str], float] = {}
+        while True:
+            now = time.monotonic()
+            for category, symbol in sorted(self.ctx.open_symbols()):
+                key = (category, symbol)
+                if key in self.ctx.instruments or now - tried.get(key, -1e9) < 60:
+                    continue
+                tried[key] = now
+                try:
+                    inst = await self.rest.instrument(category, symbol)
+                except (RetryableFeedError, FatalFeedError) as exc:
+                    self.ctx.count("instrument_failures")
+                    self.ctx.log.info("instrument info for %s not read: %s", symbol, exc)
+                    continue
+                if inst is not None:
+                    self.ctx.set_instrument(inst)
+            await asyncio.sleep(2.0)
 
     # ----------------------------------------------------------------- audit
     async def _audit_loop(self) -> None:

@@ -23,12 +23,20 @@ import orjson
 from pydantic import SecretStr
 from yarl import URL
 
-from feedctl import Backoff, Category, FatalFeedError, PositionUpdate, RetryableFeedError
+from feedctl import (
+    Backoff,
+    Category,
+    FatalFeedError,
+    Instrument,
+    PositionUpdate,
+    RetryableFeedError,
+)
 
 from .config import HybridSettings
 from .constants import (
     FATAL_CODES,
     PATH_EXECUTIONS,
+    PATH_INSTRUMENTS,
     PATH_POSITIONS,
     PATH_TIME,
     POSITION_PAGE_LIMIT,
@@ -187,6 +195,26 @@ class RestClient:
                 if older or not cursor:
                     break
         return out
+
+    async def instrument(self, category: Category, symbol: str) -> Instrument | None:
+        """One symbol's tick, quantity step and settle coin (public, unsigned); None if
+        the exchange lists no such instrument or its row is unusable."""
+        env = await self._call(PATH_INSTRUMENTS, [("category", category.value),
+                                                  ("symbol", symbol)], signed=False)
+        _, rows = _listing(env, PATH_INSTRUMENTS)
+        for row in rows:
+            if not isinstance(row, dict) or row.get("symbol") != symbol:
+                continue
+            try:
+                return Instrument(
+                    category=category, symbol=symbol,
+                    tick_size=(row.get("priceFilter") or {}).get("tickSize"),
+                    qty_step=(row.get("lotSizeFilter") or {}).get("qtyStep"),
+                    settle_coin=row.get("settleCoin") or None)
+            except ValueError:
+                self._count("bad_field")
+                return None
+        return None
 
     # ----------------------------------------------------------------- transport
     async def _call(

@@ -176,3 +176,24 @@ def test_private_max_active_time_and_clock_skew_correction() -> None:
             assert any(e.kind is EventKind.PRICE for e in h.events) or True
 
     run(go())
+
+
+def test_the_instruments_of_open_symbols_are_told_to_the_views() -> None:
+    async def go() -> None:
+        async with harness() as h:
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await wait_until(lambda: ("linear", "BTCUSDT") in {
+                (c.value, s) for c, s in h.ctx.instruments}, within=8)
+            inst = next(i for i in h.ctx.instruments.values() if i.symbol == "BTCUSDT")
+            import aiohttp
+
+            async with aiohttp.ClientSession() as http, http.get(
+                    h.sim.urls["rest"] + "/v5/market/instruments-info",
+                    params={"category": "linear", "symbol": "BTCUSDT"}) as r:
+                info = await r.json()
+            row = info["result"]["list"][0]
+            assert str(inst.tick_size) == row["priceFilter"]["tickSize"]
+            assert str(inst.qty_step) == row["lotSizeFilter"]["qtyStep"]
+            assert inst.settle_coin == row["settleCoin"] == "USDT"
+
+    run(go())

@@ -73,7 +73,10 @@ def test_dashboard_shows_a_position_appear_and_its_mark_price_move(
     points = ("const l = document.querySelector(arguments[0]);"
               "return l ? l.getAttribute('points').split(' ').filter(Boolean).length : 0")
     wait.until(lambda d: d.execute_script(points, f"{row} svg.spark polyline") >= 6)
-    assert text(f"{row} td.side") == "long" and text(f"{row} td.entry") == "65000"
+    assert text(f"{row} td.side") == "long" and text(f"{row} td.entry") == "65000.0"
+    mark = text(f"{row} td.mark") or ""
+    assert len(mark.split(".")[1]) == 1, mark  # to the instrument's 0.1 tick
+    assert (text(f"{row} td.pnl") or "").endswith(" USDT")
     assert text('tr[data-feed="main"] td.state') == "healthy"
     assert text("#conn") == "live"
     ARTIFACTS.mkdir(exist_ok=True)

@@ -124,7 +124,7 @@ def test_live_view_redraws_until_cancelled_and_cleans_up(
             assert [c["consumer"] for c in session.status()["consumers"]] == []
 
     run_async(main())
-    marks = set(re.findall(r"BTCUSDT\s+│\s+long\s+│\s+0\.5\s+│\s+65000\s+│\s+([\d.]+)",
+    marks = set(re.findall(r"BTCUSDT\s+│\s+long\s+│\s+0\.500\s+│\s+65000\.0\s+│\s+(\d+\.\d)\s",
                            out.getvalue()))
     assert len(marks) > 1  # redrawn with moving prices
 
@@ -166,7 +166,8 @@ def test_live_view_on_a_real_pseudo_terminal(clean_env: Path) -> None:
     assert "Positions" in text and "Symbol" in text and "Price age" in text
     assert "Feeds" in text and "healthy" in text
     assert f"dashboard {(clean_env / 'url').read_text()}" in text
-    marks = set(re.findall(r"BTCUSDT\s+│\s+long\s+│\s+0\.5\s+│\s+65000\s+│\s+([\d.]+)", text))
+    marks = set(re.findall(
+        r"BTCUSDT\s+│\s+long\s+│\s+0\.500\s+│\s+65000\.0\s+│\s+(\d+\.\d)\s", text))
     assert len(marks) > 2, marks  # the mark price changed on screen
     assert "\x1b[" in raw.decode("utf-8", "replace")  # it drew in place, as a terminal UI
 
@@ -185,3 +186,31 @@ def test_a_real_trailing_stop_event_reads_as_one_short_line() -> None:
     model.on_event(ev)
     assert [n["text"] for n in model.notable] == [
         "trailing stop activated BTCUSDT long: stop 64350 (mark 64700, best 65000) [dry run]"]
+
+
+INSTRUMENTS = {"linear:ETHUSDT": {"tick_size": "0.01", "qty_step": "0.001",
+                                  "settle_coin": "USDT"}}
+FULL = {**POSITION, "size": "2", "entry_price": "3000", "mark_price": "2990.5",
+        "unrealised_pnl": "19.0", "leverage": "10", "liq_price": "3290.123"}
+
+
+@pytest.mark.unit
+def test_amounts_are_shown_to_the_instruments_tick_with_coin_and_total() -> None:
+    other = {**FULL, "symbol": "ETHUSDT", "position_idx": 1, "unrealised_pnl": "-4.5"}
+    text = draw(dashboard(STATUS, [FULL, other], ROWS, [], instruments=INSTRUMENTS))
+    assert re.search(r"ETHUSDT\s+│ short\s+│\s+2\.000\s+│\s+3000\.00\s+│\s+2990\.50\s+│"
+                     r"\s+19\.00 USDT\s+│\s+10x\s+│\s+3290\.12", text), text
+    assert re.search(r"total\s.*14\.50 USDT", text)  # one total per settle coin
+
+
+@pytest.mark.unit
+def test_at_80_columns_the_view_keeps_what_a_trader_reads_first() -> None:
+    text = draw(dashboard(STATUS, [FULL], ROWS, [{"text": "route a -> b: " + "x" * 200,
+                                                  "at_ns": None}],
+                          instruments=INSTRUMENTS), width=80)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for column in ("Symbol", "Side", "Size", "Mark", "uPnL", "Age"):
+        assert column in text, column
+    assert re.search(r"ETHUSDT\s+│ short\s+│\s+2\.000\s+│\s+2990\.50\s+│\s+19\.00 USDT", text)
+    assert "bybit_hybrid *" in text and "rest_polling" in text  # names whole
+    assert "healthy" in text and "degraded" in text and "primary" in text

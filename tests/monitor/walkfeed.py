@@ -16,6 +16,7 @@ from feedctl import (
     Feed,
     FeedKind,
     FeedState,
+    Instrument,
     MarkPrice,
     PositionUpdate,
     Side,
@@ -50,6 +51,8 @@ class WalkFeed(Feed):
         if not s.sync:
             ctx.set_state(FeedState.CONNECTING, "REST snapshot unanswered")
             await asyncio.Event().wait()  # for ever: never synced
+        ctx.set_instrument(Instrument(symbol=s.symbol, tick_size=Decimal("0.1"),
+                                      qty_step=Decimal("0.001"), settle_coin="USDT"))
         ctx.reconcile([opened], as_of_ms=1)  # the account's snapshot: one position
         ctx.set_state(FeedState.HEALTHY, reason="resync_done")
         price, step = Decimal(s.start), Decimal(s.step)

@@ -12,6 +12,7 @@ const state = {
   feeds: new Map(),      // name -> feed row
   notable: [],
   unknown: null,         // why positions are not known complete (never synced), or null
+  instruments: {},       // "linear:BTCUSDT" -> {tick_size, qty_step, settle_coin}
   offsetMs: 0,           // browser clock minus server clock
   dirty: true,
 };
@@ -128,15 +129,34 @@ function renderPositions() {
     const ageNs = p.mark_received_ns || p.received_ns;
     setCell(tr, "symbol", p.symbol);
     setCell(tr, "side", p.side, p.side);
-    setCell(tr, "size num", p.size);
-    setCell(tr, "entry num", p.entry_price);
-    setCell(tr, "mark num", p.mark_price);
-    setCell(tr, "pnl num", pnl, pnl === null ? "" : String(pnl).startsWith("-") ? "down" : "up");
+    const inst = state.instruments[`${p.category}:${p.symbol}`] || {};
+    setCell(tr, "size num", onStep(p.size, inst.qty_step));
+    setCell(tr, "entry num", onStep(p.entry_price, inst.tick_size));
+    setCell(tr, "mark num", onStep(p.mark_price, inst.tick_size));
+    setCell(tr, "pnl num", pnlText(pnl, inst.settle_coin),
+            pnl === null ? "" : String(pnl).startsWith("-") ? "down" : "up");
     setCell(tr, "age num", age(ageNs));
     setCell(tr, "feed", p.feed);
     tr.querySelector("td.age").dataset.ns = ageNs || "";
     drawSpark(tr.querySelector("td.spark"), state.series.get(posKey(p)));
   });
+}
+
+// amounts as the exchange shows them (framework/monitor/amounts.py does the same)
+const CENT_COINS = new Set(["USDT", "USDC", "USD", "DAI", "FDUSD", "BUSD"]);
+function decimalsOf(step) {
+  const s = String(step), i = s.indexOf(".");
+  return i < 0 ? 0 : Math.max(0, s.replace(/0+$/, "").length - i - 1);
+}
+function onStep(v, step) {
+  if (v === null || v === undefined || v === "") return "-";
+  if (!step || !(Number(step) > 0)) return String(v);
+  return (Math.round(Number(v) / Number(step)) * Number(step)).toFixed(decimalsOf(step));
+}
+function pnlText(v, coin) {
+  if (v === null || v === undefined || v === "") return "-";
+  if (!coin) return String(v);
+  return Number(v).toFixed(CENT_COINS.has(coin.toUpperCase()) ? 2 : 8) + " " + coin;
 }
 
 function fmt(v, digits) { return v === null || v === undefined ? "-" : Number(v).toFixed(digits); }
@@ -245,6 +265,7 @@ function connect() {
     state.feeds = new Map(s.feeds.map((f) => [f.feed, f]));
     state.notable = s.notable || [];
     state.unknown = s.positions_unknown || null;
+    state.instruments = s.instruments || {};
     renderValidation(s.validation);
   });
   on("position", onPosition);
@@ -257,6 +278,7 @@ function connect() {
     setClock(t.now_ns);
     state.feeds = new Map(t.feeds.map((f) => [f.feed, f]));
     state.unknown = t.positions_unknown || null;
+    state.instruments = t.instruments || state.instruments;
     renderValidation(t.validation);
     if (t.router) $("session").textContent = $("session").textContent.replace(/active .*$/, "active " + t.router.active);
   });
