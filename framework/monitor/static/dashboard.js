@@ -100,8 +100,8 @@ function setCell(tr, cls, text, extra) {
   if (td.className !== want) td.className = want;
 }
 
-const POS_CELLS = ["symbol", "side", "size num", "entry num", "mark num", "pnl num", "age num",
-                   "spark", "feed"];
+const POS_CELLS = ["symbol", "side", "size num", "entry num", "mark num", "pnl num", "lev num",
+                   "liq num", "age num", "spark", "feed"];
 
 function renderPositions() {
   const body = $("positions").tBodies[0];
@@ -114,7 +114,7 @@ function renderPositions() {
     const tr = el("tr", null, state.unknown ? "empty unknown" : "empty");
     tr.dataset.key = state.unknown ? "unknown" : "empty";
     const td = el("td", state.unknown ? "positions unknown (not synced yet)" : "no open positions");
-    td.colSpan = 9;
+    td.colSpan = POS_CELLS.length;
     tr.appendChild(td);
     body.replaceChildren(tr);
     return;
@@ -135,6 +135,8 @@ function renderPositions() {
     setCell(tr, "mark num", onStep(p.mark_price, inst.tick_size));
     setCell(tr, "pnl num", pnlText(pnl, inst.settle_coin),
             pnl === null ? "" : String(pnl).startsWith("-") ? "down" : "up");
+    setCell(tr, "lev num", p.leverage === null || p.leverage === undefined ? "-" : `${p.leverage}x`);
+    setCell(tr, "liq num", onStep(p.liq_price, inst.tick_size));
     setCell(tr, "age num", age(ageNs));
     setCell(tr, "feed", p.feed);
     tr.querySelector("td.age").dataset.ns = ageNs || "";
