@@ -171,6 +171,12 @@ def analyse(*, transitions: list[dict[str, Any]], consumer: list[dict[str, Any]]
             first = "open" if "open" in it["missing"] else "close"
             if (it["symbol"], it.get(f"{first}_seq")) in told:
                 why = L_REPORTED
+            elif (it["kind"] == "coalesced"
+                  and str(it.get("primary_saw", "")).endswith("while the standby delivered")):
+                # the polling standby merged a close and reopen (both sides the same)
+                # while it delivered; the primary saw both, but only after consumers'
+                # merged lifecycle had closed: no event can split it any more
+                why = F_MERGED_CLOSED
         if why is None:
             unexplained.append({"failure": what, **it})
         else:
@@ -234,6 +240,7 @@ F_CLOSE_REPLAYED = "F10 close fill replayed onto a flat book"
 F_REPLAY_WINDOW = "F10 close fill replayed onto a flat book "  # (its aftermath)
 L_SILENT = "L1 loss inside a stall not noticed while it lasted"
 L_REPORTED = "L1 loss the hybrid reported (states_unrecoverable)"
+F_MERGED_CLOSED = "F12 standby merged a close and reopen, closed before the primary knew"
 
 
 def exchange_states(transitions: list[dict[str, Any]]

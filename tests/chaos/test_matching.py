@@ -183,3 +183,20 @@ def test_a_synthetic_close_reopened_at_once_is_f11() -> None:
          .saw("opened", 10, 3000).saw("closed", 20, 5001))
     r = h.analyse()
     assert r["split"] == 1 and r["known_findings"] == {analysis.F_ORPHAN_CLOSE: 2}
+
+
+def test_a_close_and_reopen_the_standby_merged_is_lost_and_attributed_f12() -> None:
+    """The standby delivered one lifecycle for two (it saw the reopen as a change) and
+    closed it; the primary saw the close and the reopen only later: lost, and named."""
+    h = (History().ex("opened", 10, 1000).ex("closed", 11, 1100)
+         .ex("opened", 12, 1200).ex("closed", 13, 1300)
+         .saw("opened", 10, 1001, feed="rest_polling")
+         .saw("changed", 12, 1201, feed="rest_polling")
+         .saw("closed", 13, 1301, feed="rest_polling")
+         .saw("opened", 10, 1001, active="bybit_hybrid")
+         .saw("closed", 11, 2000, active="rest_polling")
+         .saw("opened", 12, 2000, active="rest_polling")
+         .saw("closed", 13, 2000, active="rest_polling"))
+    r = h.analyse()
+    assert r["lifecycles"]["coalesced"] == 2 and r["lost"] == 2
+    assert r["known_findings"] == {analysis.F_MERGED_CLOSED: 2} and r["unexplained"] == 0
