@@ -261,6 +261,49 @@ class PositionBook:
         self.synced_ns = now_ns()
         return events
 
+    def past_lifecycles(self, states: Iterable[PositionUpdate]) -> list[PositionEvent]:
+        """Emit lifecycles that began and ended *before* the book's current state of
+        their key — history a feed recovered late (fills of states lost with the socket
+        up, overtaken by a newer push): ``states`` in order, from flat, each lifecycle
+        ending flat. Events are ``past`` (docs/events.md); the book's positions, versions
+        and flat times are untouched. Returns the events (also emitted)."""
+        events: list[PositionEvent] = []
+        cur: Position | None = None
+        for u in states:
+            if u.side is not None and u.size > 0:
+                if cur is not None and cur.side is not u.side:
+                    events.append(self._past(EventKind.CLOSED, cur, u))
+                    cur = None
+                if cur is None:
+                    cur = Position(
+                        exchange=self.exchange, account=self.account, feed=self.feed,
+                        category=u.category, symbol=u.symbol, position_idx=u.position_idx,
+                        side=u.side, size=u.size, entry_price=u.entry_price,
+                        leverage=u.leverage, seq=u.seq, exchange_ms=u.exchange_ms,
+                        received_ns=u.received_ns, lifecycle=0)
+                    events.append(self._past(EventKind.OPENED, cur, None))
+                else:
+                    cur = cur.model_copy(update={"size": u.size, "entry_price": u.entry_price,
+                                                 "seq": u.seq, "exchange_ms": u.exchange_ms,
+                                                 "received_ns": u.received_ns})
+                    events.append(self._past(EventKind.CHANGED, cur, None, ("size",)))
+            elif cur is not None:
+                events.append(self._past(EventKind.CLOSED, cur, u))
+                cur = None
+        if cur is not None:
+            raise ValueError("a past lifecycle must end flat")
+        for ev in events:
+            self._send(ev)
+        return events
+
+    def _past(self, kind: EventKind, pos: Position, closing: PositionUpdate | None,
+              changes: tuple[str, ...] = ()) -> PositionEvent:
+        if closing is not None:
+            pos = pos.model_copy(update={"seq": closing.seq, "exchange_ms": closing.exchange_ms,
+                                         "received_ns": closing.received_ns})
+        ev = self._event(kind, pos, changes)
+        return ev.model_copy(update={"past": True})
+
     # ------------------------------------------------------------------ internals
     def _version_verdict(self, key: PositionKey, update: PositionUpdate) -> str:
         last = self._versions.get(key)

@@ -204,6 +204,12 @@ class FeedContext:
         """Make the book match a complete snapshot (see PositionBook.reconcile)."""
         return self.book.reconcile(snapshot, as_of_ms=as_of_ms)
 
+    def past_lifecycles(self, states: Iterable[PositionUpdate]) -> list[PositionEvent]:
+        """Deliver lifecycles that began and ended before the book's current state of
+        their key (history recovered late, from flat to flat), as ``past`` events; the
+        book's positions are untouched (see PositionBook.past_lifecycles)."""
+        return self.book.past_lifecycles(states)
+
     def positions(self) -> Mapping[PositionKey, Position]:
         return dict(self.book.positions)
 

@@ -114,6 +114,8 @@ class Router:
         #: Per key, the events of a lifecycle of the primary that lies before what
         #: consumers hold, held until its close completes it (see the module docstring).
         self._past: dict[PositionKey, list[PositionEvent]] = {}
+        #: Per (feed, key), a past lifecycle the feed itself delivers, until its close.
+        self._fed_past: dict[tuple[str, PositionKey], list[PositionEvent]] = {}
         #: Per key, the exchange times (ms) of the open states consumers were told of
         #: the lifecycle they hold, and the (first, last) of the last ones they saw closed.
         self._open_states: dict[PositionKey, list[int]] = {}
@@ -129,6 +131,10 @@ class Router:
 
     # ---------------------------------------------------------------- inputs
     def on_event(self, feed: str, event: PositionEvent) -> None:
+        if event.past:
+            if feed == self.primary or feed == self.standby:
+                self._feed_past(feed, event)
+            return
         if feed == self.primary and self._past_lifecycle(event):
             return
         if feed == self.active:
@@ -214,6 +220,21 @@ class Router:
             return True
         return False
 
+    def _feed_past(self, feed: str, event: PositionEvent) -> None:
+        """A past lifecycle a delivering feed recovered itself (``ctx.past_lifecycles``):
+        held until its close, then delivered unless consumers were told it."""
+        key = (feed, event.position.key)
+        held = self._fed_past.setdefault(key, [])
+        if event.kind is EventKind.OPENED:
+            held.clear()
+        elif not held:
+            return  # the rest of a lifecycle whose open was dropped
+        held.append(event)
+        if event.kind is EventKind.CLOSED:
+            events = list(held)
+            del self._fed_past[key]
+            self._deliver_past(events)
+
     def _deliver_past(self, events: list[PositionEvent]) -> bool:
         """Deliver a complete past lifecycle, unless one consumers were told (or hold) had
         a state inside its span of exchange time: then it is that one, not a past one."""
@@ -228,6 +249,11 @@ class Router:
         if any(first < closed and last >= opened for first, last in spans):
             return False
         self._closed_ms[key] = max(closed, self._closed_ms.get(key, 0))
+        told = self._spans.get(key)
+        if told is None:
+            told = self._spans[key] = deque(maxlen=_SPANS_KEPT)
+        times = [e.position.exchange_ms for e in events[:-1] if e.position.exchange_ms is not None]
+        told.append((min(times, default=opened), max(times, default=opened)))
         self.counters["past_lifecycles"] += 1
         for ev in events:
             self.counters["delivered"] += 1

@@ -71,6 +71,9 @@ class PrivateStream:
         #: row, replay) after the fill floor: a later fill whose seq is missing here and
         #: older than the book's was lost with the socket up and overtaken by a newer push
         self._seen: dict[PositionKey, dict[int, int]] = {}
+        #: per key, the seen seqs whose state was flat (a lost run of fills between two
+        #: of them is a complete lifecycle of the past: delivered as such)
+        self._flat_seen: dict[PositionKey, set[int]] = {}
         #: the newest such losses (they cannot be delivered in order): status and audit
         self.unrecoverable: deque[dict[str, Any]] = deque(maxlen=100)
 
@@ -266,8 +269,10 @@ class PrivateStream:
                 kept = {seq: ms for seq, ms in seqs.items() if ms > floor}
                 if kept:
                     self._seen[key] = kept
+                    self._flat_seen[key] = self._flat_seen.get(key, set()) & set(kept)
                 else:
                     del self._seen[key]
+                    self._flat_seen.pop(key, None)
 
     def note_closed(self, keys: set[PositionKey], as_of_ms: int | None) -> None:
         """A snapshot taken at ``as_of_ms`` closed ``keys``: every fill of theirs up to
@@ -352,7 +357,19 @@ class PrivateStream:
                 states = lost.setdefault(f.key, {})
                 states[f.seq] = max(states.get(f.seq, 0), f.exec_ms)
         for key, states in lost.items():
+            recovered = self._recover_past(key, sorted(states), fills)
             self._seen.setdefault(key, {}).update(states)
+            if recovered:
+                self.ctx.count("states_recovered_past", len(recovered))
+                self.ctx.log.warning(
+                    "%s: %d position states (seq %d..%d) never arrived and a newer one did; "
+                    "their fills make lifecycles that opened and closed before it: "
+                    "delivered as past lifecycles", key.symbol, len(recovered),
+                    min(recovered), max(recovered), extra={"symbol": key.symbol})
+                for seq in recovered:
+                    states.pop(seq, None)
+            if not states:
+                continue
             seqs = sorted(states)
             self.ctx.count("states_unrecoverable", len(seqs))
             self.unrecoverable.append({
@@ -364,14 +381,39 @@ class PrivateStream:
                 "socket up)", key.symbol, len(seqs), seqs[0], seqs[-1],
                 extra={"symbol": key.symbol, "seqs": seqs})
 
+    def _recover_past(self, key: PositionKey, lost: list[int], fills: list[Fill]) -> set[int]:
+        """The lost seqs that form whole lifecycles between two flat states the book saw:
+        replayed from flat and handed to ``ctx.past_lifecycles``; those seqs returned."""
+        seen = self._seen.get(key, {})
+        flat = self._flat_seen.get(key, set())
+        before = [s for s in seen if s < lost[0]]
+        after = [s for s in seen if s > lost[-1]]
+        if not before or not after:
+            return set()
+        a, b = max(before), min(after)
+        if a not in flat or b not in flat or any(a < s < b for s in seen):
+            return set()
+        run = [f for f in fills if f.key == key and a < f.seq <= b]
+        states = replay(run, {}, {key: a}, {}, {}, time.time_ns())
+        if not states or states[-1].size != 0 or states[-1].seq != b:
+            return set()
+        try:
+            self.ctx.past_lifecycles(states)
+        except ValueError:
+            return set()
+        return set(lost)
+
     def _note(self, update: PositionUpdate) -> None:
         key = update.key
         if update.seq is None:
             return
         seen = self._seen.setdefault(key, {})
         seen[update.seq] = update.exchange_ms or 0
+        if update.size == 0:
+            self._flat_seen.setdefault(key, set()).add(update.seq)
         if len(seen) > SEEN_PER_KEY:  # no snapshot for long (audit off): keep the newest
             self._seen[key] = dict(sorted(seen.items())[SEEN_PER_KEY // 2:])
+            self._flat_seen[key] = self._flat_seen.get(key, set()) & set(self._seen[key])
         if update.seq > self.last_seq.get(key, -1):
             self.last_seq[key] = update.seq
 

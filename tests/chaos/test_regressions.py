@@ -386,6 +386,35 @@ def test_a_loss_no_ping_revealed_is_reported_when_it_cannot_be_delivered() -> No
 
 
 @pytest.mark.integration
+def test_a_lost_lifecycle_between_two_flat_states_is_delivered_as_past() -> None:
+    """L1 recovered: the same loss, but the book saw the key flat before it (a lifecycle
+    the stream delivered) and flat after it: the lost fills make a whole lifecycle of
+    the past, delivered as ``past`` events instead of being reported skipped."""
+
+    async def main() -> tuple[list[tuple[str, str, bool]], int, int]:
+        async with hybrid(ping_interval=30.0, pong_timeout=10.0, audit_interval=2.0) as h:
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await h.ctl.place_order("BTCUSDT", "Sell", "0.01", reduce_only=True)
+            await wait_until(lambda: len(h.kinds("BTCUSDT")) == 2, 5)  # seen, flat
+            await h.ctl.stall("private", 1.0)  # no ping inside: unnoticed
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.03")
+            await h.ctl.place_order("BTCUSDT", "Sell", "0.03", reduce_only=True)
+            await asyncio.sleep(1.1)
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.02")
+            await wait_until(lambda: h.ctx.counters.get("states_recovered_past", 0), 8)
+            events = [(e.kind.value, str(e.position.size), e.past) for e in h.events
+                      if e.position.symbol == "BTCUSDT" and e.kind.is_lifecycle]
+            return (events, h.ctx.counters.get("states_unrecoverable", 0),
+                    h.ctx.counters["states_recovered_past"])
+
+    events, unrecoverable, recovered = run_async(main())
+    assert ("opened", "0.03", True) in events and ("closed", "0.03", True) in events
+    assert [e for e in events if not e[2]] == [
+        ("opened", "0.01", False), ("closed", "0.01", False), ("opened", "0.02", False)]
+    assert unrecoverable == 0 and recovered >= 1
+
+
+@pytest.mark.integration
 def test_states_the_stream_delivered_are_never_reported_unrecoverable() -> None:
     async def main() -> int:
         async with hybrid(ping_interval=30.0, pong_timeout=10.0, audit_interval=0.3) as h:

@@ -432,3 +432,19 @@ def test_a_split_lifecycle_whose_later_part_never_comes_is_reopened_as_consumers
     assert lifecycle(delivered)[-1] == ("opened", "short", False)
     (pos,) = router.delivered.values()
     assert pos.size == D("2")
+
+
+def test_a_past_lifecycle_the_primary_recovers_itself_is_delivered_once() -> None:
+    router, books, delivered, _, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    books["h"].apply(at(upd("XRPUSDT", "3", 30), 9_000))  # the newer state came first
+    past = [at(upd("XRPUSDT", "1", 10), 1_000), at(upd("XRPUSDT", "2", 11), 1_500),
+            at(upd("XRPUSDT", "0", 12), 2_000)]
+    events = books["h"].past_lifecycles(past)
+    assert [e.kind.value for e in events] == ["opened", "changed", "closed"]
+    assert all(e.past for e in events)
+    assert books["h"].positions[next(iter(books["h"].positions))].size == D("3")  # untouched
+    assert lifecycle(delivered) == [("opened", "long", False), ("opened", "long", True),
+                                    ("changed", "long", True), ("closed", "long", True)]
+    assert all(e.recovered for e in delivered[-3:] if isinstance(e, PositionEvent))
+    books["h"].past_lifecycles(past)  # told again (a second audit): not delivered twice
+    assert len([e for e in delivered if isinstance(e, PositionEvent)]) == 4
