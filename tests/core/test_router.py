@@ -448,3 +448,4 @@ def test_a_past_lifecycle_the_primary_recovers_itself_is_delivered_once() -> Non
     assert all(e.recovered for e in delivered[-3:] if isinstance(e, PositionEvent))
     books["h"].past_lifecycles(past)  # told again (a second audit): not delivered twice
     assert len([e for e in delivered if isinstance(e, PositionEvent)]) == 4
+    assert router.counters["past_lifecycles"] == 1
