@@ -28,6 +28,11 @@ class HybridSettings(StrictModel):
     #: A subscribed ticker silent this long is stale (linear tickers come every 100 ms):
     #: resubscribe, then reconnect the public socket if it stays stale.
     stale_after: Duration = 2.0
+    #: While a symbol's ticker is stale (or the public socket down), its mark is read
+    #: from REST (/v5/market/tickers) this often; 0 turns it off.
+    stale_mark_interval: Duration = 1.0
+    #: At most this many stale symbols are read per interval (REST rate limits).
+    stale_mark_max: int = Field(10, ge=1)
     #: A data frame the exchange created (its ``creationTime``/``ts``, server clock)
     #: this long after a ping that is still unanswered proves the pong was lost - and
     #: with it whatever was sent meanwhile: the socket is treated as lost *before* that

@@ -47,6 +47,7 @@ PATH_TIME: Final = "/v5/market/time"
 PATH_POSITIONS: Final = "/v5/position/list"
 PATH_EXECUTIONS: Final = "/v5/execution/list"
 PATH_INSTRUMENTS: Final = "/v5/market/instruments-info"
+PATH_TICKERS: Final = "/v5/market/tickers"
 #: Largest page /v5/position/list accepts.
 POSITION_PAGE_LIMIT: Final = 200
 

@@ -93,6 +93,7 @@ class HybridFeed(Feed):
                         self._public(Category.LINEAR)
                         tg.create_task(self._audit_loop(), name="bybit-audit")
                         tg.create_task(self._instruments_loop(), name="bybit-instruments")
+                        tg.create_task(self._stale_marks_loop(), name="bybit-stale-marks")
                 except BaseExceptionGroup as group:  # one cause, fatal first, not a group
                     causes: list[BaseException] = list(group.exceptions)
                     fatal = [e for e in causes if isinstance(e, FatalFeedError)]
@@ -181,6 +182,30 @@ class HybridFeed(Feed):
 
     def public_changed(self, reason: str) -> None:
         self._refresh(reason)
+
+    # ----------------------------------------------------------------- stale marks
+    async def _stale_marks_loop(self) -> None:
+        """While a symbol's ticker is stale (its topic silent, the public socket stalled
+        or down), read its mark from REST every ``stale_mark_interval``: the position's
+        price keeps moving while the socket recovers. The feed still reports the symbol
+        stale; the book takes a REST mark only if it is newer than the one it holds."""
+        interval = self.settings.stale_mark_interval
+        if interval <= 0:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            stale = sorted({(c, sym) for c, p in self.publics.items()
+                            for sym in (p.stale | (p.wanted if p.down else set()))})
+            for category, symbol in stale[:self.settings.stale_mark_max]:
+                try:
+                    mark = await self.rest.mark(category, symbol)
+                except (RetryableFeedError, FatalFeedError) as exc:
+                    self.ctx.count("stale_mark_failures")
+                    self.ctx.log.info("REST mark for stale %s not read: %s", symbol, exc)
+                    continue
+                if mark is not None:
+                    self.ctx.count("stale_marks")
+                    self.ctx.apply_mark(mark)
 
     # ----------------------------------------------------------------- instruments
     async def _instruments_loop(self) -> None:

@@ -28,8 +28,10 @@ from feedctl import (
     Category,
     FatalFeedError,
     Instrument,
+    MarkPrice,
     PositionUpdate,
     RetryableFeedError,
+    wire_decimal,
 )
 
 from .config import HybridSettings
@@ -38,6 +40,7 @@ from .constants import (
     PATH_EXECUTIONS,
     PATH_INSTRUMENTS,
     PATH_POSITIONS,
+    PATH_TICKERS,
     PATH_TIME,
     POSITION_PAGE_LIMIT,
     RET_OK,
@@ -195,6 +198,24 @@ class RestClient:
                 if older or not cursor:
                     break
         return out
+
+    async def mark(self, category: Category, symbol: str) -> MarkPrice | None:
+        """One symbol's mark price from the public tickers endpoint (unsigned), stamped
+        with the answer's server time; None if the row is missing or unusable."""
+        env = await self._call(PATH_TICKERS, [("category", category.value),
+                                              ("symbol", symbol)], signed=False)
+        _, rows = _listing(env, PATH_TICKERS)
+        for row in rows:
+            if not isinstance(row, dict) or row.get("symbol") != symbol:
+                continue
+            price = wire_decimal(row.get("markPrice"))
+            stamp = env.get("time")
+            if price is None or price <= 0:
+                self._count("bad_field")
+                return None
+            return MarkPrice(category=category, symbol=symbol, mark_price=price,
+                             exchange_ms=stamp if isinstance(stamp, int) else None)
+        return None
 
     async def instrument(self, category: Category, symbol: str) -> Instrument | None:
         """One symbol's tick, quantity step and settle coin (public, unsigned); None if

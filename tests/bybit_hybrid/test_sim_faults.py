@@ -200,3 +200,23 @@ def test_gap_replay_after_an_audit_repair_has_no_phantom_states() -> None:
                                              ("closed", "0.02")]
 
     run(go())
+
+
+def test_a_stale_ticker_gets_its_mark_from_rest_while_the_socket_recovers() -> None:
+    """The public socket stalls for 4 s: the symbol is reported stale (degraded), yet its
+    mark keeps moving, read from /v5/market/tickers every stale_mark_interval."""
+    async def go() -> None:
+        async with harness(stale_mark_interval=0.3, ping_interval=30.0,
+                           pong_timeout=30.0) as h:
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await wait_until(lambda: len(h.prices("BTCUSDT")) >= 2)
+            await h.ctl.stall("public", 4)
+            await wait_until(lambda: "BTCUSDT" in h.ctx.status.stale_symbols, within=3)
+            before = len(h.prices("BTCUSDT"))
+            await asyncio.sleep(1.5)
+            assert "BTCUSDT" in h.ctx.status.stale_symbols or h.ctx.counters.get(
+                "reconnects", 0)  # still stale, or the socket was replaced meanwhile
+            assert h.ctx.counters.get("stale_marks", 0) >= 2
+            assert len(h.prices("BTCUSDT")) > before  # the price moved meanwhile
+
+    run(go())
