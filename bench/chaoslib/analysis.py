@@ -240,7 +240,7 @@ F_CLOSE_REPLAYED = "F10 close fill replayed onto a flat book"
 F_REPLAY_WINDOW = "F10 close fill replayed onto a flat book "  # (its aftermath)
 L_SILENT = "L1 loss inside a stall not noticed while it lasted"
 L_REPORTED = "L1 loss the hybrid reported (states_unrecoverable)"
-F_MERGED_CLOSED = "F12 standby merged a close and reopen, closed before the primary knew"
+F_MERGED_CLOSED = "F15 standby merged a close and reopen, closed before the primary knew"
 
 
 def exchange_states(transitions: list[dict[str, Any]]

@@ -185,7 +185,7 @@ def test_a_synthetic_close_reopened_at_once_is_f11() -> None:
     assert r["split"] == 1 and r["known_findings"] == {analysis.F_ORPHAN_CLOSE: 2}
 
 
-def test_a_close_and_reopen_the_standby_merged_is_lost_and_attributed_f12() -> None:
+def test_a_close_and_reopen_the_standby_merged_is_lost_and_attributed_f15() -> None:
     """The standby delivered one lifecycle for two (it saw the reopen as a change) and
     closed it; the primary saw the close and the reopen only later: lost, and named."""
     h = (History().ex("opened", 10, 1000).ex("closed", 11, 1100)
