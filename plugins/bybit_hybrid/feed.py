@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -44,6 +45,8 @@ _PHASE_STATE = {
     "resyncing": FeedState.RESYNCING,
 }
 
+
+T = TypeVar("T")
 
 class HybridFeed(Feed):
     """Private WS lifecycle + public WS mark prices + REST resync and audit."""
@@ -197,15 +200,21 @@ class HybridFeed(Feed):
             stale = sorted({(c, sym) for c, p in self.publics.items()
                             for sym in (p.stale | (p.wanted if p.down else set()))})
             for category, symbol in stale[:self.settings.stale_mark_max]:
-                try:
-                    mark = await self.rest.mark(category, symbol)
-                except (RetryableFeedError, FatalFeedError) as exc:
-                    self.ctx.count("stale_mark_failures")
-                    self.ctx.log.info("REST mark for stale %s not read: %s", symbol, exc)
-                    continue
+                mark = await self._public_read(self.rest.mark(category, symbol),
+                                               "stale_mark_failures", f"mark of {symbol}")
                 if mark is not None:
                     self.ctx.count("stale_marks")
                     self.ctx.apply_mark(mark)
+
+    async def _public_read(self, read: Awaitable[T], counter: str, what: str) -> T | None:
+        """A best-effort public REST read: its result, or None (counted, logged) when it
+        failed; the caller tries again later."""
+        try:
+            return await read
+        except (RetryableFeedError, FatalFeedError) as exc:
+            self.ctx.count(counter)
+            self.ctx.log.info("REST %s not read: %s", what, exc)
+            return None
 
     # ----------------------------------------------------------------- instruments
     async def _instruments_loop(self) -> None:
@@ -220,12 +229,8 @@ class HybridFeed(Feed):
                 if key in self.ctx.instruments or now - tried.get(key, -1e9) < 60:
                     continue
                 tried[key] = now
-                try:
-                    inst = await self.rest.instrument(category, symbol)
-                except (RetryableFeedError, FatalFeedError) as exc:
-                    self.ctx.count("instrument_failures")
-                    self.ctx.log.info("instrument info for %s not read: %s", symbol, exc)
-                    continue
+                inst = await self._public_read(self.rest.instrument(category, symbol),
+                                               "instrument_failures", f"instrument {symbol}")
                 if inst is not None:
                     self.ctx.set_instrument(inst)
             await asyncio.sleep(2.0)

@@ -202,40 +202,41 @@ class RestClient:
     async def mark(self, category: Category, symbol: str) -> MarkPrice | None:
         """One symbol's mark price from the public tickers endpoint (unsigned), stamped
         with the answer's server time; None if the row is missing or unusable."""
-        env = await self._call(PATH_TICKERS, [("category", category.value),
-                                              ("symbol", symbol)], signed=False)
-        _, rows = _listing(env, PATH_TICKERS)
-        for row in rows:
-            if not isinstance(row, dict) or row.get("symbol") != symbol:
-                continue
-            price = wire_decimal(row.get("markPrice"))
-            stamp = env.get("time")
-            if price is None or price <= 0:
-                self._count("bad_field")
-                return None
-            return MarkPrice(category=category, symbol=symbol, mark_price=price,
-                             exchange_ms=stamp if isinstance(stamp, int) else None)
-        return None
+        env, row = await self._symbol_row(PATH_TICKERS, category, symbol)
+        if row is None:
+            return None
+        price = wire_decimal(row.get("markPrice"))
+        if price is None or price <= 0:
+            self._count("bad_field")
+            return None
+        stamp = env.get("time")
+        return MarkPrice(category=category, symbol=symbol, mark_price=price,
+                         exchange_ms=stamp if isinstance(stamp, int) else None)
 
     async def instrument(self, category: Category, symbol: str) -> Instrument | None:
         """One symbol's tick, quantity step and settle coin (public, unsigned); None if
         the exchange lists no such instrument or its row is unusable."""
-        env = await self._call(PATH_INSTRUMENTS, [("category", category.value),
-                                                  ("symbol", symbol)], signed=False)
-        _, rows = _listing(env, PATH_INSTRUMENTS)
-        for row in rows:
-            if not isinstance(row, dict) or row.get("symbol") != symbol:
-                continue
-            try:
-                return Instrument(
-                    category=category, symbol=symbol,
-                    tick_size=(row.get("priceFilter") or {}).get("tickSize"),
-                    qty_step=(row.get("lotSizeFilter") or {}).get("qtyStep"),
-                    settle_coin=row.get("settleCoin") or None)
-            except ValueError:
-                self._count("bad_field")
-                return None
-        return None
+        _, row = await self._symbol_row(PATH_INSTRUMENTS, category, symbol)
+        if row is None:
+            return None
+        try:
+            return Instrument(category=category, symbol=symbol,
+                              tick_size=(row.get("priceFilter") or {}).get("tickSize"),
+                              qty_step=(row.get("lotSizeFilter") or {}).get("qtyStep"),
+                              settle_coin=row.get("settleCoin") or None)
+        except ValueError:
+            self._count("bad_field")
+            return None
+
+    async def _symbol_row(self, path: str, category: Category, symbol: str
+                          ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """A public market endpoint's answer for one symbol, and that symbol's row."""
+        env = await self._call(path, [("category", category.value), ("symbol", symbol)],
+                               signed=False)
+        _, rows = _listing(env, path)
+        row = next((r for r in rows if isinstance(r, dict) and r.get("symbol") == symbol),
+                   None)
+        return env, row
 
     # ----------------------------------------------------------------- transport
     async def _call(

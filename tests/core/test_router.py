@@ -278,13 +278,7 @@ def test_the_inactive_primarys_fresher_marks_reach_consumers_after_a_failover() 
 
 
 def test_a_lifecycle_the_primary_recovers_while_the_standby_delivers_reaches_consumers() -> None:
-    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
-    status(router, "h", FeedState.HEALTHY)
-    status(router, "r", FeedState.HEALTHY)
-    status(router, "h", FeedState.RECONNECTING)
-    clock.t = 1.5
-    router.evaluate()
-    assert router.active == "r"
+    router, books, delivered = _failed_over()
     # opened and closed between two polls of the standby; the primary's replay has it
     opened = upd("XRPUSDT", "5", 1).model_copy(update={"exchange_ms": 1_000})
     closed = upd("XRPUSDT", "0", 2).model_copy(update={"exchange_ms": 2_000})
@@ -300,6 +294,12 @@ def test_a_lifecycle_the_primary_recovers_while_the_standby_delivers_reaches_con
 
 
 def _failed_over() -> tuple[Router, dict[str, PositionBook], list[object]]:
+    router, books, delivered, _ = _failed_over_on_a_clock()
+    return router, books, delivered
+
+
+def _failed_over_on_a_clock() -> tuple[Router, dict[str, PositionBook], list[object], Clock]:
+    """Primary h unhealthy for 1.5 s: the standby r delivers."""
     router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
     status(router, "h", FeedState.HEALTHY)
     status(router, "r", FeedState.HEALTHY)
@@ -307,7 +307,7 @@ def _failed_over() -> tuple[Router, dict[str, PositionBook], list[object]]:
     clock.t = 1.5
     router.evaluate()
     assert router.active == "r"
-    return router, books, delivered
+    return router, books, delivered, clock
 
 
 def at(u: PositionUpdate, ms: int) -> PositionUpdate:
@@ -413,12 +413,7 @@ def test_two_lifecycles_a_poller_merged_reach_consumers_as_the_primary_saw_them(
 
 def test_a_split_lifecycle_whose_later_part_never_comes_is_reopened_as_consumers_held_it(
 ) -> None:
-    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
-    status(router, "h", FeedState.HEALTHY)
-    status(router, "r", FeedState.HEALTHY)
-    status(router, "h", FeedState.RECONNECTING)
-    clock.t = 1.5
-    router.evaluate()
+    router, books, delivered, clock = _failed_over_on_a_clock()
     books["r"].apply(at(upd("LTCUSDT", "3", 5, Side.SHORT), 1_000))
     books["r"].apply(at(upd("LTCUSDT", "2", 9, Side.SHORT), 3_000))
     books["h"].apply(at(upd("LTCUSDT", "3", 5, Side.SHORT), 1_000))
