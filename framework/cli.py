@@ -30,6 +30,7 @@ from .plan import SessionPlan, build_plan, check_credentials
 from .session import Session
 from .settings import parse_duration
 from .summary import format_summary
+from .validator import describe_report
 
 if TYPE_CHECKING:
     from .monitor.server import Monitor
@@ -272,7 +273,9 @@ async def _run(plan: SessionPlan, seconds: float | None, output: str,
                 loop.remove_signal_handler(sig)
     summary = session.validator.summary() if session.validator is not None else None
     if summary:
-        click.echo("validation summary: " + json.dumps(summary), err=True)
+        click.echo("validation at the end of the run:", err=True)
+        for report in summary.values():
+            click.echo("  " + describe_report(report), err=True)
     if figures is not None:
         click.echo(redact(format_summary(figures)), err=True)
         if code is ExitCode.OK and not figures["ever_delivering_healthy"]:

@@ -8,6 +8,7 @@ from typing import IO, Any
 from pydantic import BaseModel
 
 from .models import EventKind, PositionEvent, RouteEvent, StatusEvent
+from .validator import ValidationReport, describe_report
 
 
 def jsonl(event: BaseModel) -> str:
@@ -61,6 +62,8 @@ class TextPrinter:
             return f"{now} status  {event.feed}: {prev} -> {st.state.value}{why}{detail}"
         if isinstance(event, RouteEvent):
             return f"{now} route   {event.previous} -> {event.active}: {event.reason}"
+        if isinstance(event, ValidationReport):
+            return f"{now} valid.  {describe_report(event.model_dump(mode='json'))}"
         if isinstance(event, BaseModel):
             return f"{now} {getattr(event, 'type', 'event'):<7} {event.model_dump_json()}"
         return None

@@ -36,6 +36,8 @@ class Disagreement(BaseModel):
     primary: str | None
     shadow: str | None
     for_seconds: float
+    #: False while younger than ``settle`` (pending: one feed has not seen it yet)
+    settled: bool = True
 
 
 class ValidationReport(BaseModel):
@@ -94,6 +96,9 @@ class ShadowComparison:
         self._clock = clock
         self._samples: deque[_Sample] = deque()
         self._diff_since: dict[tuple[PositionKey, str], float] = {}
+        #: the two values of each current difference, as of the last sample (a report
+        #: never shows a difference the books no longer have, nor one not yet sampled)
+        self._diff_values: dict[tuple[PositionKey, str], tuple[str | None, str | None]] = {}
         self._seen: dict[tuple[PositionKey, Any], dict[str, int]] = {}
         self._leads: deque[tuple[float, float]] = deque()
         self.matched = self.primary_first = self.shadow_first = 0
@@ -145,6 +150,10 @@ class ShadowComparison:
             settled = False
             for field in diffs:
                 since = self._diff_since.setdefault((key, field), now)
+                attr = {"side": "side", "size": "size", "entry": "entry_price"}[field]
+                self._diff_values[(key, field)] = (
+                    None if p is None else str(getattr(p, attr)),
+                    None if sh is None else str(getattr(sh, attr)))
                 live.add((key, field))
                 if now - since >= self.settings.settle:
                     settled = True
@@ -155,6 +164,7 @@ class ShadowComparison:
                 s.pending += 1
         for stale in set(self._diff_since) - live:
             del self._diff_since[stale]
+            self._diff_values.pop(stale, None)
         self._samples.append(s)
         horizon = now - self.settings.window
         while self._samples and self._samples[0].at < horizon:
@@ -170,13 +180,11 @@ class ShadowComparison:
         leads = [lead for _, lead in self._leads]
         current = []
         for (key, field), since in sorted(self._diff_since.items(), key=lambda kv: str(kv[0])):
-            p, sh = self.primary.positions.get(key), self.shadow.positions.get(key)
-            attr = {"side": "side", "size": "size", "entry": "entry_price"}[field]
+            primary, shadow = self._diff_values.get((key, field), (None, None))
             current.append(Disagreement(
-                position=str(key), field=field,
-                primary=None if p is None else str(getattr(p, attr)),
-                shadow=None if sh is None else str(getattr(sh, attr)),
-                for_seconds=round(now - since, 3)))
+                position=str(key), field=field, primary=primary, shadow=shadow,
+                for_seconds=round(now - since, 3),
+                settled=now - since >= self.settings.settle))
         return ValidationReport(
             primary=self.primary.feed, shadow=self.shadow.feed,
             window_seconds=self.settings.window, samples=len(self._samples),
@@ -191,6 +199,33 @@ class ShadowComparison:
             changes_matched=self.matched, primary_first=self.primary_first,
             shadow_first=self.shadow_first, lead_ms_p50=_pct(leads, 0.5),
             lead_ms_p99=_pct(leads, 0.99), current=tuple(current[:50]))
+
+
+def _num(v: Any, fmt: str, unit: str = "") -> str:
+    return "-" if v is None else f"{v:{fmt}}{unit}"
+
+
+def describe_report(r: dict[str, Any]) -> str:
+    """One line a person reads: a report's JSON form (``ValidationReport``)."""
+    agree, disagree = r.get("agreeing", 0), r.get("disagreeing", 0)
+    ratio = r.get("agreement")
+    head = (f"{r.get('shadow')} vs {r.get('primary')}: agrees "
+            f"{_num(None if ratio is None else 100 * ratio, '.1f', '%')} "
+            f"({agree}/{agree + disagree} position samples over "
+            f"{_num(r.get('window_seconds'), 'g', 's')}, {r.get('pending', 0)} pending)")
+    mark = (f"mark Δ p50 {_num(r.get('mark_deviation_bps_p50'), '.2f', ' bps')}, "
+            f"max {_num(r.get('mark_deviation_bps_max'), '.2f', ' bps')}")
+    lead = r.get("lead_ms_p50")
+    first = (f"first: primary {r.get('primary_first', 0)}, shadow {r.get('shadow_first', 0)}"
+             f" of {r.get('changes_matched', 0)} changes, median lead "
+             f"{_num(lead, '+.0f', ' ms')}")
+    differ = [d for d in r.get("current") or [] if d.get("settled", True)]
+    now = ("now differ: " + ", ".join(
+        f"{d['position'].split(':')[1] if ':' in d['position'] else d['position']} "
+        f"{d['field']} {d['primary']}≠{d['shadow']} ({d['for_seconds']:.1f}s)"
+        for d in differ[:3]) + (f" (+{len(differ) - 3})" if len(differ) > 3 else "")
+           ) if differ else "no difference now"
+    return " · ".join((head, mark, first, now))
 
 
 class Validator:

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..models import now_ns
+from ..validator import describe_report
 from . import amounts
 from .views import agreement, unknown_reason
 
@@ -138,9 +139,19 @@ def validation_text(validation: Any) -> Text:
     pairs = agreement(validation)
     if not pairs:
         return Text(f"Validation: {validation}")
+    reports = {k: v for k, v in validation.items()
+               if isinstance(v, dict) and "agreeing" in v} if isinstance(validation, dict) else {}
     text = Text("Validation: ")
     for shadow, ratio in pairs:
         style = "green" if ratio >= 0.99 else ("yellow" if ratio >= 0.9 else "red")
+        report = reports.get(shadow)
+        if report is not None:  # a full report: every figure, one line per shadow
+            line = describe_report(report)
+            head, _, rest = line.partition(" · ")
+            text.append("\n  " if len(reports) > 1 else "")
+            text.append(head, style=style)
+            text.append(" · " + rest)
+            continue
         text.append(f"{shadow or 'shadow'} agrees ")
         text.append(f"{ratio:.1%}", style=style)
         text.append("  ")

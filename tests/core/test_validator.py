@@ -115,3 +115,37 @@ def test_only_lifecycle_events_of_real_feeds_are_timed() -> None:
                               position=p.positions[upd("1", 1).key])
     v.on_primary_event(synthetic)
     assert len(comparison._seen) == 1
+
+
+def test_a_reported_difference_is_the_sampled_one_never_the_live_books() -> None:
+    v, p, s, clock = setup(settle=1.0)
+    p.apply(upd("2", 2))
+    s.apply(upd("1", 1))
+    for t in (0.0, 1.5):
+        clock.t = t
+        v.tick()
+    s.apply(upd("2", 2))  # the shadow catches up between two samples
+    (d,) = v.comparisons["rest"].report().current
+    assert (d.field, d.primary, d.shadow, d.settled) == ("size", "2", "1", True)
+    clock.t = 2.5
+    (report,) = v.tick()  # the next sample: no difference left
+    assert report.current == ()
+
+
+def test_a_report_reads_as_one_line_with_every_figure() -> None:
+    from feedctl.validator import describe_report
+
+    v, p, s, clock = setup(settle=1.0)
+    p.apply(upd("2", 2, received_ns=1_000_000_000))
+    s.apply(upd("1", 1))
+    s.apply(upd("2", 2, received_ns=1_800_000_000))  # the shadow saw it 800 ms later
+    p.apply(upd("3", 3))
+    for t in (0.0, 1.5):
+        clock.t = t
+        (report,) = v.tick()
+    line = describe_report(report.model_dump(mode="json"))
+    assert line.startswith("rest vs hybrid: agrees 0.0% (0/1 position samples over 60s, "
+                           "1 pending)")
+    assert "first: primary 1, shadow 0 of 1 changes, median lead +800 ms" in line
+    assert "now differ: BTCUSDT size 3≠2 (1.5s)" in line
+    assert "{" not in line

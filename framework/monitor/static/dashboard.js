@@ -207,9 +207,28 @@ function renderValidation(v) {
     }
   }
   p.className = "";
+  const full = (k) => v[k] && typeof v[k] === "object" && "agreeing" in v[k] ? v[k] : null;
   p.textContent = "Validation: " + (pairs.length
-    ? pairs.map(([k, r]) => `${k} agrees ${(r * 100).toFixed(1)}%`).join(", ")
+    ? pairs.map(([k, r]) => full(k) ? describeReport(full(k))
+      : `${k} agrees ${(r * 100).toFixed(1)}%`).join(" | ")
     : JSON.stringify(v));
+}
+
+// one readable line per shadow (framework/validator.py describe_report does the same)
+function describeReport(r) {
+  const n = (x, d, unit) => (x === null || x === undefined ? "-" : Number(x).toFixed(d) + unit);
+  const total = (r.agreeing || 0) + (r.disagreeing || 0);
+  const head = `${r.shadow} vs ${r.primary}: agrees ${n(r.agreement === null ? null : 100 * r.agreement, 1, "%")}`
+    + ` (${r.agreeing || 0}/${total} position samples over ${r.window_seconds}s, ${r.pending || 0} pending)`;
+  const mark = `mark Δ p50 ${n(r.mark_deviation_bps_p50, 2, " bps")}, max ${n(r.mark_deviation_bps_max, 2, " bps")}`;
+  const lead = r.lead_ms_p50 === null || r.lead_ms_p50 === undefined ? "-"
+    : (r.lead_ms_p50 >= 0 ? "+" : "") + r.lead_ms_p50.toFixed(0) + " ms";
+  const first = `first: primary ${r.primary_first || 0}, shadow ${r.shadow_first || 0} of ${r.changes_matched || 0} changes, median lead ${lead}`;
+  const differ = (r.current || []).filter((d) => d.settled !== false);
+  const now = differ.length ? "now differ: " + differ.slice(0, 3).map((d) =>
+    `${d.position.split(":")[1] || d.position} ${d.field} ${d.primary}≠${d.shadow} (${d.for_seconds.toFixed(1)}s)`).join(", ")
+    : "no difference now";
+  return [head, mark, first, now].join(" · ");
 }
 
 function renderNotable() {
