@@ -80,7 +80,9 @@ def _plan(profile: str | None, settings_path: str | None, mode: str | None) -> S
     try:
         return build_plan(profile, settings_path=settings_path, mode=mode, pm=plugin_manager())
     except ConfigError as exc:
-        _fail(str(exc), ExitCode.USAGE)
+        for problem in exc.problems[:-1]:  # every problem found, one line each
+            _error(problem)
+        _fail(str(exc.problems[-1]), ExitCode.USAGE)
     except PluginError as exc:
         _fail(str(exc), ExitCode.USAGE)
     raise AssertionError("unreachable")

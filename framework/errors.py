@@ -22,9 +22,20 @@ class FeedctlError(Exception):
 class ConfigError(FeedctlError):
     """A setting is invalid or missing. The message names the setting and how to set it."""
 
-    def __init__(self, message: str, *, setting: str | None = None) -> None:
+    def __init__(self, message: str, *, setting: str | None = None,
+                 problems: list[ConfigError] | None = None) -> None:
         super().__init__(message)
         self.setting = setting
+        #: every problem found when several were (each a ConfigError of its own)
+        self.problems: list[ConfigError] = problems or [self]
+
+    @classmethod
+    def of(cls, problems: list[ConfigError]) -> ConfigError:
+        """One error for several: its message lists them all, ``problems`` keeps each."""
+        if len(problems) == 1:
+            return problems[0]
+        return cls("; ".join(str(p) for p in problems), setting=problems[0].setting,
+                   problems=problems)
 
 
 class PluginError(FeedctlError):

@@ -82,40 +82,35 @@ def build_plan(
                 f"{', '.join(m.value for m in Mode)}", setting="--mode") from None
         loaded.raw["mode"] = mode
         loaded.sources["mode"] = "command line (--mode)"
-    settings = core_settings(loaded, set(registry.sections))
-    plugin_settings = {
-        name: validate_section(model, settings.plugins.get(name), loaded.name, name, loaded)
-        for name, (model, _plugin) in registry.sections.items()
-    }
+    settings = core_settings(loaded, set(registry.sections))  # lists its own problems
+    problems: list[ConfigError] = []  # from here on, every problem is found, then raised
+    plugin_settings: dict[str, BaseModel] = {}
+    for name, (model, _plugin) in registry.sections.items():
+        try:
+            plugin_settings[name] = validate_section(model, settings.plugins.get(name),
+                                                     loaded.name, name, loaded)
+        except ConfigError as exc:
+            problems.append(exc)
     settings = settings.model_copy(update={"plugins": plugin_settings})
     if mode is not None and settings.explicit_roles:
-        raise ConfigError(
+        problems.append(ConfigError(
             f"--mode {mode} cannot apply: profile {loaded.name!r} gives feeds explicit roles "
-            "(feeds.<name>.role); remove them to use mode presets", setting="--mode")
+            "(feeds.<name>.role); remove them to use mode presets", setting="--mode"))
     feeds: list[FeedPlan] = []
     for name, role in settings.roles().items():
-        entry = settings.feeds.get(name)
-        if entry is None:
-            raise ConfigError(
-                f"mode {settings.mode.value!r} of profile {loaded.name!r} needs a feed named "
-                f"{name!r}; define [{loaded.name}.feeds.{name}] with kind = \"...\"",
-                setting=f"feeds.{name}")
-        if not entry.enabled:
-            raise ConfigError(
-                f"feed {name!r} has role {role.value} but is disabled "
-                f"(feeds.{name}.enabled = false)", setting=f"feeds.{name}.enabled")
-        kind = registry.kind(entry.kind)
-        if kind is None:
-            known = ", ".join(sorted(registry.kinds)) or "none"
-            raise ConfigError(
-                f"feed {name!r} names kind {entry.kind!r}, which no loaded plugin provides "
-                f"(known kinds: {known}); install the plugin or fix feeds.{name}.kind",
-                setting=f"feeds.{name}.kind")
-        kind_settings = validate_section(
-            kind.settings_model, entry.kind_settings(), loaded.name, f"feeds.{name}", loaded)
-        feeds.append(FeedPlan(name, kind, registry.kinds[entry.kind][1], role, kind_settings))
-    _check_roles(feeds, loaded.name)
-    _check_unselected_feeds(settings, registry, loaded, {f.name for f in feeds})
+        try:
+            feeds.append(_feed_plan(settings, registry, loaded, name, role))
+        except ConfigError as exc:
+            problems.append(exc)
+    if len(feeds) == len(settings.roles()):
+        try:
+            _check_roles(feeds, loaded.name)
+        except ConfigError as exc:
+            problems.append(exc)
+    problems.extend(_check_unselected_feeds(settings, registry, loaded,
+                                            set(settings.roles())))
+    if problems:
+        raise ConfigError.of(problems)
     services: list[Service] = []
     for impl in pm.hook.feedctl_services.get_hookimpls():
         try:
@@ -141,11 +136,36 @@ def build_plan(
     return plan
 
 
+def _feed_plan(settings: ProfileSettings, registry: Registry, loaded: LoadedProfile,
+               name: str, role: Role) -> FeedPlan:
+    entry = settings.feeds.get(name)
+    if entry is None:
+        raise ConfigError(
+            f"mode {settings.mode.value!r} of profile {loaded.name!r} needs a feed named "
+            f"{name!r}; define [{loaded.name}.feeds.{name}] with kind = \"...\"",
+            setting=f"feeds.{name}")
+    if not entry.enabled:
+        raise ConfigError(
+            f"feed {name!r} has role {role.value} but is disabled "
+            f"(feeds.{name}.enabled = false)", setting=f"feeds.{name}.enabled")
+    kind = registry.kind(entry.kind)
+    if kind is None:
+        known = ", ".join(sorted(registry.kinds)) or "none"
+        raise ConfigError(
+            f"feed {name!r} names kind {entry.kind!r}, which no loaded plugin provides "
+            f"(known kinds: {known}); install the plugin or fix feeds.{name}.kind",
+            setting=f"feeds.{name}.kind")
+    kind_settings = validate_section(
+        kind.settings_model, entry.kind_settings(), loaded.name, f"feeds.{name}", loaded)
+    return FeedPlan(name, kind, registry.kinds[entry.kind][1], role, kind_settings)
+
+
 def _check_unselected_feeds(settings: ProfileSettings, registry: Registry,
-                            loaded: LoadedProfile, selected: set[str]) -> None:
+                            loaded: LoadedProfile, selected: set[str]) -> list[ConfigError]:
     """Feed tables the mode does not select are validated too: a typo must not wait for
     the day the mode changes. A built-in table whose kind is not loaded is skipped (the
     defaults name the built-in kinds; a profile may run without them)."""
+    problems: list[ConfigError] = []
     for name, entry in settings.feeds.items():
         if name in selected:
             continue
@@ -154,13 +174,18 @@ def _check_unselected_feeds(settings: ProfileSettings, registry: Registry,
             if loaded.source_of(f"feeds.{name}.kind") == "built-in default":
                 continue
             known = ", ".join(sorted(registry.kinds)) or "none"
-            raise ConfigError(
+            problems.append(ConfigError(
                 f"feed {name!r} names kind {entry.kind!r}, which no loaded plugin provides "
                 f"(known kinds: {known}); install the plugin or fix feeds.{name}.kind "
                 f"(the feed is not used in mode {settings.mode.value!r}, but is checked)",
-                setting=f"feeds.{name}.kind")
-        validate_section(kind.settings_model, entry.kind_settings(), loaded.name,
-                         f"feeds.{name}", loaded)
+                setting=f"feeds.{name}.kind"))
+            continue
+        try:
+            validate_section(kind.settings_model, entry.kind_settings(), loaded.name,
+                             f"feeds.{name}", loaded)
+        except ConfigError as exc:
+            problems.append(exc)
+    return problems
 
 
 def _check_roles(feeds: list[FeedPlan], profile: str) -> None:

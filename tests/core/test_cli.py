@@ -216,3 +216,23 @@ def test_output_none_prints_no_events_and_still_summarises(tmp_path: Path) -> No
     assert out.returncode == 0, out.stderr
     assert out.stdout == ""
     assert "session started" in out.stderr
+
+
+@pytest.mark.integration
+def test_check_and_run_list_every_problem_and_agree(tmp_path: Path) -> None:
+    """Three problems in three places: check lists all three, one ERROR line each, and
+    run refuses with the same lines."""
+    (tmp_path / "settings.toml").write_text(
+        "[x]\nmode = 'rest'\n[x.feeds.rest_polling]\nkind = 'rest_polling'\n"
+        "intervall = '2s'\n"  # a typo in the selected feed
+        "[x.feeds.spare]\nkind = 'nosuchkind'\n"  # an unused feed of an unknown kind
+        "[x.simulator]\nsymbols = []\n")  # a plugin section the simulator refuses
+    check = feedctl("check", "--profile", "x", cwd=tmp_path)
+    run = feedctl("run", "--profile", "x", "--for", "1s", cwd=tmp_path)
+    errors = [ln for ln in check.stderr.splitlines() if ln.startswith("ERROR:")]
+    assert check.returncode == run.returncode == 2
+    assert len(errors) == 3, check.stderr
+    assert any("feeds.rest_polling.intervall" in e for e in errors)
+    assert any("'nosuchkind'" in e for e in errors)
+    assert any("symbols" in e for e in errors)
+    assert errors == [ln for ln in run.stderr.splitlines() if ln.startswith("ERROR:")]
