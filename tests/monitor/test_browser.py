@@ -77,6 +77,8 @@ def test_dashboard_shows_a_position_appear_and_its_mark_price_move(
     mark = text(f"{row} td.mark") or ""
     assert len(mark.split(".")[1]) == 1, mark  # to the instrument's 0.1 tick
     assert (text(f"{row} td.pnl") or "").endswith(" USDT")
+    wait.until(lambda d: text('#positions tfoot tr[data-coin="USDT"] td.pnl') not in (None, ""))
+    assert (text('#positions tfoot tr[data-coin="USDT"] td.pnl') or "").endswith(" USDT")
     assert text('tr[data-feed="main"] td.state') == "healthy"
     assert text("#conn") == "live"
     ARTIFACTS.mkdir(exist_ok=True)

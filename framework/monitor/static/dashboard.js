@@ -111,6 +111,7 @@ function renderPositions() {
   note.textContent = state.unknown ? `positions unknown: ${state.unknown}` : "";
   note.hidden = !state.unknown;
   if (!rows.length) {
+    $("positions").tFoot.replaceChildren();
     const tr = el("tr", null, state.unknown ? "empty unknown" : "empty");
     tr.dataset.key = state.unknown ? "unknown" : "empty";
     const td = el("td", state.unknown ? "positions unknown (not synced yet)" : "no open positions");
@@ -142,6 +143,29 @@ function renderPositions() {
     tr.querySelector("td.age").dataset.ns = ageNs || "";
     drawSpark(tr.querySelector("td.spark"), state.series.get(posKey(p)));
   });
+  renderTotals(rows);
+}
+
+// one total uPnL per settle coin (never mixing coins; unknown coins left out)
+function renderTotals(rows) {
+  const foot = $("positions").tFoot;
+  const totals = new Map();
+  for (const p of rows) {
+    const coin = (state.instruments[`${p.category}:${p.symbol}`] || {}).settle_coin;
+    if (!coin || p.unrealised_pnl === null || p.unrealised_pnl === undefined) continue;
+    totals.set(coin, (totals.get(coin) || 0) + Number(p.unrealised_pnl));
+  }
+  const trs = [...totals.entries()].sort().map(([coin, total]) => {
+    const tr = el("tr", null, "total");
+    tr.dataset.coin = coin;
+    for (const cls of POS_CELLS) tr.appendChild(el("td", null, cls));
+    tr.querySelector("td.symbol").textContent = "total";
+    const td = tr.querySelector("td.pnl");
+    td.textContent = pnlText(total, coin);
+    td.className = "pnl num " + (total < 0 ? "down" : "up");
+    return tr;
+  });
+  foot.replaceChildren(...trs);
 }
 
 // amounts as the exchange shows them (framework/monitor/amounts.py does the same)
