@@ -100,10 +100,13 @@ def feedctl_session_stopping(session: Session) -> Any:
 
 
 @hookspec
-def feedctl_position_event(event: PositionEvent) -> Any:
+def feedctl_position_event(event: PositionEvent, session: Session) -> Any:
     """A routed position event (``opened``, ``changed``, ``price``, ``closed``).
 
     Called for every event of the feed currently delivering, in order per position.
+    ``session`` is the session the event belongs to (an implementation may leave the
+    argument out; several sessions in one process each call with their own): keep
+    per-session state keyed by it.
     Each plugin implementing this hook has its own bounded queue and its own task:
     a slow plugin delays only itself; its ``price`` events are coalesced (latest
     wins) when it falls behind, lifecycle events are never dropped or reordered.
@@ -113,7 +116,7 @@ def feedctl_position_event(event: PositionEvent) -> Any:
 
 
 @hookspec
-def feedctl_status_event(event: StatusEvent | RouteEvent) -> Any:
+def feedctl_status_event(event: StatusEvent | RouteEvent, session: Session) -> Any:
     """A feed changed state (reconnect, resync done, stale/fresh...) — a
     :class:`StatusEvent` — or the router switched the delivering feed (failover,
     failback) — a :class:`RouteEvent`.
@@ -125,7 +128,7 @@ def feedctl_status_event(event: StatusEvent | RouteEvent) -> Any:
 
 
 @hookspec
-def feedctl_signal_event(event: BaseModel) -> Any:
+def feedctl_signal_event(event: BaseModel, session: Session) -> Any:
     """A consumer plugin derived an event from the position stream (e.g. a trailing
     stop ``activated`` or ``triggered``) and publishes it to the other consumers.
 
@@ -135,7 +138,7 @@ def feedctl_signal_event(event: BaseModel) -> Any:
 
 
 @hookspec
-def feedctl_validation_report(report: BaseModel) -> Any:
+def feedctl_validation_report(report: BaseModel, session: Session) -> Any:
     """The validator compared a shadow feed with the primary.
 
     Called about once per second per shadow feed in ``canary`` and ``parallel``

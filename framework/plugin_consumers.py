@@ -26,22 +26,28 @@ CONSUMER_HOOKS = (
 class PluginDispatcher:
     """Delivers queued events to one plugin's consumer hooks, in order."""
 
-    def __init__(self, plugin: str, impls: dict[str, Any], settings: DeliverySettings) -> None:
+    def __init__(self, plugin: str, impls: dict[str, Any], settings: DeliverySettings,
+                 session: Any = None) -> None:
         self.plugin = plugin
+        #: hook name -> pluggy HookImpl (its argnames say which arguments it takes)
         self.impls = impls
+        self.session = session
         self.queue = ConsumerQueue(f"plugin:{plugin}", max_pending=settings.max_pending,
                                    lag_threshold=settings.lag_threshold)
         self.errors = 0
         self._was_lagging = False
 
     @classmethod
-    def for_plugins(cls, pm: pluggy.PluginManager, settings: DeliverySettings
-                    ) -> list[PluginDispatcher]:
+    def for_plugins(cls, pm: pluggy.PluginManager, settings: DeliverySettings,
+                    session: Any = None) -> list[PluginDispatcher]:
+        """One dispatcher per plugin. Each plugin's implementation is called on its own
+        (its own queue and task, so a slow plugin delays only itself), with the
+        arguments of the spec it declares, as pluggy itself would pass them."""
         by_plugin: dict[str, dict[str, Any]] = {}
         for hook in CONSUMER_HOOKS:
             for impl in getattr(pm.hook, hook).get_hookimpls():
-                by_plugin.setdefault(impl.plugin_name, {})[hook] = impl.function
-        return [cls(name, impls, settings) for name, impls in sorted(by_plugin.items())]
+                by_plugin.setdefault(impl.plugin_name, {})[hook] = impl
+        return [cls(name, impls, settings, session) for name, impls in sorted(by_plugin.items())]
 
     def hook_for(self, event: Any) -> str:
         if isinstance(event, PositionEvent):
@@ -62,12 +68,14 @@ class PluginDispatcher:
             if event is None:
                 return
             hook = self.hook_for(event)
-            fn = self.impls.get(hook)
-            if fn is None:
+            impl = self.impls.get(hook)
+            if impl is None:
                 continue
-            arg = "report" if hook == "feedctl_validation_report" else "event"
+            offered = {"report" if hook == "feedctl_validation_report" else "event": event,
+                       "session": self.session}
             try:
-                await await_me_maybe(fn(**{arg: event}))
+                await await_me_maybe(impl.function(
+                    **{k: v for k, v in offered.items() if k in impl.argnames}))
             except Exception:
                 self.errors += 1
                 log.exception("plugin %r raised in %s; the session goes on", self.plugin, hook,

@@ -180,7 +180,7 @@ class Session:
         if shadows:
             self.validator = Validator(self.feeds[self.router.primary].book, shadows,
                                        s.validation)
-        self._dispatchers = PluginDispatcher.for_plugins(self.pm, s.delivery)
+        self._dispatchers = PluginDispatcher.for_plugins(self.pm, s.delivery, self)
         for d in self._dispatchers:
             self._queues.append(d.queue)
             self._spawn(d.run(), f"consumer:{d.plugin}")

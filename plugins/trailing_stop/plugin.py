@@ -25,12 +25,21 @@ log = logging.getLogger("feedctl.trailing_stop")
 _HUNDRED = Decimal(100)
 
 
-class TrailingStopConsumer:
-    def __init__(self) -> None:
-        self.session: Session | None = None
-        self.engine: TrailingStops | None = None
+class _PerSession:
+    """The trailing-stop state of one session (several may run in one process)."""
+
+    def __init__(self, session: Session, engine: TrailingStops | None) -> None:
+        self.session = session
+        self.engine = engine
         self.setter: BybitStopSetter | None = None
         self.events: list[TrailingStopEvent] = []
+
+
+class TrailingStopConsumer:
+    """The plugin: one instance per process, its state kept per session."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[int, _PerSession] = {}
 
     @hookimpl
     def feedctl_settings_sections(self, register: Any) -> None:
@@ -39,12 +48,11 @@ class TrailingStopConsumer:
 
     @hookimpl
     async def feedctl_session_started(self, session: Session) -> None:
-        self.session = session
         settings: TrailingStopSettings = session.plugin_settings("trailing_stop")
         trading: TradingSettings = session.plugin_settings("trading")
-        self.engine = TrailingStops(settings) if settings.enabled else None
-        self.events = []
-        if self.engine is None or not trading.enabled:
+        state = self.sessions[id(session)] = _PerSession(
+            session, TrailingStops(settings) if settings.enabled else None)
+        if state.engine is None or not trading.enabled:
             return
         try:
             from .executor import BybitStopSetter  # ccxt: slow to import, needed only here
@@ -59,39 +67,43 @@ class TrailingStopConsumer:
             log.warning("trading.enabled is true but %s; staying in dry run", why)
             await setter.close()
             return
-        self.setter = setter
+        state.setter = setter
         log.warning("trading enabled: trailing stops will be set on the exchange")
 
     @hookimpl
     async def feedctl_session_stopping(self, session: Session) -> None:
-        if self.setter is not None:
-            await self.setter.close()
-            self.setter = None
+        state = self.sessions.pop(id(session), None)
+        if state is not None and state.setter is not None:
+            await state.setter.close()
+            state.setter = None
 
     @hookimpl
-    async def feedctl_position_event(self, event: PositionEvent) -> None:
-        if self.engine is None or self.session is None:
+    async def feedctl_position_event(self, event: PositionEvent, session: Session) -> None:
+        state = self.sessions.get(id(session))
+        if state is None or state.engine is None:
             return
-        for ts in self.engine.on_event(event, dry_run=self.setter is None):
-            self.events.append(ts)
-            del self.events[:-1000]
+        for ts in state.engine.on_event(event, dry_run=state.setter is None):
+            state.events.append(ts)
+            del state.events[:-1000]
             log.info("trailing stop %s", ts.action, extra={
                 "symbol": ts.symbol, "side": ts.side.value, "mark": str(ts.mark_price),
                 "stop": str(ts.stop_price), "price_age_ms": ts.price_age_ms,
                 "dry_run": ts.dry_run})
-            self.session.publish(ts)
-            if ts.action == "activated" and self.setter is not None:
-                await self._place(event, ts)
+            state.session.publish(ts)
+            if ts.action == "activated" and state.setter is not None:
+                await self._place(state, event, ts)
 
-    async def _place(self, event: PositionEvent, ts: TrailingStopEvent) -> None:
-        assert self.setter is not None and self.engine is not None
-        rule = self.engine.settings.rule(ts.symbol)
+    async def _place(self, state: _PerSession, event: PositionEvent,
+                     ts: TrailingStopEvent) -> None:
+        assert state.setter is not None and state.engine is not None
+        rule = state.engine.settings.rule(ts.symbol)
         distance = ts.best_price * rule.callback_pct / _HUNDRED
         pos = event.position
         try:
-            await self.setter.set_trailing_stop(category=pos.category.value, symbol=pos.symbol,
-                                                position_idx=pos.position_idx,
-                                                distance=distance)
+            await state.setter.set_trailing_stop(category=pos.category.value,
+                                                 symbol=pos.symbol,
+                                                 position_idx=pos.position_idx,
+                                                 distance=distance)
             log.warning("trailing stop set on the exchange", extra={
                 "symbol": pos.symbol, "distance": str(distance)})
         except Exception:

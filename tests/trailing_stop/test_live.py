@@ -68,3 +68,38 @@ def test_with_trading_enabled_the_exchange_trails_and_closes_the_position(
     assert Decimal(position["trailingStop"]) == Decimal("6.04")
     closed = [e for e in events if isinstance(e, PositionEvent) and e.kind is EventKind.CLOSED]
     assert [c.position.symbol for c in closed] == ["ETHUSDT"]
+
+
+def test_two_sessions_in_one_process_keep_their_own_trailing_stops(tmp_path: Path) -> None:
+    """One plugin instance, two sessions on two exchanges: each session's activation is
+    published to that session only, from that session's own prices."""
+    async def main() -> tuple[list[Any], list[Any]]:
+        async with running(tmp_path / "a", mode="production", trailing_stop=RULE) as (
+                _, ctl_a, a), running(tmp_path / "b", mode="production",
+                                      trailing_stop=RULE) as (_, ctl_b, b):
+            got: dict[str, list[Any]] = {"a": [], "b": []}
+
+            async def pump(name: str, stream: Any) -> None:
+                async for ev in stream:
+                    got[name].append(ev)
+
+            tasks = [asyncio.create_task(pump("a", a.events(name="t"))),
+                     asyncio.create_task(pump("b", b.events(name="t")))]
+            for ctl in (ctl_a, ctl_b):
+                await ctl.set_price("ETHUSDT", "3000")
+                await ctl.set_position("ETHUSDT", "Buy", "0.5", entry_price="3000")
+            await wait_for(lambda: a.router.delivered and b.router.delivered, 5)
+            await ctl_a.set_price("ETHUSDT", "3020")  # only session a's price activates
+            await wait_for(lambda: any(getattr(e, "action", "") == "activated"
+                                       for e in got["a"]), 3)
+            await asyncio.sleep(0.5)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return got["a"], got["b"]
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    in_a, in_b = run_async(main())
+    assert [e.action for e in in_a if getattr(e, "type", "") == "trailing_stop"] == ["activated"]
+    assert not [e for e in in_b if getattr(e, "type", "") == "trailing_stop"]
