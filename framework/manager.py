@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -127,6 +128,15 @@ def _load_entrypoints(pm: FeedctlPluginManager) -> None:
             pm.versions[ep.name] = dist.version
 
 
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _core_sections() -> set[str]:
+    from .settings import ProfileSettings  # the core's own top-level settings
+
+    return set(ProfileSettings.model_fields)
+
+
 def collect_registry(pm: pluggy.PluginManager) -> Registry:
     """Call the registration hooks plugin by plugin, checking names and API versions."""
     reg = Registry()
@@ -146,6 +156,11 @@ def collect_registry(pm: pluggy.PluginManager) -> Registry:
                     f"{API_VERSION}; install a version of the plugin built for it",
                     plugin=_plugin,
                 )
+            if not _NAME.fullmatch(kind.name):
+                raise PluginError(
+                    f"plugin {_plugin!r} registered feed kind {kind.name!r}: a kind's name is "
+                    "a lower-case identifier (letters, digits, _; a letter first), as written "
+                    "in feeds.<name>.kind", plugin=_plugin)
             if kind.name in reg.kinds:
                 other = reg.kinds[kind.name][1]
                 raise PluginConflictError(
@@ -167,6 +182,16 @@ def collect_registry(pm: pluggy.PluginManager) -> Registry:
                     "which is not a pydantic model class",
                     plugin=_plugin,
                 )
+            if not isinstance(name, str) or not _NAME.fullmatch(name):
+                raise PluginError(
+                    f"plugin {_plugin!r} registered settings section {name!r}: a section's "
+                    "name is a lower-case identifier (letters, digits, _; a letter first)",
+                    plugin=_plugin)
+            if name in _core_sections():
+                raise PluginConflictError(
+                    f"plugin {_plugin!r} claims the settings section {name!r}, which is the "
+                    "core's own setting; a plugin's section needs a name of its own",
+                    plugin=_plugin)
             if name in reg.sections:
                 other = reg.sections[name][1]
                 raise PluginConflictError(

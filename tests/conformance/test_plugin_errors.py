@@ -57,14 +57,15 @@ class Registers:
 
 
 class Sections:
-    def __init__(self, model: Any = NoSettings, error: Exception | None = None) -> None:
-        self.model, self.error = model, error
+    def __init__(self, model: Any = NoSettings, error: Exception | None = None,
+                 name: str = "extra") -> None:
+        self.model, self.error, self.name = model, error, name
 
     @hookimpl
     def feedctl_settings_sections(self, register: Callable[[str, Any], None]) -> None:
         if self.error is not None:
             raise self.error
-        register("extra", self.model)
+        register(self.name, self.model)
 
 
 def test_feed_kinds_hook_raising_names_the_plugin() -> None:
@@ -198,3 +199,24 @@ def test_cli_commands_hook_raising_is_a_warning_and_the_cli_survives(
         "warning: plugin 'broken' failed to add commands: no commands today\n")
     out = CliRunner().invoke(cli_module.cli, ["--version"])
     assert out.exit_code == 0 and f"plugin API {API_VERSION}" in out.output
+
+
+def test_a_plugin_claiming_a_core_setting_is_refused_naming_it() -> None:
+    pm = manager(greedy=Sections(name="router"))
+    with pytest.raises(PluginConflictError, match=r"plugin 'greedy' claims the settings "
+                                                   r"section 'router', which is the core's"):
+        collect_registry(pm)
+
+
+@pytest.mark.parametrize("bad", ["not an identifier!", "Upper", "1st", ""])
+def test_a_kind_whose_name_is_no_identifier_is_refused_naming_the_plugin(bad: str) -> None:
+    pm = manager(odd=Registers(kind(bad)))
+    with pytest.raises(PluginError, match=r"plugin 'odd' registered feed kind .*lower-case "
+                                          r"identifier"):
+        collect_registry(pm)
+
+
+def test_a_section_whose_name_is_no_identifier_is_refused_naming_the_plugin() -> None:
+    pm = manager(odd=Sections(name="my section"))
+    with pytest.raises(PluginError, match=r"plugin 'odd' registered settings section"):
+        collect_registry(pm)
