@@ -265,11 +265,11 @@ async def _run(plan: SessionPlan, seconds: float | None, output: str,
         if monitor is not None:
             await monitor.stop()
         await session.stop()
-        if pump_task is not None:
-            try:
-                await asyncio.wait_for(pump_task, 5)
-            except (TimeoutError, asyncio.CancelledError):
+        if pump_task is not None:  # let it print what is queued, then stop it
+            done, _ = await asyncio.wait({pump_task}, timeout=5)
+            if not done:
                 pump_task.cancel()
+                await asyncio.gather(pump_task, return_exceptions=True)
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)

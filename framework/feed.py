@@ -185,10 +185,6 @@ class FeedContext:
         parts = [self.profile or "<PROFILE>", *setting.split(".")]
         return "FEEDCTL_" + "__".join(p.upper() for p in parts)
 
-    def feed_setting(self, key: str) -> str:
-        """The dotted name of this feed's own setting ``key``: ``feeds.<name>.<key>``."""
-        return f"feeds.{self.name}.{key}"
-
     # -------------------------------------------------------------- book access
     def apply(self, update: PositionUpdate) -> list[PositionEvent]:
         """Merge one lifecycle state (a push or a snapshot row) into the book."""

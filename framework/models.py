@@ -266,12 +266,6 @@ class FeedStatus(_Frozen):
     #: has never had one: its positions are unknown (not "no open positions").
     synced_ns: int | None = None
 
-    def last_message_age(self, at_ns: int | None = None) -> float | None:
-        """Seconds since the feed last received anything, or None if never."""
-        if self.last_message_ns is None:
-            return None
-        return ((at_ns or now_ns()) - self.last_message_ns) / 1e9
-
 
 class StatusEvent(_Frozen):
     """A feed status transition, delivered to consumers like position events.

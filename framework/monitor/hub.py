@@ -62,7 +62,8 @@ class Client:
         if not self._frames and not self.closed:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), idle)
+                async with asyncio.timeout(idle):
+                    await self._wake.wait()
         if self._frames:
             return self._frames.popleft()
         return None if self.closed else b""

@@ -205,9 +205,9 @@ class PublicStream:
         finally:
             if not sync.done():
                 sync.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ConnectionLost,
-                                         RequestRejected):
-                    await sync
+                await asyncio.wait([sync])  # never swallows a cancel of this task
+            if not sync.cancelled():
+                sync.exception()  # retrieved: the caller got its reason another way
 
     # ----------------------------------------------------------------- subscriptions
     async def _sync(self, sess: _Session) -> None:

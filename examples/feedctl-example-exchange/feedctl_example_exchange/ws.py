@@ -63,8 +63,7 @@ class PrivateSocket:
         finally:
             if sock._keepalive is not None:
                 sock._keepalive.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sock._keepalive
+                await asyncio.wait([sock._keepalive])  # never swallows our own cancel
             await ws.close()
 
     async def _request(self, request: dict[str, Any]) -> Any:
