@@ -23,7 +23,12 @@ from ._version import API_VERSION, __version__
 from .config import env_var_name
 from .errors import ConfigError, FatalFeedError, FeedctlError, PluginError
 from .logs import configure_logging, redact
-from .manager import FeedctlPluginManager, build_plugin_manager, collect_registry
+from .manager import (
+    FeedctlPluginManager,
+    build_plugin_manager,
+    collect_registry,
+    plugin_callers,
+)
 from .monitor.status_cmd import status_command
 from .output import TextPrinter, jsonl
 from .plan import SessionPlan, build_plan, check_credentials
@@ -315,15 +320,14 @@ def _load_plugin_commands() -> None:
     except Exception as exc:  # the CLI must still work without plugin commands
         click.echo(f"warning: plugin commands unavailable: {exc}", err=True)
         return
-    for impl in pm.hook.feedctl_cli_commands.get_hookimpls():
+    for plugin, caller in plugin_callers(pm, "feedctl_cli_commands"):
         try:
-            result = impl.function(cli=cli)
-            if inspect.isawaitable(result):
-                getattr(result, "close", lambda: None)()
-                raise TypeError("feedctl_cli_commands must be a plain function, not async")
+            for result in caller(cli=cli):
+                if inspect.isawaitable(result):
+                    getattr(result, "close", lambda: None)()
+                    raise TypeError("feedctl_cli_commands must be a plain function, not async")
         except Exception as exc:
-            click.echo(f"warning: plugin {impl.plugin_name!r} failed to add commands: {exc}",
-                       err=True)
+            click.echo(f"warning: plugin {plugin!r} failed to add commands: {exc}", err=True)
 
 
 def main() -> None:

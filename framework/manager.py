@@ -131,6 +131,23 @@ def _load_entrypoints(pm: FeedctlPluginManager) -> None:
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
+def plugin_callers(pm: pluggy.PluginManager, hook: str) -> list[tuple[str, Any]]:
+    """Per plugin implementing ``hook``, in the order pluggy calls them, a hook caller of
+    that plugin alone (``subset_hook_caller``): each plugin's failure is its own, and
+    pluggy's rules hold — tryfirst/trylast, wrappers, implementations that take fewer
+    arguments than the spec, tracing. Call it with keyword arguments; it returns the
+    plugin's results (a list)."""
+    caller = getattr(pm.hook, hook)
+    impls = caller.get_hookimpls()
+    plugins = {impl.plugin_name: impl.plugin for impl in impls}
+    order: list[str] = []
+    for impl in reversed(impls):  # pluggy calls the last registered (tryfirst) first
+        if impl.plugin_name not in order:
+            order.append(impl.plugin_name)
+    return [(name, pm.subset_hook_caller(hook, remove_plugins=[
+        p for n, p in plugins.items() if n != name])) for name in order]
+
+
 def _core_sections() -> set[str]:
     from .settings import ProfileSettings  # the core's own top-level settings
 
@@ -140,8 +157,7 @@ def _core_sections() -> set[str]:
 def collect_registry(pm: pluggy.PluginManager) -> Registry:
     """Call the registration hooks plugin by plugin, checking names and API versions."""
     reg = Registry()
-    for impl in pm.hook.feedctl_feed_kinds.get_hookimpls():
-        plugin = impl.plugin_name
+    for plugin, caller in plugin_callers(pm, "feedctl_feed_kinds"):
 
         def register_kind(kind: FeedKind, _plugin: str = plugin) -> None:
             if not isinstance(kind, FeedKind):
@@ -170,10 +186,9 @@ def collect_registry(pm: pluggy.PluginManager) -> Registry:
                 )
             reg.kinds[kind.name] = (kind, _plugin)
 
-        _call_registration(impl, plugin, register=register_kind)
+        _call_registration(caller, plugin, "feedctl_feed_kinds", register=register_kind)
 
-    for impl in pm.hook.feedctl_settings_sections.get_hookimpls():
-        plugin = impl.plugin_name
+    for plugin, caller in plugin_callers(pm, "feedctl_settings_sections"):
 
         def register_section(name: str, model: type[BaseModel], _plugin: str = plugin) -> None:
             if not (isinstance(model, type) and issubclass(model, BaseModel)):
@@ -201,24 +216,26 @@ def collect_registry(pm: pluggy.PluginManager) -> Registry:
                 )
             reg.sections[name] = (model, _plugin)
 
-        _call_registration(impl, plugin, register=register_section)
+        _call_registration(caller, plugin, "feedctl_settings_sections",
+                           register=register_section)
     return reg
 
 
-def _call_registration(impl: Any, plugin: str, **kwargs: Any) -> None:
+def _call_registration(caller: Any, plugin: str, hook: str, **kwargs: Any) -> None:
     try:
-        result = impl.function(**kwargs)
+        results = caller(**kwargs)
     except PluginError:
         raise
     except Exception as exc:
         raise PluginError(
-            f"plugin {plugin!r} failed in {impl.function.__name__}: {type(exc).__name__}: {exc}",
+            f"plugin {plugin!r} failed in {hook}: {type(exc).__name__}: {exc}",
             plugin=plugin,
         ) from exc
-    if inspect.isawaitable(result):
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-        raise PluginError(
-            f"plugin {plugin!r}: registration hooks must not be async", plugin=plugin
-        )
+    for result in results:
+        if inspect.isawaitable(result):
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+            raise PluginError(
+                f"plugin {plugin!r}: registration hooks must not be async", plugin=plugin
+            )

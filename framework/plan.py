@@ -22,7 +22,13 @@ from .config import (
 )
 from .errors import ConfigError, PluginError
 from .feed import FeedKind
-from .manager import FeedctlPluginManager, Registry, build_plugin_manager, collect_registry
+from .manager import (
+    FeedctlPluginManager,
+    Registry,
+    build_plugin_manager,
+    collect_registry,
+    plugin_callers,
+)
 from .services import Service
 from .settings import Mode, ProfileSettings, Role
 
@@ -112,26 +118,27 @@ def build_plan(
     if problems:
         raise ConfigError.of(problems)
     services: list[Service] = []
-    for impl in pm.hook.feedctl_services.get_hookimpls():
+    for plugin, caller in plugin_callers(pm, "feedctl_services"):
         try:
-            result: Any = impl.function(settings=settings)
+            results: list[Any] = caller(settings=settings)
         except Exception as exc:
             raise PluginError(
-                f"plugin {impl.plugin_name!r} failed in feedctl_services: "
-                f"{type(exc).__name__}: {exc}", plugin=impl.plugin_name) from exc
-        if inspect.isawaitable(result):
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-            raise PluginError(
-                f"plugin {impl.plugin_name!r}: feedctl_services must be a plain function, "
-                "not async", plugin=impl.plugin_name)
-        for svc in result or []:
-            if not isinstance(svc, Service):
+                f"plugin {plugin!r} failed in feedctl_services: "
+                f"{type(exc).__name__}: {exc}", plugin=plugin) from exc
+        for result in results:
+            if inspect.isawaitable(result):
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
                 raise PluginError(
-                    f"plugin {impl.plugin_name!r} returned {svc!r} from feedctl_services, "
-                    "which is not a feedctl.Service", plugin=impl.plugin_name)
-            services.append(svc)
+                    f"plugin {plugin!r}: feedctl_services must be a plain function, "
+                    "not async", plugin=plugin)
+            for svc in result or []:
+                if not isinstance(svc, Service):
+                    raise PluginError(
+                        f"plugin {plugin!r} returned {svc!r} from feedctl_services, "
+                        "which is not a feedctl.Service", plugin=plugin)
+                services.append(svc)
     plan = SessionPlan(loaded, settings, registry, pm, feeds, plugin_settings, services)
     return plan
 

@@ -9,7 +9,7 @@ import pluggy
 
 from .delivery import ConsumerQueue
 from .errors import ConsumerOverflowError
-from .manager import await_me_maybe
+from .manager import await_me_maybe, plugin_callers
 from .models import PositionEvent, RouteEvent, StatusEvent
 from .settings import DeliverySettings
 
@@ -29,7 +29,7 @@ class PluginDispatcher:
     def __init__(self, plugin: str, impls: dict[str, Any], settings: DeliverySettings,
                  session: Any = None) -> None:
         self.plugin = plugin
-        #: hook name -> pluggy HookImpl (its argnames say which arguments it takes)
+        #: hook name -> this plugin's own hook caller (pluggy.subset_hook_caller)
         self.impls = impls
         self.session = session
         self.queue = ConsumerQueue(f"plugin:{plugin}", max_pending=settings.max_pending,
@@ -45,8 +45,8 @@ class PluginDispatcher:
         arguments of the spec it declares, as pluggy itself would pass them."""
         by_plugin: dict[str, dict[str, Any]] = {}
         for hook in CONSUMER_HOOKS:
-            for impl in getattr(pm.hook, hook).get_hookimpls():
-                by_plugin.setdefault(impl.plugin_name, {})[hook] = impl
+            for plugin, caller in plugin_callers(pm, hook):
+                by_plugin.setdefault(plugin, {})[hook] = caller
         return [cls(name, impls, settings, session) for name, impls in sorted(by_plugin.items())]
 
     def hook_for(self, event: Any) -> str:
@@ -68,14 +68,13 @@ class PluginDispatcher:
             if event is None:
                 return
             hook = self.hook_for(event)
-            impl = self.impls.get(hook)
-            if impl is None:
+            caller = self.impls.get(hook)
+            if caller is None:
                 continue
-            offered = {"report" if hook == "feedctl_validation_report" else "event": event,
-                       "session": self.session}
+            arg = "report" if hook == "feedctl_validation_report" else "event"
             try:
-                await await_me_maybe(impl.function(
-                    **{k: v for k, v in offered.items() if k in impl.argnames}))
+                for result in caller(**{arg: event, "session": self.session}):
+                    await await_me_maybe(result)
             except Exception:
                 self.errors += 1
                 log.exception("plugin %r raised in %s; the session goes on", self.plugin, hook,

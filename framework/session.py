@@ -26,7 +26,7 @@ from .delivery import ConsumerQueue
 from .errors import FatalFeedError, FeedctlError, PluginError
 from .feed import Feed, FeedContext
 from .logs import register_secret
-from .manager import FeedctlPluginManager, await_me_maybe
+from .manager import FeedctlPluginManager, await_me_maybe, plugin_callers
 from .models import EventKind, PositionEvent, StatusEvent
 from .plan import FeedPlan, SessionPlan, build_plan, check_credentials
 from .plugin_consumers import PluginDispatcher
@@ -317,12 +317,13 @@ class Session:
                 d.check_lag()
 
     async def _call_hook(self, name: str, **kwargs: Any) -> None:
-        for impl in getattr(self.pm.hook, name).get_hookimpls():
+        for plugin, caller in plugin_callers(self.pm, name):
             try:
-                await await_me_maybe(impl.function(**kwargs))
+                for result in caller(**kwargs):
+                    await await_me_maybe(result)
             except Exception:
-                log.exception("plugin %r failed in %s", impl.plugin_name, name,
-                              extra={"plugin": impl.plugin_name, "hook": name})
+                log.exception("plugin %r failed in %s", plugin, name,
+                              extra={"plugin": plugin, "hook": name})
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name)

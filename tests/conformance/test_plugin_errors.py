@@ -104,9 +104,10 @@ def test_two_plugins_claiming_one_feed_kind_are_both_named() -> None:
     pm = manager(first=Registers(kind("dup")), second=Registers(kind("dup")))
     with pytest.raises(PluginConflictError) as err:
         collect_registry(pm)
-    # in registration order: the one already holding the name, then the newcomer
+    # in pluggy's calling order (the last registered first): the one already holding
+    # the name, then the other
     assert str(err.value) == (
-        "feed kind 'dup' is provided by two plugins: 'first' and 'second'; uninstall or "
+        "feed kind 'dup' is provided by two plugins: 'second' and 'first'; uninstall or "
         "disable one (FEEDCTL_LOAD_PLUGINS)")
 
 
@@ -118,7 +119,7 @@ def test_two_plugins_claiming_one_settings_section_are_both_named() -> None:
     with pytest.raises(PluginConflictError) as err:
         collect_registry(pm)
     assert str(err.value) == (
-        "settings section 'extra' is claimed by two plugins: 'first' and 'second'")
+        "settings section 'extra' is claimed by two plugins: 'second' and 'first'")
 
 
 def test_a_kind_built_for_another_api_version_is_refused() -> None:
@@ -168,7 +169,7 @@ def test_feedctl_plugins_shows_a_conflict_as_one_error_line(
     out = run_cli(monkeypatch, pm, "plugins")
     assert out.exit_code == 2
     assert out.output.strip() == (
-        "ERROR: feed kind 'dup' is provided by two plugins: 'first' and 'second'; uninstall "
+        "ERROR: feed kind 'dup' is provided by two plugins: 'second' and 'first'; uninstall "
         "or disable one (FEEDCTL_LOAD_PLUGINS)")
 
 
