@@ -186,7 +186,7 @@ def collect_registry(pm: pluggy.PluginManager) -> Registry:
                 )
             reg.kinds[kind.name] = (kind, _plugin)
 
-        _call_registration(caller, plugin, "feedctl_feed_kinds", register=register_kind)
+        call_plain(caller, plugin, "feedctl_feed_kinds", register=register_kind)
 
     for plugin, caller in plugin_callers(pm, "feedctl_settings_sections"):
 
@@ -216,14 +216,16 @@ def collect_registry(pm: pluggy.PluginManager) -> Registry:
                 )
             reg.sections[name] = (model, _plugin)
 
-        _call_registration(caller, plugin, "feedctl_settings_sections",
-                           register=register_section)
+        call_plain(caller, plugin, "feedctl_settings_sections", register=register_section)
     return reg
 
 
-def _call_registration(caller: Any, plugin: str, hook: str, **kwargs: Any) -> None:
+def call_plain(caller: Any, plugin: str, hook: str, *, what: str = "registration hooks",
+               **kwargs: Any) -> list[Any]:
+    """One plugin's results of a hook that must not be async; its failure (or an
+    awaitable, which is closed) is a PluginError naming the plugin."""
     try:
-        results = caller(**kwargs)
+        results: list[Any] = caller(**kwargs)
     except PluginError:
         raise
     except Exception as exc:
@@ -236,6 +238,5 @@ def _call_registration(caller: Any, plugin: str, hook: str, **kwargs: Any) -> No
             close = getattr(result, "close", None)
             if close is not None:
                 close()
-            raise PluginError(
-                f"plugin {plugin!r}: registration hooks must not be async", plugin=plugin
-            )
+            raise PluginError(f"plugin {plugin!r}: {what} must not be async", plugin=plugin)
+    return results

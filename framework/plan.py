@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,7 @@ from .manager import (
     FeedctlPluginManager,
     Registry,
     build_plugin_manager,
+    call_plain,
     collect_registry,
     plugin_callers,
 )
@@ -119,20 +119,8 @@ def build_plan(
         raise ConfigError.of(problems)
     services: list[Service] = []
     for plugin, caller in plugin_callers(pm, "feedctl_services"):
-        try:
-            results: list[Any] = caller(settings=settings)
-        except Exception as exc:
-            raise PluginError(
-                f"plugin {plugin!r} failed in feedctl_services: "
-                f"{type(exc).__name__}: {exc}", plugin=plugin) from exc
-        for result in results:
-            if inspect.isawaitable(result):
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-                raise PluginError(
-                    f"plugin {plugin!r}: feedctl_services must be a plain function, "
-                    "not async", plugin=plugin)
+        for result in call_plain(caller, plugin, "feedctl_services",
+                                 what="feedctl_services", settings=settings):
             for svc in result or []:
                 if not isinstance(svc, Service):
                     raise PluginError(

@@ -211,7 +211,7 @@ def test_an_async_services_hook_is_refused_with_the_plugin_named(isolated: Path)
 
     (isolated / "settings.toml").write_text(PROFILE)
     with pytest.raises(PluginError, match=re.escape(
-            "plugin 'svc': feedctl_services must be a plain function, not async")):
+            "plugin 'svc': feedctl_services must not be async")):
         build_plan("t", settings_path=isolated / "settings.toml",
                    pm=manager(svc=AsyncServices()))
 
