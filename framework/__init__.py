@@ -9,6 +9,7 @@ for settings. Library users need :class:`Session`.
 from ._version import API_VERSION, __version__
 from .backoff import Backoff
 from .book import PositionBook, unrealised_pnl
+from .config import env_var_name
 from .errors import (
     ConfigError,
     ConsumerOverflowError,
@@ -20,6 +21,7 @@ from .errors import (
     RetryableFeedError,
 )
 from .feed import Feed, FeedContext, FeedKind, NoSettings
+from .logs import redact
 from .manager import await_me_maybe, build_plugin_manager, hookimpl
 from .models import (
     Category,
@@ -96,8 +98,10 @@ __all__ = [
     "__version__",
     "await_me_maybe",
     "build_plugin_manager",
+    "env_var_name",
     "hookimpl",
     "now_ns",
+    "redact",
     "unrealised_pnl",
     "wire_decimal",
 ]

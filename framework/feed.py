@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ._version import API_VERSION
 from .book import PositionBook
+from .config import env_var_name
 from .models import (
     Category,
     FeedState,
@@ -182,8 +183,7 @@ class FeedContext:
         """The environment variable that sets ``setting`` in this feed's profile:
         ``ctx.env_var("account.api_key")`` -> ``FEEDCTL_MAINNET__ACCOUNT__API_KEY``.
         Name it in errors the user must act on."""
-        parts = [self.profile or "<PROFILE>", *setting.split(".")]
-        return "FEEDCTL_" + "__".join(p.upper() for p in parts)
+        return env_var_name(self.profile or "<PROFILE>", setting)
 
     # -------------------------------------------------------------- book access
     def apply(self, update: PositionUpdate) -> list[PositionEvent]:

@@ -16,6 +16,8 @@ import threading
 import time
 from typing import IO, Any
 
+from pydantic import SecretStr
+
 _STANDARD = set(logging.LogRecord("x", 0, "x", 0, "x", None, None).__dict__) | {
     "message", "asctime", "taskName",
 }
@@ -31,8 +33,12 @@ def register_secret(value: str | None) -> None:
             _secrets.add(value)
 
 
-def redact(text: str) -> str:
-    for s in _secrets:
+def redact(text: str, *extra: SecretStr | str | None) -> str:
+    """``text`` with every registered secret, and every ``extra`` one (a SecretStr or
+    its value), replaced by ``***``: for logs, errors and exchange messages that echo
+    what was sent. The one redaction helper of the core and the plugins."""
+    values = [e.get_secret_value() if isinstance(e, SecretStr) else e for e in extra]
+    for s in (*_secrets, *(v for v in values if v)):
         if s in text:
             text = text.replace(s, REDACTED)
     return text

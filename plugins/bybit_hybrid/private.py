@@ -17,13 +17,20 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from feedctl import Backoff, FatalFeedError, PositionKey, PositionUpdate, RetryableFeedError
+from feedctl import (
+    Backoff,
+    FatalFeedError,
+    PositionKey,
+    PositionUpdate,
+    RetryableFeedError,
+    redact,
+)
 
 from .constants import POSITION_TOPICS, TOPIC_POSITION
 from .gap import Fill, replay
 from .parse import Problem, position_push, push_order
 from .rest import setting_hint
-from .signing import redact, ws_auth_args
+from .signing import ws_auth_args
 from .ws import Conn, ConnectionLost, RequestRejected
 
 if TYPE_CHECKING:

@@ -31,6 +31,8 @@ from feedctl import (
     MarkPrice,
     PositionUpdate,
     RetryableFeedError,
+    env_var_name,
+    redact,
     wire_decimal,
 )
 
@@ -49,15 +51,13 @@ from .constants import (
 )
 from .gap import Fill, parse_fill
 from .parse import Problem, position_update
-from .signing import ServerClock, redact, rest_headers
-
-SETTING_HINT = "FEEDCTL_{profile}__{section}__{key}"
+from .signing import ServerClock, rest_headers
 
 
 def setting_hint(profile: str, key: str, section: str = "ACCOUNT") -> str:
-    """The variable that sets ``section.key`` in ``profile``: FEEDCTL_MAINNET__ACCOUNT__API_KEY."""
-    return SETTING_HINT.format(profile=(profile or "<PROFILE>").upper(), section=section,
-                               key=key)
+    """The variable that sets ``section.key`` in ``profile``: FEEDCTL_MAINNET__ACCOUNT__API_KEY
+    (feedctl.env_var_name, the core's one helper)."""
+    return env_var_name(profile or "<PROFILE>", f"{section}.{key}".lower())
 
 
 class _Retry(Exception):

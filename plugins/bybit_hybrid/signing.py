@@ -45,16 +45,6 @@ def rest_headers(
     }
 
 
-def redact(text: str, *secrets: SecretStr | None) -> str:
-    """``text`` with every secret value replaced by ``***`` (for exchange messages that
-    echo what was sent, e.g. ``error sign! origin_string[...]``)."""
-    for s in secrets:
-        value = s.get_secret_value() if s is not None else ""
-        if value:
-            text = text.replace(value, "***")
-    return text
-
-
 class ServerClock:
     """Local clock corrected by the offset measured against ``/v5/market/time``.
 

@@ -16,7 +16,16 @@ from typing import Any
 
 import ccxt.async_support as ccxt_async
 
-from feedctl import AccountSettings, Category, Endpoints, FatalFeedError, MarkPrice, now_ns
+from feedctl import (
+    AccountSettings,
+    Category,
+    Endpoints,
+    FatalFeedError,
+    MarkPrice,
+    env_var_name,
+    now_ns,
+    redact,
+)
 
 from . import constants as c
 from .config import RestPollingSettings
@@ -72,19 +81,19 @@ class PollerClient:
                 f"exchange {ex_id!r} does not support fetchPositions; rest_polling needs it "
                 f"({where})")
         if not account.has_credentials():
-            var = f"FEEDCTL_{profile.upper()}__ACCOUNT__API_"
             raise FatalFeedError(
-                f"rest_polling needs API credentials: set {var}KEY and {var}SECRET "
+                "rest_polling needs API credentials: set "
+                f"{env_var_name(profile, 'account.api_key')} and "
+                f"{env_var_name(profile, 'account.api_secret')} "
                 "(account.api_key / account.api_secret)")
         extra = {"password": account.password.get_secret_value() if account.password else None,
                  "uid": account.uid}
         missing = [name for name, needed in (probe.requiredCredentials or {}).items()
                    if needed and name not in ("apiKey", "secret") and not extra.get(name)]
         if missing:
-            var = f"FEEDCTL_{profile.upper()}__ACCOUNT__"
             raise FatalFeedError(
                 f"exchange {ex_id!r} also needs {', '.join(missing)}: set "
-                + " and ".join(f"{var}{m.upper()}" for m in missing)
+                + " and ".join(env_var_name(profile, f"account.{m}") for m in missing)
                 + f" (account.{', account.'.join(missing)}) ({where})")
         mark_call = _mark_call(probe.has, settings.mark_price_source, feed)
         key = account.api_key.get_secret_value()
@@ -112,9 +121,7 @@ class PollerClient:
 
     def redact(self, text: str) -> str:
         """``text`` with the API key and secret replaced: ccxt errors quote URLs and bodies."""
-        for s in self._secrets:
-            text = text.replace(s, "***")
-        return text
+        return redact(text, *self._secrets)
 
     # ------------------------------------------------------------------ lifecycle
     async def load_markets(self, reload: bool = False) -> None:

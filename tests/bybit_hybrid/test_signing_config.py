@@ -9,11 +9,10 @@ import time
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from feedctl import Category, FeedKind, build_plugin_manager
+from feedctl import Category, FeedKind, build_plugin_manager, redact
 from feedctl.plugins.bybit_hybrid import HybridSettings
 from feedctl.plugins.bybit_hybrid.signing import (
     ServerClock,
-    redact,
     rest_headers,
     ws_auth_args,
 )
