@@ -65,3 +65,44 @@ def test_without_a_measured_clock_offset_the_check_is_off() -> None:
 def test_an_answered_ping_leaves_frames_alone() -> None:
     got, reason = _deliver(created_after_ping_ms=60_000, offset=0, ping_answered=True)
     assert len(got) == 1 and reason is None
+
+
+@pytest.mark.integration
+def test_the_frame_dispatch_override_is_still_called_by_this_websockets() -> None:
+    """The hybrid hands text frames over from websockets' ``process_event`` (an internal
+    method; pyproject pins websockets' major versions): if a websockets release stops
+    calling it, frames would silently queue for recv() instead — this fails then."""
+    import websockets
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from feedctl.plugins.bybit_hybrid.ws import _DispatchingConnection
+
+    async def main() -> tuple[list[bytes], bool]:
+        async def handler(ws: ServerConnection) -> None:
+            await ws.recv()  # frames only once asked, as Bybit after a subscribe
+            for n in range(3):
+                await ws.send(f'{{"n":{n}}}')
+            await asyncio.sleep(1)
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            got: list[bytes] = []
+            async with websockets.connect(f"ws://127.0.0.1:{port}",
+                                          create_connection=_DispatchingConnection) as ws:
+                assert isinstance(ws, _DispatchingConnection)
+                ws.on_frame = lambda data, _ns: got.append(bytes(data))
+                await ws.send("go")
+                deadline = time.monotonic() + 3
+                while len(got) < 3 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.01)
+                try:
+                    async with asyncio.timeout(0.2):
+                        await ws.recv()
+                    queued = True
+                except TimeoutError:
+                    queued = False
+            return got, queued
+
+    got, queued = asyncio.run(main())
+    assert got == [b'{"n":0}', b'{"n":1}', b'{"n":2}']
+    assert not queued  # nothing went the recv() way
