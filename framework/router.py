@@ -248,12 +248,8 @@ class Router:
             spans.append((min(states), max(states)))
         if any(first < closed and last >= opened for first, last in spans):
             return False
-        self._closed_ms[key] = max(closed, self._closed_ms.get(key, 0))
-        told = self._spans.get(key)
-        if told is None:
-            told = self._spans[key] = deque(maxlen=_SPANS_KEPT)
         times = [e.position.exchange_ms for e in events[:-1] if e.position.exchange_ms is not None]
-        told.append((min(times, default=opened), max(times, default=opened)))
+        self._told_closed(key, times or [opened], closed)
         self.counters["past_lifecycles"] += 1
         for ev in events:
             self.counters["delivered"] += 1
@@ -501,14 +497,7 @@ class Router:
         ms = event.position.exchange_ms
         if event.kind is EventKind.CLOSED:
             self.delivered.pop(key, None)
-            states = self._open_states.pop(key, None)
-            if states:
-                spans = self._spans.get(key)
-                if spans is None:
-                    spans = self._spans[key] = deque(maxlen=_SPANS_KEPT)
-                spans.append((min(states), max(states)))
-            if ms is not None:
-                self._closed_ms[key] = max(ms, self._closed_ms.get(key, 0))
+            self._told_closed(key, self._open_states.pop(key, []), ms)
         else:
             if event.kind is EventKind.OPENED:
                 self._reopen.pop(key, None)
@@ -525,6 +514,17 @@ class Router:
         if self._recovering:
             event = event.model_copy(update={"recovered": True})
         self._deliver(event)
+
+    def _told_closed(self, key: PositionKey, states: list[int], closed_ms: int | None) -> None:
+        """Consumers were told a lifecycle of ``key`` closed: remember the span of its open
+        states (to recognise it later) and the newest close time (to refuse stale opens)."""
+        if states:
+            spans = self._spans.get(key)
+            if spans is None:
+                spans = self._spans[key] = deque(maxlen=_SPANS_KEPT)
+            spans.append((min(states), max(states)))
+        if closed_ms is not None:
+            self._closed_ms[key] = max(closed_ms, self._closed_ms.get(key, 0))
 
     def snapshot(self) -> dict[str, object]:
         return {
