@@ -193,7 +193,8 @@ async def soak(cfg: SoakConfig, echo: Any = None) -> dict[str, Any]:
         info = sim.info
         overrides = {
             "mode": "production",
-            "account": {"api_key": info["api_key"], "api_secret": info["api_secret"]},
+            "account": {"exchange": "bybit", "api_key": info["api_key"],
+                        "api_secret": info["api_secret"]},
             "endpoints": {"rest": info["rest"], "public_ws": info["public_ws"],
                           "public_ws_inverse": info["public_ws_inverse"],
                           "private_ws": info["private_ws"]},
@@ -224,7 +225,7 @@ async def _run(cfg: SoakConfig, session: Session, ctl: SimControl, proc: psutil.
         while hybrid.ctx.state is not FeedState.HEALTHY and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         prices = {p["symbol"]: Decimal(p["markPrice"]) for p in await ctl.prices()}
-        units = await _units(session.settings.endpoints.rest, prices)
+        units = await _units(session.settings.endpoints["rest"], prices)
         state: dict[str, tuple[str, Decimal]] = {}
         symbols = sorted(prices)
         for sym in symbols:  # a position on every symbol: every ticker is subscribed

@@ -47,10 +47,13 @@ from .settings import (
     AccountSettings,
     Duration,
     Endpoints,
+    HttpEndpoint,
     Mode,
     ProfileSettings,
     Role,
+    Rollout,
     StrictModel,
+    WsEndpoint,
 )
 from .validator import ValidationReport
 
@@ -74,6 +77,7 @@ __all__ = [
     "FeedState",
     "FeedStatus",
     "FeedctlError",
+    "HttpEndpoint",
     "Instrument",
     "MarkPrice",
     "Mode",
@@ -88,6 +92,7 @@ __all__ = [
     "ProfileSettings",
     "RetryableFeedError",
     "Role",
+    "Rollout",
     "RouteEvent",
     "Service",
     "Session",
@@ -95,6 +100,7 @@ __all__ = [
     "StatusEvent",
     "StrictModel",
     "ValidationReport",
+    "WsEndpoint",
     "__version__",
     "await_me_maybe",
     "build_plugin_manager",

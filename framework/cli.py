@@ -139,13 +139,21 @@ def check(profile: str | None, settings_path: str | None, mode: str | None) -> N
     click.echo(f"settings files: {', '.join(str(f) for f in plan.loaded.files)}")
     roles_from = "explicit feed roles" if s.explicit_roles else f"mode preset ({src('mode')})"
     click.echo(f"mode: {s.mode.value}   roles from: {roles_from}")
+    click.echo(f"exchange: {s.account.exchange} [{src('account.exchange')}]   "
+               f"environment: {s.environment} [{src('environment')}]")
+    provider = plan.credentials_provided_by()
     click.echo("feeds:")
     for f in plan.feeds:
         click.echo(f"  {f.name:<14} role={f.role.value:<8} kind={f.kind.name} "
                    f"(plugin {f.plugin})")
         for key, value in f.settings.model_dump(mode="json").items():
             click.echo(f"      {key} = {json.dumps(value)}   [{src(f'feeds.{f.name}.{key}')}]")
-    provider = plan.credentials_provided_by()
+        for key, value in f.endpoints.model_dump().items():
+            where = (f"provided at start by {provider}" if provider
+                     else src(f"endpoints.{key}") if key in s.endpoints
+                     else f"default of kind {f.kind.name} for {s.environment}"
+                     if value is not None else "kind's own default")
+            click.echo(f"      endpoints.{key} = {value}   [{where}]")
     click.echo(f"account: {s.account.exchange}/{s.account.name}")
     for field in ("api_key", "api_secret"):
         if provider:
@@ -155,9 +163,6 @@ def check(profile: str | None, settings_path: str | None, mode: str | None) -> N
         else:
             where = f"NOT SET (export {env_var_name(plan.loaded.name, 'account.' + field)})"
         click.echo(f"  {field}: {where}")
-    click.echo("endpoints:" + (f" provided at start by {provider}" if provider else ""))
-    for key, value in s.endpoints.model_dump().items():
-        click.echo(f"  {key} = {value}   [{src('endpoints.' + key)}]")
     click.echo(f"router: failover_after={s.router.failover_after}s "
                f"failback_after={s.router.failback_after}s")
     for name, model in s.plugins.items():

@@ -2,7 +2,9 @@
 
 Layers, later wins:
 
-1. built-in defaults (``framework/defaults.toml``, shipped in the package);
+1. built-in defaults (``framework/defaults.toml``, shipped in the package), then the
+   profiles plugins ship (``feedctl_profiles``: the embedded exchange's ``sim``, an
+   exchange plugin's ``mainnet``/``testnet``...);
 2. the settings file: ``--settings PATH``, else ``$FEEDCTL_SETTINGS``, else
    ``./settings.toml`` when it exists;
 3. ``.secrets.toml`` beside that file (untracked; for API keys);
@@ -20,6 +22,7 @@ import difflib
 import logging
 import os
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -184,12 +187,14 @@ def settings_file(explicit: str | os.PathLike[str] | None = None) -> Path | None
 
 
 def load_profile(
-    profile: str | None = None, settings_path: str | os.PathLike[str] | None = None
+    profile: str | None = None, settings_path: str | os.PathLike[str] | None = None,
+    builtin: Sequence[Path] = (),
 ) -> LoadedProfile:
-    """Merge every layer for ``profile`` (default: $FEEDCTL_PROFILE or ``sim``)."""
+    """Merge every layer for ``profile`` (default: $FEEDCTL_PROFILE or ``sim``);
+    ``builtin``: the profile files plugins ship, layered over the core's defaults."""
     name = (profile or os.environ.get(f"{ENV_PREFIX}_PROFILE") or DEFAULT_PROFILE).lower()
     user_file = settings_file(settings_path)
-    files = [DEFAULTS_FILE]
+    files = [DEFAULTS_FILE, *builtin]
     if user_file is not None:
         files.append(user_file)
         secrets = user_file.with_name(".secrets.toml")
@@ -243,7 +248,8 @@ def load_profile(
     known_profiles.discard("global")
     if name not in known_profiles:
         raise ConfigError(
-            f"profile {name!r} is not defined; known profiles: {', '.join(sorted(known_profiles))}"
+            f"profile {name!r} is not defined; known profiles: "
+            f"{', '.join(sorted(known_profiles)) or 'none'}"
             f" (define [{name}] in settings.toml)",
             setting="--profile",
         )
@@ -351,6 +357,10 @@ def core_settings(loaded: LoadedProfile, plugin_sections: set[str]) -> ProfileSe
                         "files%s", var, key, hint, extra={"variable": var})
             data.pop(key)
     plugins = {k: data.pop(k) for k in list(data) if k in plugin_sections}
+    feeds = data.get("feeds")
+    if isinstance(feeds, dict):  # a feed table's kind defaults to the feed's name
+        data["feeds"] = {name: {"kind": name, **table} if isinstance(table, dict) else table
+                         for name, table in feeds.items()}
     data["profile"] = loaded.name
     data["plugins"] = plugins
     try:
@@ -358,20 +368,5 @@ def core_settings(loaded: LoadedProfile, plugin_sections: set[str]) -> ProfileSe
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, loaded.name, model=ProfileSettings,
                                                   loaded=loaded)) from None
-    _warn_partial_endpoints(settings, loaded)
     return settings
 
-
-def _warn_partial_endpoints(settings: ProfileSettings, loaded: LoadedProfile) -> None:
-    """Some endpoints moved off the built-in (mainnet) ones while others stayed: a REST
-    override alone leaves both sockets on mainnet. Said, not refused."""
-    defaults = type(settings.endpoints)()
-    moved = [k for k in type(defaults).model_fields
-             if getattr(settings.endpoints, k) != getattr(defaults, k)]
-    kept = [k for k in type(defaults).model_fields if k not in moved]
-    if moved and kept:
-        log.warning("profile %r: endpoints %s are overridden but %s are still at their "
-                    "defaults (%s); set them too if they belong to the same exchange",
-                    loaded.name, ", ".join(moved), ", ".join(kept),
-                    ", ".join(getattr(defaults, k) for k in kept),
-                    extra={"setting": "endpoints"})

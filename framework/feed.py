@@ -45,7 +45,7 @@ from .models import (
     StatusEvent,
     now_ns,
 )
-from .settings import AccountSettings, Endpoints, Role
+from .settings import AccountSettings, Endpoints, Role, Rollout
 
 
 class NoSettings(BaseModel):
@@ -63,6 +63,19 @@ class FeedKind:
     ``capabilities`` are claims the conformance kit verifies: ``"resync"`` (after a
     dropped connection the feed resyncs from a snapshot before it is healthy again,
     and counts each resync with ``ctx.count("resyncs")``).
+
+    How the kind takes part in a profile (docs/plugins.md, "Exchange, endpoints and
+    rollout role"):
+
+    * ``exchange``: the exchange id profiles name in ``account.exchange`` (ccxt's id where
+      there is one), or ``"*"`` for a kind that serves any exchange it is configured for.
+    * ``rollout``: the slot the kind fills in its exchange's rollout modes,
+      :attr:`Rollout.LIVE` (the streaming feed) or :attr:`Rollout.FALLBACK` (the poller);
+      ``None``: only used by feeds that name it with an explicit role.
+    * ``endpoints_model``: an :class:`Endpoints` subclass, one field per URL the kind reads
+      from ``ctx.endpoints``; ``default_endpoints``: per environment (``"mainnet"``,
+      ``"testnet"``...), the values of those fields. A profile's ``[endpoints]`` table
+      overrides them key by key.
     """
 
     name: str
@@ -72,6 +85,24 @@ class FeedKind:
     requires_credentials: bool = True
     api_version: int = API_VERSION
     capabilities: frozenset[str] = field(default_factory=frozenset)
+    exchange: str | None = None
+    rollout: Rollout | None = None
+    endpoints_model: type[Endpoints] = Endpoints
+    default_endpoints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def serves(self, exchange: str | None) -> bool:
+        """True if the kind can run for ``exchange`` (a kind that names no exchange runs for
+        any, under explicit roles only: the modes never pick it)."""
+        return self.exchange in (None, "*") or self.exchange == exchange
+
+    def endpoints_for(self, environment: str, overrides: Mapping[str, str]) -> Endpoints:
+        """The kind's endpoints in ``environment`` with ``overrides`` (the profile's and its
+        services' URLs; names the model does not declare are left to other kinds)."""
+        names = self.endpoints_model.model_fields
+        declared = self.endpoints_model is not Endpoints
+        values = dict(self.default_endpoints.get(environment, {}))
+        values.update({k: v for k, v in overrides.items() if k in names or not declared})
+        return self.endpoints_model.model_validate(values)
 
 
 class Feed(abc.ABC):
@@ -148,10 +179,14 @@ class FeedContext:
         book: PositionBook,
         on_status: Callable[[StatusEvent], None] | None = None,
         profile: str = "",
+        environment: str = "mainnet",
     ) -> None:
         self.name = name
         #: The profile this feed runs in (for messages naming settings).
         self.profile = profile
+        #: The profile's environment (``mainnet``, ``testnet``...): which of the kind's
+        #: default endpoints apply; a kind that has none (a ccxt poller) may act on it.
+        self.environment = environment
         self.kind = kind
         self.role = role
         self.account = account

@@ -11,6 +11,7 @@ session goes on; a set-up hook that raises names the plugin and stops the start.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,19 @@ def feedctl_settings_sections(register: Callable[[str, type[BaseModel]], None]) 
     forbid extra keys) and hands the instance back through
     ``Session.plugin_settings(name)``. Unclaimed unknown sections are an error.
     Returns nothing.
+    """
+
+
+@hookspec
+def feedctl_profiles() -> str | os.PathLike[str] | None:
+    """Ship built-in profiles: return the path of a TOML file of profile tables (the same
+    form as settings.toml), or None.
+
+    Called when a profile is loaded. The files are layered over the core's defaults and
+    under the user's settings files, so ``feedctl run --profile <name>`` works from any
+    directory and a settings.toml overrides any key. An exchange plugin ships its exchange's
+    ``[<profile>.account] exchange = ...`` and ``environment``; the embedded exchange
+    ships ``sim``. Two plugins shipping the same profile merge (later plugins win on a key).
     """
 
 

@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -154,6 +155,55 @@ def _core_sections() -> set[str]:
     return set(ProfileSettings.model_fields)
 
 
+def profile_files(pm: pluggy.PluginManager) -> list[Path]:
+    """The profile files the plugins ship (``feedctl_profiles``), lowest precedence first:
+    on a key two files set, the plugin pluggy calls first wins."""
+    files: list[Path] = []
+    for plugin, caller in plugin_callers(pm, "feedctl_profiles"):
+        for result in call_plain(caller, plugin, "feedctl_profiles", what="feedctl_profiles"):
+            if result is None:
+                continue
+            path = Path(result)
+            if not path.is_file():
+                raise PluginError(f"plugin {plugin!r} ships profiles in {str(path)!r}, which "
+                                  "is not a file; reinstall the plugin", plugin=plugin)
+            files.append(path)
+    return files[::-1]
+
+
+def _check_declaration(kind: FeedKind, plugin: str) -> None:
+    """A kind's exchange, rollout slot and endpoints, checked when it registers."""
+    from pydantic import ValidationError
+
+    from .settings import Endpoints, Rollout
+
+    where = f"plugin {plugin!r} registered feed kind {kind.name!r}"
+    if kind.exchange is not None and kind.exchange != "*" and not _NAME.fullmatch(kind.exchange):
+        raise PluginError(f"{where} for exchange {kind.exchange!r}: an exchange id is a "
+                          "lower-case identifier (ccxt's id where there is one), or '*'",
+                          plugin=plugin)
+    if kind.rollout is not None and not isinstance(kind.rollout, Rollout):
+        raise PluginError(f"{where} with rollout {kind.rollout!r}: use feedctl.Rollout.LIVE, "
+                          "Rollout.FALLBACK or None", plugin=plugin)
+    if kind.rollout is not None and kind.exchange is None:
+        raise PluginError(f"{where} with a rollout slot but no exchange: set "
+                          "FeedKind(exchange=...) so the modes know which profiles it serves",
+                          plugin=plugin)
+    model = kind.endpoints_model
+    if not (isinstance(model, type) and issubclass(model, Endpoints)):
+        raise PluginError(f"{where} with endpoints_model {model!r}, which is not a subclass "
+                          "of feedctl.Endpoints", plugin=plugin)
+    for env, urls in kind.default_endpoints.items():
+        try:
+            model.model_validate(dict(urls))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise PluginError(
+                f"{where} with default endpoints for {env!r} that its endpoints_model "
+                f"refuses: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}",
+                plugin=plugin) from None
+
+
 def collect_registry(pm: pluggy.PluginManager) -> Registry:
     """Call the registration hooks plugin by plugin, checking names and API versions."""
     reg = Registry()
@@ -177,6 +227,7 @@ def collect_registry(pm: pluggy.PluginManager) -> Registry:
                     f"plugin {_plugin!r} registered feed kind {kind.name!r}: a kind's name is "
                     "a lower-case identifier (letters, digits, _; a letter first), as written "
                     "in feeds.<name>.kind", plugin=_plugin)
+            _check_declaration(kind, _plugin)
             if kind.name in reg.kinds:
                 other = reg.kinds[kind.name][1]
                 raise PluginConflictError(

@@ -79,7 +79,8 @@ class Category(StrEnum):
 
 
 class PositionKey(NamedTuple):
-    """Identity of a position within one account: Bybit's (category, symbol, positionIdx)."""
+    """Identity of a position within one account: (category, symbol, position index; 0 one-way,
+    1 and 2 the long and short sides of a two-sided account: docs/plugins.md)."""
 
     category: Category
     symbol: str

@@ -19,6 +19,7 @@ from .config import (
     merge_settings,
     validate_section,
 )
+from .endpoints import check_endpoint_names, feed_endpoints
 from .errors import ConfigError, PluginError
 from .feed import FeedKind
 from .manager import (
@@ -28,9 +29,11 @@ from .manager import (
     call_plain,
     collect_registry,
     plugin_callers,
+    profile_files,
 )
+from .presets import resolve_roles
 from .services import Service
-from .settings import Mode, ProfileSettings, Role
+from .settings import Endpoints, Mode, ProfileSettings, Role
 
 
 @dataclass
@@ -40,6 +43,9 @@ class FeedPlan:
     plugin: str
     role: Role
     settings: Any
+    #: The kind's endpoints for the profile's environment with the profile's overrides
+    #: (a service such as the embedded exchange may replace them at start).
+    endpoints: Endpoints = field(default_factory=Endpoints)
 
 
 @dataclass
@@ -74,7 +80,7 @@ def build_plan(
     """Load, merge and validate a profile; resolve feeds and roles. Connects to nothing."""
     pm = pm or build_plugin_manager()
     registry = collect_registry(pm)
-    loaded = load_profile(profile, settings_path)
+    loaded = load_profile(profile, settings_path, builtin=profile_files(pm))
     if overrides:
         loaded.raw = merge_settings(loaded.raw, overrides)
         for k in overrides:
@@ -102,19 +108,22 @@ def build_plan(
         problems.append(ConfigError(
             f"--mode {mode} cannot apply: profile {loaded.name!r} gives feeds explicit roles "
             "(feeds.<name>.role); remove them to use mode presets", setting="--mode"))
+    roles, entries, exchange = resolve_roles(settings, registry, loaded, problems)
+    account = settings.account.model_copy(update={"exchange": exchange})
+    settings = settings.model_copy(update={"feeds": entries, "account": account})
     feeds: list[FeedPlan] = []
-    for name, role in settings.roles().items():
+    for name, role in roles.items():
         try:
             feeds.append(_feed_plan(settings, registry, loaded, name, role))
         except ConfigError as exc:
             problems.append(exc)
-    if len(feeds) == len(settings.roles()):
+    if roles and len(feeds) == len(roles):
         try:
             _check_roles(feeds, loaded.name)
         except ConfigError as exc:
             problems.append(exc)
-    problems.extend(_check_unselected_feeds(settings, registry, loaded,
-                                            set(settings.roles())))
+    problems.extend(_check_unselected_feeds(settings, registry, loaded, set(roles)))
+    problems.extend(check_endpoint_names(settings, registry, loaded, settings.feeds))
     if problems:
         raise ConfigError.of(problems)
     services: list[Service] = []
@@ -150,9 +159,16 @@ def _feed_plan(settings: ProfileSettings, registry: Registry, loaded: LoadedProf
             f"feed {name!r} names kind {entry.kind!r}, which no loaded plugin provides "
             f"(known kinds: {known}); install the plugin or fix feeds.{name}.kind",
             setting=f"feeds.{name}.kind")
+    exchange = settings.account.exchange
+    if not kind.serves(exchange):
+        raise ConfigError(
+            f"feed {name!r} (kind {kind.name!r}) serves exchange {kind.exchange!r}, but "
+            f"profile {loaded.name!r} is for {exchange!r} (account.exchange); "
+            f"use a kind for {exchange!r} or remove the feed's role", setting=f"feeds.{name}")
     kind_settings = validate_section(
         kind.settings_model, entry.kind_settings(), loaded.name, f"feeds.{name}", loaded)
-    return FeedPlan(name, kind, registry.kinds[entry.kind][1], role, kind_settings)
+    endpoints = feed_endpoints(kind, settings, loaded)
+    return FeedPlan(name, kind, registry.kinds[entry.kind][1], role, kind_settings, endpoints)
 
 
 def _check_unselected_feeds(settings: ProfileSettings, registry: Registry,

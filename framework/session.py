@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from .book import PositionBook
 from .config import merge_settings
 from .delivery import ConsumerQueue
+from .endpoints import feed_endpoints
 from .errors import FatalFeedError, FeedctlError, PluginError
 from .feed import Feed, FeedContext
 from .logs import register_secret
@@ -31,7 +32,7 @@ from .models import EventKind, PositionEvent, StatusEvent
 from .plan import FeedPlan, SessionPlan, build_plan, check_credentials
 from .plugin_consumers import PluginDispatcher
 from .router import Router
-from .settings import AccountSettings, Endpoints, Role
+from .settings import AccountSettings, Role
 from .summary import RunSummary
 from .supervisor import supervise_feed
 from .validator import Validator
@@ -141,10 +142,12 @@ class Session:
         if overrides:
             account = AccountSettings.model_validate(
                 merge_settings(_plain(s.account), overrides.get("account", {})))
-            endpoints = Endpoints.model_validate(
-                merge_settings(s.endpoints.model_dump(), overrides.get("endpoints", {})))
-            self.settings = s = s.model_copy(update={"account": account, "endpoints": endpoints})
+            urls = {**s.endpoints, **overrides.get("endpoints", {})}
+            self.settings = s = s.model_copy(update={"account": account, "endpoints": urls})
             self.plan.settings = s
+            for fp in self.plan.feeds:
+                fp.endpoints = feed_endpoints(fp.kind, s, self.plan.loaded,
+                                              overrides=overrides.get("endpoints", {}))
         for secret in (s.account.api_key, s.account.api_secret, s.account.password,
                        s.monitor.token):
             if secret is not None:
@@ -152,10 +155,11 @@ class Session:
         check_credentials(self.plan)
 
         for fp in self.plan.feeds:
-            book = PositionBook(exchange=s.account.exchange, account=s.account.name, feed=fp.name)
+            book = PositionBook(exchange=s.account.exchange or "", account=s.account.name,
+                                feed=fp.name)
             ctx = FeedContext(name=fp.name, kind=fp.kind.name, role=fp.role, account=s.account,
-                              endpoints=s.endpoints, book=book, on_status=self._on_status,
-                              profile=self.plan.loaded.name)
+                              endpoints=fp.endpoints, book=book, on_status=self._on_status,
+                              profile=self.plan.loaded.name, environment=s.environment)
             book._emit = self._emitter(fp.name)  # the book reports through the router
             try:
                 feed = fp.kind.factory(ctx, fp.settings)

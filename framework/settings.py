@@ -54,12 +54,22 @@ class Role(StrEnum):
     SHADOW = "shadow"
 
 
-#: The design's mode table: role -> feed name.
-MODE_PRESETS: dict[Mode, dict[Role, str]] = {
-    Mode.REST: {Role.PRIMARY: "rest_polling"},
-    Mode.CANARY: {Role.PRIMARY: "rest_polling", Role.SHADOW: "bybit_hybrid"},
-    Mode.PARALLEL: {Role.PRIMARY: "bybit_hybrid", Role.SHADOW: "rest_polling"},
-    Mode.PRODUCTION: {Role.PRIMARY: "bybit_hybrid", Role.STANDBY: "rest_polling"},
+class Rollout(StrEnum):
+    """The slot a feed kind fills in the rollout modes of its exchange."""
+
+    #: The streaming feed (private + public sockets): primary in production and parallel.
+    LIVE = "live"
+    #: The polling fallback: primary in rest and canary, standby in production.
+    FALLBACK = "fallback"
+
+
+#: The design's mode table: role -> the rollout slot that fills it. Which kind fills a
+#: slot is resolved per exchange from what the loaded kinds declare (plan.py).
+MODE_PRESETS: dict[Mode, dict[Role, Rollout]] = {
+    Mode.REST: {Role.PRIMARY: Rollout.FALLBACK},
+    Mode.CANARY: {Role.PRIMARY: Rollout.FALLBACK, Role.SHADOW: Rollout.LIVE},
+    Mode.PARALLEL: {Role.PRIMARY: Rollout.LIVE, Role.SHADOW: Rollout.FALLBACK},
+    Mode.PRODUCTION: {Role.PRIMARY: Rollout.LIVE, Role.STANDBY: Rollout.FALLBACK},
 }
 
 
@@ -82,28 +92,36 @@ def _url(schemes: tuple[str, ...]) -> Any:
     return BeforeValidator(check)
 
 
-_HttpUrl = Annotated[str, _url(("http", "https"))]
-_WsUrl = Annotated[str, _url(("ws", "wss"))]
+#: An http(s) URL with a host: use it for a kind's REST endpoint fields.
+HttpEndpoint = Annotated[str, _url(("http", "https"))]
+#: A ws(s) URL with a host: use it for a kind's socket endpoint fields.
+WsEndpoint = Annotated[str, _url(("ws", "wss"))]
 
 
-class Endpoints(StrictModel):
-    """Where the profile's exchange lives. Feeds read the URLs they need. REST endpoints
-    are http(s) URLs, socket endpoints ws(s) URLs, each with a host."""
+class Endpoints(BaseModel):
+    """Base of a feed kind's endpoint model (``FeedKind.endpoints_model``): one field per
+    URL the kind reads from ``ctx.endpoints``, typed :data:`HttpEndpoint` or
+    :data:`WsEndpoint`. Subclasses refuse unknown keys. Used directly (tests, harnesses)
+    it holds whatever URLs it is given."""
 
-    rest: _HttpUrl = "https://api.bybit.com"
-    public_ws: _WsUrl = "wss://stream.bybit.com/v5/public/linear"
-    public_ws_inverse: _WsUrl = "wss://stream.bybit.com/v5/public/inverse"
-    private_ws: _WsUrl = "wss://stream.bybit.com/v5/private"
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "extra" not in cls.__dict__.get("model_config", {}):
+            cls.model_config = {**cls.model_config, "extra": "forbid"}
 
 
 class AccountSettings(StrictModel):
     """The account every feed of a profile watches. Secrets never come from settings.toml."""
 
-    exchange: str = "bybit"
+    #: The exchange id (ccxt's id where there is one). Every
+    #: profile names it; the modes pick the kinds that declare it (``FeedKind.exchange``).
+    exchange: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
     name: str = "main"
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
-    #: Some exchanges (okx, kucoin, bitget...) also want a passphrase and/or a uid.
+    #: Some exchanges also want a passphrase (ccxt's ``password``) and/or a ``uid``.
     password: SecretStr | None = None
     uid: str | None = None
 
@@ -196,8 +214,12 @@ class ProfileSettings(StrictModel):
 
     profile: str
     mode: Mode = Mode.PRODUCTION
+    #: Which of the kinds' default endpoint sets applies (``FeedKind.default_endpoints``).
+    environment: str = Field(default="mainnet", pattern=r"^[a-z][a-z0-9_-]*$")
     account: AccountSettings = AccountSettings()
-    endpoints: Endpoints = Endpoints()
+    #: URLs that override the kinds' defaults, by endpoint name (each kind takes the names
+    #: its ``endpoints_model`` declares; a name no feed of the profile declares is refused).
+    endpoints: dict[str, str] = Field(default_factory=dict)
     feeds: dict[str, FeedEntry] = Field(default_factory=dict)
     router: RouterSettings = RouterSettings()
     delivery: DeliverySettings = DeliverySettings()
@@ -206,13 +228,6 @@ class ProfileSettings(StrictModel):
     validation: ValidationSettings = ValidationSettings()
     #: Plugin-owned sections (validated by the plugins' models), by section name.
     plugins: dict[str, Any] = Field(default_factory=dict)
-
-    def roles(self) -> dict[str, Role]:
-        """Feed name -> role: explicit roles if any feed sets one, else the mode's preset."""
-        explicit = {n: f.role for n, f in self.feeds.items() if f.role is not None and f.enabled}
-        if explicit:
-            return explicit
-        return {name: role for role, name in MODE_PRESETS[self.mode].items()}
 
     @property
     def explicit_roles(self) -> bool:

@@ -6,6 +6,7 @@ Owned by the lead (wiring only); the simulator itself lives in the other modules
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -80,6 +81,12 @@ class EmbeddedSimulator:
 
     def __repr__(self) -> str:
         return f"<EmbeddedSimulator symbols={self.section.symbols}>"
+
+
+@hookimpl
+def feedctl_profiles() -> Path:
+    """``sim``: the embedded exchange with a demo trader, no account, no network."""
+    return Path(__file__).with_name("profiles.toml")
 
 
 @hookimpl

@@ -31,7 +31,8 @@ def _settings_overrides(cfg: CampaignConfig, sim: Simulator, mode: str) -> dict[
     urls = sim.urls
     return {
         "mode": mode,
-        "account": {"api_key": sim.api_key, "api_secret": sim.api_secret, "name": "chaos"},
+        "account": {"exchange": "bybit", "api_key": sim.api_key, "api_secret": sim.api_secret,
+                    "name": "chaos"},
         "endpoints": {"rest": urls["rest"], "public_ws": urls["public_ws"],
                       "public_ws_inverse": urls["public_ws_inverse"],
                       "private_ws": urls["private_ws"]},

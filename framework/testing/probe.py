@@ -50,10 +50,15 @@ class FeedProbe:
         self.cleanup_problems: list[str] = []
         self.kind = harness.kind
         self.settings = harness.kind.settings_model.model_validate(dict(harness.settings))
-        self.book = PositionBook(exchange=access.account.exchange, account=access.account.name,
+        exchange = access.account.exchange or (
+            self.kind.exchange if self.kind.exchange not in (None, "*") else "test")
+        self.book = PositionBook(exchange=exchange or "test", account=access.account.name,
                                  feed=name, emit=self.events.append)
+        # the harness's URLs, as the kind's own model takes them: a kind that reads an
+        # endpoint it does not declare fails here as it would in a profile
+        endpoints = self.kind.endpoints_for("", access.endpoints.model_dump())
         self.ctx = FeedContext(name=name, kind=self.kind.name, role=None,
-                               account=access.account, endpoints=access.endpoints,
+                               account=access.account, endpoints=endpoints,
                                book=self.book, on_status=self._on_status)
         self.feed: Feed | None = None
         self.task: asyncio.Task[None] | None = None

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from feedctl import FeedContext, FeedKind, hookimpl
+from feedctl import FeedContext, FeedKind, Rollout, hookimpl
 
 from .config import HybridSettings
+from .endpoints import BYBIT_ENDPOINTS, BybitEndpoints
 
 if TYPE_CHECKING:
     from .feed import HybridFeed
@@ -35,5 +37,15 @@ def feedctl_feed_kinds(register: Callable[[FeedKind], None]) -> None:
             ),
             requires_credentials=True,
             capabilities=frozenset({"resync"}),
+            exchange="bybit",
+            rollout=Rollout.LIVE,
+            endpoints_model=BybitEndpoints,
+            default_endpoints=BYBIT_ENDPOINTS,
         )
     )
+
+
+@hookimpl
+def feedctl_profiles() -> Path:
+    """``mainnet`` and ``testnet``: Bybit's, from any directory."""
+    return Path(__file__).with_name("profiles.toml")

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt_async
 
@@ -68,7 +69,7 @@ class PollerClient:
     @classmethod
     def create(cls, *, feed: str, settings: RestPollingSettings, account: AccountSettings,
                endpoints: Endpoints, on_request: Callable[[], None] | None = None,
-               profile: str = "<PROFILE>") -> PollerClient:
+               profile: str = "<PROFILE>", environment: str = "mainnet") -> PollerClient:
         """Build the exchange object (no network) or raise FatalFeedError naming the setting."""
         ex_id = settings.exchange or account.exchange or c.DEFAULT_EXCHANGE
         where = f"feeds.{feed}.exchange" if settings.exchange else "account.exchange"
@@ -110,7 +111,7 @@ class PollerClient:
         if ex_id == "bybit":
             # the poller never needs currencies: skip a signed request and its permission
             exchange.has["fetchCurrencies"] = False
-        _apply_urls(exchange, settings, endpoints, feed, ex_id)
+        _apply_urls(exchange, settings, endpoints, feed, ex_id, environment)
         if on_request is not None:
             _count_requests(exchange, on_request)
         return cls(exchange, settings, (key, secret, extra["password"] or ""), mark_call)
@@ -275,7 +276,18 @@ def _default_options(ex_id: str, settings: RestPollingSettings) -> dict[str, Any
 
 
 def _apply_urls(exchange: Any, settings: RestPollingSettings, endpoints: Endpoints, feed: str,
-                ex_id: str) -> None:
+                ex_id: str, environment: str = "mainnet") -> None:
+    rest: str | None = getattr(endpoints, "rest", None)
+    if rest is None and settings.urls is None:
+        if environment == "testnet":
+            if not exchange.urls.get("test"):
+                raise FatalFeedError(f"ccxt has no testnet for {ex_id!r}: set endpoints.rest "
+                                     f"(or feeds.{feed}.urls) to its REST URL")
+            exchange.set_sandbox_mode(True)
+        elif environment != "mainnet":
+            raise FatalFeedError(f"rest_polling knows no {environment!r} URL for {ex_id!r}: "
+                                 f"set endpoints.rest (or feeds.{feed}.urls)")
+        return
     urls = dict(exchange.urls)
     api = urls.get("api")
     if not isinstance(api, dict):
@@ -284,11 +296,12 @@ def _apply_urls(exchange: Any, settings: RestPollingSettings, endpoints: Endpoin
         return
     api = dict(api)
     rest_keys = [k for k, v in api.items() if isinstance(v, str) and v.startswith("http")]
-    overrides: dict[str, str] = {}
-    if settings.urls is None and ex_id == "bybit":
-        overrides["*"] = endpoints.rest
-    overrides.update(settings.urls or {})
-    for key, url in overrides.items():
+    if settings.urls is None and rest is not None:
+        origin = rest.rstrip("/")
+        for k in rest_keys:  # the exchange's own paths (/fapi/v1...) stay
+            parts = urlsplit(api[k])
+            api[k] = origin + parts.path.rstrip("/") if parts.path not in ("", "/") else origin
+    for key, url in (settings.urls or {}).items():
         if key != "*" and key not in api:
             raise FatalFeedError(
                 f"{ex_id} has no REST URL key {key!r} (feeds.{feed}.urls); "

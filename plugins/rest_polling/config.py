@@ -6,9 +6,16 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from feedctl import Duration, StrictModel
+from feedctl import Duration, Endpoints, HttpEndpoint, StrictModel
 
 MarkSource = Literal["auto", "positions", "mark_prices", "tickers"]
+
+
+class RestPollingEndpoints(Endpoints):
+    """The one URL the poller may take from ``[<profile>.endpoints]``: ``rest``, the
+    exchange's REST origin (scheme, host, port). Unset: ccxt's own URLs."""
+
+    rest: HttpEndpoint | None = None
 
 
 class RestPollingSettings(StrictModel):
@@ -22,8 +29,9 @@ class RestPollingSettings(StrictModel):
     symbols: list[str] | None = None
     #: Bybit: settle coins whose positions are listed (USDT/USDC linear, others inverse).
     settle_coins: list[str] = Field(default_factory=lambda: ["USDT"])
-    #: Overrides of ``exchange.urls["api"]`` by key; ``"*"`` sets every REST key. For
-    #: bybit the default is the profile's ``endpoints.rest`` on every REST key.
+    #: Overrides of ``exchange.urls["api"]`` by key; ``"*"`` sets every REST key. Default:
+    #: the profile's ``endpoints.rest``, when set, replaces the scheme and host of every
+    #: REST key (their paths stay); else ccxt's own URLs (its sandbox on testnet).
     urls: dict[str, str] | None = None
     #: Merged (deeply) into the ccxt exchange's ``options``.
     ccxt_options: dict[str, Any] = Field(default_factory=dict)

@@ -62,6 +62,7 @@ class RestPollingFeed(Feed):
         self.client = PollerClient.create(
             feed=ctx.name, settings=self.settings, account=ctx.account,
             endpoints=ctx.endpoints, on_request=lambda: ctx.count("requests"),
+            environment=ctx.environment,
             profile=ctx.profile or "<PROFILE>")
         try:
             ctx.set_state(FeedState.CONNECTING, f"loading {self.client.id} markets")

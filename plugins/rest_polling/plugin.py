@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from feedctl import FeedContext, FeedKind, hookimpl
+from feedctl import FeedContext, FeedKind, Rollout, hookimpl
 
-from .config import RestPollingSettings
+from .config import RestPollingEndpoints, RestPollingSettings
 
 if TYPE_CHECKING:
     from .feed import RestPollingFeed
@@ -32,5 +32,9 @@ def feedctl_feed_kinds(register: Callable[[FeedKind], None]) -> None:
             "(the pre-hybrid behaviour; the fallback feed)",
             requires_credentials=True,
             capabilities=frozenset({"resync"}),
+            # any exchange ccxt knows (checked when the feed starts), as its fallback
+            exchange="*",
+            rollout=Rollout.FALLBACK,
+            endpoints_model=RestPollingEndpoints,
         )
     )

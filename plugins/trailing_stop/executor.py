@@ -13,13 +13,16 @@ from typing import Any
 
 import ccxt.async_support as ccxt_async
 
-from feedctl import AccountSettings, Endpoints
+from feedctl import AccountSettings
 
 log = logging.getLogger("feedctl.trailing_stop")
 
 
 class BybitStopSetter:
-    def __init__(self, account: AccountSettings, endpoints: Endpoints) -> None:
+    def __init__(self, account: AccountSettings, rest: str | None,
+                 environment: str = "mainnet") -> None:
+        """``rest``: the profile's REST URL (``endpoints.rest``), else ccxt's own for
+        ``environment`` (its sandbox on testnet)."""
         if account.api_key is None or account.api_secret is None:
             raise ValueError("trading needs the account's API key and secret")
         self._client: Any = ccxt_async.bybit({
@@ -27,10 +30,17 @@ class BybitStopSetter:
             "secret": account.api_secret.get_secret_value(),
             "enableRateLimit": True,
         })
+        if rest is None:
+            if environment == "testnet":
+                self._client.set_sandbox_mode(True)
+            elif environment != "mainnet":
+                raise ValueError(f"no Bybit REST URL known for environment {environment!r}: "
+                                 "set endpoints.rest")
+            return
         api = self._client.urls["api"]
         for key, value in list(api.items()):
             if isinstance(value, str) and value.startswith("http"):
-                api[key] = endpoints.rest
+                api[key] = rest
 
     async def can_trade(self) -> tuple[bool, str]:
         """Whether the key may place orders (Bybit's ``readOnly`` flag)."""

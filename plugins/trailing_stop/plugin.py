@@ -57,7 +57,9 @@ class TrailingStopConsumer:
         try:
             from .executor import BybitStopSetter  # ccxt: slow to import, needed only here
 
-            setter = BybitStopSetter(session.settings.account, session.settings.endpoints)
+            setter = BybitStopSetter(session.settings.account,
+                                     session.settings.endpoints.get("rest"),
+                                     session.settings.environment)
             allowed, why = await setter.can_trade()
         except Exception as exc:
             log.error("trading.enabled is true but the account cannot be checked (%s); "

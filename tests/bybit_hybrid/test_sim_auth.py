@@ -81,7 +81,9 @@ def test_missing_credentials_are_fatal() -> None:
     async def go() -> None:
         book = PositionBook(exchange="bybit", account="main", feed="h")
         ctx = FeedContext(name="h", kind="bybit_hybrid", role=None, account=AccountSettings(),
-                          endpoints=Endpoints(rest="http://127.0.0.1:9"), book=book)
+                          endpoints=Endpoints(rest="http://127.0.0.1:9", public_ws="ws://127.0.0.1:9",
+                                          public_ws_inverse="ws://127.0.0.1:9",
+                                          private_ws="ws://127.0.0.1:9"), book=book)
         with pytest.raises(FatalFeedError, match=r"API_KEY and .*API_SECRET"):
             await make_feed(ctx, HybridSettings()).run()
         assert ctx.state is FeedState.FAILED

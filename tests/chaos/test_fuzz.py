@@ -173,7 +173,9 @@ def _feed() -> Any:
     book = PositionBook(exchange="bybit", account="a", feed="fuzz")
     ctx = FeedContext(name="fuzz", kind="bybit_hybrid", role=None,
                       account=AccountSettings(api_key="k", api_secret="s"),
-                      endpoints=Endpoints(rest="http://127.0.0.1:9"), book=book)
+                      endpoints=Endpoints(rest="http://127.0.0.1:9", public_ws="ws://127.0.0.1:9",
+                                          public_ws_inverse="ws://127.0.0.1:9",
+                                          private_ws="ws://127.0.0.1:9"), book=book)
     return make_feed(ctx, HybridSettings())
 
 

@@ -144,7 +144,7 @@ def kind_plugin(factory: Any) -> object:
     return Plugin()
 
 
-ODD = "[t.feeds.main]\nkind = 'odd'\nrole = 'primary'\n"
+ODD = "[t.account]\nexchange = 'x'\n[t.feeds.main]\nkind = 'odd'\nrole = 'primary'\n"
 
 
 def start(folder: Path, pm: FeedctlPluginManager) -> None:

@@ -11,8 +11,7 @@ import pytest
 
 from feedctl import FeedKind, build_plugin_manager, hookimpl
 from feedctl.manager import collect_registry, plugin_callers
-
-from .fake_exchange import FakeFeed
+from feedctl.testing.fake_exchange import FakeFeed
 
 pytestmark = pytest.mark.unit
 

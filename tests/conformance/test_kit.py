@@ -18,8 +18,7 @@ from feedctl.testing import (
     duplicate_problems,
     secret_problems,
 )
-
-from .fake_exchange import FAKE, FakeHarness
+from feedctl.testing.fake_exchange import FAKE, FakeHarness
 
 pytestmark = pytest.mark.unit
 

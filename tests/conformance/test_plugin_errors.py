@@ -25,8 +25,7 @@ from feedctl import (
 )
 from feedctl import cli as cli_module
 from feedctl.manager import FeedctlPluginManager, collect_registry
-
-from .fake_exchange import FakeFeed
+from feedctl.testing.fake_exchange import FakeFeed
 
 pytestmark = pytest.mark.unit
 

@@ -19,7 +19,7 @@ PLUGIN = "feedctl.testing.pytest_plugin"
 
 CONFTEST = """
 import pytest
-from tests.conformance.fake_exchange import FakeHarness
+from feedctl.testing.fake_exchange import FakeHarness
 
 @pytest.fixture
 def feedctl_harness():

@@ -10,15 +10,30 @@ from decimal import Decimal
 from typing import Any
 
 from feedctl import (
+    Endpoints,
     Feed,
     FeedKind,
     FeedState,
+    HttpEndpoint,
     MarkPrice,
     PositionUpdate,
+    Rollout,
     Side,
     StrictModel,
+    WsEndpoint,
     hookimpl,
 )
+
+
+class ScriptedEndpoints(Endpoints):
+    """URLs the scripted kinds declare (they connect to none): for the endpoint rules."""
+
+    rest: HttpEndpoint
+    private_ws: WsEndpoint
+
+
+SCRIPTED_ENDPOINTS = {"mainnet": {"rest": "https://api.scripted.example",
+                                  "private_ws": "wss://stream.scripted.example/private"}}
 
 
 class ScriptedSettings(StrictModel):
@@ -59,5 +74,14 @@ class ScriptedFeed(Feed):
 
 @hookimpl
 def feedctl_feed_kinds(register: Any) -> None:
-    register(FeedKind(name="scripted", factory=ScriptedFeed, settings_model=ScriptedSettings,
-                      description="plays a fixed script (tests)", requires_credentials=False))
+    common: dict[str, Any] = {
+        "factory": ScriptedFeed, "settings_model": ScriptedSettings,
+        "requires_credentials": False, "endpoints_model": ScriptedEndpoints,
+        "default_endpoints": SCRIPTED_ENDPOINTS}
+    register(FeedKind(name="scripted", description="plays a fixed script (tests)",
+                      exchange="scripted", **common))
+    # the two rollout slots of exchange "scripted", for the mode presets
+    register(FeedKind(name="scripted_live", description="the scripted exchange's live feed",
+                      exchange="scripted", rollout=Rollout.LIVE, **common))
+    register(FeedKind(name="scripted_poll", description="a poller of any exchange (tests)",
+                      exchange="*", rollout=Rollout.FALLBACK, **common))

@@ -54,7 +54,8 @@ def test_pip_installed_plugin_shows_up_in_plugins(tmp_path: Path, tiny_site: Pat
 
 @pytest.mark.integration
 def test_run_a_pip_installed_feed_kind_named_in_settings(tmp_path: Path, tiny_site: Path) -> None:
-    (tmp_path / "settings.toml").write_text("[t.feeds.x]\nkind = 'tiny'\nrole = 'primary'\n")
+    (tmp_path / "settings.toml").write_text("[t.account]\nexchange = 'tiny'\n"
+                                            "[t.feeds.x]\nkind = 'tiny'\nrole = 'primary'\n")
     out = feedctl("run", "--profile", "t", "--for", "1s", "--output", "jsonl", cwd=tmp_path,
                   env=tiny_env(tiny_site))
     assert out.returncode == 0, out.stderr
@@ -69,14 +70,18 @@ def test_run_a_pip_installed_feed_kind_named_in_settings(tmp_path: Path, tiny_si
 @pytest.mark.integration
 def test_check_prints_roles_and_where_settings_came_from(tmp_path: Path, tiny_site: Path) -> None:
     (tmp_path / "settings.toml").write_text(
-        "[t]\nmode='rest'\n[t.feeds.rest_polling]\nkind = 'tiny'\n"
-        "[t.feeds.bybit_hybrid]\nkind = 'tiny'\n")
+        "[t]\nmode='rest'\n[t.account]\nexchange = 'bybit'\n")
     out = feedctl("check", "--profile", "t", "--mode", "canary", cwd=tmp_path,
                   env=tiny_env(tiny_site))
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 2, out.stderr  # the plan is shown, then the missing key refused
+    assert "FEEDCTL_T__ACCOUNT__API_KEY is not set" in out.stderr
     assert "mode: canary   roles from: mode preset (command line (--mode))" in out.stdout
-    assert "rest_polling   role=primary  kind=tiny" in out.stdout
-    assert "bybit_hybrid   role=shadow   kind=tiny" in out.stdout
+    assert "exchange: bybit [" in out.stdout and "environment: mainnet [built-in default]" \
+        in out.stdout
+    assert "rest_polling   role=primary  kind=rest_polling" in out.stdout
+    assert "bybit_hybrid   role=shadow   kind=bybit_hybrid" in out.stdout
+    assert ("endpoints.private_ws = wss://stream.bybit.com/v5/private   "
+            "[default of kind bybit_hybrid for mainnet]") in out.stdout
     assert "api_key: NOT SET (export FEEDCTL_T__ACCOUNT__API_KEY)" in out.stdout
 
 
@@ -100,7 +105,8 @@ def test_sigterm_stops_a_run_cleanly(tmp_path: Path, tiny_site: Path) -> None:
     import signal
     import time
 
-    (tmp_path / "settings.toml").write_text("[t.feeds.x]\nkind = 'tiny'\nrole = 'primary'\n")
+    (tmp_path / "settings.toml").write_text("[t.account]\nexchange = 'tiny'\n"
+                                            "[t.feeds.x]\nkind = 'tiny'\nrole = 'primary'\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDCTL_")}
     env.update(tiny_env(tiny_site))
     proc = subprocess.Popen([sys.executable, "-m", "feedctl.cli", "run", "--profile", "t",
@@ -180,7 +186,8 @@ def test_sim_with_no_symbols_is_a_usage_error_naming_the_option(tmp_path: Path) 
 
 @pytest.mark.integration
 def test_check_refuses_an_embedded_simulator_run_would_refuse(tmp_path: Path) -> None:
-    (tmp_path / "settings.toml").write_text("[x]\n[x.simulator]\nembedded = true\nsymbols = []\n")
+    (tmp_path / "settings.toml").write_text("[x]\n[x.account]\nexchange = 'bybit'\n"
+                                            "[x.simulator]\nembedded = true\nsymbols = []\n")
     check = feedctl("check", "--profile", "x", cwd=tmp_path)
     run = feedctl("run", "--profile", "x", "--for", "1s", cwd=tmp_path)
     assert check.returncode == run.returncode == 2, (check.stderr, run.stderr)
@@ -197,7 +204,8 @@ def test_quick_commands_do_not_import_ccxt_aiohttp_or_rich(tmp_path: Path,
     """ccxt alone took most of a second: the heavy libraries load when a feed, the
     monitor or a view is built, not to print a version or check a profile."""
     (tmp_path / "settings.toml").write_text(
-        "[x]\n[x.feeds.r]\nkind = 'rest_polling'\nrole = 'primary'\n"
+        "[x]\n[x.account]\nexchange = 'bybit'\n[x.feeds.r]\nkind = 'rest_polling'\n"
+        "role = 'primary'\n"
         "[x.feeds.h]\nkind = 'bybit_hybrid'\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDCTL_")}
     out = subprocess.run([sys.executable, "-X", "importtime", "-m", "feedctl.cli", *args],
@@ -223,7 +231,8 @@ def test_check_and_run_list_every_problem_and_agree(tmp_path: Path) -> None:
     """Three problems in three places: check lists all three, one ERROR line each, and
     run refuses with the same lines."""
     (tmp_path / "settings.toml").write_text(
-        "[x]\nmode = 'rest'\n[x.feeds.rest_polling]\nkind = 'rest_polling'\n"
+        "[x]\nmode = 'rest'\n[x.account]\nexchange = 'bybit'\n"
+        "[x.feeds.rest_polling]\nkind = 'rest_polling'\n"
         "intervall = '2s'\n"  # a typo in the selected feed
         "[x.feeds.spare]\nkind = 'nosuchkind'\n"  # an unused feed of an unknown kind
         "[x.simulator]\nsymbols = []\n")  # a plugin section the simulator refuses

@@ -20,17 +20,25 @@ def write(folder: Path, text: str, name: str = "settings.toml") -> Path:
     return path
 
 
-def test_builtin_profiles_exist_without_any_settings_file(
-    clean_env: Path, pm: FeedctlPluginManager
-) -> None:
-    with pytest.raises(ConfigError, match="names kind 'bybit_hybrid', which no loaded plugin"):
-        build_plan("mainnet", pm=pm)  # the profile loads; only the plugin is missing here
+def test_the_plugins_ship_their_profiles_without_any_settings_file(clean_env: Path) -> None:
+    plan = build_plan("mainnet")  # every installed plugin: bybit_hybrid ships mainnet
+    assert plan.settings.account.exchange == "bybit"
+    assert plan.roles == {"bybit_hybrid": Role.PRIMARY, "rest_polling": Role.STANDBY}
+    hybrid = next(f for f in plan.feeds if f.name == "bybit_hybrid")
+    assert hybrid.endpoints.rest == "https://api.bybit.com"  # type: ignore[attr-defined]
+    assert plan.loaded.source_of("account.exchange").endswith("profiles.toml [mainnet]")
 
 
-def test_unknown_profile_names_the_known_ones(clean_env: Path, pm: FeedctlPluginManager) -> None:
+def test_the_core_ships_no_profile(clean_env: Path, pm: FeedctlPluginManager) -> None:
+    with pytest.raises(ConfigError, match=r"profile 'mainnet' is not defined; known profiles: "
+                                          r"none \(define \[mainnet\] in settings.toml\)"):
+        build_plan("mainnet", pm=pm)  # only the scripted test kind: nobody ships mainnet
+
+
+def test_unknown_profile_names_the_known_ones(clean_env: Path) -> None:
     with pytest.raises(ConfigError, match=r"profile 'nope' is not defined; known profiles: "
                                           r"mainnet, sim, testnet"):
-        build_plan("nope", pm=pm)
+        build_plan("nope")
 
 
 def test_profile_from_environment_variable(
@@ -144,22 +152,22 @@ def test_missing_credentials_name_the_variable(
     from feedctl import hookimpl
     KeyedPlugin.feedctl_feed_kinds = hookimpl(KeyedPlugin.feedctl_feed_kinds)  # type: ignore
     pm.register(KeyedPlugin, name="keyed")
-    write(clean_env, "[mainnet.feeds.k]\nkind = 'keyed'\nrole = 'primary'\n")
+    write(clean_env, "[mainnet.account]\nexchange = 'x'\n"
+                     "[mainnet.feeds.k]\nkind = 'keyed'\nrole = 'primary'\n")
     plan = build_plan("mainnet", pm=pm)
     with pytest.raises(ConfigError, match=r"^FEEDCTL_MAINNET__ACCOUNT__API_KEY is not set"):
         check_credentials(plan)
 
 
 def test_mode_override_changes_roles(clean_env: Path, pm: FeedctlPluginManager) -> None:
-    write(clean_env, "[t]\nmode='production'\n[t.feeds.bybit_hybrid]\nkind='scripted'\n"
-                     "[t.feeds.rest_polling]\nkind='scripted'\n")
-    assert build_plan("t", pm=pm).roles == {"bybit_hybrid": Role.PRIMARY,
-                                            "rest_polling": Role.STANDBY}
+    write(clean_env, "[t]\nmode='production'\n[t.account]\nexchange='scripted'\n")
+    assert build_plan("t", pm=pm).roles == {"scripted_live": Role.PRIMARY,
+                                            "scripted_poll": Role.STANDBY}
     plan = build_plan("t", pm=pm, mode="canary")
     assert plan.settings.mode is Mode.CANARY
-    assert plan.roles == {"rest_polling": Role.PRIMARY, "bybit_hybrid": Role.SHADOW}
+    assert plan.roles == {"scripted_poll": Role.PRIMARY, "scripted_live": Role.SHADOW}
     assert plan.loaded.source_of("mode") == "command line (--mode)"
-    assert build_plan("t", pm=pm, mode="rest").roles == {"rest_polling": Role.PRIMARY}
+    assert build_plan("t", pm=pm, mode="rest").roles == {"scripted_poll": Role.PRIMARY}
 
 
 def test_explicit_roles_need_exactly_one_primary(
@@ -260,7 +268,8 @@ def test_overriding_some_endpoints_only_warns_naming_those_left_at_mainnet(
         build_plan("t", pm=pm)
     (msg,) = [r.getMessage() for r in caplog.records if "endpoints" in r.getMessage()]
     assert "endpoints rest are overridden" in msg
-    assert "public_ws, public_ws_inverse, private_ws are still at their defaults" in msg
+    assert ("private_ws are still at kind 'scripted''s mainnet defaults "
+            "(wss://stream.scripted.example/private)") in msg
 
 
 def test_a_feed_table_the_mode_does_not_select_is_validated_too(

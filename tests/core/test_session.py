@@ -131,7 +131,7 @@ def test_fatal_failure_of_every_delivering_feed_ends_the_session_with_the_error(
 
     pm.register(sys.modules[__name__], name="failing-plugin")
     path = clean_env / "settings.toml"
-    path.write_text("[t.feeds.x]\nkind='failing'\nrole='primary'\n")
+    path.write_text("[t.account]\nexchange='x'\n[t.feeds.x]\nkind='failing'\nrole='primary'\n")
 
     async def main() -> None:
         async with Session("t", settings_path=path, plugin_manager=pm) as s:

@@ -79,4 +79,4 @@ class WalkFeed(Feed):
 def feedctl_feed_kinds(register: Any) -> None:
     register(FeedKind(name="walk", factory=WalkFeed, settings_model=WalkSettings,
                       description="one position, a walking mark price (tests)",
-                      requires_credentials=False))
+                      requires_credentials=False, exchange="scripted"))

@@ -27,9 +27,10 @@ def overrides(sim: Simulator, *, mode: str, rest_interval: str = "0.5s",
               hybrid: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     return {
         "mode": mode,
-        "account": {"api_key": sim.api_key, "api_secret": sim.api_secret},
+        "account": {"exchange": "bybit", "api_key": sim.api_key, "api_secret": sim.api_secret},
         "endpoints": {"rest": sim.urls["rest"], "public_ws": sim.urls["public_ws"],
-                      "private_ws": sim.urls["private_ws"]},
+                      "private_ws": sim.urls["private_ws"],
+                      "public_ws_inverse": sim.urls["public_ws_inverse"]},
         "feeds": {"bybit_hybrid": {"kind": "bybit_hybrid", **FAST_HYBRID, **(hybrid or {})},
                   "rest_polling": {"kind": "rest_polling", "interval": rest_interval}},
         **extra,

@@ -8,7 +8,22 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from feedctl import Duration, StrictModel
+from feedctl import Duration, Endpoints, HttpEndpoint, StrictModel, WsEndpoint
+
+
+class ExampleEndpoints(Endpoints):
+    """The URLs the feed reads from ``ctx.endpoints``: ``[<profile>.endpoints]`` keys."""
+
+    rest: HttpEndpoint
+    private_ws: WsEndpoint
+
+
+#: The exchange's own URLs per environment (a profile's ``environment``); a profile's
+#: ``[<profile>.endpoints]`` overrides them key by key (the simulator's, in the tests).
+EXAMPLE_ENDPOINTS = {
+    "mainnet": {"rest": "https://api.example-exchange.invalid",
+                "private_ws": "wss://stream.example-exchange.invalid/v5/private"},
+}
 
 
 class ExampleSettings(StrictModel):

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from feedctl import FeedContext, FeedKind, hookimpl
 
-from .config import ExampleSettings
+from .config import EXAMPLE_ENDPOINTS, ExampleEndpoints, ExampleSettings
 from .feed import ExampleFeed
 
 
@@ -27,6 +27,12 @@ KIND = FeedKind(
     "reconnect, REST mark prices (a template for new exchanges)",
     requires_credentials=True,
     capabilities=frozenset({"resync"}),
+    # the exchange id a profile names in account.exchange; with rollout=Rollout.LIVE the
+    # modes would run this kind as the exchange's live feed and rest_polling (ccxt's
+    # "example", if ccxt had it) as its fallback
+    exchange="example",
+    endpoints_model=ExampleEndpoints,
+    default_endpoints=EXAMPLE_ENDPOINTS,
 )
 
 

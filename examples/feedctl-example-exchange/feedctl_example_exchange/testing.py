@@ -22,9 +22,10 @@ from typing import Any, ClassVar
 
 from pydantic import SecretStr
 
-from feedctl import AccountSettings, Endpoints, FeedKind, Side
+from feedctl import AccountSettings, FeedKind, Side
 from feedctl.testing import ExchangeAccess, FeedHarness
 
+from .config import ExampleEndpoints
 from .plugin import KIND
 
 _ORDER_SIDE = {Side.LONG: "Buy", Side.SHORT: "Sell"}
@@ -58,7 +59,7 @@ class ExampleHarness(FeedHarness):
             account=AccountSettings(exchange="example", name="test",
                                     api_key=SecretStr(self.sim.api_key),
                                     api_secret=SecretStr(self.sim.api_secret)),
-            endpoints=Endpoints(rest=urls["rest"], private_ws=urls["private_ws"]))
+            endpoints=ExampleEndpoints(rest=urls["rest"], private_ws=urls["private_ws"]))
 
     async def stop(self) -> None:
         if self.ctl is not None:

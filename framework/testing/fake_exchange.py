@@ -1,6 +1,11 @@
 """An in-memory exchange, a feed kind for it and its harness: the conformance kit's own
-test subject. With ``bug="none"`` the feed is conformant; every other ``bug`` breaks
-one duty, and the kit must say which.
+test subject, shipped so that a plugin author can start from a feed and a harness that
+pass the kit (``from feedctl.testing.fake_exchange import FakeHarness``; docs/plugins.md,
+"Starting from the fake exchange").
+
+With ``bug="none"`` the feed is conformant; every other ``bug`` breaks one duty, and the
+kit must say which — run the kit against ``FakeHarness("healthy_early")`` to see how a
+failure reads. It imports only the public ``feedctl`` API and the kit, like a plugin.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from feedctl import (
     FeedContext,
     FeedKind,
     FeedState,
+    HttpEndpoint,
     MarkPrice,
     PositionUpdate,
     Side,
@@ -92,6 +98,12 @@ class FakeExchange:
         self.down = True
         self._push("lost")
         self.queues.clear()
+
+
+class FakeEndpoints(Endpoints):
+    """The one URL the fake kind reads: which in-memory exchange (never dialled)."""
+
+    rest: HttpEndpoint
 
 
 class FakeSettings(StrictModel):
@@ -172,7 +184,8 @@ class FakeFeed(Feed):
 
 FAKE = FeedKind(name="fake", factory=FakeFeed, settings_model=FakeSettings,
                 description="in-memory exchange (kit self-tests)",
-                capabilities=frozenset({"resync"}))
+                capabilities=frozenset({"resync"}), exchange="fake",
+                endpoints_model=FakeEndpoints)
 
 
 @hookimpl
@@ -187,7 +200,7 @@ class FakeHarness(FeedHarness):
     outage_hold = 0.05
 
     def __init__(self, bug: Bug = "none") -> None:
-        self.settings = {"bug": bug}  # type: ignore[misc]
+        self.settings = {"bug": bug}
         self.ex: FakeExchange | None = None
 
     async def start(self) -> ExchangeAccess:
@@ -195,7 +208,7 @@ class FakeHarness(FeedHarness):
         FakeExchange.by_url[self.ex.url] = self.ex
         return ExchangeAccess(AccountSettings(exchange="fake", api_key=SecretStr(self.ex.key),
                                               api_secret=SecretStr(self.ex.secret)),
-                              Endpoints(rest=self.ex.url))
+                              FakeEndpoints(rest=self.ex.url))
 
     async def stop(self) -> None:
         if self.ex is not None:
