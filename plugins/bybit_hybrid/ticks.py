@@ -1,10 +1,14 @@
 """The public socket's data callback, the hot path of the feed.
 
-Every ticker frame is merged into the connection's :class:`TickerState` and, when it
-moved the mark, handed to the book at once (the book recomputes PnL and emits the
-``price`` event). Bookkeeping that need not be per frame — the ``messages`` counter
-and the liveness stamp — is batched into one ``call_soon`` per burst of frames.
-Slow *consumers* are the core's business: its delivery queues coalesce price events.
+Every ticker frame is checked against the connection's :class:`TickerState` as it is
+parsed; a frame that moved the mark is kept as its symbol's *pending* mark. The marks
+pending are handed to the book in one ``call_soon`` per burst of frames (one socket
+read): the frames of a read arrive together and nothing runs between them, so a
+symbol's earlier marks in the same read are superseded before anyone could see them —
+the book applies the newest (it recomputes PnL and emits the ``price`` event), and
+consumers run right after. Bookkeeping that need not be per frame — the ``messages``
+counter and the liveness stamp — rides on the same callback. Slow *consumers* are the
+core's business: its delivery queues coalesce price events.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from .constants import TICKERS_PREFIX
-from .parse import Tick, TickerState, mark_price
+from .parse import Tick, TickerState
 
 if TYPE_CHECKING:
     from .public import PublicStream
@@ -25,18 +29,20 @@ class TickHandler:
     """Called with each decoded ticker frame and its receive time (ns)."""
 
     __slots__ = ("_apply", "_apply_mark", "_category", "_count", "_last_ns", "_loop",
-                 "_observe", "_scheduled", "_stream")
+                 "_observe", "_pending", "_scheduled", "_stream")
 
     def __init__(self, stream: PublicStream, tickers: TickerState) -> None:
         self._stream = stream
         self._apply = tickers.apply
         self._category = tickers.category
-        self._apply_mark = stream.ctx.apply_mark
+        self._apply_mark = stream.ctx.apply_mark_price
         self._observe = stream.ctx.observe_latency
         self._loop = asyncio.get_running_loop()
         self._scheduled = False
         self._count = 0
         self._last_ns = 0
+        #: symbol -> its newest mark of the current burst, not yet applied
+        self._pending: dict[str, Tick] = {}
 
     def __call__(self, msg: dict[str, Any], received_ns: int) -> None:
         res = self._apply(msg, received_ns)
@@ -51,8 +57,7 @@ class TickHandler:
         if res is None:
             return
         if type(res) is Tick:
-            self._observe(res.exchange_ms, received_ns)
-            self._apply_mark(mark_price(self._category, res))
+            self._pending[res.symbol] = res
         else:
             stream.feed.report(res, stream.name)  # type: ignore[arg-type]
 
@@ -62,3 +67,15 @@ class TickHandler:
         ctx.count("messages", self._count)
         ctx.message_received(self._last_ns)
         self._count = 0
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = {}
+        observe, apply_mark, category = self._observe, self._apply_mark, self._category
+        for tick in pending.values():
+            observe(tick.exchange_ms, tick.received_ns)
+            try:
+                apply_mark(category, tick.symbol, tick.mark, tick.exchange_ms, tick.received_ns)
+            except Exception:  # a bug downstream must not cost the other symbols' marks
+                ctx.count("handler_errors")
+                ctx.log.exception("error applying the mark of %s", tick.symbol)
