@@ -15,8 +15,10 @@ markPrice per symbol (what a Python client on these libraries can reach at most)
 ``ours``, the whole feed - a :class:`feedctl.Session` (private socket and REST against
 the simulator, which holds a position on every symbol; book, PnL, router, delivery
 queue) with one consumer task reading ``session.events()``; ``ours+3``, the same with
-three consumers; ``ours+json``, the standard library's ``json`` instead of orjson (what
-orjson buys); ccxt.pro ``watch_tickers``; pybit ``ticker_stream``. Each row is reported
+three consumers; ``ours+wsparse``, ours with every frame parsed by websockets (as the
+ceiling's are: the hybrid parses unfragmented text frames itself, see
+plugins/bybit_hybrid/ws.py); ``ours+json``, the standard library's ``json`` instead of
+orjson (what orjson buys); ccxt.pro ``watch_tickers``; pybit ``ticker_stream``. Each row is reported
 as a share of the ceiling measured in the same round; rounds are interleaved and the
 table shows medians. ``--profile`` prints a cProfile of ours. Prints a table and writes
 bench/results/hybrid_capacity.json.
@@ -71,6 +73,8 @@ def capacity_runs(symbols: int, seconds: float, warmup: float, clients: list[str
                 opts = dict(options)
                 if variant == "json":
                     opts["json_stdlib"] = True
+                elif variant == "wsparse":
+                    opts["ws_parser"] = True
                 elif variant.isdigit():
                     opts["consumers"] = int(variant)
                 cfg = {**info, "urls": {**info["urls"], "public_ws": url}, "seconds": seconds,
@@ -115,7 +119,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--runs", type=int, default=3, help="interleaved rounds (medians)")
-    ap.add_argument("--clients", default="ceiling,ours,ours+3,ours+json,ccxt,pybit")
+    ap.add_argument("--clients",
+                    default="ceiling,ours,ours+3,ours+wsparse,ours+json,ccxt,pybit")
     ap.add_argument("--profile", action="store_true", help="cProfile ours (slower)")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
@@ -138,7 +143,8 @@ def main() -> None:
           "events/s: what its (first) consumer received (ours coalesces); msgs/CPU-s: msgs/s "
           "per second of CPU the client used (one core's capacity, robust to a shared "
           "machine); of ceiling: msgs/CPU-s / the ceiling's in the same round. "
-          "ours = Session (book, router, delivery) + 1 consumer; ours+3: 3 consumers")
+          "ours = Session (book, router, delivery) + 1 consumer; ours+3: 3 consumers; "
+          "ours+wsparse: ours with websockets parsing every frame")
     by = {r["client"]: r for r in rows}
     verdicts = {}
     for label, target in TARGETS.items():

@@ -101,6 +101,11 @@ async def run_ours(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
 
         parse_mod.orjson = ws_mod.orjson = _Json  # type: ignore[assignment]
 
+    if opts.get("ws_parser"):  # every frame through websockets' parser, as the ceiling
+        from feedctl.plugins.bybit_hybrid.ws import _DispatchingConnection
+
+        _DispatchingConnection.fast_parsing = False
+
     urls = cfg["urls"]
     overrides = {
         "account": {"api_key": cfg["api_key"], "api_secret": cfg["api_secret"]},
