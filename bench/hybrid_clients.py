@@ -120,6 +120,7 @@ async def run_ours(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
     }
     price = EventKind.PRICE
     counts = [0] * max(1, int(opts.get("consumers", 1)))
+    streaming: set[str] = set()  # symbols whose prices reach the consumer
 
     async def consume(i: int, stream: Any) -> None:
         async for ev in stream:
@@ -127,6 +128,8 @@ async def run_ours(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
                 if i == 0:
                     pos = ev.position
                     sink.hit(pos.symbol, pos.mark_exchange_ms)
+                    if len(streaming) < len(cfg["symbols"]):
+                        streaming.add(pos.symbol)
                 else:
                     counts[i] += 1
 
@@ -140,7 +143,16 @@ async def run_ours(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
             readers = [asyncio.create_task(consume(i, s)) for i, s in enumerate(streams)]
             sink.absorbed = lambda: ctx.counters.get("messages", 0)
             try:
+                # the warm-up starts once every symbol streams: the feed subscribes in
+                # batches of 10 topics, one request at a time, after its REST snapshot;
+                # with 500 symbols that takes seconds, which is not a latency
+                t0 = time.time()
+                async with asyncio.timeout(90):
+                    while len(streaming) < len(cfg["symbols"]):
+                        await asyncio.sleep(0.05)
+                sink.start_at = time.time() + cfg["warmup"]
                 out = await measure(sink, cfg)
+                out["ready_s"] = round(time.time() - t0, 2)
             finally:
                 for t in readers:
                     t.cancel()
