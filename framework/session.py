@@ -13,6 +13,7 @@ then stops services in reverse order.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -178,6 +179,8 @@ class Session:
             deliver=self._fanout, on_shadow=self._on_shadow,
             failover_after=s.router.failover_after, failback_after=s.router.failback_after,
             failback_max=s.router.failback_max, flap_window=s.router.flap_window)
+        for name, rt in self.feeds.items():  # from now on, straight to the router
+            rt.book._emit = functools.partial(self.router.on_event, name)
         self.summary = RunSummary(self.router.active,
                                   {n: rt.ctx.state for n, rt in self.feeds.items()})
         shadows = [rt.book for rt in self.feeds.values() if rt.plan.role is Role.SHADOW]

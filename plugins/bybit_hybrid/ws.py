@@ -23,6 +23,7 @@ import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.frames import Frame, Opcode
+from websockets.protocol import State
 
 from .parse import Answer, Problem, classify_answer, decode
 
@@ -58,12 +59,29 @@ WS_LOG.addFilter(_RedactAuthFrames())
 
 
 class _DispatchingConnection(ClientConnection):
-    """Hands each complete text frame to ``on_frame`` as it is parsed, inside
-    ``data_received``, instead of queueing it for a ``recv()`` coroutine: no future, no
-    task switch per message (about a third of a small frame's cost), and natural
-    backpressure. Fragmented or binary messages still take the normal ``recv()`` path."""
+    """Hands each complete text frame to ``on_frame`` as it arrives, instead of queueing
+    it for a ``recv()`` coroutine: no future, no task switch per message, and natural
+    backpressure.
+
+    Two levels. ``process_event`` (websockets' per-event hook) hands over the text frames
+    websockets parsed. Once the connection is open, uncompressed, and websockets' parser
+    stands between two frames with nothing buffered, ``data_received`` parses the
+    frames itself (:meth:`_fast`): an unfragmented, unmasked text frame within
+    ``max_size`` goes straight to ``on_frame`` as a view of the received bytes (no copy);
+    every other frame (ping, pong, close, binary, fragments, anything odd) is handed to
+    websockets whole, so it sees complete frames only and its parser stays between
+    frames. If it ever does not (a fragmented message, a close), the rest goes to
+    websockets, whose parser serves until it stands between frames again. Fragmented or
+    binary messages take the normal ``recv()`` path either way."""
 
     on_frame: Callable[[bytes | bytearray | memoryview, int], None] | None = None
+    #: False leaves all parsing to websockets (bench/hybrid_capacity.py ``ours+wsparse``
+    #: measures the feed on websockets' parser, as the ceiling row reads)
+    fast_parsing = True
+    #: True while :meth:`_fast` parses (see the class docstring)
+    _fast_on = False
+    #: the start of a frame not complete yet (fast parsing)
+    _rest = b""
 
     def process_event(self, event: Any) -> None:
         on_frame = self.on_frame
@@ -72,6 +90,68 @@ class _DispatchingConnection(ClientConnection):
             on_frame(event.data, time.time_ns())
             return
         super().process_event(event)
+
+    def data_received(self, data: bytes) -> None:
+        if self._fast_on:
+            self._fast(data, time.time_ns())
+            return
+        super().data_received(data)
+        if self.on_frame is not None and self.fast_parsing and self._between_frames():
+            self._fast_on = True
+
+    def _between_frames(self) -> bool:
+        """True if websockets' parser waits for the first byte of a frame, with nothing
+        buffered, on an open connection without extensions and no message in progress."""
+        proto = self.protocol
+        if (proto.state is not State.OPEN or proto.extensions or proto.reader.buffer
+                or proto.current_size is not None or self.response is None):
+            return False
+        gen: Any = proto.parser
+        while getattr(gen, "gi_yieldfrom", None) is not None:
+            gen = gen.gi_yieldfrom
+        return getattr(gen, "__name__", None) == "at_eof"  # parse() at the loop's top
+
+    def _fast(self, data: bytes, received_ns: int) -> None:
+        buf = self._rest + data if self._rest else data
+        view = memoryview(buf)
+        on_frame = self.on_frame
+        limit = self.protocol.max_message_size
+        n, i = len(buf), 0
+        while n - i >= 2:
+            b0, b1 = buf[i], buf[i + 1]
+            length, head = b1 & 0x7F, 2
+            if length == 126:
+                if n - i < 4:
+                    break
+                length, head = (buf[i + 2] << 8) | buf[i + 3], 4
+            elif length == 127:
+                if n - i < 10:
+                    break
+                length, head = int.from_bytes(buf[i + 2:i + 10]), 10
+            if b1 & 0x80:
+                head += 4  # masked (a protocol error from a server: websockets says so)
+            if limit is not None and length > limit:  # websockets refuses it
+                self._slow(view[i:])
+                return
+            end = i + head + length
+            if end > n:
+                break
+            if b0 == 0x81 and not b1 & 0x80 and on_frame is not None:  # FIN, text
+                on_frame(view[i + head:end], received_ns)
+            else:
+                super().data_received(bytes(view[i:end]))
+                if not self._between_frames():
+                    self._slow(view[end:])
+                    return
+            i = end
+        self._rest = bytes(view[i:]) if i < n else b""
+
+    def _slow(self, rest: memoryview) -> None:
+        """Back to websockets' parser, starting with ``rest``."""
+        self._fast_on = False
+        self._rest = b""
+        if rest:
+            super().data_received(bytes(rest))
 
 
 class ConnectionLost(Exception):
@@ -256,7 +336,7 @@ class Conn:
         try:
             msg = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            self._problem(decode(raw))  # type: ignore[arg-type]
+            self._problem(decode(bytes(raw) if isinstance(raw, memoryview) else raw))  # type: ignore[arg-type]
             return
         if type(msg) is not dict:
             self._problem(Problem("malformed", f"not a JSON object: {str(msg)[:80]}"))
