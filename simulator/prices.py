@@ -82,6 +82,10 @@ class PriceEngine:
     def symbols(self) -> list[str]:
         return list(self._s)
 
+    def symbols_of(self, category: str) -> list[str]:
+        """The symbols of one category (linear, inverse)."""
+        return [n for n, st in self._s.items() if st.inst.category == category]
+
     def _get(self, symbol: str) -> _Sym:
         try:
             return self._s[symbol]

@@ -66,9 +66,11 @@ def instruments_info(ctx: RestContext, params: dict) -> dict:
     category = category_of(params)
     rows: list[dict] = []
     status = params.get("status") or "Trading"
-    if category == "linear" and status == "Trading":
+    if category in ("linear", "inverse") and status == "Trading":
         symbol, base = params.get("symbol"), params.get("baseCoin")
         for name, inst in ctx.prices.instruments.items():
+            if inst.category != category:
+                continue
             if (symbol and name != symbol) or (base and inst.base != base):
                 continue
             rows.append(inst.info_row())
@@ -79,11 +81,12 @@ def instruments_info(ctx: RestContext, params: dict) -> dict:
 def tickers(ctx: RestContext, params: dict) -> dict:
     category = category_of(params)
     rows: list[dict] = []
-    if category == "linear":
+    if category in ("linear", "inverse"):
         symbol = params.get("symbol")
-        if symbol and symbol not in ctx.prices.instruments:
+        names = ctx.prices.symbols_of(category)
+        if symbol and symbol not in names:
             raise params_error("Not supported symbols")
-        for name in [symbol] if symbol else ctx.prices.symbols:
+        for name in [symbol] if symbol else names:
             data, _ = ctx.prices.snapshot(name, ctx.clock.now_ms())
             data.pop("tickDirection", None)
             rows.append(data | TICKER_EXTRA)

@@ -18,8 +18,7 @@ class PublicHub(Hub):
         self.prices = prices
         self.now_ms = now_ms
         self.category = category
-        symbols = prices.symbols if category == "linear" else []
-        self.valid_topics = {f"tickers.{s}" for s in symbols}
+        self.valid_topics = {f"tickers.{s}" for s in prices.symbols_of(category)}
         self.subscribers: dict[str, set[Conn]] = {}
         self.ticks = 0
         self.messages = 0

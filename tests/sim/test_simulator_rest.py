@@ -42,7 +42,7 @@ def test_public_market_endpoints(h):
                 cursor = page["nextPageCursor"]
             assert seen == h.symbols
             for query in ("category=linear&status=PreLaunch", "category=spot",
-                          "category=option&baseCoin=BTC", "category=inverse"):
+                          "category=option&baseCoin=BTC", "category=inverse&status=PreLaunch"):
                 async with s.get(base + "/v5/market/instruments-info?" + query) as r:
                     body = await r.json()
                 assert body["retCode"] == 0 and body["result"]["list"] == []
