@@ -37,6 +37,11 @@ class SimConfig(BaseModel):
     demo: bool = False
     demo_interval: float = Field(3.0, gt=0, description="seconds between demo trader actions")
     tick_interval: float = Field(0.1, gt=0, description="seconds between ticker deltas")
+    quiet_symbols: list[str] = Field(
+        default_factory=list,
+        description="symbols that move (and send a ticker delta) only every quiet_interval")
+    quiet_interval: float = Field(3.0, gt=0, description="seconds between a quiet symbol's "
+                                  "deltas")
     spread_bps: Decimal = Field(Decimal("1"), ge=0, description="market fill = mark +/- spread")
     volatility_bps: Decimal = Field(
         Decimal("2"), ge=0, description="std-dev of one random-walk step, in bps of price"

@@ -93,6 +93,11 @@ def control_routes(sim: Simulator) -> list[web.RouteDef]:
         prices.set_path(symbol, points)
         return prices.state(symbol)
 
+    async def quiet(body: dict) -> dict:
+        symbol = symbol_of(body)
+        prices.set_quiet(symbol, int(body.get("every_ms", 3000)))
+        return prices.state(symbol)
+
     async def release(body: dict) -> dict:
         symbol = symbol_of(body)
         prices.release(symbol)
@@ -192,6 +197,11 @@ def control_routes(sim: Simulator) -> list[web.RouteDef]:
         faults.set_delay(str(kind), ms, seconds)
         return {"active": faults.active()}
 
+    async def late_pong(body: dict) -> dict:
+        kind, ms, seconds = _need(body, "kind", "ms", "seconds")
+        faults.set_pong_delay(str(kind), ms, seconds)
+        return {"active": faults.active()}
+
     async def duplicate(body: dict) -> dict:
         faults.set_position_fault("duplicate", body.get("count", 1))
         return {"active": faults.active()}
@@ -228,7 +238,8 @@ def control_routes(sim: Simulator) -> list[web.RouteDef]:
         get("/sim/health", wrap(health)), get("/sim/info", wrap(info)),
         get("/sim/stats", wrap(stats)), get("/sim/prices", wrap(get_prices)),
         post("/sim/price", wrap(set_price)), post("/sim/price/path", wrap(set_path)),
-        post("/sim/price/release", wrap(release)), get("/sim/positions", wrap(positions)),
+        post("/sim/price/release", wrap(release)), post("/sim/price/quiet", wrap(quiet)),
+        get("/sim/positions", wrap(positions)),
         post("/sim/order", wrap(order)), post("/sim/position", wrap(set_position)),
         post("/sim/position/close", wrap(close_position)),
         post("/sim/position/mode", wrap(position_mode)),
@@ -237,6 +248,7 @@ def control_routes(sim: Simulator) -> list[web.RouteDef]:
         post("/sim/faults/clear", wrap(clear)), post("/sim/faults/drop", wrap(drop)),
         post("/sim/faults/stall", wrap(stall)), post("/sim/faults/delay", wrap(delay)),
         post("/sim/faults/duplicate", wrap(duplicate)),
+        post("/sim/faults/late-pong", wrap(late_pong)),
         post("/sim/faults/reorder", wrap(reorder)),
         post("/sim/faults/malformed", wrap(malformed)),
         post("/sim/faults/reject-auth", wrap(reject_auth)),

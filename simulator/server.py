@@ -42,6 +42,8 @@ class Simulator:
         self.faults = Faults(self.clock)
         self.instruments = make_instruments(cfg.symbols, cfg.inverse_symbols)
         self.prices = PriceEngine(self.instruments, cfg.seed, cfg.volatility_bps)
+        for name in cfg.quiet_symbols:
+            self.prices.set_quiet(name, int(cfg.quiet_interval * 1000))
         self.account = AccountEngine(
             self.instruments, self.prices, self.clock.now_ms, spread_bps=cfg.spread_bps,
             fee_rate=cfg.taker_fee_rate, balance=cfg.initial_balance,

@@ -66,7 +66,7 @@ class PrivateHub(Hub):
         if op == "ping":
             answer = self.with_req_id({}, req)
             answer.update({"op": "pong", "args": [str(self.now_ms())], "conn_id": conn.conn_id})
-            conn.send_obj(answer)
+            conn.pong(answer)
         elif op == "auth":
             assert req is not None
             self._auth(conn, req)

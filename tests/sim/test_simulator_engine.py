@@ -268,7 +268,7 @@ def test_set_position_directly_and_transition_log_bounds():
 
 
 def test_seq_is_per_symbol():
-    prices, account, events = make()
+    prices, account, _ = make()
     prices.set_price("BTCUSDT", "100")
     prices.set_price("ETHUSDT", "100")
     account.place_market_order("BTCUSDT", "Buy", D("1"))
