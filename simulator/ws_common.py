@@ -53,6 +53,7 @@ class Conn:
         self._wakeup = asyncio.Event()
         self.writer = asyncio.get_running_loop().create_task(self._write_loop())
         self._late: set[asyncio.TimerHandle] = set()
+        self._pong_due = 0.0  # loop time of the latest late pong queued
         self._pongs: set[asyncio.Task] = set()
         self.sent = 0
 
@@ -75,17 +76,22 @@ class Conn:
     def pong(self, obj: Any) -> None:
         """A JSON pong: at once, or late (the late-pong fault) while data frames keep
         flowing on time - the pong is queued later, not held at the queue's head."""
-        delay = self.hub.faults.pong_delay_ms(self.kind)
-        if not delay:
+        loop = asyncio.get_running_loop()
+        delay = self.hub.faults.pong_delay_ms(self.kind) / 1000
+        now = loop.time()
+        # pongs stay in ping order (timers due at the same instant may fire in any order)
+        due = max(now + delay, self._pong_due + 0.0001) if self._late else now + delay
+        if due <= now:
             self.send_obj(obj)
             return
+        self._pong_due = due
         data = dumps(obj)
 
         def fire() -> None:
             self._late.discard(handle)
             self.send(data)
 
-        handle = asyncio.get_running_loop().call_later(delay / 1000, fire)
+        handle = loop.call_at(due, fire)
         self._late.add(handle)
 
     async def control_pong(self, payload: bytes) -> None:

@@ -220,3 +220,26 @@ def test_a_stale_ticker_gets_its_mark_from_rest_while_the_socket_recovers() -> N
             assert len(h.prices("BTCUSDT")) > before  # the price moved meanwhile
 
     run(go())
+
+
+def test_a_pong_1_5_s_late_within_pong_timeout_is_no_reconnect() -> None:
+    """The late-pong fault answers every ping 1.5 s late while data flows on time: the
+    frames created meanwhile are held until the late pong comes, then applied in order;
+    nothing reconnects and no price or lifecycle event is lost."""
+    async def go() -> None:
+        async with harness(ping_interval=1.0, pong_timeout=3.0, stale_after=3.0) as h:
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await h.settle()
+            await h.ctl.late_pongs("all", ms=1500, seconds=4.0)
+            n = len(h.prices("BTCUSDT"))
+            await h.ctl.place_order("ETHUSDT", "Sell", "0.1")
+            await asyncio.sleep(4.5)
+            await h.ctl.place_order("ETHUSDT", "Buy", "0.1")
+            await wait_until(lambda: h.kinds("ETHUSDT") == ["opened", "closed"], 5)
+            assert h.ctx.counters.get("reconnects", 0) == 0
+            assert h.ctx.counters.get("pongs_late", 0) >= 2  # both sockets, several pings
+            assert h.ctx.counters.get("pongs_lost", 0) == 0
+            assert len(h.prices("BTCUSDT")) >= n + 20  # ~10 a second kept coming
+            assert h.ctx.state is FeedState.HEALTHY
+
+    run(go(), timeout=40)
