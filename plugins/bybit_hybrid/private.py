@@ -1,7 +1,8 @@
 """The private socket: auth, ``position`` pushes, resync from REST after every gap.
 
 Cycle: connect → auth (expires = server-corrected now + margin) → wait for the ack →
-start buffering → subscribe ``position`` → wait for the ack → REST snapshot →
+start buffering → subscribe ``position.<category>`` for each configured category →
+wait for the ack → REST snapshot →
 ``ctx.reconcile`` → apply the buffered pushes in (updatedTime, seq) order → healthy.
 A planned reconnect (``max_connection_lifetime``) opens, authenticates and subscribes
 the new socket before the old one closes, so no push is missed and no resync is
@@ -26,7 +27,7 @@ from feedctl import (
     redact,
 )
 
-from .constants import POSITION_TOPICS, TOPIC_POSITION
+from .constants import POSITION_TOPICS, position_topics
 from .gap import Fill, replay
 from .parse import Problem, position_push, push_order
 from .rest import setting_hint
@@ -204,7 +205,7 @@ class PrivateStream:
             self._auth_failures = 0
             if buffer:
                 self._buffer = []
-            await conn.request("subscribe", [TOPIC_POSITION])
+            await conn.request("subscribe", position_topics(self.s.categories))
         except BaseException:
             if buffer:
                 self._buffer = None
@@ -436,7 +437,8 @@ class PrivateStream:
         return {
             "connected": bool(conn and conn.alive),
             "age_s": round(conn.age(), 3) if conn else None,
-            "subscriptions": [TOPIC_POSITION] if conn and conn.alive else [],
+            "subscriptions": position_topics(self.s.categories)
+            if conn and conn.alive else [],
             "buffering": self._buffer is not None,
             "unrecoverable": list(self.unrecoverable),
             "last_pong_age_s": round(time.monotonic() - conn.last_pong, 3)

@@ -243,3 +243,23 @@ def test_a_pong_1_5_s_late_within_pong_timeout_is_no_reconnect() -> None:
             assert h.ctx.state is FeedState.HEALTHY
 
     run(go(), timeout=40)
+
+
+def test_http_403_pauses_rest_for_the_ban_period_with_a_status_saying_so() -> None:
+    async def go() -> None:
+        async with harness(ip_ban_pause=2.0) as h:
+            await h.ctl.rest_errors("403", count=1, path="/v5/position")
+            await h.ctl.drop("private")  # the resync's snapshot meets the ban
+            await wait_until(lambda: h.ctx.counters.get("rest_banned", 0) == 1, 3)
+            t0 = time.monotonic()
+            before = h.sim.rest.requests
+            await wait_until(lambda: "REST paused" in h.ctx.status.detail, 1)
+            assert "403" in h.ctx.status.detail and "10 minutes" in h.ctx.status.detail
+            await asyncio.sleep(1.5)
+            assert h.sim.rest.requests == before  # not one request during the ban
+            assert h.ctx.counters.get("rest_banned_skips", 0) >= 1
+            await h.healthy(5)
+            assert time.monotonic() - t0 >= 1.5
+            assert "REST paused" not in h.ctx.status.detail
+
+    run(go())
