@@ -23,10 +23,11 @@ from feedctl import (
     Feed,
     FeedContext,
     FeedState,
+    PositionKey,
     RetryableFeedError,
 )
 
-from .audit import audit_diff, forced_updates, settled, with_uncovered
+from .audit import audit_diff, covered, forced_updates, settled
 from .config import HybridSettings
 from .private import PrivateStream
 from .public import PublicStream
@@ -138,10 +139,13 @@ class HybridFeed(Feed):
             if symbols or category in self.publics:
                 self._public(category).want(symbols)
 
-    def scoped(self, rows: list[Any]) -> list[Any]:
-        """A snapshot made complete for reconcile: see audit.with_uncovered."""
-        return with_uncovered(rows, self.ctx.positions(), self.settings.categories,
-                              self.settings.settle_coins)
+    def covers(self, key: PositionKey) -> bool:
+        """Whether this feed's REST snapshot lists ``key`` (its categories and settle
+        coins): the scope handed to ``ctx.reconcile`` - a snapshot closes only what it
+        covered."""
+        inst = self.ctx.instruments.get((key.category, key.symbol))
+        return covered(key, self.settings.categories, self.settings.settle_coins,
+                       inst.settle_coin if inst is not None else None)
 
     # ----------------------------------------------------------------- health
     def _set(self, state: FeedState, detail: str, reason: str = "") -> None:
@@ -295,8 +299,8 @@ class HybridFeed(Feed):
             # a row younger than the settle time: its pushes may still be in flight, and a
             # repair now would make them arrive stale (a close+reopen would be lost)
             rows, unsettled = settled(rows, self.ctx.positions(), as_of, FILL_SETTLE_MS)
-            rows = self.scoped(rows)
-            diffs = audit_diff(self.ctx.positions(), rows, as_of, self.private.last_push_ms)
+            diffs = audit_diff(self.ctx.positions(), rows, as_of, self.private.last_push_ms,
+                               covers=self.covers)
             if replayed:
                 self.ctx.count("audit_mismatches", replayed)
             self._last_audit = {"as_of_ms": as_of, "rows": len(rows), "mismatches": diffs,
@@ -312,7 +316,7 @@ class HybridFeed(Feed):
             force = {k for k, d in diffs.items() if self._audit_suspects.get(k) == d}
             self._audit_suspects = dict(diffs)
             before = set(self.ctx.positions())
-            self.ctx.reconcile(rows, as_of_ms=as_of)
+            self.ctx.reconcile(rows, as_of_ms=as_of, covers=self.covers)
             if force:
                 self._force(force, rows)
             # a key the snapshot closed has no row (no seq) to stop a later replay of its

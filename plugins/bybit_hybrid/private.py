@@ -252,7 +252,7 @@ class PrivateStream:
             self._buffer = None
             raise
         before = set(ctx.positions())
-        ctx.reconcile(self.feed.scoped(rows), as_of_ms=as_of)
+        ctx.reconcile(rows, as_of_ms=as_of, covers=self.feed.covers)
         self.note_closed(before - set(ctx.positions()), as_of)
         self.note_snapshot(rows, as_of)
         self._gap_from_ms = None
