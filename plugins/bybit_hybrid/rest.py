@@ -191,6 +191,26 @@ class RestClient:
                 raise RetryableFeedError(f"{PATH_POSITIONS} repeated cursor {cursor!r}")
             seen.add(cursor)
 
+    async def hedged(self, category: Category, symbols: list[str]) -> dict[str, bool]:
+        """Whether each symbol is in hedge mode: /v5/position/list with ``symbol`` lists
+        its rows even when flat - one with positionIdx 0 (one-way), or two (1 and 2).
+        Inverse takes up to 10 symbols per request, linear one."""
+        out: dict[str, bool] = {}
+        batch = 10 if category is Category.INVERSE else 1
+        names = sorted(set(symbols))
+        for i in range(0, len(names), batch):
+            part = names[i:i + batch]
+            params = [("category", category.value), ("symbol", ",".join(part))]
+            env = await self._call(PATH_POSITIONS, params, signed=True)
+            _, rows = _listing(env, PATH_POSITIONS)
+            for row in rows:
+                if not isinstance(row, dict) or row.get("symbol") not in part:
+                    continue
+                idx = row.get("positionIdx")
+                if idx in (0, 1, 2) and not isinstance(idx, bool):
+                    out[row["symbol"]] = out.get(row["symbol"], False) or idx != 0
+        return out
+
     async def fills(self, categories: list[Category], since_ms: int,
                     max_pages: int = 20) -> list[Fill]:
         """Position-moving fills since ``since_ms`` (pages are newest first: stop at the

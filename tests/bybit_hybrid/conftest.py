@@ -157,6 +157,7 @@ async def harness(
             account=AccountSettings(api_key=settings.pop("api_key", sim.api_key),
                                     api_secret=settings.pop("api_secret", sim.api_secret)),
             endpoints=Endpoints(**{"rest": sim.urls["rest"], "public_ws": sim.urls["public_ws"],
+                                   "public_ws_inverse": sim.urls["public_ws_inverse"],
                                    "private_ws": sim.urls["private_ws"], **(endpoints or {})}),
             book=book, on_status=statuses.append,
         )

@@ -182,3 +182,27 @@ def test_snapshot_scope_leaves_uncovered_positions_alone() -> None:
     book.reconcile([], as_of_ms=2000, covers=scope)
     assert [e.kind.value for e in events] == ["opened", "opened", "closed"]  # type: ignore[attr-defined]
     assert {p.symbol for p in book.positions.values()} == {"BTCUSD"}
+
+
+def test_hedge_fills_go_to_the_side_that_moved_by_side_and_closed_size() -> None:
+    from feedctl.plugins.bybit_hybrid.gap import hedge_key
+
+    def f(side: Side, qty: str, closed: str, seq: int) -> Fill:
+        return Fill(PositionKey(Category.LINEAR, "XRPUSDT", 0), side, D(qty), D("0.6"), seq,
+                    seq * 10, D(closed))
+
+    opened_short, closed_short = f(Side.SHORT, "30", "0", 1), f(Side.LONG, "30", "30", 2)
+    grown_long, cut_long = f(Side.LONG, "100", "0", 3), f(Side.SHORT, "40", "40", 4)
+    assert [hedge_key(x).key.position_idx for x in
+            (opened_short, closed_short, grown_long, cut_long)] == [2, 2, 1, 1]
+    states = replay([hedge_key(x) for x in (opened_short, closed_short, grown_long, cut_long)],
+                    {}, {}, {}, {}, 1)
+    assert [(u.position_idx, u.side, str(u.size)) for u in states] == [
+        (2, Side.SHORT, "30"), (2, None, "0"), (1, Side.LONG, "100"), (1, Side.LONG, "60")]
+
+
+def test_parse_fill_reads_closed_size() -> None:
+    row = payload("execution_push.json")["data"][0]
+    f = parse_fill({**row, "closedSize": "0.004"})
+    assert isinstance(f, Fill) and f.closed == D("0.004")
+    assert isinstance(parse_fill({**row, "closedSize": "-1"}), Problem)
