@@ -101,6 +101,9 @@ class PositionBook:
         self.synced_ns: int | None = None
         #: Exchange time (ms) at which each key was last seen flat.
         self.flat_ms: dict[PositionKey, int] = {}
+        #: The scope of the newest reconciled snapshot (None: the whole account): only
+        #: keys inside it are known flat as of :attr:`reconciled_as_of_ms`.
+        self._covers: Callable[[PositionKey], bool] | None = None
         self.counters: dict[str, int] = {
             "updates": 0,
             "stale_dropped": 0,
@@ -118,7 +121,10 @@ class PositionBook:
         """Exchange time (ms) up to which this book knows ``key`` is flat, if it is."""
         if key in self.positions:
             return None
-        times = [t for t in (self.reconciled_as_of_ms, self.flat_ms.get(key)) if t is not None]
+        snapshot = self.reconciled_as_of_ms
+        if snapshot is not None and self._covers is not None and not self._covers(key):
+            snapshot = None  # the snapshot never listed this key: it proves nothing
+        times = [t for t in (snapshot, self.flat_ms.get(key)) if t is not None]
         return max(times) if times else None
 
     def mark(self, category: Category, symbol: str) -> MarkPrice | None:
@@ -242,15 +248,20 @@ class PositionBook:
         return events
 
     def reconcile(
-        self, snapshot: Iterable[PositionUpdate], *, as_of_ms: int | None = None
+        self, snapshot: Iterable[PositionUpdate], *, as_of_ms: int | None = None,
+        covers: Callable[[PositionKey], bool] | None = None,
     ) -> list[PositionEvent]:
-        """Make the book match a *complete* snapshot of the account.
+        """Make the book match a *complete* snapshot of the account, or of the part of
+        it the snapshot covers.
 
         Every row is applied like an update (stale rows are ignored). A position the
         book holds but the snapshot lacks is closed — unless the book's view is newer
         than the snapshot (``exchange_ms > as_of_ms``), i.e. a push arrived after the
-        snapshot was taken. Only call this with a snapshot whose pagination was
-        followed to its end.
+        snapshot was taken, or the snapshot does not cover it: ``covers(key)`` says
+        whether the snapshot would have listed ``key`` (the categories, settle coins or
+        symbols it asked for; None: everything). A key outside that scope is neither
+        closed nor known flat from this snapshot. Only call this with a snapshot whose
+        pagination was followed to its end.
         """
         events: list[PositionEvent] = []
         seen: set[PositionKey] = set()
@@ -261,8 +272,9 @@ class PositionBook:
         # row of this snapshot for flat
         if as_of_ms is not None:
             self.reconciled_as_of_ms = max(as_of_ms, self.reconciled_as_of_ms or 0)
+        self._covers = covers
         for key, pos in list(self.positions.items()):
-            if key in seen:
+            if key in seen or (covers is not None and not covers(key)):
                 continue
             if as_of_ms is not None and pos.exchange_ms is not None and pos.exchange_ms > as_of_ms:
                 continue

@@ -246,10 +246,12 @@ class FeedContext:
             trusted_mark(category, symbol, mark_price, exchange_ms, received_ns))
 
     def reconcile(
-        self, snapshot: Iterable[PositionUpdate], *, as_of_ms: int | None = None
+        self, snapshot: Iterable[PositionUpdate], *, as_of_ms: int | None = None,
+        covers: Callable[[PositionKey], bool] | None = None,
     ) -> list[PositionEvent]:
-        """Make the book match a complete snapshot (see PositionBook.reconcile)."""
-        return self.book.reconcile(snapshot, as_of_ms=as_of_ms)
+        """Make the book match a complete snapshot of what ``covers`` says it covers
+        (None: the whole account); see PositionBook.reconcile."""
+        return self.book.reconcile(snapshot, as_of_ms=as_of_ms, covers=covers)
 
     def past_lifecycles(self, states: Iterable[PositionUpdate]) -> list[PositionEvent]:
         """Deliver lifecycles that began and ended before the book's current state of

@@ -40,12 +40,15 @@ class Simulator:
         self.config = cfg
         self.clock = Clock()
         self.faults = Faults(self.clock)
-        self.instruments = make_instruments(cfg.symbols)
+        self.instruments = make_instruments(cfg.symbols, cfg.inverse_symbols)
         self.prices = PriceEngine(self.instruments, cfg.seed, cfg.volatility_bps)
+        for name in cfg.quiet_symbols:
+            self.prices.set_quiet(name, int(cfg.quiet_interval * 1000))
         self.account = AccountEngine(
             self.instruments, self.prices, self.clock.now_ms, spread_bps=cfg.spread_bps,
             fee_rate=cfg.taker_fee_rate, balance=cfg.initial_balance,
-            default_leverage=cfg.default_leverage, log_size=cfg.transition_log_size)
+            default_leverage=cfg.default_leverage, log_size=cfg.transition_log_size,
+            coin_balance=cfg.coin_balance)
         idle, backlog, ack = cfg.idle_timeout, cfg.max_ws_backlog, cfg.ack_delay_ms
         now = self.clock.now_ms
         self.public = PublicHub(self.faults, self.prices, now, "linear", idle, backlog, ack)
@@ -181,7 +184,9 @@ class Simulator:
             try:
                 deltas = self.prices.step(self.clock.now_ms())
                 self.account.on_tick()
-                self.public.publish(deltas, self.clock.now_ms())  # ts = send time
+                now_ms = self.clock.now_ms()  # ts = send time
+                self.public.publish(deltas, now_ms)
+                self.public_inverse.publish(deltas, now_ms)
             except Exception:
                 log.exception("tick failed")
             self.ticks += 1
@@ -216,7 +221,7 @@ class Simulator:
             "tick_lateness": summary(self._lateness), "tick_cost": summary(self._tick_cost),
             "public": {"connections": len(self.public.conns) + len(self.public_inverse.conns),
                        "accepted": self.public.total_accepted + self.public_inverse.total_accepted,
-                       "messages": self.public.messages},
+                       "messages": self.public.messages + self.public_inverse.messages},
             "private": {"connections": len(self.private.conns),
                         "accepted": self.private.total_accepted, "pushed": self.private.pushed},
             "rest_requests": self.rest.requests,

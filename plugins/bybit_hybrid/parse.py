@@ -119,7 +119,10 @@ def position_update(
         category = CATEGORY_BY_NAME.get(cat_name)
         if category is None:
             raise ValueError(f"category={cat_name!r} is not linear or inverse")
-        size = _dec(row, "size") or _ZERO
+        size = _dec(row, "size")
+        if size is None:  # never a close: a flat row says "0"
+            return Problem("malformed", f"position row for {symbol!r}: size is "
+                           f"{'missing' if 'size' not in row else repr(row['size'])}")
         if size < 0:
             raise ValueError(f"size={size} is negative")
         raw_side = row.get("side") or ""
@@ -129,7 +132,11 @@ def position_update(
             side = _SIDES[raw_side]
         else:
             raise ValueError(f"side={raw_side!r} with size {size}")
-        entry = _dec(row, "entryPrice") if "entryPrice" in row else _dec(row, "avgPrice")
+        entry_name = "entryPrice" if "entryPrice" in row else "avgPrice"
+        entry = _dec(row, entry_name)
+        if size > 0 and (entry is None or entry <= 0):  # an open row without its entry
+            return Problem("malformed", f"position row for {symbol!r}: open ({size}) with "
+                           f"{entry_name}={row.get(entry_name)!r}")
         idx = _int(row.get("positionIdx", 0), "positionIdx") or 0
         return PositionUpdate(
             category=category,

@@ -2,8 +2,12 @@
 liveness, and a reader that hands data frames to a callback.
 
 A :class:`Conn` owns exactly one task (``_serve``: reader + pinger); ``close()``
-cancels and awaits it and closes the socket. When the connection dies for any reason
-(server close, missing pong, a data frame proving a pong was lost, network error)
+cancels and awaits it and closes the socket. A data frame created well after a ping
+that is still unanswered (``pong_overdue_after``) is *held*, not applied, and a probe
+ping is sent at once: the server answers pings in order, so the original's pong coming
+first means it was merely late (the held frames are applied, in order), the probe's
+coming first means the original's was lost - and frames with it. When the connection
+dies for any reason (server close, missing pong, a lost pong, network error)
 :attr:`Conn.closed` resolves with the
 reason, every pending request fails with :class:`ConnectionLost`, and the owner
 decides what to do (reconnect with backoff, or ignore an old socket being replaced).
@@ -154,6 +158,10 @@ class _DispatchingConnection(ClientConnection):
             super().data_received(bytes(rest))
 
 
+#: Frames held behind one unanswered ping before the connection is given up.
+MAX_HELD_FRAMES = 50_000
+
+
 class ConnectionLost(Exception):
     """The socket died (or never answered); the caller reconnects."""
 
@@ -189,6 +197,13 @@ class Conn:
         self._server_offset_ms = server_offset_ms
         #: wall-clock ns at which the unanswered ping was sent; None when answered
         self._ping_sent_ns: int | None = None
+        #: req_id of the unanswered ping, and of the probe sent to test it
+        self._ping_id: str | None = None
+        self._probe_id: str | None = None
+        self._probe_wanted = False
+        #: data frames held while an overdue ping is unanswered (see the module doc)
+        self._held: list[tuple[dict[str, Any], int]] = []
+        self._wake = asyncio.Event()
         self._on_data = on_data
         self._ping_interval, self._pong_timeout = ping_interval, pong_timeout
         self._request_timeout = request_timeout
@@ -343,7 +358,8 @@ class Conn:
             return
         try:
             if "topic" in msg:
-                if self._ping_sent_ns is not None and self._pong_lost(msg):
+                if self._held or (self._ping_sent_ns is not None and self._overdue(msg)):
+                    self._hold(msg, received_ns)
                     return
                 self._on_data(msg, received_ns)
             else:
@@ -352,23 +368,46 @@ class Conn:
             self._count("handler_errors")
             self._log.exception("error handling a %s frame", self.name)
 
-    def _pong_lost(self, msg: dict[str, Any]) -> bool:
-        """True (and the connection is finished) if ``msg`` was created so long after
-        the unanswered ping that the server must have answered it first: the pong was
-        lost in transit, so frames may have been lost too. Frames of one connection
-        arrive in the order they were sent; ``msg`` is not delivered."""
+    def _overdue(self, msg: dict[str, Any]) -> bool:
+        """True if ``msg`` was created so long after the unanswered ping that the server
+        should have answered it first: its pong is late, or was lost in transit (and
+        frames with it). Frames of one connection arrive in the order they were sent."""
         sent_ns, overdue = self._ping_sent_ns, self._overdue_ms
         created = msg.get("creationTime", msg.get("ts"))
         offset = self._server_offset_ms()  # None: not measured yet, the check would guess
         if sent_ns is None or overdue is None or offset is None or type(created) is not int:
             return False
-        late_ms = created - (sent_ns // 1_000_000 + offset)
-        if late_ms <= overdue:
-            return False
+        return created - (sent_ns // 1_000_000 + offset) > overdue
+
+    def _hold(self, msg: dict[str, Any], received_ns: int) -> None:
+        """Keep ``msg`` until the ping's fate is known; ask the pinger for a probe."""
+        if len(self._held) >= MAX_HELD_FRAMES:
+            self._lose(f"{self.name}: {len(self._held)} frames held behind an unanswered "
+                       "ping")
+            return
+        if not self._held:
+            self._count("pongs_overdue")
+            self._probe_wanted = True
+            self._wake.set()
+        self._held.append((msg, received_ns))
+
+    def _release(self) -> None:
+        """The ping was answered (late): apply the held frames, in order."""
+        held, self._held = self._held, []
+        for msg, received_ns in held:
+            if self.closed.done():
+                return
+            try:
+                self._on_data(msg, received_ns)
+            except Exception:  # a handler bug must not kill the connection
+                self._count("handler_errors")
+                self._log.exception("error handling a %s frame", self.name)
+
+    def _lose(self, detail: str) -> None:
+        """The pong was lost, so frames may have been: finish, applying nothing held."""
         self._count("pongs_lost")
-        self._finish(f"{self.name} lost frames: a frame created {late_ms} ms after a ping "
-                     "that was never answered")
-        return True
+        self._held = []
+        self._finish(f"{self.name} lost frames: {detail}")
 
     def _problem(self, problem: Problem) -> None:
         self._report(problem, self.name)
@@ -379,10 +418,25 @@ class Conn:
             self._problem(answer)
             return
         if answer.op == "pong":
+            if (answer.req_id is not None and answer.req_id == self._probe_id
+                    and self._ping_sent_ns is not None):
+                # the probe, sent after the ping, was answered first: the ping's pong
+                # was lost, and whatever the server sent with it
+                self._lose("a probe ping was answered before the ping sent earlier")
+                return
+            if (answer.req_id is not None and self._ping_id is not None
+                    and answer.req_id not in (self._ping_id, self._probe_id)):
+                return  # an answer to an older ping
             self.last_pong = time.monotonic()
             self.last_pong_ns = time.time_ns()
             self._ping_sent_ns = None
+            self._ping_id = self._probe_id = None
+            self._probe_wanted = False
             self._pong.set()
+            self._wake.set()
+            if self._held:
+                self._count("pongs_late")
+                self._release()
             return
         entry = self._pending.get(answer.req_id) if answer.req_id is not None else None
         if entry is None:  # no req_id echoed: the oldest pending request of that op
@@ -396,20 +450,36 @@ class Conn:
 
     async def _ping(self) -> None:
         assert self._ws is not None
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._ping_interval)
             self._pong.clear()
-            frame = {"req_id": f"p{next(self._ids)}", "op": "ping"}
+            self._ping_id = f"p{next(self._ids)}"
+            self._probe_id, self._probe_wanted = None, False
             self._ping_sent_ns = time.time_ns()
-            try:
-                await self._ws.send(orjson.dumps(frame), text=True)
-            except websockets.ConnectionClosed:
+            if not await self._send_ping(self._ping_id):
                 return
-            try:
-                async with asyncio.timeout(self._pong_timeout):
-                    await self._pong.wait()
-            except TimeoutError:
-                self._count("pong_timeouts")
-                raise ConnectionLost(
-                    f"{self.name}: no pong within {self._pong_timeout:g}s"
-                ) from None
+            deadline = loop.time() + self._pong_timeout
+            while not self._pong.is_set():
+                self._wake.clear()
+                if self._probe_wanted and self._probe_id is None:
+                    self._probe_id = f"q{next(self._ids)}"
+                    if not await self._send_ping(self._probe_id):
+                        return
+                    continue
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await self._wake.wait()
+                except TimeoutError:
+                    self._count("pong_timeouts")
+                    raise ConnectionLost(
+                        f"{self.name}: no pong within {self._pong_timeout:g}s"
+                    ) from None
+
+    async def _send_ping(self, req_id: str) -> bool:
+        assert self._ws is not None
+        try:
+            await self._ws.send(orjson.dumps({"req_id": req_id, "op": "ping"}), text=True)
+        except websockets.ConnectionClosed:
+            return False
+        return True

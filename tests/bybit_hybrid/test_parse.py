@@ -253,3 +253,27 @@ def test_sane_magnitudes_still_parse() -> None:
     row = {"symbol": "BTCUSDT", "side": "Buy", "size": "1e-8", "entryPrice": "1e20", "seq": 1}
     res = position_update(row, received_ns=NS)
     assert isinstance(res, PositionUpdate) and res.size == Decimal("1e-8")
+
+
+@pytest.mark.parametrize(
+    ("change", "drop"),
+    [({"size": ""}, None), ({}, "size"), ({"entryPrice": ""}, None), ({}, "entryPrice"),
+     ({"entryPrice": "0"}, None)],
+    ids=["empty size", "missing size", "empty entry", "missing entry", "zero entry"],
+)
+def test_a_missing_or_empty_size_or_entry_is_malformed_never_a_close(
+        change: dict[str, str], drop: str | None) -> None:
+    msg = copy.deepcopy(payload("position_push_linear.json"))
+    row = msg["data"][0]
+    row.update(change)
+    if drop:
+        row.pop(drop)
+    updates, problems = position_push(msg, NS)
+    assert updates == [] and [p.counter for p in problems] == ["malformed"]
+    assert row["symbol"] in problems[0].detail
+
+
+def test_a_flat_row_may_have_an_empty_entry() -> None:
+    row = {"symbol": "BTCUSDT", "side": "", "size": "0", "entryPrice": "", "seq": 1}
+    res = position_update(row, received_ns=NS)
+    assert isinstance(res, PositionUpdate) and res.size == 0
