@@ -35,6 +35,7 @@ from .wire import f8, plain, position_side, qty, stream_position
 
 Sink = Callable[[dict], None]
 _ALNUM = string.ascii_letters + string.digits
+FLAT = ("", D0, D0, D0)  # the key of a position never seen: flat, nothing realised
 STOP_TYPES = {"TakeProfit": "TAKE_PROFIT_MARKET", "StopLoss": "STOP_MARKET",
               "TrailingStop": "TRAILING_STOP_MARKET"}
 
@@ -101,13 +102,13 @@ class Ledger:
 
     def _position(self, symbol: str) -> None:
         pos = self.account.position(symbol)
-        lev = self._leverage.get(symbol)
-        if lev is not None and lev != pos.leverage:
+        lev = self._leverage.get(symbol, self.account.default_leverage)
+        if lev != pos.leverage:
             now = self.account.now_ms()
             self.sink({"e": "ACCOUNT_CONFIG_UPDATE", "E": now, "T": now,
                        "ac": {"s": symbol, "l": int(pos.leverage)}})
         self._leverage[symbol] = pos.leverage
-        if self._seen.get(symbol) != self._key(pos):
+        if self._seen.get(symbol, FLAT) != self._key(pos):
             self._dirty.add(symbol)
             self._tx_ms = max(self._tx_ms, pos.updated_ms)
             self._schedule()
@@ -199,7 +200,7 @@ class Ledger:
         for symbol in sorted(dirty):
             pos = self.account.position(symbol)
             key = self._key(pos)
-            if self._seen.get(symbol) == key:
+            if self._seen.get(symbol, FLAT) == key:
                 continue
             self._seen[symbol] = key
             positions.append(stream_position(pos, self.account.mark(symbol), fee_rate,
