@@ -58,6 +58,7 @@ class BinanceHub(Hub):
         self.state: dict[Conn, ConnState] = {}
         self.cut_for_rate = 0
         self.cut_for_lifetime = 0
+        self.pings_sent = 0
 
     # -- connection lifecycle -------------------------------------------------------
     def make_state(self, conn: Conn) -> ConnState:
@@ -175,8 +176,11 @@ class BinanceHub(Hub):
 
     # -- server pings and faults ----------------------------------------------------
     async def ping_loop(self) -> None:
+        """A ping frame to every connection each ``ping_interval``; then the connections
+        silent (no pong, no frame) for ``pong_timeout`` are cut."""
         while True:
             await asyncio.sleep(self.cfg.ping_interval)
+            await self.reap_idle()
             if self.faults.stalled(self.kind):
                 continue
             for conn in list(self.conns):
@@ -184,6 +188,7 @@ class BinanceHub(Hub):
                     continue
                 try:
                     await conn.ws.ping(str(self.now_ms()).encode())
+                    self.pings_sent += 1
                 except (ConnectionError, RuntimeError):
                     conn.abort()
 

@@ -232,3 +232,36 @@ def test_a_private_stall_holds_pushes_and_pings():
             assert await silent_for(ws, 0.4) == []
 
     run(with_sim(main))
+
+
+def test_the_private_stream_route_wraps_events_and_events_filters_them():
+    async def main(rest: Rest, sim):
+        key = await rest.listen_key()
+        url = f"{sim.urls['private_ws']}/stream?listenKey={key}&events=ACCOUNT_UPDATE"
+        async with connect(url) as ws:
+            await asyncio.sleep(0.1)
+            await rest.market_order("BTCUSDT", "BUY", "0.010")
+            frames = await silent_for(ws, 0.5)
+            assert [f["data"]["e"] for f in frames] == ["ACCOUNT_UPDATE"]
+            assert frames[0]["stream"] == key
+
+    run(with_sim(main))
+
+
+def test_the_server_pings_and_cuts_a_client_that_never_answers():
+    async def main(rest: Rest, sim):
+        hub = sim.binance.market
+        async with connect(f"{sim.urls['market_ws']}/ws") as answering:
+            # a client that answers nothing: aiohttp without autoping
+            silent = await rest.session.ws_connect(f"{sim.urls['market_ws']}/ws",
+                                                   autoping=False, heartbeat=None)
+            async with asyncio.timeout(10):
+                msg = await silent.receive()
+                assert msg.type == aiohttp.WSMsgType.PING
+                while not silent.closed:
+                    await silent.receive()
+            assert hub.pings_sent >= 2
+            await answering.send('{"method":"LIST_SUBSCRIPTIONS","id":1}')
+            assert await recv_json(answering) == {"result": [], "id": 1}
+
+    run(with_sim(main, ping_interval=0.2, pong_timeout=1.0), timeout=30)
