@@ -4,6 +4,7 @@ It is built on the simulator's own clock, price engine, account engine and fault
 (nothing is copied) and adds the Binance routes, hubs and tasks:
 
     REST        /fapi/...                         (rest.py, rest_routes.py)
+                /sapi/v1/capital/config/getall, /sapi/v1/margin/allPairs (rest_wallet.py)
     market      /market/ws[/<streams>], /market/stream?streams=...   (ws_market.py)
                 /public/... (opens; mark price is not a public-route stream)
     user data   /private/ws?listenKey=..., /private/stream?listenKey=...   (ws_user.py)
@@ -24,6 +25,7 @@ from aiohttp import web
 from .ledger import Ledger
 from .rest import BinanceContext, BinanceRest
 from .rest_routes import ROUTES
+from .rest_wallet import ROUTES as WALLET_ROUTES
 from .ws_base import BinanceHub
 from .ws_market import MarketHub
 from .ws_user import UserHub
@@ -61,7 +63,7 @@ class BinancePersonality:
         return out
 
     def add_routes(self, app: web.Application) -> None:
-        self.rest.add_routes(app, ROUTES)
+        self.rest.add_routes(app, ROUTES + WALLET_ROUTES)
         for prefix in ("/market", "/public", ""):
             app.router.add_get(f"{prefix}/ws", self.market.handle)
             app.router.add_get(prefix + "/ws/{streams:.*}", self.market.handle)

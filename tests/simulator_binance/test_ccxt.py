@@ -1,7 +1,6 @@
 """Fidelity: ccxt and ccxt.pro ``binanceusdm`` against the Binance personality,
 unchanged but for their URLs (every ``urls["api"]`` host is the simulator's, so nothing
-leaves the machine) and ``fetchCurrencies`` off (it reads the spot wallet API, /sapi,
-which is not USDⓈ-M futures)."""
+leaves the machine)."""
 
 from __future__ import annotations
 
@@ -34,8 +33,7 @@ def point(exchange: Any, sim) -> Any:
 
 
 def config(sim) -> dict:
-    return {"apiKey": sim.api_key, "secret": sim.api_secret, "enableRateLimit": False,
-            "options": {"fetchCurrencies": False}}
+    return {"apiKey": sim.api_key, "secret": sim.api_secret, "enableRateLimit": False}
 
 
 def test_ccxt_reads_markets_marks_and_positions_and_places_orders():
@@ -43,7 +41,8 @@ def test_ccxt_reads_markets_marks_and_positions_and_places_orders():
         async with make_sim() as sim:
             ex = point(ccxt_async.binanceusdm(config(sim)), sim)
             try:
-                markets = await ex.load_markets()
+                markets = await ex.load_markets()  # currencies from /sapi too
+                assert {"USDT", "BTC"} <= set(ex.currencies)
                 btc = markets["BTC/USDT:USDT"]
                 assert btc["swap"] and btc["linear"] and btc["precision"]["price"] == 0.1
                 mark = await ex.fetch_mark_price("BTC/USDT:USDT")

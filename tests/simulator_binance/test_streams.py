@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 import aiohttp
 import pytest
@@ -265,3 +266,69 @@ def test_the_server_pings_and_cuts_a_client_that_never_answers():
             assert await recv_json(answering) == {"result": [], "id": 1}
 
     run(with_sim(main, ping_interval=0.2, pong_timeout=1.0), timeout=30)
+
+
+def test_reorder_fault_delivers_the_held_account_update_after_the_next_one():
+    async def main(rest: Rest, sim):
+        key = await rest.listen_key()
+        async with connect(f"{sim.urls['private_ws']}/ws?listenKey={key}") as ws:
+            await asyncio.sleep(0.1)
+            sim.faults.set_position_fault("reorder", 1)
+            await rest.market_order("BTCUSDT", "BUY", "0.010")
+            await rest.market_order("BTCUSDT", "BUY", "0.010")
+            first = await recv_event(ws, "ACCOUNT_UPDATE")
+            second = await recv_event(ws, "ACCOUNT_UPDATE")
+            assert first["a"]["P"][0]["pa"] == "0.020" and second["a"]["P"][0]["pa"] == "0.010"
+            assert first["T"] >= second["T"]
+
+    run(with_sim(main))
+
+
+def test_drop_and_malformed_faults_act_on_the_user_stream():
+    async def main(rest: Rest, sim):
+        key = await rest.listen_key()
+        async with connect(f"{sim.urls['private_ws']}/ws?listenKey={key}") as ws, \
+                await sim.control_client() as ctl:
+            await asyncio.sleep(0.1)
+            assert await ctl.malformed("private") == 1
+            async with asyncio.timeout(5):
+                text = await ws.recv()
+            assert text.startswith('{"e":"markPriceUpdate"') and not text.endswith("}")
+            assert await ctl.drop("private", "abort") == 1
+            async with asyncio.timeout(5):
+                await ws.wait_closed()
+
+    run(with_sim(main))
+
+
+def test_a_liquidation_is_pushed_as_a_calculated_liquidation_order():
+    async def main(rest: Rest, sim):
+        await rest.ok("POST", "/fapi/v1/leverage", {"symbol": "BTCUSDT", "leverage": "50"})
+        key = await rest.listen_key()
+        async with connect(f"{sim.urls['private_ws']}/ws?listenKey={key}") as ws:
+            await asyncio.sleep(0.1)
+            await rest.market_order("BTCUSDT", "BUY", "0.010")
+            liq = sim.account.position("BTCUSDT").liq_price()
+            sim.prices.set_price("BTCUSDT", liq - 100)
+            while True:
+                event = await recv_event(ws, "ORDER_TRADE_UPDATE")
+                if event["o"]["o"] == "LIQUIDATION":
+                    break
+            assert (event["o"]["x"], event["o"]["X"]) == ("CALCULATED", "FILLED")
+            assert event["o"]["c"].startswith("autoclose-") and event["o"]["S"] == "SELL"
+            update = await recv_event(ws, "ACCOUNT_UPDATE")
+            assert update["a"]["P"][0]["pa"] == "0.000"
+
+    run(with_sim(main))
+
+
+def test_funding_through_the_control_api_books_each_open_position():
+    async def main(rest: Rest, sim):
+        await rest.market_order("BTCUSDT", "BUY", "0.010")
+        sim.prices.set_price("BTCUSDT", "65000")  # held: the mark stays put
+        async with await sim.control_client() as ctl:
+            (row,) = await ctl.settle_funding("0.0001")
+        expected = -(Decimal("65000") * Decimal("0.010") * Decimal("0.0001"))
+        assert row["symbol"] == "BTCUSDT" and Decimal(row["amount"]) == expected
+
+    run(with_sim(main))
