@@ -40,6 +40,8 @@ class ConnState:
 
 
 def method_error(code: int, msg: str, req_id: object = None) -> dict:
+    """The documented ``{"code", "msg"}``, with the request's ``id`` when it had a valid
+    one (the pages show no ``id`` in error answers; it is kept so clients can match)."""
     out: dict[str, Any] = {"code": code, "msg": msg}
     if req_id is not None:
         out["id"] = req_id
@@ -115,13 +117,12 @@ class BinanceHub(Hub):
             conn.send_obj(method_error(2, "Invalid request: missing field `method`", req_id))
             return
         if method not in METHODS:
-            expected = ", ".join(f"`{m}`" for m in METHODS)
             conn.send_obj(method_error(
-                2, f"Invalid request: unknown variant `{method}`, expected one of {expected}",
-                req_id))
+                2, f"Invalid request: unknown variant {method}, expected one of "
+                   f"{', '.join(METHODS)}", req_id))
             return
-        if req_id is not None and (isinstance(req_id, bool) or not isinstance(req_id, (int, str))
-                                   or (isinstance(req_id, int) and req_id < 0)):
+        if req_id is not None and (isinstance(req_id, bool) or not isinstance(req_id, int)
+                                   or req_id < 0):
             conn.send_obj(method_error(2, "Invalid request: request ID must be an unsigned "
                                           "integer"))
             return
