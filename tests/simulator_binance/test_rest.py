@@ -152,3 +152,16 @@ def test_rest_faults_answer_as_binance_would():
         assert status == 503 and isinstance(body, str)
 
     run(with_rest(main))
+
+
+def test_a_clock_skew_fault_moves_the_time_the_timestamp_check_uses():
+    async def main(rest: Rest, sim):
+        sim.faults.set_clock_skew(-10_000, 5)
+        status, body, _ = await rest.call("GET", "/fapi/v3/account", signed=True)
+        assert (status, body["code"]) == (400, -1021) and "ahead" in body["msg"]
+        server = (await rest.ok("GET", "/fapi/v1/time", signed=False))["serverTime"]
+        status, body, _ = await rest.call("GET", "/fapi/v3/account", signed=True,
+                                          timestamp=server)
+        assert status == 200 and body["assets"][0]["asset"] == "USDT"
+
+    run(with_rest(main))
