@@ -34,5 +34,7 @@ class BinanceSimConfig(BaseModel):
     max_incoming_per_second: int = Field(
         10, ge=1, description="client frames per second before the connection is cut")
     max_streams: int = Field(1024, ge=1, description="streams one connection may hold")
+    account_update_first: bool = Field(
+        False, description="push a fill's ACCOUNT_UPDATE before its order updates")
     funding_interval: float | None = Field(
         None, gt=0, description="seconds between funding settlements; None = only on demand")

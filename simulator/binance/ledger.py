@@ -7,13 +7,17 @@ Binance pushes for it:
 
 - ``ORDER_TRADE_UPDATE``: ``x=NEW`` then ``x=TRADE`` (``CALCULATED`` for a liquidation),
   with Binance's integer order id, the client order id, ``rp`` the trade's realised
-  profit;
+  profit; each trade is also pushed as the shorter ``TRADE_LITE`` first;
 - one ``ACCOUNT_UPDATE`` per engine call, with ``m`` = ``ORDER`` for fills and
   ``FUNDING_FEE`` for funding, ``B`` when the balance changed, ``P`` with only the
   symbols whose position changed (none for funding on a cross position);
 - ``ACCOUNT_CONFIG_UPDATE`` for a leverage change (no ACCOUNT_UPDATE).
 
 ``E`` is the event time (when the frame is made), ``T`` the transaction time (the fill).
+Binance does not order events of different types; by default the order updates come
+before the ACCOUNT_UPDATE of the same call, with ``account_update_first`` after it.
+
+https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-Trade-Lite
 
 https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-Balance-and-Position-Update
 https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-Order-Update
@@ -45,9 +49,12 @@ def client_order_id() -> str:
 
 
 class Ledger:
-    def __init__(self, account: AccountEngine, sink: Sink) -> None:
+    def __init__(self, account: AccountEngine, sink: Sink,
+                 account_update_first: bool = False) -> None:
         self.account = account
-        self.sink = sink
+        self._sink = sink
+        self.account_update_first = account_update_first
+        self._held: list[dict] = []
         self.orders: dict[int, dict] = {}
         self._by_uuid: dict[str, int] = {}
         self._ids: deque[int] = deque()
@@ -66,6 +73,14 @@ class Ledger:
             self._seen[pos.symbol] = self._key(pos)
             self._leverage[pos.symbol] = pos.leverage
         account.listeners.append(self.on_engine_event)
+
+    def sink(self, event: dict) -> None:
+        """Order events wait for the ACCOUNT_UPDATE when it is to go first."""
+        if self.account_update_first and event["e"] in ("ORDER_TRADE_UPDATE", "TRADE_LITE"):
+            self._held.append(event)
+            self._schedule()
+        else:
+            self._sink(event)
 
     # -- lookups for REST -----------------------------------------------------------
     def order_id(self, engine_id: str) -> int:
@@ -166,6 +181,10 @@ class Ledger:
         now = self.account.now_ms()
         if not liquidation:
             self.sink({"e": "ORDER_TRADE_UPDATE", "E": now, "T": tx, "o": base})
+            self.sink({"e": "TRADE_LITE", "E": self.account.now_ms(), "T": tx, "s": symbol,
+                       "q": qty(inst, amount), "p": "0", "m": False, "c": client, "S": side,
+                       "L": plain(price), "l": qty(inst, amount), "t": self._next_trade,
+                       "i": order_id})
         fill = base | {"x": "CALCULATED" if liquidation else "TRADE", "X": "FILLED",
                        "ap": plain(price), "l": qty(inst, amount), "z": qty(inst, amount),
                        "L": plain(price), "n": f8(fee), "t": self._next_trade, "rp": f8(pnl)}
@@ -205,11 +224,16 @@ class Ledger:
             self._seen[symbol] = key
             positions.append(stream_position(pos, self.account.mark(symbol), fee_rate,
                                              self.realised.get(symbol, D0)))
+        held, self._held = self._held, []
         if not positions and not balance:
+            for event in held:
+                self._sink(event)
             return
         wallet = f8(self.account.balance)
         update = {"m": reason,
                   "B": [{"a": "USDT", "wb": wallet, "cw": wallet, "bc": "0"}] if balance else [],
                   "P": positions}
         now = self.account.now_ms()
-        self.sink({"e": "ACCOUNT_UPDATE", "E": now, "T": tx or now, "a": update})
+        self._sink({"e": "ACCOUNT_UPDATE", "E": now, "T": tx or now, "a": update})
+        for event in held:
+            self._sink(event | {"E": max(event["E"], now)})

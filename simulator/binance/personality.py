@@ -43,7 +43,7 @@ class BinancePersonality:
         now = sim.clock.now_ms
         self.market = MarketHub(sim.faults, sim.prices, now, cfg, backlog)
         self.user = UserHub(sim.faults, now, cfg, backlog)
-        self.ledger = Ledger(sim.account, self.user.push)
+        self.ledger = Ledger(sim.account, self.user.push, cfg.account_update_first)
         self.dual_side = [False]
         ctx = BinanceContext(sim.clock, sim.prices, sim.account, self.ledger, self.user.keys,
                              cfg, self.dual_side)

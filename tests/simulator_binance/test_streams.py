@@ -332,3 +332,35 @@ def test_funding_through_the_control_api_books_each_open_position():
         assert row["symbol"] == "BTCUSDT" and Decimal(row["amount"]) == expected
 
     run(with_sim(main))
+
+
+def test_a_fill_pushes_trade_lite_and_by_default_order_updates_before_the_account_update():
+    async def main(rest: Rest, sim):
+        key = await rest.listen_key()
+        async with connect(f"{sim.urls['private_ws']}/ws?listenKey={key}") as ws:
+            await asyncio.sleep(0.1)
+            await rest.market_order("BTCUSDT", "BUY", "0.010")
+            frames = await silent_for(ws, 0.5)
+            kinds = [f["e"] for f in frames]
+            assert kinds == ["ORDER_TRADE_UPDATE", "TRADE_LITE", "ORDER_TRADE_UPDATE",
+                             "ACCOUNT_UPDATE"]
+            lite = frames[1]
+            assert (lite["s"], lite["l"], lite["i"]) == ("BTCUSDT", "0.010",
+                                                        frames[2]["o"]["i"])
+
+    run(with_sim(main))
+
+
+def test_account_update_first_pushes_the_account_update_before_the_order_updates():
+    async def main(rest: Rest, sim):
+        key = await rest.listen_key()
+        async with connect(f"{sim.urls['private_ws']}/ws?listenKey={key}") as ws:
+            await asyncio.sleep(0.1)
+            await rest.market_order("BTCUSDT", "BUY", "0.010")
+            frames = await silent_for(ws, 0.5)
+            assert [f["e"] for f in frames] == ["ACCOUNT_UPDATE", "ORDER_TRADE_UPDATE",
+                                                "TRADE_LITE", "ORDER_TRADE_UPDATE"]
+            times = [f["E"] for f in frames]
+            assert times == sorted(times)
+
+    run(with_sim(main, account_update_first=True))
