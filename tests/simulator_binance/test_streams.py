@@ -364,3 +364,32 @@ def test_account_update_first_pushes_the_account_update_before_the_order_updates
             assert times == sorted(times)
 
     run(with_sim(main, account_update_first=True))
+
+
+def test_deleting_a_listen_key_closes_its_connections_and_invalidates_it():
+    async def main(rest: Rest, sim):
+        key = await rest.listen_key()
+        async with connect(f"{sim.urls['private_ws']}/ws?listenKey={key}") as ws:
+            await asyncio.sleep(0.1)
+            assert await rest.ok("DELETE", "/fapi/v1/listenKey", {"listenKey": key},
+                                 signed=False) == {}
+            async with asyncio.timeout(5):
+                await ws.wait_closed()
+        _status, body, _ = await rest.call("PUT", "/fapi/v1/listenKey", {"listenKey": key})
+        assert body["code"] == -1125
+
+    run(with_sim(main))
+
+
+def test_a_private_connection_can_subscribe_a_listen_key_with_a_method_frame():
+    async def main(rest: Rest, sim):
+        key = await rest.listen_key()
+        async with connect(f"{sim.urls['private_ws']}/ws") as ws:
+            await ws.send(f'{{"method":"SUBSCRIBE","params":["{key}"],"id":7}}')
+            assert await recv_json(ws) == {"result": None, "id": 7}
+            await ws.send('{"method":"LIST_SUBSCRIPTIONS","id":8}')
+            assert await recv_json(ws) == {"result": [key], "id": 8}
+            await rest.market_order("BTCUSDT", "BUY", "0.010")
+            assert (await recv_event(ws, "ACCOUNT_UPDATE"))["a"]["m"] == "ORDER"
+
+    run(with_sim(main))
