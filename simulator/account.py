@@ -142,6 +142,27 @@ class AccountEngine(AccountCore):
         self._fill(pos, side, pos.size, fill, str(uuid.uuid4()), "", True, stop_type,
                    exec_type, reason)
 
+    # -- funding ----------------------------------------------------------------------
+    def settle_funding(self, rate: Decimal | None = None) -> list[dict]:
+        """Settle funding on every open position: value at mark times the rate (the
+        symbol's current funding rate unless `rate` is given), paid by longs when the
+        rate is positive. Books it in the wallet and emits ``funding`` then ``wallet``."""
+        rows = []
+        now = self.now_ms()
+        for pos in self.open_positions():
+            mark = self.mark(pos.symbol)
+            used = rate if rate is not None else Decimal(
+                self.prices.snapshot(pos.symbol, now)[0]["fundingRate"])
+            amount = -(pos.size * mark * used * pos.sign)
+            self.balance += amount
+            self.cum_realised += amount
+            rows.append({"symbol": pos.symbol, "rate": str(used), "amount": str(amount),
+                         "time": now})
+        if rows:
+            self._emit("funding", rows)
+            self._emit("wallet", [self.wallet()])
+        return rows
+
     # -- direct control (tests, demo) -----------------------------------------------
     def set_position(self, symbol: str, side: str, size: object,
                      entry_price: object = None, leverage: object = None,

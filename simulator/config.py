@@ -10,8 +10,11 @@ from __future__ import annotations
 import secrets
 import string
 from decimal import Decimal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from .binance.config import BinanceSimConfig
 
 DEFAULT_SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT"]
 DEFAULT_INVERSE_SYMBOLS = ["BTCUSD", "ETHUSD"]
@@ -69,6 +72,9 @@ class SimConfig(BaseModel):
     max_ws_backlog: int = Field(50_000, ge=100, description="queued frames before a cut")
     api_key: str | None = None
     api_secret: str | None = Field(None, repr=False)
+    #: which exchange the simulator speaks: Bybit V5 (default) or Binance USDⓈ-M futures
+    exchange: Literal["bybit", "binanceusdm"] = "bybit"
+    binance: BinanceSimConfig = Field(default_factory=BinanceSimConfig)
 
     @field_validator("symbols", "inverse_symbols", mode="before")
     @classmethod
@@ -104,10 +110,11 @@ class SimConfig(BaseModel):
         return value
 
     def model_post_init(self, __context: object) -> None:
+        binance = self.exchange == "binanceusdm"  # Binance keys are 64 characters
         if self.api_key is None:
-            self.api_key = _random_key(18)
+            self.api_key = _random_key(64 if binance else 18)
         if self.api_secret is None:
-            self.api_secret = _random_key(36)
+            self.api_secret = _random_key(64 if binance else 36)
 
     @property
     def check_interval(self) -> float:

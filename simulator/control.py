@@ -162,3 +162,12 @@ class SimControl:
 
     async def clock_skew(self, ms: int, seconds: float) -> Any:
         return await self._post("/faults/clock-skew", ms=ms, seconds=seconds)
+
+    # -- Binance personality ----------------------------------------------------------
+    async def expire_listen_keys(self) -> int:
+        """Expire every listenKey now (``listenKeyExpired`` on their connections)."""
+        return (await self._post("/binance/listen-keys/expire"))["expired"]
+
+    async def settle_funding(self, rate: Decimal | str | None = None) -> list[dict]:
+        """Settle funding on every open position (at `rate`, or the current rates)."""
+        return (await self._post("/binance/funding", rate=rate))["settled"]

@@ -175,6 +175,8 @@ def control_routes(sim: Simulator) -> list[web.RouteDef]:
     async def clear(body: dict) -> dict:
         faults.clear()
         sim.private.flush_held()
+        if sim.binance is not None:
+            sim.binance.user.flush_held()
         return {"active": faults.active()}
 
     async def drop(body: dict) -> dict:

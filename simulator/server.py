@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from .account import AccountEngine
+from .binance.personality import BinancePersonality
 from .clock import Clock
 from .config import SimConfig
 from .control import SimControl
@@ -31,7 +32,8 @@ log = logging.getLogger("feedctl.simulator")
 
 
 class Simulator:
-    """A Bybit V5-compatible exchange.  Use `async with Simulator(cfg) as sim:`."""
+    """A Bybit V5-compatible exchange, or with ``exchange="binanceusdm"`` a Binance
+    USDⓈ-M one on the same engines.  Use `async with Simulator(cfg) as sim:`."""
 
     def __init__(self, config: SimConfig | None = None, **overrides: Any) -> None:
         cfg = config if config is not None else SimConfig(**overrides)
@@ -56,9 +58,13 @@ class Simulator:
                                         ack)
         self.private = PrivateHub(self.faults, now, self.api_key, self.api_secret, idle, backlog,
                                   ack)
+        self.binance: BinancePersonality | None = None
+        if cfg.exchange == "binanceusdm":
+            self.binance = BinancePersonality(self)
+        else:
+            self.account.listeners.append(self.private.on_account_event)
         for hub in self.hubs():
             hub.compress = cfg.ws_compress
-        self.account.listeners.append(self.private.on_account_event)
         self.rest = RestApi(RestContext(self.clock, self.prices, self.account, self.api_key),
                             self.api_secret, self.faults, cfg.rest_rate_limit)
         self.demo: DemoTrader | None = None
@@ -87,12 +93,17 @@ class Simulator:
     @property
     def urls(self) -> dict[str, str]:
         base = f"{self.config.host}:{self.port}"
+        if self.binance is not None:
+            return self.binance.urls(base)
         return {"rest": f"http://{base}", "public_ws": f"ws://{base}/v5/public/linear",
                 "private_ws": f"ws://{base}/v5/private", "control": f"http://{base}/sim",
                 "public_ws_inverse": f"ws://{base}/v5/public/inverse"}
 
     def hubs(self, kinds: tuple[str, ...] = ("public", "private")) -> list[Hub]:
         out: list[Hub] = []
+        if self.binance is not None:
+            out += self.binance.hubs(kinds)
+            return out
         if "public" in kinds:
             out += [self.public, self.public_inverse]
         if "private" in kinds:
@@ -105,10 +116,13 @@ class Simulator:
     # -- lifecycle ------------------------------------------------------------------
     def _app(self) -> web.Application:
         app = web.Application()
-        self.rest.add_routes(app, MARKET_ROUTES + TRADE_ROUTES)
-        app.router.add_get("/v5/public/linear", self.public.handle)
-        app.router.add_get("/v5/public/inverse", self.public_inverse.handle)
-        app.router.add_get("/v5/private", self.private.handle)
+        if self.binance is not None:
+            self.binance.add_routes(app)
+        else:
+            self.rest.add_routes(app, MARKET_ROUTES + TRADE_ROUTES)
+            app.router.add_get("/v5/public/linear", self.public.handle)
+            app.router.add_get("/v5/public/inverse", self.public_inverse.handle)
+            app.router.add_get("/v5/private", self.private.handle)
         app.add_routes(control_routes(self))
         return app
 
@@ -133,12 +147,15 @@ class Simulator:
         self.running = True
         self._spawn(self._tick_loop(), "tick")
         self._spawn(self._watchdog(), "idle-watchdog")
+        if self.binance is not None:
+            for coro, name in self.binance.tasks():
+                self._spawn(coro, name)
         if cfg.demo:
             self.demo = DemoTrader(self.account, self.prices, seed=cfg.seed,
                                    interval=cfg.demo_interval)
             self._spawn(self.demo.run(), "demo")
-        log.info("simulator listening on %s (%d symbols, demo=%s)", self.urls["rest"],
-                 len(self.instruments), cfg.demo)
+        log.info("simulator (%s) listening on %s (%d symbols, demo=%s)", cfg.exchange,
+                 self.urls["rest"], len(self.instruments), cfg.demo)
         return self
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -226,6 +243,8 @@ class Simulator:
                         "accepted": self.private.total_accepted, "pushed": self.private.pushed},
             "rest_requests": self.rest.requests,
         }
+        if self.binance is not None:
+            out["binance"] = self.binance.stats()
         if reset:
             self._lateness.clear()
             self._tick_cost.clear()

@@ -188,6 +188,7 @@ class Hub:
         self.total_accepted += 1
         log.debug("%s connection %s opened", self.kind, conn.conn_id)
         try:
+            self.on_open(conn)
             await self._read_loop(conn)
         finally:
             self.conns.discard(conn)
@@ -221,6 +222,9 @@ class Hub:
     # -- overridden by the endpoints ------------------------------------------------
     def on_text(self, conn: Conn, text: str) -> None:
         raise NotImplementedError
+
+    def on_open(self, conn: Conn) -> None:
+        """Called once a connection is accepted, before its first frame is read."""
 
     def on_close(self, conn: Conn) -> None:
         pass
