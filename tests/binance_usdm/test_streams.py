@@ -1,0 +1,196 @@
+"""The feed's stream behaviour on the scripted exchange (real loopback sockets; to be
+moved onto the simulator's Binance personality): listenKey lifecycle, planned
+reconnects, hedge mode, lost pushes, marks only for open symbols, audit, leverage."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from feedctl import EventKind, FeedState
+from feedctl.testing import FeedProbe, run_scenario
+
+from .harness import FAST, BinanceHarness
+from .scripted_exchange import Pos
+
+pytestmark = pytest.mark.integration
+
+BTC, ETH = "BTCUSDT", "ETHUSDT"
+Scenario = Callable[[FeedProbe, Any], Awaitable[None]]
+
+
+def run(scenario: Scenario, *, hedge: bool = False, **settings: Any) -> FeedProbe:
+    class Harness(BinanceHarness):
+        pass
+
+    Harness.settings = {**FAST, **settings}
+    harness = Harness()
+
+    async def body(probe: FeedProbe) -> None:
+        await scenario(probe, harness.exchange)
+
+    async def before() -> None:
+        harness.exchange.hedge = hedge
+
+    return run_scenario(harness, body, before=before, limit=60)
+
+
+def mark_of(probe: FeedProbe, symbol: str) -> Decimal | None:
+    pos = probe.position(symbol)
+    return None if pos is None else pos.mark_price
+
+
+def states(probe: FeedProbe) -> list[str]:
+    return [s.status.state.value for s in probe.statuses]
+
+
+def test_listen_key_expired_is_recreated_and_later_pushes_arrive() -> None:
+    async def scenario(probe: FeedProbe, ex: Any) -> None:
+        await probe.healthy()
+        first = set(ex.listen_keys)
+        await ex.expire_listen_keys()
+        await probe.wait_for(lambda: probe.ctx.counters.get("resyncs", 0) >= 2,
+                             "a resync on a new listenKey")
+        await probe.healthy()
+        assert ex.listen_keys and not ex.listen_keys & first
+        await ex.trade(BTC, Decimal("0.01"))  # the push python-binance would miss
+        await probe.wait_for(lambda: probe.lifecycle(BTC) == ["opened"], "opened after expiry")
+
+    probe = run(scenario)
+    assert probe.ctx.counters["listen_key_recreated"] == 1
+
+
+def test_keepalive_puts_the_key_and_recreates_it_on_1125() -> None:
+    async def scenario(probe: FeedProbe, ex: Any) -> None:
+        await probe.healthy()
+        await probe.wait_for(lambda: ("PUT", "/fapi/v1/listenKey") in ex.requests,
+                             "a keepalive PUT")
+        ex.listen_keys.clear()  # expired without an event: the next PUT says -1125
+        await probe.wait_for(lambda: probe.ctx.counters.get("listen_key_recreated", 0) >= 1,
+                             "the key recreated after -1125")
+        await probe.wait_for(lambda: probe.ctx.counters.get("resyncs", 0) >= 2, "a resync")
+        await probe.healthy()
+        await ex.trade(ETH, Decimal("-1"))
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened"], "opened on the new key")
+
+    probe = run(scenario, keepalive_interval=0.3)
+    assert probe.ctx.counters["keepalives"] >= 1
+
+
+def test_planned_reconnect_is_make_before_break_without_resync() -> None:
+    async def scenario(probe: FeedProbe, ex: Any) -> None:
+        await probe.healthy()
+        await ex.trade(BTC, Decimal("0.01"))
+        await probe.wait_for(lambda: probe.ctx.counters.get("planned_reconnects", 0) >= 4,
+                             "planned reconnects of both sockets")
+        await ex.trade(BTC, Decimal("0.01"))
+        await ex.trade(BTC, Decimal("-0.02"))
+        await probe.wait_for(lambda: probe.lifecycle(BTC) == ["opened", "changed", "closed"],
+                             "the lifecycle across swaps")
+        await probe.quiet()
+
+    probe = run(scenario, max_connection_lifetime=1.0)
+    assert probe.ctx.counters["resyncs"] == 1
+    assert states(probe)[-1] == "healthy" and "reconnecting" not in states(probe)
+    assert probe.lifecycle(BTC) == ["opened", "changed", "closed"]
+
+
+def test_hedge_mode_positions_have_their_own_indexes() -> None:
+    async def scenario(probe: FeedProbe, ex: Any) -> None:
+        await probe.healthy()
+        await ex.trade(BTC, Decimal("0.02"), "LONG")
+        await ex.trade(BTC, Decimal("-0.01"), "SHORT")
+        await probe.wait_for(lambda: len(probe.book.positions) == 2, "both sides open")
+
+    probe = run(scenario, hedge=True)
+    got = {(k.position_idx, p.side.value, p.size) for k, p in probe.book.positions.items()}
+    assert got == {(1, "long", Decimal("0.02")), (2, "short", Decimal("0.01"))}
+    assert probe.lifecycle(BTC) == ["opened", "opened"]
+
+
+def test_a_lost_position_push_is_found_by_its_fill_and_resynced() -> None:
+    async def scenario(probe: FeedProbe, ex: Any) -> None:
+        await probe.healthy()
+        ex.drop_next_account_updates = 1
+        await ex.trade(ETH, Decimal("2"))  # its ACCOUNT_UPDATE never comes, the fill does
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened"],
+                             "the position from the resync")
+
+    probe = run(scenario)
+    assert probe.ctx.counters["position_push_missing"] == 1
+    assert probe.ctx.counters["resyncs"] == 2
+    assert "resyncing" in states(probe)[1:]
+
+
+def test_marks_are_subscribed_only_for_open_symbols() -> None:
+    async def scenario(probe: FeedProbe, ex: Any) -> None:
+        await probe.healthy()
+        assert [s for s in ex.market_sockets.values() if s] == []
+        await ex.trade(BTC, Decimal("0.01"))
+        await probe.wait_for(lambda: {"btcusdt@markPrice@1s"} in ex.market_sockets.values(),
+                             "the BTC mark stream subscribed")
+        ex.marks[BTC] = Decimal("61000")
+        await probe.wait_for(lambda: mark_of(probe, BTC) == Decimal("61000"), "the new mark")
+        await ex.trade(BTC, Decimal("-0.01"))
+        await probe.wait_for(lambda: all(not s for s in ex.market_sockets.values()),
+                             "the BTC mark stream unsubscribed")
+
+    run(scenario)
+
+
+def test_a_stale_mark_stream_degrades_and_recovers() -> None:
+    async def scenario(probe: FeedProbe, ex: Any) -> None:
+        await probe.healthy()
+        await ex.trade(BTC, Decimal("0.01"))
+        await probe.wait_for(lambda: mark_of(probe, BTC) is not None, "a mark")
+        ex.mark_frames_paused = True
+        await probe.wait_for(lambda: probe.state is FeedState.DEGRADED, "degraded (stale)")
+        ex.marks[BTC] = Decimal("59000")  # REST premiumIndex keeps the price moving
+        await probe.wait_for(lambda: mark_of(probe, BTC) == Decimal("59000"),
+                             "the mark from REST while stale")
+        ex.mark_frames_paused = False
+        await probe.healthy("healthy again (fresh)")
+
+    probe = run(scenario)
+    assert any(s.reason == "stale" for s in probe.statuses)
+    assert probe.ctx.counters["stale_marks"] >= 1
+
+
+def test_the_audit_repairs_a_book_that_drifted() -> None:
+    async def scenario(probe: FeedProbe, ex: Any) -> None:
+        await probe.healthy()
+        # changed on the exchange without any push (a lost one nothing else reveals)
+        ex.positions[(ETH, "BOTH")] = Pos(Decimal("3"), Decimal("3000"), ex.now_ms() - 5000)
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened"], "audit repair")
+
+    probe = run(scenario, audit_interval=0.3)
+    assert probe.ctx.counters["audit_mismatches"] >= 1
+
+
+def test_a_leverage_change_is_a_changed_event() -> None:
+    async def scenario(probe: FeedProbe, ex: Any) -> None:
+        await probe.healthy()
+        await ex.trade(BTC, Decimal("0.01"))
+        await probe.wait_for(lambda: probe.lifecycle(BTC) == ["opened"], "opened")
+        await ex._push_user({"e": "ACCOUNT_CONFIG_UPDATE", "E": ex.now_ms(),
+                             "T": ex.now_ms(), "ac": {"s": BTC, "l": 7}})
+        await probe.wait_for(lambda: probe.lifecycle(BTC) == ["opened", "changed"], "changed")
+
+    probe = run(scenario)
+    changed = [e for e in probe.events if e.kind is EventKind.CHANGED]
+    assert changed[0].changes == ("leverage",) and changed[0].position.leverage == 7
+
+
+def test_user_data_comes_from_the_private_route_with_the_listen_key() -> None:
+    """The scripted exchange serves user data only on /private/ws?listenKey= (the old
+    /ws/<listenKey> route opens and stays silent, as Binance's does since 2026-04-23)."""
+    async def scenario(probe: FeedProbe, ex: Any) -> None:
+        await probe.healthy()
+        assert [k for k, _ws in ex.user_sockets] == list(ex.listen_keys)
+        await ex.trade(BTC, Decimal("0.5"))
+        await probe.wait_for(lambda: probe.lifecycle(BTC) == ["opened"], "opened")
+
+    run(scenario)
