@@ -87,6 +87,7 @@ class UserStream:
                     await self._lost(conn, conn.closed.result())
                     conn = None
                 swapping = conn is not None
+                old_key = self.listen_key
                 try:
                     new = await self._connect(buffer=not swapping)
                 except (ConnectionLost, RetryableFeedError) as exc:
@@ -98,6 +99,11 @@ class UserStream:
                     continue
                 old, conn = conn, new
                 self.conn = new
+                if old is not None and self.listen_key != old_key:
+                    # the old key died before the swap: its socket was silent since then
+                    self.ctx.log.warning("planned user-stream reconnect got a new listenKey: "
+                                         "the old one had expired; resyncing")
+                    old.finish("listenKey replaced")
                 if old is None or old.closed.done():
                     if old is not None:  # the old socket died during the swap: a gap
                         await old.close()

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,8 +27,22 @@ from websockets.asyncio.client import ClientConnection
 from .constants import MAX_INCOMING_PER_S
 from .parse import Problem, decode
 
-#: The websockets library's logger for our connections.
+
+class _RedactListenKey(logging.Filter):
+    """websockets logs the handshake's request line at DEBUG: it holds the listenKey,
+    which grants read access to the account's user data while it lives."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any("listenKey=" in str(a) for a in record.args):
+            record.args = tuple(_no_key(str(a)) for a in record.args)
+        elif isinstance(record.msg, str) and "listenKey=" in record.msg:
+            record.msg = _no_key(record.msg)
+        return True
+
+
+#: The websockets library's logger for our connections (listenKeys redacted).
 WS_LOG = logging.getLogger("feedctl.feed.binance_usdm.websockets")
+WS_LOG.addFilter(_RedactListenKey())
 
 
 class ConnectionLost(Exception):
@@ -208,6 +223,8 @@ class Conn:
 
 
 def _no_key(text: str) -> str:
-    """An error text without the listenKey of a private URL."""
-    head, sep, _ = text.partition("listenKey=")
-    return f"{head}{sep}***" if sep else text
+    """``text`` with the value of every ``listenKey=`` replaced by ``***``."""
+    return _KEY.sub(r"\1***", text)
+
+
+_KEY = re.compile(r"(listenKey=)[^&\s\"']+")

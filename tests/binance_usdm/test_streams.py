@@ -194,3 +194,34 @@ def test_user_data_comes_from_the_private_route_with_the_listen_key() -> None:
         await probe.wait_for(lambda: probe.lifecycle(BTC) == ["opened"], "opened")
 
     run(scenario)
+
+
+def test_the_listen_key_is_in_no_log_record() -> None:
+    """It grants read access to the account's user data: websockets' DEBUG handshake
+    lines and our own messages show it as ``***``."""
+    keys: list[str] = []
+
+    async def scenario(probe: FeedProbe, ex: Any) -> None:
+        await probe.healthy()
+        keys.extend(ex.listen_keys)
+        await ex.expire_listen_keys()  # a second key, and the expiry's log lines
+        await probe.wait_for(lambda: probe.ctx.counters.get("resyncs", 0) >= 2, "a resync")
+        keys.extend(ex.listen_keys)
+
+    probe = run(scenario)
+    texts = probe.logs.texts()
+    assert len(keys) == 2 and any("listenKey=***" in t for t in texts.values())
+    assert [n for n, t in texts.items() if any(k in t for k in keys)] == []
+
+
+def test_a_planned_swap_that_gets_a_new_key_resyncs() -> None:
+    """The old key died silently before the swap (no event, no keepalive yet): what it
+    would have carried since is missing, so the swap is a gap."""
+    async def scenario(probe: FeedProbe, ex: Any) -> None:
+        await probe.healthy()
+        ex.listen_keys.clear()
+        await ex.trade(BTC, Decimal("0.01"))  # pushed to nobody
+        await probe.wait_for(lambda: probe.lifecycle(BTC) == ["opened"], "opened by a resync")
+
+    probe = run(scenario, max_connection_lifetime=1.0, fill_confirm_after=30)
+    assert probe.ctx.counters["resyncs"] == 2
