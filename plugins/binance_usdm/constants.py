@@ -35,6 +35,7 @@ PATH_LISTEN_KEY: Final = "/fapi/v1/listenKey"
 PATH_POSITIONS: Final = "/fapi/v3/positionRisk"
 PATH_POSITION_MODE: Final = "/fapi/v1/positionSide/dual"
 PATH_PREMIUM_INDEX: Final = "/fapi/v1/premiumIndex"
+PATH_SYMBOL_CONFIG: Final = "/fapi/v1/symbolConfig"
 
 #: Request weights (IP, per minute) of the calls the feed makes.
 WEIGHTS: Final[dict[tuple[str, str], int]] = {
@@ -45,6 +46,7 @@ WEIGHTS: Final[dict[tuple[str, str], int]] = {
     ("GET", PATH_POSITIONS): 5,
     ("GET", PATH_POSITION_MODE): 30,
     ("GET", PATH_PREMIUM_INDEX): 1,
+    ("GET", PATH_SYMBOL_CONFIG): 5,
 }
 #: USDⓈ-M's REQUEST_WEIGHT limit per minute and IP (exchangeInfo ``rateLimits``).
 WEIGHT_LIMIT_1M: Final = 2400

@@ -95,6 +95,14 @@ class PositionMode(_Wire):
     dual_side: bool = Field(alias="dualSidePosition")
 
 
+class SymbolConfig(_Wire):
+    """One row of ``GET /fapi/v1/symbolConfig``: a symbol's leverage and margin type
+    (positionRisk V3 rows no longer carry the leverage)."""
+
+    symbol: str = Field(min_length=1)
+    leverage: int = Field(gt=0)
+
+
 class ListenKey(_Wire):
     listen_key: str = Field(alias="listenKey", min_length=1)
 

@@ -48,12 +48,13 @@ from .constants import (
     PATH_POSITION_MODE,
     PATH_POSITIONS,
     PATH_PREMIUM_INDEX,
+    PATH_SYMBOL_CONFIG,
     PATH_TIME,
     USED_WEIGHT_HEADER,
     WEIGHT_LIMIT_1M,
     WEIGHTS,
 )
-from .models import ErrorBody, ListenKey, PositionMode, PremiumIndex, ServerTime
+from .models import ErrorBody, ListenKey, PositionMode, PremiumIndex, ServerTime, SymbolConfig
 from .parse import Problem, position_rows
 from .signing import ServerClock, key_header, signed_query
 
@@ -165,6 +166,21 @@ class RestClient:
         except ValidationError:
             raise RetryableFeedError(f"{PATH_POSITION_MODE} answered {str(body)[:120]}"
                                      ) from None
+
+    async def leverages(self) -> dict[str, Decimal]:
+        """Every symbol's leverage (rows that do not parse are counted and skipped)."""
+        body = await self._call("GET", PATH_SYMBOL_CONFIG, signed=True)
+        if not isinstance(body, list):
+            raise RetryableFeedError(f"{PATH_SYMBOL_CONFIG} answered {str(body)[:120]}")
+        out: dict[str, Decimal] = {}
+        for raw in body:
+            try:
+                row = SymbolConfig.model_validate(raw)
+            except ValidationError:
+                self._count("bad_field")
+                continue
+            out[row.symbol] = Decimal(row.leverage)
+        return out
 
     async def positions(self, hedge: bool | None, leverage: dict[str, Decimal]
                         ) -> tuple[list[PositionUpdate], int]:

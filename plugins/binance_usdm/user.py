@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from feedctl import Backoff, PositionKey, PositionUpdate, RetryableFeedError
+from feedctl import Backoff, FatalFeedError, PositionKey, PositionUpdate, RetryableFeedError
 
 from .constants import EVENT_ACCOUNT, EVENT_CONFIG, EVENT_EXPIRED, EVENT_ORDER, IGNORED_EVENTS
 from .parse import (
@@ -265,6 +265,7 @@ class UserStream:
     async def _resync(self) -> None:
         ctx, rest = self.ctx, self.feed.rest
         self.feed.user_resyncing()
+        await self._read_leverage()
         try:
             self.hedge = await rest.hedge_mode()
             rows, as_of = await rest.positions(self.hedge, self.leverage)
@@ -285,6 +286,15 @@ class UserStream:
                      len(rows), len(buffered), "hedge" if self.hedge else "one-way",
                      extra={"as_of_ms": as_of})
         self.feed.user_synced()
+
+    async def _read_leverage(self) -> None:
+        """Best effort: without it positions show no leverage (until a leverage change is
+        pushed); nothing delivered depends on it."""
+        try:
+            self.leverage.update(await self.feed.rest.leverages())
+        except (RetryableFeedError, FatalFeedError) as exc:
+            self.ctx.count("leverage_unavailable")
+            self.ctx.log.warning("symbol leverages not read (positions show none): %s", exc)
 
     # ----------------------------------------------------------------- data
     def _on_data(self, msg: Any, received_ns: int) -> None:

@@ -7,7 +7,8 @@ speaks just enough of Binance's documented protocol, on real loopback sockets, f
 feed's client code to be exercised for real:
 
 * REST: ``/fapi/v1/time``, ``/fapi/v1/listenKey`` (POST/PUT/DELETE, ``X-MBX-APIKEY``),
-  signed ``/fapi/v3/positionRisk`` and ``/fapi/v1/positionSide/dual`` (HMAC over the
+  signed ``/fapi/v3/positionRisk``, ``/fapi/v1/positionSide/dual`` and
+  ``/fapi/v1/symbolConfig`` (HMAC over the
   query, ``timestamp`` within ``recvWindow`` else -1021, bad key -2015), public
   ``/fapi/v1/premiumIndex``; every answer carries ``X-MBX-USED-WEIGHT-1M``; scripted
   answers (status, body, headers) can be queued per path.
@@ -54,6 +55,7 @@ class ScriptedBinance:
         self.marks = {s: Decimal("60000") if s.startswith("BTC") else Decimal("3000")
                       for s in self.symbols}
         self.positions: dict[tuple[str, str], Pos] = {}
+        self.leverage = {s: 20 for s in self.symbols}
         self.listen_keys: set[str] = set()
         self.user_sockets: list[tuple[str, web.WebSocketResponse]] = []
         self.market_sockets: dict[web.WebSocketResponse, set[str]] = {}
@@ -88,6 +90,7 @@ class ScriptedBinance:
         app.router.add_get("/fapi/v3/positionRisk", self._position_risk)
         app.router.add_get("/fapi/v1/positionSide/dual", self._dual)
         app.router.add_get("/fapi/v1/premiumIndex", self._premium)
+        app.router.add_get("/fapi/v1/symbolConfig", self._symbol_config)
         app.router.add_get("/private/ws", self._user_ws)
         app.router.add_get("/market/ws", self._market_ws)
         app.router.add_get("/ws/{key}", self._retired_ws)
@@ -244,6 +247,12 @@ class ScriptedBinance:
     async def _dual(self, request: web.Request) -> web.Response:
         return self._gate(request, True, True) or self._answer(
             request, {"dualSidePosition": self.hedge}, 30)
+
+    async def _symbol_config(self, request: web.Request) -> web.Response:
+        return self._gate(request, True, True) or self._answer(request, [
+            {"symbol": s, "marginType": "CROSSED", "isAutoAddMargin": "false",
+             "leverage": lev, "maxNotionalValue": "1000000"}
+            for s, lev in sorted(self.leverage.items())], 5)
 
     async def _premium(self, request: web.Request) -> web.Response:
         sym = request.query.get("symbol", "")

@@ -170,7 +170,7 @@ def test_the_audit_repairs_a_book_that_drifted() -> None:
     assert probe.ctx.counters["audit_mismatches"] >= 1
 
 
-def test_a_leverage_change_is_a_changed_event() -> None:
+def test_leverage_comes_from_symbol_config_and_a_change_is_a_changed_event() -> None:
     async def scenario(probe: FeedProbe, ex: Any) -> None:
         await probe.healthy()
         await ex.trade(BTC, Decimal("0.01"))
@@ -180,6 +180,7 @@ def test_a_leverage_change_is_a_changed_event() -> None:
         await probe.wait_for(lambda: probe.lifecycle(BTC) == ["opened", "changed"], "changed")
 
     probe = run(scenario)
+    assert probe.events[0].position.leverage == 20  # /fapi/v1/symbolConfig at the resync
     changed = [e for e in probe.events if e.kind is EventKind.CHANGED]
     assert changed[0].changes == ("leverage",) and changed[0].position.leverage == 7
 
