@@ -39,6 +39,9 @@ class BinanceSettings(StrictModel):
     max_connection_lifetime: Duration = 82_800.0
     #: Mark price stream: ``1s`` (``<symbol>@markPrice@1s``) or ``3s`` (``@markPrice``).
     mark_speed: Literal["1s", "3s"] = "1s"
+    #: ``symbol``: one stream per open symbol; ``all``: the all-market stream
+    #: ``!markPrice@arr[@1s]`` (one subscription, every symbol's mark, filtered here).
+    mark_stream: Literal["symbol", "all"] = "symbol"
     #: A wanted symbol without a mark price this long is stale (degraded); None: three
     #: stream periods (3 s for ``1s``, 9 s for ``3s``).
     stale_after: Duration | None = None
@@ -85,6 +88,10 @@ class BinanceSettings(StrictModel):
     @property
     def mark_suffix(self) -> str:
         return "@markPrice@1s" if self.mark_speed == "1s" else "@markPrice"
+
+    @property
+    def all_stream(self) -> str:
+        return "!markPrice@arr@1s" if self.mark_speed == "1s" else "!markPrice@arr"
 
     @property
     def stale_limit(self) -> float:

@@ -1,4 +1,6 @@
-"""The market-data socket: ``<symbol>@markPrice[@1s]`` for every open position's symbol.
+"""The market-data socket: ``<symbol>@markPrice[@1s]`` for every open position's symbol
+(or, with ``mark_stream = "all"``, the one ``!markPrice@arr[@1s]`` stream of every symbol,
+filtered to the open ones).
 
 The feed says which symbols it wants (``want``); the stream sends ``SUBSCRIBE`` /
 ``UNSUBSCRIBE`` method frames in batches, paced under Binance's 10 incoming messages
@@ -37,6 +39,8 @@ class _Session:
         self.subscribed: dict[str, int] = {}
         self.resubscribed: set[str] = set()
         self.opened_ns = time.time_ns()
+        #: ``mark_stream = "all"``: the all-market stream is subscribed
+        self.all_stream = False
 
 
 class MarketStream:
@@ -161,6 +165,9 @@ class MarketStream:
 
     # ----------------------------------------------------------------- subscriptions
     async def _sync(self, sess: _Session) -> None:
+        if self.s.mark_stream == "all":
+            await self._sync_all(sess)
+            return
         subs = sess.subscribed
         remove = sorted(s for s in subs if s not in self.wanted)
         for i in range(0, len(remove), PER_REQUEST):
@@ -175,6 +182,32 @@ class MarketStream:
         add = sorted(s for s in self.wanted if s not in subs and s not in self.rejected)
         for i in range(0, len(add), PER_REQUEST):
             await self._subscribe(sess, add[i:i + PER_REQUEST])
+
+    async def _sync_all(self, sess: _Session) -> None:
+        """One ``!markPrice@arr[@1s]`` stream while any symbol is wanted; each wanted
+        symbol counts as subscribed from the stream's answer (or its own wanting)."""
+        stream, subs = self.s.all_stream, sess.subscribed
+        want = bool(self.wanted - self.rejected)
+        if want and not sess.all_stream:
+            try:
+                await sess.conn.request("SUBSCRIBE", [stream])
+            except RequestRejected as exc:
+                self.rejected |= self.wanted
+                self.ctx.count("subscribe_rejected")
+                self.ctx.log.warning("market: SUBSCRIBE %s rejected: %s", stream, exc)
+                return
+            sess.all_stream = True
+        elif not want and sess.all_stream:
+            with contextlib.suppress(RequestRejected):
+                await sess.conn.request("UNSUBSCRIBE", [stream])
+            sess.all_stream = False
+        now = time.time_ns()
+        for sym in [s for s in subs if s not in self.wanted]:
+            subs.pop(sym, None)
+            sess.resubscribed.discard(sym)
+        if sess.all_stream:
+            for sym in self.wanted - self.rejected:
+                subs.setdefault(sym, now)
 
     async def _subscribe(self, sess: _Session, symbols: list[str]) -> None:
         try:
@@ -227,7 +260,8 @@ class MarketStream:
         batch = sorted(stale)
         self.ctx.count("resubscribes", len(batch))
         self.ctx.log.warning("market: stale mark prices, resubscribing %s", batch)
-        streams = [self.stream_of(s) for s in batch]
+        streams = ([self.s.all_stream] if self.s.mark_stream == "all"
+                   else [self.stream_of(s) for s in batch])
         for method in ("UNSUBSCRIBE", "SUBSCRIBE"):
             try:
                 await sess.conn.request(method, streams)
@@ -266,13 +300,20 @@ class MarketStream:
         if wake:
             self._wake.set()
 
+    def _subscriptions(self, sess: _Session | None) -> list[str]:
+        if sess is None:
+            return []
+        if self.s.mark_stream == "all":
+            return [self.s.all_stream] if sess.all_stream else []
+        return sorted(self.stream_of(s) for s in sess.subscribed)
+
     def details(self) -> dict[str, Any]:
         sess = self.session
         return {
             "url": self.url(),
             "connected": bool(sess and sess.conn.alive),
             "age_s": round(sess.conn.age(), 3) if sess else None,
-            "subscriptions": sorted(self.stream_of(s) for s in sess.subscribed) if sess else [],
+            "subscriptions": self._subscriptions(sess),
             "wanted": sorted(self.wanted),
             "rejected": sorted(self.rejected),
             "stale": sorted(self.stale),

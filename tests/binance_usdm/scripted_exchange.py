@@ -300,7 +300,8 @@ class ScriptedBinance:
                     continue
                 frame = json.loads(msg.data)
                 method, params = frame.get("method"), frame.get("params") or []
-                bad = [p for p in params if p.split("@")[0].upper() not in self.marks]
+                bad = [p for p in params if p.split("@")[0].upper() not in self.marks
+                       and not p.startswith("!markPrice@arr")]
                 if bad:
                     await ws.send_str(json.dumps({"error": {"code": 2, "msg": f"Invalid "
                                                   f"request: unknown stream {bad[0]}"},
@@ -322,7 +323,13 @@ class ScriptedBinance:
                 continue
             now = self.now_ms()
             for ws, streams in list(self.market_sockets.items()):
-                for stream in sorted(streams):
+                if any(s.startswith("!markPrice@arr") for s in streams):
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await ws.send_str(json.dumps([
+                            {"e": "markPriceUpdate", "E": now, "s": sym, "p": str(price),
+                             "i": str(price), "P": "0", "r": "0.0001", "T": now + 3_600_000}
+                            for sym, price in sorted(self.marks.items())]))
+                for stream in sorted(s for s in streams if not s.startswith("!")):
                     sym = stream.split("@")[0].upper()
                     with contextlib.suppress(ConnectionError, RuntimeError):
                         await ws.send_str(json.dumps({

@@ -16,3 +16,15 @@ class TestBinanceUsdm(FeedContract):
     @pytest.fixture
     def feedctl_harness(self) -> FeedHarness:
         return BinanceHarness()
+
+
+class _AllMarketHarness(BinanceHarness):
+    settings = {**BinanceHarness.settings, "mark_stream": "all"}
+
+
+class TestBinanceUsdmAllMarketStream(FeedContract):
+    """The same contract with marks from ``!markPrice@arr@1s``."""
+
+    @pytest.fixture
+    def feedctl_harness(self) -> FeedHarness:
+        return _AllMarketHarness()

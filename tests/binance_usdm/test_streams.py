@@ -226,3 +226,20 @@ def test_a_planned_swap_that_gets_a_new_key_resyncs() -> None:
 
     probe = run(scenario, max_connection_lifetime=1.0, fill_confirm_after=30)
     assert probe.ctx.counters["resyncs"] == 2
+
+
+def test_the_all_market_stream_gives_marks_of_open_symbols_only() -> None:
+    async def scenario(probe: FeedProbe, ex: Any) -> None:
+        await probe.healthy()
+        await ex.trade(ETH, Decimal("1"))
+        await probe.wait_for(lambda: {"!markPrice@arr@1s"} in ex.market_sockets.values(),
+                             "the all-market stream subscribed")
+        ex.marks[ETH] = Decimal("3100.5")
+        await probe.wait_for(lambda: mark_of(probe, ETH) == Decimal("3100.5"), "ETH's mark")
+        await probe.quiet()
+        assert probe.state is FeedState.HEALTHY and probe.position(BTC) is None
+        await ex.trade(ETH, Decimal("-1"))
+        await probe.wait_for(lambda: all(not s for s in ex.market_sockets.values()),
+                             "unsubscribed when nothing is open")
+
+    run(scenario, mark_stream="all")
