@@ -61,6 +61,8 @@ class ScriptedBinance:
         self.market_sockets: dict[web.WebSocketResponse, set[str]] = {}
         self.outage = False
         self.drop_next_account_updates = 0
+        #: send a fill's ORDER_TRADE_UPDATE before its ACCOUNT_UPDATE (both orders occur)
+        self.fill_first = False
         self.used_weight = 0
         self.scripted: dict[str, deque[tuple[int, Any, dict[str, str]]]] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path) answered
@@ -129,12 +131,16 @@ class ScriptedBinance:
         pos.amount = new
         t = self.now_ms()
         pos.update_ms = t
-        await self._push_account(symbol, position_side, pos, t)
+        if not self.fill_first:
+            await self._push_account(symbol, position_side, pos, t)
         await self._push_user({"e": "ORDER_TRADE_UPDATE", "E": t + 1, "T": t, "o": {
             "s": symbol, "c": "x", "S": "BUY" if qty > 0 else "SELL", "o": "MARKET",
             "f": "GTC", "q": str(abs(qty)), "p": "0", "ap": str(price), "sp": "0",
             "x": "TRADE", "X": "FILLED", "i": 1, "l": str(abs(qty)), "z": str(abs(qty)),
             "L": str(price), "T": t, "t": 1, "ps": position_side, "rp": "0"}})
+        if self.fill_first:
+            await asyncio.sleep(0.2)
+            await self._push_account(symbol, position_side, pos, t)
 
     async def _push_account(self, symbol: str, side: str, pos: Pos, t: int) -> None:
         if self.drop_next_account_updates > 0:

@@ -4,6 +4,7 @@ reconnects, hedge mode, lost pushes, marks only for open symbols, audit, leverag
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
@@ -243,3 +244,18 @@ def test_the_all_market_stream_gives_marks_of_open_symbols_only() -> None:
                              "unsubscribed when nothing is open")
 
     run(scenario, mark_stream="all")
+
+
+def test_a_fill_before_its_position_push_is_no_lost_push() -> None:
+    async def scenario(probe: FeedProbe, ex: Any) -> None:
+        await probe.healthy()
+        ex.fill_first = True
+        await ex.trade(BTC, Decimal("0.01"))
+        await ex.trade(BTC, Decimal("-0.01"))
+        await probe.wait_for(lambda: probe.lifecycle(BTC) == ["opened", "closed"], "both")
+        await asyncio.sleep(1.2)  # past fill_confirm_after
+
+    probe = run(scenario)
+    assert probe.ctx.counters["fills"] == 2
+    assert "position_push_missing" not in probe.ctx.counters
+    assert probe.ctx.counters["resyncs"] == 1
