@@ -43,6 +43,7 @@ from .config import BinanceSettings
 from .constants import (
     ERR_NO_LISTEN_KEY,
     ERR_TIMESTAMP,
+    ERR_TOO_MANY,
     FATAL_CODES,
     PATH_LISTEN_KEY,
     PATH_POSITION_MODE,
@@ -303,6 +304,11 @@ class RestClient:
                                  f"{setting_hint(self._profile, setting)}{extra}")
         if err.code == ERR_NO_LISTEN_KEY:
             raise ListenKeyGone(f"listenKey gone (-1125: {msg})")
+        if err.code == ERR_TOO_MANY:  # weight exhausted: the next minute has room
+            self._count("rate_limited")
+            now = self.clock.now_ms()
+            raise _Retry(f"HTTP {status} code {err.code}: {msg}",
+                         wait=(60_000 - now % 60_000) / 1000, code=err.code)
         tag = " (clock skew: re-measuring)" if err.code == ERR_TIMESTAMP else ""
         raise _Retry(f"HTTP {status} code {err.code}{tag}: {msg}", code=err.code)
 
