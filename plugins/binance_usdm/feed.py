@@ -169,8 +169,11 @@ class BinanceFeed(Feed):
         self._refresh(reason)
 
     def sync_subscriptions(self) -> None:
-        """Want a mark price for every open position's symbol."""
+        """Want a mark price for every open position's symbol (a symbol wanted while the
+        market socket is down has no price: the feed is degraded at once)."""
         self.market.want({symbol for _cat, symbol in self.ctx.open_symbols()})
+        if self.phase == "synced" and self.market.down is not None:
+            self._refresh("stale")
 
     # ----------------------------------------------------------------- stale marks
     async def _stale_marks_loop(self) -> None:

@@ -60,6 +60,7 @@ class ScriptedBinance:
         self.user_sockets: list[tuple[str, web.WebSocketResponse]] = []
         self.market_sockets: dict[web.WebSocketResponse, set[str]] = {}
         self.outage = False
+        self.market_refused = False  # the market route refuses handshakes (REST works)
         self.drop_next_account_updates = 0
         #: send a fill's ORDER_TRADE_UPDATE before its ACCOUNT_UPDATE (both orders occur)
         self.fill_first = False
@@ -294,7 +295,7 @@ class ScriptedBinance:
         return ws
 
     async def _market_ws(self, request: web.Request) -> web.StreamResponse:
-        if self.outage:
+        if self.outage or self.market_refused:
             return web.Response(status=503)
         ws = web.WebSocketResponse()
         await ws.prepare(request)

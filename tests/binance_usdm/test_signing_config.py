@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from feedctl.plugins.binance_usdm.config import BinanceSettings
+from feedctl.plugins.binance_usdm.config import BinanceEndpoints, BinanceSettings
 from feedctl.plugins.binance_usdm.plugin import KIND
 from feedctl.plugins.binance_usdm.signing import key_header, signature, signed_query
 
@@ -52,3 +52,12 @@ def test_mark_stream_and_staleness_follow_the_speed() -> None:
 def test_the_kind_claims_resync_and_needs_credentials() -> None:
     assert KIND.name == "binance_usdm" and KIND.requires_credentials
     assert "resync" in KIND.capabilities
+
+
+def test_endpoints_must_be_urls_of_the_right_scheme() -> None:
+    from feedctl.plugins.binance_usdm.constants import DEFAULT_ENDPOINTS
+
+    for env in DEFAULT_ENDPOINTS.values():
+        BinanceEndpoints.model_validate(env)
+    with pytest.raises(ValidationError, match="ws:// or wss://"):
+        BinanceEndpoints(rest="https://h", market_ws="https://h/market", private_ws="wss://h")

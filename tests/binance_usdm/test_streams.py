@@ -259,3 +259,21 @@ def test_a_fill_before_its_position_push_is_no_lost_push() -> None:
     assert probe.ctx.counters["fills"] == 2
     assert "position_push_missing" not in probe.ctx.counters
     assert probe.ctx.counters["resyncs"] == 1
+
+
+def test_a_position_opened_while_the_market_socket_is_down_degrades_at_once() -> None:
+    async def scenario(probe: FeedProbe, ex: Any) -> None:
+        await probe.healthy()
+        ex.market_refused = True
+        for ws in list(ex.market_sockets):
+            await ws.close()
+        await probe.wait_for(lambda: probe.feed is not None
+                             and probe.feed.market.down is not None, "the market socket down")
+        assert probe.state is FeedState.HEALTHY  # nothing open: no price is missing
+        await ex.trade(BTC, Decimal("0.01"))
+        await probe.wait_for(lambda: probe.state is FeedState.DEGRADED, "degraded")
+        await probe.wait_for(lambda: mark_of(probe, BTC) is not None, "a mark from REST")
+        ex.market_refused = False
+        await probe.healthy("healthy once the market socket is back")
+
+    run(scenario)
