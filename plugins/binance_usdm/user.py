@@ -278,6 +278,8 @@ class UserStream:
             if row.leverage is not None:
                 self.leverage.setdefault(row.symbol, row.leverage)
         ctx.reconcile(rows, as_of_ms=as_of)
+        # the snapshot reflects every fill before it: none of those waits for a push
+        self.pending_fills = {k: v for k, v in self.pending_fills.items() if v[0] > as_of}
         buffered, self._buffer = self._buffer or [], None
         for event in sorted(buffered, key=user_order):
             self._handle(event, int(event.get("_received_ns", time.time_ns())))

@@ -277,3 +277,20 @@ def test_a_position_opened_while_the_market_socket_is_down_degrades_at_once() ->
         await probe.healthy("healthy once the market socket is back")
 
     run(scenario)
+
+
+def test_a_resync_settles_every_fill_it_covers() -> None:
+    """Two pushes lost 0.5 s apart: the first fill's resync covers the second fill too,
+    which then causes no resync of its own."""
+    async def scenario(probe: FeedProbe, ex: Any) -> None:
+        await probe.healthy()
+        ex.drop_next_account_updates = 2
+        await ex.trade(BTC, Decimal("0.01"))
+        await asyncio.sleep(0.5)
+        await ex.trade(ETH, Decimal("1"))
+        await probe.wait_for(lambda: len(probe.book.positions) == 2, "both from the resync")
+        await asyncio.sleep(1.5)  # past the second fill's deadline
+
+    probe = run(scenario)
+    assert probe.ctx.counters["position_push_missing"] == 1
+    assert probe.ctx.counters["resyncs"] == 2
