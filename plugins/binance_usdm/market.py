@@ -284,6 +284,9 @@ class MarketStream:
             self.feed.report(Problem("unexpected_event", f"market event {msg.get('e')!r}"),
                              "market")
             return
+        if isinstance(msg, list):  # the all-market array: only the open symbols matter
+            wanted = self.wanted
+            msg = [m for m in msg if not isinstance(m, dict) or m.get("s") in wanted]
         marks, problems = mark_prices(msg)
         for p in problems:
             self.feed.report(p, "market")
