@@ -40,13 +40,16 @@ def endpoints_of(ctx: FeedContext) -> BinanceEndpoints:
     eps: Any = ctx.endpoints
     if isinstance(eps, BinanceEndpoints):
         return eps
+    given: dict[str, Any] = eps.model_dump() if hasattr(eps, "model_dump") else {}
+    values = {k: given[k] for k in BinanceEndpoints.model_fields if k in given}
     try:
-        return BinanceEndpoints.model_validate(eps.model_dump())
-    except (ValidationError, AttributeError) as exc:
-        names = ", ".join(setting_hint(ctx.profile, k, "ENDPOINTS")
-                          for k in ("rest", "market_ws", "private_ws"))
-        raise FatalFeedError(f"binance_usdm needs the endpoints rest, market_ws and "
-                             f"private_ws (set {names}): {exc.__class__.__name__}") from None
+        return BinanceEndpoints.model_validate(values)
+    except ValidationError as exc:
+        bad = [str(e["loc"][0]) for e in exc.errors() if e.get("loc")]
+        names = ", ".join(setting_hint(ctx.profile, k, "ENDPOINTS") for k in bad)
+        raise FatalFeedError(f"binance_usdm needs the endpoints {', '.join(bad)} "
+                             f"(missing or not a URL of the right scheme): set {names}"
+                             ) from None
 
 
 class BinanceFeed(Feed):
