@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from feedctl import Backoff
 
+from .constants import MAX_STREAMS_PER_CONNECTION
 from .parse import Problem, mark_prices
 from .ws import Conn, ConnectionLost, RequestRejected
 
@@ -58,6 +59,7 @@ class MarketStream:
         self.session: _Session | None = None
         self._wake = asyncio.Event()
         self._backoff = Backoff(self.s.backoff_base, self.s.backoff_cap)
+        self._overflow = 0
 
     def url(self) -> str:
         return self.feed.endpoints.market_ws.rstrip("/") + "/ws"
@@ -180,6 +182,16 @@ class MarketStream:
                 subs.pop(sym, None)
                 sess.resubscribed.discard(sym)
         add = sorted(s for s in self.wanted if s not in subs and s not in self.rejected)
+        room = MAX_STREAMS_PER_CONNECTION - len(subs)
+        over = max(0, len(add) - room)
+        if over and over != self._overflow:  # Binance's per-connection limit
+            self.ctx.count("subscription_overflow", over)
+            self.ctx.log.error("market: %d streams wanted beyond the %d one connection may "
+                               "hold; %s and later get no price (mark_stream = \"all\" "
+                               "has no such limit)", over, MAX_STREAMS_PER_CONNECTION,
+                               add[room])
+        self._overflow = over
+        add = add[:max(0, room)]
         for i in range(0, len(add), PER_REQUEST):
             await self._subscribe(sess, add[i:i + PER_REQUEST])
 
