@@ -294,3 +294,18 @@ def test_a_resync_settles_every_fill_it_covers() -> None:
     probe = run(scenario)
     assert probe.ctx.counters["position_push_missing"] == 1
     assert probe.ctx.counters["resyncs"] == 2
+
+
+def test_streams_beyond_the_connection_limit_are_counted_and_stale(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("feedctl.plugins.binance_usdm.market.MAX_STREAMS_PER_CONNECTION", 1)
+
+    async def scenario(probe: FeedProbe, ex: Any) -> None:
+        await probe.healthy()
+        await ex.trade(BTC, Decimal("0.01"))
+        await ex.trade(ETH, Decimal("1"))
+        await probe.wait_for(lambda: probe.ctx.status.stale_symbols == (ETH,), "ETH stale")
+        assert probe.state is FeedState.DEGRADED and mark_of(probe, BTC) is not None
+
+    probe = run(scenario, stale_mark_interval=0)
+    assert probe.ctx.counters["subscription_overflow"] == 1
