@@ -23,6 +23,7 @@ after a crash, redelivered events have the ids they had; see ``stream.meta``).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections import deque
 from collections.abc import Sequence
@@ -108,6 +109,7 @@ class RemoteEventStream:
         #: Where the event last returned came from.
         self.meta: EntryMeta | None = None
         self.gaps = 0
+        self.reconnects = 0
 
     def __aiter__(self) -> RemoteEventStream:
         return self
@@ -116,10 +118,30 @@ class RemoteEventStream:
         if not self._started:
             await self._start()
         while not self._ready:
-            await self._ack()
-            await self._read()
+            try:
+                await self._ack()
+                await self._read()
+            except Exception as exc:
+                if not _redis_down(exc):
+                    raise
+                self.reconnects += 1  # Redis down or restarting: try again
+                await asyncio.sleep(min(2.0, 0.1 * 2 ** min(self.reconnects, 5)))
+                await self._after_outage(exc)
+                continue
+            self.reconnects = 0
         event, self.meta = self._ready.popleft()
         return event
+
+    async def _after_outage(self, exc: BaseException) -> None:
+        """A group that Redis no longer has (restarted without persistence): join it
+        again from a fresh snapshot, after saying so with a gap."""
+        if self.rs.group is None or "NOGROUP" not in str(exc):
+            return
+        for acc in self._accounts.values():
+            self._ready.append((GapEvent(account=acc.name, expected=acc.last, got="0-0"),
+                                EntryMeta(acc.name, None, None)))
+            self.gaps += 1
+            await self._join_group(acc)
 
     # ------------------------------------------------------------------ start
     async def _start(self) -> None:
@@ -301,3 +323,15 @@ class RemoteEventStream:
                 if g.get("name") == self.rs.group:
                     out[name] = g.get("lag")
         return out
+
+
+def _redis_down(exc: BaseException) -> bool:
+    """Redis cannot be reached or lost the group: a reason to retry, not to stop."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import ResponseError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError | TimeoutError):
+        return True
+    return isinstance(exc, ResponseError) and ("NOGROUP" in str(exc) or
+                                               "LOADING" in str(exc))

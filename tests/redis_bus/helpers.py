@@ -68,3 +68,47 @@ class Reader:
 
     def gaps(self) -> list[GapEvent]:
         return [e for e in self.events if isinstance(e, GapEvent)]
+
+
+def replay(events: list[Any]) -> dict[tuple[str, Any], str]:
+    """Positions by (account, key) after applying ``events`` as a consumer keeping
+    positions by key does (a gap resets the account: a fresh snapshot follows)."""
+    state: dict[tuple[str, Any], str] = {}
+    for ev in events:
+        if isinstance(ev, GapEvent):
+            for k in [k for k in state if k[0] == ev.account]:
+                del state[k]
+        if not isinstance(ev, PositionEvent) or not ev.kind.is_lifecycle or ev.past:
+            continue
+        k = (ev.position.account, ev.position.key)
+        if ev.kind.value == "closed":
+            state.pop(k, None)
+        else:
+            state[k] = position_state(ev.position)
+    return state
+
+
+def position_state(pos: Any) -> str:
+    from feedctl.plugins.redis_bus.outbox import signature
+
+    return signature(pos)
+
+
+def book_state(session: Session) -> dict[tuple[str, Any], str]:
+    assert session.router is not None
+    return {(p.account, k): position_state(p) for k, p in session.router.delivered.items()}
+
+
+async def trade(ctl: SimControl, rounds: int, pause: float = 0.05) -> None:
+    """Open, change and close positions on three symbols, quickly."""
+    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    for i in range(rounds):
+        sym = symbols[i % 3]
+        step = (i // 3) % 3
+        if step == 0:
+            await ctl.set_position(sym, "Buy", "0.5")
+        elif step == 1:
+            await ctl.set_position(sym, "Buy", "0.7")
+        else:
+            await ctl.close_position(sym)
+        await asyncio.sleep(pause)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from feedctl import EventKind, PositionEvent, RemoteSession, StatusEvent
 from tests.conftest import run_async
 from tests.redis_bus.conftest import RedisServer
-from tests.redis_bus.helpers import Reader, publishing, wait_until_published
+from tests.redis_bus.helpers import Reader, publisher, publishing, wait_until_published
 from tests.rollout.conftest import collector, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -49,3 +50,74 @@ def test_a_remote_consumer_gets_the_same_json_as_jsonl(tmp_path: Path,
     kinds = [e for e in want if '"type":"position"' in e]
     assert len(kinds) >= 3  # opened, changed, closed at least
     assert got == want
+
+
+def test_snapshot_and_tail_while_publishing_goes_on_has_no_gap_and_no_duplicate(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    """Readers that join at different moments of a busy stream each end with the book's
+    positions, every event id once, and no gap."""
+    from tests.redis_bus.helpers import book_state, replay, trade
+
+    async def main() -> tuple[list[Reader], dict[Any, str]]:
+        async with publishing(tmp_path, redis_server.url) as (_, ctl, session):
+            readers: list[Reader] = []
+            sessions: list[RemoteSession] = []
+            trader = asyncio.create_task(trade(ctl, 40, pause=0.04))
+            for _ in range(4):
+                rs = RemoteSession(redis_server.url, accounts=["main"])
+                await rs.start()
+                sessions.append(rs)
+                readers.append(Reader(rs))
+                await asyncio.sleep(0.4)
+            await trader
+            await wait_for(lambda: not publisher(session).depth(), 5)
+            want = book_state(session)
+            await wait_for(lambda: all(replay(r.events) == want for r in readers), 5)
+            for r in readers:
+                await r.close()
+            for rs in sessions:
+                await rs.stop()
+            return readers, want
+
+    readers, want = run_async(main())
+    assert want, "the trader left positions open"
+    for r in readers:
+        assert not r.gaps()
+        ids = r.ids()
+        assert len(ids) == len(set(ids)), "an event id arrived twice"
+        assert replay(r.events) == want
+    assert len(readers[0].ids()) > len(readers[-1].ids())  # the last joined later
+
+
+def test_a_reader_whose_position_was_trimmed_away_gets_a_gap_then_a_fresh_snapshot(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    import redis.asyncio as aioredis
+
+    from tests.redis_bus.helpers import book_state, replay
+
+    async def main() -> tuple[list[Any], dict[Any, str]]:
+        async with publishing(tmp_path, redis_server.url) as (_, ctl, session), \
+                RemoteSession(redis_server.url, accounts=["main"]) as rs:
+            stream = rs.events()
+            await ctl.set_position("BTCUSDT", "Buy", "0.5")
+            got = [await anext(stream)]  # the snapshot's first event
+            await wait_for(lambda: session.router.delivered, 5)
+            await ctl.set_position("ETHUSDT", "Sell", "1")
+            await wait_for(lambda: len(session.router.delivered) == 2, 5)
+            await wait_until_published(session)
+            r = aioredis.from_url(redis_server.url)
+            await r.xtrim("feedctl:events:main", maxlen=0)  # what MAXLEN does to a laggard
+            await r.aclose()
+            await ctl.close_position("BTCUSDT")
+            async with asyncio.timeout(5):
+                while not any(getattr(e, "type", "") == "gap" for e in got) or \
+                        replay(got) != book_state(session):
+                    got.append(await anext(stream))
+            return got, book_state(session)
+
+    got, want = run_async(main())
+    gap_at = next(i for i, e in enumerate(got) if getattr(e, "type", "") == "gap")
+    after = got[gap_at + 1:]
+    assert after and all(getattr(e, "synthetic", True) or e.type == "status"
+                         for e in after[:len(want)])
+    assert replay(got) == want
