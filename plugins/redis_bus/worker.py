@@ -89,6 +89,16 @@ class Worker:
             await self._drop_lease(account)
             return
         self.sessions[account] = session
+        # a session's first start imports its feeds' libraries and may hold the loop
+        # for a while: renew at once (it fails if the lease expired meanwhile)
+        with contextlib.suppress(*DOWN):
+            await lease.renew()
+        if not lease.held:
+            log.warning("the session of account %s took longer to start than the lease "
+                        "time (redis_bus.lease_ttl = %ss): lease lost", account,
+                        self.settings.lease_ttl)
+            await self._stop_session(account)
+            return
         log.info("serving account", extra={"account": account, "token": lease.token})
 
     async def _stop_session(self, account: str) -> None:

@@ -141,7 +141,8 @@ def test_event_ids_count_lifecycles_and_events_within_them(tmp_path: Path,
             return reader.ids()
 
     base = "bybit:main:linear:BTCUSDT:0"
-    assert run_async(main(), timeout=40) == [f"{base}:1:0", f"{base}:1:1", f"{base}:1:2", f"{base}:2:0"]
+    assert run_async(main(), timeout=40) == [
+        f"{base}:1:0", f"{base}:1:1", f"{base}:1:2", f"{base}:2:0"]
 
 
 def test_no_secret_is_written_to_any_key(tmp_path: Path, redis_server: RedisServer) -> None:
