@@ -9,6 +9,7 @@ dirty account from the book once its feed is synced, and backs off while Redis i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -44,6 +45,7 @@ class Publisher:
         self._marks = redis.register_script(MARKS)
         self._wake = asyncio.Event()
         self.connected: bool | None = None
+        self._lag_due = 0.0
         self.metrics.outboxes.append(self.boxes)
 
     # ---------------------------------------------------------------- producer side
@@ -81,6 +83,24 @@ class Publisher:
                     log.info("redis reachable again")
                 self.connected = True
             backoff.reset()
+            if time.monotonic() >= self._lag_due:
+                self._lag_due = time.monotonic() + 1.0
+                with contextlib.suppress(*DOWN):
+                    await self._read_lag()
+
+    async def _read_lag(self) -> None:
+        """Consumer groups' lag on this session's accounts, for the metrics."""
+        for account, box in self.boxes.items():
+            if box.dirty:
+                continue
+            async with asyncio.timeout(self.settings.timeout):
+                groups = await self.redis.xinfo_groups(self.keys.events(account))
+            for k in [k for k in self.metrics.consumer_lag if k[0] == account]:
+                del self.metrics.consumer_lag[k]
+            for g in groups:
+                lag = g.get("lag")
+                if lag is not None:
+                    self.metrics.consumer_lag[(account, str(g.get("name")))] = int(lag)
 
     async def drain(self, seconds: float = 1.0) -> None:
         """Write what waits (at shutdown), for at most ``seconds``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -63,7 +64,7 @@ async def exchange_state(ctl: SimControl) -> dict[str, str]:
 
 
 def reader_state(reader: Reader) -> dict[str, str]:
-    return {k[1].symbol: __import__("json").loads(v)["size"]
+    return {k[1].symbol: json.loads(v)["size"]
             for k, v in replay(reader.events).items()}
 
 
