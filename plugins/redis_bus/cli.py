@@ -116,8 +116,9 @@ def status_command(url: str | None, prefix: str, as_json: bool) -> None:
 
 
 @click.command("worker")
-@click.option("--profile", "-p", default=None, envvar="FEEDCTL_PROFILE", show_envvar=True,
-              help="Profile whose accounts this worker shares with its peers.")
+@click.option("--profile", "-p", "profiles", multiple=True,
+              help="Profile whose accounts this worker shares with its peers (repeatable; "
+                   "default: $FEEDCTL_PROFILE, else sim).")
 @click.option("--settings", "settings_path", default=None, type=click.Path(dir_okay=False))
 @redis_option
 @click.option("--for", "seconds", default=None, type=float, help="Stop after this many s.")
@@ -125,7 +126,7 @@ def status_command(url: str | None, prefix: str, as_json: bool) -> None:
               "host-pid).")
 @click.option("--metrics-port", default=None, type=int,
               help="Serve the bus's Prometheus metrics on 127.0.0.1:PORT/metrics.")
-def worker_command(profile: str | None, settings_path: str | None, url: str | None,
+def worker_command(profiles: tuple[str, ...], settings_path: str | None, url: str | None,
                    seconds: float | None, owner: str | None, metrics_port: int | None) -> None:
     """Serve a profile's accounts with peers: leases in Redis, events to Redis Streams."""
     from feedctl import build_plugin_manager
@@ -135,12 +136,14 @@ def worker_command(profile: str | None, settings_path: str | None, url: str | No
     overrides: dict[str, Any] = {"redis_bus": {"url": url}} if url else {}
     pm = build_plugin_manager()
 
-    def make_session() -> Session:
+    chosen_profiles: list[str | None] = list(profiles) or [None]
+
+    def make_session(profile: str | None) -> Session:
         return Session(profile, settings_path=settings_path, overrides=overrides,
                        plugin_manager=pm)
 
     try:
-        probe = make_session()
+        probe = make_session(chosen_profiles[0])
         settings, chosen = bus_settings(probe, url)
     except ConfigError as exc:
         click.echo(f"ERROR: {exc}", err=True)
@@ -156,7 +159,7 @@ def worker_command(profile: str | None, settings_path: str | None, url: str | No
             from .serve import serve_metrics
 
             server = await serve_metrics(metrics_port)
-        worker = Worker(make_session, settings, chosen, owner)
+        worker = Worker(make_session, chosen_profiles, settings, chosen, owner)
         task = asyncio.create_task(worker.run(stop))
         waiter = asyncio.create_task(_until(stop, seconds))
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)

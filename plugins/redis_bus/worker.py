@@ -29,10 +29,16 @@ log = logging.getLogger("feedctl.redis_bus.worker")
 
 
 class Worker:
-    def __init__(self, make_session: Any, settings: BusSettings, url: str,
-                 owner: str | None = None) -> None:
-        #: () -> Session: a fresh (unstarted) session of the profile.
+    """Serves its share of the accounts of ``profiles``: with W live workers (each keeps a
+    heartbeat key), at most ceil(accounts / W) accounts; past its share (a peer joined)
+    it hands one back per round, so accounts spread over the workers."""
+
+    def __init__(self, make_session: Any, profiles: list[str | None], settings: BusSettings,
+                 url: str, owner: str | None = None) -> None:
+        #: (profile) -> Session: a fresh (unstarted) session of the profile.
         self.make_session = make_session
+        self.profiles = profiles
+        self.profile_of: dict[str, str | None] = {}
         self.settings = settings
         self.url = url
         self.owner = owner or owner_name()
@@ -44,8 +50,13 @@ class Worker:
         self._wake = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
-        probe = self.make_session()
-        accounts = profile_accounts(probe.settings)
+        for profile in self.profiles:
+            for account in profile_accounts(self.make_session(profile).settings):
+                if account in self.profile_of:
+                    raise ConfigError(f"account {account!r} is in two profiles "
+                                      f"({self.profile_of[account]!r}, {profile!r})")
+                self.profile_of[account] = profile
+        accounts = list(self.profile_of)
         self.redis = client(self.url, timeout=self.settings.timeout)
         log.info("worker started", extra={"owner": self.owner, "redis": safe_url(self.url),
                                           "accounts": ",".join(accounts)})
@@ -54,8 +65,11 @@ class Worker:
                                    self.settings.lease_ttl, on_change=self._changed)
         try:
             while not stop.is_set():
+                share = await self._share(len(accounts))
                 for account in accounts:
-                    await self._step(account)
+                    await self._step(account, share)
+                if len(self.sessions) > share:  # a peer joined: hand one account back
+                    await self._stop_session(next(reversed(self.sessions)))
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.settings.lease_ttl / 3):
@@ -65,13 +79,27 @@ class Worker:
                 await self._stop_session(account)
             for lease in self.leases.values():
                 await lease.release()
+            with contextlib.suppress(*DOWN):
+                await self.redis.delete(f"{self.keys.prefix}:worker:{self.owner}")
             await self.redis.aclose()
 
-    async def _step(self, account: str) -> None:
+    async def _share(self, accounts: int) -> int:
+        """How many accounts this worker may serve now (its heartbeat renewed)."""
+        key = f"{self.keys.prefix}:worker:{self.owner}"
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                await self.redis.set(key, "1", px=int(self.settings.lease_ttl * 1000))
+                live = [k async for k in self.redis.scan_iter(
+                    match=f"{self.keys.prefix}:worker:*", count=1000)]
+        except DOWN:
+            return len(self.sessions)  # no news: keep what is held, take nothing
+        return -(-accounts // max(1, len(live)))
+
+    async def _step(self, account: str, share: int) -> None:
         lease = self.leases[account]
         if account in self.sessions and not lease.held:
             await self._stop_session(account)
-        if account in self.sessions:
+        if account in self.sessions or len(self.sessions) >= share:
             return
         try:
             if not await lease.try_acquire():
@@ -81,7 +109,7 @@ class Worker:
             return
         plugin.leases[(self.settings.prefix, account)] = lease
         self._keepers[account] = asyncio.create_task(lease.keep(), name=f"lease:{account}")
-        session = self.make_session()
+        session = self.make_session(self.profile_of[account])
         try:
             await session.start()
         except FeedctlError:
