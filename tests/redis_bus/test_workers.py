@@ -141,3 +141,45 @@ def test_a_paused_worker_resumes_without_a_stale_write(tmp_path: Path,
     assert reader_state(reader) == want
     assert "lease lost" in paused.text()
     assert "stopping the session of account main" in paused.text()
+
+
+def test_workers_split_the_accounts_and_a_survivor_takes_them_all(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    profiles = ("a1", "a2", "a3", "a4")
+
+    async def owners(redis: Any) -> dict[str, str | None]:
+        return {p: await lease_owner(redis, p) for p in profiles}
+
+    async def main() -> tuple[dict[str, str | None], dict[str, str | None]]:
+        cfg = SimConfig(symbols=["BTCUSDT", "ETHUSDT"], seed=3)
+        async with Simulator(cfg) as sim:
+            settings = worker_settings(tmp_path, sim, profiles)
+            workers = [WorkerProc(n, settings, sim, redis_server.url, tmp_path, profiles)
+                       for n in ("wa", "wb")]
+            redis = aioredis.from_url(redis_server.url, decode_responses=True)
+            try:
+                for w in workers:
+                    await w.start()
+                async with asyncio.timeout(30):
+                    while True:  # both live, each with its share
+                        split = await owners(redis)
+                        held = list(split.values())
+                        if held.count("wa") == 2 and held.count("wb") == 2:
+                            break
+                        await asyncio.sleep(0.1)
+                workers[0].signal(signal.SIGKILL)
+                async with asyncio.timeout(30):
+                    while True:
+                        after = await owners(redis)
+                        if list(after.values()).count("wb") == 4:
+                            break
+                        await asyncio.sleep(0.1)
+                return split, after
+            finally:
+                for w in workers:
+                    await w.stop()
+                await redis.aclose()
+
+    split, after = run_async(main(), timeout=80)
+    assert sorted(v for v in split.values() if v) == ["wa", "wa", "wb", "wb"]
+    assert set(after.values()) == {"wb"}
