@@ -16,6 +16,9 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
+#: Exchange-to-publisher age buckets (s): fine enough to read a p50 and a p99 from.
+AGE_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1,
+               0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -25,6 +28,10 @@ class BusMetrics:
     def __init__(self) -> None:
         self.publish_counts = [0] * (len(BUCKETS) + 1)
         self.publish_sum = 0.0
+        #: Age of events (now - their exchange time) when they reach the publisher, an
+        #: in-process consumer: what a remote consumer's latency is compared with.
+        self.age_counts = [0] * (len(AGE_BUCKETS) + 1)
+        self.age_sum = 0.0
         self.events_published = 0
         self.marks_published = 0
         self.fenced_writes = 0
@@ -41,6 +48,10 @@ class BusMetrics:
     def observe_publish(self, seconds: float) -> None:
         self.publish_counts[bisect.bisect_left(BUCKETS, seconds)] += 1
         self.publish_sum += seconds
+
+    def observe_age(self, seconds: float) -> None:
+        self.age_counts[bisect.bisect_left(AGE_BUCKETS, seconds)] += 1
+        self.age_sum += seconds
 
     def depth(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -59,16 +70,12 @@ class BusCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         m = self.m
-        h = HistogramMetricFamily("feedctl_bus_publish_latency_seconds",
-                                  "From an event reaching the publisher to Redis "
-                                  "acknowledging its entry.")
-        running, buckets = 0, []
-        for le, n in zip(BUCKETS, m.publish_counts, strict=False):
-            running += n
-            buckets.append((f"{le:g}", running))
-        buckets.append(("+Inf", running + m.publish_counts[-1]))
-        h.add_metric([], buckets, sum_value=m.publish_sum)
-        yield h
+        yield _histogram("feedctl_bus_publish_latency_seconds", "From an event reaching "
+                         "the publisher to Redis acknowledging its entry.", BUCKETS,
+                         m.publish_counts, m.publish_sum)
+        yield _histogram("feedctl_bus_event_age_seconds", "Exchange time to the event "
+                         "reaching the publisher (an in-process consumer).", AGE_BUCKETS,
+                         m.age_counts, m.age_sum)
         depth = GaugeMetricFamily("feedctl_bus_outbox_depth", "Events waiting for Redis.",
                                   labels=["account"])
         for account, n in sorted(m.depth().items()):
@@ -94,3 +101,15 @@ class BusCollector(Collector):
         for (account, group), n in sorted(m.consumer_lag.items()):
             lag.add_metric([account, group], n)
         yield lag
+
+
+def _histogram(name: str, doc: str, bounds: tuple[float, ...], counts: list[int],
+               total: float) -> HistogramMetricFamily:
+    h = HistogramMetricFamily(name, doc)
+    running, buckets = 0, []
+    for le, n in zip(bounds, counts, strict=False):
+        running += n
+        buckets.append((f"{le:g}", running))
+    buckets.append(("+Inf", running + counts[-1]))
+    h.add_metric([], buckets, sum_value=total)
+    return h

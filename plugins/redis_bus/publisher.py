@@ -17,7 +17,15 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from feedctl import Backoff, BusKeys, Position, Session, StatusEvent
+from feedctl import (
+    Backoff,
+    BusKeys,
+    EventKind,
+    Position,
+    PositionEvent,
+    Session,
+    StatusEvent,
+)
 
 from .accounts import account_of, exchange_of, session_accounts
 from .config import BusSettings
@@ -53,6 +61,9 @@ class Publisher:
         box = self.boxes.get(account_of(event, self.session))
         if box is None:
             return
+        at_ms = _exchange_ms(event)
+        if at_ms is not None:
+            self.metrics.observe_age(max(0.0, time.time() - at_ms / 1000))
         before = box.overflows
         box.offer(event)
         if box.overflows != before:
@@ -234,3 +245,14 @@ class Publisher:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _exchange_ms(event: Any) -> int | None:
+    """The exchange time of what an event reports: its mark's for a price, else its
+    position's."""
+    if not isinstance(event, PositionEvent):
+        return None
+    pos = event.position
+    if event.kind is EventKind.PRICE:
+        return pos.mark_exchange_ms
+    return pos.exchange_ms

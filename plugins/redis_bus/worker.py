@@ -31,7 +31,7 @@ log = logging.getLogger("feedctl.redis_bus.worker")
 class Worker:
     """Serves its share of the accounts of ``profiles``: with W live workers (each keeps a
     heartbeat key), at most ceil(accounts / W) accounts; past its share (a peer joined)
-    it hands one back per round, so accounts spread over the workers."""
+    it hands the excess back, so accounts spread over the workers."""
 
     def __init__(self, make_session: Any, profiles: list[str | None], settings: BusSettings,
                  url: str, owner: str | None = None) -> None:
@@ -64,11 +64,17 @@ class Worker:
             self.leases[a] = Lease(self.redis, self.keys, a, self.owner,
                                    self.settings.lease_ttl, on_change=self._changed)
         try:
+            # announce this worker and give peers started with it time to do the same,
+            # so that the first one up does not take every account
+            await self._share(len(accounts))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.lease_ttl / 3):
+                    await stop.wait()
             while not stop.is_set():
                 share = await self._share(len(accounts))
                 for account in accounts:
                     await self._step(account, share)
-                if len(self.sessions) > share:  # a peer joined: hand one account back
+                while len(self.sessions) > share:  # a peer joined: hand accounts back
                     await self._stop_session(next(reversed(self.sessions)))
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
