@@ -3,7 +3,8 @@
 Feed plugin authors need: :data:`hookimpl`, :class:`FeedKind`, :class:`Feed`,
 :class:`FeedContext`, the models (:class:`PositionUpdate`, :class:`MarkPrice`, ...),
 :class:`FeedState`, the errors, :class:`Backoff` and :class:`StrictModel`/:data:`Duration`
-for settings. Library users need :class:`Session`.
+for settings. Library users need :class:`Session`, or :class:`RemoteSession`
+to read a Session's events from Redis Streams anywhere (docs/redis.md).
 """
 
 from ._version import API_VERSION, __version__
@@ -41,6 +42,7 @@ from .models import (
     now_ns,
     wire_decimal,
 )
+from .remote import BusKeys, GapEvent, RemoteSession
 from .services import Service
 from .session import EventStream, Session
 from .settings import (
@@ -61,6 +63,7 @@ __all__ = [
     "API_VERSION",
     "AccountSettings",
     "Backoff",
+    "BusKeys",
     "Category",
     "ConfigError",
     "ConsumerOverflowError",
@@ -77,6 +80,7 @@ __all__ = [
     "FeedState",
     "FeedStatus",
     "FeedctlError",
+    "GapEvent",
     "HttpEndpoint",
     "Instrument",
     "MarkPrice",
@@ -90,6 +94,7 @@ __all__ = [
     "PositionKey",
     "PositionUpdate",
     "ProfileSettings",
+    "RemoteSession",
     "RetryableFeedError",
     "Role",
     "Rollout",
