@@ -49,9 +49,10 @@ def client_order_id() -> str:
 
 
 class Ledger:
-    def __init__(self, account: AccountEngine, sink: Sink,
+    def __init__(self, account: AccountEngine, sink: Sink, symbols: list[str],
                  account_update_first: bool = False) -> None:
         self.account = account
+        self.symbols = set(symbols)  # USDⓈ-M's; the engine's other instruments are ignored
         self._sink = sink
         self.account_update_first = account_update_first
         self._held: list[dict] = []
@@ -66,10 +67,13 @@ class Ledger:
         self._leverage: dict[str, Decimal] = {}
         self._dirty: set[str] = set()
         self._balance_dirty = False
+        self._balance = account.balance  # the USDT wallet balance last pushed
         self._reason = ""
         self._tx_ms = 0
         self._scheduled = False
         for pos in account.positions.values():
+            if pos.symbol not in self.symbols:
+                continue
             self._seen[pos.symbol] = self._key(pos)
             self._leverage[pos.symbol] = pos.leverage
         account.listeners.append(self.on_engine_event)
@@ -101,6 +105,9 @@ class Ledger:
         return (pos.side, pos.size, pos.entry, self.realised.get(pos.symbol, D0))
 
     def on_engine_event(self, topic: str, rows: list[dict]) -> None:
+        rows = [r for r in rows if "symbol" not in r or r["symbol"] in self.symbols]
+        if not rows:
+            return
         if topic == "execution":
             for row in rows:
                 self._execution(row)
@@ -225,6 +232,8 @@ class Ledger:
             positions.append(stream_position(pos, self.account.mark(symbol), fee_rate,
                                              self.realised.get(symbol, D0)))
         held, self._held = self._held, []
+        balance = balance and self.account.balance != self._balance
+        self._balance = self.account.balance
         if not positions and not balance:
             for event in held:
                 self._sink(event)

@@ -41,12 +41,15 @@ class BinancePersonality:
         self.cfg = cfg
         backlog = sim.config.max_ws_backlog
         now = sim.clock.now_ms
-        self.market = MarketHub(sim.faults, sim.prices, now, cfg, backlog)
+        #: USDⓈ-M lists the USDT-settled instruments only (inverse ones are COIN-M's)
+        self.symbols = [s for s, i in sim.instruments.items() if i.quote == "USDT"]
+        self.market = MarketHub(sim.faults, sim.prices, self.symbols, now, cfg, backlog)
         self.user = UserHub(sim.faults, now, cfg, backlog)
-        self.ledger = Ledger(sim.account, self.user.push, cfg.account_update_first)
+        self.ledger = Ledger(sim.account, self.user.push, self.symbols,
+                             cfg.account_update_first)
         self.dual_side = [False]
         ctx = BinanceContext(sim.clock, sim.prices, sim.account, self.ledger, self.user.keys,
-                             cfg, self.dual_side)
+                             cfg, self.dual_side, self.symbols)
         self.rest = BinanceRest(ctx, sim.api_key, sim.api_secret, sim.faults)
 
     def urls(self, base: str) -> dict[str, str]:

@@ -62,6 +62,8 @@ class BinanceContext:
     keys: ListenKeys
     cfg: BinanceSimConfig
     dual_side: list[bool]
+    #: the USDⓈ-M symbols: the USDT-settled instruments (inverse ones are COIN-M's)
+    symbols: list[str]
 
 
 Handler = Callable[[BinanceContext, dict[str, str]], Any]

@@ -47,14 +47,14 @@ def _symbol(ctx: BinanceContext, params: dict[str, str], required: bool = True) 
         if required:
             raise mandatory("symbol")
         return None
-    if symbol not in ctx.prices.instruments:
+    if symbol not in ctx.symbols:
         raise bad_symbol()
     return symbol
 
 
 def _symbols(ctx: BinanceContext, params: dict[str, str]) -> list[str]:
     one = _symbol(ctx, params, required=False)
-    return [one] if one else ctx.prices.symbols
+    return [one] if one else ctx.symbols
 
 
 # -- market data ----------------------------------------------------------------------
@@ -80,7 +80,7 @@ def exchange_info(ctx: BinanceContext, params: dict[str, str]) -> dict:
         ],
         "exchangeFilters": [],
         "assets": [{"asset": USDT, "marginAvailable": True, "autoAssetExchange": "-10000"}],
-        "symbols": [symbol_info(i) for i in ctx.prices.instruments.values()],
+        "symbols": [symbol_info(ctx.prices.instruments[s]) for s in ctx.symbols],
     }
 
 
