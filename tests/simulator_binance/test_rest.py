@@ -119,7 +119,7 @@ def test_position_risk_v3_lists_open_positions_and_v2_every_symbol():
             "ETHUSDT", "BOTH", "-0.50")
         assert row["marginAsset"] == "USDT" and float(row["markPrice"]) > 0
         every = await rest.ok("GET", "/fapi/v2/positionRisk")
-        assert {r["symbol"] for r in every} == set(sim.prices.symbols)
+        assert {r["symbol"] for r in every} == set(sim.binance.symbols)
         assert next(r for r in every if r["symbol"] == "BTCUSDT")["positionAmt"] == "0.000"
 
     run(with_rest(main))

@@ -32,7 +32,7 @@ def test_combined_market_stream_wraps_mark_price_updates_with_their_stream_name(
             every = await recv_event(ws, "markPriceUpdate")
             while every["stream"] != "!markPrice@arr":
                 every = await recv_event(ws, "markPriceUpdate")
-            assert {d["s"] for d in every["data"]} == set(sim.prices.symbols)
+            assert {d["s"] for d in every["data"]} == set(sim.binance.symbols)
 
     run(with_sim(main, **FAST))
 
