@@ -62,6 +62,9 @@ class Ledger:
         self._next_order = 8_389_765_000_000_000_000 // 10**6  # Binance-sized ids
         self._next_trade = 5_900_000_000
         self.trades: deque[dict] = deque(maxlen=5000)
+        #: GET /fapi/v1/income rows: REALIZED_PNL, COMMISSION, FUNDING_FEE
+        self.income: deque[dict] = deque(maxlen=10000)
+        self._next_tran = 9_689_000_000
         self.realised: dict[str, Decimal] = {}
         self._seen: dict[str, tuple] = {}
         self._leverage: dict[str, Decimal] = {}
@@ -118,6 +121,9 @@ class Ledger:
             self._balance_dirty = True
             self._schedule()
         elif topic == "funding":
+            for row in rows:
+                self._income(row["symbol"], "FUNDING_FEE", Decimal(row["amount"]),
+                             int(row["time"]), "")
             self._reason = self._reason or "FUNDING_FEE"
             self._balance_dirty = True
             self._schedule()
@@ -170,6 +176,9 @@ class Ledger:
             "updateTime": tx,
         }
         self._remember(order)
+        if pnl:
+            self._income(symbol, "REALIZED_PNL", pnl, tx, str(self._next_trade))
+        self._income(symbol, "COMMISSION", -fee, tx, str(self._next_trade))
         self.trades.append({
             "buyer": side == "BUY", "commission": f8(fee), "commissionAsset": "USDT",
             "id": self._next_trade, "maker": False, "orderId": order_id, "price": plain(price),
@@ -196,6 +205,12 @@ class Ledger:
                        "ap": plain(price), "l": qty(inst, amount), "z": qty(inst, amount),
                        "L": plain(price), "n": f8(fee), "t": self._next_trade, "rp": f8(pnl)}
         self.sink({"e": "ORDER_TRADE_UPDATE", "E": self.account.now_ms(), "T": tx, "o": fill})
+
+    def _income(self, symbol: str, kind: str, amount: Decimal, ms: int, trade_id: str) -> None:
+        self._next_tran += 1
+        self.income.append({"symbol": symbol, "incomeType": kind, "income": f8(amount),
+                            "asset": "USDT", "info": kind if kind != "COMMISSION" else "",
+                            "time": ms, "tranId": self._next_tran, "tradeId": trade_id})
 
     def _remember(self, order: dict) -> None:
         self.orders[order["orderId"]] = order

@@ -3,7 +3,7 @@
 It is built on the simulator's own clock, price engine, account engine and fault state
 (nothing is copied) and adds the Binance routes, hubs and tasks:
 
-    REST        /fapi/...                         (rest.py, rest_routes.py)
+    REST        /fapi/...     (rest.py; rest_routes.py: rest_market, rest_account, rest_orders)
                 /sapi/v1/capital/config/getall, /sapi/v1/margin/allPairs (rest_wallet.py)
     market      /market/ws[/<streams>], /market/stream?streams=...   (ws_market.py)
                 /public/... (opens; mark price is not a public-route stream)

@@ -5,7 +5,7 @@ https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest
 Change-Margin-Type, Change-Position-Mode, Get-Current-Position-Mode)
 https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api
 (Account-Information-V3, Account-Information-V2, Futures-Account-Balance-V3,
-Futures-Account-Balance-V2)
+Futures-Account-Balance-V2, Symbol-Config)
 https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams
 (Start-User-Data-Stream, Keepalive-User-Data-Stream, Close-User-Data-Stream)
 """
@@ -134,6 +134,17 @@ def margin_type(ctx: BinanceContext, params: dict[str, str]) -> dict:
     if kind == "CROSSED":
         raise BinanceError(-4046, "No need to change margin type.")
     raise unknown("The simulator keeps cross margin only; ISOLATED is not supported.")
+
+
+def symbol_config(ctx: BinanceContext, params: dict[str, str]) -> list[dict]:
+    """Every symbol's (or ``symbol``'s) leverage and margin type: positionRisk V3 rows no
+    longer carry the leverage."""
+    out = []
+    for name in symbols_param(ctx, params):
+        pos = ctx.account.position(name)
+        out.append({"symbol": name, "marginType": "CROSSED", "isAutoAddMargin": "false",
+                    "leverage": int(pos.leverage), "maxNotionalValue": "20000000"})
+    return out
 
 
 def get_dual(ctx: BinanceContext, params: dict[str, str]) -> dict:

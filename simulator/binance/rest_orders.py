@@ -3,6 +3,7 @@
 https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api
 (New-Order, Query-Order, Current-All-Open-Orders, Cancel-All-Open-Orders, Cancel-Order,
 Account-Trade-List)
+https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/Get-Income-History
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from .errors import BinanceError, invalid_param, mandatory
 from .ledger import client_order_id
 from .params import bool_param, symbol_param
 from .rest import BinanceContext
+
+WEEK_MS = 7 * 86_400_000
 
 ENGINE_ERRORS = {
     110007: (-2019, "Margin is insufficient."),
@@ -116,8 +119,58 @@ def cancel_order(ctx: BinanceContext, params: dict[str, str]) -> dict:
     raise BinanceError(-2011, "Unknown order sent.")
 
 
+def time_window(params: dict[str, str], now_ms: int, limit_default: int
+                ) -> tuple[int | None, int | None, int]:
+    """(startTime, endTime, limit): without either time, the last 7 days."""
+    def number(name: str) -> int | None:
+        raw = params.get(name)
+        if raw in (None, ""):
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            raise invalid_param(name) from None
+
+    start, end, limit = number("startTime"), number("endTime"), number("limit")
+    if limit is None:
+        limit = limit_default
+    if not 1 <= limit <= 1000:
+        raise invalid_param("limit")
+    if start is None and end is None:
+        start = now_ms - WEEK_MS
+    if start is not None and end is not None and (end < start or end - start > WEEK_MS):
+        raise BinanceError(-1127, "More than 168 hours between startTime and endTime.")
+    return start, end, limit
+
+
 def user_trades(ctx: BinanceContext, params: dict[str, str]) -> list[dict]:
+    """Ascending by id; from ``fromId``, or inside the time window (the last 7 days by
+    default), the first ``limit`` (default 500, at most 1000) rows; with neither
+    ``startTime`` nor ``fromId``, the most recent ones."""
     symbol = symbol_param(ctx, params)
-    limit = int(params.get("limit") or 500)
+    start, end, limit = time_window(params, ctx.clock.now_ms(), 500)
     rows = [t for t in ctx.ledger.trades if t["symbol"] == symbol]
-    return rows[-limit:]
+    if params.get("orderId"):
+        rows = [t for t in rows if str(t["orderId"]) == params["orderId"]]
+    if params.get("fromId"):
+        try:
+            from_id = int(params["fromId"])
+        except ValueError:
+            raise invalid_param("fromId") from None
+        return [t for t in rows if t["id"] >= from_id][:limit]
+    rows = [t for t in rows if (start is None or t["time"] >= start)
+            and (end is None or t["time"] <= end)]
+    return rows[:limit] if params.get("startTime") else rows[-limit:]
+
+
+def income(ctx: BinanceContext, params: dict[str, str]) -> list[dict]:
+    """``symbol`` and ``incomeType`` filters; the time window as for userTrades; the first
+    ``limit`` rows (default 100, at most 1000) from ``startTime``, else the latest."""
+    symbol, kind = params.get("symbol"), params.get("incomeType")
+    if symbol:
+        symbol_param(ctx, params)
+    start, end, limit = time_window(params, ctx.clock.now_ms(), 100)
+    rows = [r for r in ctx.ledger.income
+            if (not symbol or r["symbol"] == symbol) and (not kind or r["incomeType"] == kind)
+            and (start is None or r["time"] >= start) and (end is None or r["time"] <= end)]
+    return rows[:limit] if params.get("startTime") else rows[-limit:]

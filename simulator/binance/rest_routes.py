@@ -49,6 +49,8 @@ ROUTES = [
     Route("GET", "/fapi/v1/openOrders", orders.open_orders, SIGNED, w(1, 40)),
     Route("DELETE", "/fapi/v1/allOpenOrders", orders.cancel_all, SIGNED, w(1)),
     Route("GET", "/fapi/v1/userTrades", orders.user_trades, SIGNED, w(5)),
+    Route("GET", "/fapi/v1/income", orders.income, SIGNED, w(30)),
+    Route("GET", "/fapi/v1/symbolConfig", account.symbol_config, SIGNED, w(5)),
     Route("POST", "/fapi/v1/leverage", account.set_leverage, SIGNED, w(1)),
     Route("POST", "/fapi/v1/marginType", account.margin_type, SIGNED, w(1)),
     Route("GET", "/fapi/v1/positionSide/dual", account.get_dual, SIGNED, w(30)),
