@@ -10,7 +10,8 @@ It is built on the simulator's own clock, price engine, account engine and fault
     user data   /private/ws?listenKey=..., /private/stream?listenKey=...   (ws_user.py)
     legacy      /ws[/<streams>], /stream?streams=...: public data only; a listenKey there
                 stays silent
-    control     /sim/binance/listen-keys, /sim/binance/listen-keys/expire, /sim/binance/funding
+    control     /sim/binance/listen-keys, .../listen-keys/expire, .../listen-keys/reject-keepalive,
+                /sim/binance/funding
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from ..faults import check_count
 from .ledger import Ledger
 from .rest import BinanceContext, BinanceRest
 from .rest_routes import ROUTES
@@ -116,6 +118,16 @@ class BinancePersonality:
             self.sim.faults.note("listen_key_expiry", count=len(expired))
             return answer({"expired": len(expired)})
 
+        async def reject_keepalive(request: web.Request) -> web.Response:
+            body = await request.json() if request.can_read_body else {}
+            try:
+                count = check_count(body.get("count", 1) if isinstance(body, dict) else 1)
+            except (TypeError, ValueError) as exc:
+                return answer({"error": str(exc)}, 400)
+            self.user.keys.reject_keepalives = count
+            self.sim.faults.note("listen_key_keepalive_reject", count=count)
+            return answer({"remaining": count})
+
         async def funding(request: web.Request) -> web.Response:
             body = await request.json() if request.can_read_body else {}
             rate = body.get("rate") if isinstance(body, dict) else None
@@ -128,4 +140,5 @@ class BinancePersonality:
 
         return [web.get("/sim/binance/listen-keys", keys),
                 web.post("/sim/binance/listen-keys/expire", expire),
+                web.post("/sim/binance/listen-keys/reject-keepalive", reject_keepalive),
                 web.post("/sim/binance/funding", funding)]

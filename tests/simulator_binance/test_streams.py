@@ -393,3 +393,21 @@ def test_a_private_connection_can_subscribe_a_listen_key_with_a_method_frame():
             assert (await recv_event(ws, "ACCOUNT_UPDATE"))["a"]["m"] == "ORDER"
 
     run(with_sim(main))
+
+
+def test_the_keepalive_rejection_fault_drops_the_key_so_a_new_one_must_be_made():
+    async def main(rest: Rest, sim):
+        key = await rest.listen_key()
+        async with connect(f"{sim.urls['private_ws']}/ws?listenKey={key}") as ws, \
+                await sim.control_client() as ctl:
+            await asyncio.sleep(0.1)
+            assert await ctl.reject_keepalives(1) == 1
+            status, body, _ = await rest.call("PUT", "/fapi/v1/listenKey", {"listenKey": key})
+            assert (status, body["code"]) == (400, -1125)
+            assert (await recv_event(ws, "listenKeyExpired"))["listenKey"] == key
+        fresh = await rest.listen_key()
+        assert fresh != key
+        status, body, _ = await rest.call("PUT", "/fapi/v1/listenKey", {"listenKey": fresh})
+        assert status == 200
+
+    run(with_sim(main))
