@@ -188,11 +188,15 @@ def test_the_listen_key_expiry_fault_expires_keys_at_once():
 
 def test_connections_are_cut_at_their_lifetime():
     async def main(rest: Rest, sim):
-        async with connect(f"{sim.urls['market_ws']}/ws/btcusdt@markPrice") as ws:
+        key = await rest.listen_key()
+        async with connect(f"{sim.urls['market_ws']}/ws/btcusdt@markPrice") as market, \
+                connect(f"{sim.urls['private_ws']}/ws?listenKey={key}") as user:
             async with asyncio.timeout(5):
-                await ws.wait_closed()
-            assert ws.close_code == 1000
+                await market.wait_closed()
+                await user.wait_closed()
+            assert market.close_code == 1000 and user.close_code == 1000
         assert sim.binance.market.cut_for_lifetime == 1
+        assert sim.binance.user.cut_for_lifetime == 1
 
     run(with_sim(main, connection_lifetime=0.5))
 
@@ -411,3 +415,15 @@ def test_the_keepalive_rejection_fault_drops_the_key_so_a_new_one_must_be_made()
         assert status == 200
 
     run(with_sim(main))
+
+
+def test_mark_price_streams_keep_their_cadences():
+    async def main(rest: Rest, sim):
+        url = f"{sim.urls['market_ws']}/stream?streams=btcusdt@markPrice/btcusdt@markPrice@1s"
+        async with connect(url) as ws:
+            frames = await silent_for(ws, 1.6)
+        slow = sum(f["stream"] == "btcusdt@markPrice" for f in frames)
+        fast = sum(f["stream"] == "btcusdt@markPrice@1s" for f in frames)
+        assert 3 <= slow <= 6 and 11 <= fast <= 17  # every 0.3 s and every 0.1 s (loaded CI)
+
+    run(with_sim(main, mark_interval=0.3, mark_fast_interval=0.1))
