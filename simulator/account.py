@@ -144,12 +144,14 @@ class AccountEngine(AccountCore):
 
     # -- funding ----------------------------------------------------------------------
     def settle_funding(self, rate: Decimal | None = None) -> list[dict]:
-        """Settle funding on every open position: value at mark times the rate (the
+        """Settle funding on every open USDT position: value at mark times the rate (the
         symbol's current funding rate unless `rate` is given), paid by longs when the
         rate is positive. Books it in the wallet and emits ``funding`` then ``wallet``."""
         rows = []
         now = self.now_ms()
         for pos in self.open_positions():
+            if pos.inst.quote != "USDT":
+                continue  # funding is booked in the USDT wallet; coin-settled ones are not
             mark = self.mark(pos.symbol)
             used = rate if rate is not None else Decimal(
                 self.prices.snapshot(pos.symbol, now)[0]["fundingRate"])

@@ -168,6 +168,11 @@ class SimControl:
         """Expire every listenKey now (``listenKeyExpired`` on their connections)."""
         return (await self._post("/binance/listen-keys/expire"))["expired"]
 
+    async def reject_keepalives(self, count: int = 1) -> int:
+        """The next `count` listenKey keepalives answer -1125 (the key is gone)."""
+        return (await self._post("/binance/listen-keys/reject-keepalive",
+                                 count=count))["remaining"]
+
     async def settle_funding(self, rate: Decimal | str | None = None) -> list[dict]:
         """Settle funding on every open position (at `rate`, or the current rates)."""
         return (await self._post("/binance/funding", rate=rate))["settled"]

@@ -49,9 +49,10 @@ def client_order_id() -> str:
 
 
 class Ledger:
-    def __init__(self, account: AccountEngine, sink: Sink,
+    def __init__(self, account: AccountEngine, sink: Sink, symbols: list[str],
                  account_update_first: bool = False) -> None:
         self.account = account
+        self.symbols = set(symbols)  # USDⓈ-M's; the engine's other instruments are ignored
         self._sink = sink
         self.account_update_first = account_update_first
         self._held: list[dict] = []
@@ -61,15 +62,21 @@ class Ledger:
         self._next_order = 8_389_765_000_000_000_000 // 10**6  # Binance-sized ids
         self._next_trade = 5_900_000_000
         self.trades: deque[dict] = deque(maxlen=5000)
+        #: GET /fapi/v1/income rows: REALIZED_PNL, COMMISSION, FUNDING_FEE
+        self.income: deque[dict] = deque(maxlen=10000)
+        self._next_tran = 9_689_000_000
         self.realised: dict[str, Decimal] = {}
         self._seen: dict[str, tuple] = {}
         self._leverage: dict[str, Decimal] = {}
         self._dirty: set[str] = set()
         self._balance_dirty = False
+        self._balance = account.balance  # the USDT wallet balance last pushed
         self._reason = ""
         self._tx_ms = 0
         self._scheduled = False
         for pos in account.positions.values():
+            if pos.symbol not in self.symbols:
+                continue
             self._seen[pos.symbol] = self._key(pos)
             self._leverage[pos.symbol] = pos.leverage
         account.listeners.append(self.on_engine_event)
@@ -101,6 +108,9 @@ class Ledger:
         return (pos.side, pos.size, pos.entry, self.realised.get(pos.symbol, D0))
 
     def on_engine_event(self, topic: str, rows: list[dict]) -> None:
+        rows = [r for r in rows if "symbol" not in r or r["symbol"] in self.symbols]
+        if not rows:
+            return
         if topic == "execution":
             for row in rows:
                 self._execution(row)
@@ -111,6 +121,9 @@ class Ledger:
             self._balance_dirty = True
             self._schedule()
         elif topic == "funding":
+            for row in rows:
+                self._income(row["symbol"], "FUNDING_FEE", Decimal(row["amount"]),
+                             int(row["time"]), "")
             self._reason = self._reason or "FUNDING_FEE"
             self._balance_dirty = True
             self._schedule()
@@ -163,6 +176,9 @@ class Ledger:
             "updateTime": tx,
         }
         self._remember(order)
+        if pnl:
+            self._income(symbol, "REALIZED_PNL", pnl, tx, str(self._next_trade))
+        self._income(symbol, "COMMISSION", -fee, tx, str(self._next_trade))
         self.trades.append({
             "buyer": side == "BUY", "commission": f8(fee), "commissionAsset": "USDT",
             "id": self._next_trade, "maker": False, "orderId": order_id, "price": plain(price),
@@ -189,6 +205,12 @@ class Ledger:
                        "ap": plain(price), "l": qty(inst, amount), "z": qty(inst, amount),
                        "L": plain(price), "n": f8(fee), "t": self._next_trade, "rp": f8(pnl)}
         self.sink({"e": "ORDER_TRADE_UPDATE", "E": self.account.now_ms(), "T": tx, "o": fill})
+
+    def _income(self, symbol: str, kind: str, amount: Decimal, ms: int, trade_id: str) -> None:
+        self._next_tran += 1
+        self.income.append({"symbol": symbol, "incomeType": kind, "income": f8(amount),
+                            "asset": "USDT", "info": kind if kind != "COMMISSION" else "",
+                            "time": ms, "tranId": self._next_tran, "tradeId": trade_id})
 
     def _remember(self, order: dict) -> None:
         self.orders[order["orderId"]] = order
@@ -225,6 +247,8 @@ class Ledger:
             positions.append(stream_position(pos, self.account.mark(symbol), fee_rate,
                                              self.realised.get(symbol, D0)))
         held, self._held = self._held, []
+        balance = balance and self.account.balance != self._balance
+        self._balance = self.account.balance
         if not positions and not balance:
             for event in held:
                 self._sink(event)

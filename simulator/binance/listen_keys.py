@@ -36,6 +36,9 @@ class ListenKeys:
         self._on_closed = on_closed
         self.created = 0
         self.expired = 0
+        #: the listen_key_keepalive fault: the next N keepalives answer -1125 and the key
+        #: is gone (what a client sees when its key was dropped on Binance's side)
+        self.reject_keepalives = 0
 
     def _now(self) -> float:
         return time.monotonic()
@@ -60,6 +63,10 @@ class ListenKeys:
         return key
 
     def keepalive(self, key: str | None) -> str:
+        if self.reject_keepalives > 0 and key in self._expires:
+            self.reject_keepalives -= 1
+            self.expire(key)
+            raise no_listen_key()
         if not key or not self.valid(key):
             raise no_listen_key()
         self._expires[key] = self._now() + self.validity

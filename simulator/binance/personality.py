@@ -3,14 +3,15 @@
 It is built on the simulator's own clock, price engine, account engine and fault state
 (nothing is copied) and adds the Binance routes, hubs and tasks:
 
-    REST        /fapi/...                         (rest.py, rest_routes.py)
+    REST        /fapi/...     (rest.py; rest_routes.py: rest_market, rest_account, rest_orders)
                 /sapi/v1/capital/config/getall, /sapi/v1/margin/allPairs (rest_wallet.py)
     market      /market/ws[/<streams>], /market/stream?streams=...   (ws_market.py)
                 /public/... (opens; mark price is not a public-route stream)
     user data   /private/ws?listenKey=..., /private/stream?listenKey=...   (ws_user.py)
     legacy      /ws[/<streams>], /stream?streams=...: public data only; a listenKey there
                 stays silent
-    control     /sim/binance/listen-keys, /sim/binance/listen-keys/expire, /sim/binance/funding
+    control     /sim/binance/listen-keys, .../listen-keys/expire, .../listen-keys/reject-keepalive,
+                /sim/binance/funding
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from ..faults import check_count
 from .ledger import Ledger
 from .rest import BinanceContext, BinanceRest
 from .rest_routes import ROUTES
@@ -41,12 +43,15 @@ class BinancePersonality:
         self.cfg = cfg
         backlog = sim.config.max_ws_backlog
         now = sim.clock.now_ms
-        self.market = MarketHub(sim.faults, sim.prices, now, cfg, backlog)
+        #: USDⓈ-M lists the USDT-settled instruments only (inverse ones are COIN-M's)
+        self.symbols = [s for s, i in sim.instruments.items() if i.quote == "USDT"]
+        self.market = MarketHub(sim.faults, sim.prices, self.symbols, now, cfg, backlog)
         self.user = UserHub(sim.faults, now, cfg, backlog)
-        self.ledger = Ledger(sim.account, self.user.push, cfg.account_update_first)
+        self.ledger = Ledger(sim.account, self.user.push, self.symbols,
+                             cfg.account_update_first)
         self.dual_side = [False]
         ctx = BinanceContext(sim.clock, sim.prices, sim.account, self.ledger, self.user.keys,
-                             cfg, self.dual_side)
+                             cfg, self.dual_side, self.symbols)
         self.rest = BinanceRest(ctx, sim.api_key, sim.api_secret, sim.faults)
 
     def urls(self, base: str) -> dict[str, str]:
@@ -113,6 +118,16 @@ class BinancePersonality:
             self.sim.faults.note("listen_key_expiry", count=len(expired))
             return answer({"expired": len(expired)})
 
+        async def reject_keepalive(request: web.Request) -> web.Response:
+            body = await request.json() if request.can_read_body else {}
+            try:
+                count = check_count(body.get("count", 1) if isinstance(body, dict) else 1)
+            except (TypeError, ValueError) as exc:
+                return answer({"error": str(exc)}, 400)
+            self.user.keys.reject_keepalives = count
+            self.sim.faults.note("listen_key_keepalive_reject", count=count)
+            return answer({"remaining": count})
+
         async def funding(request: web.Request) -> web.Response:
             body = await request.json() if request.can_read_body else {}
             rate = body.get("rate") if isinstance(body, dict) else None
@@ -125,4 +140,5 @@ class BinancePersonality:
 
         return [web.get("/sim/binance/listen-keys", keys),
                 web.post("/sim/binance/listen-keys/expire", expire),
+                web.post("/sim/binance/listen-keys/reject-keepalive", reject_keepalive),
                 web.post("/sim/binance/funding", funding)]

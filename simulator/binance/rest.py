@@ -7,8 +7,9 @@ against the order limits instead. Errors are ``{"code": <negative>, "msg": ...}`
 the HTTP status Binance uses.
 
 The REST faults shared with the Bybit personality map to Binance's answers:
-``rate_limit`` -> 429 -1003, ``502``/``503`` -> the gateway's HTML page, ``malformed``
--> HTTP 200 with a body cut in the middle; ``reject_auth`` -> 401 -2015.
+``rate_limit`` -> 429 -1003, ``401`` -> 401 -2015, any other HTTP status (502, 503,
+403, 404...) -> the gateway's HTML page, ``malformed`` -> HTTP 200 with a body cut in
+the middle; ``reject_auth`` -> 401 -2015.
 
 https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info
 https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -62,6 +64,8 @@ class BinanceContext:
     keys: ListenKeys
     cfg: BinanceSimConfig
     dual_side: list[bool]
+    #: the USDⓈ-M symbols: the USDT-settled instruments (inverse ones are COIN-M's)
+    symbols: list[str]
 
 
 Handler = Callable[[BinanceContext, dict[str, str]], Any]
@@ -120,8 +124,12 @@ class BinanceRest:
             text = orjson.dumps([{"symbol": "BTCUSDT", "positionAmt": "0.000"}]).decode()
             return web.Response(status=200, text=text[: len(text) // 2],
                                 content_type="application/json")
-        title = {"502": "502 Bad Gateway", "503": "503 Service Temporarily Unavailable"}
-        return web.Response(status=int(fault), text=GATEWAY_PAGE.format(title[fault]),
+        if fault == "401":  # Binance answers key problems in its JSON shape
+            return self.json(rejected_key().body(), 401)
+        status = int(fault)  # any other HTTP fault: the gateway's page
+        title = {503: "503 Service Temporarily Unavailable"}.get(
+            status, f"{status} {HTTPStatus(status).phrase}")
+        return web.Response(status=status, text=GATEWAY_PAGE.format(title),
                             content_type="text/html")
 
     def _authenticate(self, request: web.Request, security: str, query: str, body: str,

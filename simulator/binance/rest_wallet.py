@@ -29,7 +29,7 @@ def _network(coin: str) -> dict:
 
 
 def coins(ctx: BinanceContext, params: dict[str, str]) -> list[dict]:
-    names = ["USDT", *sorted({i.base for i in ctx.prices.instruments.values()})]
+    names = ["USDT", *sorted({ctx.prices.instruments[s].base for s in ctx.symbols})]
     return [{"coin": c, "name": c, "depositAllEnable": True, "withdrawAllEnable": True,
              "free": "0", "locked": "0", "freeze": "0", "withdrawing": "0", "ipoing": "0",
              "ipoable": "0", "storage": "0", "isLegalMoney": False, "trading": True,

@@ -53,11 +53,11 @@ def route_of(path: str) -> tuple[str, bool, list[str]]:
 
 
 class MarketHub(BinanceHub):
-    def __init__(self, faults: Faults, prices: PriceEngine, now_ms: Callable[[], int],
-                 cfg: BinanceSimConfig, max_backlog: int) -> None:
+    def __init__(self, faults: Faults, prices: PriceEngine, symbols: list[str],
+                 now_ms: Callable[[], int], cfg: BinanceSimConfig, max_backlog: int) -> None:
         super().__init__("public", faults, now_ms, cfg, max_backlog)
         self.prices = prices
-        self.by_lower = {s.lower(): s for s in prices.symbols}
+        self.by_lower = {s.lower(): s for s in symbols}
         #: stream name -> connections that get it (only on delivering routes)
         self.subscribers: dict[str, set[Conn]] = {}
         self.messages = 0

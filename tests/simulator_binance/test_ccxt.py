@@ -76,6 +76,9 @@ def test_ccxt_pro_watches_positions_and_mark_prices():
             try:
                 mark = await ex.watch_mark_price("ETH/USDT:USDT")
                 assert mark["symbol"] == "ETH/USDT:USDT" and mark["markPrice"] > 0
+                marks = await ex.watch_mark_prices(["BTC/USDT:USDT", "SOL/USDT:USDT"])
+                assert set(marks) <= {"BTC/USDT:USDT", "SOL/USDT:USDT"} and marks
+                assert all(m["markPrice"] > 0 for m in marks.values())
                 assert await ex.watch_positions() == []  # the REST snapshot
                 watcher = asyncio.ensure_future(ex.watch_positions())
                 async with asyncio.timeout(10):

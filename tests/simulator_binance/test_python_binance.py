@@ -43,7 +43,7 @@ def test_futures_rest_client_reads_markets_marks_and_positions_and_places_orders
             client = point(sim)
             try:
                 info = await client.futures_exchange_info()
-                assert {s["symbol"] for s in info["symbols"]} == set(sim.prices.symbols)
+                assert {s["symbol"] for s in info["symbols"]} == set(sim.binance.symbols)
                 mark = await client.futures_mark_price(symbol="BTCUSDT")
                 assert Decimal(mark["markPrice"]) == sim.prices.mark("BTCUSDT")
                 ticker = await client.futures_symbol_ticker(symbol="ETHUSDT")
@@ -101,7 +101,7 @@ def test_futures_mark_price_sockets_stream_the_engine_mark():
                 async with bsm.all_mark_price_socket() as every:
                     async with asyncio.timeout(5):
                         msg = await every.recv()
-                    assert {d["s"] for d in msg["data"]} == set(sim.prices.symbols)
+                    assert {d["s"] for d in msg["data"]} == set(sim.binance.symbols)
             finally:
                 await client.close_connection()
 

@@ -119,7 +119,7 @@ def test_position_risk_v3_lists_open_positions_and_v2_every_symbol():
             "ETHUSDT", "BOTH", "-0.50")
         assert row["marginAsset"] == "USDT" and float(row["markPrice"]) > 0
         every = await rest.ok("GET", "/fapi/v2/positionRisk")
-        assert {r["symbol"] for r in every} == set(sim.prices.symbols)
+        assert {r["symbol"] for r in every} == set(sim.binance.symbols)
         assert next(r for r in every if r["symbol"] == "BTCUSDT")["positionAmt"] == "0.000"
 
     run(with_rest(main))
@@ -163,5 +163,28 @@ def test_a_clock_skew_fault_moves_the_time_the_timestamp_check_uses():
         status, body, _ = await rest.call("GET", "/fapi/v3/account", signed=True,
                                           timestamp=server)
         assert status == 200 and body["assets"][0]["asset"] == "USDT"
+
+    run(with_rest(main))
+
+
+def test_user_trades_income_and_symbol_config_tell_what_filled_and_at_what_leverage():
+    async def main(rest: Rest, sim):
+        before = int(time.time() * 1000) - 1
+        await rest.ok("POST", "/fapi/v1/leverage", {"symbol": "ETHUSDT", "leverage": "3"})
+        await rest.market_order("ETHUSDT", "BUY", "1.00")
+        await rest.market_order("ETHUSDT", "SELL", "1.00", reduceOnly="true")
+        trades = await rest.ok("GET", "/fapi/v1/userTrades",
+                               {"symbol": "ETHUSDT", "startTime": before, "limit": 1000})
+        assert [(t["side"], t["qty"]) for t in trades] == [("BUY", "1.00"), ("SELL", "1.00")]
+        assert trades[0]["id"] < trades[1]["id"]
+        assert await rest.ok("GET", "/fapi/v1/userTrades", {"symbol": "BTCUSDT"}) == []
+        income = await rest.ok("GET", "/fapi/v1/income", {"startTime": before})
+        kinds = [(r["symbol"], r["incomeType"]) for r in income]
+        assert kinds.count(("ETHUSDT", "COMMISSION")) == 2
+        configs = {c["symbol"]: c for c in await rest.ok("GET", "/fapi/v1/symbolConfig")}
+        assert configs["ETHUSDT"]["leverage"] == 3 and set(configs) == set(sim.binance.symbols)
+        status, body, _ = await rest.call("GET", "/fapi/v1/income", {
+            "startTime": before, "endTime": before + 8 * 86_400_000}, signed=True)
+        assert (status, body["code"]) == (400, -1127)
 
     run(with_rest(main))

@@ -32,7 +32,7 @@ def test_combined_market_stream_wraps_mark_price_updates_with_their_stream_name(
             every = await recv_event(ws, "markPriceUpdate")
             while every["stream"] != "!markPrice@arr":
                 every = await recv_event(ws, "markPriceUpdate")
-            assert {d["s"] for d in every["data"]} == set(sim.prices.symbols)
+            assert {d["s"] for d in every["data"]} == set(sim.binance.symbols)
 
     run(with_sim(main, **FAST))
 
@@ -188,11 +188,15 @@ def test_the_listen_key_expiry_fault_expires_keys_at_once():
 
 def test_connections_are_cut_at_their_lifetime():
     async def main(rest: Rest, sim):
-        async with connect(f"{sim.urls['market_ws']}/ws/btcusdt@markPrice") as ws:
+        key = await rest.listen_key()
+        async with connect(f"{sim.urls['market_ws']}/ws/btcusdt@markPrice") as market, \
+                connect(f"{sim.urls['private_ws']}/ws?listenKey={key}") as user:
             async with asyncio.timeout(5):
-                await ws.wait_closed()
-            assert ws.close_code == 1000
+                await market.wait_closed()
+                await user.wait_closed()
+            assert market.close_code == 1000 and user.close_code == 1000
         assert sim.binance.market.cut_for_lifetime == 1
+        assert sim.binance.user.cut_for_lifetime == 1
 
     run(with_sim(main, connection_lifetime=0.5))
 
@@ -393,3 +397,33 @@ def test_a_private_connection_can_subscribe_a_listen_key_with_a_method_frame():
             assert (await recv_event(ws, "ACCOUNT_UPDATE"))["a"]["m"] == "ORDER"
 
     run(with_sim(main))
+
+
+def test_the_keepalive_rejection_fault_drops_the_key_so_a_new_one_must_be_made():
+    async def main(rest: Rest, sim):
+        key = await rest.listen_key()
+        async with connect(f"{sim.urls['private_ws']}/ws?listenKey={key}") as ws, \
+                await sim.control_client() as ctl:
+            await asyncio.sleep(0.1)
+            assert await ctl.reject_keepalives(1) == 1
+            status, body, _ = await rest.call("PUT", "/fapi/v1/listenKey", {"listenKey": key})
+            assert (status, body["code"]) == (400, -1125)
+            assert (await recv_event(ws, "listenKeyExpired"))["listenKey"] == key
+        fresh = await rest.listen_key()
+        assert fresh != key
+        status, body, _ = await rest.call("PUT", "/fapi/v1/listenKey", {"listenKey": fresh})
+        assert status == 200
+
+    run(with_sim(main))
+
+
+def test_mark_price_streams_keep_their_cadences():
+    async def main(rest: Rest, sim):
+        url = f"{sim.urls['market_ws']}/stream?streams=btcusdt@markPrice/btcusdt@markPrice@1s"
+        async with connect(url) as ws:
+            frames = await silent_for(ws, 1.6)
+        slow = sum(f["stream"] == "btcusdt@markPrice" for f in frames)
+        fast = sum(f["stream"] == "btcusdt@markPrice@1s" for f in frames)
+        assert 3 <= slow <= 6 and 11 <= fast <= 17  # every 0.3 s and every 0.1 s (loaded CI)
+
+    run(with_sim(main, mark_interval=0.3, mark_fast_interval=0.1))
