@@ -464,6 +464,14 @@ class PrivateStream:
     def _apply(self, update: PositionUpdate) -> None:
         key = update.key
         self.modes[(key.category, key.symbol)] = key.position_idx != 0
+        last_ms = self.last_push_ms.get(key)
+        if (update.seq is not None and update.seq == self.last_seq.get(key)
+                and update.exchange_ms is not None and last_ms is not None
+                and update.exchange_ms < last_ms):
+            # a settings change keeps the last fill's seq (Bybit): two states with one
+            # seq are ordered by updatedTime, and the older one arriving last is stale
+            self.ctx.count("stale_same_seq")
+            return
         if update.exchange_ms is not None and update.exchange_ms > self.last_push_ms.get(key, 0):
             self.last_push_ms[key] = update.exchange_ms
         self._note(update)
