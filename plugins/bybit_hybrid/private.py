@@ -98,8 +98,9 @@ class PrivateStream:
                     continue
                 old, conn = conn, new
                 self.conn = new
-                if old is None or old.closed.done():
-                    if old is not None:  # the old socket died during the swap: a gap
+                if old is None or old.closed.done() or old.holding:
+                    if old is not None:  # the old socket died during the swap (or holds
+                        # frames behind an unanswered ping: closing it loses them): a gap
                         self._mark_gap(old)
                         await old.close()
                         self._buffer = []
