@@ -45,16 +45,19 @@ from .constants import (
     ERR_TIMESTAMP,
     ERR_TOO_MANY,
     FATAL_CODES,
+    PATH_INCOME,
     PATH_LISTEN_KEY,
     PATH_POSITION_MODE,
     PATH_POSITIONS,
     PATH_PREMIUM_INDEX,
     PATH_SYMBOL_CONFIG,
     PATH_TIME,
+    PATH_USER_TRADES,
     USED_WEIGHT_HEADER,
     WEIGHT_LIMIT_1M,
     WEIGHTS,
 )
+from .gap import Trade, income_symbols, parse_trades
 from .models import ErrorBody, ListenKey, PositionMode, PremiumIndex, ServerTime, SymbolConfig
 from .parse import Problem, position_rows
 from .signing import ServerClock, key_header, signed_query
@@ -182,6 +185,23 @@ class RestClient:
                 continue
             out[row.symbol] = Decimal(row.leverage)
         return out
+
+    async def trades(self, symbol: str, since_ms: int) -> list[Trade]:
+        """The account's fills of ``symbol`` since ``since_ms`` (up to 1000)."""
+        body = await self._call("GET", PATH_USER_TRADES, [
+            ("symbol", symbol), ("startTime", str(since_ms)), ("limit", "1000")], signed=True)
+        trades, problems = parse_trades(body)
+        for p in problems:
+            self._problem(p)
+        if problems and not isinstance(body, list):
+            raise RetryableFeedError(f"{PATH_USER_TRADES} answered {str(body)[:120]}")
+        return [t for t in trades if t.time_ms >= since_ms]
+
+    async def income_symbols(self, since_ms: int) -> set[str]:
+        """Symbols with any income (every fill pays a commission) since ``since_ms``."""
+        body = await self._call("GET", PATH_INCOME, [("startTime", str(since_ms)),
+                                                     ("limit", "1000")], signed=True)
+        return income_symbols(body)
 
     async def positions(self, hedge: bool | None, leverage: dict[str, Decimal]
                         ) -> tuple[list[PositionUpdate], int]:
