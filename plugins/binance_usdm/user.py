@@ -43,7 +43,7 @@ from .parse import (
     order_fill,
     user_order,
 )
-from .rest import ListenKeyGone
+from .rest import ListenKeyGone, NotServed
 from .ws import Conn, ConnectionLost
 
 if TYPE_CHECKING:
@@ -85,6 +85,8 @@ class UserStream:
         #: server ms up to which every fill is in the book (the last snapshot); a resync
         #: replays the fills after it (None before the first snapshot)
         self.fills_floor_ms: int | None = None
+        #: optional endpoints the exchange answered 404 for: not asked again
+        self._not_served: set[str] = set()
 
     # ----------------------------------------------------------------- supervisor
     async def run(self) -> None:
@@ -310,12 +312,15 @@ class UserStream:
         since = max(self.fills_floor_ms, as_of - REPLAY_LOOKBACK_MS)
         positions = ctx.positions()
         symbols = {k.symbol for k in positions} | {r.symbol for r in rows}
-        try:
-            symbols |= await rest.income_symbols(since)
-        except (RetryableFeedError, FatalFeedError) as exc:
-            ctx.count("income_unavailable")
-            ctx.log.warning("income since the gap not read (only known symbols' fills are "
-                            "replayed): %s", exc)
+        if "income" not in self._not_served:
+            try:
+                symbols |= await rest.income_symbols(since)
+            except (RetryableFeedError, FatalFeedError) as exc:
+                if isinstance(exc, NotServed):
+                    self._not_served.add("income")
+                ctx.count("income_unavailable")
+                ctx.log.warning("income since the gap not read (only known symbols' fills "
+                                "are replayed): %s", exc)
         trades: list[Trade] = []
         try:
             for symbol in sorted(symbols):
@@ -343,9 +348,13 @@ class UserStream:
     async def _read_leverage(self) -> None:
         """Best effort: without it positions show no leverage (until a leverage change is
         pushed); nothing delivered depends on it."""
+        if "symbolConfig" in self._not_served:
+            return
         try:
             self.leverage.update(await self.feed.rest.leverages())
         except (RetryableFeedError, FatalFeedError) as exc:
+            if isinstance(exc, NotServed):
+                self._not_served.add("symbolConfig")
             self.ctx.count("leverage_unavailable")
             self.ctx.log.warning("symbol leverages not read (positions show none): %s", exc)
 
