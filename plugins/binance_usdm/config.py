@@ -61,6 +61,10 @@ class BinanceSettings(StrictModel):
     #: A fill (ORDER_TRADE_UPDATE) whose ACCOUNT_UPDATE has not come this long after it
     #: means the position push was lost: the feed resyncs from REST.
     fill_confirm_after: Duration = 3.0
+    #: After a gap (reconnect, lost push), replay the account's fills since the last
+    #: snapshot (userTrades per symbol) so that a position opened and closed inside the
+    #: gap still yields its ``opened`` and ``closed``.
+    replay_gaps: bool = True
     #: Period of the REST audit comparing the book with positionRisk; 0 disables.
     audit_interval: Duration = 60.0
     #: ``recvWindow`` of signed requests, in milliseconds (Binance: at most 60000).
