@@ -7,33 +7,22 @@ Every duration accepts a number of seconds or a string with a unit (``"500ms"``,
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field, model_validator
 
-from feedctl import Duration, StrictModel
+from feedctl import Duration, Endpoints, HttpEndpoint, StrictModel, WsEndpoint
 
 from .constants import LISTEN_KEY_VALIDITY_S, MAX_CONNECTION_AGE_S
 
 
-def _url(*schemes: str) -> Any:
-    def check(value: Any) -> Any:
-        parts = urlsplit(value) if isinstance(value, str) else None
-        if parts is None or parts.scheme not in schemes or not parts.hostname:
-            raise ValueError(f"expected a {' or '.join(s + '://' for s in schemes)} URL with "
-                             f"a host, got {value!r}")
-        return value
-    return AfterValidator(check)
-
-
-class BinanceEndpoints(StrictModel):
+class BinanceEndpoints(Endpoints):
     """Where the kind's exchange lives: the REST base, the market-data socket base
     (``.../market`` or ``.../public``) and the user-data socket base (``.../private``)."""
 
-    rest: Annotated[str, _url("http", "https")]
-    market_ws: Annotated[str, _url("ws", "wss")]
-    private_ws: Annotated[str, _url("ws", "wss")]
+    rest: HttpEndpoint
+    market_ws: WsEndpoint
+    private_ws: WsEndpoint
 
 
 class BinanceSettings(StrictModel):

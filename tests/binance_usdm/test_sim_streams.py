@@ -1,6 +1,5 @@
 """binance_usdm's listenKey lifecycle and planned reconnects on the embedded simulator's
-Binance personality, with its lifetimes shortened (skipped until that personality is on
-this branch)."""
+Binance personality, with its lifetimes shortened."""
 
 from __future__ import annotations
 
@@ -14,10 +13,6 @@ import pytest
 from feedctl.testing import FeedProbe, run_scenario
 
 from .harness import FAST
-
-pytest.importorskip("feedctl.simulator.binance", reason="the simulator's Binance "
-                    "personality (branch binsim) is not merged here yet")
-
 from .sim_harness import SimBinanceHarness
 
 pytestmark = pytest.mark.integration
