@@ -58,6 +58,10 @@ def main() -> None:
                     t0 = time.perf_counter()
                     res = run_client("capacity", kind, cfg, timeout=150 + args.seconds)
                     sim = dump(proc)
+                    if res is None:
+                        runs.append({"symbols": n, "client": kind, "round": rnd,
+                                     "failed": True})
+                        continue
                     offered = sum(1 for s, _e, _ns in sim["sent"] if s != "*")
                     cpu = max(res["cpu_pct"], 1e-6) / 100
                     row = {"symbols": n, "client": kind, "round": rnd,
@@ -89,6 +93,10 @@ def main() -> None:
           "behind; ccxt returns only the updates since its last call); msg/cpu-s: msg/s "
           "over the client process's CPU fraction; vs ceiling: that over the bare reader's "
           "(websockets + orjson) in the same round")
+    for r in rows:
+        if r["failed_runs"]:
+            print(f"{r['client']} at {r['symbols']} symbols: {r['failed_runs']} round(s) "
+                  "failed (see stderr), medians of the others")
     print(f"load average {os.getloadavg()[0]:.1f}")
     write_report(args.out, "binance_capacity", interval_s=args.interval, rows=rows, runs=runs)
 

@@ -14,7 +14,9 @@ sockets return from ``recv()``; for the ceiling each decoded frame.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import re
 import sys
 import time
@@ -184,8 +186,12 @@ async def run_pbinance(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
     finally:
         for t in readers:
             t.cancel()
-        await asyncio.gather(*readers, return_exceptions=True)
-        await client.close_connection()
+        # python-binance's socket can take long to close under load: bounded, and the
+        # process exits right after writing its results (main)
+        await asyncio.wait(readers, timeout=5)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                await client.close_connection()
 
 
 # ------------------------------------------------------------------ ceiling
@@ -230,11 +236,15 @@ def main() -> None:
     cfg = json.loads(Path(sys.argv[3]).read_text())  # a file: keys stay off the command line
     pin(cfg.get("cpu"))
     sink = Sink(cfg, record=mode == "latency")
-    result = asyncio.run(RUNNERS[kind](cfg, sink))
+    loop = asyncio.new_event_loop()
+    result = loop.run_until_complete(RUNNERS[kind](cfg, sink))
     result["rss_end_mb"] = rss_mb()
     if mode == "latency":
         result["samples"] = sink.samples
     Path(cfg["out"]).write_bytes(orjson.dumps(result))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # skip the loop's shutdown: a client's leftover socket must not hang it
 
 
 if __name__ == "__main__":

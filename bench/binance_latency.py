@@ -69,12 +69,19 @@ def stop_sim(proc: subprocess.Popen[str]) -> None:
     proc.wait(10)
 
 
-def run_client(mode: str, kind: str, cfg: dict[str, Any], timeout: float) -> dict[str, Any]:
+def run_client(mode: str, kind: str, cfg: dict[str, Any], timeout: float
+               ) -> dict[str, Any] | None:
+    """The client's results, or None when its process failed or overran (reported as a
+    failed round, left out of the medians)."""
     with tempfile.TemporaryDirectory() as tmp:
         out, conf = Path(tmp) / "out.json", Path(tmp) / "cfg.json"
         conf.write_text(json.dumps({**cfg, "out": str(out)}))
-        subprocess.run([sys.executable, str(HERE / "binance_clients.py"), mode, kind,
-                        str(conf)], check=True, timeout=timeout, env=ENV)
+        try:
+            subprocess.run([sys.executable, str(HERE / "binance_clients.py"), mode, kind,
+                            str(conf)], check=True, timeout=timeout, env=ENV)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            print(f"{kind}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            return None
         return orjson.loads(out.read_bytes())
 
 
@@ -114,11 +121,15 @@ def summarise(samples: list[list[Any]], sim: dict[str, Any]) -> dict[str, Any]:
 def medians(runs: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
     """One row per (N, client): medians over rounds; ``<key>_vs_ceiling`` the median of
     the per-round ratios to the ceiling measured in the same round."""
-    ceiling = {(r["symbols"], r["round"]): r for r in runs if r["client"] == "ceiling"}
+    ok = [r for r in runs if not r.get("failed")]
+    ceiling = {(r["symbols"], r["round"]): r for r in ok if r["client"] == "ceiling"}
     out = []
-    for n, kind in dict.fromkeys((r["symbols"], r["client"]) for r in runs):
-        mine = [r for r in runs if r["symbols"] == n and r["client"] == kind]
-        row: dict[str, Any] = {"symbols": n, "client": kind, "runs": len(mine)}
+    for n, kind in dict.fromkeys((r["symbols"], r["client"]) for r in ok):
+        mine = [r for r in ok if r["symbols"] == n and r["client"] == kind]
+        failed = sum(1 for r in runs if r.get("failed") and r["symbols"] == n
+                     and r["client"] == kind)
+        row: dict[str, Any] = {"symbols": n, "client": kind, "runs": len(mine),
+                               "failed_runs": failed}
         for k, v in mine[0].items():
             if k not in row and k != "round" and isinstance(v, int | float):
                 vals = [m[k] for m in mine if isinstance(m.get(k), int | float)]
@@ -155,6 +166,11 @@ def main() -> None:
                     dump(proc)  # clear what earlier clients left
                     t0 = time.perf_counter()
                     result = run_client("latency", kind, cfg, timeout=150 + args.seconds)
+                    if result is None:
+                        dump(proc)
+                        runs.append({"symbols": n, "client": kind, "round": rnd,
+                                     "failed": True})
+                        continue
                     row = {"symbols": n, "client": kind, "round": rnd,
                            **summarise(result["samples"], dump(proc)),
                            "cpu_pct": round(result["cpu_pct"], 1),
@@ -181,6 +197,10 @@ def main() -> None:
           "publish start; deliv%: frames sent in the client's window that reached its "
           "consumer; p50/ceil, p99/ceil: wire over the ceiling's (websockets + orjson) in "
           "the same round")
+    for r in rows:
+        if r["failed_runs"]:
+            print(f"{r['client']} at {r['symbols']} symbols: {r['failed_runs']} round(s) "
+                  "failed (see stderr), medians of the others")
     print(f"load average {os.getloadavg()[0]:.1f}")
     write_report(args.out, "binance_latency", interval_s=args.interval, rows=rows, runs=runs)
 
