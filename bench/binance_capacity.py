@@ -89,8 +89,9 @@ def main() -> None:
               f"{fmt(r['msg_per_cpu_s_vs_ceiling']):>10}")
     print(f"medians of {args.runs} interleaved round(s); {args.symbols} symbols every "
           f"{args.interval}s offered. msg/s: frames the client absorbed; events/s: what "
-          "reached its consumer (ours coalesces a symbol's marks while its consumer is "
-          "behind; ccxt returns only the updates since its last call); msg/cpu-s: msg/s "
+          "reached its consumer (ours emits a price event only when a mark moved: the "
+          "simulator's prices step every 0.1 s; ccxt's watch_mark_prices returns only what "
+          "arrived since its last call); msg/cpu-s: msg/s "
           "over the client process's CPU fraction; vs ceiling: that over the bare reader's "
           "(websockets + orjson) in the same round")
     for r in rows:

@@ -195,8 +195,8 @@ def main() -> None:
     print(f"medians of {args.runs} interleaved round(s), ms; marks every {args.interval}s per "
           "symbol. wire: consumer - frame handed to the simulator's socket; tick: consumer - "
           "publish start; deliv%: frames sent in the client's window that reached its "
-          "consumer; p50/ceil, p99/ceil: wire over the ceiling's (websockets + orjson) in "
-          "the same round")
+          "consumer (ours: only marks that moved make an event); p50/ceil, p99/ceil: wire "
+          "over the ceiling's (websockets + orjson) in the same round")
     for r in rows:
         if r["failed_runs"]:
             print(f"{r['client']} at {r['symbols']} symbols: {r['failed_runs']} round(s) "
