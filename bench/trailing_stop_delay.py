@@ -45,7 +45,8 @@ def overrides(sim: Simulator, mode: str, rest_interval: float, exchange: str
                      "private_ws": sim.urls["private_ws"]}
     else:
         endpoints = {"rest": sim.urls["rest"], "public_ws": sim.urls["public_ws"],
-                     "private_ws": sim.urls["private_ws"]}
+                     "private_ws": sim.urls["private_ws"],
+                     "public_ws_inverse": sim.urls["public_ws_inverse"]}
     return {
         "mode": mode,
         "account": {"exchange": exchange, "api_key": sim.api_key,
