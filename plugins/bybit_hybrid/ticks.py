@@ -2,12 +2,13 @@
 
 Every ticker frame is checked against the connection's :class:`TickerState` as it is
 parsed; a frame that moved the mark is kept as its symbol's *pending* mark. The marks
-pending are handed to the book in one ``call_soon`` per burst of frames (one socket
-read): the frames of a read arrive together and nothing runs between them, so a
-symbol's earlier marks in the same read are superseded before anyone could see them —
-the book applies the newest (it recomputes PnL and emits the ``price`` event), and
+pending are handed to the book once per burst of frames - at the end of the socket
+read that brought them (``read_end``, called by the connection), else in a
+``call_soon``: the frames of a read arrive together and nothing runs between them, so
+a symbol's earlier marks in the same read are superseded before anyone could see them
+— the book applies the newest (it recomputes PnL and emits the ``price`` event), and
 consumers run right after. Bookkeeping that need not be per frame — the ``messages``
-counter and the liveness stamp — rides on the same callback. Slow *consumers* are the
+counter and the liveness stamp — rides on the ``call_soon``. Slow *consumers* are the
 core's business: its delivery queues coalesce price events.
 """
 
@@ -61,15 +62,25 @@ class TickHandler:
         else:
             stream.feed.report(res, stream.name)  # type: ignore[arg-type]
 
+    def read_end(self) -> None:
+        """The frames of one socket read were handed over: apply their marks now (the
+        connection calls this at the end of its read, one loop iteration earlier than
+        the ``call_soon``, which then only does the bookkeeping)."""
+        if self._pending:
+            self._apply_pending()
+
     def _flush(self) -> None:
         self._scheduled = False
         ctx = self._stream.ctx
         ctx.count("messages", self._count)
         ctx.message_received(self._last_ns)
         self._count = 0
+        if self._pending:
+            self._apply_pending()
+
+    def _apply_pending(self) -> None:
+        ctx = self._stream.ctx
         pending = self._pending
-        if not pending:
-            return
         self._pending = {}
         observe, apply_mark, category = self._observe, self._apply_mark, self._category
         for tick in pending.values():
