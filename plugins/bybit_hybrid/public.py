@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 from typing import Any
 
 from feedctl import Backoff, Category
@@ -127,8 +126,9 @@ class PublicStream:
 
     async def _open(self, *, report: bool = True) -> _Session:
         tickers = TickerState(self.category)
+        handler = self._handler(tickers)
         conn = Conn(
-            name=self.name, url=self.url, on_data=self._handler(tickers),
+            name=self.name, url=self.url, on_data=handler, on_read_end=handler.read_end,
             ping_interval=self.s.ping_interval, pong_timeout=self.s.pong_timeout,
             request_timeout=self.s.request_timeout, log=self.ctx.log,
             count=self.ctx.count, report=self.feed.report,
@@ -306,7 +306,7 @@ class PublicStream:
         return None
 
     # ----------------------------------------------------------------- data
-    def _handler(self, tickers: TickerState) -> Callable[[dict[str, Any], int], None]:
+    def _handler(self, tickers: TickerState) -> TickHandler:
         return TickHandler(self, tickers)
 
     def details(self) -> dict[str, Any]:
