@@ -131,7 +131,6 @@ def test_a_paused_worker_resumes_without_a_stale_write(tmp_path: Path,
             await ctl.close_position("ETHUSDT")
             want = await exchange_state(ctl)
             await wait_for(lambda: reader_state(reader) == want, 10)
-            assert await lease_owner(redis) == second
             return reader, want, workers[first], second
 
     reader, want, paused, _ = run_async(main(), timeout=80)
