@@ -80,9 +80,8 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.settings.lease_ttl / 3):
                         await _first(stop.wait(), self._wake.wait())
-        finally:
-            for account in list(self.sessions):
-                await self._stop_session(account)
+        finally:  # every session at once: a worker with many accounts stops quickly
+            await asyncio.gather(*(self._stop_session(a) for a in list(self.sessions)))
             for lease in self.leases.values():
                 await lease.release()
             with contextlib.suppress(*DOWN):
