@@ -138,9 +138,19 @@ def worker_command(profiles: tuple[str, ...], settings_path: str | None, url: st
 
     chosen_profiles: list[str | None] = list(profiles) or [None]
 
+    plans: dict[str | None, Any] = {}
+
     def make_session(profile: str | None) -> Session:
-        return Session(profile, settings_path=settings_path, overrides=overrides,
-                       plugin_manager=pm)
+        """A fresh session of ``profile``; its plan (the validated profile) is built once
+        and reused, unless it has services (an embedded exchange is one per session)."""
+        plan = plans.get(profile)
+        if plan is not None:
+            return Session(plan=plan)
+        session = Session(profile, settings_path=settings_path, overrides=overrides,
+                          plugin_manager=pm)
+        if not session.plan.services:
+            plans[profile] = session.plan
+        return session
 
     try:
         probe = make_session(chosen_profiles[0])
