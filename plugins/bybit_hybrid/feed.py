@@ -225,16 +225,30 @@ class HybridFeed(Feed):
         interval = self.settings.stale_mark_interval
         if interval <= 0:
             return
+        check = min(interval, max(0.05, self.settings.stale_after / 4))
+        last_read = 0.0
         while True:
-            await asyncio.sleep(interval)
-            stale = sorted({(c, sym) for c, p in self.publics.items()
-                            for sym in (p.stale | (p.wanted if p.down else set()))})
-            for category, symbol in stale[:self.settings.stale_mark_max]:
+            await asyncio.sleep(check)  # suspects are judged soon, stale symbols per interval
+            due = time.monotonic() - last_read >= interval
+            wanted = set()
+            for c, p in self.publics.items():
+                wanted |= {(c, sym, True) for sym in p.suspect}
+                if due:
+                    wanted |= {(c, sym, False) for sym in
+                               (p.stale | (p.wanted if p.down else set())) - p.suspect}
+            if not wanted:
+                continue
+            if due:
+                last_read = time.monotonic()
+            for category, symbol, suspect in sorted(wanted)[:self.settings.stale_mark_max]:
                 mark = await self._public_read(self.rest.mark(category, symbol),
                                                "stale_mark_failures", f"mark of {symbol}")
-                if mark is not None:
-                    self.ctx.count("stale_marks")
-                    self.ctx.apply_mark(mark)
+                if mark is None:
+                    continue
+                if suspect:
+                    self.publics[category].judge_quiet(symbol, str(mark.mark_price))
+                self.ctx.count("stale_marks")
+                self.ctx.apply_mark(mark)
 
     async def _public_read(self, read: Awaitable[T], counter: str, what: str) -> T | None:
         """A best-effort public REST read: its result, or None (counted, logged) when it
