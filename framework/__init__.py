@@ -45,7 +45,9 @@ if TYPE_CHECKING:
         NoSettings,
     )
     from .logs import (
+        configure_logging,
         redact,
+        register_secret,
     )
     from .manager import (
         await_me_maybe,
@@ -150,7 +152,9 @@ _WHERE: dict[str, str] = {
     "env_var_name": ".config",
     "hookimpl": ".manager",
     "now_ns": ".models",
+    "configure_logging": ".logs",
     "redact": ".logs",
+    "register_secret": ".logs",
     "unrealised_pnl": ".book",
     "wire_decimal": ".models",
 }
@@ -220,10 +224,12 @@ __all__ = [
     "__version__",
     "await_me_maybe",
     "build_plugin_manager",
+    "configure_logging",
     "env_var_name",
     "hookimpl",
     "now_ns",
     "redact",
+    "register_secret",
     "unrealised_pnl",
     "wire_decimal",
 ]
