@@ -65,3 +65,19 @@ class PrivateHost(StreamHost, Protocol):
     def private_resyncing(self) -> None: ...
 
     def private_synced(self) -> None: ...
+
+
+class TickSource(Protocol):
+    """What the ticker callback (ticks.py) needs from its public stream: the context, the
+    stale symbols, a way to wake the stream's supervisor (a stale symbol spoke again) and
+    the problem reporter."""
+
+    @property
+    def ctx(self) -> FeedContext: ...
+
+    @property
+    def stale(self) -> frozenset[str]: ...
+
+    def wake(self) -> None: ...
+
+    def problem(self, problem: Problem) -> None: ...

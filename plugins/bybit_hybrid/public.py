@@ -31,7 +31,7 @@ from typing import Any
 from feedctl import Backoff, Category
 
 from .constants import TICKERS_PREFIX
-from .parse import TickerState
+from .parse import Problem, TickerState
 from .ports import PublicHost
 from .ticks import TickHandler
 from .util import batches
@@ -73,6 +73,14 @@ class PublicStream:
         self._wake = asyncio.Event()
         self._backoff = Backoff(self.s.backoff_base, self.s.backoff_cap)
         self._overflow_logged = False
+
+    def wake(self) -> None:
+        """Let the supervisor re-measure now (a stale symbol spoke again)."""
+        self._wake.set()
+
+    def problem(self, problem: Problem) -> None:
+        """A frame the ticker callback could not use: counted and logged by the feed."""
+        self.feed.report(problem, self.name)
 
     def want(self, symbols: set[str]) -> None:
         if symbols != self.wanted:

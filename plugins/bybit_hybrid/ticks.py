@@ -15,13 +15,13 @@ core's business: its delivery queues coalesce price events.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .constants import TICKERS_PREFIX
-from .parse import Tick, TickerState
+from .parse import Problem, Tick, TickerState
 
 if TYPE_CHECKING:
-    from .public import PublicStream
+    from .ports import TickSource
 
 _PLEN = len(TICKERS_PREFIX)
 
@@ -32,7 +32,7 @@ class TickHandler:
     __slots__ = ("_apply", "_apply_mark", "_category", "_count", "_last_ns", "_loop",
                  "_observe", "_pending", "_scheduled", "_stream")
 
-    def __init__(self, stream: PublicStream, tickers: TickerState) -> None:
+    def __init__(self, stream: TickSource, tickers: TickerState) -> None:
         self._stream = stream
         self._apply = tickers.apply
         self._category = tickers.category
@@ -54,13 +54,13 @@ class TickHandler:
             self._loop.call_soon(self._flush)
         stream = self._stream
         if stream.stale and str(msg.get("topic"))[_PLEN:] in stream.stale:
-            stream._wake.set()
+            stream.wake()
         if res is None:
             return
         if type(res) is Tick:
             self._pending[res.symbol] = res
         else:
-            stream.feed.report(res, stream.name)  # type: ignore[arg-type]
+            stream.problem(cast("Problem", res))  # type() is: faster than isinstance
 
     def read_end(self) -> None:
         """The frames of one socket read were handed over: apply their marks now (the
