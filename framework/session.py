@@ -356,7 +356,7 @@ class Session:
         account = getattr(event, "account", None)
         self._put(event, account if isinstance(account, str) and account else None)
 
-    def status(self, account: str | None = None) -> dict[str, Any]:
+    def status(self, account: str | None = None, *, rows: bool = True) -> dict[str, Any]:
         """A JSON-ready picture of the session: feeds, router, consumers, validation (of
         the first account, or of ``account``), and ``accounts``: one summary row per
         account."""
@@ -377,7 +377,7 @@ class Session:
             "router": art.router.snapshot() if art.router else None,
             "consumers": [q.stats() for q in self._queues],
             "validation": art.validator.summary() if art.validator is not None else None,
-            "accounts": self.account_rows(),
+            "accounts": self.account_rows() if rows else None,
         }
 
     def account_rows(self) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ from .hub import EventHub
 from .metrics import SessionCollector, build_registry, exposition
 from .views import (
     RateTracker,
+    accounts_payload,
     dumps,
     feed_rows,
     instruments_payload,
@@ -87,7 +88,8 @@ class Monitor:
         self.hub = EventHub(session, price_interval=price_interval, snapshot=self.snapshot,
                             ticker=self.feeds_tick)
         self._registry = build_registry(SessionCollector(
-            session.status, lambda: positions_payload(self.session)["delivered"]))
+            session.status, lambda: positions_payload(self.session)["delivered"],
+            accounts=self._account_statuses if session.multi else None))
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
 
@@ -96,12 +98,16 @@ class Monitor:
         app = web.Application(middlewares=[self._guard])
         app.router.add_get("/", self._index)
         app.router.add_get("/static/{name}", self._static_file)
-        app.router.add_get("/api/status", self._json(self.session.status))
-        app.router.add_get("/api/positions", self._json(lambda: positions_payload(self.session)))
+        app.router.add_get("/api/status", self._json(
+            lambda account: self.session.status(account)))
+        app.router.add_get("/api/positions", self._json(
+            lambda account: positions_payload(self.session, account)))
+        app.router.add_get("/api/accounts", self._json(
+            lambda account: accounts_payload(self.session, account)))
         app.router.add_get("/api/subscriptions", self._json(
-            lambda: subscriptions_payload(self.session.status())))
+            lambda account: subscriptions_payload(self.session.status(account, rows=False))))
         app.router.add_get("/api/validation", self._json(
-            lambda: self.session.status()["validation"]))
+            lambda account: self.session.status(account, rows=False)["validation"]))
         app.router.add_get("/api/events", self._events)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
@@ -148,6 +154,9 @@ class Monitor:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def _account_statuses(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(name, self.session.status(name, rows=False)) for name in self.session.accounts]
 
     # ---------------------------------------------------------------- payloads
     def snapshot(self) -> dict[str, Any]:
@@ -222,8 +231,16 @@ class Monitor:
         return resp
 
     def _json(self, build: Any) -> Any:
+        """A JSON handler; ``build(account)`` gets the ``?account=`` filter (None: the
+        first account, the whole session in the single-account form)."""
         async def handler(request: web.Request) -> web.Response:
-            return web.Response(text=dumps(build()), content_type="application/json")
+            account = request.query.get("account") or None
+            if account is not None and account not in self.session.accounts:
+                known = ", ".join(self.session.accounts)
+                return web.Response(status=404, text=dumps(
+                    {"error": f"no account {account!r}; accounts: {known}"}),
+                    content_type="application/json")
+            return web.Response(text=dumps(build(account)), content_type="application/json")
         return handler
 
     async def _healthz(self, request: web.Request) -> web.Response:
