@@ -63,6 +63,10 @@ class HybridSettings(StrictModel):
     max_topics_per_request: int = Field(DEFAULT_TOPICS_PER_REQUEST, ge=1, le=1000)
     #: Total characters of subscription args on one public connection.
     max_args_chars: int = Field(MAX_ARGS_CHARS_PER_CONNECTION, ge=100, le=21_000)
+    #: One set of public ticker sockets per (category, URL) for every account of the
+    #: session, subscriptions counted by symbol and sharded past ``max_args_chars``
+    #: (public_hub.py); false: this feed opens its own.
+    share_public: bool = True
     #: Time to wait for an auth/subscribe answer, a WS handshake or a REST answer.
     request_timeout: Duration = 10.0
     #: REST attempts for one call before the feed gives up and reconnects.

@@ -30,6 +30,7 @@ from .audit import audit_diff, forced_updates, settled, with_uncovered
 from .config import HybridSettings
 from .private import PrivateStream
 from .public import PublicStream
+from .public_hub import PublicLease, lease_for
 from .rest import RestClient, setting_hint
 from .signing import ServerClock
 from .util import Reporter
@@ -58,7 +59,7 @@ class HybridFeed(Feed):
         self.clock = ServerClock()
         self.report = Reporter(ctx)
         self.private = PrivateStream(self)
-        self.publics: dict[Category, PublicStream] = {}
+        self.publics: dict[Category, PublicStream | PublicLease] = {}
         self._rest: RestClient | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._phase = "connecting"
@@ -114,12 +115,14 @@ class HybridFeed(Feed):
         except RetryableFeedError as exc:  # the reconnect loop will retry; REST may recover
             self.ctx.log.warning("could not measure the server clock: %s", exc)
 
-    def _public(self, category: Category) -> PublicStream:
+    def _public(self, category: Category) -> PublicStream | PublicLease:
         stream = self.publics.get(category)
         if stream is None:
             eps = self.ctx.endpoints
             url = eps.public_ws_inverse if category is Category.INVERSE else eps.public_ws
-            stream = self.publics[category] = PublicStream(self, category, url)
+            stream = self.publics[category] = (
+                lease_for(self, category, url) if self.settings.share_public
+                else PublicStream(self, category, url))
             if self._tg is not None:
                 self._tg.create_task(stream.run(), name=f"bybit-public-{category.value}")
         return stream
