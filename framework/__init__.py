@@ -9,6 +9,7 @@ for settings. Library users need :class:`Session`.
 from ._version import API_VERSION, __version__
 from .backoff import Backoff
 from .book import PositionBook, unrealised_pnl
+from .budget import RollingBudget, jitter
 from .config import env_var_name
 from .errors import (
     ConfigError,
@@ -92,6 +93,7 @@ __all__ = [
     "ProfileSettings",
     "RetryableFeedError",
     "Role",
+    "RollingBudget",
     "Rollout",
     "RouteEvent",
     "Service",
@@ -106,6 +108,7 @@ __all__ = [
     "build_plugin_manager",
     "env_var_name",
     "hookimpl",
+    "jitter",
     "now_ns",
     "redact",
     "unrealised_pnl",

@@ -88,6 +88,10 @@ class Simulator:
                 "private_ws": f"ws://{base}/v5/private", "control": f"http://{base}/sim",
                 "public_ws_inverse": f"ws://{base}/v5/public/inverse"}
 
+    def engines(self) -> list[AccountEngine]:
+        """Every account engine (one here; see accounts.MultiAccountSimulator)."""
+        return [self.account]
+
     def hubs(self, kinds: tuple[str, ...] = ("public", "private")) -> list[Hub]:
         out: list[Hub] = []
         if "public" in kinds:
@@ -180,7 +184,8 @@ class Simulator:
             self._lateness.append(started - due)
             try:
                 deltas = self.prices.step(self.clock.now_ms())
-                self.account.on_tick()
+                for engine in self.engines():
+                    engine.on_tick()
                 self.public.publish(deltas, self.clock.now_ms())  # ts = send time
             except Exception:
                 log.exception("tick failed")

@@ -67,6 +67,16 @@ class HybridSettings(StrictModel):
     #: session, subscriptions counted by symbol and sharded past ``max_args_chars``
     #: (public_hub.py); false: this feed opens its own.
     share_public: bool = True
+    #: New sockets (private) this process opens per exchange host within
+    #: ``connection_window``: shared by every account (Bybit allows 500 per 5 minutes
+    #: per IP), at least ``connection_spacing`` apart (a mass reconnect is staggered).
+    connections_per_window: int = Field(400, ge=1, le=500)
+    connection_window: Duration = 300.0
+    connection_spacing: Duration = 0.02
+    #: REST requests per host within ``rest_window``, shared by every account (Bybit
+    #: allows 600 per 5 s per IP; a ban follows an excess).
+    rest_per_window: int = Field(480, ge=1, le=600)
+    rest_window: Duration = 5.0
     #: Time to wait for an auth/subscribe answer, a WS handshake or a REST answer.
     request_timeout: Duration = 10.0
     #: REST attempts for one call before the feed gives up and reconnects.

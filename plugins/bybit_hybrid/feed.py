@@ -16,6 +16,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import aiohttp
+from yarl import URL
 
 from feedctl import (
     Category,
@@ -24,6 +25,8 @@ from feedctl import (
     FeedContext,
     FeedState,
     RetryableFeedError,
+    RollingBudget,
+    jitter,
 )
 
 from .audit import audit_diff, forced_updates, settled, with_uncovered
@@ -66,6 +69,8 @@ class HybridFeed(Feed):
         self._detail = ""
         self._last_audit: dict[str, Any] = {}
         self._audit_suspects: dict[str, str] = {}
+        #: The process's budget of new sockets to this exchange host (``run()`` sets it).
+        self.connects: RollingBudget | None = None
 
     @property
     def rest(self) -> RestClient:
@@ -85,10 +90,18 @@ class HybridFeed(Feed):
             raise FatalFeedError(msg)
         self._set(FeedState.CONNECTING, "measuring the server clock", reason="start")
         timeout = aiohttp.ClientTimeout(total=s.request_timeout)
+        self.connects = ctx.shared(
+            ("bybit_hybrid.connects", _host(ctx.endpoints.private_ws)),
+            lambda: RollingBudget(s.connections_per_window, s.connection_window,
+                                  spacing=s.connection_spacing))
+        rest_budget = ctx.shared(
+            ("bybit_hybrid.rest", _host(ctx.endpoints.rest)),
+            lambda: RollingBudget(s.rest_per_window, s.rest_window))
         try:
             async with aiohttp.ClientSession(timeout=timeout) as http:
                 self._rest = RestClient(http, ctx.endpoints.rest, acct.api_key, acct.api_secret,
-                                        self.clock, s, ctx.log, ctx.count, profile=ctx.profile)
+                                        self.clock, s, ctx.log, ctx.count, profile=ctx.profile,
+                                        budget=rest_budget)
                 await self._initial_clock()
                 try:
                     async with asyncio.TaskGroup() as tg:
@@ -243,6 +256,8 @@ class HybridFeed(Feed):
         interval = self.settings.audit_interval
         if interval <= 0:
             return
+        # many accounts in one process: their audits spread over the interval
+        await asyncio.sleep(jitter(self.ctx.account.name, interval))
         while True:
             await asyncio.sleep(interval)
             if self._phase != "synced":
@@ -318,6 +333,10 @@ class HybridFeed(Feed):
             "last_audit": self._last_audit,
             "phase": self._phase,
         }
+
+
+def _host(url: str) -> str:
+    return URL(url).host or url
 
 
 def _fatal_reason(exc: FatalFeedError) -> str:

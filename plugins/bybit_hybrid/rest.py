@@ -31,6 +31,7 @@ from feedctl import (
     MarkPrice,
     PositionUpdate,
     RetryableFeedError,
+    RollingBudget,
     env_var_name,
     redact,
     wire_decimal,
@@ -82,8 +83,11 @@ class RestClient:
         log: logging.LoggerAdapter[logging.Logger],
         count: Callable[[str], None],
         profile: str = "",
+        budget: RollingBudget | None = None,
     ) -> None:
         self._profile = profile
+        #: The process's REST budget for this host, shared by every account.
+        self._budget = budget
         self._session = session
         self._base = base_url.rstrip("/")
         self._key, self._secret = api_key, api_secret
@@ -267,6 +271,8 @@ class RestClient:
         if signed:
             headers.update(rest_headers(self._key, self._secret, self.clock.now_ms(),
                                         self._s.recv_window, query))
+        if self._budget is not None:
+            await self._budget.acquire()
         try:
             async with self._session.get(url, headers=headers) as resp:
                 body = await resp.read()
