@@ -105,6 +105,8 @@ async def one(accounts: int, args: argparse.Namespace) -> dict[str, Any]:
         drainer = asyncio.create_task(drain())
         try:
             out["synced_s"] = await _until(lambda: _all_synced(session), args.timeout, began)
+            if out["synced_s"] is None:  # say how they stood
+                out["not_synced"] = _standing(session)
             await asyncio.sleep(args.settle)
             out["rss_base_mb"] = round(base, 1)
             out["rss_mb"] = round(rss_mb(), 1)
@@ -151,6 +153,17 @@ def _all_synced(session: Any) -> bool:
         if len(art.router.delivered) < PER_ACCOUNT:
             return False
     return True
+
+
+def _standing(session: Any) -> dict[str, int]:
+    """How many accounts stand in each (state, detail, positions) when not all synced."""
+    out: dict[str, int] = {}
+    for art in session.accounts.values():
+        st = art.feeds["bybit_hybrid"].ctx.status
+        key = (f"{st.state.value}: {st.detail[:60]} synced={st.synced_ns is not None} "
+               f"positions={len(art.router.delivered)}")
+        out[key] = out.get(key, 0) + 1
+    return out
 
 
 def _all_fresh(session: Any, after_ns: int) -> bool:

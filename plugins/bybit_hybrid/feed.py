@@ -24,6 +24,7 @@ from feedctl import (
     Feed,
     FeedContext,
     FeedState,
+    Instrument,
     RetryableFeedError,
     RollingBudget,
     jitter,
@@ -238,6 +239,9 @@ class HybridFeed(Feed):
         symbol from the public instruments-info; a failure is tried again a minute
         later). Nothing here affects what is delivered."""
         tried: dict[tuple[Category, str], float] = {}
+        # read once for every account of the session (their REST budget is shared)
+        known: dict[tuple[Category, str], Instrument] = self.ctx.shared(
+            ("bybit_hybrid.instruments", _host(self.ctx.endpoints.rest)), dict)
         while True:
             now = time.monotonic()
             for category, symbol in sorted(self.ctx.open_symbols()):
@@ -245,9 +249,11 @@ class HybridFeed(Feed):
                 if key in self.ctx.instruments or now - tried.get(key, -1e9) < 60:
                     continue
                 tried[key] = now
-                inst = await self._public_read(self.rest.instrument(category, symbol),
-                                               "instrument_failures", f"instrument {symbol}")
+                inst = known.get(key) or await self._public_read(
+                    self.rest.instrument(category, symbol), "instrument_failures",
+                    f"instrument {symbol}")
                 if inst is not None:
+                    known[key] = inst
                     self.ctx.set_instrument(inst)
             await asyncio.sleep(2.0)
 
