@@ -89,3 +89,16 @@ def test_the_single_account_form_is_one_account_named_as_before(
         check_credentials(plan)
     assert "FEEDCTL_T__ACCOUNT__API_KEY is not set" in str(err.value)
     assert "account '" not in str(err.value)
+
+
+def test_an_account_key_in_the_settings_file_is_used_with_a_warning(
+        clean_env: Path, pm: FeedctlPluginManager, caplog: pytest.LogCaptureFixture) -> None:
+    write(clean_env, THREE.replace("[t.accounts.beta]\n",
+                                   '[t.accounts.beta]\napi_key = "in-the-file"\n'))
+    with caplog.at_level("WARNING", logger="feedctl.config"):
+        plan = build_plan("t", settings_path=clean_env / "settings.toml", pm=pm)
+    beta = next(a for a in plan.accounts if a.name == "beta")
+    assert beta.account.api_key is not None
+    assert "accounts.beta.api_key is set in" in caplog.text
+    assert "FEEDCTL_T__ACCOUNTS__BETA__API_KEY" in caplog.text
+    assert "in-the-file" not in caplog.text
