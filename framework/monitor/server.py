@@ -155,6 +155,10 @@ class Monitor:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    def _accounts(self, status: dict[str, Any]) -> list[dict[str, Any]]:
+        """The accounts table's rows: every account when the session has many."""
+        return list(status.get("accounts") or []) if self.session.multi else []
+
     def _account_statuses(self) -> list[tuple[str, dict[str, Any]]]:
         return [(name, self.session.status(name, rows=False)) for name in self.session.accounts]
 
@@ -170,6 +174,7 @@ class Monitor:
                 "feeds": feed_rows(status, self.rates.update(status["feeds"])),
                 "router": status["router"],
                 "validation": status["validation"], "notable": list(self.hub.notable),
+                "account": status["account"], "accounts": self._accounts(status),
                 "now_ns": now_ns()}
 
     def feeds_tick(self) -> dict[str, Any]:
@@ -179,6 +184,7 @@ class Monitor:
                 "positions_unknown": unknown_reason(
                     (status.get("router") or {}).get("active"), status["feeds"]),
                 "instruments": instruments_payload(self.session),
+                "account": status["account"], "accounts": self._accounts(status),
                 "now_ns": now_ns()}
 
     # ---------------------------------------------------------------- handlers

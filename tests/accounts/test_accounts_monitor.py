@@ -90,3 +90,24 @@ def test_the_view_shows_one_row_per_account(
     assert "Accounts: 3 (3 healthy, 0 failed)" in text
     assert all(n in text for n in ("alpha", "beta", "gamma"))
     assert "ETHUSDT" not in text  # no row per account per symbol
+
+
+def test_the_dashboard_gets_every_account_row_and_the_first_accounts_positions(
+        clean_env: Path, pm: FeedctlPluginManager) -> None:
+    path = write(clean_env, THREE)
+    (clean_env / ".secrets.toml").write_text(SECRETS)
+
+    async def main() -> dict[str, Any]:
+        async with Session("t", settings_path=path, plugin_manager=pm) as s:
+            monitor = Monitor(s, MonitorSettings(port=0))
+            await monitor.start()
+            try:
+                await synced(s)
+                return monitor.snapshot()
+            finally:
+                await monitor.stop()
+
+    snap = run_async(main())
+    assert [r["account"] for r in snap["accounts"]] == ["alpha", "beta", "gamma"]
+    assert snap["account"] == "alpha"
+    assert {p["account"] for p in snap["positions"]} == {"alpha"}
