@@ -265,14 +265,14 @@ class RestClient:
         raise RetryableFeedError(f"REST {path} failed {self._s.rest_attempts} times: {last}")
 
     async def _once(self, path: str, params: list[tuple[str, str]], signed: bool) -> dict[str, Any]:
+        if self._budget is not None:  # first: the signature's timestamp is taken after it
+            await self._budget.acquire()
         query = "&".join(f"{k}={quote(v, safe='%')}" for k, v in params)
         url = URL(f"{self._base}{path}" + (f"?{query}" if query else ""), encoded=True)
         headers = {"Accept": "application/json"}
         if signed:
             headers.update(rest_headers(self._key, self._secret, self.clock.now_ms(),
                                         self._s.recv_window, query))
-        if self._budget is not None:
-            await self._budget.acquire()
         try:
             async with self._session.get(url, headers=headers) as resp:
                 body = await resp.read()
