@@ -79,10 +79,18 @@ async def measure_while(reader: Coroutine[Any, Any, None], sink: Sink,
 
 # ------------------------------------------------------------------ ours
 async def run_ours(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
-    from feedctl import AccountSettings, Endpoints, EventKind, FeedContext, PositionBook
-    from feedctl.plugins.bybit_hybrid import HybridSettings, make_feed
+    """The whole feed: a :class:`feedctl.Session` (book, router, delivery queues) with
+    ``options.consumers`` library consumers (default 1), each its own task reading
+    ``session.events()``; the first one is the sink (the others count what they get)."""
+    import os
+    import tempfile
 
-    if cfg.get("options", {}).get("json_stdlib"):
+    # the feed plugin alone: the consumers are the bench's (no trailing-stop dispatcher)
+    os.environ["FEEDCTL_LOAD_PLUGINS"] = "bybit_hybrid"
+    from feedctl import EventKind, PositionEvent, Session
+
+    opts = cfg.get("options", {})
+    if opts.get("json_stdlib"):
         import feedctl.plugins.bybit_hybrid.parse as parse_mod
         import feedctl.plugins.bybit_hybrid.ws as ws_mod
 
@@ -93,26 +101,65 @@ async def run_ours(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
 
         parse_mod.orjson = ws_mod.orjson = _Json  # type: ignore[assignment]
 
-    price = EventKind.PRICE
+    if opts.get("ws_parser"):  # every frame through websockets' parser, as the ceiling
+        from feedctl.plugins.bybit_hybrid.ws import _DispatchingConnection
 
-    def emit(ev: Any) -> None:
-        if ev.kind is price:
-            pos = ev.position
-            sink.hit(pos.symbol, pos.mark_exchange_ms)
+        _DispatchingConnection.fast_parsing = False
 
     urls = cfg["urls"]
-    book = PositionBook(exchange="bybit", account="main", feed="bench", emit=emit)
-    ctx = FeedContext(
-        name="bench", kind="bybit_hybrid", role=None,
-        account=AccountSettings(api_key=cfg["api_key"], api_secret=cfg["api_secret"]),
-        endpoints=Endpoints(rest=urls["rest"], public_ws=urls["public_ws"],
-                            private_ws=urls["private_ws"]),
-        book=book)
-    feed = make_feed(ctx, HybridSettings(audit_interval=0, stale_after=5,
-                                         max_connection_lifetime=None))
-    sink.absorbed = lambda: ctx.counters.get("messages", 0)
-    out = await measure_while(feed.run(), sink, cfg)
-    out["messages_counter"] = ctx.counters.get("messages", 0)
+    overrides = {
+        "account": {"api_key": cfg["api_key"], "api_secret": cfg["api_secret"]},
+        "endpoints": {"rest": urls["rest"], "public_ws": urls["public_ws"],
+                      "public_ws_inverse": urls["public_ws"].replace("/linear", "/inverse"),
+                      "private_ws": urls["private_ws"]},
+        # the live feed alone, as primary: no REST poller competing for the core
+        "feeds": {"bybit_hybrid": {"kind": "bybit_hybrid", "role": "primary",
+                                   "audit_interval": 0, "stale_after": "5s",
+                                   "max_connection_lifetime": None}},
+        "logging": {"level": "WARNING"},
+    }
+    price = EventKind.PRICE
+    counts = [0] * max(1, int(opts.get("consumers", 1)))
+    streaming: set[str] = set()  # symbols whose prices reach the consumer
+
+    async def consume(i: int, stream: Any) -> None:
+        async for ev in stream:
+            if type(ev) is PositionEvent and ev.kind is price:
+                if i == 0:
+                    pos = ev.position
+                    sink.hit(pos.symbol, pos.mark_exchange_ms)
+                    if len(streaming) < len(cfg["symbols"]):
+                        streaming.add(pos.symbol)
+                else:
+                    counts[i] += 1
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "settings.toml"
+        path.write_text("[bench]\n")
+        async with Session("bench", settings_path=path, overrides=overrides) as session:
+            ctx = session.feeds["bybit_hybrid"].ctx
+            streams = [session.events(name=f"bench-{i}", replay=False)
+                       for i in range(len(counts))]
+            readers = [asyncio.create_task(consume(i, s)) for i, s in enumerate(streams)]
+            sink.absorbed = lambda: ctx.counters.get("messages", 0)
+            try:
+                # the warm-up starts once every symbol streams: the feed subscribes in
+                # batches of 10 topics, one request at a time, after its REST snapshot;
+                # with 500 symbols that takes seconds, which is not a latency
+                t0 = time.time()
+                async with asyncio.timeout(90):
+                    while len(streaming) < len(cfg["symbols"]):
+                        await asyncio.sleep(0.05)
+                sink.start_at = time.time() + cfg["warmup"]
+                out = await measure(sink, cfg)
+                out["ready_s"] = round(time.time() - t0, 2)
+            finally:
+                for t in readers:
+                    t.cancel()
+                await asyncio.gather(*readers, return_exceptions=True)
+            out["messages_counter"] = ctx.counters.get("messages", 0)
+            out["consumers"] = len(counts)
+            out["consumer_events"] = [sink.count, *counts[1:]]
     return out
 
 
@@ -169,9 +216,11 @@ async def run_pybit(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
         ws.exit()
 
 
-# ------------------------------------------------------------------ floor
+# ------------------------------------------------------------------ ceiling
 async def run_raw(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
-    """A bare websockets + orjson reader: the floor any Python client stands on."""
+    """The ceiling: a bare websockets + orjson reader that only keeps the latest
+    markPrice per symbol (no book, no PnL, no delivery) - what any Python client built
+    on these two libraries can reach at most."""
     from websockets.asyncio.client import connect
 
     async with connect(cfg["urls"]["public_ws"], ping_interval=None, compression=None,
@@ -180,17 +229,22 @@ async def run_raw(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
         for i in range(0, len(topics), 10):
             await ws.send(orjson.dumps({"op": "subscribe", "args": topics[i:i + 10]}).decode())
 
+        marks: dict[str, str] = {}
+
         async def loop() -> None:
             async for raw in ws:
                 msg = orjson.loads(raw)
                 data = msg.get("data")
                 if isinstance(data, dict) and "symbol" in data:
+                    mark = data.get("markPrice")
+                    if mark is not None:
+                        marks[data["symbol"]] = mark
                     sink.hit(data["symbol"], msg.get("ts"))
 
         return await measure_while(loop(), sink, cfg)
 
 
-RUNNERS = {"ours": run_ours, "ccxt": run_ccxt, "pybit": run_pybit, "raw": run_raw}
+RUNNERS = {"ours": run_ours, "ccxt": run_ccxt, "pybit": run_pybit, "ceiling": run_raw}
 
 
 def main() -> None:

@@ -48,6 +48,9 @@ LIFECYCLE_FIELDS: tuple[str, ...] = (
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
+_LINEAR = Category.LINEAR
+_LONG = Side.LONG
+_PRICE = EventKind.PRICE
 
 
 def unrealised_pnl(
@@ -98,6 +101,9 @@ class PositionBook:
         self.synced_ns: int | None = None
         #: Exchange time (ms) at which each key was last seen flat.
         self.flat_ms: dict[PositionKey, int] = {}
+        #: The scope of the newest reconciled snapshot (None: the whole account): only
+        #: keys inside it are known flat as of :attr:`reconciled_as_of_ms`.
+        self._covers: Callable[[PositionKey], bool] | None = None
         self.counters: dict[str, int] = {
             "updates": 0,
             "stale_dropped": 0,
@@ -115,7 +121,10 @@ class PositionBook:
         """Exchange time (ms) up to which this book knows ``key`` is flat, if it is."""
         if key in self.positions:
             return None
-        times = [t for t in (self.reconciled_as_of_ms, self.flat_ms.get(key)) if t is not None]
+        snapshot = self.reconciled_as_of_ms
+        if snapshot is not None and self._covers is not None and not self._covers(key):
+            snapshot = None  # the snapshot never listed this key: it proves nothing
+        times = [t for t in (snapshot, self.flat_ms.get(key)) if t is not None]
         return max(times) if times else None
 
     def mark(self, category: Category, symbol: str) -> MarkPrice | None:
@@ -184,54 +193,75 @@ class PositionBook:
         """Merge a mark price; emit a ``price`` event per open position whose mark moved.
 
         The hot path of every feed (about ten calls per second per symbol): written
-        for speed, with the same rules as :meth:`_offer_mark`.
+        for speed, with the same rules as :meth:`_offer_mark`. A price event's position
+        is the held one with only the mark, PnL and receive-time fields replaced.
         """
         counters = self.counters
         counters["marks"] += 1
         sym = (mark.category, mark.symbol)
         price, ms = mark.mark_price, mark.exchange_ms
-        old = self._marks.get(sym)
+        marks = self._marks
+        old = marks.get(sym)
         if old is not None and (
             (ms is not None and old.exchange_ms is not None and ms < old.exchange_ms)
             or (old.mark_price == price and old.exchange_ms == ms)
         ):
             counters["marks_dropped"] += 1
             return []
-        self._marks[sym] = mark
+        marks[sym] = mark
         keys = self._by_symbol.get(sym)
         if not keys:
             return []
         events = []
         positions = self.positions
+        emit = self._emit
+        received = mark.received_ns
         for key in tuple(keys) if len(keys) > 1 else keys:
             pos = positions[key]
-            if pos.mark_price == price:
+            data = pos.__dict__
+            if data["mark_price"] == price:
                 continue
-            pnl = unrealised_pnl(pos.category, pos.side, pos.size, pos.entry_price, price)
-            data = pos.__dict__.copy()
+            size = data["size"]
+            if data["category"] is _LINEAR and size > 0:  # unrealised_pnl, inlined
+                try:
+                    pnl: Decimal | None = (price - data["entry_price"]) * size
+                except ArithmeticError:
+                    pnl = None
+                else:
+                    if data["side"] is not _LONG:
+                        pnl = -pnl  # type: ignore[operator]
+            else:
+                pnl = unrealised_pnl(data["category"], data["side"], size, data["entry_price"],
+                                     price)
+            data = data.copy()
             data["mark_price"] = price
             data["unrealised_pnl"] = pnl
             data["mark_exchange_ms"] = ms
-            data["mark_received_ns"] = data["received_ns"] = mark.received_ns
+            data["mark_received_ns"] = data["received_ns"] = received
             new = trusted_position(data)
             positions[key] = new
             self._event_seq += 1
-            ev = position_event(EventKind.PRICE, self.feed, new, (), self._event_seq)
+            ev = position_event(_PRICE, self.feed, new, (), self._event_seq)
             events.append(ev)
-            if self._emit is not None:
-                self._emit(ev)
+            if emit is not None:
+                emit(ev)
         return events
 
     def reconcile(
-        self, snapshot: Iterable[PositionUpdate], *, as_of_ms: int | None = None
+        self, snapshot: Iterable[PositionUpdate], *, as_of_ms: int | None = None,
+        covers: Callable[[PositionKey], bool] | None = None,
     ) -> list[PositionEvent]:
-        """Make the book match a *complete* snapshot of the account.
+        """Make the book match a *complete* snapshot of the account, or of the part of
+        it the snapshot covers.
 
         Every row is applied like an update (stale rows are ignored). A position the
         book holds but the snapshot lacks is closed — unless the book's view is newer
         than the snapshot (``exchange_ms > as_of_ms``), i.e. a push arrived after the
-        snapshot was taken. Only call this with a snapshot whose pagination was
-        followed to its end.
+        snapshot was taken, or the snapshot does not cover it: ``covers(key)`` says
+        whether the snapshot would have listed ``key`` (the categories, settle coins or
+        symbols it asked for; None: everything). A key outside that scope is neither
+        closed nor known flat from this snapshot. Only call this with a snapshot whose
+        pagination was followed to its end.
         """
         events: list[PositionEvent] = []
         seen: set[PositionKey] = set()
@@ -242,8 +272,9 @@ class PositionBook:
         # row of this snapshot for flat
         if as_of_ms is not None:
             self.reconciled_as_of_ms = max(as_of_ms, self.reconciled_as_of_ms or 0)
+        self._covers = covers
         for key, pos in list(self.positions.items()):
-            if key in seen:
+            if key in seen or (covers is not None and not covers(key)):
                 continue
             if as_of_ms is not None and pos.exchange_ms is not None and pos.exchange_ms > as_of_ms:
                 continue

@@ -21,6 +21,8 @@ from typing import Any
 from .errors import ConsumerOverflowError
 from .models import EventKind, PositionEvent, PositionKey
 
+_PRICE = EventKind.PRICE
+
 
 @dataclass(slots=True)
 class _Slot:
@@ -50,16 +52,15 @@ class ConsumerQueue:
         """Enqueue without blocking. Never raises; an overflow cuts the consumer off."""
         if self.closed or self.overflowed:
             return
-        now = time.monotonic()
         if isinstance(event, PositionEvent):
             slot_key = (event.feed, event.position.account, event.position.key)
-            if event.kind is EventKind.PRICE:
+            if event.kind is _PRICE:
                 slot = self._price_slots.get(slot_key)
-                if slot is not None and slot.open:
+                if slot is not None and slot.open:  # the hot path: coalesced
                     slot.event = event
                     self.coalesced += 1
                     return
-                slot = _Slot(event, now)
+                slot = _Slot(event, time.monotonic())
                 self._price_slots[slot_key] = slot
                 self._items.append(slot)
                 self._wake()
@@ -72,7 +73,7 @@ class ConsumerQueue:
             self._wake()
             return
         self._lifecycle_pending += 1
-        self._items.append(_Slot(event, now, open=False))
+        self._items.append(_Slot(event, time.monotonic(), open=False))
         self._wake()
 
     def close(self) -> None:
@@ -92,7 +93,7 @@ class ConsumerQueue:
             if self._items:
                 slot = self._items.popleft()
                 ev = slot.event
-                if slot.open or (isinstance(ev, PositionEvent) and ev.kind is EventKind.PRICE):
+                if slot.open or (isinstance(ev, PositionEvent) and ev.kind is _PRICE):
                     key = (ev.feed, ev.position.account, ev.position.key)
                     if self._price_slots.get(key) is slot:
                         del self._price_slots[key]

@@ -25,6 +25,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -44,6 +45,7 @@ from .models import (
     PositionUpdate,
     StatusEvent,
     now_ns,
+    trusted_mark,
 )
 from .settings import AccountSettings, Endpoints, Role, Rollout
 from .shared import SharedResources
@@ -142,6 +144,9 @@ class _Latency:
         self.buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)  # the last one: +Inf
         self.count = 0
         self.sum_ms = 0.0
+        #: the samples sorted, as of ``count`` == ``_sorted_at`` (status reads sort once)
+        self._sorted: list[float] = []
+        self._sorted_at = -1
 
     def add(self, ms: float) -> None:
         self.samples.append(ms)
@@ -163,7 +168,10 @@ class _Latency:
     def percentile(self, q: float) -> float | None:
         if not self.samples:
             return None
-        ordered = sorted(self.samples)
+        if self._sorted_at != self.count:  # sorted once per new samples, not per read
+            self._sorted = sorted(self.samples)
+            self._sorted_at = self.count
+        ordered = self._sorted
         idx = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
         return ordered[idx]
 
@@ -243,11 +251,21 @@ class FeedContext:
         """Merge one mark price into the book."""
         return self.book.apply_mark(mark)
 
+    def apply_mark_price(self, category: Category, symbol: str, mark_price: Decimal,
+                         exchange_ms: int | None, received_ns: int) -> list[PositionEvent]:
+        """:meth:`apply_mark` for a price the feed has already checked - a positive,
+        finite Decimal (:func:`feedctl.wire_decimal` and ``> 0``) - without building and
+        validating a :class:`MarkPrice` first: the hot path of a streaming feed."""
+        return self.book.apply_mark(
+            trusted_mark(category, symbol, mark_price, exchange_ms, received_ns))
+
     def reconcile(
-        self, snapshot: Iterable[PositionUpdate], *, as_of_ms: int | None = None
+        self, snapshot: Iterable[PositionUpdate], *, as_of_ms: int | None = None,
+        covers: Callable[[PositionKey], bool] | None = None,
     ) -> list[PositionEvent]:
-        """Make the book match a complete snapshot (see PositionBook.reconcile)."""
-        return self.book.reconcile(snapshot, as_of_ms=as_of_ms)
+        """Make the book match a complete snapshot of what ``covers`` says it covers
+        (None: the whole account); see PositionBook.reconcile."""
+        return self.book.reconcile(snapshot, as_of_ms=as_of_ms, covers=covers)
 
     def past_lifecycles(self, states: Iterable[PositionUpdate]) -> list[PositionEvent]:
         """Deliver lifecycles that began and ended before the book's current state of

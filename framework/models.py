@@ -9,6 +9,7 @@ are integers (exchange times in milliseconds, local receive times in nanoseconds
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any, Literal, NamedTuple
@@ -88,6 +89,10 @@ class PositionKey(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.category}:{self.symbol}:{self.position_idx}"
+
+
+#: Where a :class:`Position` keeps its computed key.
+_KEY_CACHE = "_key"
 
 
 class _Frozen(BaseModel):
@@ -181,7 +186,21 @@ class Position(_Frozen):
 
     @property
     def key(self) -> PositionKey:
-        return PositionKey(self.category, self.symbol, self.position_idx)
+        # computed once per instance: the book, the router, the run summary and every
+        # delivery queue ask for it on each event. Kept under a private name in
+        # ``__dict__`` (pydantic's dumps, equality, repr and ``dict()`` ignore it); a
+        # price event's copy keeps it (same key), ``model_copy`` drops it.
+        d = self.__dict__
+        key = d.get(_KEY_CACHE)
+        if key is None:
+            key = d[_KEY_CACHE] = PositionKey(d["category"], d["symbol"], d["position_idx"])
+        return key
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Position:
+        new = super().model_copy(update=update, deep=deep)
+        new.__dict__.pop(_KEY_CACHE, None)  # an update may move the key's fields
+        return new
 
 
 class EventKind(StrEnum):
@@ -309,6 +328,15 @@ for _cls in (Position, PositionEvent, MarkPrice):
 def trusted_position(data: dict[str, object]) -> Position:
     """A Position from a complete field dict of trusted values, without re-validation."""
     return _trusted(Position, data)  # type: ignore[return-value]
+
+
+def trusted_mark(category: Category, symbol: str, mark_price: Decimal,
+                 exchange_ms: int | None, received_ns: int) -> MarkPrice:
+    """A MarkPrice from values a feed has already checked (``mark_price`` a positive,
+    finite Decimal, e.g. from :func:`wire_decimal`), without re-validation."""
+    return _trusted(MarkPrice, {  # type: ignore[return-value]
+        "category": category, "symbol": symbol, "mark_price": mark_price,
+        "exchange_ms": exchange_ms, "received_ns": received_ns})
 
 
 def position_event(kind: EventKind, feed: str, position: Position, changes: tuple[str, ...],

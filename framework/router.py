@@ -56,6 +56,7 @@ from .models import (
 from .settings import Role
 
 log = logging.getLogger("feedctl.router")
+_PRICE = EventKind.PRICE
 
 
 @dataclass
@@ -134,6 +135,21 @@ class Router:
 
     # ---------------------------------------------------------------- inputs
     def on_event(self, feed: str, event: PositionEvent) -> None:
+        if event.kind is _PRICE and feed == self.active and not self._recovering:
+            # the hot path: a price of the delivering feed for a position consumers hold
+            # at a state not newer than this one's - the general path below would only
+            # check that and send it. Anything else takes the general path.
+            pos = event.position
+            told = self.delivered.get(pos.key)
+            if (told is not None and not event.past and told.side is pos.side
+                    and not self._older(pos, told)):
+                if _mark_newer(told, pos):
+                    self.counters["marks_superseded"] += 1
+                    return
+                self._send(event)
+                if self.pending_orphans:
+                    self._settle_orphans()
+                return
         if event.past:
             if feed == self.primary or feed == self.standby:
                 self._feed_past(feed, event)

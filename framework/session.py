@@ -13,6 +13,7 @@ then stops services in reverse order.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections.abc import Iterable
@@ -276,6 +277,8 @@ class Session:
             deliver=self._deliverer(art), on_shadow=self._shadow_handler(art),
             failover_after=r.failover_after, failback_after=r.failback_after,
             failback_max=r.failback_max, flap_window=r.flap_window, account=art.name)
+        for name, rt in art.feeds.items():  # from now on, straight to the router
+            rt.book._emit = functools.partial(art.router.on_event, name)
         art.summary = RunSummary(art.router.active,
                                  {n: rt.ctx.state for n, rt in art.feeds.items()})
         shadows = [rt.book for rt in art.feeds.values() if rt.plan.role is Role.SHADOW]

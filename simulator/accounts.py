@@ -36,8 +36,8 @@ from .rest import RestApi, RestContext
 from .rest_market import ROUTES as MARKET_ROUTES
 from .rest_trade import ROUTES as TRADE_ROUTES
 from .server import Simulator
-from .ws_common import Conn, Hub, dumps
-from .ws_private import PRIVATE_TOPICS, PrivateHub
+from .ws_common import Conn, Hub
+from .ws_private import PrivateHub
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -91,6 +91,8 @@ class KeyedPrivateHub(PrivateHub):
                          cfg.idle_timeout, cfg.max_ws_backlog, cfg.ack_delay_ms)
         self._sim = sim
         self._owner: dict[Conn, str] = {}
+        #: API key -> its authenticated sockets
+        self._by_key: dict[str, set[Conn]] = {}
         #: The account whose event is being delivered (set around ``on_account_event``).
         self._current: str | None = None
 
@@ -105,10 +107,17 @@ class KeyedPrivateHub(PrivateHub):
         finally:
             self._api_key, self._api_secret = self._sim.api_key, self._sim.api_secret
         if conn.authed and account is not None:
+            self._forget(conn)
             self._owner[conn] = account.api_key
+            self._by_key.setdefault(account.api_key, set()).add(conn)
+
+    def _forget(self, conn: Conn) -> None:
+        owner = self._owner.pop(conn, None)
+        if owner is not None:
+            self._by_key.get(owner, set()).discard(conn)
 
     def on_close(self, conn: Conn) -> None:
-        self._owner.pop(conn, None)
+        self._forget(conn)
         super().on_close(conn)
 
     def listener(self, api_key: str) -> Callable[[str, list[dict]], None]:
@@ -121,20 +130,13 @@ class KeyedPrivateHub(PrivateHub):
         return on_event
 
     def _deliver(self, envelope: dict) -> None:
-        base = envelope["topic"]
-        encoded: dict[str, bytes] = {}
-        for conn, owner in self._owner.items():
-            if owner != self._current or not conn.authed:
-                continue
-            for name in conn.topics:
-                if PRIVATE_TOPICS.get(name) != base:
-                    continue
-                data = encoded.get(name)
-                if data is None:
-                    data = encoded[name] = dumps(envelope | {"topic": name})
-                conn.send(data)
-        if encoded:
-            self.pushed[base] = self.pushed.get(base, 0) + 1
+        """The parent's delivery, to the sockets of the account whose event it is."""
+        every = self.conns
+        self.conns = self._by_key.get(self._current or "", set())
+        try:
+            super()._deliver(envelope)
+        finally:
+            self.conns = every
 
 
 class MultiAccountSimulator(Simulator):
@@ -154,7 +156,8 @@ class MultiAccountSimulator(Simulator):
             engine = AccountEngine(
                 self.instruments, self.prices, self.clock.now_ms, spread_bps=cfg.spread_bps,
                 fee_rate=cfg.taker_fee_rate, balance=cfg.initial_balance,
-                default_leverage=cfg.default_leverage, log_size=cfg.transition_log_size)
+                default_leverage=cfg.default_leverage, log_size=cfg.transition_log_size,
+                coin_balance=cfg.coin_balance)
             rest = RestApi(RestContext(self.clock, self.prices, engine, key), secret,
                            self.faults, cfg.rest_rate_limit)
             self.sim_accounts.append(SimAccount(f"acct{n}", key, secret, engine, rest))

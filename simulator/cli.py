@@ -62,15 +62,19 @@ async def _serve(cfg: SimConfig) -> None:
 @click.option("--demo", is_flag=True, help="run the demo trader")
 @click.option("--tick-interval", default=0.1, show_default=True, type=float,
               help="seconds between ticker deltas")
+@click.option("--exchange", default="bybit", show_default=True,
+              type=click.Choice(["bybit", "binanceusdm"]),
+              help="the exchange to speak: Bybit V5, or Binance USDⓈ-M futures")
 @click.option("--log-level", default="WARNING", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def sim_command(host: str, port: int, symbols: str | None, seed: int, demo: bool,
-                tick_interval: float, log_level: str) -> None:
-    """Run the embedded Bybit V5-compatible exchange on loopback."""
+                tick_interval: float, exchange: str, log_level: str) -> None:
+    """Run the embedded exchange (Bybit V5, or Binance USDⓈ-M with --exchange
+    binanceusdm) on loopback."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     kwargs: dict = {"host": host, "port": port, "seed": seed, "demo": demo,
-                    "tick_interval": tick_interval}
+                    "tick_interval": tick_interval, "exchange": exchange}
     parsed = _symbols(symbols)
     if parsed is not None:
         kwargs["symbols"] = parsed

@@ -10,10 +10,14 @@ from __future__ import annotations
 import secrets
 import string
 from decimal import Decimal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from .binance.config import BinanceSimConfig
 
 DEFAULT_SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT"]
+DEFAULT_INVERSE_SYMBOLS = ["BTCUSD", "ETHUSD"]
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -30,16 +34,25 @@ class SimConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)
     symbols: list[str] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
+    #: Inverse perpetuals (settled in the base coin, on /v5/public/inverse); [] for none.
+    inverse_symbols: list[str] = Field(default_factory=lambda: list(DEFAULT_INVERSE_SYMBOLS))
     seed: int = 42
     demo: bool = False
     demo_interval: float = Field(3.0, gt=0, description="seconds between demo trader actions")
     tick_interval: float = Field(0.1, gt=0, description="seconds between ticker deltas")
+    quiet_symbols: list[str] = Field(
+        default_factory=list,
+        description="symbols that move (and send a ticker delta) only every quiet_interval")
+    quiet_interval: float = Field(3.0, gt=0, description="seconds between a quiet symbol's "
+                                  "deltas")
     spread_bps: Decimal = Field(Decimal("1"), ge=0, description="market fill = mark +/- spread")
     volatility_bps: Decimal = Field(
         Decimal("2"), ge=0, description="std-dev of one random-walk step, in bps of price"
     )
     taker_fee_rate: Decimal = Field(Decimal("0.00055"), ge=0)
     initial_balance: Decimal = Field(Decimal("100000"), ge=0, description="USDT wallet")
+    coin_balance: Decimal = Field(
+        Decimal("10"), ge=0, description="wallet of each inverse settle coin (BTC, ETH...)")
     default_leverage: Decimal = Field(Decimal("10"), gt=0)
     idle_timeout: float = Field(
         600.0, gt=0, description="seconds a WebSocket may stay silent before it is cut"
@@ -59,10 +72,13 @@ class SimConfig(BaseModel):
     max_ws_backlog: int = Field(50_000, ge=100, description="queued frames before a cut")
     api_key: str | None = None
     api_secret: str | None = Field(None, repr=False)
+    #: which exchange the simulator speaks: Bybit V5 (default) or Binance USDⓈ-M futures
+    exchange: Literal["bybit", "binanceusdm"] = "bybit"
+    binance: BinanceSimConfig = Field(default_factory=BinanceSimConfig)
 
-    @field_validator("symbols", mode="before")
+    @field_validator("symbols", "inverse_symbols", mode="before")
     @classmethod
-    def _split_symbols(cls, value: object) -> object:
+    def _split_symbols(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str):
             value = [s for s in value.split(",")]
         if isinstance(value, list):
@@ -71,7 +87,7 @@ class SimConfig(BaseModel):
                 name = str(item).strip().upper()
                 if name and name not in out:
                     out.append(name)
-            if not out:
+            if not out and info.field_name == "symbols":
                 raise ValueError("symbols: at least one symbol is required")
             return out
         return value
@@ -84,11 +100,21 @@ class SimConfig(BaseModel):
                 raise ValueError(f"symbols: {name!r} is not a linear USDT symbol like BTCUSDT")
         return value
 
+    @field_validator("inverse_symbols")
+    @classmethod
+    def _check_inverse(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not name.endswith("USD") or len(name) < 4 or not name.isalnum():
+                raise ValueError(f"inverse_symbols: {name!r} is not an inverse symbol like "
+                                 "BTCUSD")
+        return value
+
     def model_post_init(self, __context: object) -> None:
+        binance = self.exchange == "binanceusdm"  # Binance keys are 64 characters
         if self.api_key is None:
-            self.api_key = _random_key(18)
+            self.api_key = _random_key(64 if binance else 18)
         if self.api_secret is None:
-            self.api_secret = _random_key(36)
+            self.api_secret = _random_key(64 if binance else 36)
 
     @property
     def check_interval(self) -> float:

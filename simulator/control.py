@@ -91,18 +91,27 @@ class SimControl:
         return (await self.request("GET", "/positions"))["wallet"]
 
     async def place_order(self, symbol: str, side: str, qty: Decimal | str,
-                          reduce_only: bool = False) -> dict:
+                          reduce_only: bool = False, position_idx: int | None = None) -> dict:
+        """In hedge mode the index defaults to the side's own (or the other one's when
+        ``reduce_only``)."""
         return await self._post("/order", symbol=symbol, side=side, qty=qty,
-                                reduceOnly=reduce_only)
+                                reduceOnly=reduce_only, positionIdx=position_idx)
 
     async def set_position(self, symbol: str, side: str, size: Decimal | str,
                            entry_price: Decimal | str | None = None,
-                           leverage: Decimal | str | None = None) -> dict:
+                           leverage: Decimal | str | None = None,
+                           position_idx: int | None = None) -> dict:
         return await self._post("/position", symbol=symbol, side=side, size=size,
-                                entryPrice=entry_price, leverage=leverage)
+                                entryPrice=entry_price, leverage=leverage,
+                                positionIdx=position_idx)
 
-    async def close_position(self, symbol: str) -> dict:
-        return await self._post("/position/close", symbol=symbol)
+    async def close_position(self, symbol: str, position_idx: int | None = None) -> dict:
+        return await self._post("/position/close", symbol=symbol, positionIdx=position_idx)
+
+    async def position_mode(self, symbol: str, mode: int) -> dict:
+        """Switch ``symbol`` to one-way (0) or hedge mode (3), as
+        /v5/position/switch-mode does."""
+        return await self._post("/position/mode", symbol=symbol, mode=mode)
 
     async def set_leverage(self, symbol: str, leverage: Decimal | str) -> dict:
         return await self._post("/leverage", symbol=symbol, leverage=leverage)
@@ -146,5 +155,24 @@ class SimControl:
     async def rest_errors(self, mode: str, count: int = 1, path: str = "") -> Any:
         return await self._post("/faults/rest-error", mode=mode, count=count, path=path)
 
+    async def late_pongs(self, kind: str, ms: int, seconds: float) -> Any:
+        """Answer pings (JSON and control frames) ``ms`` late for ``seconds``; data
+        frames keep flowing on time."""
+        return await self._post("/faults/late-pong", kind=kind, ms=ms, seconds=seconds)
+
     async def clock_skew(self, ms: int, seconds: float) -> Any:
         return await self._post("/faults/clock-skew", ms=ms, seconds=seconds)
+
+    # -- Binance personality ----------------------------------------------------------
+    async def expire_listen_keys(self) -> int:
+        """Expire every listenKey now (``listenKeyExpired`` on their connections)."""
+        return (await self._post("/binance/listen-keys/expire"))["expired"]
+
+    async def reject_keepalives(self, count: int = 1) -> int:
+        """The next `count` listenKey keepalives answer -1125 (the key is gone)."""
+        return (await self._post("/binance/listen-keys/reject-keepalive",
+                                 count=count))["remaining"]
+
+    async def settle_funding(self, rate: Decimal | str | None = None) -> list[dict]:
+        """Settle funding on every open position (at `rate`, or the current rates)."""
+        return (await self._post("/binance/funding", rate=rate))["settled"]

@@ -69,7 +69,8 @@ def control_routes(sim: Simulator) -> list[web.RouteDef]:
         return {"ok": True, "running": sim.running}
 
     async def info(body: dict) -> dict:
-        return {"urls": sim.urls, "symbols": prices.symbols, "api_key": sim.api_key,
+        return {"urls": sim.urls, "symbols": prices.symbols_of("linear"),
+                "inverse_symbols": prices.symbols_of("inverse"), "api_key": sim.api_key,
                 "seed": sim.config.seed, "tick_interval": sim.config.tick_interval}
 
     async def stats(body: dict) -> dict:
@@ -92,6 +93,11 @@ def control_routes(sim: Simulator) -> list[web.RouteDef]:
         prices.set_path(symbol, points)
         return prices.state(symbol)
 
+    async def quiet(body: dict) -> dict:
+        symbol = symbol_of(body)
+        prices.set_quiet(symbol, int(body.get("every_ms", 3000)))
+        return prices.state(symbol)
+
     async def release(body: dict) -> dict:
         symbol = symbol_of(body)
         prices.release(symbol)
@@ -104,37 +110,59 @@ def control_routes(sim: Simulator) -> list[web.RouteDef]:
                 for p in account.positions.values() if flat or p.is_open]
         return {"positions": rows, "wallet": account.wallet()}
 
+    def idx_of(body: dict) -> int | None:
+        raw = body.get("positionIdx")
+        return None if raw in (None, "") else int(raw)
+
     async def order(body: dict) -> dict:
         symbol = symbol_of(body)
         side, qty = _need(body, "side", "qty")
+        idx = idx_of(body)
+        if idx is None:  # hedge mode: the side's own position unless reducing
+            reduce = bool(body.get("reduceOnly", False))
+            idx = 0 if symbol not in account.hedged else (
+                (2 if side == "Buy" else 1) if reduce else (1 if side == "Buy" else 2))
         return account.place_market_order(
             symbol, str(side), parse_decimal("qty", qty, allow_zero=False),
-            reduce_only=bool(body.get("reduceOnly", False)), reason="control")
+            reduce_only=bool(body.get("reduceOnly", False)), position_idx=idx,
+            reason="control")
 
     async def set_position(body: dict) -> dict:
         symbol = symbol_of(body)
         (size,) = _need(body, "size")
         pos = account.set_position(symbol, str(body.get("side", "")), size,
-                                   body.get("entryPrice"), body.get("leverage"))
+                                   body.get("entryPrice"), body.get("leverage"),
+                                   position_idx=idx_of(body))
         return pos.summary()
 
     async def close_position(body: dict) -> dict:
-        result = account.close_position(symbol_of(body))
+        result = account.close_position(symbol_of(body), position_idx=idx_of(body))
         return {"closed": result is not None, "order": result}
+
+    async def position_mode(body: dict) -> dict:
+        symbol = symbol_of(body)
+        (mode,) = _need(body, "mode")
+        account.switch_mode(symbol, int(mode))
+        return {"symbol": symbol, "mode": account.mode(symbol),
+                "positions": [p.summary() for p in account.positions_of(symbol)]}
 
     async def leverage(body: dict) -> dict:
         symbol = symbol_of(body)
         (lev,) = _need(body, "leverage")
         account.set_leverage(symbol, lev, lev)
-        return account.position(symbol).summary()
+        return account.position(symbol, account.indexes(symbol)[0]).summary()
 
     async def trading_stop(body: dict) -> dict:
         symbol = symbol_of(body)
+        idx = idx_of(body)
+        if idx is None:
+            found = account.open_side(symbol)
+            idx = found.idx if found is not None else account.indexes(symbol)[0]
         account.set_trading_stop(symbol, take_profit=body.get("takeProfit"),
                                  stop_loss=body.get("stopLoss"),
                                  trailing_stop=body.get("trailingStop"),
-                                 active_price=body.get("activePrice"))
-        return account.position(symbol).summary()
+                                 active_price=body.get("activePrice"), position_idx=idx)
+        return account.position(symbol, idx).summary()
 
     async def transitions(body: dict) -> dict:
         rows = account.transitions_after(int(body.get("after", 0)), body.get("symbol"),
@@ -147,6 +175,8 @@ def control_routes(sim: Simulator) -> list[web.RouteDef]:
     async def clear(body: dict) -> dict:
         faults.clear()
         sim.private.flush_held()
+        if sim.binance is not None:
+            sim.binance.user.flush_held()
         return {"active": faults.active()}
 
     async def drop(body: dict) -> dict:
@@ -167,6 +197,11 @@ def control_routes(sim: Simulator) -> list[web.RouteDef]:
     async def delay(body: dict) -> dict:
         kind, ms, seconds = _need(body, "kind", "ms", "seconds")
         faults.set_delay(str(kind), ms, seconds)
+        return {"active": faults.active()}
+
+    async def late_pong(body: dict) -> dict:
+        kind, ms, seconds = _need(body, "kind", "ms", "seconds")
+        faults.set_pong_delay(str(kind), ms, seconds)
         return {"active": faults.active()}
 
     async def duplicate(body: dict) -> dict:
@@ -205,14 +240,17 @@ def control_routes(sim: Simulator) -> list[web.RouteDef]:
         get("/sim/health", wrap(health)), get("/sim/info", wrap(info)),
         get("/sim/stats", wrap(stats)), get("/sim/prices", wrap(get_prices)),
         post("/sim/price", wrap(set_price)), post("/sim/price/path", wrap(set_path)),
-        post("/sim/price/release", wrap(release)), get("/sim/positions", wrap(positions)),
+        post("/sim/price/release", wrap(release)), post("/sim/price/quiet", wrap(quiet)),
+        get("/sim/positions", wrap(positions)),
         post("/sim/order", wrap(order)), post("/sim/position", wrap(set_position)),
         post("/sim/position/close", wrap(close_position)),
+        post("/sim/position/mode", wrap(position_mode)),
         post("/sim/leverage", wrap(leverage)), post("/sim/trading-stop", wrap(trading_stop)),
         get("/sim/transitions", wrap(transitions)), get("/sim/faults", wrap(get_faults)),
         post("/sim/faults/clear", wrap(clear)), post("/sim/faults/drop", wrap(drop)),
         post("/sim/faults/stall", wrap(stall)), post("/sim/faults/delay", wrap(delay)),
         post("/sim/faults/duplicate", wrap(duplicate)),
+        post("/sim/faults/late-pong", wrap(late_pong)),
         post("/sim/faults/reorder", wrap(reorder)),
         post("/sim/faults/malformed", wrap(malformed)),
         post("/sim/faults/reject-auth", wrap(reject_auth)),

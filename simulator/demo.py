@@ -24,7 +24,7 @@ class DemoTrader:
         self.rng = random.Random(f"demo:{seed}")
         self.interval = interval
         self.notional = notional
-        self.symbols = prices.symbols[:MAX_SYMBOLS]
+        self.symbols = prices.symbols_of("linear")[:MAX_SYMBOLS]
         self.actions = 0
 
     def _unit(self, symbol: str) -> Decimal:

@@ -14,7 +14,9 @@ from .clock import Clock
 KINDS = ("public", "private")
 MAX_SECONDS = 3600.0
 MAX_COUNT = 100_000
-REST_MODES = ("rate_limit", "502", "503", "malformed")
+#: 401 (non-JSON body), 403 (an IP ban, HTML), 404 (also Bybit's answer to a category /
+#: account-mode mismatch) are sent as Bybit's gateway sends them.
+REST_MODES = ("rate_limit", "502", "503", "malformed", "401", "403", "404")
 
 
 def expand_kind(kind: str) -> tuple[str, ...]:
@@ -48,6 +50,7 @@ class Faults:
     def clear(self) -> None:
         self.stall_until = dict.fromkeys(KINDS, 0.0)
         self.delay = dict.fromkeys(KINDS, (0, 0.0))
+        self.pong_delay = dict.fromkeys(KINDS, (0, 0.0))
         self.position_fault = ("", 0)
         self.reject_auth = 0
         self.rest_error: tuple[str, int, str] = ("", 0, "")
@@ -70,6 +73,14 @@ class Faults:
         for k in expand_kind(kind):
             self.delay[k] = (delay, time.monotonic() + secs)
         self.note("delay", kind=kind, ms=delay, seconds=secs)
+
+    def set_pong_delay(self, kind: str, ms: object, seconds: object) -> None:
+        delay, secs = int(ms), check_seconds(seconds)  # type: ignore[call-overload]
+        if not 0 < delay <= 60_000:
+            raise ValueError(f"ms must be in [1, 60000]; got {ms!r}")
+        for k in expand_kind(kind):
+            self.pong_delay[k] = (delay, time.monotonic() + secs)
+        self.note("late_pong", kind=kind, ms=delay, seconds=secs)
 
     def set_position_fault(self, mode: str, count: object) -> None:
         if mode not in ("duplicate", "reorder"):
@@ -108,6 +119,13 @@ class Faults:
             return 0
         return ms
 
+    def pong_delay_ms(self, kind: str) -> int:
+        ms, until = self.pong_delay[kind]
+        if ms and time.monotonic() >= until:
+            self.pong_delay[kind] = (0, 0.0)
+            return 0
+        return ms
+
     def take_position_fault(self) -> str:
         mode, count = self.position_fault
         if count <= 0:
@@ -139,6 +157,10 @@ class Faults:
             if ms:
                 out.append({"fault": "delay", "kind": kind, "ms": ms,
                             "remaining_s": round(self.delay[kind][1] - now, 3)})
+            ms = self.pong_delay_ms(kind)
+            if ms:
+                out.append({"fault": "late_pong", "kind": kind, "ms": ms,
+                            "remaining_s": round(self.pong_delay[kind][1] - now, 3)})
         mode, count = self.position_fault
         if count:
             out.append({"fault": mode, "remaining": count})

@@ -1,4 +1,5 @@
-"""Linear USDT perpetual instruments: tick sizes, lot sizes, leverage, start prices."""
+"""Perpetual instruments: linear (USDT-settled, qty in the base coin) and inverse
+(coin-settled, qty in USD contracts): tick sizes, lot sizes, leverage, start prices."""
 
 from __future__ import annotations
 
@@ -24,6 +25,16 @@ class Instrument:
     min_notional: Decimal = Decimal("5")
     mmr: Decimal = Decimal("0.01")  # maintenance margin rate, first risk tier
     quote: str = "USDT"
+    #: Inverse perpetual (BTCUSD): settled in the base coin, qty in USD contracts.
+    inverse: bool = False
+
+    @property
+    def category(self) -> str:
+        return "inverse" if self.inverse else "linear"
+
+    @property
+    def settle_coin(self) -> str:
+        return self.base if self.inverse else self.quote
 
     @property
     def price_scale(self) -> int:
@@ -55,11 +66,20 @@ class Instrument:
 
     # -- wire form ----------------------------------------------------------------------
     def info_row(self) -> dict:
-        """One row of /v5/market/instruments-info?category=linear."""
+        """One row of /v5/market/instruments-info?category=linear (or inverse)."""
         max_price = self.fmt_price(self.tick_size * 19_999_998)
+        lot = {
+            "maxOrderQty": self.fmt_qty(self.max_qty),
+            "minOrderQty": self.fmt_qty(self.min_qty),
+            "qtyStep": self.fmt_qty(self.qty_step),
+            "postOnlyMaxOrderQty": self.fmt_qty(self.max_qty),
+            "maxMktOrderQty": self.fmt_qty(self.max_mkt_qty),
+        }
+        if not self.inverse:
+            lot["minNotionalValue"] = str(self.min_notional)
         return {
             "symbol": self.symbol,
-            "contractType": "LinearPerpetual",
+            "contractType": "InversePerpetual" if self.inverse else "LinearPerpetual",
             "status": "Trading",
             "baseCoin": self.base,
             "quoteCoin": self.quote,
@@ -77,17 +97,10 @@ class Instrument:
                 "maxPrice": max_price,
                 "tickSize": self.fmt_price(self.tick_size),
             },
-            "lotSizeFilter": {
-                "maxOrderQty": self.fmt_qty(self.max_qty),
-                "minOrderQty": self.fmt_qty(self.min_qty),
-                "qtyStep": self.fmt_qty(self.qty_step),
-                "postOnlyMaxOrderQty": self.fmt_qty(self.max_qty),
-                "maxMktOrderQty": self.fmt_qty(self.max_mkt_qty),
-                "minNotionalValue": str(self.min_notional),
-            },
+            "lotSizeFilter": lot,
             "unifiedMarginTrade": True,
             "fundingInterval": 480,
-            "settleCoin": self.quote,
+            "settleCoin": self.settle_coin,
             "copyTrading": "both",
             "upperFundingRate": "0.005",
             "lowerFundingRate": "-0.005",
@@ -115,6 +128,12 @@ KNOWN: dict[str, Instrument] = {
                    _d("643000"), _d("75"), _d("0.6000")),
         Instrument("DOGEUSDT", "DOGE", _d("0.00001"), _d("1"), _d("1"), _d("35000000"),
                    _d("3500000"), _d("75"), _d("0.15000")),
+        Instrument("BTCUSD", "BTC", _d("0.50"), _d("1"), _d("1"), _d("100000000"),
+                   _d("5000000"), _d("100"), _d("65000.00"), min_notional=_d("0"),
+                   mmr=_d("0.005"), quote="USD", inverse=True),
+        Instrument("ETHUSD", "ETH", _d("0.05"), _d("1"), _d("1"), _d("20000000"),
+                   _d("1000000"), _d("100"), _d("3200.00"), min_notional=_d("0"),
+                   mmr=_d("0.005"), quote="USD", inverse=True),
     ]
 }
 
@@ -136,5 +155,19 @@ def _generated(symbol: str) -> Instrument:
                       Decimal("50"), price.quantize(tick))
 
 
-def make_instruments(symbols: list[str]) -> dict[str, Instrument]:
-    return {s: KNOWN.get(s) or _generated(s) for s in symbols}
+def _generated_inverse(symbol: str) -> Instrument:
+    """An inverse instrument for an unknown XXXUSD name (qty in whole USD contracts)."""
+    lin = _generated(symbol[:-3] + "USDT")
+    return Instrument(symbol, symbol[:-3], lin.tick_size, Decimal(1), Decimal(1),
+                      Decimal(10_000_000), Decimal(1_000_000), lin.max_leverage,
+                      lin.start_price, min_notional=Decimal(0), quote="USD", inverse=True)
+
+
+def make_instruments(symbols: list[str],
+                     inverse_symbols: list[str] | None = None) -> dict[str, Instrument]:
+    """Linear `symbols` (XXXUSDT) and inverse `inverse_symbols` (XXXUSD)."""
+    out = {s: KNOWN.get(s) or _generated(s) for s in symbols}
+    for s in inverse_symbols or []:
+        known = KNOWN.get(s)
+        out[s] = known if known is not None and known.inverse else _generated_inverse(s)
+    return out

@@ -42,11 +42,11 @@ class SimulatorSection(StrictModel):
             raise ValueError("; ".join(problems)) from None
         return self
 
-    def sim_config(self) -> Any:
+    def sim_config(self, exchange: str = "bybit") -> Any:
         from .config import SimConfig
 
         return SimConfig(host=self.host, port=self.port, symbols=self.symbols, seed=self.seed,
-                         demo=self.demo, demo_interval=self.demo_interval)
+                         demo=self.demo, demo_interval=self.demo_interval, exchange=exchange)
 
 
 class EmbeddedSimulator:
@@ -55,16 +55,25 @@ class EmbeddedSimulator:
     name = "simulator"
     provides = frozenset({"account", "endpoints"})
 
-    def __init__(self, section: SimulatorSection) -> None:
+    def __init__(self, section: SimulatorSection, exchange: str = "bybit") -> None:
         self.section = section
+        self.exchange = exchange
         self.sim: Any = None
 
     async def start(self) -> dict[str, Any]:
         from .server import Simulator
 
-        self.sim = Simulator(self.section.sim_config())
+        self.sim = Simulator(self.section.sim_config(self.exchange))
         await self.sim.start()
         urls = self.sim.urls
+        if self.exchange == "binanceusdm":
+            # the endpoint names of the binance_usdm feed kind (rest, market_ws, private_ws)
+            return {
+                "account": {"api_key": self.sim.api_key, "api_secret": self.sim.api_secret,
+                            "name": "sim"},
+                "endpoints": {"rest": urls["rest"], "market_ws": urls["market_ws"],
+                              "private_ws": urls["private_ws"]},
+            }
         return {
             "account": {"api_key": self.sim.api_key, "api_secret": self.sim.api_secret,
                         "name": "sim"},
@@ -80,7 +89,7 @@ class EmbeddedSimulator:
             self.sim = None
 
     def __repr__(self) -> str:
-        return f"<EmbeddedSimulator symbols={self.section.symbols}>"
+        return f"<EmbeddedSimulator {self.exchange} symbols={self.section.symbols}>"
 
 
 @hookimpl
@@ -98,7 +107,12 @@ def feedctl_settings_sections(register: Any) -> None:
 def feedctl_services(settings: ProfileSettings) -> list[Any] | None:
     section = settings.plugins.get("simulator")
     if isinstance(section, SimulatorSection) and section.embedded:
-        return [EmbeddedSimulator(section)]
+        exchange = settings.account.exchange
+        if exchange not in ("bybit", "binanceusdm"):
+            raise ValueError(f"simulator.embedded: the embedded exchange speaks bybit or "
+                             f"binanceusdm, not {exchange!r}; set account.exchange to one of "
+                             "them or turn simulator.embedded off")
+        return [EmbeddedSimulator(section, exchange)]
     return None
 
 

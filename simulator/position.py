@@ -1,4 +1,8 @@
-"""One linear USDT position and its Bybit wire forms (WS push row, REST row)."""
+"""One position (linear USDT or inverse coin-settled; one-way idx 0 or a hedge-mode side,
+idx 1 buy / 2 sell) and its Bybit wire forms (WS push row, REST row).
+
+Inverse contracts are quoted in USD contracts and settled in the base coin: value is
+``size / entry``, unrealised PnL ``size * (1/entry - 1/mark)`` (long; negated short)."""
 
 from __future__ import annotations
 
@@ -64,12 +68,24 @@ class Position:
         return 1 if self.side == "Buy" else -1 if self.side == "Sell" else 0
 
     # -- derived values -------------------------------------------------------------
+    @property
+    def inverse(self) -> bool:
+        return self.inst.inverse
+
+    def pnl_at(self, price: Decimal, qty: Decimal) -> Decimal:
+        """PnL of closing ``qty`` of this position at ``price`` (settle coin)."""
+        if self.inst.inverse:
+            return qty * (D1 / self.entry - D1 / price) * self.sign
+        return (price - self.entry) * qty * self.sign
+
     def unrealised(self, mark: Decimal) -> Decimal:
         if not self.is_open:
             return D0
-        return (mark - self.entry) * self.size * self.sign
+        return self.pnl_at(mark, self.size)
 
     def value(self) -> Decimal:
+        if self.inst.inverse:
+            return self.size / self.entry if self.entry else D0
         return self.entry * self.size
 
     def initial_margin(self) -> Decimal:
@@ -82,22 +98,28 @@ class Position:
         """Approximate isolated-margin liquidation price (first risk tier)."""
         if not self.is_open:
             return None
+        return self._edge(self.inst.mmr)
+
+    def _edge(self, mmr: Decimal) -> Decimal | None:
+        """The price where the margin left is ``mmr`` of the value (0: bankruptcy)."""
         inst = self.inst
-        if self.side == "Buy":
-            price = inst.price_up(self.entry * (D1 - D1 / self.leverage + inst.mmr))
+        room = D1 / self.leverage - mmr
+        if inst.inverse:  # 1/liq = (1 +- room) / entry
+            denom = D1 + room if self.side == "Buy" else D1 - room
+            if denom <= 0:
+                return None
+            price = self.entry / denom
+            price = inst.price_up(price) if self.side == "Buy" else inst.price_down(price)
+        elif self.side == "Buy":
+            price = inst.price_up(self.entry * (D1 - room))
         else:
-            price = inst.price_down(self.entry * (D1 + D1 / self.leverage - inst.mmr))
+            price = inst.price_down(self.entry * (D1 + room))
         return price if price > 0 else None
 
     def bust_price(self) -> Decimal | None:
         if not self.is_open:
             return None
-        inst = self.inst
-        if self.side == "Buy":
-            price = inst.price_up(self.entry * (D1 - D1 / self.leverage))
-        else:
-            price = inst.price_down(self.entry * (D1 + D1 / self.leverage))
-        return price if price > 0 else None
+        return self._edge(D0)
 
     def clear_tpsl(self) -> None:
         self.take_profit = self.stop_loss = self.trailing_stop = self.active_price = D0
@@ -139,7 +161,7 @@ class Position:
             "tpslMode": self.tpsl_mode,
             "liqPrice": fmt_trim(liq) if liq is not None else "",
             "bustPrice": fmt_trim(bust) if bust is not None else "",
-            "category": "linear",
+            "category": inst.category,
             "positionStatus": "Normal",
             "adlRankIndicator": 2 if self.is_open else 0,
             "autoAddMargin": 0,

@@ -3,7 +3,9 @@
 Prices are kept as integers in units of 10**-priceScale, so the walk is exact and
 formatting is cheap; `Decimal` is what the rest of the simulator sees.  Every call
 of `step()` advances all symbols once and returns, per symbol, only the ticker
-fields whose string value changed (plus `symbol`): a Bybit `delta`.
+fields whose string value changed (plus `symbol`): a Bybit `delta`.  A symbol with
+nothing changed gets no delta; a *quiet* symbol (`set_quiet`) moves only every few
+seconds, so its topic can be silent that long, as a thinly traded one is on Bybit.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class _Sym:
         self.path_t0 = 0.0
         self.fields: dict[str, str] = {}
         self.raw: dict[str, int] = {}
+        self.quiet_ms = 0  # > 0: the symbol moves only this often
+        self.next_move_ms = 0
 
     def price(self, units: int) -> str:
         return fmt_units(units, self.ps)
@@ -81,6 +85,10 @@ class PriceEngine:
     @property
     def symbols(self) -> list[str]:
         return list(self._s)
+
+    def symbols_of(self, category: str) -> list[str]:
+        """The symbols of one category (linear, inverse)."""
+        return [n for n, st in self._s.items() if st.inst.category == category]
 
     def _get(self, symbol: str) -> _Sym:
         try:
@@ -136,6 +144,11 @@ class PriceEngine:
             raise ValueError("path: offsets must be >= 0")
         st.path, st.path_t0, st.held = parsed, time.monotonic(), True
 
+    def set_quiet(self, symbol: str, every_ms: int) -> None:
+        """Let ``symbol`` move (and send a delta) only every ``every_ms``; 0: every tick."""
+        st = self._get(symbol)
+        st.quiet_ms, st.next_move_ms = max(0, int(every_ms)), 0
+
     def release(self, symbol: str) -> None:
         """Resume the random walk from the current price."""
         st = self._get(symbol)
@@ -146,6 +159,10 @@ class PriceEngine:
         """Advance every symbol; return (symbol, delta, cs) for those that changed."""
         out = []
         for name, st in self._s.items():
+            if st.quiet_ms and st.path is None:
+                if now_ms < st.next_move_ms:
+                    continue
+                st.next_move_ms = now_ms + st.quiet_ms
             delta = self._advance(st, now_ms, walk=True)
             if len(delta) > 1:
                 st.cs += 1
@@ -185,8 +202,9 @@ class PriceEngine:
         elif st.held:
             traded = st.last != old_last
         if walk:
-            st.bid_size = st.step_units * rng.randint(1, 500)
-            st.ask_size = st.step_units * rng.randint(1, 500)
+            if rng.random() < 0.5:  # the book's top does not change on every tick
+                st.bid_size = st.step_units * rng.randint(1, 500)
+                st.ask_size = st.step_units * rng.randint(1, 500)
             if rng.random() < 0.2:
                 st.oi = max(st.step_units, st.oi + st.step_units * rng.randint(-50, 50))
             if rng.random() < 0.01:

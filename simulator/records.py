@@ -10,17 +10,18 @@ from .position import fmt_trim
 
 def order_row(*, inst: Instrument, order_id: str, link_id: str, side: str, qty: Decimal,
               price: Decimal, fee: Decimal, reduce_only: bool, stop_type: str,
-              created_ms: int, mark: Decimal, status: str = "Filled") -> dict:
+              created_ms: int, mark: Decimal, status: str = "Filled",
+              position_idx: int = 0) -> dict:
     filled = status == "Filled"
-    value = price * qty if filled else Decimal(0)
+    value = exec_value(inst, qty, price) if filled else Decimal(0)
     return {
-        "category": "linear",
+        "category": inst.category,
         "symbol": inst.symbol,
         "orderId": order_id,
         "orderLinkId": link_id,
         "blockTradeId": "",
         "side": side,
-        "positionIdx": 0,
+        "positionIdx": position_idx,
         "orderStatus": status,
         "cancelType": "UNKNOWN",
         "rejectReason": "EC_NoError",
@@ -58,12 +59,19 @@ def order_row(*, inst: Instrument, order_id: str, link_id: str, side: str, qty: 
     }
 
 
+def exec_value(inst: Instrument, qty: Decimal, price: Decimal) -> Decimal:
+    """A fill's value in the settle coin (inverse: USD contracts / price)."""
+    return qty / price if inst.inverse else qty * price
+
+
 def execution_row(*, inst: Instrument, order_id: str, link_id: str, exec_id: str, side: str,
                   qty: Decimal, price: Decimal, fee: Decimal, fee_rate: Decimal, pnl: Decimal,
                   closed: Decimal, exec_type: str, stop_type: str, mark: Decimal, ms: int,
                   seq: int) -> dict:
+    """A fill (/v5/execution/list, `execution` topic). Bybit's fills carry no
+    positionIdx: in hedge mode the side and `closedSize` tell which side moved."""
     return {
-        "category": "linear",
+        "category": inst.category,
         "symbol": inst.symbol,
         "isLeverage": "",
         "orderId": order_id,
@@ -81,7 +89,7 @@ def execution_row(*, inst: Instrument, order_id: str, link_id: str, exec_id: str
         "execQty": fmt_trim(qty),
         "execPnl": fmt_trim(pnl),
         "execType": exec_type,
-        "execValue": fmt_trim(price * qty),
+        "execValue": fmt_trim(exec_value(inst, qty, price)),
         "execTime": str(ms),
         "isMaker": False,
         "feeRate": fmt_trim(fee_rate),

@@ -139,8 +139,12 @@ class RestApi:
                     "retExtInfo": {}, "time": self.ctx.clock.now_ms()}).decode()
                 return web.Response(status=200, text=text[: len(text) // 2],
                                     content_type="application/json")
+            if fault == "401":  # not Bybit's JSON envelope: a gateway's plain text
+                return web.Response(status=401, text="401 Unauthorized",
+                                    content_type="text/plain")
             if fault:
-                title = {"502": "502 Bad Gateway", "503": "503 Service Temporarily Unavailable"}
+                title = {"502": "502 Bad Gateway", "503": "503 Service Temporarily Unavailable",
+                         "403": "403 Forbidden", "404": "404 Not Found"}
                 return web.Response(status=int(fault), text=GATEWAY_PAGE.format(title[fault]),
                                     content_type="text/html")
             body = await request.text() if request.method == "POST" else ""

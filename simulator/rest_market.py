@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote
+import hashlib
+import secrets
+from urllib.parse import quote
 
 from .errors import params_error
 from .rest import RestContext, Route
@@ -37,24 +39,40 @@ def int_param(params: dict, name: str, default: int, low: int, high: int) -> int
     return value
 
 
+_CURSOR_SALT = secrets.token_bytes(8)
+
+
+def _cursor_token(offset: int) -> str:
+    return hashlib.sha256(_CURSOR_SALT + str(offset).encode()).hexdigest()[:10]
+
+
+def make_cursor(offset: int) -> str:
+    """An opaque cursor as Bybit writes it in `nextPageCursor`: percent-encoded
+    (``"132766%3A2%2C132766%3A2"`` in Bybit's docs), passed back unchanged."""
+    part = f"{offset}:{_cursor_token(offset)}"
+    return quote(f"{part},{part}", safe="")
+
+
+def read_cursor(cursor: str) -> int:
+    """The offset of a cursor as received: the query string is decoded exactly once
+    (by the parser), so a client that encoded the cursor again sends ``%3A`` here and
+    is refused, as a double-encoded cursor would be by Bybit."""
+    first, sep, second = cursor.partition(",")
+    offset, colon, token = first.partition(":")
+    if (not sep or first != second or not colon or not offset.isdigit()
+            or token != _cursor_token(int(offset))):
+        raise params_error(f"params error: cursor invalid, cursor[{cursor}]")
+    return int(offset)
+
+
 def paginate(rows: list[dict], params: dict, default: int, high: int) -> tuple[list[dict], str]:
-    """Cursor pagination.  The cursor is opaque and made of unreserved characters
-    only, so no client or HTTP library re-encodes it between signing and sending."""
+    """Cursor pagination with opaque percent-encoded cursors (see `make_cursor`)."""
     limit = int_param(params, "limit", default, 1, high)
     cursor = params.get("cursor") or ""
-    start = 0
-    if cursor:
-        text = cursor
-        for _ in range(3):
-            text = unquote(text)
-        try:
-            start = int(text.removeprefix("page_").split("_", 1)[0].split(",", 1)[0])
-        except ValueError:
-            raise params_error(f"params error: cursor invalid, cursor[{cursor}]") from None
+    start = read_cursor(str(cursor)) if cursor else 0
     page = rows[start:start + limit]
     end = start + len(page)
-    nxt = f"page_{end}_{rows[end]['symbol']}" if end < len(rows) else ""
-    return page, nxt
+    return page, make_cursor(end) if end < len(rows) else ""
 
 
 def market_time(ctx: RestContext, params: dict) -> dict:
@@ -66,9 +84,11 @@ def instruments_info(ctx: RestContext, params: dict) -> dict:
     category = category_of(params)
     rows: list[dict] = []
     status = params.get("status") or "Trading"
-    if category == "linear" and status == "Trading":
+    if category in ("linear", "inverse") and status == "Trading":
         symbol, base = params.get("symbol"), params.get("baseCoin")
         for name, inst in ctx.prices.instruments.items():
+            if inst.category != category:
+                continue
             if (symbol and name != symbol) or (base and inst.base != base):
                 continue
             rows.append(inst.info_row())
@@ -79,11 +99,12 @@ def instruments_info(ctx: RestContext, params: dict) -> dict:
 def tickers(ctx: RestContext, params: dict) -> dict:
     category = category_of(params)
     rows: list[dict] = []
-    if category == "linear":
+    if category in ("linear", "inverse"):
         symbol = params.get("symbol")
-        if symbol and symbol not in ctx.prices.instruments:
+        names = ctx.prices.symbols_of(category)
+        if symbol and symbol not in names:
             raise params_error("Not supported symbols")
-        for name in [symbol] if symbol else ctx.prices.symbols:
+        for name in [symbol] if symbol else names:
             data, _ = ctx.prices.snapshot(name, ctx.clock.now_ms())
             data.pop("tickDirection", None)
             rows.append(data | TICKER_EXTRA)

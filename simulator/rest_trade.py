@@ -30,36 +30,45 @@ def _idx(params: dict) -> int:
         raise params_error("params error: positionIdx invalid") from None
 
 
-def _symbol(ctx: RestContext, params: dict) -> str:
+def _symbol(ctx: RestContext, params: dict, category: str | None = None) -> str:
     symbol = params.get("symbol")
     if not symbol:
         raise params_error("Missing some parameters that must be filled in, symbol")
-    ctx.account.instrument(str(symbol))
+    inst = ctx.account.instrument(str(symbol))
+    if category is not None and inst.category != category:
+        raise params_error(f"params error: symbol invalid, symbol[{symbol}]")
     return str(symbol)
 
 
 def position_list(ctx: RestContext, params: dict) -> dict:
+    """linear: `symbol` or `settleCoin` required; inverse: neither (all holdings), and
+    `symbol` may list up to 10 names. With a symbol, flat rows come back too."""
     category = category_of(params, ("linear", "inverse", "option"))
     symbol, settle = params.get("symbol"), params.get("settleCoin")
+    account = ctx.account
     rows: list[dict] = []
-    if category == "linear":
-        if not symbol and not settle and not params.get("baseCoin"):
-            raise params_error("Missing some parameters that must be filled in, symbol or "
-                               "settleCoin")
+    if category == "linear" and not symbol and not settle and not params.get("baseCoin"):
+        raise params_error("Missing some parameters that must be filled in, symbol or "
+                           "settleCoin")
+    if category in ("linear", "inverse"):
         if symbol:
-            rows = ctx.account.rest_rows(_symbol(ctx, params))
-        elif settle in (None, "", "USDT"):
-            rows = ctx.account.rest_rows()
+            names = str(symbol).split(",") if category == "inverse" else [str(symbol)]
+            if len(names) > 10:
+                raise params_error("params error: symbol supports up to 10 names")
+            for name in names:
+                rows += account.rest_rows(_symbol(ctx, {"symbol": name}, category))
+        else:
+            rows = account.rest_rows(category=category, settle_coin=settle or None)
             base = params.get("baseCoin")
             if base:
-                rows = [r for r in rows if ctx.account.instrument(r["symbol"]).base == base]
+                rows = [r for r in rows if account.instrument(r["symbol"]).base == base]
     page, nxt = paginate(rows, params, 20, 200)
     return {"category": category, "list": page, "nextPageCursor": nxt}
 
 
 def order_create(ctx: RestContext, params: dict) -> dict:
-    category_of(params, ("linear",))
-    symbol = _symbol(ctx, params)
+    category = category_of(params, ("linear", "inverse"))
+    symbol = _symbol(ctx, params, category)
     order_type = params.get("orderType")
     if order_type not in ("Market", "Limit"):
         raise params_error(f"params error: orderType invalid, orderType[{order_type}]")
@@ -74,36 +83,59 @@ def order_create(ctx: RestContext, params: dict) -> dict:
     tp, sl = params.get("takeProfit"), params.get("stopLoss")
     if tp or sl:
         try:
-            ctx.account.set_trading_stop(symbol, take_profit=tp, stop_loss=sl)
+            ctx.account.set_trading_stop(symbol, take_profit=tp, stop_loss=sl,
+                                         position_idx=_idx(params))
         except SimError as exc:
             log.info("TP/SL attached to order %s not applied: %s", result["orderId"], exc.msg)
     return result
 
 
 def set_leverage(ctx: RestContext, params: dict) -> dict:
-    category_of(params, ("linear",))
-    ctx.account.set_leverage(_symbol(ctx, params), params.get("buyLeverage"),
+    category = category_of(params, ("linear", "inverse"))
+    ctx.account.set_leverage(_symbol(ctx, params, category), params.get("buyLeverage"),
                              params.get("sellLeverage"))
     return {}
 
 
 def trading_stop(ctx: RestContext, params: dict) -> dict:
-    category_of(params, ("linear",))
-    symbol = _symbol(ctx, params)
-    if _idx(params) != 0:
-        raise params_error("position idx not match position mode")
+    category = category_of(params, ("linear", "inverse"))
+    symbol = _symbol(ctx, params, category)
     ctx.account.set_trading_stop(
         symbol, take_profit=params.get("takeProfit"), stop_loss=params.get("stopLoss"),
         trailing_stop=params.get("trailingStop"), active_price=params.get("activePrice"),
-        tpsl_mode=params.get("tpslMode"))
+        tpsl_mode=params.get("tpslMode"), position_idx=_idx(params))
     return {}
 
 
 def switch_mode(ctx: RestContext, params: dict) -> dict:
-    mode = str(params.get("mode"))
-    if mode == "0":
+    """`mode` 0 (merged single) or 3 (both sides), for a `symbol` or every symbol of a
+    settle `coin` that has no position (the others keep their mode, as on Bybit)."""
+    category = category_of(params, ("linear", "inverse"))
+    raw = params.get("mode")
+    try:
+        mode = int(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise params_error(f"params error: mode invalid, mode[{raw}]") from None
+    account = ctx.account
+    if params.get("symbol"):
+        account.switch_mode(_symbol(ctx, params, category), mode)
+        return {}
+    coin = params.get("coin")
+    if not coin:
+        raise params_error("Missing some parameters that must be filled in, symbol or coin")
+    switched = 0
+    for name, inst in account.instruments.items():
+        if inst.category != category or inst.settle_coin != coin:
+            continue
+        try:
+            account.switch_mode(name, mode)
+            switched += 1
+        except SimError as exc:
+            if exc.code not in (110025, 110024):
+                raise
+    if not switched:
         raise SimError(110025, "Position mode is not modified")
-    raise params_error("hedge mode is not supported by the simulator (one-way only)")
+    return {}
 
 
 def _orders(ctx: RestContext, params: dict) -> list[dict]:
@@ -129,7 +161,7 @@ def order_realtime(ctx: RestContext, params: dict) -> dict:
 
 def order_history(ctx: RestContext, params: dict) -> dict:
     category = category_of(params)
-    rows = _orders(ctx, params) if category == "linear" else []
+    rows = [o for o in _orders(ctx, params) if o["category"] == category]
     page, nxt = paginate(rows, params, 20, 50)
     return {"category": category, "list": page, "nextPageCursor": nxt}
 
@@ -137,8 +169,8 @@ def order_history(ctx: RestContext, params: dict) -> dict:
 def execution_list(ctx: RestContext, params: dict) -> dict:
     category = category_of(params)
     rows = [e for e in reversed(ctx.account.executions)
-            if not params.get("symbol") or e["symbol"] == params["symbol"]]
-    rows = rows if category == "linear" else []
+            if (not params.get("symbol") or e["symbol"] == params["symbol"])
+            and e["category"] == category]
     page, nxt = paginate(rows, params, 50, 100)
     return {"category": category, "list": page, "nextPageCursor": nxt}
 

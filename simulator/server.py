@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from .account import AccountEngine
+from .binance.personality import BinancePersonality
 from .clock import Clock
 from .config import SimConfig
 from .control import SimControl
@@ -31,7 +32,8 @@ log = logging.getLogger("feedctl.simulator")
 
 
 class Simulator:
-    """A Bybit V5-compatible exchange.  Use `async with Simulator(cfg) as sim:`."""
+    """A Bybit V5-compatible exchange, or with ``exchange="binanceusdm"`` a Binance
+    USDⓈ-M one on the same engines.  Use `async with Simulator(cfg) as sim:`."""
 
     def __init__(self, config: SimConfig | None = None, **overrides: Any) -> None:
         cfg = config if config is not None else SimConfig(**overrides)
@@ -40,12 +42,15 @@ class Simulator:
         self.config = cfg
         self.clock = Clock()
         self.faults = Faults(self.clock)
-        self.instruments = make_instruments(cfg.symbols)
+        self.instruments = make_instruments(cfg.symbols, cfg.inverse_symbols)
         self.prices = PriceEngine(self.instruments, cfg.seed, cfg.volatility_bps)
+        for name in cfg.quiet_symbols:
+            self.prices.set_quiet(name, int(cfg.quiet_interval * 1000))
         self.account = AccountEngine(
             self.instruments, self.prices, self.clock.now_ms, spread_bps=cfg.spread_bps,
             fee_rate=cfg.taker_fee_rate, balance=cfg.initial_balance,
-            default_leverage=cfg.default_leverage, log_size=cfg.transition_log_size)
+            default_leverage=cfg.default_leverage, log_size=cfg.transition_log_size,
+            coin_balance=cfg.coin_balance)
         idle, backlog, ack = cfg.idle_timeout, cfg.max_ws_backlog, cfg.ack_delay_ms
         now = self.clock.now_ms
         self.public = PublicHub(self.faults, self.prices, now, "linear", idle, backlog, ack)
@@ -53,9 +58,13 @@ class Simulator:
                                         ack)
         self.private = PrivateHub(self.faults, now, self.api_key, self.api_secret, idle, backlog,
                                   ack)
+        self.binance: BinancePersonality | None = None
+        if cfg.exchange == "binanceusdm":
+            self.binance = BinancePersonality(self)
+        else:
+            self.account.listeners.append(self.private.on_account_event)
         for hub in self.hubs():
             hub.compress = cfg.ws_compress
-        self.account.listeners.append(self.private.on_account_event)
         self.rest = RestApi(RestContext(self.clock, self.prices, self.account, self.api_key),
                             self.api_secret, self.faults, cfg.rest_rate_limit)
         self.demo: DemoTrader | None = None
@@ -84,6 +93,8 @@ class Simulator:
     @property
     def urls(self) -> dict[str, str]:
         base = f"{self.config.host}:{self.port}"
+        if self.binance is not None:
+            return self.binance.urls(base)
         return {"rest": f"http://{base}", "public_ws": f"ws://{base}/v5/public/linear",
                 "private_ws": f"ws://{base}/v5/private", "control": f"http://{base}/sim",
                 "public_ws_inverse": f"ws://{base}/v5/public/inverse"}
@@ -94,6 +105,9 @@ class Simulator:
 
     def hubs(self, kinds: tuple[str, ...] = ("public", "private")) -> list[Hub]:
         out: list[Hub] = []
+        if self.binance is not None:
+            out += self.binance.hubs(kinds)
+            return out
         if "public" in kinds:
             out += [self.public, self.public_inverse]
         if "private" in kinds:
@@ -106,10 +120,13 @@ class Simulator:
     # -- lifecycle ------------------------------------------------------------------
     def _app(self) -> web.Application:
         app = web.Application()
-        self.rest.add_routes(app, MARKET_ROUTES + TRADE_ROUTES)
-        app.router.add_get("/v5/public/linear", self.public.handle)
-        app.router.add_get("/v5/public/inverse", self.public_inverse.handle)
-        app.router.add_get("/v5/private", self.private.handle)
+        if self.binance is not None:
+            self.binance.add_routes(app)
+        else:
+            self.rest.add_routes(app, MARKET_ROUTES + TRADE_ROUTES)
+            app.router.add_get("/v5/public/linear", self.public.handle)
+            app.router.add_get("/v5/public/inverse", self.public_inverse.handle)
+            app.router.add_get("/v5/private", self.private.handle)
         app.add_routes(control_routes(self))
         return app
 
@@ -134,12 +151,15 @@ class Simulator:
         self.running = True
         self._spawn(self._tick_loop(), "tick")
         self._spawn(self._watchdog(), "idle-watchdog")
+        if self.binance is not None:
+            for coro, name in self.binance.tasks():
+                self._spawn(coro, name)
         if cfg.demo:
             self.demo = DemoTrader(self.account, self.prices, seed=cfg.seed,
                                    interval=cfg.demo_interval)
             self._spawn(self.demo.run(), "demo")
-        log.info("simulator listening on %s (%d symbols, demo=%s)", self.urls["rest"],
-                 len(self.instruments), cfg.demo)
+        log.info("simulator (%s) listening on %s (%d symbols, demo=%s)", cfg.exchange,
+                 self.urls["rest"], len(self.instruments), cfg.demo)
         return self
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -186,7 +206,9 @@ class Simulator:
                 deltas = self.prices.step(self.clock.now_ms())
                 for engine in self.engines():
                     engine.on_tick()
-                self.public.publish(deltas, self.clock.now_ms())  # ts = send time
+                now_ms = self.clock.now_ms()  # ts = send time
+                self.public.publish(deltas, now_ms)
+                self.public_inverse.publish(deltas, now_ms)
             except Exception:
                 log.exception("tick failed")
             self.ticks += 1
@@ -221,11 +243,13 @@ class Simulator:
             "tick_lateness": summary(self._lateness), "tick_cost": summary(self._tick_cost),
             "public": {"connections": len(self.public.conns) + len(self.public_inverse.conns),
                        "accepted": self.public.total_accepted + self.public_inverse.total_accepted,
-                       "messages": self.public.messages},
+                       "messages": self.public.messages + self.public_inverse.messages},
             "private": {"connections": len(self.private.conns),
                         "accepted": self.private.total_accepted, "pushed": self.private.pushed},
             "rest_requests": self.rest.requests,
         }
+        if self.binance is not None:
+            out["binance"] = self.binance.stats()
         if reset:
             self._lateness.clear()
             self._tick_cost.clear()

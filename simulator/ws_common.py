@@ -3,12 +3,14 @@
 Each connection has its own writer task draining a queue of pre-encoded frames, so
 a tick encodes a message once and hands the same bytes to every subscriber.  Faults
 hook in here: a stalled kind sends nothing and answers no pings (control frames
-included), a delayed kind holds each frame for N ms, drop and malformed act at once.
+included), a delayed kind holds each frame for N ms, a late-pong kind answers pings N ms
+late while its data flows on time, drop and malformed act at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import string
@@ -50,6 +52,9 @@ class Conn:
         self._queue: deque[tuple[float, bytes]] = deque()
         self._wakeup = asyncio.Event()
         self.writer = asyncio.get_running_loop().create_task(self._write_loop())
+        self._late: set[asyncio.TimerHandle] = set()
+        self._pong_due = 0.0  # loop time of the latest late pong queued
+        self._pongs: set[asyncio.Task] = set()
         self.sent = 0
 
     def send(self, data: bytes, min_delay_ms: int = 0) -> None:
@@ -67,6 +72,44 @@ class Conn:
 
     def send_obj(self, obj: Any) -> None:
         self.send(dumps(obj))
+
+    def pong(self, obj: Any) -> None:
+        """A JSON pong: at once, or late (the late-pong fault) while data frames keep
+        flowing on time - the pong is queued later, not held at the queue's head."""
+        loop = asyncio.get_running_loop()
+        delay = self.hub.faults.pong_delay_ms(self.kind) / 1000
+        now = loop.time()
+        # pongs stay in ping order (timers due at the same instant may fire in any order)
+        due = max(now + delay, self._pong_due + 0.0001) if self._late else now + delay
+        if due <= now:
+            self.send_obj(obj)
+            return
+        self._pong_due = due
+        data = dumps(obj)
+
+        def fire() -> None:
+            self._late.discard(handle)
+            self.send(data)
+
+        handle = loop.call_at(due, fire)
+        self._late.add(handle)
+
+    async def control_pong(self, payload: bytes) -> None:
+        """A control-frame pong, late under the late-pong fault (in its own task)."""
+        delay = self.hub.faults.pong_delay_ms(self.kind)
+        if not delay:
+            await self.ws.pong(payload)
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(delay / 1000)
+            if not self.closed:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await self.ws.pong(payload)
+
+        task = asyncio.get_running_loop().create_task(later())
+        self._pongs.add(task)
+        task.add_done_callback(self._pongs.discard)
 
     def answer(self, obj: Any) -> None:
         """An answer to an auth or (un)subscribe request: sent after the ack delay."""
@@ -109,8 +152,13 @@ class Conn:
 
     async def stop_writer(self) -> None:
         self.closed = True
-        self.writer.cancel()
-        await asyncio.gather(self.writer, return_exceptions=True)
+        for handle in self._late:
+            handle.cancel()
+        self._late.clear()
+        tasks = [self.writer, *self._pongs]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class Hub:
@@ -140,6 +188,7 @@ class Hub:
         self.total_accepted += 1
         log.debug("%s connection %s opened", self.kind, conn.conn_id)
         try:
+            self.on_open(conn)
             await self._read_loop(conn)
         finally:
             self.conns.discard(conn)
@@ -162,7 +211,7 @@ class Hub:
                 continue  # a stalled server reads but answers nothing, not even pings
             if msg.type == WSMsgType.PING:
                 try:
-                    await ws.pong(msg.data)
+                    await conn.control_pong(msg.data)
                 except ConnectionError:
                     return
             elif msg.type == WSMsgType.TEXT:
@@ -173,6 +222,9 @@ class Hub:
     # -- overridden by the endpoints ------------------------------------------------
     def on_text(self, conn: Conn, text: str) -> None:
         raise NotImplementedError
+
+    def on_open(self, conn: Conn) -> None:
+        """Called once a connection is accepted, before its first frame is read."""
 
     def on_close(self, conn: Conn) -> None:
         pass

@@ -15,13 +15,17 @@ from .ws_common import Conn, Hub, dumps
 
 log = logging.getLogger("feedctl.simulator")
 
-# subscribed name -> the account topic it carries
-PRIVATE_TOPICS = {
-    "position": "position", "position.linear": "position", "position.inverse": "",
-    "execution": "execution", "execution.linear": "execution", "execution.inverse": "",
-    "execution.fast": "execution", "execution.fast.linear": "execution",
-    "order": "order", "order.linear": "order", "order.inverse": "",
-    "wallet": "wallet", "greeks": "",
+# subscribed name -> (the account topic it carries, the one category it carries or "")
+PRIVATE_TOPICS: dict[str, tuple[str, str]] = {
+    "position": ("position", ""), "position.linear": ("position", "linear"),
+    "position.inverse": ("position", "inverse"), "position.option": ("position", "option"),
+    "execution": ("execution", ""), "execution.linear": ("execution", "linear"),
+    "execution.inverse": ("execution", "inverse"), "execution.fast": ("execution", ""),
+    "execution.fast.linear": ("execution", "linear"),
+    "execution.fast.inverse": ("execution", "inverse"),
+    "order": ("order", ""), "order.linear": ("order", "linear"),
+    "order.inverse": ("order", "inverse"),
+    "wallet": ("wallet", ""), "greeks": ("greeks", ""),
 }
 REORDER_HOLD_S = 1.0
 
@@ -66,7 +70,7 @@ class PrivateHub(Hub):
         if op == "ping":
             answer = self.with_req_id({}, req)
             answer.update({"op": "pong", "args": [str(self.now_ms())], "conn_id": conn.conn_id})
-            conn.send_obj(answer)
+            conn.pong(answer)
         elif op == "auth":
             assert req is not None
             self._auth(conn, req)
@@ -132,10 +136,11 @@ class PrivateHub(Hub):
             if topic in conn.topics:
                 answer(f"error:already subscribed,topic:{topic}")
                 return
-        bases = [t.split(".")[0] for t in args]
-        for base in set(bases):
-            if bases.count(base) > 1 and base != "execution":
-                answer(f"error:{base} and its categorised variant cannot share one request")
+        # Bybit: the all-in-one topic and a categorised one cannot share one request
+        # (position.linear with position.inverse can)
+        for topic in args:
+            if "." not in topic and any(t.startswith(topic + ".") for t in args):
+                answer(f"error:{topic} and its categorised variant cannot share one request")
                 return
         conn.topics.update(args)
         answer()
@@ -172,22 +177,31 @@ class PrivateHub(Hub):
             self._deliver(held)
 
     def _has_subscriber(self, base: str) -> bool:
-        return any(PRIVATE_TOPICS.get(t) == base for c in self.conns for t in c.topics)
+        return any(PRIVATE_TOPICS.get(t, ("", ""))[0] == base
+                   for c in self.conns for t in c.topics)
 
     def _deliver(self, envelope: dict) -> None:
+        """Send ``envelope`` to every subscriber of its topic; a categorised topic
+        (``position.inverse``) carries only its category's rows, or nothing."""
         base = envelope["topic"]
-        encoded: dict[str, bytes] = {}
+        encoded: dict[str, bytes | None] = {}
         for conn in self.conns:
             if not conn.authed:
                 continue
             for name in conn.topics:
-                if PRIVATE_TOPICS.get(name) != base:
+                carried, category = PRIVATE_TOPICS.get(name, ("", ""))
+                if carried != base:
                     continue
-                data = encoded.get(name)
-                if data is None:
-                    data = encoded[name] = dumps(envelope | {"topic": name})
-                conn.send(data)
-        if encoded:
+                if name not in encoded:
+                    rows = envelope["data"]
+                    if category:
+                        rows = [r for r in rows if r.get("category", category) == category]
+                    encoded[name] = (dumps(envelope | {"topic": name, "data": rows})
+                                     if rows else None)
+                data = encoded[name]
+                if data is not None:
+                    conn.send(data)
+        if any(encoded.values()):
             self.pushed[base] = self.pushed.get(base, 0) + 1
 
     async def shutdown(self) -> None:

@@ -18,8 +18,7 @@ class PublicHub(Hub):
         self.prices = prices
         self.now_ms = now_ms
         self.category = category
-        symbols = prices.symbols if category == "linear" else []
-        self.valid_topics = {f"tickers.{s}" for s in symbols}
+        self.valid_topics = {f"tickers.{s}" for s in prices.symbols_of(category)}
         self.subscribers: dict[str, set[Conn]] = {}
         self.ticks = 0
         self.messages = 0
@@ -30,7 +29,7 @@ class PublicHub(Hub):
         op = req.get("op") if req is not None else None
         if op == "ping":
             pong = {"success": True, "ret_msg": "pong", "conn_id": conn.conn_id}
-            conn.send_obj(self.with_req_id(pong, req) | {"op": "ping"})
+            conn.pong(self.with_req_id(pong, req) | {"op": "ping"})
         elif op in ("subscribe", "unsubscribe"):
             assert req is not None
             self._subscription(conn, req, op)

@@ -67,8 +67,11 @@ def test_every_third_party_import_is_a_declared_dependency() -> None:
     import tomllib
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    # an optional extra's modules count as declared (imported only where it is used)
+    extras = [d for name, deps in project["optional-dependencies"].items() if name != "test"
+              for d in deps]
     declared = {re.split(r"[<>=!~\[ ;]", d)[0].lower().replace("-", "_")
-                for d in project["dependencies"]}
+                for d in [*project["dependencies"], *extras]}
     dist_of = {"prometheus_client": "prometheus_client"}
     stdlib = set(sys.stdlib_module_names)
     missing: dict[str, str] = {}
@@ -94,3 +97,19 @@ def test_mypy_is_clean() -> None:
     out = subprocess.run([sys.executable, "-m", "mypy", "framework", "plugins", "simulator"],
                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+
+
+@pytest.mark.unit
+def test_every_package_folder_is_in_the_distribution() -> None:
+    """A package folder missing from [tool.setuptools] packages works in an editable
+    install and is absent from the wheel: every one is listed, mapped as package-dir."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    roots = {folder: name for name, folder in project["package-dir"].items()}
+    found = set()
+    for folder, name in roots.items():
+        for init in (REPO / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(REPO / folder).parts
+            found.add(".".join((name, *rel)))
+    assert sorted(found - set(project["packages"])) == []

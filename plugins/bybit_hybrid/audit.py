@@ -10,7 +10,7 @@ older than the book and be dropped, losing the states between the two.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 from feedctl import Category, Position, PositionKey, PositionUpdate
@@ -21,8 +21,10 @@ def audit_diff(
     rows: list[PositionUpdate],
     as_of_ms: int | None,
     last_push_ms: Mapping[PositionKey, int] | None = None,
+    covers: Callable[[PositionKey], bool] | None = None,
 ) -> dict[str, str]:
-    """Mismatches between the book and the open positions of a snapshot, by key."""
+    """Mismatches between the book and the open positions of a snapshot, by key; book
+    positions the snapshot does not cover (``covers``) are not compared."""
     pushes = last_push_ms or {}
 
     def newer(key: PositionKey, pos: Position | None) -> bool:
@@ -53,6 +55,8 @@ def audit_diff(
         if diffs:
             out[str(key)] = f"{key}: " + ", ".join(diffs)
     for key, pos in positions.items():
+        if covers is not None and not covers(key):
+            continue
         if key not in seen and not newer(key, pos):
             out[str(key)] = f"{key}: in the book ({pos.side} {pos.size}), flat on the exchange"
     return out
@@ -105,31 +109,21 @@ def forced_updates(
     return out
 
 
-def covered(key: PositionKey, categories: list[Category], settle_coins: list[str]) -> bool:
+def covered(key: PositionKey, categories: list[Category], settle_coins: list[str],
+            settle_coin: str | None = None) -> bool:
     """Whether a REST snapshot of ``categories``/``settle_coins`` lists this position.
 
-    Linear symbols name their settle coin as a suffix (BTCUSDT); USDC contracts are
+    ``settle_coin`` is the instrument's (instruments-info), when known. Without it:
+    linear symbols name their settle coin as a suffix (BTCUSDT); USDC contracts are
     named BTCPERP or BTC-26JUL24. Inverse positions are listed whole.
     """
     if key.category not in categories:
         return False
     if key.category is not Category.LINEAR:
         return True
+    if settle_coin:
+        return settle_coin in settle_coins
     sym = key.symbol
     if any(sym.endswith(coin) for coin in settle_coins):
         return True
     return "USDC" in settle_coins and (sym.endswith("PERP") or "-" in sym)
-
-
-def with_uncovered(
-    rows: list[PositionUpdate], positions: Mapping[PositionKey, Position],
-    categories: list[Category], settle_coins: list[str],
-) -> list[PositionUpdate]:
-    """``rows`` plus the book's own state for positions the snapshot cannot list, so a
-    reconcile against it leaves them alone (the push stream still keeps them current)."""
-    keep = [
-        _as_row(p)
-        for key, p in positions.items()
-        if not covered(key, categories, settle_coins)
-    ]
-    return [*rows, *keep] if keep else rows

@@ -79,6 +79,9 @@ class HybridSettings(StrictModel):
     rest_window: Duration = 5.0
     #: Time to wait for an auth/subscribe answer, a WS handshake or a REST answer.
     request_timeout: Duration = 10.0
+    #: After HTTP 403 (Bybit's IP ban: "terminate all HTTP sessions and wait for at least
+    #: 10 minutes") no REST request is sent for this long; the sockets go on.
+    ip_ban_pause: Duration = 600.0
     #: REST attempts for one call before the feed gives up and reconnects.
     rest_attempts: int = Field(5, ge=1, le=50)
     #: After a private gap, replay fills (/v5/execution/list) so that a position opened

@@ -30,8 +30,16 @@ HOSTS: Final[dict[str, dict[str, str]]] = {
 
 # ----------------------------------------------------------------- topics and ops
 TOPIC_POSITION: Final = "position"
-#: Topics carrying position states; a push carries the topic as subscribed.
+#: Topics carrying position states; a push carries the topic as subscribed. The feed
+#: subscribes the categorised topic of each configured category (``position.linear``,
+#: ``position.inverse``): the all-in-one ``position`` also carries option rows.
 POSITION_TOPICS: Final = frozenset({"position", "position.linear", "position.inverse"})
+
+
+def position_topics(categories: list[Category]) -> list[str]:
+    """The categorised position topics of ``categories``, in one subscribe request
+    (Bybit: only the all-in-one topic may not share a request with them)."""
+    return [f"{TOPIC_POSITION}.{c.value}" for c in dict.fromkeys(categories)]
 #: Private topics we do not subscribe; seeing one is counted as ``unexpected_topic``.
 #: ``execution`` and ``wallet`` add nothing to a position's state that the ``position``
 #: push lacks, so the feed does not subscribe them.

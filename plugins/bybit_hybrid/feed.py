@@ -25,12 +25,13 @@ from feedctl import (
     FeedContext,
     FeedState,
     Instrument,
+    PositionKey,
     RetryableFeedError,
     RollingBudget,
     jitter,
 )
 
-from .audit import audit_diff, forced_updates, settled, with_uncovered
+from .audit import audit_diff, covered, forced_updates, settled
 from .config import HybridSettings
 from .private import PrivateStream
 from .public import PublicStream
@@ -72,6 +73,7 @@ class HybridFeed(Feed):
         self._audit_suspects: dict[str, str] = {}
         #: The process's budget of new sockets to this exchange host (``run()`` sets it).
         self.connects: RollingBudget | None = None
+        self._ban_timer: asyncio.TimerHandle | None = None
 
     @property
     def rest(self) -> RestClient:
@@ -103,6 +105,7 @@ class HybridFeed(Feed):
                 self._rest = RestClient(http, ctx.endpoints.rest, acct.api_key, acct.api_secret,
                                         self.clock, s, ctx.log, ctx.count, profile=ctx.profile,
                                         budget=rest_budget)
+                self._rest.on_ban = self._rest_banned
                 await self._initial_clock()
                 try:
                     async with asyncio.TaskGroup() as tg:
@@ -120,6 +123,9 @@ class HybridFeed(Feed):
             ctx.set_state(FeedState.FAILED, str(exc), reason=_fatal_reason(exc))
             raise
         finally:
+            if self._ban_timer is not None:
+                self._ban_timer.cancel()
+                self._ban_timer = None
             self._tg = None
             self._rest = None
 
@@ -150,10 +156,13 @@ class HybridFeed(Feed):
             if symbols or category in self.publics:
                 self._public(category).want(symbols)
 
-    def scoped(self, rows: list[Any]) -> list[Any]:
-        """A snapshot made complete for reconcile: see audit.with_uncovered."""
-        return with_uncovered(rows, self.ctx.positions(), self.settings.categories,
-                              self.settings.settle_coins)
+    def covers(self, key: PositionKey) -> bool:
+        """Whether this feed's REST snapshot lists ``key`` (its categories and settle
+        coins): the scope handed to ``ctx.reconcile`` - a snapshot closes only what it
+        covered."""
+        inst = self.ctx.instruments.get((key.category, key.symbol))
+        return covered(key, self.settings.categories, self.settings.settle_coins,
+                       inst.settle_coin if inst is not None else None)
 
     # ----------------------------------------------------------------- health
     def _set(self, state: FeedState, detail: str, reason: str = "") -> None:
@@ -163,20 +172,35 @@ class HybridFeed(Feed):
             self.ctx.set_state(state, detail)
         self._detail = detail
 
+    def _rest_banned(self, pause: float) -> None:
+        """HTTP 403: the status says REST is paused, and says so again when it ends."""
+        if self._ban_timer is not None:
+            self._ban_timer.cancel()
+        self._ban_timer = asyncio.get_running_loop().call_later(
+            pause, lambda: self._refresh("rest_ban_over"))
+        self._refresh("rest_banned")
+
     def _refresh(self, reason: str = "", detail: str = "") -> None:
+        banned = self._rest is not None and self._rest.ban_left() > 0
         if self._phase in _PHASE_STATE:
-            self._set(_PHASE_STATE[self._phase], detail or self._detail, reason)
+            text = detail or self._detail
+            if banned and self._rest is not None and "REST paused" not in text:
+                text = f"{text}; {self._rest.ban_text()}"
+            self._set(_PHASE_STATE[self._phase], text, reason)
             return
         down = {c.value: p.down for c, p in self.publics.items() if p.down}
         stale = sorted({sym for p in self.publics.values() for sym in p.stale})
         self.ctx.set_stale_symbols(stale)
+        # under an IP ban the sockets still serve (the book stays right) but no resync
+        # is possible until it ends: the detail says so
+        ban = f"; {self._rest.ban_text()}" if banned and self._rest is not None else ""
         if down:
             self._set(FeedState.DEGRADED, "public socket down: " + "; ".join(
-                f"{c}: {r}" for c, r in down.items()), reason)
+                f"{c}: {r}" for c, r in down.items()) + ban, reason)
         elif stale:
-            self._set(FeedState.DEGRADED, f"stale tickers: {', '.join(stale)}", reason)
+            self._set(FeedState.DEGRADED, f"stale tickers: {', '.join(stale)}{ban}", reason)
         else:
-            self._set(FeedState.HEALTHY, "in sync", reason)
+            self._set(FeedState.HEALTHY, f"in sync{ban}", reason)
 
     def private_trouble(self, detail: str, reason: str = "reconnect") -> None:
         self.ctx.log.warning("private socket: %s", detail, extra={"socket": "private"})
@@ -299,8 +323,8 @@ class HybridFeed(Feed):
             # a row younger than the settle time: its pushes may still be in flight, and a
             # repair now would make them arrive stale (a close+reopen would be lost)
             rows, unsettled = settled(rows, self.ctx.positions(), as_of, FILL_SETTLE_MS)
-            rows = self.scoped(rows)
-            diffs = audit_diff(self.ctx.positions(), rows, as_of, self.private.last_push_ms)
+            diffs = audit_diff(self.ctx.positions(), rows, as_of, self.private.last_push_ms,
+                               covers=self.covers)
             if replayed:
                 self.ctx.count("audit_mismatches", replayed)
             self._last_audit = {"as_of_ms": as_of, "rows": len(rows), "mismatches": diffs,
@@ -316,7 +340,7 @@ class HybridFeed(Feed):
             force = {k for k, d in diffs.items() if self._audit_suspects.get(k) == d}
             self._audit_suspects = dict(diffs)
             before = set(self.ctx.positions())
-            self.ctx.reconcile(rows, as_of_ms=as_of)
+            self.ctx.reconcile(rows, as_of_ms=as_of, covers=self.covers)
             if force:
                 self._force(force, rows)
             # a key the snapshot closed has no row (no seq) to stop a later replay of its

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from feedctl import Category, MarkPrice, PositionUpdate, Side, wire_decimal
+from feedctl import Category, PositionUpdate, Side, wire_decimal
 
 from .constants import CATEGORY_BY_NAME, TICKERS_PREFIX
 
@@ -119,7 +119,10 @@ def position_update(
         category = CATEGORY_BY_NAME.get(cat_name)
         if category is None:
             raise ValueError(f"category={cat_name!r} is not linear or inverse")
-        size = _dec(row, "size") or _ZERO
+        size = _dec(row, "size")
+        if size is None:  # never a close: a flat row says "0"
+            return Problem("malformed", f"position row for {symbol!r}: size is "
+                           f"{'missing' if 'size' not in row else repr(row['size'])}")
         if size < 0:
             raise ValueError(f"size={size} is negative")
         raw_side = row.get("side") or ""
@@ -129,7 +132,11 @@ def position_update(
             side = _SIDES[raw_side]
         else:
             raise ValueError(f"side={raw_side!r} with size {size}")
-        entry = _dec(row, "entryPrice") if "entryPrice" in row else _dec(row, "avgPrice")
+        entry_name = "entryPrice" if "entryPrice" in row else "avgPrice"
+        entry = _dec(row, entry_name)
+        if size > 0 and (entry is None or entry <= 0):  # an open row without its entry
+            return Problem("malformed", f"position row for {symbol!r}: open ({size}) with "
+                           f"{entry_name}={row.get(entry_name)!r}")
         idx = _int(row.get("positionIdx", 0), "positionIdx") or 0
         return PositionUpdate(
             category=category,
@@ -184,25 +191,29 @@ class Tick(NamedTuple):
 
 
 class TickerState:
-    """Current tickers of one public connection: snapshot, then deltas merged in.
+    """Current marks of one public connection's tickers.
 
-    Deltas carry only changed fields; the merged dict keeps the rest. ``apply``
-    returns a :class:`Tick` when the message moved the mark, ``None`` when it did not,
-    or a :class:`Problem`. Only symbols in :attr:`symbols` are accepted.
+    A snapshot carries every field, a delta only the changed ones; the feed reads only
+    ``markPrice``, so that is all this keeps (the last one seen per symbol: a delta
+    without it leaves the mark as it was). ``apply`` returns a :class:`Tick` when the
+    message moved the mark, ``None`` when it did not, or a :class:`Problem`. Only
+    symbols in :attr:`symbols` are accepted.
     """
 
-    __slots__ = ("_marks", "category", "last_seen_ns", "symbols", "tickers")
+    __slots__ = ("_marks", "category", "last_seen_ns", "symbols")
 
     def __init__(self, category: Category = Category.LINEAR) -> None:
         self.category = category
         self.symbols: set[str] = set()
-        self.tickers: dict[str, dict[str, Any]] = {}
         self.last_seen_ns: dict[str, int] = {}
         self._marks: dict[str, str] = {}
 
+    def mark_text(self, symbol: str) -> str | None:
+        """The last ``markPrice`` seen for ``symbol``, as the exchange wrote it."""
+        return self._marks.get(symbol)
+
     def forget(self, symbol: str) -> None:
         self.symbols.discard(symbol)
-        self.tickers.pop(symbol, None)
         self.last_seen_ns.pop(symbol, None)
         self._marks.pop(symbol, None)
 
@@ -217,15 +228,7 @@ class TickerState:
         if type(data) is not dict:
             return Problem("malformed", f"{topic}: data is not an object")
         kind = msg.get("type")
-        if kind == "delta":
-            current = self.tickers.get(symbol)
-            if current is None:
-                self.tickers[symbol] = data  # no snapshot yet: keep what we have
-            else:
-                current.update(data)
-        elif kind == "snapshot":
-            self.tickers[symbol] = data
-        else:
+        if kind != "delta" and kind != "snapshot":
             return Problem("malformed", f"{topic}: type {kind!r} is neither snapshot nor delta")
         self.last_seen_ns[symbol] = received_ns
         text = data.get("markPrice")
@@ -250,43 +253,3 @@ def _safe_int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-_new = object.__new__
-_set = object.__setattr__
-_MARK_FIELDS = frozenset(MarkPrice.model_fields)
-
-
-def _mark_fast(category: Category, tick: Tick) -> MarkPrice:
-    """``MarkPrice.model_construct`` minus its per-field loop (a third of the cost).
-    Used only if it builds exactly what model_construct builds (checked at import)."""
-    m = _new(MarkPrice)
-    _set(m, "__dict__", {"category": category, "symbol": tick.symbol,
-                         "mark_price": tick.mark, "exchange_ms": tick.exchange_ms,
-                         "received_ns": tick.received_ns})
-    _set(m, "__pydantic_fields_set__", set(_MARK_FIELDS))
-    _set(m, "__pydantic_extra__", None)
-    _set(m, "__pydantic_private__", None)
-    return m
-
-
-def _mark_safe(category: Category, tick: Tick) -> MarkPrice:
-    return MarkPrice.model_construct(category=category, symbol=tick.symbol,
-                                     mark_price=tick.mark, exchange_ms=tick.exchange_ms,
-                                     received_ns=tick.received_ns)
-
-
-def _pick_mark_builder() -> Any:
-    probe = Tick("BTCUSDT", Decimal("1.5"), 1, 2)
-    try:
-        fast, safe = _mark_fast(Category.LINEAR, probe), _mark_safe(Category.LINEAR, probe)
-        same = (fast == safe and fast.model_fields_set == safe.model_fields_set
-                and fast.model_dump() == safe.model_dump() and hash(fast.symbol) is not None
-                and not MarkPrice.__pydantic_post_init__)
-    except Exception:
-        same = False
-    return _mark_fast if same else _mark_safe
-
-
-#: Builds a :class:`MarkPrice` from a validated :class:`Tick` (no re-validation).
-mark_price = _pick_mark_builder()

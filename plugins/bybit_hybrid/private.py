@@ -1,7 +1,8 @@
 """The private socket: auth, ``position`` pushes, resync from REST after every gap.
 
 Cycle: connect → auth (expires = server-corrected now + margin) → wait for the ack →
-start buffering → subscribe ``position`` → wait for the ack → REST snapshot →
+start buffering → subscribe ``position.<category>`` for each configured category →
+wait for the ack → REST snapshot →
 ``ctx.reconcile`` → apply the buffered pushes in (updatedTime, seq) order → healthy.
 A planned reconnect (``max_connection_lifetime``) opens, authenticates and subscribes
 the new socket before the old one closes, so no push is missed and no resync is
@@ -19,6 +20,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from feedctl import (
     Backoff,
+    Category,
     FatalFeedError,
     PositionKey,
     PositionUpdate,
@@ -26,8 +28,8 @@ from feedctl import (
     redact,
 )
 
-from .constants import POSITION_TOPICS, TOPIC_POSITION
-from .gap import Fill, replay
+from .constants import POSITION_TOPICS, position_topics
+from .gap import Fill, hedge_key, replay
 from .parse import Problem, position_push, push_order
 from .rest import setting_hint
 from .signing import ws_auth_args
@@ -83,6 +85,9 @@ class PrivateStream:
         self._flat_seen: dict[PositionKey, set[int]] = {}
         #: the newest such losses (they cannot be delivered in order): status and audit
         self.unrecoverable: deque[dict[str, Any]] = deque(maxlen=100)
+        #: (category, symbol) -> hedge mode? as rows, pushes and REST told (fills carry
+        #: no positionIdx: the replay needs it to put a fill on its side)
+        self.modes: dict[tuple[Category, str], bool] = {}
 
     def url(self) -> str:
         url = self.ctx.endpoints.private_ws
@@ -206,7 +211,7 @@ class PrivateStream:
             self._auth_failures = 0
             if buffer:
                 self._buffer = []
-            await conn.request("subscribe", [TOPIC_POSITION])
+            await conn.request("subscribe", position_topics(self.s.categories))
         except BaseException:
             if buffer:
                 self._buffer = None
@@ -253,7 +258,7 @@ class PrivateStream:
             self._buffer = None
             raise
         before = set(ctx.positions())
-        ctx.reconcile(self.feed.scoped(rows), as_of_ms=as_of)
+        ctx.reconcile(rows, as_of_ms=as_of, covers=self.feed.covers)
         self.note_closed(before - set(ctx.positions()), as_of)
         self.note_snapshot(rows, as_of)
         self._gap_from_ms = None
@@ -334,7 +339,11 @@ class PrivateStream:
             return 0
         floor = self.fills_floor_ms if self.fills_floor_ms is not None else since_ms
         book = self.ctx.positions()
-        hedged = {k.symbol for k in [*book, *(r.key for r in rows)] if k.position_idx != 0}
+        current: set[tuple[Category, str]] = set()
+        for k in [*book, *(r.key for r in rows)]:
+            self.modes[(k.category, k.symbol)] = k.position_idx != 0
+            current.add((k.category, k.symbol))
+        fills = await self._on_their_sides(fills, current)
         listed = {r.key for r in rows}
 
         def due(f: Fill) -> bool:
@@ -342,8 +351,8 @@ class PrivateStream:
                 return True
             return flat_until_ms is not None and f.key not in listed and f.exec_ms <= flat_until_ms
 
-        fills = [f for f in fills if f.key.symbol not in hedged
-                 and f.exec_ms > max(floor, self.key_floor_ms.get(f.key, floor)) and due(f)]
+        fills = [f for f in fills
+                 if f.exec_ms > max(floor, self.key_floor_ms.get(f.key, floor)) and due(f)]
         self._report_unrecoverable(fills)
         final = {r.key: r.seq for r in rows if r.seq is not None}
         leverage = {r.key: r.leverage for r in rows}
@@ -355,6 +364,34 @@ class PrivateStream:
             self.ctx.log.warning("replayed %d position states from %d fills the stream did "
                                  "not deliver", len(updates), len(fills))
         return len(updates)
+
+    async def _on_their_sides(self, fills: list[Fill],
+                              current: set[tuple[Category, str]]) -> list[Fill]:
+        """``fills`` keyed by their position: hedge-mode symbols' fills on the side that
+        moved (gap.hedge_key). The mode of a symbol neither the book nor the snapshot
+        holds now is looked up (REST: it may have been switched while flat); one that
+        cannot be is left out of the replay (counted) rather than replayed on the wrong
+        key."""
+        unknown: dict[Category, set[str]] = {}
+        for f in fills:
+            if (f.key.category, f.key.symbol) not in current:
+                self.modes.pop((f.key.category, f.key.symbol), None)
+                unknown.setdefault(f.key.category, set()).add(f.key.symbol)
+        for category, symbols in unknown.items():
+            try:
+                self.modes.update({(category, sym): hedged for sym, hedged in
+                                   (await self.feed.rest.hedged(category, sorted(symbols))
+                                    ).items()})
+            except (RetryableFeedError, FatalFeedError) as exc:
+                self.ctx.log.warning("position modes of %s not read: %s", sorted(symbols), exc)
+        out: list[Fill] = []
+        for f in fills:
+            mode = self.modes.get((f.key.category, f.key.symbol))
+            if mode is None:
+                self.ctx.count("gap_replay_mode_unknown")
+                continue
+            out.append(hedge_key(f) if mode else f)
+        return out
 
     def _report_unrecoverable(self, fills: list[Fill]) -> None:
         """Fills after the floor whose states never reached the book although a newer
@@ -428,6 +465,7 @@ class PrivateStream:
 
     def _apply(self, update: PositionUpdate) -> None:
         key = update.key
+        self.modes[(key.category, key.symbol)] = key.position_idx != 0
         if update.exchange_ms is not None and update.exchange_ms > self.last_push_ms.get(key, 0):
             self.last_push_ms[key] = update.exchange_ms
         self._note(update)
@@ -438,7 +476,8 @@ class PrivateStream:
         return {
             "connected": bool(conn and conn.alive),
             "age_s": round(conn.age(), 3) if conn else None,
-            "subscriptions": [TOPIC_POSITION] if conn and conn.alive else [],
+            "subscriptions": position_topics(self.s.categories)
+            if conn and conn.alive else [],
             "buffering": self._buffer is not None,
             "unrecoverable": list(self.unrecoverable),
             "last_pong_age_s": round(time.monotonic() - conn.last_pong, 3)

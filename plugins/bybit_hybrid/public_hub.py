@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Hashable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
 from feedctl import Category, FeedContext, MarkPrice
@@ -78,6 +79,19 @@ class _HubCtx:
             if latency is not None:
                 ctx.observe_latency(*latency)
             ctx.apply_mark(mark)
+        return []
+
+    def apply_mark_price(self, category: Category, symbol: str, mark_price: Decimal,
+                         exchange_ms: int | None, received_ns: int) -> list[Any]:
+        holders = self._hub.holders.get(symbol)
+        if not holders:
+            return []
+        latency, self._latency = self._latency, None
+        for lease in holders:
+            ctx = lease.ctx
+            if latency is not None:
+                ctx.observe_latency(*latency)
+            ctx.apply_mark_price(category, symbol, mark_price, exchange_ms, received_ns)
         return []
 
     def message_received(self, at_ns: int | None = None) -> None:
@@ -195,7 +209,20 @@ class PublicHub:
         self.shards.append(shard)
         shard.task = asyncio.get_running_loop().create_task(
             shard.stream.run(), name=f"bybit-{shard.stream.name}-shared")
+        shard.task.add_done_callback(self._shard_done)
         return shard
+
+    def _shard_done(self, task: asyncio.Task[None]) -> None:
+        """A shard's stream retries by itself; one that ended with an error is a bug,
+        said loudly and marked down for the accounts on it."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        log.error("shared public socket %s crashed: %r", task.get_name(), exc, exc_info=exc)
+        for shard in self.shards:
+            if shard.task is task:
+                shard.stream.down = f"crashed: {type(exc).__name__}: {exc}"
+                self.changed(shard, "crash")
 
     def _drop_empty(self) -> None:
         """Shards past the first that carry nothing are closed (their socket with them)."""

@@ -95,6 +95,27 @@ class RestClient:
         self._s = settings
         self._log = log
         self._count = count
+        #: monotonic time until which no request is sent (after an HTTP 403 IP ban)
+        self.banned_until: float | None = None
+        #: wall-clock time (s) the ban ends, for the status
+        self.banned_until_wall: float | None = None
+        #: called with the pause (s) when a 403 starts a ban
+        self.on_ban: Callable[[float], None] | None = None
+
+    def ban_left(self) -> float:
+        """Seconds the IP ban pause still runs (0 when none)."""
+        if self.banned_until is None:
+            return 0.0
+        left = self.banned_until - time.monotonic()
+        if left <= 0:
+            self.banned_until = self.banned_until_wall = None
+            return 0.0
+        return left
+
+    def ban_text(self) -> str:
+        until = time.strftime("%H:%M:%SZ", time.gmtime(self.banned_until_wall or 0))
+        return (f"REST paused until {until} ({self.ban_left():.0f} s): Bybit answered HTTP 403 "
+                f"(IP ban; Bybit says stop for at least 10 minutes)")
 
     # ----------------------------------------------------------------- endpoints
     async def sync_clock(self) -> int:
@@ -174,6 +195,26 @@ class RestClient:
                 raise RetryableFeedError(f"{PATH_POSITIONS} repeated cursor {cursor!r}")
             seen.add(cursor)
 
+    async def hedged(self, category: Category, symbols: list[str]) -> dict[str, bool]:
+        """Whether each symbol is in hedge mode: /v5/position/list with ``symbol`` lists
+        its rows even when flat - one with positionIdx 0 (one-way), or two (1 and 2).
+        Inverse takes up to 10 symbols per request, linear one."""
+        out: dict[str, bool] = {}
+        batch = 10 if category is Category.INVERSE else 1
+        names = sorted(set(symbols))
+        for i in range(0, len(names), batch):
+            part = names[i:i + batch]
+            params = [("category", category.value), ("symbol", ",".join(part))]
+            env = await self._call(PATH_POSITIONS, params, signed=True)
+            _, rows = _listing(env, PATH_POSITIONS)
+            for row in rows:
+                if not isinstance(row, dict) or row.get("symbol") not in part:
+                    continue
+                idx = row.get("positionIdx")
+                if idx in (0, 1, 2) and not isinstance(idx, bool):
+                    out[row["symbol"]] = out.get(row["symbol"], False) or idx != 0
+        return out
+
     async def fills(self, categories: list[Category], since_ms: int,
                     max_pages: int = 20) -> list[Fill]:
         """Position-moving fills since ``since_ms`` (pages are newest first: stop at the
@@ -249,6 +290,9 @@ class RestClient:
         backoff = Backoff(self._s.backoff_base, self._s.backoff_cap)
         last = ""
         for attempt in range(1, self._s.rest_attempts + 1):
+            if self.ban_left() > 0:  # not even one request while Bybit bans this IP
+                self._count("rest_banned_skips")
+                raise RetryableFeedError(f"{path} not requested: {self.ban_text()}")
             try:
                 return await self._once(path, params, signed)
             except _Retry as exc:
@@ -283,16 +327,22 @@ class RestClient:
             raise FatalFeedError(
                 f"Bybit REST {path} answered 404: check "
                 f"{setting_hint(self._profile, 'REST', 'ENDPOINTS')} "
-                f"({self._base})"
+                f"({self._base}), and that the account supports the configured categories "
+                f"(Bybit also answers 404 for a category the account mode lacks)"
             )
-        if status in (403, 429) or status >= 500:
-            raise _Retry(f"HTTP {status}", wait=self._s.backoff_cap if status == 403 else None)
+        if status == 403:
+            self._ban()
+            raise RetryableFeedError(f"{path}: {self.ban_text()}")
+        if status == 429 or status >= 500:
+            raise _Retry(f"HTTP {status}")
         try:
             env = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise _Retry(f"HTTP {status} with a non-JSON body {body[:80]!r}") from None
+            env = None
         if not isinstance(env, dict):
-            raise _Retry(f"HTTP {status} with a non-object body")
+            if status == 401:  # Bybit's 401 may come without a JSON body
+                raise self._unauthorized(path, _text_head(body))
+            raise _Retry(f"HTTP {status} with a non-JSON or non-object body {body[:80]!r}")
         code = env.get("retCode")
         msg = redact(str(env.get("retMsg", "")), self._key, self._secret)
         if code == RET_OK:
@@ -303,16 +353,29 @@ class RestClient:
                 f"{what} (retCode {code}: {msg}): check {setting_hint(self._profile, setting)}"
             )
         if status == 401:
-            raise FatalFeedError(
-                f"Bybit REST {path} answered 401 ({msg}): check "
-                f"{setting_hint(self._profile, 'API_KEY')} and "
-                f"{setting_hint(self._profile, 'API_SECRET')}"
-            )
+            raise self._unauthorized(path, msg)
         if code in RETRY_CODES or status != 200:
             wait = self._reset_wait(resp_headers) if code == 10006 else None
             tag = " (10002: clock skew)" if code == RET_TIMESTAMP else ""
             raise _Retry(f"retCode {code}{tag}: {msg}", wait=wait, code=code)
         raise _Retry(f"retCode {code}: {msg}", code=code)
+
+    def _unauthorized(self, path: str, why: str) -> FatalFeedError:
+        return FatalFeedError(
+            f"Bybit REST {path} answered 401 ({why}): check "
+            f"{setting_hint(self._profile, 'API_KEY')} and "
+            f"{setting_hint(self._profile, 'API_SECRET')}"
+        )
+
+    def _ban(self) -> None:
+        pause = self._s.ip_ban_pause
+        self.banned_until = time.monotonic() + pause
+        self.banned_until_wall = time.time() + pause
+        self._count("rest_banned")
+        self._log.error("Bybit answered HTTP 403 (IP ban): no REST request for %.0f s",
+                        pause, extra={"pause_s": pause})
+        if self.on_ban is not None:
+            self.on_ban(pause)
 
     def _reset_wait(self, headers: Any) -> float | None:
         try:
@@ -320,6 +383,12 @@ class RestClient:
         except ValueError:
             return None
         return min(self._s.backoff_cap, max(0.0, (reset_ms - self.clock.now_ms()) / 1000))
+
+
+def _text_head(body: bytes) -> str:
+    """The start of a (possibly non-JSON) body, for an error message."""
+    text = body[:120].decode("utf-8", "replace").strip()
+    return repr(text) if text else "empty body"
 
 
 #: Upper bound (ms since the epoch, year 2286) of a plausible server time.

@@ -2,8 +2,12 @@
 liveness, and a reader that hands data frames to a callback.
 
 A :class:`Conn` owns exactly one task (``_serve``: reader + pinger); ``close()``
-cancels and awaits it and closes the socket. When the connection dies for any reason
-(server close, missing pong, a data frame proving a pong was lost, network error)
+cancels and awaits it and closes the socket. A data frame created well after a ping
+that is still unanswered (``pong_overdue_after``) is *held*, not applied, and a probe
+ping is sent at once: the server answers pings in order, so the original's pong coming
+first means it was merely late (the held frames are applied, in order), the probe's
+coming first means the original's was lost - and frames with it. When the connection
+dies for any reason (server close, missing pong, a lost pong, network error)
 :attr:`Conn.closed` resolves with the
 reason, every pending request fails with :class:`ConnectionLost`, and the owner
 decides what to do (reconnect with backoff, or ignore an old socket being replaced).
@@ -23,6 +27,7 @@ import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.frames import Frame, Opcode
+from websockets.protocol import State
 
 from .parse import Answer, Problem, classify_answer, decode
 
@@ -58,12 +63,29 @@ WS_LOG.addFilter(_RedactAuthFrames())
 
 
 class _DispatchingConnection(ClientConnection):
-    """Hands each complete text frame to ``on_frame`` as it is parsed, inside
-    ``data_received``, instead of queueing it for a ``recv()`` coroutine: no future, no
-    task switch per message (about a third of a small frame's cost), and natural
-    backpressure. Fragmented or binary messages still take the normal ``recv()`` path."""
+    """Hands each complete text frame to ``on_frame`` as it arrives, instead of queueing
+    it for a ``recv()`` coroutine: no future, no task switch per message, and natural
+    backpressure.
+
+    Two levels. ``process_event`` (websockets' per-event hook) hands over the text frames
+    websockets parsed. Once the connection is open, uncompressed, and websockets' parser
+    stands between two frames with nothing buffered, ``data_received`` parses the
+    frames itself (:meth:`_fast`): an unfragmented, unmasked text frame within
+    ``max_size`` goes straight to ``on_frame`` as a view of the received bytes (no copy);
+    every other frame (ping, pong, close, binary, fragments, anything odd) is handed to
+    websockets whole, so it sees complete frames only and its parser stays between
+    frames. If it ever does not (a fragmented message, a close), the rest goes to
+    websockets, whose parser serves until it stands between frames again. Fragmented or
+    binary messages take the normal ``recv()`` path either way."""
 
     on_frame: Callable[[bytes | bytearray | memoryview, int], None] | None = None
+    #: False leaves all parsing to websockets (bench/hybrid_capacity.py ``ours+wsparse``
+    #: measures the feed on websockets' parser, as the ceiling row reads)
+    fast_parsing = True
+    #: True while :meth:`_fast` parses (see the class docstring)
+    _fast_on = False
+    #: the start of a frame not complete yet (fast parsing)
+    _rest = b""
 
     def process_event(self, event: Any) -> None:
         on_frame = self.on_frame
@@ -72,6 +94,72 @@ class _DispatchingConnection(ClientConnection):
             on_frame(event.data, time.time_ns())
             return
         super().process_event(event)
+
+    def data_received(self, data: bytes) -> None:
+        if self._fast_on:
+            self._fast(data, time.time_ns())
+            return
+        super().data_received(data)
+        if self.on_frame is not None and self.fast_parsing and self._between_frames():
+            self._fast_on = True
+
+    def _between_frames(self) -> bool:
+        """True if websockets' parser waits for the first byte of a frame, with nothing
+        buffered, on an open connection without extensions and no message in progress."""
+        proto = self.protocol
+        if (proto.state is not State.OPEN or proto.extensions or proto.reader.buffer
+                or proto.current_size is not None or self.response is None):
+            return False
+        gen: Any = proto.parser
+        while getattr(gen, "gi_yieldfrom", None) is not None:
+            gen = gen.gi_yieldfrom
+        return getattr(gen, "__name__", None) == "at_eof"  # parse() at the loop's top
+
+    def _fast(self, data: bytes, received_ns: int) -> None:
+        buf = self._rest + data if self._rest else data
+        view = memoryview(buf)
+        on_frame = self.on_frame
+        limit = self.protocol.max_message_size
+        n, i = len(buf), 0
+        while n - i >= 2:
+            b0, b1 = buf[i], buf[i + 1]
+            length, head = b1 & 0x7F, 2
+            if length == 126:
+                if n - i < 4:
+                    break
+                length, head = (buf[i + 2] << 8) | buf[i + 3], 4
+            elif length == 127:
+                if n - i < 10:
+                    break
+                length, head = int.from_bytes(buf[i + 2:i + 10]), 10
+            if b1 & 0x80:
+                head += 4  # masked (a protocol error from a server: websockets says so)
+            if limit is not None and length > limit:  # websockets refuses it
+                self._slow(view[i:])
+                return
+            end = i + head + length
+            if end > n:
+                break
+            if b0 == 0x81 and not b1 & 0x80 and on_frame is not None:  # FIN, text
+                on_frame(view[i + head:end], received_ns)
+            else:
+                super().data_received(bytes(view[i:end]))
+                if not self._between_frames():
+                    self._slow(view[end:])
+                    return
+            i = end
+        self._rest = bytes(view[i:]) if i < n else b""
+
+    def _slow(self, rest: memoryview) -> None:
+        """Back to websockets' parser, starting with ``rest``."""
+        self._fast_on = False
+        self._rest = b""
+        if rest:
+            super().data_received(bytes(rest))
+
+
+#: Frames held behind one unanswered ping before the connection is given up.
+MAX_HELD_FRAMES = 50_000
 
 
 class ConnectionLost(Exception):
@@ -109,6 +197,13 @@ class Conn:
         self._server_offset_ms = server_offset_ms
         #: wall-clock ns at which the unanswered ping was sent; None when answered
         self._ping_sent_ns: int | None = None
+        #: req_id of the unanswered ping, and of the probe sent to test it
+        self._ping_id: str | None = None
+        self._probe_id: str | None = None
+        self._probe_wanted = False
+        #: data frames held while an overdue ping is unanswered (see the module doc)
+        self._held: list[tuple[dict[str, Any], int]] = []
+        self._wake = asyncio.Event()
         self._on_data = on_data
         self._ping_interval, self._pong_timeout = ping_interval, pong_timeout
         self._request_timeout = request_timeout
@@ -256,14 +351,15 @@ class Conn:
         try:
             msg = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            self._problem(decode(raw))  # type: ignore[arg-type]
+            self._problem(decode(bytes(raw) if isinstance(raw, memoryview) else raw))  # type: ignore[arg-type]
             return
         if type(msg) is not dict:
             self._problem(Problem("malformed", f"not a JSON object: {str(msg)[:80]}"))
             return
         try:
             if "topic" in msg:
-                if self._ping_sent_ns is not None and self._pong_lost(msg):
+                if self._held or (self._ping_sent_ns is not None and self._overdue(msg)):
+                    self._hold(msg, received_ns)
                     return
                 self._on_data(msg, received_ns)
             else:
@@ -272,23 +368,46 @@ class Conn:
             self._count("handler_errors")
             self._log.exception("error handling a %s frame", self.name)
 
-    def _pong_lost(self, msg: dict[str, Any]) -> bool:
-        """True (and the connection is finished) if ``msg`` was created so long after
-        the unanswered ping that the server must have answered it first: the pong was
-        lost in transit, so frames may have been lost too. Frames of one connection
-        arrive in the order they were sent; ``msg`` is not delivered."""
+    def _overdue(self, msg: dict[str, Any]) -> bool:
+        """True if ``msg`` was created so long after the unanswered ping that the server
+        should have answered it first: its pong is late, or was lost in transit (and
+        frames with it). Frames of one connection arrive in the order they were sent."""
         sent_ns, overdue = self._ping_sent_ns, self._overdue_ms
         created = msg.get("creationTime", msg.get("ts"))
         offset = self._server_offset_ms()  # None: not measured yet, the check would guess
         if sent_ns is None or overdue is None or offset is None or type(created) is not int:
             return False
-        late_ms = created - (sent_ns // 1_000_000 + offset)
-        if late_ms <= overdue:
-            return False
+        return created - (sent_ns // 1_000_000 + offset) > overdue
+
+    def _hold(self, msg: dict[str, Any], received_ns: int) -> None:
+        """Keep ``msg`` until the ping's fate is known; ask the pinger for a probe."""
+        if len(self._held) >= MAX_HELD_FRAMES:
+            self._lose(f"{self.name}: {len(self._held)} frames held behind an unanswered "
+                       "ping")
+            return
+        if not self._held:
+            self._count("pongs_overdue")
+            self._probe_wanted = True
+            self._wake.set()
+        self._held.append((msg, received_ns))
+
+    def _release(self) -> None:
+        """The ping was answered (late): apply the held frames, in order."""
+        held, self._held = self._held, []
+        for msg, received_ns in held:
+            if self.closed.done():
+                return
+            try:
+                self._on_data(msg, received_ns)
+            except Exception:  # a handler bug must not kill the connection
+                self._count("handler_errors")
+                self._log.exception("error handling a %s frame", self.name)
+
+    def _lose(self, detail: str) -> None:
+        """The pong was lost, so frames may have been: finish, applying nothing held."""
         self._count("pongs_lost")
-        self._finish(f"{self.name} lost frames: a frame created {late_ms} ms after a ping "
-                     "that was never answered")
-        return True
+        self._held = []
+        self._finish(f"{self.name} lost frames: {detail}")
 
     def _problem(self, problem: Problem) -> None:
         self._report(problem, self.name)
@@ -299,10 +418,25 @@ class Conn:
             self._problem(answer)
             return
         if answer.op == "pong":
+            if (answer.req_id is not None and answer.req_id == self._probe_id
+                    and self._ping_sent_ns is not None):
+                # the probe, sent after the ping, was answered first: the ping's pong
+                # was lost, and whatever the server sent with it
+                self._lose("a probe ping was answered before the ping sent earlier")
+                return
+            if (answer.req_id is not None and self._ping_id is not None
+                    and answer.req_id not in (self._ping_id, self._probe_id)):
+                return  # an answer to an older ping
             self.last_pong = time.monotonic()
             self.last_pong_ns = time.time_ns()
             self._ping_sent_ns = None
+            self._ping_id = self._probe_id = None
+            self._probe_wanted = False
             self._pong.set()
+            self._wake.set()
+            if self._held:
+                self._count("pongs_late")
+                self._release()
             return
         entry = self._pending.get(answer.req_id) if answer.req_id is not None else None
         if entry is None:  # no req_id echoed: the oldest pending request of that op
@@ -316,20 +450,36 @@ class Conn:
 
     async def _ping(self) -> None:
         assert self._ws is not None
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._ping_interval)
             self._pong.clear()
-            frame = {"req_id": f"p{next(self._ids)}", "op": "ping"}
+            self._ping_id = f"p{next(self._ids)}"
+            self._probe_id, self._probe_wanted = None, False
             self._ping_sent_ns = time.time_ns()
-            try:
-                await self._ws.send(orjson.dumps(frame), text=True)
-            except websockets.ConnectionClosed:
+            if not await self._send_ping(self._ping_id):
                 return
-            try:
-                async with asyncio.timeout(self._pong_timeout):
-                    await self._pong.wait()
-            except TimeoutError:
-                self._count("pong_timeouts")
-                raise ConnectionLost(
-                    f"{self.name}: no pong within {self._pong_timeout:g}s"
-                ) from None
+            deadline = loop.time() + self._pong_timeout
+            while not self._pong.is_set():
+                self._wake.clear()
+                if self._probe_wanted and self._probe_id is None:
+                    self._probe_id = f"q{next(self._ids)}"
+                    if not await self._send_ping(self._probe_id):
+                        return
+                    continue
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await self._wake.wait()
+                except TimeoutError:
+                    self._count("pong_timeouts")
+                    raise ConnectionLost(
+                        f"{self.name}: no pong within {self._pong_timeout:g}s"
+                    ) from None
+
+    async def _send_ping(self, req_id: str) -> bool:
+        assert self._ws is not None
+        try:
+            await self._ws.send(orjson.dumps({"req_id": req_id, "op": "ping"}), text=True)
+        except websockets.ConnectionClosed:
+            return False
+        return True

@@ -1,15 +1,18 @@
 """The trailing-stop state machine, per position lifecycle. Pure: no I/O.
 
 Long: active once ``(mark - entry) / entry >= activation``; then it tracks the best
-(highest) mark and triggers when ``mark <= best * (1 - callback)``. Short mirrors it.
-State is kept per (feed key, lifecycle) and dropped on close, so a reopened position
-starts afresh.
+(highest) mark and triggers when ``mark <= best - distance`` with ``distance = best *
+callback``. Short mirrors it. With the instrument's tick (instruments-info) every price
+and distance is on the exchange's grid, as Bybit wants them: the distance to the
+nearest tick (at least one), the activation price away from the entry (long up, short
+down). State is kept per (feed key, lifecycle) and dropped on close, so a reopened
+position starts afresh.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -19,6 +22,21 @@ from feedctl import EventKind, PositionEvent, PositionKey, Side, now_ns
 from .config import TrailingStopSettings
 
 _HUNDRED = Decimal(100)
+
+
+def on_tick(value: Decimal, tick: Decimal | None, rounding: str = ROUND_HALF_UP) -> Decimal:
+    """``value`` on the ``tick`` grid (unchanged without a tick)."""
+    if tick is None or tick <= 0:
+        return value
+    return ((value / tick).to_integral_value(rounding=rounding) * tick).quantize(tick)
+
+
+def trail_distance(best: Decimal, callback_pct: Decimal, tick: Decimal | None) -> Decimal:
+    """``best * callback``, on the tick grid: the nearest tick, never less than one."""
+    raw = best * callback_pct / _HUNDRED
+    if tick is None or tick <= 0:
+        return raw
+    return max(on_tick(raw, tick), tick.quantize(tick))
 
 
 class TrailingStopEvent(BaseModel):
@@ -43,6 +61,10 @@ class TrailingStopEvent(BaseModel):
     best_price: Decimal
     stop_price: Decimal
     activation_price: Decimal
+    #: The trailing distance (``best * callback``), on the tick grid when it is known.
+    distance: Decimal
+    #: The instrument's price tick the prices were rounded to; None when unknown.
+    tick_size: Decimal | None = None
     exchange_ms: int | None
     decided_ns: int
     price_age_ms: float | None
@@ -64,7 +86,9 @@ class TrailingStops:
         self.settings = settings
         self._state: dict[PositionKey, _State] = {}
 
-    def on_event(self, ev: PositionEvent, *, dry_run: bool = True) -> list[TrailingStopEvent]:
+    def on_event(self, ev: PositionEvent, *, dry_run: bool = True,
+                 tick: Decimal | None = None) -> list[TrailingStopEvent]:
+        """The stop events ``ev`` causes; ``tick`` is the instrument's price tick."""
         pos = ev.position
         if ev.past:
             return []  # a lifecycle that ended before the current one: nothing to trail
@@ -80,31 +104,36 @@ class TrailingStops:
             return []
         rule = self.settings.rule(pos.symbol)
         long = pos.side is Side.LONG
-        activation = pos.entry_price * (1 + rule.activation_pct / _HUNDRED if long
-                                        else 1 - rule.activation_pct / _HUNDRED)
+        activation = on_tick(
+            pos.entry_price * (1 + rule.activation_pct / _HUNDRED if long
+                               else 1 - rule.activation_pct / _HUNDRED),
+            tick, ROUND_UP if long else ROUND_DOWN)  # never short of the profit asked
         mark = pos.mark_price
         out: list[TrailingStopEvent] = []
         if not st.active:
             if (mark >= activation) if long else (mark <= activation):
                 st.active, st.best = True, mark
                 out.append(self._event("activated", ev, st, activation, rule.callback_pct,
-                                       dry_run))
+                                       dry_run, tick))
             else:
                 return out
         st.best = max(st.best, mark) if long else min(st.best, mark)
-        stop = self._stop(st.best, rule.callback_pct, long)
+        stop = self._stop(st.best, rule.callback_pct, long, tick)
         if (mark <= stop) if long else (mark >= stop):
             st.triggered = True
-            out.append(self._event("triggered", ev, st, activation, rule.callback_pct, dry_run))
+            out.append(self._event("triggered", ev, st, activation, rule.callback_pct, dry_run,
+                                   tick))
         return out
 
     @staticmethod
-    def _stop(best: Decimal, callback_pct: Decimal, long: bool) -> Decimal:
-        factor = callback_pct / _HUNDRED
-        return best * (1 - factor) if long else best * (1 + factor)
+    def _stop(best: Decimal, callback_pct: Decimal, long: bool, tick: Decimal | None
+              ) -> Decimal:
+        distance = trail_distance(best, callback_pct, tick)
+        return best - distance if long else best + distance
 
     def _event(self, action: Literal["activated", "triggered"], ev: PositionEvent, st: _State,
-               activation: Decimal, callback_pct: Decimal, dry_run: bool) -> TrailingStopEvent:
+               activation: Decimal, callback_pct: Decimal, dry_run: bool,
+               tick: Decimal | None) -> TrailingStopEvent:
         pos = ev.position
         decided = now_ns()
         exchange_ms = pos.mark_exchange_ms
@@ -113,7 +142,8 @@ class TrailingStops:
             position_idx=pos.position_idx, lifecycle=pos.lifecycle,
             entry_price=pos.entry_price, mark_price=pos.mark_price or Decimal(0),
             best_price=st.best, stop_price=self._stop(st.best, callback_pct,
-                                                      pos.side is Side.LONG),
-            activation_price=activation, exchange_ms=exchange_ms, decided_ns=decided,
+                                                      pos.side is Side.LONG, tick),
+            activation_price=activation, distance=trail_distance(st.best, callback_pct, tick),
+            tick_size=tick, exchange_ms=exchange_ms, decided_ns=decided,
             price_age_ms=None if exchange_ms is None else decided / 1e6 - exchange_ms,
             dry_run=dry_run)

@@ -30,6 +30,7 @@ class BybitStopSetter:
             "secret": account.api_secret.get_secret_value(),
             "enableRateLimit": True,
         })
+        self._ticks: dict[tuple[str, str], Decimal] = {}
         if rest is None:
             if environment == "testnet":
                 self._client.set_sandbox_mode(True)
@@ -41,6 +42,20 @@ class BybitStopSetter:
         for key, value in list(api.items()):
             if isinstance(value, str) and value.startswith("http"):
                 api[key] = rest
+
+    async def tick_size(self, category: str, symbol: str) -> Decimal | None:
+        """The symbol's price tick from /v5/market/instruments-info (cached)."""
+        key = (category, symbol)
+        if key not in self._ticks:
+            answer = await self._client.publicGetV5MarketInstrumentsInfo(
+                {"category": category, "symbol": symbol})
+            rows = (answer.get("result") or {}).get("list") or []
+            row = next((r for r in rows if r.get("symbol") == symbol), None)
+            tick = ((row or {}).get("priceFilter") or {}).get("tickSize")
+            if not tick:
+                return None
+            self._ticks[key] = Decimal(str(tick))
+        return self._ticks[key]
 
     async def can_trade(self) -> tuple[bool, str]:
         """Whether the key may place orders (Bybit's ``readOnly`` flag)."""

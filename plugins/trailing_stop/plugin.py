@@ -13,16 +13,15 @@ import logging
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from feedctl import PositionEvent, Session, hookimpl
+from feedctl import Category, PositionEvent, Session, hookimpl
 
 from .config import TradingSettings, TrailingStopSettings
-from .engine import TrailingStopEvent, TrailingStops
+from .engine import TrailingStopEvent, TrailingStops, trail_distance
 
 if TYPE_CHECKING:
     from .executor import BybitStopSetter
 
 log = logging.getLogger("feedctl.trailing_stop")
-_HUNDRED = Decimal(100)
 
 
 class _PerSession:
@@ -84,7 +83,9 @@ class TrailingStopConsumer:
         state = self.sessions.get(id(session))
         if state is None or state.engine is None:
             return
-        for ts in state.engine.on_event(event, dry_run=state.setter is None):
+        pos = event.position
+        tick = _tick(session, pos.category, pos.symbol)
+        for ts in state.engine.on_event(event, dry_run=state.setter is None, tick=tick):
             state.events.append(ts)
             del state.events[:-1000]
             log.info("trailing stop %s", ts.action, extra={
@@ -99,9 +100,13 @@ class TrailingStopConsumer:
                      ts: TrailingStopEvent) -> None:
         assert state.setter is not None and state.engine is not None
         rule = state.engine.settings.rule(ts.symbol)
-        distance = ts.best_price * rule.callback_pct / _HUNDRED
         pos = event.position
         try:
+            # Bybit wants the distance on the price tick: the feed's instruments-info,
+            # else the setter reads it
+            tick = ts.tick_size or await state.setter.tick_size(pos.category.value,
+                                                                 pos.symbol)
+            distance = trail_distance(ts.best_price, rule.callback_pct, tick)
             await state.setter.set_trailing_stop(category=pos.category.value,
                                                  symbol=pos.symbol,
                                                  position_idx=pos.position_idx,
@@ -111,6 +116,15 @@ class TrailingStopConsumer:
         except Exception:
             log.exception("setting the trailing stop on the exchange failed",
                           extra={"symbol": pos.symbol})
+
+
+def _tick(session: Session, category: Category, symbol: str) -> Decimal | None:
+    """The symbol's price tick as a feed of ``session`` read it (instruments-info)."""
+    for rt in session.feeds.values():
+        inst = rt.ctx.instruments.get((category, symbol))
+        if inst is not None:
+            return inst.tick_size
+    return None
 
 
 plugin = TrailingStopConsumer()

@@ -158,7 +158,7 @@ def test_replay_partial_fills_share_a_seq_and_inverse_averages_harmonically() ->
 
 
 def test_snapshot_scope_leaves_uncovered_positions_alone() -> None:
-    from feedctl.plugins.bybit_hybrid.audit import covered, with_uncovered
+    from feedctl.plugins.bybit_hybrid.audit import covered
 
     lin, inv = [Category.LINEAR], [Category.LINEAR, Category.INVERSE]
     assert covered(BTC, lin, ["USDT"])
@@ -166,15 +166,43 @@ def test_snapshot_scope_leaves_uncovered_positions_alone() -> None:
     assert covered(PositionKey(Category.INVERSE, "BTCUSD", 0), inv, ["USDT"])
     assert not covered(PositionKey(Category.LINEAR, "BTCPERP", 0), lin, ["USDT"])
     assert covered(PositionKey(Category.LINEAR, "BTCPERP", 0), lin, ["USDT", "USDC"])
+    # the instrument's settle coin, when known, beats the name
+    assert not covered(PositionKey(Category.LINEAR, "XUSDT", 0), lin, ["USDT"], "USDC")
     events: list[object] = []
     book = PositionBook(exchange="bybit", account="a", feed="f", emit=events.append)
     book.apply(up())
     book.apply(PositionUpdate(category=Category.INVERSE, symbol="BTCUSD", side=Side.LONG,
                               size=D(100), entry_price=D(30000), seq=4, exchange_ms=10))
-    rows = with_uncovered([], book.positions, lin, ["USDT"])
-    assert [r.symbol for r in rows] == ["BTCUSD"]
-    assert audit_diff(book.positions, rows, 2000) == {"linear:BTCUSDT:0": (
+
+    def scope(key: PositionKey) -> bool:
+        return covered(key, lin, ["USDT"])
+
+    assert audit_diff(book.positions, [], 2000, covers=scope) == {"linear:BTCUSDT:0": (
         "linear:BTCUSDT:0: in the book (long 1), flat on the exchange")}
-    book.reconcile(rows, as_of_ms=2000)
+    book.reconcile([], as_of_ms=2000, covers=scope)
     assert [e.kind.value for e in events] == ["opened", "opened", "closed"]  # type: ignore[attr-defined]
     assert {p.symbol for p in book.positions.values()} == {"BTCUSD"}
+
+
+def test_hedge_fills_go_to_the_side_that_moved_by_side_and_closed_size() -> None:
+    from feedctl.plugins.bybit_hybrid.gap import hedge_key
+
+    def f(side: Side, qty: str, closed: str, seq: int) -> Fill:
+        return Fill(PositionKey(Category.LINEAR, "XRPUSDT", 0), side, D(qty), D("0.6"), seq,
+                    seq * 10, D(closed))
+
+    opened_short, closed_short = f(Side.SHORT, "30", "0", 1), f(Side.LONG, "30", "30", 2)
+    grown_long, cut_long = f(Side.LONG, "100", "0", 3), f(Side.SHORT, "40", "40", 4)
+    assert [hedge_key(x).key.position_idx for x in
+            (opened_short, closed_short, grown_long, cut_long)] == [2, 2, 1, 1]
+    states = replay([hedge_key(x) for x in (opened_short, closed_short, grown_long, cut_long)],
+                    {}, {}, {}, {}, 1)
+    assert [(u.position_idx, u.side, str(u.size)) for u in states] == [
+        (2, Side.SHORT, "30"), (2, None, "0"), (1, Side.LONG, "100"), (1, Side.LONG, "60")]
+
+
+def test_parse_fill_reads_closed_size() -> None:
+    row = payload("execution_push.json")["data"][0]
+    f = parse_fill({**row, "closedSize": "0.004"})
+    assert isinstance(f, Fill) and f.closed == D("0.004")
+    assert isinstance(parse_fill({**row, "closedSize": "-1"}), Problem)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feedctl import Category, MarkPrice, PositionBook, PositionUpdate, Side
+from feedctl import Category, PositionBook, PositionUpdate, Side
 from feedctl.plugins.bybit_hybrid.parse import (
     Answer,
     Problem,
@@ -19,7 +19,6 @@ from feedctl.plugins.bybit_hybrid.parse import (
     TickerState,
     classify_answer,
     decode,
-    mark_price,
     position_push,
     position_update,
     push_order,
@@ -156,26 +155,25 @@ def _state(*symbols: str) -> TickerState:
     return t
 
 
-def test_ticker_snapshot_then_delta_merges_fields() -> None:
+def test_ticker_snapshot_then_delta_moves_the_mark() -> None:
     t = _state("BTCUSDT")
     m = t.apply(payload("ticker_snapshot_linear.json"), NS)
     assert m == Tick("BTCUSDT", Decimal("17217.33"), 1673272861686, NS)
     m2 = t.apply(payload("ticker_delta_linear.json"), NS + 1)
     assert isinstance(m2, Tick) and m2.mark == Decimal("17217.92")
-    merged = t.tickers["BTCUSDT"]
-    assert merged["markPrice"] == "17217.92" and merged["lastPrice"] == "17216.00"
-    assert merged["openInterestValue"] == "1183601235.91"  # a field the delta omitted
+    assert t.mark_text("BTCUSDT") == "17217.92"
     assert t.last_seen_ns["BTCUSDT"] == NS + 1
 
 
 def test_ticker_delta_without_mark_or_with_same_mark_is_no_price() -> None:
     t = _state("AAVEUSDT", "BTCUSDT")
     assert t.apply(payload("ticker_delta_no_mark.json"), NS) is None
-    assert t.tickers["AAVEUSDT"]["bid1Price"] == "112.89"
+    assert t.mark_text("AAVEUSDT") is None and t.last_seen_ns["AAVEUSDT"] == NS
     assert isinstance(t.apply(payload("ticker_snapshot_linear.json"), NS), Tick)
     same = copy.deepcopy(payload("ticker_delta_linear.json"))
     same["data"]["markPrice"] = "17217.33"
     assert t.apply(same, NS) is None
+    assert t.mark_text("BTCUSDT") == "17217.33"  # a delta without a new mark keeps it
 
 
 @pytest.mark.parametrize(
@@ -212,17 +210,8 @@ def test_ticker_forget_and_string_ts() -> None:
     m = t.apply(msg, NS)
     assert isinstance(m, Tick) and m.exchange_ms == 1673272861686
     t.forget("BTCUSDT")
-    assert "BTCUSDT" not in t.tickers and t.apply(msg, NS).counter == "unknown_symbol"  # type: ignore[union-attr]
-
-
-def test_mark_price_builds_the_same_model_as_model_construct() -> None:
-    tick = Tick("ETHUSDT", Decimal("3000.5"), 1700000000000, NS)
-    built = mark_price(Category.INVERSE, tick)
-    ref = MarkPrice(category=Category.INVERSE, symbol="ETHUSDT", mark_price=Decimal("3000.5"),
-                    exchange_ms=1700000000000, received_ns=NS)
-    assert built == ref and built.model_dump() == ref.model_dump()
-    assert built.model_dump_json() == ref.model_dump_json()
-    assert built.model_copy(update={"symbol": "X"}).symbol == "X" and built.symbol == "ETHUSDT"
+    assert t.mark_text("BTCUSDT") is None
+    assert t.apply(msg, NS).counter == "unknown_symbol"  # type: ignore[union-attr]
 
 
 json_values = st.recursive(
@@ -264,3 +253,27 @@ def test_sane_magnitudes_still_parse() -> None:
     row = {"symbol": "BTCUSDT", "side": "Buy", "size": "1e-8", "entryPrice": "1e20", "seq": 1}
     res = position_update(row, received_ns=NS)
     assert isinstance(res, PositionUpdate) and res.size == Decimal("1e-8")
+
+
+@pytest.mark.parametrize(
+    ("change", "drop"),
+    [({"size": ""}, None), ({}, "size"), ({"entryPrice": ""}, None), ({}, "entryPrice"),
+     ({"entryPrice": "0"}, None)],
+    ids=["empty size", "missing size", "empty entry", "missing entry", "zero entry"],
+)
+def test_a_missing_or_empty_size_or_entry_is_malformed_never_a_close(
+        change: dict[str, str], drop: str | None) -> None:
+    msg = copy.deepcopy(payload("position_push_linear.json"))
+    row = msg["data"][0]
+    row.update(change)
+    if drop:
+        row.pop(drop)
+    updates, problems = position_push(msg, NS)
+    assert updates == [] and [p.counter for p in problems] == ["malformed"]
+    assert row["symbol"] in problems[0].detail
+
+
+def test_a_flat_row_may_have_an_empty_entry() -> None:
+    row = {"symbol": "BTCUSDT", "side": "", "size": "0", "entryPrice": "", "seq": 1}
+    res = position_update(row, received_ns=NS)
+    assert isinstance(res, PositionUpdate) and res.size == 0

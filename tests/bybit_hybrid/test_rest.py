@@ -191,3 +191,50 @@ def test_sync_clock_without_a_usable_time_is_retryable(body: dict[str, Any]) -> 
 
 def test_unused_import_guard() -> None:
     assert FeedContext  # the module imports only public framework names
+
+
+def test_a_401_without_a_json_body_is_fatal_and_names_the_key_settings() -> None:
+    async def go() -> None:
+        async with scripted({"/v5/position/list": [(401, b"401 Unauthorized", {})]}) as (
+                base, seen):
+            with pytest.raises(FatalFeedError) as info:
+                await client_call(base, "positions", [Category.LINEAR], ["USDT"])
+        assert len(seen) == 1 and "401" in str(info.value)
+        assert "API_KEY" in str(info.value) and "API_SECRET" in str(info.value)
+
+    run(go())
+
+
+def test_a_404_is_fatal_and_says_check_the_rest_url_and_the_categories() -> None:
+    async def go() -> None:
+        async with scripted({"/v5/position/list": [(404, b"<html>404</html>", {})]}) as (
+                base, seen):
+            with pytest.raises(FatalFeedError) as info:
+                await client_call(base, "positions", [Category.INVERSE], ["USDT"])
+        assert len(seen) == 1
+        assert "ENDPOINTS__REST" in str(info.value) and "categor" in str(info.value)
+
+    run(go())
+
+
+def test_a_403_stops_every_request_for_the_ban_period() -> None:
+    async def go() -> None:
+        answers = [(403, b"<html>403 Forbidden</html>", {}),
+                   payload("rest_position_list_page2.json")]
+        async with scripted({"/v5/position/list": answers}) as (base, seen):
+            counts: dict[str, int] = {}
+            s = HybridSettings(backoff_base=0.01, backoff_cap=0.05, rest_attempts=3,
+                               ip_ban_pause=600)
+            async with aiohttp.ClientSession() as http:
+                rc = RestClient(http, base, SecretStr(KEY), SecretStr(SECRET), ServerClock(),
+                                s, LOG, lambda n: counts.__setitem__(n, counts.get(n, 0) + 1))
+                bans: list[float] = []
+                rc.on_ban = bans.append
+                for _ in range(3):
+                    with pytest.raises(RetryableFeedError, match="REST paused until"):
+                        await rc.positions([Category.LINEAR], ["USDT"])
+                assert bans == [600] and 599 < rc.ban_left() <= 600
+        assert len(seen) == 1  # one 403, then nothing for the ban period
+        assert counts["rest_banned"] == 1 and counts["rest_banned_skips"] == 2
+
+    run(go())

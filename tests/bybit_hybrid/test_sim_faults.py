@@ -220,3 +220,46 @@ def test_a_stale_ticker_gets_its_mark_from_rest_while_the_socket_recovers() -> N
             assert len(h.prices("BTCUSDT")) > before  # the price moved meanwhile
 
     run(go())
+
+
+def test_a_pong_1_5_s_late_within_pong_timeout_is_no_reconnect() -> None:
+    """The late-pong fault answers every ping 1.5 s late while data flows on time: the
+    frames created meanwhile are held until the late pong comes, then applied in order;
+    nothing reconnects and no price or lifecycle event is lost."""
+    async def go() -> None:
+        async with harness(ping_interval=1.0, pong_timeout=3.0, stale_after=3.0) as h:
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await h.settle()
+            await h.ctl.late_pongs("all", ms=1500, seconds=4.0)
+            n = len(h.prices("BTCUSDT"))
+            await h.ctl.place_order("ETHUSDT", "Sell", "0.1")
+            await asyncio.sleep(4.5)
+            await h.ctl.place_order("ETHUSDT", "Buy", "0.1")
+            await wait_until(lambda: h.kinds("ETHUSDT") == ["opened", "closed"], 5)
+            assert h.ctx.counters.get("reconnects", 0) == 0
+            assert h.ctx.counters.get("pongs_late", 0) >= 2  # both sockets, several pings
+            assert h.ctx.counters.get("pongs_lost", 0) == 0
+            assert len(h.prices("BTCUSDT")) >= n + 20  # ~10 a second kept coming
+            assert h.ctx.state is FeedState.HEALTHY
+
+    run(go(), timeout=40)
+
+
+def test_http_403_pauses_rest_for_the_ban_period_with_a_status_saying_so() -> None:
+    async def go() -> None:
+        async with harness(ip_ban_pause=2.0) as h:
+            await h.ctl.rest_errors("403", count=1, path="/v5/position")
+            await h.ctl.drop("private")  # the resync's snapshot meets the ban
+            await wait_until(lambda: h.ctx.counters.get("rest_banned", 0) == 1, 3)
+            t0 = time.monotonic()
+            before = h.sim.rest.requests
+            await wait_until(lambda: "REST paused" in h.ctx.status.detail, 1)
+            assert "403" in h.ctx.status.detail and "10 minutes" in h.ctx.status.detail
+            await asyncio.sleep(1.5)
+            assert h.sim.rest.requests == before  # not one request during the ban
+            assert h.ctx.counters.get("rest_banned_skips", 0) >= 1
+            await h.healthy(5)
+            assert time.monotonic() - t0 >= 1.5
+            assert "REST paused" not in h.ctx.status.detail
+
+    run(go())

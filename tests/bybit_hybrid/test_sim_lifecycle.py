@@ -106,7 +106,7 @@ def test_subscriptions_follow_open_positions() -> None:
             await asyncio.sleep(0.4)
             assert len(h.prices("BTCUSDT")) == n  # no price events after the close
             details = h.feed.details()
-            assert details["private"]["subscriptions"] == ["position"]
+            assert details["private"]["subscriptions"] == ["position.linear"]
             assert details["private"]["age_s"] > 0 and details["public"]["linear"]["age_s"] > 0
 
     run(go())

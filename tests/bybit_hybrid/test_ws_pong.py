@@ -1,5 +1,6 @@
-"""``Conn``'s lost-pong check: a data frame created long after an unanswered ping proves
-the pong was lost (docs/bybit_hybrid.md, "Lost pongs")."""
+"""``Conn``'s lost-pong check: a data frame created long after an unanswered ping is held
+until a probe ping tells a late pong from a lost one (docs/bybit_hybrid.md, "Lost
+pongs")."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ pytestmark = pytest.mark.unit
 PING_AGE_MS = 2_000  # the unanswered ping was sent this long ago
 
 
-def _deliver(created_after_ping_ms: int, offset: int | None, ping_answered: bool = False
-             ) -> tuple[list[dict[str, Any]], str | None]:
-    """Hand ``_frame`` a push created that long after the ping; what reached ``on_data``
-    and why the connection finished (None: still alive)."""
+def _deliver(created_after_ping_ms: int, offset: int | None, ping_answered: bool = False,
+             then: list[str] | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """Hand ``_frame`` a push created that long after the ping (ping ``p1``, probe
+    ``q2``), then the pongs whose req_ids ``then`` lists; what reached ``on_data`` and
+    why the connection finished (None: still alive)."""
 
     async def main() -> tuple[list[dict[str, Any]], str | None]:
         got: list[dict[str, Any]] = []
@@ -32,18 +34,34 @@ def _deliver(created_after_ping_ms: int, offset: int | None, ping_answered: bool
                     pong_overdue_after=1.0, server_offset_ms=lambda: offset)
         now_ns = time.time_ns()
         conn._ping_sent_ns = None if ping_answered else now_ns - PING_AGE_MS * 1_000_000
+        conn._ping_id = None if ping_answered else "p1"
         sent_ms = (now_ns // 1_000_000 - PING_AGE_MS) + (offset or 0)
         frame = {"topic": "position", "creationTime": sent_ms + created_after_ping_ms,
                  "data": []}
         conn._frame(orjson.dumps(frame), now_ns)
+        if conn._probe_wanted:
+            conn._probe_id = "q2"  # what the pinger sends when asked
+        for req_id in then or []:
+            conn._frame(orjson.dumps({"req_id": req_id, "op": "pong", "args": ["1"]}),
+                        time.time_ns())
         return got, conn.closed.result() if conn.closed.done() else None
 
     return asyncio.run(main())
 
 
-def test_a_frame_created_long_after_an_unanswered_ping_is_not_delivered() -> None:
+def test_a_frame_created_long_after_an_unanswered_ping_is_held() -> None:
     got, reason = _deliver(created_after_ping_ms=1_500, offset=0)
-    assert got == [] and reason is not None and "never answered" in reason
+    assert got == [] and reason is None
+
+
+def test_the_probe_answered_first_proves_the_pong_lost() -> None:
+    got, reason = _deliver(created_after_ping_ms=1_500, offset=0, then=["q2"])
+    assert got == [] and reason is not None and "probe ping" in reason
+
+
+def test_a_late_pong_releases_the_held_frames() -> None:
+    got, reason = _deliver(created_after_ping_ms=1_500, offset=0, then=["p1", "q2"])
+    assert len(got) == 1 and reason is None
 
 
 def test_a_frame_created_soon_after_the_ping_is_delivered() -> None:

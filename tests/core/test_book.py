@@ -144,6 +144,24 @@ def test_reconcile_keeps_positions_newer_than_the_snapshot() -> None:
     assert kinds(ev) == ["opened"]
 
 
+def test_a_scoped_snapshot_closes_only_what_it_covers() -> None:
+    b, ev = book()
+    b.apply(upd("1", seq=1, ms=100))  # linear BTCUSDT
+    inverse = PositionUpdate(category=Category.INVERSE, symbol="BTCUSD", side=Side.SHORT,
+                             size=D("300"), entry_price=D("27000"), seq=1, exchange_ms=100)
+    b.apply(inverse)
+    b.reconcile([], as_of_ms=200, covers=lambda k: k.category is Category.LINEAR)
+    assert kinds(ev) == ["opened", "opened", "closed"]
+    assert ev[-1].position.symbol == "BTCUSDT"
+    assert inverse.key in b.positions  # outside the scope: left alone
+    # a key outside the scope is not known flat from such a snapshot: a router taking
+    # over with this book must not close it for consumers
+    fresh, _ = book()
+    fresh.reconcile([], as_of_ms=300, covers=lambda k: k.category is Category.LINEAR)
+    assert fresh.known_flat_as_of(inverse.key) is None
+    assert fresh.known_flat_as_of(upd("1").key) == 300
+
+
 def test_event_seq_strictly_increases() -> None:
     b, ev = book()
     for i in range(1, 6):

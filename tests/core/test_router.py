@@ -7,12 +7,14 @@ from decimal import Decimal
 import pytest
 
 from feedctl import (
+    Category,
     EventKind,
     FeedState,
     FeedStatus,
     MarkPrice,
     PositionBook,
     PositionEvent,
+    PositionKey,
     PositionUpdate,
     Role,
     RouteEvent,
@@ -167,6 +169,27 @@ def test_a_pending_orphan_closes_once_the_standby_knows_it_is_flat() -> None:
     router.evaluate()
     assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
     assert not router.pending_orphans
+
+
+def test_a_standby_whose_snapshots_never_cover_a_position_never_closes_it() -> None:
+    """The hybrid holds an inverse BTCUSD; the standby polls linear USDT only. After a
+    failover its snapshots, however new, do not make consumers see BTCUSD closed."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "r", FeedState.HEALTHY)
+
+    def linear_only(key: PositionKey) -> bool:
+        return key.category is Category.LINEAR
+
+    books["r"].reconcile([], as_of_ms=1000, covers=linear_only)
+    books["h"].apply(PositionUpdate(category=Category.INVERSE, symbol="BTCUSD",
+                                    side=Side.SHORT, size=D("300"), entry_price=D("27000"),
+                                    seq=1, exchange_ms=500))
+    clock.t = 2
+    router.evaluate()
+    assert router.active == "r" and router.pending_orphans
+    books["r"].reconcile([], as_of_ms=4000, covers=linear_only)
+    router.evaluate()
+    assert pos_events(delivered) == [("opened", "BTCUSD")]  # no close
 
 
 def test_guard_drops_a_close_for_a_position_consumers_never_saw() -> None:

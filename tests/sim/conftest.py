@@ -90,6 +90,16 @@ async def signed_get(session: aiohttp.ClientSession, sim: Simulator | ThreadedSi
         return resp.status, dict(resp.headers), await resp.json(content_type=None)
 
 
+async def signed_get_text(session: aiohttp.ClientSession, sim: Simulator | ThreadedSim,
+                          path: str, query: str = "") -> tuple[int, dict, str]:
+    """Like `signed_get`, but the body as text (gateway errors are not JSON)."""
+    real = sim.sim if isinstance(sim, ThreadedSim) else sim
+    headers = signed_headers(real.api_key, real.api_secret, query, int(time.time() * 1000))
+    url = yarl.URL(real.urls["rest"] + path + (f"?{query}" if query else ""), encoded=True)
+    async with session.get(url, headers=headers) as resp:
+        return resp.status, dict(resp.headers), await resp.text()
+
+
 async def signed_post(session: aiohttp.ClientSession, sim: Simulator | ThreadedSim, path: str,
                       body: str) -> tuple[int, dict, Any]:
     real = sim.sim if isinstance(sim, ThreadedSim) else sim
@@ -103,6 +113,7 @@ class Helpers:
 
     run = staticmethod(run)
     signed_get = staticmethod(signed_get)
+    signed_get_text = staticmethod(signed_get_text)
     signed_post = staticmethod(signed_post)
     ThreadedSim = ThreadedSim
     symbols = TEST_SYMBOLS

@@ -102,3 +102,33 @@ def test_ccxt_pro_watch_ticker_and_positions(h):
                 await rest.close()
 
     h.run(main())
+
+
+def test_ccxt_hedge_mode_and_inverse(h):
+    async def main():
+        async with Simulator(SimConfig(symbols=h.symbols, spread_bps=0)) as sim:
+            ex = point(ccxt_async.bybit(config(sim, linear_only=False)), sim)
+            try:
+                markets = await ex.load_markets()
+                inverse = markets["BTC/USD:BTC"]
+                assert inverse["swap"] and inverse["inverse"] and inverse["settle"] == "BTC"
+                await ex.set_position_mode(True, "XRP/USDT:USDT")
+                await ex.create_order("XRP/USDT:USDT", "market", "buy", 100,
+                                      params={"positionIdx": 1})
+                await ex.create_order("XRP/USDT:USDT", "market", "sell", 40,
+                                      params={"hedged": True})
+                both = await ex.fetch_positions(["XRP/USDT:USDT"])
+                sides = sorted((p["side"], p["contracts"], p["hedged"]) for p in both)
+                assert sides == [("long", 100, True), ("short", 40, True)]
+                await ex.create_order("XRP/USDT:USDT", "market", "buy", 40,
+                                      params={"hedged": True, "reduceOnly": True})
+                left = await ex.fetch_positions(None, {"settleCoin": "USDT"})
+                assert [(p["side"], p["contracts"]) for p in left] == [("long", 100)]
+                await ex.create_order("BTC/USD:BTC", "market", "buy", 500)
+                (pos,) = await ex.fetch_positions(["BTC/USD:BTC"])
+                assert (pos["side"], pos["contracts"]) == ("long", 500)
+                assert pos["symbol"] == "BTC/USD:BTC" and pos["entryPrice"] > 0
+            finally:
+                await ex.close()
+
+    h.run(main())

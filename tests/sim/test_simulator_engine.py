@@ -165,7 +165,7 @@ def test_flip_logs_close_then_open_with_one_seq():
     assert kinds[-2][2] == kinds[-1][2] == pos.seq == positions(events)[-1]["seq"]
 
 
-def test_seq_increases_and_push_only_on_change():
+def test_fills_move_seq_settings_keep_it_and_push_only_on_change():
     prices, account, events = make()
     prices.set_price("BTCUSDT", "100")
     account.place_market_order("BTCUSDT", "Buy", D("1"))
@@ -178,10 +178,13 @@ def test_seq_increases_and_push_only_on_change():
         prices.step(10_000 + i)
         account.on_tick()
     assert len(events) == n
+    fill_seq = pushes[1]["seq"]
     account.set_leverage("BTCUSDT", "20", "20")
     account.set_trading_stop("BTCUSDT", stop_loss="1")
-    seqs = [p["seq"] for p in positions(events)]
-    assert seqs[1:] == sorted(seqs[1:]) and len(set(seqs[1:])) == len(seqs[1:])
+    # Bybit: settings changes return "the seq updated by the last transaction"
+    assert [p["seq"] for p in positions(events)[1:]] == [fill_seq] * 3
+    account.place_market_order("BTCUSDT", "Buy", D("1"))
+    assert positions(events)[-1]["seq"] == fill_seq + 1
     times = [int(p["updatedTime"]) for p in positions(events)[1:]]
     assert times == sorted(times)
     with pytest.raises(SimError) as err:
@@ -262,3 +265,71 @@ def test_set_position_directly_and_transition_log_bounds():
         account.transitions)[-2:]
     account.set_position("BTCUSDT", "", "0")
     assert account.transitions[-1]["kind"] == "closed"
+
+
+def test_seq_is_per_symbol():
+    prices, account, _ = make()
+    prices.set_price("BTCUSDT", "100")
+    prices.set_price("ETHUSDT", "100")
+    account.place_market_order("BTCUSDT", "Buy", D("1"))
+    btc = account.position("BTCUSDT").seq
+    account.place_market_order("ETHUSDT", "Buy", D("1"))
+    account.place_market_order("ETHUSDT", "Buy", D("1"))
+    account.place_market_order("BTCUSDT", "Buy", D("1"))
+    assert account.position("BTCUSDT").seq == btc + 1  # ETH's fills did not move it
+
+
+def test_hedge_mode_holds_both_sides_with_idx_1_and_2():
+    prices, account, events = make()
+    prices.set_price("BTCUSDT", "100")
+    account.switch_mode("BTCUSDT", 3)
+    account.place_market_order("BTCUSDT", "Buy", D("2"), position_idx=1)
+    account.place_market_order("BTCUSDT", "Sell", D("1"), position_idx=2)
+    rows = account.rest_rows("BTCUSDT")
+    assert [(r["positionIdx"], r["side"], r["size"]) for r in rows] == [
+        (1, "Buy", "2"), (2, "Sell", "1")]
+    pushed = {(p["positionIdx"], p["side"]) for p in positions(events) if p["size"] != "0"}
+    assert pushed == {(1, "Buy"), (2, "Sell")}
+    # the other side's order on a hedge position reduces it and never flips it
+    account.place_market_order("BTCUSDT", "Buy", D("5"), position_idx=2)
+    assert not account.position("BTCUSDT", 2).is_open
+    assert account.position("BTCUSDT", 1).size == D("2")
+    with pytest.raises(SimError) as err:
+        account.place_market_order("BTCUSDT", "Buy", D("1"))  # idx 0 in hedge mode
+    assert err.value.code == 10001 and "position idx" in err.value.msg
+
+
+def test_switch_mode_refused_with_a_position_or_unchanged_or_inverse():
+    prices, account, _ = make(("BTCUSDT",))
+    inverse = AccountEngine(make_instruments([], ["BTCUSD"]), PriceEngine(
+        make_instruments([], ["BTCUSD"])), Clock())
+    prices.set_price("BTCUSDT", "100")
+    with pytest.raises(SimError) as err:
+        account.switch_mode("BTCUSDT", 0)
+    assert err.value.code == 110025
+    account.place_market_order("BTCUSDT", "Buy", D("1"))
+    with pytest.raises(SimError) as err:
+        account.switch_mode("BTCUSDT", 3)
+    assert err.value.code == 110024
+    with pytest.raises(SimError) as err:  # Bybit: inverse perpetuals are one-way only
+        inverse.switch_mode("BTCUSD", 3)
+    assert err.value.code == 10001
+
+
+def test_inverse_pnl_value_and_fees_are_in_the_coin():
+    inst = make_instruments([], ["BTCUSD"])
+    prices = PriceEngine(inst, seed=3)
+    account = AccountEngine(inst, prices, Clock(), spread_bps=D(0), fee_rate=D("0.001"),
+                            coin_balance=D("1"))
+    prices.set_price("BTCUSD", "20000")
+    account.place_market_order("BTCUSD", "Sell", D("1000"))
+    prices.set_price("BTCUSD", "25000")
+    pos = account.position("BTCUSD")
+    row = pos.ws_row(prices.mark("BTCUSD"))
+    assert row["category"] == "inverse" and row["positionValue"] == "0.05"
+    # short 1000 USD at 20000, mark 25000: 1000 * (1/25000 - 1/20000) = -0.01 BTC
+    assert D(row["unrealisedPnl"]) == D("-0.01")
+    assert account.coin_balances["BTC"] == D("1") - D("0.00005")  # fee 1000/20000*0.001
+    account.place_market_order("BTCUSD", "Buy", D("1000"), reduce_only=True)
+    assert account.coin_balances["BTC"] == D("1") - D("0.00005") - D("0.01") - D("0.00004")
+    assert account.balance == D("100000")  # the USDT wallet is untouched

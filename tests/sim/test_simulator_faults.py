@@ -130,7 +130,8 @@ def test_duplicate_and_reorder_position_pushes(h):
             assert a == b and a["leverage"] == "5"
             await ctl.set_leverage("BTCUSDT", "6")
             (c,) = await position_pushes(ws, 1)
-            assert c["seq"] > a["seq"]
+            # a settings change keeps the last fill's seq (-1: never traded); time moves
+            assert c["seq"] == a["seq"] == -1 and c["updatedTime"] >= a["updatedTime"]
             with pytest.raises(TimeoutError):
                 await recv(ws, 0.3)
             assert await ctl.faults() == []
@@ -141,7 +142,8 @@ def test_duplicate_and_reorder_position_pushes(h):
             assert first["seq"] > second["seq"]
             await ctl.set_leverage("BTCUSDT", "7")
             (d,) = await position_pushes(ws, 1)
-            assert d["seq"] > first["seq"] and await ctl.faults() == []
+            assert d["seq"] == first["seq"] and d["leverage"] == "7"
+            assert await ctl.faults() == []
             await ctl.reorder_positions(1)  # a held push is released by itself
             await ctl.set_leverage("BTCUSDT", "8")
             (e,) = await position_pushes(ws, 1, wait=3)
@@ -277,5 +279,56 @@ def test_faults_are_bounded_and_clearable(h):
                     s.get(sim.urls["rest"] + "/v5/market/time") as r:
                 body = await r.json()
             assert abs(body["time"] - time.time() * 1000) < 2000
+
+    h.run(main())
+
+
+def test_late_pongs_come_late_while_data_flows_on_time(h):
+    async def main():
+        async with Simulator(SimConfig(symbols=["BTCUSDT"])) as sim, \
+                await sim.control_client() as ctl:
+            pub = await connect(sim.urls["public_ws"], ping_interval=None)
+            await pub.send(json.dumps({"op": "subscribe", "args": ["tickers.BTCUSDT"]}))
+            await recv(pub)  # the subscribe answer
+            await ctl.late_pongs("public", ms=1500, seconds=3)
+            started = time.monotonic()
+            await pub.send(json.dumps({"op": "ping", "req_id": "late"}))
+            tickers_before_pong = 0
+            while True:
+                msg = await recv(pub, 3)
+                if isinstance(msg, dict) and msg.get("req_id") == "late":
+                    break
+                tickers_before_pong += 1
+            assert time.monotonic() - started >= 1.4
+            assert tickers_before_pong >= 5  # data kept coming every 100 ms meanwhile
+            waiter = await pub.ping()  # control frames too
+            started = time.monotonic()
+            await asyncio.wait_for(waiter, 3)
+            assert time.monotonic() - started >= 1.4
+            await asyncio.sleep(1.6)
+            assert await ctl.faults() == []
+            started = time.monotonic()
+            await ping(pub)
+            assert time.monotonic() - started < 0.5
+            await pub.close()
+
+    h.run(main())
+
+
+def test_http_403_401_404_as_bybit_sends_them(h):
+    async def main():
+        async with Simulator(SimConfig(symbols=["BTCUSDT"])) as sim, \
+                await sim.control_client() as ctl, aiohttp.ClientSession() as s:
+            for mode, kind in (("403", "text/html"), ("401", "text/plain"),
+                               ("404", "text/html")):
+                await ctl.rest_errors(mode, count=1, path="/v5/position")
+                status, headers, text = await h.signed_get_text(
+                    s, sim, "/v5/position/list", "category=linear&settleCoin=USDT")
+                assert status == int(mode) and headers["Content-Type"].startswith(kind)
+                with pytest.raises(json.JSONDecodeError):
+                    json.loads(text)  # no Bybit envelope: the gateway answers
+            status, _, text = await h.signed_get_text(
+                s, sim, "/v5/position/list", "category=linear&settleCoin=USDT")
+            assert status == 200 and json.loads(text)["retCode"] == 0
 
     h.run(main())

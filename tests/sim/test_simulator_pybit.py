@@ -107,3 +107,64 @@ def test_pybit_public_ticker_stream(threaded_sim, monkeypatch):
         assert len(marks) > 1  # deltas were merged into the snapshot by pybit
     finally:
         ws.exit()
+
+
+def test_pybit_hedge_mode_two_positions_per_symbol(threaded_sim, monkeypatch):
+    monkeypatch.setattr(unified_trading, "PRIVATE_WSS", threaded_sim.urls["private_ws"])
+    session = http_session(threaded_sim)
+    assert session.switch_position_mode(category="linear", symbol="XRPUSDT",
+                                        mode=3)["retCode"] == 0
+    ws = unified_trading.WebSocket(channel_type="private", testnet=False,
+                                   api_key=threaded_sim.sim.api_key,
+                                   api_secret=threaded_sim.sim.api_secret)
+    try:
+        got: queue.Queue = queue.Queue()
+        ws.position_stream(got.put)
+        time.sleep(0.3)
+        session.place_order(category="linear", symbol="XRPUSDT", side="Buy",
+                            orderType="Market", qty="100", positionIdx=1)
+        session.place_order(category="linear", symbol="XRPUSDT", side="Sell",
+                            orderType="Market", qty="30", positionIdx=2)
+        short = wait_for(got, lambda m: m["data"][0]["size"] == "30")["data"][0]
+        assert (short["positionIdx"], short["side"]) == (2, "Sell")
+        rows = session.get_positions(category="linear", symbol="XRPUSDT")["result"]["list"]
+        assert [(r["positionIdx"], r["side"], r["size"]) for r in rows] == [
+            (1, "Buy", "100"), (2, "Sell", "30")]
+        session.place_order(category="linear", symbol="XRPUSDT", side="Buy",
+                            orderType="Market", qty="30", positionIdx=2, reduceOnly=True)
+        closed = wait_for(got, lambda m: m["data"][0]["positionIdx"] == 2
+                          and m["data"][0]["size"] == "0")["data"][0]
+        assert closed["side"] == ""
+        with pytest.raises(InvalidRequestError) as err:  # one-way index in hedge mode
+            session.place_order(category="linear", symbol="XRPUSDT", side="Buy",
+                                orderType="Market", qty="1", positionIdx=0)
+        assert err.value.status_code == 10001
+        with pytest.raises(InvalidRequestError) as err:  # a position is open
+            session.switch_position_mode(category="linear", symbol="XRPUSDT", mode=0)
+        assert err.value.status_code == 110024
+    finally:
+        ws.exit()
+
+
+def test_pybit_inverse_positions_and_ticker_stream(threaded_sim, monkeypatch):
+    session = http_session(threaded_sim)
+    info = session.get_instruments_info(category="inverse")["result"]["list"]
+    btc = next(i for i in info if i["symbol"] == "BTCUSD")
+    assert (btc["contractType"], btc["settleCoin"]) == ("InversePerpetual", "BTC")
+    session.place_order(category="inverse", symbol="BTCUSD", side="Sell", orderType="Market",
+                        qty="1000")
+    (pos,) = session.get_positions(category="inverse")["result"]["list"]
+    assert (pos["symbol"], pos["side"], pos["size"]) == ("BTCUSD", "Sell", "1000")
+    # inverse value is in the coin: size / entry
+    assert abs(float(pos["positionValue"]) - 1000 / float(pos["avgPrice"])) < 1e-8
+    assert session.get_positions(category="linear", settleCoin="USDT")["result"]["list"] == []
+    url = threaded_sim.urls["public_ws"].replace("/linear", "/{CHANNEL_TYPE}")
+    monkeypatch.setattr(unified_trading, "PUBLIC_WSS", url)
+    ws = unified_trading.WebSocket(channel_type="inverse", testnet=False)
+    try:
+        got: queue.Queue = queue.Queue()
+        ws.ticker_stream(symbol="BTCUSD", callback=got.put)
+        first = got.get(timeout=5)
+        assert first["topic"] == "tickers.BTCUSD" and first["data"]["markPrice"]
+    finally:
+        ws.exit()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import quote
 
 import aiohttp
 import orjson
 import pytest
+import yarl
 
 from feedctl.simulator import SimConfig, Simulator
 from feedctl.simulator.signing import signed_headers
@@ -32,17 +34,23 @@ def test_public_market_endpoints(h):
             assert btc["lotSizeFilter"]["qtyStep"] == "0.001"
             assert btc["contractType"] == "LinearPerpetual" and btc["settleCoin"] == "USDT"
             cursor = page1["nextPageCursor"]
+            assert "%3A" in cursor and "%2C" in cursor  # opaque, percent-encoded as Bybit's
             seen = [i["symbol"] for i in page1["list"]]
-            while cursor:
-                async with s.get(base + "/v5/market/instruments-info",
-                                 params={"category": "linear", "limit": "2",
-                                         "cursor": cursor}) as r:
+            while cursor:  # passed back exactly as received (raw in the query string)
+                url = f"{base}/v5/market/instruments-info?category=linear&limit=2&cursor={cursor}"
+                async with s.get(yarl.URL(url, encoded=True)) as r:
                     page = (await r.json())["result"]
                 seen += [i["symbol"] for i in page["list"]]
                 cursor = page["nextPageCursor"]
             assert seen == h.symbols
+            # a cursor encoded once more (%253A) is decoded once by the server: refused
+            again = quote(page1["nextPageCursor"], safe="")
+            url = f"{base}/v5/market/instruments-info?category=linear&limit=2&cursor={again}"
+            async with s.get(yarl.URL(url, encoded=True)) as r:
+                body = await r.json()
+            assert body["retCode"] == 10001 and "cursor invalid" in body["retMsg"]
             for query in ("category=linear&status=PreLaunch", "category=spot",
-                          "category=option&baseCoin=BTC", "category=inverse"):
+                          "category=option&baseCoin=BTC", "category=inverse&status=PreLaunch"):
                 async with s.get(base + "/v5/market/instruments-info?" + query) as r:
                     body = await r.json()
                 assert body["retCode"] == 0 and body["result"]["list"] == []

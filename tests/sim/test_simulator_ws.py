@@ -192,7 +192,7 @@ def test_private_position_pushed_only_on_change(h):
                 await ctl.set_trading_stop("BTCUSDT", stopLoss="1000")
                 msg = await recv(ws)
                 assert msg["topic"] == "position" and msg["data"][0]["stopLoss"] == "1000"
-                assert msg["data"][0]["seq"] > pushes[1]["seq"]
+                assert msg["data"][0]["seq"] == pushes[1]["seq"]  # a setting keeps the seq
                 await ctl.close_position("BTCUSDT")
                 closed = await recv_until(
                     ws, lambda m: m["topic"] == "position" and m["data"][0]["size"] == "0")
@@ -235,5 +235,37 @@ def test_compression_optional(h, compress):
             assert ("permessage-deflate" in negotiated) is compress
             await ws.send(json.dumps({"op": "subscribe", "args": ["tickers.BTCUSDT"]}))
             await recv_until(ws, lambda m: m.get("type") == "delta")
+
+    h.run(main())
+
+
+def test_inverse_public_socket_and_quiet_symbols(h):
+    async def main():
+        cfg = SimConfig(symbols=["BTCUSDT", "ETHUSDT"], quiet_symbols=["ETHUSDT"],
+                        quiet_interval=2.0)
+        async with Simulator(cfg) as sim:
+            inv = await connect(sim.urls["public_ws_inverse"], ping_interval=None)
+            await inv.send(json.dumps({"op": "subscribe", "args": ["tickers.BTCUSD"]}))
+            assert (await recv(inv))["success"] is True
+            snap = await recv(inv)
+            assert snap["topic"] == "tickers.BTCUSD" and snap["type"] == "snapshot"
+            await inv.send(json.dumps({"op": "subscribe", "args": ["tickers.BTCUSDT"]}))
+            assert (await recv(inv))["success"] is False  # linear is not on /inverse
+            await inv.close()
+            pub = await connect(sim.urls["public_ws"], ping_interval=None)
+            await pub.send(json.dumps({"op": "subscribe",
+                                       "args": ["tickers.BTCUSDT", "tickers.ETHUSDT"]}))
+            deltas: dict[str, list[dict]] = {"BTCUSDT": [], "ETHUSDT": []}
+            loop = asyncio.get_running_loop()
+            until = loop.time() + 3.0
+            while loop.time() < until:
+                msg = await recv(pub)
+                if msg.get("type") == "delta":
+                    deltas[msg["data"]["symbol"]].append(msg["data"])
+            assert len(deltas["BTCUSDT"]) >= 15
+            assert 1 <= len(deltas["ETHUSDT"]) <= 2  # quiet: one move every 2 s
+            full = len(SNAPSHOT_ORDER)
+            assert any(len(d) < full for d in deltas["BTCUSDT"])  # only changed fields
+            await pub.close()
 
     h.run(main())

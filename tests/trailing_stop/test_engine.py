@@ -71,3 +71,36 @@ def test_event_reports_stop_price_and_price_age() -> None:
     (act,) = engine().on_event(ev("101", mark_ms=1000))
     assert act.stop_price == D("101") * D("0.995")
     assert act.dry_run is True and act.price_age_ms is not None and act.price_age_ms > 0
+
+
+def test_distance_and_prices_are_on_the_tick_long_and_short() -> None:
+    """The issue's case: 0.2 % of 6497.28 is 12.99456; BTCUSDT's tick is 0.1."""
+    e = TrailingStops(TrailingStopSettings(activation_pct=D("0.5"), callback_pct=D("0.2")))
+    tick = D("0.1")
+
+    def at(mark: str, side: Side, entry: str) -> PositionEvent:
+        pos = Position(exchange="bybit", account="a", feed="h", category=Category.LINEAR,
+                       symbol="BTCUSDT", side=side, size=D("1"), entry_price=D(entry),
+                       mark_price=D(mark), received_ns=0, lifecycle=1)
+        return PositionEvent(kind=EventKind.PRICE, feed="h", position=pos)
+
+    (long,) = e.on_event(at("6497.28", Side.LONG, "6400.03"), tick=tick)
+    assert long.distance == D("13.0") and long.stop_price == D("6484.28")
+    assert long.activation_price == D("6432.1")  # 6432.03015 rounded up: never early
+    e2 = TrailingStops(TrailingStopSettings(activation_pct=D("0.5"), callback_pct=D("0.2")))
+    (short,) = e2.on_event(at("6302.4", Side.SHORT, "6400.03"), tick=tick)
+    assert short.distance == D("12.6") and short.stop_price == D("6315.0")
+    assert short.activation_price == D("6368.0")  # 6368.02985 rounded down: never early
+    for ev_ in (long, short):
+        for value in (ev_.distance, ev_.activation_price):
+            assert value == value.quantize(tick)
+    # without a tick nothing is rounded (the executor then reads the tick itself)
+    (raw,) = TrailingStops(TrailingStopSettings(activation_pct=D("0.5"), callback_pct=D(
+        "0.2"))).on_event(at("6497.28", Side.LONG, "6400.03"))
+    assert raw.distance == D("12.99456") and raw.tick_size is None
+
+
+def test_a_tiny_distance_is_at_least_one_tick() -> None:
+    from feedctl.plugins.trailing_stop.engine import trail_distance
+
+    assert trail_distance(D("0.6123"), D("0.001"), D("0.0001")) == D("0.0001")

@@ -103,3 +103,34 @@ def test_two_sessions_in_one_process_keep_their_own_trailing_stops(tmp_path: Pat
     in_a, in_b = run_async(main())
     assert [e.action for e in in_a if getattr(e, "type", "") == "trailing_stop"] == ["activated"]
     assert not [e for e in in_b if getattr(e, "type", "") == "trailing_stop"]
+
+
+def test_the_distance_set_on_the_exchange_is_on_the_instruments_tick(tmp_path: Path) -> None:
+    """BTCUSDT's tick is 0.1: 0.2 % of 65432.1 (130.8642) is set as 130.9."""
+    async def main() -> tuple[list[Any], dict[str, Any]]:
+        async with running(tmp_path, mode="production", trailing_stop=RULE,
+                           trading={"enabled": True}) as (_, ctl, session):
+            events: list[Any] = []
+            stream = session.events(name="test")
+
+            async def pump() -> None:
+                async for ev in stream:
+                    events.append(ev)
+
+            task = asyncio.create_task(pump())
+            await ctl.set_price("BTCUSDT", "65800")
+            await ctl.set_position("BTCUSDT", "Sell", "0.01", entry_price="65800")
+            await wait_for(lambda: session.router.delivered, 5)
+            await ctl.set_price("BTCUSDT", "65432.1")  # short, -0.56 %: activates
+            await wait_for(lambda: any(getattr(e, "action", "") == "activated"
+                                       for e in events), 3)
+            await asyncio.sleep(0.5)
+            position = next(p for p in await ctl.positions() if p["symbol"] == "BTCUSDT")
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return events, position
+
+    events, position = run_async(main())
+    assert Decimal(position["trailingStop"]) == Decimal("130.9")
+    (act,) = [e for e in events if getattr(e, "action", "") == "activated"]
+    assert act.activation_price == act.activation_price.quantize(Decimal("0.1"))

@@ -1,0 +1,393 @@
+"""The user data stream: listenKey lifecycle, ACCOUNT_UPDATE pushes, resync from REST.
+
+Cycle: POST listenKey → connect ``{private_ws}/ws?listenKey=...`` → start buffering →
+REST snapshot (position mode, positionRisk) → ``ctx.reconcile`` → apply the buffered
+events in (T, E) order → healthy. The stream opens before the snapshot, so nothing
+pushed while the snapshot is in flight is lost; the book drops what the snapshot
+already holds (older ``T``).
+
+The listenKey lives 60 minutes from its creation or last keepalive: a PUT every
+``keepalive_interval`` keeps it. A ``listenKeyExpired`` event or a keepalive answered
+-1125 means the key is gone and the socket silent: a new key is created and the
+stream reconnects and resyncs (counter ``listen_key_recreated``).
+
+Ahead of Binance's 24-hour cut (``max_connection_lifetime``) a second socket is opened
+on the key (POST returns the active key and extends it) before the old one closes:
+both deliver meanwhile, the book drops the copies, no resync is needed.
+
+A fill (ORDER_TRADE_UPDATE, ``x == TRADE``) whose position push has not arrived
+``fill_confirm_after`` later means that push was lost with the socket up: the feed
+resyncs in place (counter ``position_push_missing``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from feedctl import Backoff, FatalFeedError, PositionKey, PositionUpdate, RetryableFeedError
+
+from .constants import EVENT_ACCOUNT, EVENT_CONFIG, EVENT_EXPIRED, EVENT_ORDER, IGNORED_EVENTS
+from .parse import (
+    Fill,
+    Leverage,
+    Problem,
+    account_update,
+    config_leverage,
+    expired,
+    order_fill,
+    user_order,
+)
+from .rest import ListenKeyGone
+from .ws import Conn, ConnectionLost
+
+if TYPE_CHECKING:
+    from .feed import BinanceFeed
+
+#: An ACCOUNT_UPDATE of a key with ``T`` at most this much before a fill's ``T``
+#: confirms it (both are matching-engine times of one trade; allow for rounding).
+FILL_MATCH_MS = 1000
+
+_RESYNC = "resync requested"
+_EXPIRED = "listenKey expired"
+
+
+class UserStream:
+    """Owns the user-data socket(s) and the listenKey of one feed; ``run()`` until
+    cancelled."""
+
+    def __init__(self, feed: BinanceFeed) -> None:
+        self.feed = feed
+        self.ctx, self.s = feed.ctx, feed.settings
+        self.conn: Conn | None = None
+        self.listen_key: str | None = None
+        self._buffer: list[dict[str, Any]] | None = None
+        self._backoff = Backoff(self.s.backoff_base, self.s.backoff_cap)
+        self._wake: asyncio.Future[str] | None = None
+        #: what REST and ACCOUNT_CONFIG_UPDATE said (a push carries neither)
+        self.leverage: dict[str, Decimal] = {}
+        self.liq: dict[PositionKey, Decimal] = {}
+        #: the account's position mode from the last snapshot (None: not read yet)
+        self.hedge: bool | None = None
+        #: newest ``T`` of a push per key (the audit skips keys pushed after its snapshot)
+        self.last_push_ms: dict[PositionKey, int] = {}
+        #: fills waiting for their ACCOUNT_UPDATE: key -> (fill T, monotonic deadline)
+        self.pending_fills: dict[PositionKey, tuple[int, float]] = {}
+
+    # ----------------------------------------------------------------- supervisor
+    async def run(self) -> None:
+        conn: Conn | None = None
+        try:
+            while True:
+                if conn is not None and conn.closed.done():  # died while we swapped
+                    await self._lost(conn, conn.closed.result())
+                    conn = None
+                swapping = conn is not None
+                old_key = self.listen_key
+                try:
+                    new = await self._connect(buffer=not swapping)
+                except (ConnectionLost, RetryableFeedError) as exc:
+                    if swapping:
+                        self.ctx.log.warning("planned user-stream reconnect failed: %s", exc)
+                    else:
+                        self.feed.user_trouble(str(exc))
+                    await self._sleep(conn, self._backoff.next())
+                    continue
+                old, conn = conn, new
+                self.conn = new
+                if old is not None and self.listen_key != old_key:
+                    # the old key died before the swap: its socket was silent since then
+                    self.ctx.log.warning("planned user-stream reconnect got a new listenKey: "
+                                         "the old one had expired; resyncing")
+                    old.finish("listenKey replaced")
+                if old is None or old.closed.done():
+                    if old is not None:  # the old socket died during the swap: a gap
+                        await old.close()
+                        self._buffer = []
+                    if not await self._resynced(new):
+                        conn = self.conn = None
+                        continue
+                else:
+                    await old.close()
+                    self.ctx.count("planned_reconnects")
+                    self.ctx.log.info("user-stream socket replaced (planned, age %.0fs)",
+                                      old.age())
+                while True:
+                    reason = await self._watch(conn)
+                    if reason != _RESYNC:
+                        break
+                    self._buffer = []
+                    if not await self._resynced(conn):
+                        conn = None
+                        break
+                if conn is None or reason is None:
+                    continue  # planned swap (or the resync failed and closed it)
+                await self._lost(conn, reason)
+                conn = None
+        finally:
+            self._buffer = None
+            self.conn = None
+            if conn is not None:
+                await conn.close()
+
+    async def _resynced(self, conn: Conn) -> bool:
+        try:
+            await self._resync()
+        except RetryableFeedError as exc:
+            await conn.close()
+            self.conn = None
+            self.feed.user_lost(f"resync failed: {exc}", count=False)
+            await asyncio.sleep(self._backoff.next())
+            return False
+        return True
+
+    async def _lost(self, conn: Conn, reason: str) -> None:
+        lived = conn.age()
+        await conn.close()
+        self.conn = None
+        self.feed.user_lost(reason)
+        if lived >= self.s.backoff_reset_after:
+            self._backoff.reset()
+        await asyncio.sleep(0 if reason == _EXPIRED else self._backoff.next())
+
+    async def _sleep(self, conn: Conn | None, delay: float) -> None:
+        """Sleep ``delay``, cut short if the still-serving old socket dies."""
+        if conn is None or conn.closed.done():
+            await asyncio.sleep(delay)
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await asyncio.shield(conn.closed)
+
+    async def _watch(self, conn: Conn) -> str | None:
+        """Until ``conn`` dies (its reason), a resync is wanted (``_RESYNC``), or its
+        planned lifetime is over (None)."""
+        loop = asyncio.get_running_loop()
+        self._wake = wake = loop.create_future()
+        timeout = max(0.0, self.s.max_connection_lifetime - conn.age())
+        try:
+            async with asyncio.timeout(timeout):
+                done, _ = await asyncio.wait({conn.closed, wake},
+                                             return_when=asyncio.FIRST_COMPLETED)
+        except TimeoutError:
+            return None
+        finally:
+            self._wake = None
+        return (wake if wake in done else conn.closed).result()
+
+    def _signal(self, reason: str) -> None:
+        wake = self._wake
+        if reason == _EXPIRED and self.conn is not None:
+            self.conn.finish(reason)
+        elif wake is not None and not wake.done():
+            wake.set_result(reason)
+
+    # ----------------------------------------------------------------- listenKey
+    def key_gone(self, why: str) -> None:
+        """The listenKey no longer exists: the socket on it is silent. Drop it."""
+        self.ctx.count("listen_key_recreated")
+        self.ctx.log.warning("listenKey gone (%s): creating a new one", why)
+        self.listen_key = None
+        self._signal(_EXPIRED)
+
+    async def keepalive_loop(self) -> None:
+        """PUT the listenKey every ``keepalive_interval`` (sooner after a failure)."""
+        interval = self.s.keepalive_interval
+        delay = interval
+        while True:
+            await asyncio.sleep(delay)
+            key = self.listen_key
+            if key is None:
+                delay = interval
+                continue
+            try:
+                await self.feed.rest.keepalive(key)
+            except ListenKeyGone:
+                if self.listen_key == key:
+                    self.key_gone("keepalive answered -1125")
+                delay = interval
+                continue
+            except RetryableFeedError as exc:
+                self.ctx.count("keepalive_failures")
+                self.ctx.log.warning("listenKey keepalive failed: %s", exc)
+                delay = min(interval, 60.0)
+                continue
+            self.ctx.count("keepalives")
+            delay = interval
+
+    async def fills_loop(self) -> None:
+        """Resync when a fill's position push is overdue."""
+        step = min(0.5, self.s.fill_confirm_after / 2)
+        while True:
+            await asyncio.sleep(step)
+            now = time.monotonic()
+            late = [k for k, (_t, deadline) in self.pending_fills.items() if deadline <= now]
+            if not late or self.feed.phase != "synced":
+                continue
+            for k in late:
+                self.pending_fills.pop(k, None)
+            self.ctx.count("position_push_missing", len(late))
+            self.ctx.log.warning("no position push for fills of %s within %gs: resyncing",
+                                 sorted(k.symbol for k in late), self.s.fill_confirm_after)
+            self._signal(_RESYNC)
+
+    # ----------------------------------------------------------------- one socket
+    def url(self, listen_key: str) -> str:
+        base = self.feed.endpoints.private_ws.rstrip("/")
+        return f"{base}/ws?listenKey={quote(listen_key, safe='')}"
+
+    async def _connect(self, *, buffer: bool) -> Conn:
+        rest = self.feed.rest
+        try:
+            # POST also extends an active key: planned swaps reuse it
+            self.listen_key = await rest.create_listen_key()
+        except ListenKeyGone as exc:
+            raise RetryableFeedError(str(exc)) from None
+        conn = Conn(name="user", url=self.url(self.listen_key), on_data=self._on_data,
+                    ping_interval=self.s.ping_interval, pong_timeout=self.s.pong_timeout,
+                    request_timeout=self.s.request_timeout, log=self.ctx.log,
+                    report=self.feed.report)
+        if buffer:
+            self._buffer = []
+        try:
+            await conn.open()
+        except BaseException:
+            if buffer:
+                self._buffer = None
+            await conn.close()
+            raise
+        return conn
+
+    async def _resync(self) -> None:
+        ctx, rest = self.ctx, self.feed.rest
+        self.feed.user_resyncing()
+        await self._read_leverage()
+        try:
+            self.hedge = await rest.hedge_mode()
+            rows, as_of = await rest.positions(self.hedge, self.leverage)
+        except BaseException:
+            self._buffer = None  # the next resync covers what it held
+            raise
+        for row in rows:
+            if row.liq_price is not None:
+                self.liq[row.key] = row.liq_price
+            if row.leverage is not None:
+                self.leverage.setdefault(row.symbol, row.leverage)
+        ctx.reconcile(rows, as_of_ms=as_of)
+        # the snapshot reflects every fill before it: none of those waits for a push
+        self.pending_fills = {k: v for k, v in self.pending_fills.items() if v[0] > as_of}
+        buffered, self._buffer = self._buffer or [], None
+        for event in sorted(buffered, key=user_order):
+            self._handle(event, int(event.get("_received_ns", time.time_ns())))
+        ctx.count("resyncs")
+        ctx.log.info("resynced %d open positions from REST (+%d buffered events, %s mode)",
+                     len(rows), len(buffered), "hedge" if self.hedge else "one-way",
+                     extra={"as_of_ms": as_of})
+        self.feed.user_synced()
+
+    async def _read_leverage(self) -> None:
+        """Best effort: without it positions show no leverage (until a leverage change is
+        pushed); nothing delivered depends on it."""
+        try:
+            self.leverage.update(await self.feed.rest.leverages())
+        except (RetryableFeedError, FatalFeedError) as exc:
+            self.ctx.count("leverage_unavailable")
+            self.ctx.log.warning("symbol leverages not read (positions show none): %s", exc)
+
+    # ----------------------------------------------------------------- data
+    def _on_data(self, msg: Any, received_ns: int) -> None:
+        ctx = self.ctx
+        ctx.message_received(received_ns)
+        ctx.count("messages")
+        if not isinstance(msg, dict):
+            self.feed.report(Problem("malformed", "user-data frame is not an object"), "user")
+            return
+        if "data" in msg and isinstance(msg.get("data"), dict):  # combined-stream wrapper
+            msg = msg["data"]
+        kind = msg.get("e")
+        if kind == EVENT_EXPIRED:
+            exp = expired(msg)
+            self.key_gone(f"listenKeyExpired at {exp.event_ms}")
+            return
+        if self._buffer is not None:
+            self._buffer.append({**msg, "_received_ns": received_ns})
+            return
+        self._handle(msg, received_ns)
+
+    def _handle(self, msg: dict[str, Any], received_ns: int) -> None:
+        kind = msg.get("e")
+        if kind == EVENT_ACCOUNT:
+            t = msg.get("T")
+            if type(t) is int:
+                self.ctx.observe_latency(msg.get("E") if type(msg.get("E")) is int else t,
+                                         received_ns)
+            updates, problems, _reason = account_update(msg, received_ns, self.leverage,
+                                                        self.liq)
+            for p in problems:
+                self.feed.report(p, "user")
+            for u in updates:
+                self._apply(u)
+            if updates:
+                self.feed.sync_subscriptions()
+        elif kind == EVENT_ORDER:
+            fill = order_fill(msg)
+            if isinstance(fill, Problem):
+                self.feed.report(fill, "user")
+            elif isinstance(fill, Fill):
+                self.ctx.count("fills")
+                self._expect(fill)
+        elif kind == EVENT_CONFIG:
+            lev = config_leverage(msg)
+            if isinstance(lev, Problem):
+                self.feed.report(lev, "user")
+            elif isinstance(lev, Leverage):
+                self._new_leverage(lev, msg.get("T"))
+        elif kind in IGNORED_EVENTS:
+            return
+        else:
+            self.feed.report(Problem("unexpected_event", f"event {str(kind)[:40]!r}"), "user")
+
+    def _apply(self, update: PositionUpdate) -> None:
+        key = update.key
+        ms = update.exchange_ms or 0
+        if ms > self.last_push_ms.get(key, 0):
+            self.last_push_ms[key] = ms
+        pending = self.pending_fills.get(key)
+        if pending is not None and ms >= pending[0] - FILL_MATCH_MS:
+            del self.pending_fills[key]
+        self.ctx.apply(update)
+
+    def _expect(self, fill: Fill) -> None:
+        if self.last_push_ms.get(fill.key, 0) >= fill.trade_ms - FILL_MATCH_MS:
+            return  # its ACCOUNT_UPDATE came first
+        if fill.key not in self.pending_fills:
+            self.pending_fills[fill.key] = (fill.trade_ms,
+                                            time.monotonic() + self.s.fill_confirm_after)
+
+    def _new_leverage(self, lev: Leverage, t: Any) -> None:
+        self.leverage[lev.symbol] = lev.leverage
+        for key, pos in self.ctx.positions().items():
+            if key.symbol != lev.symbol or pos.leverage == lev.leverage:
+                continue
+            ms = t if type(t) is int else None
+            if ms is not None and pos.exchange_ms is not None and ms < pos.exchange_ms:
+                continue
+            self.ctx.apply(PositionUpdate(
+                category=pos.category, symbol=pos.symbol, position_idx=pos.position_idx,
+                side=pos.side, size=pos.size, entry_price=pos.entry_price,
+                leverage=lev.leverage, liq_price=pos.liq_price, exchange_ms=ms))
+
+    def details(self) -> dict[str, Any]:
+        conn = self.conn
+        return {
+            "connected": bool(conn and conn.alive),
+            "age_s": round(conn.age(), 3) if conn else None,
+            "listen_key": None if self.listen_key is None else f"...{self.listen_key[-4:]}",
+            "buffering": self._buffer is not None,
+            "hedge_mode": self.hedge,
+            "pending_fills": len(self.pending_fills),
+        }

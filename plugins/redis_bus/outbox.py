@@ -1,0 +1,201 @@
+"""One account's outbox: what is waiting for Redis, and what Redis is believed to hold.
+
+Bounded and coalescing: lifecycle and status events wait in order, at most
+``outbox_max``; price events wait one per position (latest wins). Past the bound —
+or while the account cannot be written — the account is *dirty*: its waiting events
+are dropped and, once it can be written again, the differences between the Redis
+snapshot and the book are published instead (:meth:`diff`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from feedctl import EventKind, Position, PositionEvent, RouteEvent, StatusEvent
+
+#: The fields that make a position's state: equal signatures are the same state,
+#: whichever worker's book (feed, receive time, mark) they came from.
+SIG_FIELDS = ("side", "size", "entry_price", "leverage", "liq_price", "take_profit",
+              "stop_loss", "trailing_stop")
+
+
+def signature(pos: Position) -> str:
+    return json.dumps(pos.model_dump(mode="json", include=set(SIG_FIELDS)), sort_keys=True)
+
+
+def changed_fields(a: Position, b: Position) -> tuple[str, ...]:
+    return tuple(f for f in SIG_FIELDS if getattr(a, f) != getattr(b, f))
+
+
+@dataclass
+class Told:
+    """What the account's snapshot holds for one position key."""
+
+    present: bool = False
+    lc: int = 0
+    n: int = 0
+    sig: str | None = None
+    body: str | None = None
+
+    @property
+    def expect(self) -> str:
+        return f"{int(self.present)}:{self.lc}:{self.n}"
+
+
+@dataclass(slots=True)
+class Item:
+    typ: str  # "lifecycle", "status" or "past"
+    key: str
+    event: Any
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Planned:
+    """An item as the publish script gets it, and the snapshot state it leads to."""
+
+    item: Item
+    args: list[str]
+    after: Told | None  # None for status and past events
+
+
+class AccountOutbox:
+    def __init__(self, exchange: str, account: str, limit: int) -> None:
+        self.exchange, self.account, self.limit = exchange, account, limit
+        self.items: deque[Item] = deque()
+        self.marks: dict[str, tuple[PositionEvent, float]] = {}
+        self.told: dict[str, Told] = {}
+        self.dirty = True  # until the snapshot has been read and compared with the book
+        self.overflows = 0
+
+    def __len__(self) -> int:
+        return len(self.items) + len(self.marks)
+
+    def offer(self, event: Any) -> None:
+        if isinstance(event, PositionEvent):
+            key = str(event.position.key)
+            if event.kind is EventKind.PRICE:
+                if not event.past:
+                    self.marks[key] = (event, time.monotonic())
+                return
+            item = Item("past" if event.past else "lifecycle", key, event)
+        elif isinstance(event, StatusEvent):
+            item = Item("status", event.feed, event)
+        elif isinstance(event, RouteEvent):
+            item = Item("status", "route", event)
+        else:
+            return
+        if self.dirty:
+            return  # the resync publishes the book's state instead
+        self.items.append(item)
+        if len(self.items) > self.limit:
+            self.overflow()
+
+    def overflow(self) -> None:
+        self.overflows += 1
+        self.make_dirty()
+
+    def make_dirty(self) -> None:
+        self.dirty = True
+        self.items.clear()
+
+    def plan(self, items: list[Item]) -> list[Planned | None]:
+        """Script arguments for ``items`` in order (None: nothing to write, e.g. an
+        ``opened`` the snapshot already holds in that state)."""
+        told = dict(self.told)
+        out: list[Planned | None] = []
+        for item in items:
+            p = self._plan_one(item, told)
+            if p is not None and p.after is not None:
+                told[item.key] = p.after
+            out.append(p)
+        return out
+
+    def _plan_one(self, item: Item, told: dict[str, Told]) -> Planned | None:
+        ev = item.event
+        if item.typ == "status":
+            body = ev.model_dump_json()
+            base = f"{self.exchange}:{self.account}:status:{item.key}"
+            return Planned(item, ["status", item.key, ev.type, "", base, body, ""], None)
+        pos: Position = ev.position
+        idbase = (f"{self.exchange}:{self.account}:{pos.category}:{pos.symbol}:"
+                  f"{pos.position_idx}")
+        if item.typ == "past":
+            eid = f"{idbase}:past:{pos.exchange_ms}:{ev.kind.value}"
+            return Planned(item, ["past", item.key, ev.kind.value, "", eid,
+                                  ev.model_dump_json(), ""], None)
+        t = told.get(item.key) or Told()
+        sig = signature(pos)
+        kind = ev.kind
+        if kind is EventKind.OPENED and t.present:
+            if t.sig == sig:
+                return None
+            kind = EventKind.CHANGED
+        elif kind is EventKind.CHANGED and not t.present:
+            kind = EventKind.OPENED
+        elif kind is EventKind.CLOSED and not t.present:
+            return None
+        if kind is not ev.kind:
+            ev = ev.model_copy(update={"kind": kind})
+        body = ev.model_dump_json()
+        if kind is EventKind.OPENED:
+            after = Told(True, t.lc + 1, 0, sig, body)
+        elif kind is EventKind.CLOSED:
+            after = Told(False, t.lc, t.n + 1)
+        else:
+            after = Told(True, t.lc, t.n + 1, sig, body)
+        return Planned(item, ["lifecycle", item.key, kind.value, t.expect, idbase, body, sig],
+                       after)
+
+    def load(self, snapshot: dict[str, str]) -> None:
+        """Take what the account's snapshot hash holds as what Redis has."""
+        told: dict[str, Told] = {}
+        for name, value in snapshot.items():
+            kind, _, key = name.partition(":")
+            if kind in ("p", "lc", "n", "g"):
+                t = told.setdefault(key, Told())
+                if kind == "p":
+                    t.present, t.body = True, value
+                elif kind == "lc":
+                    t.lc = int(value)
+                elif kind == "n":
+                    t.n = int(value)
+                else:
+                    t.sig = value
+        self.told = told
+
+    def diff(self, book: dict[str, Position], statuses: list[StatusEvent]) -> None:
+        """Replace what waits with the events that take the snapshot to ``book`` (the
+        positions consumers in the process were told, by key) and the feeds' statuses."""
+        self.items.clear()
+        self.marks.clear()
+        for key, pos in book.items():
+            t = self.told.get(key)
+            if t is None or not t.present:
+                self.items.append(Item("lifecycle", key, PositionEvent(
+                    kind=EventKind.OPENED, feed=pos.feed, position=pos, synthetic=True)))
+            elif t.sig != signature(pos):
+                held = _stored_position(t)
+                changes = changed_fields(held, pos) if held is not None else ()
+                self.items.append(Item("lifecycle", key, PositionEvent(
+                    kind=EventKind.CHANGED, feed=pos.feed, position=pos, changes=changes,
+                    synthetic=True)))
+        for key, t in self.told.items():
+            if t.present and key not in book:
+                held = _stored_position(t)
+                if held is not None:
+                    self.items.append(Item("lifecycle", key, PositionEvent(
+                        kind=EventKind.CLOSED, feed=held.feed, position=held, synthetic=True)))
+        for st in statuses:
+            self.items.append(Item("status", st.feed, st))
+        self.dirty = False
+
+
+def _stored_position(t: Told) -> Position | None:
+    if t.body is None:
+        return None
+    return PositionEvent.model_validate_json(t.body).position

@@ -1,0 +1,130 @@
+"""The Redis bus as a feedctl plugin: publishes every routed lifecycle, status and price
+event of a session to Redis Streams when ``[<profile>.redis_bus] url`` is set.
+
+Writes are fenced by the account's lease. A ``feedctl worker`` holds its accounts'
+leases before it starts their session (:attr:`RedisBus.leases`); a plain ``feedctl run``
+takes the lease itself and publishes only while it holds it (the feed and the other
+consumers run either way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from feedctl import BusKeys, Session, hookimpl
+
+from .accounts import session_accounts
+from .config import BusSettings
+from .metrics import BusMetrics
+
+if TYPE_CHECKING:
+    import click
+
+    from .lease import Lease
+    from .publisher import Publisher
+
+log = logging.getLogger("feedctl.redis_bus")
+
+
+@dataclass
+class _PerSession:
+    publisher: Publisher
+    redis: Any
+    own_leases: dict[str, Lease] = field(default_factory=dict)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+
+class RedisBus:
+    def __init__(self) -> None:
+        self.sessions: dict[int, _PerSession] = {}
+        #: Leases a worker holds, by (prefix, account): its sessions publish under them.
+        self.leases: dict[tuple[str, str], Lease] = {}
+        self.metrics = BusMetrics()
+
+    @hookimpl
+    def feedctl_settings_sections(self, register: Any) -> None:
+        register("redis_bus", BusSettings)
+
+    @hookimpl
+    def feedctl_cli_commands(self, cli: click.Group) -> None:
+        from .cli import bus_group, tail_command, worker_command
+
+        cli.add_command(tail_command, name="tail")
+        cli.add_command(bus_group, name="bus")
+        cli.add_command(worker_command, name="worker")
+
+    @hookimpl
+    async def feedctl_session_started(self, session: Session) -> None:
+        settings: BusSettings | None = session.plugin_settings("redis_bus")
+        if settings is None or settings.url is None:
+            return
+        from .connect import client, owner_name
+        from .lease import Lease
+        from .publisher import Publisher
+
+        redis = client(settings.url.get_secret_value(), timeout=settings.timeout)
+        own: dict[str, Lease] = {}
+        for account in session_accounts(session):
+            if (settings.prefix, account) not in self.leases:
+                own[account] = Lease(redis, BusKeys(settings.prefix), account, owner_name(),
+                                     settings.lease_ttl, on_change=self._lease_changed)
+
+        def lease_of(account: str) -> Lease | None:
+            return self.leases.get((settings.prefix, account)) or own.get(account)
+
+        pub = Publisher(session, redis, settings, lease_of, self.metrics)
+        state = self.sessions[id(session)] = _PerSession(pub, redis, own)
+        state.tasks.append(asyncio.create_task(pub.run(), name="redis-bus:publish"))
+        for lease in own.values():
+            state.tasks.append(asyncio.create_task(_hold(lease), name="redis-bus:lease"))
+
+    @hookimpl
+    async def feedctl_session_stopping(self, session: Session) -> None:
+        state = self.sessions.pop(id(session), None)
+        if state is None:
+            return
+        await state.publisher.drain(1.0)
+        for t in state.tasks:
+            t.cancel()
+        await asyncio.gather(*state.tasks, return_exceptions=True)
+        for lease in state.own_leases.values():
+            await lease.release()
+        self.metrics.outboxes.remove(state.publisher.boxes)
+        with contextlib.suppress(Exception):
+            await state.redis.aclose()
+
+    @hookimpl
+    def feedctl_position_event(self, event: Any, session: Session) -> None:
+        state = self.sessions.get(id(session))
+        if state is not None:
+            state.publisher.offer(event)
+
+    @hookimpl
+    def feedctl_status_event(self, event: Any, session: Session) -> None:
+        state = self.sessions.get(id(session))
+        if state is not None:
+            state.publisher.offer(event)
+
+    def _lease_changed(self, lease: Lease, held: bool) -> None:
+        self.metrics.lease_changes += 1
+
+
+async def _hold(lease: Lease) -> None:
+    """Take the lease when it is free, keep it, and take it again after losing it."""
+    from .publisher import DOWN
+
+    while True:
+        try:
+            if await lease.try_acquire():
+                await lease.keep()
+                continue
+        except DOWN as exc:
+            log.debug("lease not taken: %s", exc)
+        await asyncio.sleep(lease.ttl_ms / 3000)
+
+
+plugin = RedisBus()

@@ -1,0 +1,84 @@
+"""Consumer groups: a new group starts at the snapshot, an existing one resumes where it
+was acknowledged, and entries a crashed consumer held are recovered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feedctl import EventKind, PositionEvent, RemoteSession
+from tests.conftest import run_async
+from tests.redis_bus.conftest import RedisServer
+from tests.redis_bus.helpers import publishing
+from tests.rollout.conftest import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+async def until_opened(stream: Any, symbol: str) -> list[tuple[Any, Any]]:
+    got = []
+    while True:
+        ev = await anext(stream)
+        got.append((ev, stream.meta))
+        if isinstance(ev, PositionEvent) and ev.kind is EventKind.OPENED and \
+                ev.position.symbol == symbol and not ev.synthetic:
+            return got
+
+
+@pytest.mark.parametrize("second_consumer", ["c1", "c2"])
+def test_unacknowledged_entries_are_delivered_again_with_their_ids(
+        tmp_path: Path, redis_server: RedisServer, second_consumer: str) -> None:
+    """c1 takes BTCUSDT's opened and dies before asking for more (no ack). The same
+    consumer coming back gets it again from its pending entries; another consumer of
+    the group claims it (claim_after=0). Either way without a snapshot, then ETHUSDT."""
+
+    async def main() -> tuple[list[Any], list[Any]]:
+        async with publishing(tmp_path, redis_server.url) as (_, ctl, session):
+            async with RemoteSession(redis_server.url, accounts=["main"], group="g",
+                                     consumer="c1") as first:
+                stream = first.events()
+                head = [(await anext(stream), stream.meta)]  # the snapshot is read
+                await ctl.set_position("BTCUSDT", "Buy", "0.5")
+                seen = head + await until_opened(stream, "BTCUSDT")
+            await ctl.set_position("ETHUSDT", "Buy", "0.5")
+            await wait_for(lambda: len(session.router.delivered) == 2, 5)
+            async with RemoteSession(redis_server.url, accounts=["main"], group="g",
+                                     consumer=second_consumer, claim_after=0) as again:
+                stream = again.events()
+                resumed = await until_opened(stream, "ETHUSDT")
+            return seen, resumed
+
+    seen, resumed = run_async(main(), timeout=40)
+    assert any(getattr(e, "synthetic", False) or getattr(e, "reason", "") == "current"
+               for e, _ in seen)  # a new group starts from the snapshot
+    btc_id = seen[-1][1].event_id
+    assert btc_id.endswith("BTCUSDT:0:1:0")
+    resumed_ids = [m.event_id for _, m in resumed if m.event_id]
+    assert resumed_ids[0] == btc_id  # delivered again, same id
+    assert not any(getattr(e, "synthetic", False) for e, _ in resumed)  # no snapshot
+    assert resumed_ids[-1].endswith("ETHUSDT:0:1:0")
+
+
+def test_acknowledged_entries_are_not_delivered_again(tmp_path: Path,
+                                                       redis_server: RedisServer) -> None:
+    async def main() -> list[Any]:
+        async with publishing(tmp_path, redis_server.url) as (_, ctl, _session):
+            async with RemoteSession(redis_server.url, accounts=["main"], group="g",
+                                     consumer="c1", block=0.2) as first:
+                stream = first.events()
+                await anext(stream)  # the snapshot is read
+                await ctl.set_position("BTCUSDT", "Buy", "0.5")
+                await until_opened(stream, "BTCUSDT")
+                await ctl.set_position("SOLUSDT", "Buy", "0.5")
+                await until_opened(stream, "SOLUSDT")  # asking for it acked BTCUSDT's
+            async with RemoteSession(redis_server.url, accounts=["main"], group="g",
+                                     consumer="c1", block=0.2) as again:
+                stream = again.events()
+                await ctl.set_position("ETHUSDT", "Buy", "0.5")
+                resumed = await until_opened(stream, "ETHUSDT")
+            return [m.event_id for _, m in resumed if m.event_id]
+
+    ids = run_async(main(), timeout=40)
+    assert not any("BTCUSDT" in i for i in ids)
