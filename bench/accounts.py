@@ -25,7 +25,7 @@ Bybit allows 500 new sockets per 5 minutes per IP. 500 accounts need 501 or more
 their start spans two windows. To keep a run short, time is scaled: the exchange's
 window and the feed's connection budget window are both ``300 s / --time-scale`` (the
 limit counts, 500 and 400, are Bybit's and the default). REST limits are unscaled
-(600 per 5 s at the exchange, 480 per 5 s in the feed). Prints a table and writes
+(600 per 5 s at the exchange, 400 per 5 s in the feed). Prints a table and writes
 bench/results/accounts.json.
 """
 

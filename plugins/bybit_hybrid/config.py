@@ -74,8 +74,10 @@ class HybridSettings(StrictModel):
     connection_window: Duration = 300.0
     connection_spacing: Duration = 0.02
     #: REST requests per host within ``rest_window``, shared by every account (Bybit
-    #: allows 600 per 5 s per IP; a ban follows an excess).
-    rest_per_window: int = Field(480, ge=1, le=600)
+    #: allows 600 per 5 s per IP; an HTTP 403 ban of minutes follows an excess), spaced
+    #: evenly over the window: requests admitted together can reach the exchange
+    #: bunched (a busy loop sends late), so the margin is wide.
+    rest_per_window: int = Field(400, ge=1, le=600)
     rest_window: Duration = 5.0
     #: Time to wait for an auth/subscribe answer, a WS handshake or a REST answer.
     request_timeout: Duration = 10.0

@@ -99,7 +99,8 @@ class HybridFeed(Feed):
                                   spacing=s.connection_spacing))
         rest_budget = ctx.shared(
             ("bybit_hybrid.rest", _host(ctx.endpoints.rest)),
-            lambda: RollingBudget(s.rest_per_window, s.rest_window))
+            lambda: RollingBudget(s.rest_per_window, s.rest_window,
+                                  spacing=s.rest_window / s.rest_per_window))
         try:
             async with aiohttp.ClientSession(timeout=timeout) as http:
                 self._rest = RestClient(http, ctx.endpoints.rest, acct.api_key, acct.api_secret,
@@ -263,23 +264,39 @@ class HybridFeed(Feed):
         symbol from the public instruments-info; a failure is tried again a minute
         later). Nothing here affects what is delivered."""
         tried: dict[tuple[Category, str], float] = {}
-        # read once for every account of the session (their REST budget is shared)
-        known: dict[tuple[Category, str], Instrument] = self.ctx.shared(
-            ("bybit_hybrid.instruments", _host(self.ctx.endpoints.rest)), dict)
+        # read once for every account of the session (their REST budget is shared): the
+        # first to want a symbol reads it, the others wait for its answer
+        known: dict[tuple[Category, str], asyncio.Future[Instrument | None]] = \
+            self.ctx.shared(("bybit_hybrid.instruments", _host(self.ctx.endpoints.rest)), dict)
         while True:
             now = time.monotonic()
-            for category, symbol in sorted(self.ctx.open_symbols()):
+            symbols = sorted(self.ctx.open_symbols()) if self._phase == "synced" else []
+            for category, symbol in symbols:  # after the snapshot: it goes first
                 key = (category, symbol)
                 if key in self.ctx.instruments or now - tried.get(key, -1e9) < 60:
                     continue
                 tried[key] = now
-                inst = known.get(key) or await self._public_read(
-                    self.rest.instrument(category, symbol), "instrument_failures",
-                    f"instrument {symbol}")
+                inst = await self._instrument(known, key)
                 if inst is not None:
-                    known[key] = inst
                     self.ctx.set_instrument(inst)
             await asyncio.sleep(2.0)
+
+    async def _instrument(self, known: dict[tuple[Category, str],
+                                            asyncio.Future[Instrument | None]],
+                          key: tuple[Category, str]) -> Instrument | None:
+        pending = known.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending) if not pending.done() else pending.result()
+        pending = known[key] = asyncio.get_running_loop().create_future()
+        inst: Instrument | None = None
+        try:
+            inst = await self._public_read(self.rest.instrument(*key), "instrument_failures",
+                                           f"instrument {key[1]}")
+        finally:
+            pending.set_result(inst)  # None (failed, cancelled): a later reader tries again
+            if inst is None:
+                known.pop(key, None)
+        return inst
 
     # ----------------------------------------------------------------- audit
     async def _audit_loop(self) -> None:
