@@ -25,6 +25,10 @@ if TYPE_CHECKING:
         PositionBook,
         unrealised_pnl,
     )
+    from .budget import (
+        RollingBudget,
+        jitter,
+    )
     from .config import (
         env_var_name,
     )
@@ -137,6 +141,7 @@ _WHERE: dict[str, str] = {
     "ProfileSettings": ".settings",
     "RemoteSession": ".remote",
     "RetryableFeedError": ".errors",
+    "RollingBudget": ".budget",
     "Role": ".settings",
     "Rollout": ".settings",
     "RouteEvent": ".models",
@@ -151,6 +156,7 @@ _WHERE: dict[str, str] = {
     "build_plugin_manager": ".manager",
     "env_var_name": ".config",
     "hookimpl": ".manager",
+    "jitter": ".budget",
     "now_ns": ".models",
     "configure_logging": ".logs",
     "redact": ".logs",
@@ -212,6 +218,7 @@ __all__ = [
     "RemoteSession",
     "RetryableFeedError",
     "Role",
+    "RollingBudget",
     "Rollout",
     "RouteEvent",
     "Service",
@@ -227,6 +234,7 @@ __all__ = [
     "configure_logging",
     "env_var_name",
     "hookimpl",
+    "jitter",
     "now_ns",
     "redact",
     "register_secret",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from feedctl import FeedContext, PositionKey
+from feedctl import FeedContext, PositionKey, RollingBudget
 
 if TYPE_CHECKING:
     from .config import HybridSettings
@@ -46,10 +46,14 @@ class PublicHost(StreamHost, Protocol):
 
 class PrivateHost(StreamHost, Protocol):
     """What the private stream needs: REST (snapshots), the fill replay and loss ledger
-    (shared with the audit), the snapshot's scope, and where to report its phases."""
+    (shared with the audit), the snapshot's scope, the process's per-IP budget of new
+    sockets (None: unlimited), and where to report its phases."""
 
     @property
     def rest(self) -> RestClient: ...
+
+    @property
+    def connects(self) -> RollingBudget | None: ...
 
     @property
     def recovery(self) -> FillReplay: ...

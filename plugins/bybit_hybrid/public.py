@@ -18,7 +18,9 @@ stale-marks loop), and a REST mark equal to the last one streamed proves the sym
 and the stream right (``quiet_confirmed``; it is fresh again as of that read). A REST mark
 that differs proves the topic dead (a change was not pushed): the symbol is stale at once
 and resubscribed. A suspect without a REST answer within another ``stale_after`` is stale
-too. So a quiet symbol never turns the feed degraded, and a dead topic still does.
+too. So a quiet symbol never turns the feed degraded, and a dead topic still does. Every
+subscribed symbol silent at once (two or more) is a stalled socket, not a quiet market:
+stale at once, no REST verdict awaited.
 """
 
 from __future__ import annotations
@@ -286,14 +288,21 @@ class PublicStream:
         limit = int(self.s.stale_after * 1e9)
         seen = sess.tickers.last_seen_ns
         stale: set[str] = set()
-        quiet_check = self.s.stale_mark_interval > 0
+        silent: list[str] = []
         for sym in self.wanted - self.rejected:
             ref = max(sess.subscribed.get(sym, 0), self._wanted_ns.get(sym, 0),
                       sess.opened_ns, seen.get(sym, 0), sess.quiet_ns.get(sym, 0))
             if now - ref <= limit:
                 sess.resubscribed.discard(sym)
                 sess.suspect_ns.pop(sym, None)
-                continue
+            else:
+                silent.append(sym)
+        # every subscribed symbol silent at once is a stalled socket, not a quiet market
+        stalled = len(sess.subscribed) >= 2 and all(s in silent for s in sess.subscribed)
+        quiet_check = self.s.stale_mark_interval > 0 and not stalled
+        if stalled:
+            sess.suspect_ns.clear()
+        for sym in silent:
             if quiet_check and sym in sess.subscribed and sess.tickers.mark_text(sym):
                 # silent but it had a mark: quiet or dead? a REST read decides
                 since = sess.suspect_ns.setdefault(sym, now)
