@@ -22,7 +22,11 @@ What differs from the Bybit campaign, and only that, lives here:
   position at or before its ``exchange_ms`` (or, without one, its arrival) whose state
   it shows - so that the analysis maps lifecycles as it does for Bybit. An event whose
   state the exchange never had at that time gets the seq of the transition before it,
-  and the phantom check sees the mismatch.
+  and the phantom check sees the mismatch;
+* what "diverged" compares: a Binance position carries no TP/SL (those are separate
+  conditional orders on Binance), so the exchange's view has none; entry prices are
+  compared to 8 significant digits on both sides (the stream carries the engine's full
+  Decimal, ccxt's REST rows a float's worth).
 """
 
 from __future__ import annotations
@@ -81,8 +85,14 @@ class BinanceRecorder(Recorder):
 
     def on_event(self, ev: Any) -> None:
         super().on_event(ev)
-        if isinstance(ev, PositionEvent) and ev.kind is not EventKind.PRICE:
+        if not isinstance(ev, PositionEvent):
+            return
+        if ev.kind is not EventKind.PRICE:
             self.consumer[-1]["exchange_ms"] = ev.position.exchange_ms
+        key = (ev.position.symbol, ev.position.position_idx)
+        pos = self.view.get(key)
+        if pos is not None and pos is ev.position:
+            self.view[key] = pos.model_copy(update={"entry_price": sig8(pos.entry_price)})
 
     def tap(self, feed: str, ev: PositionEvent, active: str) -> None:
         super().tap(feed, ev, active)
@@ -93,6 +103,13 @@ class BinanceRecorder(Recorder):
         super().finish()
         assign_seqs(list(self.sim.account.transitions),
                     [self.consumer, *self.taps.values()])
+
+
+def sig8(value: Decimal) -> Decimal:
+    """``value`` to 8 significant digits (how closely the campaign compares entries)."""
+    if not value:
+        return Decimal(0)
+    return value.quantize(Decimal(1).scaleb(value.adjusted() - 7))
 
 
 def assign_seqs(transitions: list[dict[str, Any]],
@@ -186,8 +203,14 @@ class BinanceInjector(Injector):
 
 def exchange_view(sim: Simulator) -> dict[tuple[str, int], dict[str, Any]]:
     symbols = set(sim.binance.symbols) if sim.binance is not None else set()
-    return {(p.symbol, p.idx): p.summary() for p in sim.account.open_positions()
-            if p.symbol in symbols}
+    out = {}
+    for p in sim.account.open_positions():
+        if p.symbol in symbols:
+            row = p.summary()
+            out[(p.symbol, p.idx)] = row | {
+                "entryPrice": str(sig8(Decimal(row["entryPrice"]))), "takeProfit": "0",
+                "stopLoss": "0", "trailingStop": "0"}
+    return out
 
 
 FLAVOUR = Flavour(
@@ -244,7 +267,7 @@ async def run_mode(cfg: CampaignConfig, mode: str, *, echo: Any = None) -> dict[
                 async with session:
                     out = await _campaign(cfg, mode, rng, sim, ctl, session, errors,
                                           loop_errors, say, started, flavour=FLAVOUR)
-                    out["exchange"] = "binanceusdm"
+                    out |= {"exchange": "binanceusdm", "primary": PRIMARY}
                     return out
     finally:
         flog.removeHandler(errors)
