@@ -20,25 +20,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ._version import API_VERSION, __version__
-from .config import env_var_name
-from .errors import ConfigError, FatalFeedError, FeedctlError, PluginError
-from .logs import configure_logging, redact
-from .manager import (
-    FeedctlPluginManager,
-    build_plugin_manager,
-    collect_registry,
-    plugin_callers,
-)
-from .monitor.status_cmd import status_command
-from .output import TextPrinter, jsonl
-from .plan import SessionPlan, build_plan, check_credentials
-from .session import Session
-from .settings import parse_duration
-from .summary import format_summary
-from .validator import describe_report
 
+# Everything else loads when a command runs, so that `feedctl --version` and `--help`
+# import only click: the commands import what they use.
 if TYPE_CHECKING:
+    from .manager import FeedctlPluginManager
     from .monitor.server import Monitor
+    from .plan import SessionPlan
+    from .session import Session
 
 log = logging.getLogger("feedctl.cli")
 
@@ -51,6 +40,8 @@ class ExitCode(IntEnum):
 
 def _error(message: object) -> None:
     """One ``ERROR:`` line on stderr, with every registered secret redacted."""
+    from .logs import redact
+
     click.echo(redact(f"ERROR: {message}"), err=True)
 
 
@@ -77,11 +68,16 @@ def plugin_manager() -> FeedctlPluginManager:
     """The process's plugin manager, built once (entry points are loaded once)."""
     global _pm
     if _pm is None:
+        from .manager import build_plugin_manager
+
         _pm = build_plugin_manager()
     return _pm
 
 
 def _plan(profile: str | None, settings_path: str | None, mode: str | None) -> SessionPlan:
+    from .errors import ConfigError, PluginError
+    from .plan import build_plan
+
     try:
         return build_plan(profile, settings_path=settings_path, mode=mode, pm=plugin_manager())
     except ConfigError as exc:
@@ -93,20 +89,33 @@ def _plan(profile: str | None, settings_path: str | None, mode: str | None) -> S
     raise AssertionError("unreachable")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class FeedctlGroup(click.Group):
+    """The root group: ``status`` and the plugins' commands are added the first time a
+    command is looked up (click's lazy subcommands), not for ``--version``."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _load_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        _load_commands()
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=FeedctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="feedctl",
                       message=f"%(prog)s %(version)s (plugin API {API_VERSION})")
 def cli() -> None:
     """Live exchange positions with live mark prices."""
 
 
-cli.add_command(status_command)
-
-
 @cli.command()
 @click.option("--hooks/--no-hooks", default=True, help="Show the hooks each plugin implements.")
 def plugins(hooks: bool) -> None:
     """List loaded plugins, where they came from, and what they provide."""
+    from .errors import PluginError
+    from .manager import collect_registry
+
     pm = plugin_manager()
     try:
         reg = collect_registry(pm)
@@ -132,6 +141,10 @@ def plugins(hooks: bool) -> None:
 @mode_option
 def check(profile: str | None, settings_path: str | None, mode: str | None) -> None:
     """Validate a profile and show its feeds, roles and settings. Connects to nothing."""
+    from .config import env_var_name
+    from .errors import ConfigError
+    from .plan import check_credentials
+
     plan = _plan(profile, settings_path, mode)
     s = plan.settings
     src = plan.loaded.source_of
@@ -193,6 +206,9 @@ def check(profile: str | None, settings_path: str | None, mode: str | None) -> N
 def run(profile: str | None, settings_path: str | None, mode: str | None,
         duration: str | None, output: str, monitor_flag: bool | None) -> None:
     """Run a profile's feeds and deliver positions."""
+    from .logs import configure_logging
+    from .settings import parse_duration
+
     seconds = None
     if duration is not None:
         try:
@@ -210,7 +226,13 @@ def run(profile: str | None, settings_path: str | None, mode: str | None,
 
 async def _run(plan: SessionPlan, seconds: float | None, output: str,
                monitor_flag: bool | None = None) -> ExitCode:
+    from .errors import ConfigError, FatalFeedError, FeedctlError
+    from .logs import redact
     from .monitor import Monitor, live_view  # aiohttp and rich: loaded when running
+    from .output import TextPrinter, jsonl
+    from .session import Session
+    from .summary import format_summary
+    from .validator import describe_report
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -319,7 +341,24 @@ def _stdout_gone() -> None:
         os.close(devnull)
 
 
+_commands_loaded = False
+
+
+def _load_commands() -> None:
+    """``status`` and the plugins' commands, added once."""
+    global _commands_loaded
+    if _commands_loaded:
+        return
+    _commands_loaded = True
+    from .monitor.status_cmd import status_command
+
+    cli.add_command(status_command)
+    _load_plugin_commands()
+
+
 def _load_plugin_commands() -> None:
+    from .manager import plugin_callers
+
     try:
         pm = plugin_manager()
     except Exception as exc:  # the CLI must still work without plugin commands
@@ -336,7 +375,6 @@ def _load_plugin_commands() -> None:
 
 
 def main() -> None:
-    _load_plugin_commands()
     cli(prog_name="feedctl")
 
 

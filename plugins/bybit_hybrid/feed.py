@@ -29,8 +29,10 @@ from feedctl import (
 
 from .audit import audit_diff, covered, forced_updates, settled
 from .config import HybridSettings
+from .ledger import LossLedger
 from .private import PrivateStream
 from .public import PublicStream
+from .recovery import FillReplay
 from .rest import RestClient, setting_hint
 from .signing import ServerClock
 from .util import Reporter
@@ -58,6 +60,10 @@ class HybridFeed(Feed):
         super().__init__(ctx, settings)
         self.clock = ServerClock()
         self.report = Reporter(ctx)
+        #: what the book was given and what is lost; the replay that puts it back -
+        #: shared by the private stream's resyncs and the audit
+        self.ledger = LossLedger()
+        self.recovery = FillReplay(ctx, settings, lambda: self.rest, self.ledger)
         self.private = PrivateStream(self)
         self.publics: dict[Category, PublicStream] = {}
         self._rest: RestClient | None = None
@@ -283,14 +289,14 @@ class HybridFeed(Feed):
             # pushes lost while the socket stayed up leave no trace in positions when a
             # lifecycle began and ended inside the loss: the fills do
             until = None if as_of is None else as_of - FILL_SETTLE_MS
-            floor = self.private.fills_floor_ms
+            floor = self.ledger.fills_floor_ms
             replayed = 0
             if until is not None and floor is not None:
                 try:
                     # a key the snapshot shows flat is about to be closed by it: its
                     # fills up to the snapshot go first, or a lifecycle that began and
                     # ended in the settle window would be hidden behind the close (F14)
-                    replayed = await self.private.replay_fills(rows, floor, until,
+                    replayed = await self.recovery.replay_fills(rows, floor, until,
                                                                flat_until_ms=as_of)
                 except RetryableFeedError as exc:  # the floor stays: the next audit retries
                     self.ctx.count("audit_failures")
@@ -299,7 +305,7 @@ class HybridFeed(Feed):
             # a row younger than the settle time: its pushes may still be in flight, and a
             # repair now would make them arrive stale (a close+reopen would be lost)
             rows, unsettled = settled(rows, self.ctx.positions(), as_of, FILL_SETTLE_MS)
-            diffs = audit_diff(self.ctx.positions(), rows, as_of, self.private.last_push_ms,
+            diffs = audit_diff(self.ctx.positions(), rows, as_of, self.ledger.last_push_ms,
                                covers=self.covers)
             if replayed:
                 self.ctx.count("audit_mismatches", replayed)
@@ -307,7 +313,7 @@ class HybridFeed(Feed):
                                 "replayed": replayed, "unsettled": len(unsettled)}
             if not diffs:
                 self._audit_suspects = {}
-                self.private.note_snapshot(rows, until)
+                self.ledger.note_snapshot(rows, until)
                 continue
             self.ctx.count("audit_mismatches", len(diffs))
             self.ctx.log.warning("audit: book differs from REST: %s", "; ".join(diffs.values()),
@@ -321,8 +327,8 @@ class HybridFeed(Feed):
                 self._force(force, rows)
             # a key the snapshot closed has no row (no seq) to stop a later replay of its
             # closing fill onto the flat book: its fills up to as_of are reflected
-            self.private.note_closed(before - set(self.ctx.positions()), as_of)
-            self.private.note_snapshot(rows, until)
+            self.ledger.note_closed(before - set(self.ctx.positions()), as_of)
+            self.ledger.note_snapshot(rows, until)
             self.sync_subscriptions()
 
     def _force(self, keys: set[str], rows: list[Any]) -> None:

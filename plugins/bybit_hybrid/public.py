@@ -18,18 +18,16 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from feedctl import Backoff, Category
 
 from .constants import TICKERS_PREFIX
 from .parse import TickerState
+from .ports import PublicHost
 from .ticks import TickHandler
 from .util import batches
 from .ws import Conn, ConnectionLost, RequestRejected
-
-if TYPE_CHECKING:
-    from .feed import HybridFeed
 
 _PLEN = len(TICKERS_PREFIX)
 
@@ -49,7 +47,7 @@ class _Session:
 class PublicStream:
     """Owns the public socket(s) of one category; ``run()`` until cancelled."""
 
-    def __init__(self, feed: HybridFeed, category: Category, url: str) -> None:
+    def __init__(self, feed: PublicHost, category: Category, url: str) -> None:
         self.feed, self.category, self.url = feed, category, url
         self.ctx, self.s = feed.ctx, feed.settings
         self.name = f"public-{category.value}"

@@ -252,6 +252,11 @@ class Conn:
     def alive(self) -> bool:
         return self._ws is not None and not self.closed.done()
 
+    @property
+    def holding(self) -> bool:
+        """Frames are held behind an overdue ping (closing now would lose them)."""
+        return bool(self._held)
+
     def age(self) -> float:
         return 0.0 if self.opened_at is None else time.monotonic() - self.opened_at
 

@@ -245,3 +245,18 @@ def test_check_and_run_list_every_problem_and_agree(tmp_path: Path) -> None:
     assert any("'nosuchkind'" in e for e in errors)
     assert any("symbols" in e for e in errors)
     assert errors == [ln for ln in run.stderr.splitlines() if ln.startswith("ERROR:")]
+
+
+@pytest.mark.integration
+def test_version_loads_no_plugin_nor_the_settings_machinery(tmp_path: Path) -> None:
+    """`feedctl --version` imports click and the version, not pydantic, dynaconf, pluggy
+    or any plugin: the commands load what they use (and plugin commands on lookup)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDCTL_")}
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "feedctl.cli", "--version"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "plugin API" in out.stdout
+    imported = {line.rsplit("|", 1)[-1].strip()
+                for line in out.stderr.splitlines() if line.startswith("import time:")}
+    heavy = {m for m in imported if m.split(".")[0] in {"pydantic", "dynaconf", "pluggy"}
+             or m.startswith("feedctl.plugins") or m.startswith("feedctl.simulator")}
+    assert heavy == set()

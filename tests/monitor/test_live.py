@@ -181,7 +181,8 @@ def test_a_real_trailing_stop_event_reads_as_one_short_line() -> None:
         action="activated", feed="bybit_hybrid", symbol="BTCUSDT", side="long",
         position_idx=0, lifecycle=1, entry_price=Decimal("64000"),
         mark_price=Decimal("64700"), best_price=Decimal("65000"), stop_price=Decimal("64350"),
-        activation_price=Decimal("64640"), distance=Decimal("650"), exchange_ms=1, decided_ns=2, price_age_ms=3.0)
+        activation_price=Decimal("64640"), distance=Decimal("650"), exchange_ms=1,
+        decided_ns=2, price_age_ms=3.0)
     model = LiveModel(session=None)  # type: ignore[arg-type]
     model.on_event(ev)
     assert [n["text"] for n in model.notable] == [
