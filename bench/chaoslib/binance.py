@@ -18,11 +18,12 @@ What differs from the Bybit campaign, and only that, lives here:
   the listenKey is the credential, and its faults are the expiries);
 * Binance's position pushes carry no sequence number: the feed stamps a position with
   ``T``, the transaction time, as ``exchange_ms``. The recorder therefore gives each
-  lifecycle event the seq of the exchange transition it reports - the last one of its
-  position at or before its ``exchange_ms`` (or, without one, its arrival) whose state
-  it shows - so that the analysis maps lifecycles as it does for Bybit. An event whose
-  state the exchange never had at that time gets the seq of the transition before it,
-  and the phantom check sees the mismatch;
+  lifecycle event the seq of the exchange transition it reports (``assign_seqs``: its
+  position's state at its ``exchange_ms``, or its arrival, when it shows that state; a
+  few ms of slack for a fill stamped before its transition; else the latest earlier
+  state it shows), so that the analysis maps lifecycles as it does for Bybit. An event
+  whose state the exchange never had gets the seq of the state at its time, and the
+  phantom check sees the mismatch;
 * what "diverged" compares: a Binance position carries no TP/SL (those are separate
   conditional orders on Binance), so the exchange's view has none; entry prices are
   compared to 8 significant digits on both sides (the stream carries the engine's full
@@ -64,6 +65,9 @@ REST_PATHS = ("", "/fapi/v3/positionRisk", "/fapi/v2/positionRisk", "/fapi/v1/pr
 SIM_BINANCE: dict[str, Any] = {"mark_interval": 0.75, "mark_fast_interval": 0.25,
                                "listen_key_validity": 30.0, "connection_lifetime": 25.0}
 ROLES = {"production": "standby", "parallel": "shadow"}
+#: how much later than an event's time the transition it reports may be stamped
+SLACK_MS = 3
+SIDES = {"Buy": "long", "Sell": "short"}
 
 
 def _seconds(value: Any) -> float:
@@ -112,34 +116,44 @@ def sig8(value: Decimal) -> Decimal:
     return value.quantize(Decimal(1).scaleb(value.adjusted() - 7))
 
 
+def _shows(t: dict[str, Any], rec: dict[str, Any]) -> bool:
+    """Whether transition ``t`` leaves its position in the state record ``rec`` shows."""
+    if rec["kind"] == "closed":
+        return bool(t["kind"] == "closed")
+    return t["kind"] != "closed" and (SIDES.get(t["side"], ""), Decimal(t["size"])) == (
+        rec["side"], Decimal(rec["size"]))
+
+
 def assign_seqs(transitions: list[dict[str, Any]],
                 streams: list[list[dict[str, Any]]]) -> int:
     """Give each lifecycle record without a seq the seq of the transition it reports;
-    returns how many got one."""
+    returns how many got one.
+
+    The state at its time (``exchange_ms``, else its arrival) if it shows that state;
+    else one shown within ``SLACK_MS`` after (a fill's time - ``T``, a trade's ``time`` -
+    can be a millisecond before the transition's); else the latest earlier transition
+    with its state (a stale state delivered again); else the state at its time."""
     by_key: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for t in sorted(transitions, key=lambda t: t["id"]):
         by_key.setdefault((t["symbol"], int(t.get("positionIdx", 0))), []).append(t)
     times = {k: [int(t["time"]) for t in v] for k, v in by_key.items()}
-    side = {"Buy": "long", "Sell": "short"}
     done = 0
     for records in streams:
         for rec in records:
             if rec.get("seq") is not None:
                 continue
             key = (rec["symbol"], int(rec["idx"]))
-            log = by_key.get(key, [])
-            at = rec.get("exchange_ms") or rec["t"] // 1_000_000
-            n = bisect.bisect_right(times.get(key, []), int(at))
-            if n == 0:
+            log, stamps = by_key.get(key, []), times.get(key, [])
+            at = int(rec.get("exchange_ms") or rec["t"] // 1_000_000)
+            n = bisect.bisect_right(stamps, at)
+            soon = log[n:bisect.bisect_right(stamps, at + SLACK_MS)]
+            now = log[n - 1] if n else None
+            match = (now if now is not None and _shows(now, rec) else
+                     next((t for t in soon if _shows(t, rec)), None)
+                     or next((t for t in reversed(log[:n]) if _shows(t, rec)), None) or now)
+            if match is None:
                 continue
-            before = log[:n]
-            if rec["kind"] == "closed":
-                match = next((t for t in reversed(before) if t["kind"] == "closed"), None)
-            else:
-                state = (rec["side"], Decimal(rec["size"]))
-                match = next((t for t in reversed(before) if t["kind"] != "closed" and (
-                    side.get(t["side"], ""), Decimal(t["size"])) == state), None)
-            rec["seq"] = int((match or before[-1])["seq"])
+            rec["seq"] = int(match["seq"])
             done += 1
     return done
 

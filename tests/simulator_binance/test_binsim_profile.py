@@ -12,14 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from feedctl.plugins.binance_usdm.plugin import KIND
-
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(KIND.exchange is None, reason=(
-        "the binance_usdm kind declares no exchange/rollout on this branch yet (its "
-        "plugin's _declaration); the binsim profile's production mode needs it")),
-]
+pytestmark = pytest.mark.integration
 
 
 def test_binsim_profile_runs_both_feeds_healthy_and_delivers_positions_and_marks(
