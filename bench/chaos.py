@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--exchange", choices=("bybit", "binanceusdm"),
                     help="the simulator's personality (default bybit: bybit_hybrid primary; "
                          "binanceusdm: binance_usdm primary, chaoslib/binance.py)")
+    ap.add_argument("--hedge", action="store_true",
+                    help="with --exchange binanceusdm: hedge mode (dualSidePosition) on")
     ap.add_argument("--out", help="default bench/results/chaos.json "
                                   "(chaos-binanceusdm.json with --exchange binanceusdm)")
     ap.add_argument("--dump", help="directory for every raw record of each mode")
@@ -113,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("seed", "faults", "fault_interval", "max_seconds", "symbols", "exchange"):
         if getattr(args, name) is not None:
             kw[name] = getattr(args, name)
+    if args.hedge:
+        kw["binance_hedge"] = True
     if args.modes:
         kw["modes"] = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

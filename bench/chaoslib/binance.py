@@ -10,7 +10,8 @@ What differs from the Bybit campaign, and only that, lives here:
 * the session's roles are explicit (binance_usdm primary, rest_polling standby or
   shadow) and its endpoints are the personality's rest / market_ws / private_ws;
 * the trader churns the USDⓈ-M symbols only (the engine's other instruments are not
-  Binance's);
+  Binance's); with ``--hedge`` the account is in hedge mode (dualSidePosition, every
+  symbol) and the trader trades each side on its own, as it does Bybit's hedge symbols;
 * the faults are the ones a Binance client meets: socket drops, stalls, delays and
   malformed frames on the market and user streams, duplicated and reordered position
   pushes (ACCOUNT_UPDATE), listenKey expiry and rejected keepalives (-1125), REST 429s
@@ -45,6 +46,7 @@ from typing import Any
 from feedctl import EventKind, PositionEvent, Session
 from feedctl.simulator import SimConfig, SimControl, Simulator
 from feedctl.simulator import generated_symbols as _symbols
+from feedctl.simulator.binance.rest_account import set_dual
 
 from .config import STANDBY, CampaignConfig
 from .flavour import Flavour
@@ -276,12 +278,16 @@ async def run_mode(cfg: CampaignConfig, mode: str, *, echo: Any = None) -> dict[
             settings = Path(tmp) / "settings.toml"
             settings.write_text("[chaos]\n")
             async with Simulator(sim_cfg) as sim, SimControl(sim.urls["control"]) as ctl:
+                if cfg.binance_hedge:  # before any position exists: every symbol, both sides
+                    assert sim.binance is not None
+                    set_dual(sim.binance.rest.ctx, {"dualSidePosition": "true"})
                 session = Session("chaos", settings_path=settings,
                                   overrides=settings_overrides(cfg, sim, mode))
                 async with session:
                     out = await _campaign(cfg, mode, rng, sim, ctl, session, errors,
                                           loop_errors, say, started, flavour=FLAVOUR)
-                    out |= {"exchange": "binanceusdm", "primary": PRIMARY}
+                    out |= {"exchange": "binanceusdm", "primary": PRIMARY,
+                            "hedge": cfg.binance_hedge}
                     return out
     finally:
         flog.removeHandler(errors)

@@ -66,6 +66,9 @@ class CampaignConfig:
     #: the embedded exchange's personality: ``bybit`` (bybit_hybrid primary) or
     #: ``binanceusdm`` (binance_usdm primary; see chaoslib/binance.py)
     exchange: str = "bybit"
+    #: a ``binanceusdm`` campaign in hedge mode (dualSidePosition: every symbol's LONG
+    #: and SHORT sides trade on their own)
+    binance_hedge: bool = False
     #: the binance_usdm feed's settings in a ``binanceusdm`` campaign
     binance: dict[str, Any] = field(default_factory=lambda: {
         "ping_interval": "1s", "pong_timeout": "1.5s", "stale_after": "1s",
