@@ -11,7 +11,9 @@ What differs from the Bybit campaign, and only that, lives here:
   shadow) and its endpoints are the personality's rest / market_ws / private_ws;
 * the trader churns the USDⓈ-M symbols only (the engine's other instruments are not
   Binance's); with ``--hedge`` the account is in hedge mode (dualSidePosition, every
-  symbol) and the trader trades each side on its own, as it does Bybit's hedge symbols;
+  symbol) and the trader trades each side on its own, as it does Bybit's hedge symbols
+  (``hedge_symbols`` and ``inverse_symbols`` are the Bybit campaign's: Binance's
+  position mode is account-wide, and inverse contracts are COIN-M's, not USDⓈ-M's);
 * the faults are the ones a Binance client meets: socket drops, stalls, delays and
   malformed frames on the market and user streams, duplicated and reordered position
   pushes (ACCOUNT_UPDATE), listenKey expiry and rejected keepalives (-1125), REST 429s
