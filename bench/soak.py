@@ -227,7 +227,7 @@ async def _run(cfg: SoakConfig, session: Session, ctl: SimControl, proc: psutil.
         prices = {p["symbol"]: Decimal(p["markPrice"]) for p in await ctl.prices()}
         units = await _units(session.settings.endpoints["rest"], prices)
         state: dict[str, tuple[str, Decimal]] = {}
-        symbols = sorted(prices)
+        symbols = sorted(units)  # the linear ones (the simulator also lists inverse)
         for sym in symbols:  # a position on every symbol: every ticker is subscribed
             side = rng.choice(("Buy", "Sell"))
             with contextlib.suppress(SimControlError):

@@ -49,7 +49,9 @@ if TYPE_CHECKING:
         NoSettings,
     )
     from .logs import (
+        configure_logging,
         redact,
+        register_secret,
     )
     from .manager import (
         await_me_maybe,
@@ -156,7 +158,9 @@ _WHERE: dict[str, str] = {
     "hookimpl": ".manager",
     "jitter": ".budget",
     "now_ns": ".models",
+    "configure_logging": ".logs",
     "redact": ".logs",
+    "register_secret": ".logs",
     "unrealised_pnl": ".book",
     "wire_decimal": ".models",
 }
@@ -227,11 +231,13 @@ __all__ = [
     "__version__",
     "await_me_maybe",
     "build_plugin_manager",
+    "configure_logging",
     "env_var_name",
     "hookimpl",
     "jitter",
     "now_ns",
     "redact",
+    "register_secret",
     "unrealised_pnl",
     "wire_decimal",
 ]

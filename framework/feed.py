@@ -94,6 +94,11 @@ class FeedKind:
     rollout: Rollout | None = None
     endpoints_model: type[Endpoints] = Endpoints
     default_endpoints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: ``coverage(settings, exchange)``: what the kind's snapshots list, as
+    #: ``"<category>:<settle coin>"`` strings (``"inverse:*"``: every coin), or None for
+    #: the whole account. A profile whose feeds cover different scopes is warned about at
+    #: check and run (after a failover, what the other feed does not list is not watched).
+    coverage: Callable[[Any, str | None], frozenset[str] | None] | None = None
 
     def serves(self, exchange: str | None) -> bool:
         """True if the kind can run for ``exchange`` (a kind that names no exchange runs for

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,8 @@ from .manager import (
 from .presets import resolve_roles
 from .services import Service
 from .settings import AccountSettings, Endpoints, FeedEntry, Mode, ProfileSettings, Role
+
+log = logging.getLogger("feedctl.config")
 
 
 @dataclass
@@ -160,6 +163,8 @@ def build_plan(
             f"[{loaded.name}.accounts.<name>] (enabled = true)", setting="accounts"))
     if problems:
         raise ConfigError.of(problems)
+    for acc in accounts:
+        _warn_uneven_coverage(acc.feeds, acc.settings, loaded.name)
     settings = accounts[0].settings
     services: list[Service] = []
     for plugin, caller in plugin_callers(pm, "feedctl_services"):
@@ -287,6 +292,32 @@ def _check_unselected_feeds(settings: ProfileSettings, registry: Registry,
         except ConfigError as exc:
             problems.append(exc)
     return problems
+
+
+def _covers(scope: frozenset[str] | None, item: str) -> bool:
+    if scope is None:
+        return True
+    return item in scope or f"{item.partition(':')[0]}:*" in scope
+
+
+def _warn_uneven_coverage(feeds: list[FeedPlan], settings: ProfileSettings,
+                          profile: str) -> None:
+    """Feeds of one profile whose snapshots cover different categories or settle coins:
+    after a failover (or in a comparison), what the other one does not list is not
+    watched. Said at check and run, naming both feeds; not refused."""
+    scopes = {f.name: f.kind.coverage(f.settings, settings.account.exchange)
+              for f in feeds if f.kind.coverage is not None}
+    for name, scope in scopes.items():
+        for other, other_scope in scopes.items():
+            if other == name or scope is None:
+                continue
+            missing = sorted(i for i in scope if not _covers(other_scope, i))
+            if missing:
+                log.warning("profile %r: feed %r covers %s, which feed %r does not list; "
+                            "positions there are not watched while %r delivers — widen "
+                            "feeds.%s (categories, settle_coins)", profile, name,
+                            ", ".join(missing), other, other, other,
+                            extra={"setting": f"feeds.{other}"})
 
 
 def _check_roles(feeds: list[FeedPlan], profile: str) -> None:

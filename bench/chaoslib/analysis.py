@@ -246,10 +246,11 @@ F_MERGED_CLOSED = "F15 standby merged a close and reopen, closed before the prim
 
 def exchange_states(transitions: list[dict[str, Any]]
                     ) -> dict[str, tuple[list[int], list[tuple[str, Decimal]]]]:
-    """Per symbol: the seqs of its transitions and the (side, size) after each."""
+    """Per position (``symbol:idx``; a hedge-mode symbol has two): the seqs of its
+    transitions and the (side, size) after each."""
     out: dict[str, tuple[list[int], list[tuple[str, Decimal]]]] = {}
     for t in sorted(transitions, key=lambda t: t["id"]):
-        seqs, states = out.setdefault(t["symbol"], ([], []))
+        seqs, states = out.setdefault(f"{t['symbol']}:{t.get('positionIdx', 0)}", ([], []))
         seqs.append(int(t["seq"]))
         states.append(({"Buy": "long", "Sell": "short"}.get(t["side"], ""), Decimal(t["size"])))
     return out
@@ -264,7 +265,7 @@ def phantom_states(transitions: list[dict[str, Any]], events: list[dict[str, Any
     for ev in events:
         if ev["kind"] == "closed" or ev["seq"] is None:
             continue
-        seqs, hist = states.get(ev["symbol"], ([], []))
+        seqs, hist = states.get(f"{ev['symbol']}:{ev.get('idx', 0)}", ([], []))
         i = bisect.bisect_right(seqs, ev["seq"]) - 1
         truth = hist[i] if i >= 0 else ("", Decimal(0))
         if truth != (ev["side"], Decimal(ev["size"])):

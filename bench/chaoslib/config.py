@@ -15,7 +15,7 @@ MODES = ("production", "parallel")
 #: Relative frequency of each fault kind.
 FAULT_WEIGHTS: dict[str, int] = {
     "drop": 10, "stall": 8, "delay": 8, "duplicate": 12, "reorder": 10, "malformed": 12,
-    "reject_auth": 4, "rest_rate_limit": 8, "rest_5xx": 8,
+    "reject_auth": 4, "rest_rate_limit": 8, "rest_5xx": 8, "late_pong": 6,
 }
 REST_PATHS = ("", "/v5/position/list", "/v5/execution/list", "/v5/market/tickers",
               "/v5/market/time")
@@ -35,6 +35,11 @@ class CampaignConfig:
     #: mean seconds between two trading actions
     activity_interval: float = 0.15
     symbols: int = 12
+    #: of those, the first this many trade in hedge mode (two positions per symbol)
+    hedge_symbols: int = 2
+    #: inverse perpetuals traded beside them (coin-settled; the hybrid and the standby
+    #: cover the inverse category and their settle coins)
+    inverse_symbols: tuple[str, ...] = ("BTCUSD", "ETHUSD")
     #: USDT notional of one trading unit
     unit_notional: str = "400"
     #: most seconds to wait, after the faults, for the system to converge

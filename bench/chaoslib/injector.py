@@ -72,6 +72,12 @@ class Injector:
             params = {"count": rng.randint(1, self.max_auth)}
             await ctl.reject_auth(**params)
             await ctl.drop("private", rng.choice(("close", "abort")))
+        elif kind == "late_pong":
+            # pongs late but inside the hybrid's pong_timeout (and sometimes beyond it):
+            # a late pong is no lost one, but one past the timeout is
+            params = {"kind": sock, "ms": rng.randint(200, 1800),
+                      "seconds": round(rng.uniform(0.5, 3.0), 2)}
+            await ctl.late_pongs(**params)
         elif kind in ("rest_rate_limit", "rest_5xx"):
             mode = "rate_limit" if kind == "rest_rate_limit" else rng.choice(("502", "503"))
             params = {"mode": mode, "count": rng.randint(1, 3), "path": rng.choice(REST_PATHS)}

@@ -17,6 +17,8 @@ ROWS: list[tuple[str, Any]] = [
      + f" ({r['consumer_synthetic']} synthetic)"),
     ("exchange lifecycles (completed)", lambda r: f"{r['exchange_lifecycles']} "
      f"({r['exchange_lifecycles_completed']})"),
+    ("  of them hedge sides / inverse", lambda r: f"{r.get('hedge_lifecycles', 0)} / "
+     f"{r.get('inverse_lifecycles', 0)}"),
     ("  delivered as opened+closed", lambda r: r["lifecycles"]["delivered"]),
     ("  LOST (missed / coalesced)", lambda r: f"{r['lost']} ({r['lifecycles']['missed']} / "
      f"{r['lifecycles']['coalesced']})"),

@@ -38,8 +38,12 @@ def _settings_overrides(cfg: CampaignConfig, sim: Simulator, mode: str) -> dict[
                       "private_ws": urls["private_ws"]},
         "feeds": {
             PRIMARY: {"kind": PRIMARY, "max_auth_failures": cfg.max_auth_failures,
-                      **cfg.hybrid},
-            STANDBY: {"kind": STANDBY, "interval": cfg.rest_interval},
+                      "categories": ["linear", "inverse"] if cfg.inverse_symbols
+                      else ["linear"], **cfg.hybrid},
+            STANDBY: {"kind": STANDBY, "interval": cfg.rest_interval,
+                      "settle_coins": ["USDT", *sorted(
+                          {sim.account.instrument(s).settle_coin
+                           for s in cfg.inverse_symbols})]},
         },
         "router": {"failover_after": cfg.failover_after, "failback_after": cfg.failback_after},
         "validation": {"interval": "1s", "settle": "3s"},
@@ -71,14 +75,17 @@ async def run_mode(cfg: CampaignConfig, mode: str, *, echo: Any = None) -> dict[
     previous_handler = loop.get_exception_handler()
     loop.set_exception_handler(lambda _l, c: loop_errors.append(str(c.get("message"))[:300]))
     symbols = _symbols(cfg.symbols)
-    sim_cfg = SimConfig(symbols=symbols, seed=cfg.seed, volatility_bps=Decimal(
-        cfg.volatility_bps), tick_interval=0.1)
+    sim_cfg = SimConfig(symbols=symbols, inverse_symbols=list(cfg.inverse_symbols),
+                        seed=cfg.seed, volatility_bps=Decimal(cfg.volatility_bps),
+                        tick_interval=0.1)
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="feedctl-chaos-") as tmp:
             settings = Path(tmp) / "settings.toml"
             settings.write_text("[chaos]\n")
             async with Simulator(sim_cfg) as sim, SimControl(sim.urls["control"]) as ctl:
+                for name in symbols[:cfg.hedge_symbols]:  # before any position exists
+                    await ctl.position_mode(name, 3)
                 session = Session("chaos", settings_path=settings,
                                   overrides=_settings_overrides(cfg, sim, mode))
                 async with session:
@@ -214,6 +221,12 @@ async def _campaign(cfg: CampaignConfig, mode: str, rng: random.Random, sim: Sim
         "faults_skipped": dict(injector.skipped),
         "trades": dict(sorted(trader.actions.items())),
         "trades_refused": dict(trader.refused),
+        # the shapes beside one-way linear: lifecycles the exchange opened on a hedge
+        # side (idx 1/2) and on an inverse contract
+        "hedge_lifecycles": sum(1 for t in transitions if t["kind"] == "opened"
+                                and t.get("positionIdx", 0) != 0),
+        "inverse_lifecycles": sum(1 for t in transitions if t["kind"] == "opened"
+                                  and t["symbol"] in cfg.inverse_symbols),
         **result,
         "diverged": len(diverged),
         "diverged_detail": diverged[:20],

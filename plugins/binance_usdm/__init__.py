@@ -6,8 +6,8 @@ Built as a third party would build it: it imports only the public ``feedctl`` AP
 Files: ``config`` (settings, endpoints), ``constants`` (venue facts), ``models``
 (pydantic wire formats), ``parse`` (sans-I/O parsing), ``signing`` (HMAC, server
 clock), ``rest`` (REST client: weights, 429/418, error codes), ``ws`` (one socket),
-``user``/``market`` (the two streams), ``audit``, ``feed`` (the :class:`feedctl.Feed`),
-``plugin`` (registration).
+``user``/``market`` (the two streams), ``gap`` (fill replay), ``audit``, ``feed``
+(the :class:`feedctl.Feed`), ``plugin`` (registration).
 """
 
 from __future__ import annotations

@@ -7,33 +7,22 @@ Every duration accepts a number of seconds or a string with a unit (``"500ms"``,
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field, model_validator
 
-from feedctl import Duration, StrictModel
+from feedctl import Duration, Endpoints, HttpEndpoint, StrictModel, WsEndpoint
 
 from .constants import LISTEN_KEY_VALIDITY_S, MAX_CONNECTION_AGE_S
 
 
-def _url(*schemes: str) -> Any:
-    def check(value: Any) -> Any:
-        parts = urlsplit(value) if isinstance(value, str) else None
-        if parts is None or parts.scheme not in schemes or not parts.hostname:
-            raise ValueError(f"expected a {' or '.join(s + '://' for s in schemes)} URL with "
-                             f"a host, got {value!r}")
-        return value
-    return AfterValidator(check)
-
-
-class BinanceEndpoints(StrictModel):
+class BinanceEndpoints(Endpoints):
     """Where the kind's exchange lives: the REST base, the market-data socket base
     (``.../market`` or ``.../public``) and the user-data socket base (``.../private``)."""
 
-    rest: Annotated[str, _url("http", "https")]
-    market_ws: Annotated[str, _url("ws", "wss")]
-    private_ws: Annotated[str, _url("ws", "wss")]
+    rest: HttpEndpoint
+    market_ws: WsEndpoint
+    private_ws: WsEndpoint
 
 
 class BinanceSettings(StrictModel):
@@ -61,6 +50,10 @@ class BinanceSettings(StrictModel):
     #: A fill (ORDER_TRADE_UPDATE) whose ACCOUNT_UPDATE has not come this long after it
     #: means the position push was lost: the feed resyncs from REST.
     fill_confirm_after: Duration = 3.0
+    #: After a gap (reconnect, lost push), replay the account's fills since the last
+    #: snapshot (userTrades per symbol) so that a position opened and closed inside the
+    #: gap still yields its ``opened`` and ``closed``.
+    replay_gaps: bool = True
     #: Period of the REST audit comparing the book with positionRisk; 0 disables.
     audit_interval: Duration = 60.0
     #: ``recvWindow`` of signed requests, in milliseconds (Binance: at most 60000).

@@ -36,6 +36,8 @@ PATH_POSITIONS: Final = "/fapi/v3/positionRisk"
 PATH_POSITION_MODE: Final = "/fapi/v1/positionSide/dual"
 PATH_PREMIUM_INDEX: Final = "/fapi/v1/premiumIndex"
 PATH_SYMBOL_CONFIG: Final = "/fapi/v1/symbolConfig"
+PATH_USER_TRADES: Final = "/fapi/v1/userTrades"
+PATH_INCOME: Final = "/fapi/v1/income"
 
 #: Request weights (IP, per minute) of the calls the feed makes.
 WEIGHTS: Final[dict[tuple[str, str], int]] = {
@@ -47,6 +49,8 @@ WEIGHTS: Final[dict[tuple[str, str], int]] = {
     ("GET", PATH_POSITION_MODE): 30,
     ("GET", PATH_PREMIUM_INDEX): 1,
     ("GET", PATH_SYMBOL_CONFIG): 5,
+    ("GET", PATH_USER_TRADES): 5,
+    ("GET", PATH_INCOME): 30,
 }
 #: USDⓈ-M's REQUEST_WEIGHT limit per minute and IP (exchangeInfo ``rateLimits``).
 WEIGHT_LIMIT_1M: Final = 2400

@@ -229,6 +229,10 @@ class BinanceFeed(Feed):
             diffs, young = audit_diff(positions, rows, as_of, self.user.last_push_ms)
             self._last_audit = {"as_of_ms": as_of, "rows": len(rows), "mismatches": diffs,
                                 "unsettled": len(young)}
+            if not diffs and not young:
+                # the book matches: every fill up to the snapshot is in it
+                floor = self.user.fills_floor_ms
+                self.user.fills_floor_ms = as_of if floor is None else max(floor, as_of)
             if not diffs:
                 continue
             self.ctx.count("audit_mismatches", len(diffs))

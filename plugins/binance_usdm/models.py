@@ -103,6 +103,26 @@ class SymbolConfig(_Wire):
     leverage: int = Field(gt=0)
 
 
+class UserTrade(_Wire):
+    """One row of ``GET /fapi/v1/userTrades`` (one symbol per call)."""
+
+    symbol: str = Field(min_length=1)
+    id: int
+    side: str
+    position_side: str = Field(default="BOTH", alias="positionSide")
+    qty: str
+    price: str
+    time_ms: int = Field(alias="time")
+
+
+class IncomeRow(_Wire):
+    """One row of ``GET /fapi/v1/income``."""
+
+    symbol: str = ""
+    income_type: str = Field(default="", alias="incomeType")
+    time_ms: int = Field(default=0, alias="time")
+
+
 class ListenKey(_Wire):
     listen_key: str = Field(alias="listenKey", min_length=1)
 

@@ -1,17 +1,19 @@
 """Registers the ``binance_usdm`` feed kind (entry point ``binance_usdm``).
 
 The kind's exchange, rollout slot and endpoints are declared here, in one place:
-``EXCHANGE``, ``ROLLOUT``, ``ENDPOINTS_MODEL`` and ``DEFAULT_ENDPOINTS``. The core's
-``FeedKind`` takes them as ``exchange=``, ``rollout=``, ``endpoints_model=`` and
-``default_endpoints=`` once issue 14 point 2 lands (see ``_declaration``).
+``EXCHANGE``, ``ROLLOUT``, ``ENDPOINTS_MODEL`` and ``DEFAULT_ENDPOINTS``: a profile with
+``account.exchange = "binanceusdm"`` runs it as the live feed of every rollout mode, with
+``rest_polling`` (ccxt's ``binanceusdm``) as the fallback. The plugin ships the profiles
+``binance_mainnet`` and ``binance_testnet`` (``profiles.toml``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from feedctl import FeedContext, FeedKind, hookimpl
+from feedctl import FeedContext, FeedKind, Rollout, hookimpl
 
 from .config import BinanceEndpoints, BinanceSettings
 from .constants import DEFAULT_ENDPOINTS, EXCHANGE_ID
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from .feed import BinanceFeed
 
 EXCHANGE = EXCHANGE_ID
-ROLLOUT = "live"
+ROLLOUT = Rollout.LIVE
 ENDPOINTS_MODEL = BinanceEndpoints
 
 
@@ -32,10 +34,10 @@ def make_feed(ctx: FeedContext, settings: BinanceSettings) -> BinanceFeed:
 
 
 def _declaration() -> dict[str, Any]:
-    """How the kind takes part in a profile. Empty until the core's FeedKind has the
-    fields: then ``return {"exchange": EXCHANGE, "rollout": ROLLOUT, "endpoints_model":
-    ENDPOINTS_MODEL, "default_endpoints": DEFAULT_ENDPOINTS}``."""
-    return {}
+    """How the kind takes part in a profile (docs/plugins.md, "Exchange, endpoints and
+    rollout role")."""
+    return {"exchange": EXCHANGE, "rollout": ROLLOUT, "endpoints_model": ENDPOINTS_MODEL,
+            "default_endpoints": DEFAULT_ENDPOINTS}
 
 
 KIND = FeedKind(
@@ -58,5 +60,11 @@ def feedctl_feed_kinds(register: Callable[[FeedKind], None]) -> None:
     register(KIND)
 
 
+@hookimpl
+def feedctl_profiles() -> Path:
+    """``binance_mainnet`` and ``binance_testnet``, from any directory."""
+    return Path(__file__).with_name("profiles.toml")
+
+
 __all__ = ["DEFAULT_ENDPOINTS", "ENDPOINTS_MODEL", "EXCHANGE", "KIND", "ROLLOUT",
-           "feedctl_feed_kinds", "make_feed"]
+           "feedctl_feed_kinds", "feedctl_profiles", "make_feed"]

@@ -45,16 +45,19 @@ from .constants import (
     ERR_TIMESTAMP,
     ERR_TOO_MANY,
     FATAL_CODES,
+    PATH_INCOME,
     PATH_LISTEN_KEY,
     PATH_POSITION_MODE,
     PATH_POSITIONS,
     PATH_PREMIUM_INDEX,
     PATH_SYMBOL_CONFIG,
     PATH_TIME,
+    PATH_USER_TRADES,
     USED_WEIGHT_HEADER,
     WEIGHT_LIMIT_1M,
     WEIGHTS,
 )
+from .gap import Trade, income_symbols, parse_trades
 from .models import ErrorBody, ListenKey, PositionMode, PremiumIndex, ServerTime, SymbolConfig
 from .parse import Problem, position_rows
 from .signing import ServerClock, key_header, signed_query
@@ -67,6 +70,10 @@ def setting_hint(profile: str, key: str, section: str = "ACCOUNT") -> str:
 
 class ListenKeyGone(RetryableFeedError):
     """-1125: the listenKey does not exist (expired or closed); create a new one."""
+
+
+class NotServed(RetryableFeedError):
+    """HTTP 404 from an endpoint the feed can do without (symbolConfig, income)."""
 
 
 class Banned(RetryableFeedError):
@@ -170,7 +177,8 @@ class RestClient:
 
     async def leverages(self) -> dict[str, Decimal]:
         """Every symbol's leverage (rows that do not parse are counted and skipped)."""
-        body = await self._call("GET", PATH_SYMBOL_CONFIG, signed=True)
+        body = await self._call("GET", PATH_SYMBOL_CONFIG, signed=True, attempts=2,
+                                optional=True)
         if not isinstance(body, list):
             raise RetryableFeedError(f"{PATH_SYMBOL_CONFIG} answered {str(body)[:120]}")
         out: dict[str, Decimal] = {}
@@ -182,6 +190,24 @@ class RestClient:
                 continue
             out[row.symbol] = Decimal(row.leverage)
         return out
+
+    async def trades(self, symbol: str, since_ms: int) -> list[Trade]:
+        """The account's fills of ``symbol`` since ``since_ms`` (up to 1000)."""
+        body = await self._call("GET", PATH_USER_TRADES, [
+            ("symbol", symbol), ("startTime", str(since_ms)), ("limit", "1000")], signed=True)
+        trades, problems = parse_trades(body)
+        for p in problems:
+            self._problem(p)
+        if problems and not isinstance(body, list):
+            raise RetryableFeedError(f"{PATH_USER_TRADES} answered {str(body)[:120]}")
+        return [t for t in trades if t.time_ms >= since_ms]
+
+    async def income_symbols(self, since_ms: int) -> set[str]:
+        """Symbols with any income (every fill pays a commission) since ``since_ms``."""
+        body = await self._call("GET", PATH_INCOME, [("startTime", str(since_ms)),
+                                                     ("limit", "1000")], signed=True,
+                                attempts=2, optional=True)
+        return income_symbols(body)
 
     async def positions(self, hedge: bool | None, leverage: dict[str, Decimal]
                         ) -> tuple[list[PositionUpdate], int]:
@@ -217,14 +243,14 @@ class RestClient:
     # ----------------------------------------------------------------- transport
     async def _call(self, method: str, path: str, params: list[tuple[str, str]] | None = None,
                     *, signed: bool = False, keyed: bool = False, sync_on_skew: bool = True,
-                    attempts: int | None = None) -> Any:
+                    attempts: int | None = None, optional: bool = False) -> Any:
         backoff = Backoff(self._s.backoff_base, self._s.backoff_cap)
         tries = attempts or self._s.rest_attempts
         last = ""
         for attempt in range(1, tries + 1):
             await self._respect_weights(method, path)
             try:
-                return await self._once(method, path, params or [], signed, keyed)
+                return await self._once(method, path, params or [], signed, keyed, optional)
             except _Retry as exc:
                 last = str(exc)
                 self._count("rest_retries")
@@ -252,7 +278,7 @@ class RestClient:
         await asyncio.sleep(wait)
 
     async def _once(self, method: str, path: str, params: list[tuple[str, str]],
-                    signed: bool, keyed: bool) -> Any:
+                    signed: bool, keyed: bool, optional: bool = False) -> Any:
         headers = {"Accept": "application/json"}
         if signed or keyed:
             headers.update(key_header(self._key))
@@ -282,6 +308,8 @@ class RestClient:
                 now = self.clock.now_ms()
                 after = (60_000 - now % 60_000) / 1000
             raise _Retry(f"HTTP 429 (weight {self.weights.used})", wait=after)
+        if status == 404 and optional:  # an endpoint this exchange (or stand-in) lacks
+            raise NotServed(f"{method} {path} is not served here (HTTP 404)")
         if status == 404:
             raise FatalFeedError(f"Binance REST {method} {path} answered 404: check "
                                  f"{setting_hint(self._profile, 'REST', 'ENDPOINTS')} "

@@ -32,6 +32,7 @@ from urllib.parse import quote
 from feedctl import Backoff, FatalFeedError, PositionKey, PositionUpdate, RetryableFeedError
 
 from .constants import EVENT_ACCOUNT, EVENT_CONFIG, EVENT_EXPIRED, EVENT_ORDER, IGNORED_EVENTS
+from .gap import Trade, replay
 from .parse import (
     Fill,
     Leverage,
@@ -42,11 +43,15 @@ from .parse import (
     order_fill,
     user_order,
 )
-from .rest import ListenKeyGone
+from .rest import ListenKeyGone, NotServed
 from .ws import Conn, ConnectionLost
 
 if TYPE_CHECKING:
     from .feed import BinanceFeed
+
+#: A resync replays fills since the last snapshot, but not from longer ago than this
+#: (the audit moves the floor every ``audit_interval``; without it, a bound on requests).
+REPLAY_LOOKBACK_MS = 600_000
 
 #: An ACCOUNT_UPDATE of a key with ``T`` at most this much before a fill's ``T``
 #: confirms it (both are matching-engine times of one trade; allow for rounding).
@@ -77,6 +82,11 @@ class UserStream:
         self.last_push_ms: dict[PositionKey, int] = {}
         #: fills waiting for their ACCOUNT_UPDATE: key -> (fill T, monotonic deadline)
         self.pending_fills: dict[PositionKey, tuple[int, float]] = {}
+        #: server ms up to which every fill is in the book (the last snapshot); a resync
+        #: replays the fills after it (None before the first snapshot)
+        self.fills_floor_ms: int | None = None
+        #: optional endpoints the exchange answered 404 for: not asked again
+        self._not_served: set[str] = set()
 
     # ----------------------------------------------------------------- supervisor
     async def run(self) -> None:
@@ -272,6 +282,8 @@ class UserStream:
         except BaseException:
             self._buffer = None  # the next resync covers what it held
             raise
+        if self.s.replay_gaps and self.fills_floor_ms is not None:
+            await self._replay_gap(rows, as_of)
         for row in rows:
             if row.liq_price is not None:
                 self.liq[row.key] = row.liq_price
@@ -280,6 +292,7 @@ class UserStream:
         ctx.reconcile(rows, as_of_ms=as_of)
         # the snapshot reflects every fill before it: none of those waits for a push
         self.pending_fills = {k: v for k, v in self.pending_fills.items() if v[0] > as_of}
+        self.fills_floor_ms = as_of
         buffered, self._buffer = self._buffer or [], None
         for event in sorted(buffered, key=user_order):
             self._handle(event, int(event.get("_received_ns", time.time_ns())))
@@ -289,12 +302,59 @@ class UserStream:
                      extra={"as_of_ms": as_of})
         self.feed.user_synced()
 
+    async def _replay_gap(self, rows: list[PositionUpdate], as_of: int) -> None:
+        """Apply the states of fills made since the fill floor that the stream never
+        delivered (see gap.py). Best effort: if the fills cannot be read, the snapshot
+        alone repairs the book and lifecycles wholly inside the gap stay unseen
+        (counter ``gap_replay_failures``)."""
+        assert self.fills_floor_ms is not None
+        ctx, rest = self.ctx, self.feed.rest
+        since = max(self.fills_floor_ms, as_of - REPLAY_LOOKBACK_MS)
+        positions = ctx.positions()
+        symbols = {k.symbol for k in positions} | {r.symbol for r in rows}
+        if "income" not in self._not_served:
+            try:
+                symbols |= await rest.income_symbols(since)
+            except (RetryableFeedError, FatalFeedError) as exc:
+                if isinstance(exc, NotServed):
+                    self._not_served.add("income")
+                ctx.count("income_unavailable")
+                ctx.log.warning("income since the gap not read (only known symbols' fills "
+                                "are replayed): %s", exc)
+        trades: list[Trade] = []
+        try:
+            for symbol in sorted(symbols):
+                trades.extend(await rest.trades(symbol, since))
+        except (RetryableFeedError, FatalFeedError) as exc:
+            ctx.count("gap_replay_failures")
+            ctx.log.warning("fills of the gap not read; the snapshot alone repairs the book: "
+                            "%s", exc)
+            return
+        after = {t.key: since for t in trades}
+        for key, pos in positions.items():
+            after[key] = max(after.get(key, since), pos.exchange_ms or 0)
+        for key, ms in self.last_push_ms.items():
+            after[key] = max(after.get(key, since), ms)
+        before = {t.key: as_of for t in trades}
+        before.update({r.key: r.exchange_ms or as_of for r in rows})
+        states = replay(trades, positions, after, before, time.time_ns(), self.leverage)
+        for update in states:
+            ctx.apply(update)
+        if states:
+            ctx.count("gap_replayed", len(states))
+            ctx.log.info("replayed %d position states from %d fills of the gap",
+                         len(states), len(trades))
+
     async def _read_leverage(self) -> None:
         """Best effort: without it positions show no leverage (until a leverage change is
         pushed); nothing delivered depends on it."""
+        if "symbolConfig" in self._not_served:
+            return
         try:
             self.leverage.update(await self.feed.rest.leverages())
         except (RetryableFeedError, FatalFeedError) as exc:
+            if isinstance(exc, NotServed):
+                self._not_served.add("symbolConfig")
             self.ctx.count("leverage_unavailable")
             self.ctx.log.warning("symbol leverages not read (positions show none): %s", exc)
 

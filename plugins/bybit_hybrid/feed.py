@@ -33,9 +33,11 @@ from feedctl import (
 
 from .audit import audit_diff, covered, forced_updates, settled
 from .config import HybridSettings
+from .ledger import LossLedger
 from .private import PrivateStream
 from .public import PublicStream
 from .public_hub import PublicLease, lease_for
+from .recovery import FillReplay
 from .rest import RestClient, setting_hint
 from .signing import ServerClock
 from .util import Reporter
@@ -63,6 +65,10 @@ class HybridFeed(Feed):
         super().__init__(ctx, settings)
         self.clock = ServerClock()
         self.report = Reporter(ctx)
+        #: what the book was given and what is lost; the replay that puts it back -
+        #: shared by the private stream's resyncs and the audit
+        self.ledger = LossLedger()
+        self.recovery = FillReplay(ctx, settings, lambda: self.rest, self.ledger)
         self.private = PrivateStream(self)
         self.publics: dict[Category, PublicStream | PublicLease] = {}
         self._rest: RestClient | None = None
@@ -100,7 +106,8 @@ class HybridFeed(Feed):
         rest_budget = ctx.shared(
             ("bybit_hybrid.rest", _host(ctx.endpoints.rest)),
             lambda: RollingBudget(s.rest_per_window, s.rest_window,
-                                  spacing=s.rest_window / s.rest_per_window))
+                                  spacing=s.rest_window / s.rest_per_window,
+                                  burst=s.rest_per_window // 4))
         try:
             async with aiohttp.ClientSession(timeout=timeout) as http:
                 self._rest = RestClient(http, ctx.endpoints.rest, acct.api_key, acct.api_secret,
@@ -237,16 +244,30 @@ class HybridFeed(Feed):
         interval = self.settings.stale_mark_interval
         if interval <= 0:
             return
+        check = min(interval, max(0.05, self.settings.stale_after / 4))
+        last_read = 0.0
         while True:
-            await asyncio.sleep(interval)
-            stale = sorted({(c, sym) for c, p in self.publics.items()
-                            for sym in (p.stale | (p.wanted if p.down else set()))})
-            for category, symbol in stale[:self.settings.stale_mark_max]:
+            await asyncio.sleep(check)  # suspects are judged soon, stale symbols per interval
+            due = time.monotonic() - last_read >= interval
+            wanted = set()
+            for c, p in self.publics.items():
+                wanted |= {(c, sym, True) for sym in p.suspect}
+                if due:
+                    wanted |= {(c, sym, False) for sym in
+                               (p.stale | (p.wanted if p.down else set())) - p.suspect}
+            if not wanted:
+                continue
+            if due:
+                last_read = time.monotonic()
+            for category, symbol, suspect in sorted(wanted)[:self.settings.stale_mark_max]:
                 mark = await self._public_read(self.rest.mark(category, symbol),
                                                "stale_mark_failures", f"mark of {symbol}")
-                if mark is not None:
-                    self.ctx.count("stale_marks")
-                    self.ctx.apply_mark(mark)
+                if mark is None:
+                    continue
+                if suspect:
+                    self.publics[category].judge_quiet(symbol, str(mark.mark_price))
+                self.ctx.count("stale_marks")
+                self.ctx.apply_mark(mark)
 
     async def _public_read(self, read: Awaitable[T], counter: str, what: str) -> T | None:
         """A best-effort public REST read: its result, or None (counted, logged) when it
@@ -324,14 +345,14 @@ class HybridFeed(Feed):
             # pushes lost while the socket stayed up leave no trace in positions when a
             # lifecycle began and ended inside the loss: the fills do
             until = None if as_of is None else as_of - FILL_SETTLE_MS
-            floor = self.private.fills_floor_ms
+            floor = self.ledger.fills_floor_ms
             replayed = 0
             if until is not None and floor is not None:
                 try:
                     # a key the snapshot shows flat is about to be closed by it: its
                     # fills up to the snapshot go first, or a lifecycle that began and
                     # ended in the settle window would be hidden behind the close (F14)
-                    replayed = await self.private.replay_fills(rows, floor, until,
+                    replayed = await self.recovery.replay_fills(rows, floor, until,
                                                                flat_until_ms=as_of)
                 except RetryableFeedError as exc:  # the floor stays: the next audit retries
                     self.ctx.count("audit_failures")
@@ -340,7 +361,7 @@ class HybridFeed(Feed):
             # a row younger than the settle time: its pushes may still be in flight, and a
             # repair now would make them arrive stale (a close+reopen would be lost)
             rows, unsettled = settled(rows, self.ctx.positions(), as_of, FILL_SETTLE_MS)
-            diffs = audit_diff(self.ctx.positions(), rows, as_of, self.private.last_push_ms,
+            diffs = audit_diff(self.ctx.positions(), rows, as_of, self.ledger.last_push_ms,
                                covers=self.covers)
             if replayed:
                 self.ctx.count("audit_mismatches", replayed)
@@ -348,7 +369,7 @@ class HybridFeed(Feed):
                                 "replayed": replayed, "unsettled": len(unsettled)}
             if not diffs:
                 self._audit_suspects = {}
-                self.private.note_snapshot(rows, until)
+                self.ledger.note_snapshot(rows, until)
                 continue
             self.ctx.count("audit_mismatches", len(diffs))
             self.ctx.log.warning("audit: book differs from REST: %s", "; ".join(diffs.values()),
@@ -362,8 +383,8 @@ class HybridFeed(Feed):
                 self._force(force, rows)
             # a key the snapshot closed has no row (no seq) to stop a later replay of its
             # closing fill onto the flat book: its fills up to as_of are reflected
-            self.private.note_closed(before - set(self.ctx.positions()), as_of)
-            self.private.note_snapshot(rows, until)
+            self.ledger.note_closed(before - set(self.ctx.positions()), as_of)
+            self.ledger.note_snapshot(rows, until)
             self.sync_subscriptions()
 
     def _force(self, keys: set[str], rows: list[Any]) -> None:

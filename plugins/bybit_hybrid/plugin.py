@@ -23,6 +23,13 @@ def make_feed(ctx: FeedContext, settings: HybridSettings) -> HybridFeed:
     return HybridFeed(ctx, settings)
 
 
+def coverage(settings: HybridSettings, exchange: str | None) -> frozenset[str]:
+    """What the REST snapshot lists: the linear settle coins, inverse whole."""
+    cats = {c.value for c in settings.categories}
+    out = {f"linear:{coin}" for coin in settings.settle_coins} if "linear" in cats else set()
+    return frozenset(out | {f"{c}:*" for c in cats - {"linear"}})
+
+
 @hookimpl
 def feedctl_feed_kinds(register: Callable[[FeedKind], None]) -> None:
     register(
@@ -41,6 +48,7 @@ def feedctl_feed_kinds(register: Callable[[FeedKind], None]) -> None:
             rollout=Rollout.LIVE,
             endpoints_model=BybitEndpoints,
             default_endpoints=BYBIT_ENDPOINTS,
+            coverage=coverage,
         )
     )
 

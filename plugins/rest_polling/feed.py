@@ -25,9 +25,11 @@ from feedctl import (
     FeedContext,
     FeedState,
     MarkPrice,
+    PositionKey,
     now_ns,
 )
 
+from . import constants as c
 from .client import PollerClient, Snapshot
 from .config import RestPollingSettings
 from .parse import MalformedRow
@@ -97,6 +99,27 @@ class RestPollingFeed(Feed):
         return self.settings.interval * self.slowdown
 
     # ------------------------------------------------------------------ one poll
+    def covers(self, key: PositionKey) -> bool:
+        """Whether a poll lists ``key``: the scope handed to ``ctx.reconcile``, so a poll
+        closes only what it asked for (another feed of the profile may watch more).
+        ``symbols`` narrows it; Bybit's listing covers the categories and settle coins of
+        ``settle_coins`` (an inverse contract settles in its base coin: BTCUSD in BTC);
+        ccxt's fetch_positions elsewhere covers the whole account."""
+        if self.settings.symbols and key.symbol not in self.settings.symbols:
+            return False
+        if self.client is None or not self.client.paginates:
+            return True
+        coins = self.settings.settle_coins
+        inst = self.ctx.instruments.get((key.category, key.symbol))
+        if inst is not None and inst.settle_coin:
+            return inst.settle_coin in coins
+        if key.category is Category.INVERSE:
+            return any(key.symbol.startswith(coin) for coin in coins
+                       if coin not in c.BYBIT_LINEAR_SETTLE)
+        sym = key.symbol
+        return (any(sym.endswith(coin) for coin in coins if coin in c.BYBIT_LINEAR_SETTLE)
+                or ("USDC" in coins and (sym.endswith("PERP") or "-" in sym)))
+
     async def poll_once(self) -> None:
         """One complete cycle; raises on anything that makes the snapshot untrustworthy."""
         client, ctx = self.client, self.ctx
@@ -118,7 +141,7 @@ class RestPollingFeed(Feed):
             ctx.observe_latency(server_ms, at_ns)
         for mark in marks:
             ctx.apply_mark(mark)
-        ctx.reconcile([r.update for r in rows], as_of_ms=snap.as_of_ms)
+        ctx.reconcile([r.update for r in rows], as_of_ms=snap.as_of_ms, covers=self.covers)
         ctx.count("polls")
         self.last_cycle = {
             "seconds": time.perf_counter() - t0,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from feedctl import FeedContext, FeedKind, Rollout, hookimpl
 
 from .config import RestPollingEndpoints, RestPollingSettings
+from .constants import BYBIT_LINEAR_SETTLE
 
 if TYPE_CHECKING:
     from .feed import RestPollingFeed
@@ -19,6 +20,15 @@ def make_feed(ctx: FeedContext, settings: RestPollingSettings) -> RestPollingFee
     from .feed import RestPollingFeed
 
     return RestPollingFeed(ctx, settings)
+
+
+def coverage(settings: RestPollingSettings, exchange: str | None) -> frozenset[str] | None:
+    """Bybit: the categories and settle coins of ``settle_coins`` (an inverse contract
+    settles in its base coin); elsewhere ccxt's fetch_positions lists the whole account."""
+    if (settings.exchange or exchange) != "bybit":
+        return None
+    return frozenset(f"linear:{coin}" if coin in BYBIT_LINEAR_SETTLE else f"inverse:{coin}"
+                     for coin in settings.settle_coins)
 
 
 @hookimpl
@@ -36,5 +46,6 @@ def feedctl_feed_kinds(register: Callable[[FeedKind], None]) -> None:
             exchange="*",
             rollout=Rollout.FALLBACK,
             endpoints_model=RestPollingEndpoints,
+            coverage=coverage,
         )
     )

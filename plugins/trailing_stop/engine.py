@@ -62,7 +62,7 @@ class TrailingStopEvent(BaseModel):
     stop_price: Decimal
     activation_price: Decimal
     #: The trailing distance (``best * callback``), on the tick grid when it is known.
-    distance: Decimal
+    distance: Decimal | None = None
     #: The instrument's price tick the prices were rounded to; None when unknown.
     tick_size: Decimal | None = None
     exchange_ms: int | None

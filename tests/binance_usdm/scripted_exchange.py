@@ -8,7 +8,8 @@ feed's client code to be exercised for real:
 
 * REST: ``/fapi/v1/time``, ``/fapi/v1/listenKey`` (POST/PUT/DELETE, ``X-MBX-APIKEY``),
   signed ``/fapi/v3/positionRisk``, ``/fapi/v1/positionSide/dual`` and
-  ``/fapi/v1/symbolConfig`` (HMAC over the
+  ``/fapi/v1/symbolConfig``, ``/fapi/v1/userTrades`` and ``/fapi/v1/income``
+  (HMAC over the
   query, ``timestamp`` within ``recvWindow`` else -1021, bad key -2015), public
   ``/fapi/v1/premiumIndex``; every answer carries ``X-MBX-USED-WEIGHT-1M``; scripted
   answers (status, body, headers) can be queued per path.
@@ -56,6 +57,7 @@ class ScriptedBinance:
                       for s in self.symbols}
         self.positions: dict[tuple[str, str], Pos] = {}
         self.leverage = {s: 20 for s in self.symbols}
+        self.trades: list[dict[str, Any]] = []  # /fapi/v1/userTrades rows, oldest first
         self.listen_keys: set[str] = set()
         self.user_sockets: list[tuple[str, web.WebSocketResponse]] = []
         self.market_sockets: dict[web.WebSocketResponse, set[str]] = {}
@@ -94,6 +96,8 @@ class ScriptedBinance:
         app.router.add_get("/fapi/v1/positionSide/dual", self._dual)
         app.router.add_get("/fapi/v1/premiumIndex", self._premium)
         app.router.add_get("/fapi/v1/symbolConfig", self._symbol_config)
+        app.router.add_get("/fapi/v1/userTrades", self._user_trades)
+        app.router.add_get("/fapi/v1/income", self._income)
         app.router.add_get("/private/ws", self._user_ws)
         app.router.add_get("/market/ws", self._market_ws)
         app.router.add_get("/ws/{key}", self._retired_ws)
@@ -132,6 +136,11 @@ class ScriptedBinance:
         pos.amount = new
         t = self.now_ms()
         pos.update_ms = t
+        self.trades.append({"symbol": symbol, "id": len(self.trades) + 1, "orderId": 1,
+                            "side": "BUY" if qty > 0 else "SELL", "positionSide": position_side,
+                            "price": str(price), "qty": str(abs(qty)), "realizedPnl": "0",
+                            "commission": "0.01", "commissionAsset": "USDT", "time": t,
+                            "buyer": qty > 0, "maker": False})
         if not self.fill_first:
             await self._push_account(symbol, position_side, pos, t)
         await self._push_user({"e": "ORDER_TRADE_UPDATE", "E": t + 1, "T": t, "o": {
@@ -260,6 +269,27 @@ class ScriptedBinance:
             {"symbol": s, "marginType": "CROSSED", "isAutoAddMargin": "false",
              "leverage": lev, "maxNotionalValue": "1000000"}
             for s, lev in sorted(self.leverage.items())], 5)
+
+    async def _user_trades(self, request: web.Request) -> web.Response:
+        gate = self._gate(request, True, True)
+        if gate is not None:
+            return gate
+        symbol, start = request.query.get("symbol"), int(request.query.get("startTime", 0))
+        if not symbol:
+            return web.json_response({"code": -1102, "msg": "Mandatory parameter 'symbol' "
+                                      "was not sent"}, status=400)
+        return self._answer(request, [t for t in self.trades
+                                      if t["symbol"] == symbol and t["time"] >= start], 5)
+
+    async def _income(self, request: web.Request) -> web.Response:
+        gate = self._gate(request, True, True)
+        if gate is not None:
+            return gate
+        start = int(request.query.get("startTime", 0))
+        return self._answer(request, [
+            {"symbol": t["symbol"], "incomeType": "COMMISSION", "income": "-0.01",
+             "asset": "USDT", "time": t["time"], "tranId": t["id"], "info": "", "tradeId":
+             str(t["id"])} for t in self.trades if t["time"] >= start], 30)
 
     async def _premium(self, request: web.Request) -> web.Response:
         sym = request.query.get("symbol", "")

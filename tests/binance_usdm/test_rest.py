@@ -16,7 +16,13 @@ from pydantic import SecretStr
 
 from feedctl import FatalFeedError, FeedState, RetryableFeedError
 from feedctl.plugins.binance_usdm.config import BinanceSettings
-from feedctl.plugins.binance_usdm.rest import Banned, ListenKeyGone, RestClient, Weights
+from feedctl.plugins.binance_usdm.rest import (
+    Banned,
+    ListenKeyGone,
+    NotServed,
+    RestClient,
+    Weights,
+)
 from feedctl.plugins.binance_usdm.signing import ServerClock
 from feedctl.testing import FeedProbe, run_scenario
 
@@ -158,3 +164,14 @@ def test_the_feed_fails_named_when_binance_rejects_the_key() -> None:
     assert probe.ctx.state is FeedState.FAILED
     assert probe.statuses[-1].reason == "auth_failed"
     assert "FEEDCTL_<PROFILE>__ACCOUNT__API_KEY" in probe.ctx.status.detail
+
+
+def test_an_optional_endpoint_the_exchange_lacks_is_not_fatal() -> None:
+    async def body(rest: RestClient, ex: ScriptedBinance, counts: Counts) -> None:
+        ex.script("/fapi/v1/symbolConfig", 404, {"code": -1, "msg": "no such path"})
+        with pytest.raises(NotServed):
+            await rest.leverages()
+        ex.script("/fapi/v3/positionRisk", 404, {"code": -1, "msg": "no such path"})
+        with pytest.raises(FatalFeedError, match="FEEDCTL_BIN__ENDPOINTS__REST"):
+            await rest.positions(False, {})
+    run(body)

@@ -1,6 +1,5 @@
 """binance_usdm's listenKey lifecycle and planned reconnects on the embedded simulator's
-Binance personality, with its lifetimes shortened (skipped until that personality is on
-this branch)."""
+Binance personality, with its lifetimes shortened."""
 
 from __future__ import annotations
 
@@ -14,10 +13,6 @@ import pytest
 from feedctl.testing import FeedProbe, run_scenario
 
 from .harness import FAST
-
-pytest.importorskip("feedctl.simulator.binance", reason="the simulator's Binance "
-                    "personality (branch binsim) is not merged here yet")
-
 from .sim_harness import SimBinanceHarness
 
 pytestmark = pytest.mark.integration
@@ -78,3 +73,17 @@ def test_planned_reconnects_beat_the_servers_cut() -> None:
     states = [s.status.state.value for s in probe.statuses]
     assert probe.ctx.counters["planned_reconnects"] >= 6
     assert probe.ctx.counters["resyncs"] == 1 and "reconnecting" not in states
+
+
+def test_a_keepalive_answered_1125_recreates_the_key() -> None:
+    async def scenario(probe: FeedProbe, ctl: Any) -> None:
+        await probe.healthy()
+        await ctl.reject_keepalives(1)
+        await probe.wait_for(lambda: probe.ctx.counters.get("listen_key_recreated", 0) == 1,
+                             "the key recreated after -1125")
+        await probe.wait_for(lambda: probe.ctx.counters.get("resyncs", 0) >= 2, "a resync")
+        await probe.healthy()
+        await ctl.place_order(BTC, "Buy", Decimal("0.01"))
+        await probe.wait_for(lambda: probe.lifecycle(BTC) == ["opened"], "opened on the new key")
+
+    run(scenario, {}, keepalive_interval=0.3)

@@ -59,6 +59,25 @@ def test_the_probe_answered_first_proves_the_pong_lost() -> None:
     assert got == [] and reason is not None and "probe ping" in reason
 
 
+def test_a_connection_holding_frames_says_so_until_the_pong_comes() -> None:
+    async def main() -> tuple[bool, bool]:
+        conn = Conn(name="private", url="ws://127.0.0.1:9", on_data=lambda _m, _t: None,
+                    ping_interval=20, pong_timeout=10, request_timeout=1,
+                    log=logging.LoggerAdapter(logging.getLogger("test")),
+                    count=lambda _name: None, report=lambda _p, _n: None,
+                    pong_overdue_after=1.0, server_offset_ms=lambda: 0)
+        now_ns = time.time_ns()
+        conn._ping_sent_ns, conn._ping_id = now_ns - PING_AGE_MS * 1_000_000, "p1"
+        created = now_ns // 1_000_000 - PING_AGE_MS + 1_500
+        conn._frame(orjson.dumps({"topic": "position", "creationTime": created, "data": []}),
+                    now_ns)
+        before = conn.holding  # a planned swap must treat closing it as a gap
+        conn._frame(orjson.dumps({"req_id": "p1", "op": "pong"}), time.time_ns())
+        return before, conn.holding
+
+    assert asyncio.run(main()) == (True, False)
+
+
 def test_a_late_pong_releases_the_held_frames() -> None:
     got, reason = _deliver(created_after_ping_ms=1_500, offset=0, then=["p1", "q2"])
     assert len(got) == 1 and reason is None

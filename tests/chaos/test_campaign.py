@@ -21,7 +21,8 @@ analysis = bench_package("chaoslib.analysis")
 @pytest.mark.timeout(240)
 def test_short_campaign_loses_nothing(capsys: pytest.CaptureFixture[str],
                                       tmp_path: Path) -> None:
-    """A few hundred faults in production and parallel mode (fixed seed): no lifecycle
+    """A few hundred faults in production and parallel mode (fixed seed), with hedge-mode
+    sides and inverse contracts traded and late pongs among the faults: no lifecycle
     lost, duplicated, split or invented, nothing diverged, crashed or failed for good.
     The raw records are kept in ``tmp_path`` for an investigation
     (``python bench/chaos.py --reanalyse <tmp_path>/*.json``)."""
@@ -34,6 +35,9 @@ def test_short_campaign_loses_nothing(capsys: pytest.CaptureFixture[str],
         total += r["faults_total"]
         assert r["faults_total"] >= 80, (mode, r["faults"])
         assert r["exchange_lifecycles_completed"] >= 20, mode
+        # hedge-mode sides, inverse contracts and late pongs are part of the campaign
+        assert r["hedge_lifecycles"] >= 3 and r["inverse_lifecycles"] >= 3, mode
+        assert r["faults"].get("late_pong", 0) >= 1, (mode, r["faults"])
         assert r["unexplained"] == 0, (mode, r["unexplained_detail"])
         assert r["diverged"] == 0, (mode, r["diverged_detail"])
         assert r["crashes"] == r["handler_errors"] == r["task_exceptions"] == 0, mode

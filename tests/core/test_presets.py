@@ -217,3 +217,29 @@ def test_the_core_names_no_exchange() -> None:
              if p.suffix in {".py", ".toml", ".js", ".html", ".css"}
              for n, line in enumerate(p.read_text().splitlines(), 1) if names.search(line)]
     assert found == []
+
+
+def test_a_category_one_feed_covers_and_the_other_does_not_is_warned_about(
+        clean_env: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write(clean_env, "[t.account]\nexchange = 'bybit'\n"
+                     "[t.feeds.bybit_hybrid]\ncategories = ['linear', 'inverse']\n")
+    with caplog.at_level("WARNING", logger="feedctl.config"):
+        build_plan("t")
+    (msg,) = [r.getMessage() for r in caplog.records if "covers" in r.getMessage()]
+    assert msg == ("profile 't': feed 'bybit_hybrid' covers inverse:*, which feed "
+                   "'rest_polling' does not list; positions there are not watched while "
+                   "'rest_polling' delivers — widen feeds.rest_polling (categories, "
+                   "settle_coins)")
+
+
+def test_feeds_covering_the_same_scope_are_not_warned_about(
+        clean_env: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write(clean_env, "[t.account]\nexchange = 'bybit'\n"
+                     "[t.feeds.bybit_hybrid]\ncategories = ['linear', 'inverse']\n"
+                     "[t.feeds.rest_polling]\nsettle_coins = ['USDT', 'BTC', 'ETH']\n")
+    with caplog.at_level("WARNING", logger="feedctl.config"):
+        build_plan("t")
+    assert [r.getMessage() for r in caplog.records if "covers" in r.getMessage()] == [
+        "profile 't': feed 'bybit_hybrid' covers inverse:*, which feed 'rest_polling' does "
+        "not list; positions there are not watched while 'rest_polling' delivers — widen "
+        "feeds.rest_polling (categories, settle_coins)"]

@@ -237,3 +237,23 @@ def test_cancel_while_the_exchange_never_answers(no_leak_logs: Any) -> None:
         await server.wait_closed()
 
     run(main(), timeout=10)
+
+
+def test_a_poll_knows_flat_only_what_its_settle_coins_list(no_leak_logs: Any) -> None:
+    """settle_coins = USDT: an open inverse position is neither listed nor known flat
+    from the poll (a router taking over from a feed that sees it must not close it);
+    a linear symbol of the listing is known flat."""
+    from feedctl import Category, PositionKey
+
+    async def body(h: Harness, ctl: SimControl, sim: Simulator) -> None:
+        await ctl.set_position("BTCUSD", "Buy", "100")
+        await h.healthy()
+        await h.wait_for(lambda: h.ctx.counters.get("polls", 0) >= 2, what="two polls")
+        inverse = PositionKey(Category.INVERSE, "BTCUSD", 0)
+        linear = PositionKey(Category.LINEAR, "ETHUSDT", 0)
+        assert not h.feed.covers(inverse) and h.feed.covers(linear)
+        assert h.book.known_flat_as_of(inverse) is None
+        assert h.book.known_flat_as_of(linear) is not None
+        assert inverse not in h.book.positions
+
+    with_sim(body, settle_coins=["USDT"])

@@ -1,0 +1,173 @@
+"""Putting back what the stream did not deliver: the fill replay, used alike by the
+private stream's resync (after a gap) and by the audit (pushes lost with the socket up).
+
+It reads fills from REST (/v5/execution/list), places hedge-mode fills on their side,
+leaves out what the book already reflects (the :class:`~.ledger.LossLedger`'s floors
+and seqs), applies the states the fills imply (:func:`.gap.replay`) and reports the
+states that cannot be put back in order. Every state reaches the book through
+:meth:`FillReplay.apply`, which records it in the ledger first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from feedctl import (
+    Category,
+    FatalFeedError,
+    FeedContext,
+    PositionKey,
+    PositionUpdate,
+    RetryableFeedError,
+)
+
+from .gap import Fill, hedge_key, replay
+from .ledger import LossLedger
+
+if TYPE_CHECKING:
+    from .config import HybridSettings
+    from .rest import RestClient
+
+
+class FillReplay:
+    """The fill replay of one feed, and the one way states enter its book."""
+
+    def __init__(self, ctx: FeedContext, settings: HybridSettings,
+                 rest: Callable[[], RestClient], ledger: LossLedger) -> None:
+        self.ctx, self.s, self._rest, self.ledger = ctx, settings, rest, ledger
+        #: (category, symbol) -> hedge mode? as rows, pushes and REST told (fills carry
+        #: no positionIdx: the replay needs it to put a fill on its side)
+        self.modes: dict[tuple[Category, str], bool] = {}
+
+    def apply(self, update: PositionUpdate) -> None:
+        """Hand a pushed or replayed state to the book, through the ledger."""
+        key = update.key
+        self.modes[(key.category, key.symbol)] = key.position_idx != 0
+        if not self.ledger.admit(update):
+            self.ctx.count("stale_same_seq")
+            return
+        self.ctx.apply(update)
+
+    async def replay_fills(
+        self, rows: list[PositionUpdate], since_ms: int, until_ms: int | None,
+        flat_until_ms: int | None = None,
+    ) -> int:
+        """Apply the states of fills the stream never delivered (see gap.py): fills
+        after the floor and up to ``until_ms`` - for keys ``rows`` does not list (flat
+        in the snapshot), up to ``flat_until_ms`` if given - with a seq newer than the
+        book's. Returns how many states were applied. A transient failure to read the
+        fills raises ``RetryableFeedError``: the caller must not move the fill floor past
+        them; a refusal (``FatalFeedError``: the key may not read executions) skips the
+        replay."""
+        if not self.s.replay_gaps:
+            return 0
+        try:
+            fills = await self._rest().fills(self.s.categories, since_ms)
+        except RetryableFeedError:
+            self.ctx.count("gap_replay_failures")
+            raise
+        except FatalFeedError as exc:
+            self.ctx.count("gap_replay_failures")
+            self.ctx.log.warning("fill replay skipped (fills refused): %s", exc)
+            return 0
+        ledger = self.ledger
+        book = self.ctx.positions()
+        current: set[tuple[Category, str]] = set()
+        for k in [*book, *(r.key for r in rows)]:
+            self.modes[(k.category, k.symbol)] = k.position_idx != 0
+            current.add((k.category, k.symbol))
+        fills = await self._on_their_sides(fills, current)
+        listed = {r.key for r in rows}
+
+        def due(f: Fill) -> bool:
+            if until_ms is None or f.exec_ms <= until_ms:
+                return True
+            return flat_until_ms is not None and f.key not in listed and f.exec_ms <= flat_until_ms
+
+        fills = [f for f in fills if f.exec_ms > ledger.floor_of(f.key, since_ms) and due(f)]
+        self._report_unrecoverable(fills)
+        final = {r.key: r.seq for r in rows if r.seq is not None}
+        leverage = {r.key: r.leverage for r in rows}
+        updates = replay(fills, book, ledger.last_seq, final, leverage, time.time_ns())
+        for update in updates:
+            self.apply(update)
+        if updates:
+            self.ctx.count("gap_replayed", len(updates))
+            self.ctx.log.warning("replayed %d position states from %d fills the stream did "
+                                 "not deliver", len(updates), len(fills))
+        return len(updates)
+
+    async def _on_their_sides(self, fills: list[Fill],
+                              current: set[tuple[Category, str]]) -> list[Fill]:
+        """``fills`` keyed by their position: hedge-mode symbols' fills on the side that
+        moved (gap.hedge_key). The mode of a symbol neither the book nor the snapshot
+        holds now is looked up (REST: it may have been switched while flat); one that
+        cannot be is left out of the replay (counted) rather than replayed on the wrong
+        key."""
+        unknown: dict[Category, set[str]] = {}
+        for f in fills:
+            if (f.key.category, f.key.symbol) not in current:
+                self.modes.pop((f.key.category, f.key.symbol), None)
+                unknown.setdefault(f.key.category, set()).add(f.key.symbol)
+        for category, symbols in unknown.items():
+            try:
+                found = await self._rest().hedged(category, sorted(symbols))
+            except (RetryableFeedError, FatalFeedError) as exc:
+                self.ctx.log.warning("position modes of %s not read: %s", sorted(symbols), exc)
+                continue
+            self.modes.update({(category, sym): hedged for sym, hedged in found.items()})
+        out: list[Fill] = []
+        for f in fills:
+            mode = self.modes.get((f.key.category, f.key.symbol))
+            if mode is None:
+                self.ctx.count("gap_replay_mode_unknown")
+                continue
+            out.append(hedge_key(f) if mode else f)
+        return out
+
+    def _report_unrecoverable(self, fills: list[Fill]) -> None:
+        """Fills after the floor whose states never reached the book although a newer
+        state did: lost while the socket stayed up (docs/reliability.md, L1). Putting
+        them back would reorder the position's history, so they are reported, once -
+        unless they form whole lifecycles of the past (delivered as such)."""
+        lost = self.ledger.lost_states([(f.key, f.seq, f.exec_ms) for f in fills])
+        for key, states in lost.items():
+            recovered = self._recover_past(key, sorted(states), fills)
+            self.ledger.mark_seen(key, states)
+            if recovered:
+                self.ctx.count("states_recovered_past", len(recovered))
+                self.ctx.log.warning(
+                    "%s: %d position states (seq %d..%d) never arrived and a newer one did; "
+                    "their fills make lifecycles that opened and closed before it: "
+                    "delivered as past lifecycles", key.symbol, len(recovered),
+                    min(recovered), max(recovered), extra={"symbol": key.symbol})
+                for seq in recovered:
+                    states.pop(seq, None)
+            if not states:
+                continue
+            seqs = self.ledger.record_unrecoverable(key, states)
+            self.ctx.count("states_unrecoverable", len(seqs))
+            self.ctx.log.warning(
+                "%s: %d position states (seq %d..%d) never arrived and a newer one did: "
+                "they cannot be delivered in order and are skipped (pushes lost with the "
+                "socket up)", key.symbol, len(seqs), seqs[0], seqs[-1],
+                extra={"symbol": key.symbol, "seqs": seqs})
+
+    def _recover_past(self, key: PositionKey, lost: list[int], fills: list[Fill]) -> set[int]:
+        """The lost seqs that form whole lifecycles between two flat states the book saw:
+        replayed from flat and handed to ``ctx.past_lifecycles``; those seqs returned."""
+        bounds = self.ledger.flat_bounds(key, lost)
+        if bounds is None:
+            return set()
+        a, b = bounds
+        run = [f for f in fills if f.key == key and a < f.seq <= b]
+        states = replay(run, {}, {key: a}, {}, {}, time.time_ns())
+        if not states or states[-1].size != 0 or states[-1].seq != b:
+            return set()
+        try:
+            self.ctx.past_lifecycles(states)
+        except ValueError:
+            return set()
+        return set(lost)
