@@ -25,13 +25,18 @@ from collections.abc import Callable
 
 class RollingBudget:
     """At most ``limit`` acquisitions in any rolling ``window`` seconds, at least
-    ``spacing`` seconds apart; ``acquire`` waits (in order of arrival) for its turn."""
+    ``spacing`` seconds apart once ``burst`` of them fall in the window; ``acquire``
+    waits (in order of arrival) for its turn."""
 
-    def __init__(self, limit: int, window: float, *, spacing: float = 0.0,
+    def __init__(self, limit: int, window: float, *, spacing: float = 0.0, burst: int = 0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if limit < 1 or window <= 0 or spacing < 0:
-            raise ValueError("a budget needs limit >= 1, window > 0 and spacing >= 0")
+        if limit < 1 or window <= 0 or spacing < 0 or burst < 0:
+            raise ValueError("a budget needs limit >= 1, window > 0, spacing >= 0 and "
+                             "burst >= 0")
         self.limit, self.window, self.spacing = limit, window, spacing
+        #: Acquisitions within the window that are not spaced (a quiet process's requests
+        #: go at once; a busy one's are spread).
+        self.burst = burst
         self._clock = clock
         self._times: deque[float] = deque()
         self._lock = asyncio.Lock()
@@ -47,7 +52,7 @@ class RollingBudget:
         delay = 0.0
         if len(times) >= self.limit:
             delay = times[0] + self.window - now
-        if times and self.spacing:
+        if times and self.spacing and len(times) >= self.burst:
             delay = max(delay, times[-1] + self.spacing - now)
         return max(0.0, delay)
 

@@ -106,7 +106,8 @@ class HybridFeed(Feed):
         rest_budget = ctx.shared(
             ("bybit_hybrid.rest", _host(ctx.endpoints.rest)),
             lambda: RollingBudget(s.rest_per_window, s.rest_window,
-                                  spacing=s.rest_window / s.rest_per_window))
+                                  spacing=s.rest_window / s.rest_per_window,
+                                  burst=s.rest_per_window // 4))
         try:
             async with aiohttp.ClientSession(timeout=timeout) as http:
                 self._rest = RestClient(http, ctx.endpoints.rest, acct.api_key, acct.api_secret,

@@ -241,6 +241,9 @@ class PublicHub:
             if shard.index == 0 or lease.wanted & shard.symbols:
                 lease.feed.public_changed(reason)
 
+    def shard_of(self, symbol: str) -> _Shard | None:
+        return self._where.get(symbol)
+
     def down_for(self, lease: PublicLease) -> str | None:
         for shard in self.shards:
             if shard.stream.down and (shard.index == 0 or lease.wanted & shard.symbols):
@@ -305,7 +308,7 @@ class PublicLease:
 
     @property
     def suspect(self) -> frozenset[str]:
-        """This account's symbols that a shard holds silent, awaiting a REST verdict."""
+        """This account's symbols a shard suspects (silent: its REST mark decides)."""
         if not self._attached:
             return frozenset()
         out: set[str] = set()
@@ -314,11 +317,9 @@ class PublicLease:
         return frozenset(out)
 
     def judge_quiet(self, symbol: str, rest_mark: str) -> bool:
-        """A REST read of a suspect symbol, handed to the shard that streams it."""
-        for shard in self.hub.shards:
-            if symbol in shard.stream.suspect:
-                return shard.stream.judge_quiet(symbol, rest_mark)
-        return False
+        """A REST mark of a suspect symbol, handed to the shard that carries it."""
+        shard = self.hub.shard_of(symbol)
+        return shard.stream.judge_quiet(symbol, rest_mark) if shard is not None else False
 
     async def run(self) -> None:
         """Hold the lease until cancelled (the feed's task); then let its symbols go."""
