@@ -173,6 +173,23 @@ class SimControl:
         return (await self._post("/binance/listen-keys/reject-keepalive",
                                  count=count))["remaining"]
 
+    async def forget_listen_keys(self) -> int:
+        """Every listenKey vanishes silently (no ``listenKeyExpired``)."""
+        return (await self._post("/binance/listen-keys/forget"))["forgotten"]
+
+    async def drop_account_updates(self, count: int = 1) -> int:
+        """The next `count` ACCOUNT_UPDATEs carrying positions are not delivered."""
+        return (await self._post("/binance/account-updates/drop", count=count))["remaining"]
+
+    async def refuse_handshakes(self, kind: str, seconds: float) -> Any:
+        """New Binance stream connections of `kind` get HTTP 503 for `seconds`."""
+        return await self._post("/binance/refuse-handshakes", kind=kind, seconds=seconds)
+
+    async def object_bodies(self, count: int = 1, path: str = "") -> int:
+        """The next `count` Binance REST answers under `path` are HTTP 200 ``{}``."""
+        return (await self._post("/binance/rest/object-body", count=count,
+                                 path=path))["remaining"]
+
     async def settle_funding(self, rate: Decimal | str | None = None) -> list[dict]:
         """Settle funding on every open position (at `rate`, or the current rates)."""
         return (await self._post("/binance/funding", rate=rate))["settled"]

@@ -176,7 +176,7 @@ def control_routes(sim: Simulator) -> list[web.RouteDef]:
         faults.clear()
         sim.private.flush_held()
         if sim.binance is not None:
-            sim.binance.user.flush_held()
+            sim.binance.clear_faults()
         return {"active": faults.active()}
 
     async def drop(body: dict) -> dict:

@@ -97,6 +97,15 @@ class ListenKeys:
                 self._on_expired(k)
         return out
 
+    def forget(self) -> int:
+        """Every key vanishes without ``listenKeyExpired`` (the ``forget-listen-keys``
+        fault: a key dropped on Binance's side that the client only learns of from its
+        next keepalive, -1125)."""
+        count = len(self._expires)
+        self.expired += count
+        self._expires.clear()
+        return count
+
     def remaining(self) -> dict[str, float]:
         now = self._now()
         return {k[:8] + "…": round(until - now, 3) for k, until in self._expires.items()}

@@ -11,11 +11,14 @@ It is built on the simulator's own clock, price engine, account engine and fault
     legacy      /ws[/<streams>], /stream?streams=...: public data only; a listenKey there
                 stays silent
     control     /sim/binance/listen-keys, .../listen-keys/expire, .../listen-keys/reject-keepalive,
+                .../listen-keys/forget, /sim/binance/account-updates/drop,
+                /sim/binance/refuse-handshakes, /sim/binance/rest/object-body,
                 /sim/binance/funding
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Coroutine
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from ..faults import check_count
+from ..faults import check_count, check_seconds, expand_kind
 from .ledger import Ledger
 from .rest import BinanceContext, BinanceRest
 from .rest_routes import ROUTES
@@ -110,6 +113,14 @@ class BinancePersonality:
                 "rest_requests": self.rest.requests}
 
     # -- control --------------------------------------------------------------------
+    def clear_faults(self) -> None:
+        """``POST /sim/faults/clear``: the Binance faults end too (a held update is sent)."""
+        self.user.flush_held()
+        self.user.drop_account_updates = 0
+        self.user.keys.reject_keepalives = 0
+        self.market.refuse_until = self.user.refuse_until = 0.0
+        self.rest.object_bodies = (0, "")
+
     def _control_routes(self) -> list[web.RouteDef]:
         def answer(data: Any, status: int = 200) -> web.Response:
             return web.Response(body=orjson.dumps(data), status=status,
@@ -133,6 +144,50 @@ class BinancePersonality:
             self.sim.faults.note("listen_key_keepalive_reject", count=count)
             return answer({"remaining": count})
 
+        async def counted(request: web.Request) -> tuple[dict, int | web.Response]:
+            body = await request.json() if request.can_read_body else {}
+            body = body if isinstance(body, dict) else {}
+            try:
+                return body, check_count(body.get("count", 1))
+            except (TypeError, ValueError) as exc:
+                return body, answer({"error": str(exc)}, 400)
+
+        async def drop_account_updates(request: web.Request) -> web.Response:
+            _body, count = await counted(request)
+            if isinstance(count, web.Response):
+                return count
+            self.user.drop_account_updates = count
+            self.sim.faults.note("drop_account_updates", count=count)
+            return answer({"remaining": count})
+
+        async def forget(request: web.Request) -> web.Response:
+            count = self.user.keys.forget()
+            self.sim.faults.note("forget_listen_keys", count=count)
+            return answer({"forgotten": count})
+
+        async def refuse(request: web.Request) -> web.Response:
+            body = await request.json() if request.can_read_body else {}
+            body = body if isinstance(body, dict) else {}
+            try:
+                seconds = check_seconds(body.get("seconds", 1))
+                hubs = self.hubs(expand_kind(body.get("kind", "all")))
+            except (TypeError, ValueError) as exc:
+                return answer({"error": str(exc)}, 400)
+            for hub in hubs:
+                hub.refuse_until = time.monotonic() + seconds
+            self.sim.faults.note("refuse_handshakes", kind=body.get("kind", "all"),
+                                 seconds=seconds)
+            return answer({"seconds": seconds})
+
+        async def object_body(request: web.Request) -> web.Response:
+            body, count = await counted(request)
+            if isinstance(count, web.Response):
+                return count
+            path = str(body.get("path") or "")
+            self.rest.object_bodies = (count, path)
+            self.sim.faults.note("object_body", count=count, path=path)
+            return answer({"remaining": count})
+
         async def funding(request: web.Request) -> web.Response:
             body = await request.json() if request.can_read_body else {}
             rate = body.get("rate") if isinstance(body, dict) else None
@@ -146,4 +201,8 @@ class BinancePersonality:
         return [web.get("/sim/binance/listen-keys", keys),
                 web.post("/sim/binance/listen-keys/expire", expire),
                 web.post("/sim/binance/listen-keys/reject-keepalive", reject_keepalive),
-                web.post("/sim/binance/funding", funding)]
+                web.post("/sim/binance/funding", funding),
+                web.post("/sim/binance/account-updates/drop", drop_account_updates),
+                web.post("/sim/binance/listen-keys/forget", forget),
+                web.post("/sim/binance/refuse-handshakes", refuse),
+                web.post("/sim/binance/rest/object-body", object_body)]

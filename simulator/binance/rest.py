@@ -100,6 +100,9 @@ class BinanceRest:
         self.faults = faults
         self.limits = Limits(ctx.cfg, ctx.clock.now_ms)
         self.requests = 0
+        #: the object-body fault: the next N answers on paths starting with the prefix
+        #: are HTTP 200 ``{}`` (a JSON object where a list of rows is due)
+        self.object_bodies: tuple[int, str] = (0, "")
 
     def add_routes(self, app: web.Application, routes: list[Route]) -> None:
         for route in routes:
@@ -112,6 +115,10 @@ class BinanceRest:
                             content_type="application/json")
 
     def _fault(self, path: str) -> web.Response | None:
+        count, prefix = self.object_bodies
+        if count > 0 and path.startswith(prefix):
+            self.object_bodies = (count - 1, prefix) if count > 1 else (0, "")
+            return self.json({})
         fault = self.faults.take_rest_error(path)
         if not fault:
             return None

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
+
 from ..faults import Faults
 from ..ws_common import Conn, Hub, dumps
 from .config import BinanceSimConfig
@@ -61,8 +63,19 @@ class BinanceHub(Hub):
         self.cut_for_rate = 0
         self.cut_for_lifetime = 0
         self.pings_sent = 0
+        #: the refuse-handshakes fault: until this monotonic time, new connections get
+        #: HTTP 503 at the handshake (open ones are left alone)
+        self.refuse_until = 0.0
+        self.refused = 0
 
     # -- connection lifecycle -------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.refuse_until and time.monotonic() < self.refuse_until:
+            self.refused += 1
+            return web.Response(status=503, text="503 Service Temporarily Unavailable")
+        self.refuse_until = 0.0
+        return await super().handle(request)
+
     def make_state(self, conn: Conn) -> ConnState:
         raise NotImplementedError
 

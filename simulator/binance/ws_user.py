@@ -7,8 +7,9 @@ valid; ``events`` keeps only the named event types.
   its connections; they stay open and silent until a valid key is used;
 - DELETE of a listenKey closes its connections;
 - the connection is cut at ``connection_lifetime`` (24 h), like every stream;
-- faults: ``duplicate`` / ``reorder`` apply to ACCOUNT_UPDATEs that carry positions,
-  ``stall`` / ``delay`` / ``drop`` / ``malformed`` to the socket (kind ``private``).
+- faults: ``drop-account-updates`` (lose the next N), ``duplicate`` / ``reorder`` apply
+  to ACCOUNT_UPDATEs that carry positions, ``stall`` / ``delay`` / ``drop`` /
+  ``malformed`` to the socket (kind ``private``).
 
 The legacy routes (``/ws/<listenKey>``, ``/stream?streams=<listenKey>``) belong to the
 market hub and stay silent for user data (Binance's change notice, 2026-04-23).
@@ -47,6 +48,10 @@ class UserHub(BinanceHub):
         self.pushed: dict[str, int] = {}
         self._held: dict | None = None
         self._held_timer: asyncio.TimerHandle | None = None
+        #: the drop-account-updates fault: the next N position ACCOUNT_UPDATEs are lost
+        #: (the order updates of the same fill still arrive)
+        self.drop_account_updates = 0
+        self.dropped = 0
 
     def make_state(self, conn: Conn) -> ConnState:
         query = conn.request.query
@@ -93,6 +98,10 @@ class UserHub(BinanceHub):
     def push(self, event: dict) -> None:
         """An account event from the ledger; faults apply to position updates."""
         if event.get("e") == "ACCOUNT_UPDATE" and event["a"]["P"]:
+            if self.drop_account_updates > 0 and self.state:
+                self.drop_account_updates -= 1
+                self.dropped += 1
+                return
             if self._held is not None:
                 held, self._held = self._held, None
                 if self._held_timer is not None:

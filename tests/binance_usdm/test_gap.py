@@ -1,5 +1,6 @@
-"""Replaying a gap's fills (pure) and on the scripted exchange: lifecycles that began and
-ended while the user stream was down are delivered, in order, before the snapshot."""
+"""Replaying a gap's fills (pure) and on the simulator's Binance personality: lifecycles
+that began and ended while the user stream was down are delivered, in order, before the
+snapshot."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from feedctl import Category, Position, PositionKey, Side
+from feedctl import Category, FeedState, Position, PositionKey, Side
 from feedctl.plugins.binance_usdm.gap import Trade, income_symbols, parse_trades, replay
 from feedctl.testing import FeedProbe
 
-from .test_streams import BTC, ETH, run
+from .sim_harness import SimBinanceHarness, run
+from .test_streams import BTC, ETH
 
 ONE_WAY = PositionKey(Category.LINEAR, "ETHUSDT", 0)
 LONG = PositionKey(Category.LINEAR, "ETHUSDT", 1)
@@ -85,17 +87,20 @@ def test_user_trades_rows_and_income_symbols_parse() -> None:
 
 @pytest.mark.integration
 def test_a_lifecycle_inside_an_outage_is_delivered() -> None:
-    async def scenario(probe: FeedProbe, ex: Any) -> None:
+    async def scenario(probe: FeedProbe, h: SimBinanceHarness) -> None:
         await probe.healthy()
-        await ex.trade(BTC, Decimal("0.01"))
+        await h.ctl.place_order(BTC, "Buy", Decimal("0.01"))
         await probe.wait_for(lambda: probe.lifecycle(BTC) == ["opened"], "BTC opened")
-        ex.outage = True
-        await ex.drop_sockets()
-        await ex.trade(ETH, Decimal("1"))     # opened and closed while cut off
+        # cut off: no handshake, the snapshot fails, the open sockets drop
+        await h.ctl.refuse_handshakes("all", 60)
+        await h.ctl.rest_errors("503", count=100_000, path="/fapi/v3/positionRisk")
+        await h.ctl.drop("all")
+        await probe.wait_for(lambda: probe.state is not FeedState.HEALTHY, "the outage seen")
+        await h.ctl.place_order(ETH, "Buy", Decimal("1"))     # opened and closed while cut off
         await asyncio.sleep(0.01)  # fills are stamped in ms: one state per ms
-        await ex.trade(ETH, Decimal("-1"))
-        await ex.trade(BTC, Decimal("-0.02"))  # BTC flips to short
-        ex.outage = False
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await h.ctl.place_order(BTC, "Sell", Decimal("0.02"))  # BTC flips to short
+        await h.ctl.clear_faults()
         await probe.wait_for(lambda: probe.ctx.counters.get("resyncs", 0) >= 2, "a resync")
         await probe.healthy()
 
@@ -110,12 +115,12 @@ def test_a_lifecycle_inside_an_outage_is_delivered() -> None:
 
 @pytest.mark.integration
 def test_a_lifecycle_inside_lost_pushes_is_delivered() -> None:
-    async def scenario(probe: FeedProbe, ex: Any) -> None:
+    async def scenario(probe: FeedProbe, h: SimBinanceHarness) -> None:
         await probe.healthy()
-        ex.drop_next_account_updates = 2
-        await ex.trade(ETH, Decimal("-2"))
+        await h.ctl.drop_account_updates(2)
+        await h.ctl.place_order(ETH, "Sell", Decimal("2"))
         await asyncio.sleep(0.01)
-        await ex.trade(ETH, Decimal("2"))
+        await h.ctl.place_order(ETH, "Buy", Decimal("2"))
         await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "closed"],
                              "the lifecycle from the fills")
 

@@ -1,5 +1,5 @@
-"""The REST client on the scripted exchange (loopback; to be moved onto the simulator):
-error codes, clock skew, 429 / 418, weights, listenKey calls."""
+"""The REST client on the simulator's Binance personality (loopback): error codes,
+clock skew, 429 / 418, weights, listenKey calls."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -24,10 +25,10 @@ from feedctl.plugins.binance_usdm.rest import (
     Weights,
 )
 from feedctl.plugins.binance_usdm.signing import ServerClock
-from feedctl.testing import FeedProbe, run_scenario
+from feedctl.simulator import SimConfig, SimControl, Simulator
+from feedctl.testing import ExchangeAccess, FeedProbe, run_scenario
 
-from .harness import FAST, BinanceHarness
-from .scripted_exchange import ScriptedBinance
+from .sim_harness import FAST, SimBinanceHarness
 
 pytestmark = pytest.mark.integration
 LOG = logging.LoggerAdapter(logging.getLogger("test.binance.rest"), {})
@@ -38,24 +39,34 @@ class Counts(dict[str, int]):
         self[name] = self.get(name, 0) + 1
 
 
+@dataclass
+class Ex:
+    sim: Simulator
+    ctl: SimControl
+
+    def rest_requests(self) -> int:
+        return int(self.sim.binance.rest.requests)
+
+
 @asynccontextmanager
-async def client(secret: str | None = None, **settings: Any
-                 ) -> AsyncIterator[tuple[RestClient, ScriptedBinance, Counts]]:
-    ex = ScriptedBinance()
-    await ex.start()
+async def client(key: str | None = None, secret: str | None = None,
+                 binance: dict[str, Any] | None = None, **settings: Any
+                 ) -> AsyncIterator[tuple[RestClient, Ex, Counts]]:
+    sim = Simulator(SimConfig(symbols=["BTCUSDT", "ETHUSDT"], exchange="binanceusdm",
+                              binance=binance or {}))
+    await sim.start()
     counts = Counts()
     s = BinanceSettings(**{**FAST, "backoff_base": 0.01, "backoff_cap": 0.05, **settings})
     try:
-        async with aiohttp.ClientSession() as http:
-            yield (RestClient(http, ex.rest, SecretStr(ex.api_key),
-                              SecretStr(secret or ex.api_secret), ServerClock(), s, LOG,
-                              counts, profile="bin"), ex, counts)
+        async with aiohttp.ClientSession() as http, SimControl(sim.urls["control"]) as ctl:
+            yield (RestClient(http, sim.urls["rest"], SecretStr(key or sim.api_key),
+                              SecretStr(secret or sim.api_secret), ServerClock(), s, LOG,
+                              counts, profile="bin"), Ex(sim, ctl), counts)
     finally:
-        await ex.stop()
+        await sim.stop()
 
 
-def run(body: Callable[[RestClient, ScriptedBinance, Counts], Awaitable[None]],
-        **kw: Any) -> None:
+def run(body: Callable[[RestClient, Ex, Counts], Awaitable[None]], **kw: Any) -> None:
     async def main() -> None:
         async with client(**kw) as (rest, ex, counts):
             async with asyncio.timeout(20):
@@ -64,15 +75,14 @@ def run(body: Callable[[RestClient, ScriptedBinance, Counts], Awaitable[None]],
 
 
 def test_an_invalid_key_is_fatal_and_names_the_variable() -> None:
-    async def body(rest: RestClient, ex: ScriptedBinance, counts: Counts) -> None:
-        ex.api_key = "another"
+    async def body(rest: RestClient, ex: Ex, counts: Counts) -> None:
         with pytest.raises(FatalFeedError, match=r"-2015.*FEEDCTL_BIN__ACCOUNT__API_KEY"):
             await rest.positions(False, {})
-    run(body)
+    run(body, key="another0key0the0exchange0does0not0know")
 
 
 def test_a_bad_signature_is_fatal_and_names_the_secret() -> None:
-    async def body(rest: RestClient, ex: ScriptedBinance, counts: Counts) -> None:
+    async def body(rest: RestClient, ex: Ex, counts: Counts) -> None:
         with pytest.raises(FatalFeedError, match="FEEDCTL_BIN__ACCOUNT__API_SECRET") as info:
             await rest.positions(False, {})
         assert "wrong-secret" not in str(info.value)
@@ -80,8 +90,8 @@ def test_a_bad_signature_is_fatal_and_names_the_secret() -> None:
 
 
 def test_timestamp_outside_recv_window_remeasures_the_clock_and_retries() -> None:
-    async def body(rest: RestClient, ex: ScriptedBinance, counts: Counts) -> None:
-        ex.clock_skew_ms = 30_000  # the server runs 30 s ahead of us
+    async def body(rest: RestClient, ex: Ex, counts: Counts) -> None:
+        await ex.ctl.clock_skew(30_000, 20)  # the server runs 30 s ahead of us
         rows, _ = await rest.positions(False, {})
         assert rows == [] and counts["rest_retries"] == 1
         assert 29_000 < rest.clock.offset_ms < 31_000
@@ -89,51 +99,52 @@ def test_timestamp_outside_recv_window_remeasures_the_clock_and_retries() -> Non
 
 
 def test_429_waits_retry_after_then_succeeds() -> None:
-    async def body(rest: RestClient, ex: ScriptedBinance, counts: Counts) -> None:
-        ex.script("/fapi/v3/positionRisk", 429, {"code": -1003, "msg": "Too many requests"},
-                  {"Retry-After": "0.4"})
+    async def body(rest: RestClient, ex: Ex, counts: Counts) -> None:
+        await ex.ctl.rest_errors("rate_limit", 1, "/fapi/v3/positionRisk")  # Retry-After: 1
         began = time.monotonic()
         await rest.positions(False, {})
-        assert time.monotonic() - began >= 0.4 and counts["rate_limited"] == 1
+        assert time.monotonic() - began >= 1.0 and counts["rate_limited"] == 1
     run(body)
 
 
 def test_418_stops_every_call_for_the_ban() -> None:
-    async def body(rest: RestClient, ex: ScriptedBinance, counts: Counts) -> None:
-        ex.script("/fapi/v3/positionRisk", 418, {"code": -1003, "msg": "banned"},
-                  {"Retry-After": "30"})
+    """Past the weight limit, a second refusal in the window bans the IP (418): the
+    client then sends nothing until the ban ends."""
+    async def body(rest: RestClient, ex: Ex, counts: Counts) -> None:
+        with pytest.raises(RetryableFeedError, match="429"):
+            await rest.hedge_mode()  # weight 30 > 20: 429
         with pytest.raises(Banned):
-            await rest.positions(False, {})
-        sent = len(ex.requests)
+            await rest.hedge_mode()  # the second refusal: 418
+        sent = ex.rest_requests()
         with pytest.raises(Banned, match="banned"):
-            await rest.hedge_mode()
-        assert len(ex.requests) == sent  # nothing was sent during the ban
-    run(body)
+            await rest.positions(False, {})
+        assert ex.rest_requests() == sent  # nothing was sent during the ban
+    run(body, binance={"weight_limit": 20, "ban_after": 1}, rest_attempts=1)
 
 
 def test_keepalive_of_a_gone_key_is_listen_key_gone() -> None:
-    async def body(rest: RestClient, ex: ScriptedBinance, counts: Counts) -> None:
+    async def body(rest: RestClient, ex: Ex, counts: Counts) -> None:
         key = await rest.create_listen_key()
         await rest.keepalive(key)
-        ex.listen_keys.clear()
+        await ex.ctl.expire_listen_keys()
         with pytest.raises(ListenKeyGone):
             await rest.keepalive(key)
     run(body)
 
 
 def test_a_position_answer_that_is_not_a_list_is_retryable_not_empty() -> None:
-    async def body(rest: RestClient, ex: ScriptedBinance, counts: Counts) -> None:
-        ex.script("/fapi/v3/positionRisk", 200, {"rows": []}, times=2)
+    async def body(rest: RestClient, ex: Ex, counts: Counts) -> None:
+        await ex.ctl.object_bodies(2, "/fapi/v3/positionRisk")  # HTTP 200 {}
         with pytest.raises(RetryableFeedError, match="not a list"):
             await rest.positions(False, {})
     run(body, rest_attempts=1)
 
 
 def test_the_used_weight_header_is_read() -> None:
-    async def body(rest: RestClient, ex: ScriptedBinance, counts: Counts) -> None:
-        ex.used_weight = 100
-        await rest.hedge_mode()
-        assert rest.weights.used == 130
+    async def body(rest: RestClient, ex: Ex, counts: Counts) -> None:
+        await rest.positions(False, {})  # weight 5
+        await rest.hedge_mode()  # weight 30
+        assert rest.weights.used == 35
     run(body)
 
 
@@ -148,11 +159,12 @@ def test_a_call_past_the_weight_budget_waits_for_the_next_minute() -> None:
 
 
 def test_the_feed_fails_named_when_binance_rejects_the_key() -> None:
-    class BadKey(BinanceHarness):
-        async def start(self) -> Any:
+    class BadKey(SimBinanceHarness):
+        async def start(self) -> ExchangeAccess:
             access = await super().start()
-            self.exchange.api_key = "rotated"
-            return access
+            rotated = access.account.model_copy(
+                update={"api_key": SecretStr("rotated0key0binance0does0not0know")})
+            return ExchangeAccess(account=rotated, endpoints=access.endpoints)
 
     async def scenario(probe: FeedProbe) -> None:
         task = probe.task
@@ -167,11 +179,11 @@ def test_the_feed_fails_named_when_binance_rejects_the_key() -> None:
 
 
 def test_an_optional_endpoint_the_exchange_lacks_is_not_fatal() -> None:
-    async def body(rest: RestClient, ex: ScriptedBinance, counts: Counts) -> None:
-        ex.script("/fapi/v1/symbolConfig", 404, {"code": -1, "msg": "no such path"})
+    async def body(rest: RestClient, ex: Ex, counts: Counts) -> None:
+        await ex.ctl.rest_errors("404", 1, "/fapi/v1/symbolConfig")
         with pytest.raises(NotServed):
             await rest.leverages()
-        ex.script("/fapi/v3/positionRisk", 404, {"code": -1, "msg": "no such path"})
+        await ex.ctl.rest_errors("404", 1, "/fapi/v3/positionRisk")
         with pytest.raises(FatalFeedError, match="FEEDCTL_BIN__ENDPOINTS__REST"):
             await rest.positions(False, {})
     run(body)

@@ -12,8 +12,7 @@ import pytest
 
 from feedctl.testing import FeedProbe, run_scenario
 
-from .harness import FAST
-from .sim_harness import SimBinanceHarness
+from .sim_harness import FAST, SimBinanceHarness
 
 pytestmark = pytest.mark.integration
 BTC = "BTCUSDT"
