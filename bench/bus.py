@@ -204,16 +204,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  "--redis", url, "--owner", f"w{w}", "--metrics-port", str(port)],
                 env=env, stderr=(folder / f"w{w}.log").open("wb")))
         return asyncio.run(measure(args, info, url, ports, accounts, t0, folder))
-    finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in reversed(procs):
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+    finally:  # the workers first (they release their leases), then the sim and Redis
+        for group in (procs[2:], procs[:2]):
+            for p in group:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            for p in group:
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
 
 
 async def measure(args: argparse.Namespace, info: dict[str, str], url: str,
@@ -230,8 +231,8 @@ async def measure(args: argparse.Namespace, info: dict[str, str], url: str,
         async with SimControl(info["control"]) as ctl:
             for sym in symbols:
                 await ctl.set_position(sym, "Buy", "1")
-            fair = len(accounts) // args.workers
-            while True:  # every account leased and published, the workers balanced
+            share = -(-len(accounts) // args.workers)
+            while True:  # every account leased and published, no worker past its share
                 ready, owners = 0, {}
                 for a in accounts:
                     if await redis.hget(f"feedctl:snap:{a}", "_last"):
@@ -240,7 +241,7 @@ async def measure(args: argparse.Namespace, info: dict[str, str], url: str,
                     owners[a] = v.rpartition(":")[0] if v else None
                 per = [list(owners.values()).count(f"w{w}") for w in range(args.workers)]
                 if ready == len(accounts) and None not in owners.values() and \
-                        min(per) >= fair:
+                        max(per) <= share:
                     break
                 if time.monotonic() - t0 > args.start_timeout:
                     raise SystemExit(f"only {ready}/{len(accounts)} accounts published "

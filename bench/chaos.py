@@ -21,6 +21,7 @@ or anything crashed.
     python bench/chaos.py                 # the long campaign (thousands of faults)
     python bench/chaos.py --short         # the test-suite version (a few hundred)
     python bench/chaos.py --seed 7 --modes parallel --faults 300
+    python bench/chaos.py --short --exchange binanceusdm   # binance_usdm is the primary
 
 Every loop is bounded in count and time; all traffic is on 127.0.0.1.
 
@@ -88,13 +89,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fault-interval", type=float, help="mean seconds between faults")
     ap.add_argument("--max-seconds", type=float, help="cap of the injection phase per mode")
     ap.add_argument("--symbols", type=int)
-    ap.add_argument("--out", default=str(RESULTS / "chaos.json"))
+    ap.add_argument("--exchange", choices=("bybit", "binanceusdm"),
+                    help="the simulator's personality (default bybit: bybit_hybrid primary; "
+                         "binanceusdm: binance_usdm primary, chaoslib/binance.py)")
+    ap.add_argument("--hedge", action="store_true",
+                    help="with --exchange binanceusdm: hedge mode (dualSidePosition) on")
+    ap.add_argument("--out", help="default bench/results/chaos.json "
+                                  "(chaos-binanceusdm.json with --exchange binanceusdm)")
     ap.add_argument("--dump", help="directory for every raw record of each mode")
     ap.add_argument("--reanalyse", nargs="+", metavar="DUMP",
                     help="recompute the results from --dump files instead of running")
     ap.add_argument("--log", default=str(RESULTS / "chaos.log"),
                     help="WARNING+ log lines of the system under test")
     args = ap.parse_args(argv)
+    if args.out is None:
+        name = "chaos-binanceusdm.json" if args.exchange == "binanceusdm" else "chaos.json"
+        args.out = str(RESULTS / name)
     if args.reanalyse:
         report = reanalyse(args.reanalyse)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -102,9 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         print(table(report["results"]))
         return 0 if report["ok"] else 1
     kw: dict[str, Any] = {}
-    for name in ("seed", "faults", "fault_interval", "max_seconds", "symbols"):
+    for name in ("seed", "faults", "fault_interval", "max_seconds", "symbols", "exchange"):
         if getattr(args, name) is not None:
             kw[name] = getattr(args, name)
+    if args.hedge:
+        kw["binance_hedge"] = True
     if args.modes:
         kw["modes"] = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -112,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     kw["dump_dir"] = args.dump
     cfg = CampaignConfig.short(**kw) if args.short else CampaignConfig(**kw)
     _setup_logging(cfg.log_path)
-    print(f"chaos campaign: seed {cfg.seed}, modes {','.join(cfg.modes)}, {cfg.faults} "
-          f"faults per mode every ~{cfg.fault_interval}s, {cfg.symbols} symbols", flush=True)
+    print(f"chaos campaign ({cfg.exchange}): seed {cfg.seed}, modes {','.join(cfg.modes)}, "
+          f"{cfg.faults} faults per mode every ~{cfg.fault_interval}s, {cfg.symbols} symbols",
+          flush=True)
     report = asyncio.run(campaign(cfg, echo=lambda *a: print(*a, flush=True)))
     Path(args.out).write_text(json.dumps(report, indent=2, default=str))
     print(table(report["results"]))

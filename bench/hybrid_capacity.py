@@ -60,7 +60,8 @@ def stop(proc: subprocess.Popen[str]) -> None:
 
 
 def capacity_runs(symbols: int, seconds: float, warmup: float, clients: list[str],
-                  options: dict[str, Any], runs: int = 1) -> list[dict[str, Any]]:
+                  options: dict[str, Any], runs: int = 1,
+                  timeout: float | None = None) -> list[dict[str, Any]]:
     """Each client in turn, ``runs`` rounds (interleaved: every round sees the same
     machine load for all clients); one row per client and round (``round`` field)."""
     sim, info = start_sim(symbols)
@@ -79,7 +80,7 @@ def capacity_runs(symbols: int, seconds: float, warmup: float, clients: list[str
                     opts["consumers"] = int(variant)
                 cfg = {**info, "urls": {**info["urls"], "public_ws": url}, "seconds": seconds,
                        "warmup": warmup, "cpu": 1, "options": opts}
-                result = run_client("capacity", kind, cfg, timeout=120 + seconds)
+                result = run_client("capacity", kind, cfg, timeout=timeout or 120 + seconds)
                 row = {"client": label, "round": rnd, "symbols": symbols,
                        "rate": round(result["rate"]),
                        "events_rate": round(result["events_rate"]),

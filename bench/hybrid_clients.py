@@ -94,8 +94,11 @@ async def run_ours(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
         import feedctl.plugins.bybit_hybrid.parse as parse_mod
         import feedctl.plugins.bybit_hybrid.ws as ws_mod
 
+        def _loads(raw: Any) -> Any:  # the hybrid hands frames over as memoryviews
+            return json.loads(bytes(raw) if isinstance(raw, memoryview) else raw)
+
         class _Json:  # what orjson buys: decode with the standard library instead
-            loads = staticmethod(json.loads)
+            loads = staticmethod(_loads)
             dumps = staticmethod(orjson.dumps)
             JSONDecodeError = json.JSONDecodeError
 

@@ -168,11 +168,13 @@ async def replay_main() -> None:
                     answer["req_id"] = msg["req_id"]
                 if op == "ping":
                     answer["ret_msg"] = "pong"
-                await ws.send(orjson.dumps(answer).decode())
+                # written like the blast, straight to the transport: websockets' send()
+                # would wait for a drain the blast never lets happen (pongs never sent)
+                ws.transport.write(ws_frame(orjson.dumps(answer)))
                 if op == "subscribe":
                     new = [a[len("tickers."):] for a in msg.get("args", [])]
                     for sym in new:
-                        await ws.send(_snapshot(sym).decode())
+                        ws.transport.write(ws_frame(_snapshot(sym)))
                     subscribed.extend(new)
                     if blaster is not None:
                         blaster.cancel()

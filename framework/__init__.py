@@ -25,6 +25,10 @@ if TYPE_CHECKING:
         PositionBook,
         unrealised_pnl,
     )
+    from .budget import (
+        RollingBudget,
+        jitter,
+    )
     from .config import (
         env_var_name,
     )
@@ -45,7 +49,9 @@ if TYPE_CHECKING:
         NoSettings,
     )
     from .logs import (
+        configure_logging,
         redact,
+        register_secret,
     )
     from .manager import (
         await_me_maybe,
@@ -135,6 +141,7 @@ _WHERE: dict[str, str] = {
     "ProfileSettings": ".settings",
     "RemoteSession": ".remote",
     "RetryableFeedError": ".errors",
+    "RollingBudget": ".budget",
     "Role": ".settings",
     "Rollout": ".settings",
     "RouteEvent": ".models",
@@ -149,8 +156,11 @@ _WHERE: dict[str, str] = {
     "build_plugin_manager": ".manager",
     "env_var_name": ".config",
     "hookimpl": ".manager",
+    "jitter": ".budget",
     "now_ns": ".models",
+    "configure_logging": ".logs",
     "redact": ".logs",
+    "register_secret": ".logs",
     "unrealised_pnl": ".book",
     "wire_decimal": ".models",
 }
@@ -208,6 +218,7 @@ __all__ = [
     "RemoteSession",
     "RetryableFeedError",
     "Role",
+    "RollingBudget",
     "Rollout",
     "RouteEvent",
     "Service",
@@ -220,10 +231,13 @@ __all__ = [
     "__version__",
     "await_me_maybe",
     "build_plugin_manager",
+    "configure_logging",
     "env_var_name",
     "hookimpl",
+    "jitter",
     "now_ns",
     "redact",
+    "register_secret",
     "unrealised_pnl",
     "wire_decimal",
 ]

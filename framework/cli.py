@@ -141,7 +141,6 @@ def plugins(hooks: bool) -> None:
 @mode_option
 def check(profile: str | None, settings_path: str | None, mode: str | None) -> None:
     """Validate a profile and show its feeds, roles and settings. Connects to nothing."""
-    from .config import env_var_name
     from .errors import ConfigError
     from .plan import check_credentials
 
@@ -167,15 +166,12 @@ def check(profile: str | None, settings_path: str | None, mode: str | None) -> N
                      else f"default of kind {f.kind.name} for {s.environment}"
                      if value is not None else "kind's own default")
             click.echo(f"      endpoints.{key} = {value}   [{where}]")
-    click.echo(f"account: {s.account.exchange}/{s.account.name}")
-    for field in ("api_key", "api_secret"):
-        if provider:
-            where = f"provided at start by {provider}"
-        elif getattr(s.account, field) is not None:
-            where = f"set [{src('account.' + field)}]"
-        else:
-            where = f"NOT SET (export {env_var_name(plan.loaded.name, 'account.' + field)})"
-        click.echo(f"  {field}: {where}")
+    if plan.multi:
+        _check_accounts(plan, provider)
+    else:
+        click.echo(f"account: {s.account.exchange}/{s.account.name}")
+        for field in ("api_key", "api_secret"):
+            click.echo(f"  {field}: {_key_source(plan, 'account', field, provider)}")
     click.echo(f"router: failover_after={s.router.failover_after}s "
                f"failback_after={s.router.failback_after}s")
     for name, model in s.plugins.items():
@@ -310,12 +306,68 @@ async def _run(plan: SessionPlan, seconds: float | None, output: str,
         click.echo("validation at the end of the run:", err=True)
         for report in summary.values():
             click.echo("  " + describe_report(report), err=True)
+    if session.multi:
+        return _accounts_outcome(session, code)
     if figures is not None:
         click.echo(redact(format_summary(figures)), err=True)
         if code is ExitCode.OK and not figures["ever_delivering_healthy"]:
             _error(never_healthy(session))
             code = ExitCode.FAILURE
     return code
+
+
+def _accounts_outcome(session: Session, code: ExitCode) -> ExitCode:
+    """The end of a run of many accounts: one summary line per account; exit code 1 when
+    one failed (named) or was never healthy, though the others ran on."""
+    from .logs import redact
+
+    click.echo(f"run summary ({len(session.accounts)} accounts):", err=True)
+    bad: list[str] = []
+    for art in session.accounts.values():
+        figures = art.summary.finish() if art.summary is not None else None
+        lc = figures["lifecycles_delivered"] if figures else {}
+        if art.failure is not None:
+            state = f"FAILED: {art.failure}"
+            bad.append(f"{art.name} failed ({art.failure})")
+        elif figures is not None and not figures["ever_delivering_healthy"]:
+            state = "never healthy"
+            bad.append(f"{art.name} was never healthy")
+        else:
+            state = f"healthy {figures['delivering_healthy_seconds']:.1f}s" if figures else ""
+        click.echo(redact(f"  {art.name:<14} {state}; opened {lc.get('opened', 0)}, "
+                          f"closed {lc.get('closed', 0)}"), err=True)
+    if bad and code is ExitCode.OK:
+        _error(f"{len(bad)} of {len(session.accounts)} accounts did not run: "
+               + "; ".join(bad))
+        code = ExitCode.FAILURE
+    return code
+
+
+def _key_source(plan: SessionPlan, prefix: str, field: str, provider: str | None) -> str:
+    from .config import env_var_name
+
+    acc = next(a for a in plan.accounts if a.prefix == prefix)
+    if provider:
+        return f"provided at start by {provider}"
+    if getattr(acc.account, field) is not None:
+        return f"set [{plan.loaded.source_of(f'{prefix}.{field}')}]"
+    return f"NOT SET (export {env_var_name(plan.loaded.name, f'{prefix}.{field}')})"
+
+
+def _check_accounts(plan: SessionPlan, provider: str | None) -> None:
+    """`feedctl check` of a profile that lists its accounts: one line per account."""
+    s = plan.settings
+    disabled = [n for n, e in s.accounts.items() if not e.enabled]
+    click.echo(f"accounts: {len(plan.accounts)}"
+               + (f" (disabled: {', '.join(disabled)})" if disabled else ""))
+    for acc in plan.accounts:
+        keys = ", ".join(f"{f}: {_key_source(plan, acc.prefix, f, provider)}"
+                         for f in ("api_key", "api_secret"))
+        feeds = " ".join(f"{f.name}={f.role.value}" for f in acc.feeds)
+        own = {f: t for f, t in s.accounts[acc.name].feeds.items() if t}
+        extra = f"   settings {json.dumps(own)}" if own else ""
+        click.echo(f"  {acc.name:<14} {acc.account.exchange}/{acc.settings.environment}  "
+                   f"feeds {feeds}   {keys}{extra}")
 
 
 def never_healthy(session: Session) -> str:

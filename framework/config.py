@@ -270,11 +270,19 @@ SECRET_SETTINGS = ("account.api_key", "account.api_secret", "account.password",
 def _warn_secrets_in(user_file: Path, profile: str, raw: dict[str, Any],
                      sources: dict[str, str]) -> None:
     """A secret in the (tracked) settings file is accepted, with a warning."""
-    for dotted in SECRET_SETTINGS:
+    accounts = raw.get("accounts")
+    listed = [f"accounts.{name}.{key}" for name, table in
+              (accounts.items() if isinstance(accounts, dict) else ())
+              if isinstance(table, dict)
+              for key in ("api_key", "api_secret", "password") if table.get(key)]
+    for dotted in (*SECRET_SETTINGS, *listed):
         where = sources.get(dotted, "")
-        section, _, key = dotted.partition(".")
+        *path, key = dotted.split(".")
+        table: Any = raw
+        for part in path:
+            table = table.get(part) if isinstance(table, dict) else None
         if not (where.startswith(str(user_file) + " ")
-                and (raw.get(section) or {}).get(key)):
+                and isinstance(table, dict) and table.get(key)):
             continue
         log.warning("%s is set in %s: settings files are usually tracked; keep secrets in "
                     ".secrets.toml beside it (untracked) or in %s", dotted, where,

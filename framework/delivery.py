@@ -39,7 +39,7 @@ class ConsumerQueue:
         self.max_pending = max_pending
         self.lag_threshold = lag_threshold
         self._items: deque[_Slot] = deque()
-        self._price_slots: dict[tuple[str, PositionKey], _Slot] = {}
+        self._price_slots: dict[tuple[str, str, PositionKey], _Slot] = {}
         self._lifecycle_pending = 0
         self._waiter: asyncio.Future[None] | None = None
         self.delivered = 0
@@ -53,7 +53,7 @@ class ConsumerQueue:
         if self.closed or self.overflowed:
             return
         if isinstance(event, PositionEvent):
-            slot_key = (event.feed, event.position.key)
+            slot_key = (event.feed, event.position.account, event.position.key)
             if event.kind is _PRICE:
                 slot = self._price_slots.get(slot_key)
                 if slot is not None and slot.open:  # the hot path: coalesced
@@ -94,7 +94,7 @@ class ConsumerQueue:
                 slot = self._items.popleft()
                 ev = slot.event
                 if slot.open or (isinstance(ev, PositionEvent) and ev.kind is _PRICE):
-                    key = (ev.feed, ev.position.key)
+                    key = (ev.feed, ev.position.account, ev.position.key)
                     if self._price_slots.get(key) is slot:
                         del self._price_slots[key]
                 else:

@@ -23,10 +23,10 @@ import abc
 import bisect
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -48,6 +48,9 @@ from .models import (
     trusted_mark,
 )
 from .settings import AccountSettings, Endpoints, Role, Rollout
+from .shared import SharedResources
+
+T = TypeVar("T")
 
 
 class NoSettings(BaseModel):
@@ -193,8 +196,11 @@ class FeedContext:
         on_status: Callable[[StatusEvent], None] | None = None,
         profile: str = "",
         environment: str = "mainnet",
+        shared: SharedResources | None = None,
     ) -> None:
         self.name = name
+        #: Objects shared by the feeds of every account of the session (``shared``).
+        self._shared = shared if shared is not None else SharedResources()
         #: The profile this feed runs in (for messages naming settings).
         self.profile = profile
         #: The profile's environment (``mainnet``, ``testnet``...): which of the kind's
@@ -226,6 +232,14 @@ class FeedContext:
     @property
     def instruments(self) -> Mapping[tuple[Category, str], Instrument]:
         return self._instruments
+
+    def shared(self, key: Hashable, factory: Callable[[], T]) -> T:
+        """One object per session per ``key``, shared by the feeds of every account:
+        ``factory()`` makes it on the first call, later calls with an equal key get the
+        same object, and the session closes it (``aclose()``/``close()``) when it stops.
+        Use it for what the accounts can share: public market-data sockets, per-IP rate
+        limiters. Put your kind's name in the key."""
+        return self._shared.get(key, factory)
 
     def env_var(self, setting: str) -> str:
         """The environment variable that sets ``setting`` in this feed's profile:
@@ -296,9 +310,8 @@ class FeedContext:
                              extra={"state": state.value, "reason": reason, "detail": detail})
             if self._on_status is not None:
                 self._on_status(
-                    StatusEvent(
-                        feed=self.name, status=self.status, previous=previous, reason=reason
-                    )
+                    StatusEvent(feed=self.name, status=self.status, previous=previous,
+                                reason=reason, account=self.account.name)
                 )
 
     def set_stale_symbols(self, symbols: Iterable[str]) -> None:

@@ -247,6 +247,10 @@ class PositionEvent(_Frozen):
     def key(self) -> PositionKey:
         return self.position.key
 
+    @property
+    def account(self) -> str:
+        return self.position.account
+
 
 class FeedState(StrEnum):
     STARTING = "starting"
@@ -297,6 +301,8 @@ class StatusEvent(_Frozen):
     type: Literal["status"] = "status"
     feed: str
     status: FeedStatus
+    #: The account whose feed this is ("" outside a session).
+    account: str = ""
     previous: FeedState | None = None
     reason: str = ""
 
@@ -305,6 +311,8 @@ class RouteEvent(_Frozen):
     """The router switched the feed whose events consumers receive (failover/failback)."""
 
     type: Literal["route"] = "route"
+    #: The account whose router switched ("" outside a session).
+    account: str = ""
     active: str
     previous: str
     reason: str

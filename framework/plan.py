@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from .config import (
     LoadedProfile,
@@ -34,7 +34,7 @@ from .manager import (
 )
 from .presets import resolve_roles
 from .services import Service
-from .settings import Endpoints, Mode, ProfileSettings, Role
+from .settings import AccountSettings, Endpoints, FeedEntry, Mode, ProfileSettings, Role
 
 log = logging.getLogger("feedctl.config")
 
@@ -52,6 +52,26 @@ class FeedPlan:
 
 
 @dataclass
+class AccountPlan:
+    """One account of a session: the profile as it sees it (its ``account``, exchange,
+    environment, feed settings) and its feeds in their roles."""
+
+    name: str
+    #: Where the account's settings live: ``account`` or ``accounts.<name>``.
+    prefix: str
+    settings: ProfileSettings
+    feeds: list[FeedPlan]
+
+    @property
+    def account(self) -> AccountSettings:
+        return self.settings.account
+
+    @property
+    def roles(self) -> dict[str, Role]:
+        return {f.name: f.role for f in self.feeds}
+
+
+@dataclass
 class SessionPlan:
     loaded: LoadedProfile
     settings: ProfileSettings
@@ -60,6 +80,19 @@ class SessionPlan:
     feeds: list[FeedPlan]
     plugin_settings: dict[str, BaseModel] = field(default_factory=dict)
     services: list[Service] = field(default_factory=list)
+    #: Every account the session serves (one for the single ``[account]`` form);
+    #: ``settings`` and ``feeds`` are the first one's.
+    accounts: list[AccountPlan] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.accounts:
+            self.accounts = [AccountPlan(self.settings.account.name, "account", self.settings,
+                                         self.feeds)]
+
+    @property
+    def multi(self) -> bool:
+        """True when the profile lists its accounts (``[<profile>.accounts.<name>]``)."""
+        return bool(self.settings.accounts)
 
     @property
     def roles(self) -> dict[str, Role]:
@@ -111,25 +144,29 @@ def build_plan(
         problems.append(ConfigError(
             f"--mode {mode} cannot apply: profile {loaded.name!r} gives feeds explicit roles "
             "(feeds.<name>.role); remove them to use mode presets", setting="--mode"))
-    roles, entries, exchange = resolve_roles(settings, registry, loaded, problems)
-    account = settings.account.model_copy(update={"exchange": exchange})
-    settings = settings.model_copy(update={"feeds": entries, "account": account})
-    feeds: list[FeedPlan] = []
-    for name, role in roles.items():
-        try:
-            feeds.append(_feed_plan(settings, registry, loaded, name, role))
-        except ConfigError as exc:
-            problems.append(exc)
-    if roles and len(feeds) == len(roles):
-        try:
-            _check_roles(feeds, loaded.name)
-        except ConfigError as exc:
-            problems.append(exc)
-    problems.extend(_check_unselected_feeds(settings, registry, loaded, set(roles)))
-    problems.extend(check_endpoint_names(settings, registry, loaded, settings.feeds))
+    accounts: list[AccountPlan] = []
+    seen: set[str] = set()
+    for name, prefix, view in account_views(settings):
+        found: list[ConfigError] = []
+        accounts.append(_account_plan(name, prefix, view, registry, loaded, found))
+        for problem in found:
+            if len(settings.accounts) > 0:
+                problem = ConfigError(
+                    f"account {name!r}: {problem}",
+                    setting=f"{prefix}.{problem.setting}" if problem.setting else prefix)
+            if str(problem) not in seen:  # a problem of the profile's feeds, said once
+                seen.add(str(problem))
+                problems.append(problem)
+    if not accounts:
+        problems.append(ConfigError(
+            f"profile {loaded.name!r} has no enabled account; enable one of "
+            f"[{loaded.name}.accounts.<name>] (enabled = true)", setting="accounts"))
     if problems:
         raise ConfigError.of(problems)
-    _warn_uneven_coverage(feeds, settings, loaded.name)
+    warned: set[str] = set()  # one line per distinct problem, however many accounts
+    for acct in accounts:
+        _warn_uneven_coverage(acct.feeds, acct.settings, loaded.name, warned)
+    settings = accounts[0].settings
     services: list[Service] = []
     for plugin, caller in plugin_callers(pm, "feedctl_services"):
         for result in call_plain(caller, plugin, "feedctl_services",
@@ -140,8 +177,63 @@ def build_plan(
                         f"plugin {plugin!r} returned {svc!r} from feedctl_services, "
                         "which is not a feedctl.Service", plugin=plugin)
                 services.append(svc)
-    plan = SessionPlan(loaded, settings, registry, pm, feeds, plugin_settings, services)
+    plan = SessionPlan(loaded, settings, registry, pm, accounts[0].feeds, plugin_settings,
+                       services, accounts)
     return plan
+
+
+def account_views(settings: ProfileSettings) -> list[tuple[str, str, ProfileSettings]]:
+    """(name, settings prefix, the profile as the account sees it) of every enabled
+    account: the one ``[account]``, or each of ``[accounts.<name>]`` with its exchange,
+    environment, keys and per-account feed settings laid over the profile's."""
+    if not settings.accounts:
+        return [(settings.account.name, "account", settings)]
+    out = []
+    for name, entry in settings.accounts.items():
+        if not entry.enabled:
+            continue
+        account = AccountSettings(
+            name=name, exchange=entry.exchange or settings.account.exchange,
+            api_key=entry.api_key, api_secret=entry.api_secret, password=entry.password,
+            uid=entry.uid)
+        feeds = dict(settings.feeds)
+        for feed, table in entry.feeds.items():
+            base = feeds.get(feed)
+            merged: dict[str, Any] = (
+                {"kind": base.kind, "role": base.role, "enabled": base.enabled,
+                 **base.kind_settings()} if base is not None else {"kind": feed})
+            try:
+                feeds[feed] = FeedEntry.model_validate({**merged, **table})
+            except ValidationError as exc:
+                raise ConfigError(f"account {name!r}: setting 'accounts.{name}.feeds.{feed}': "
+                                  f"{exc.errors()[0]['msg']}",
+                                  setting=f"accounts.{name}.feeds.{feed}") from None
+        view = settings.model_copy(update={
+            "account": account, "feeds": feeds,
+            "environment": entry.environment or settings.environment})
+        out.append((name, f"accounts.{name}", view))
+    return out
+
+
+def _account_plan(name: str, prefix: str, settings: ProfileSettings, registry: Registry,
+                  loaded: LoadedProfile, problems: list[ConfigError]) -> AccountPlan:
+    roles, entries, exchange = resolve_roles(settings, registry, loaded, problems)
+    account = settings.account.model_copy(update={"exchange": exchange})
+    settings = settings.model_copy(update={"feeds": entries, "account": account})
+    feeds: list[FeedPlan] = []
+    for feed, role in roles.items():
+        try:
+            feeds.append(_feed_plan(settings, registry, loaded, feed, role))
+        except ConfigError as exc:
+            problems.append(exc)
+    if roles and len(feeds) == len(roles):
+        try:
+            _check_roles(feeds, loaded.name)
+        except ConfigError as exc:
+            problems.append(exc)
+    problems.extend(_check_unselected_feeds(settings, registry, loaded, set(roles)))
+    problems.extend(check_endpoint_names(settings, registry, loaded, settings.feeds))
+    return AccountPlan(name, prefix, settings, feeds)
 
 
 def _feed_plan(settings: ProfileSettings, registry: Registry, loaded: LoadedProfile,
@@ -210,7 +302,7 @@ def _covers(scope: frozenset[str] | None, item: str) -> bool:
 
 
 def _warn_uneven_coverage(feeds: list[FeedPlan], settings: ProfileSettings,
-                          profile: str) -> None:
+                          profile: str, warned: set[str]) -> None:
     """Feeds of one profile whose snapshots cover different categories or settle coins:
     after a failover (or in a comparison), what the other one does not list is not
     watched. Said at check and run, naming both feeds; not refused."""
@@ -221,7 +313,9 @@ def _warn_uneven_coverage(feeds: list[FeedPlan], settings: ProfileSettings,
             if other == name or scope is None:
                 continue
             missing = sorted(i for i in scope if not _covers(other_scope, i))
-            if missing:
+            said = f"{name}>{other}:{missing}"
+            if missing and said not in warned:
+                warned.add(said)
                 log.warning("profile %r: feed %r covers %s, which feed %r does not list; "
                             "positions there are not watched while %r delivers — widen "
                             "feeds.%s (categories, settle_coins)", profile, name,
@@ -243,16 +337,27 @@ def _check_roles(feeds: list[FeedPlan], profile: str) -> None:
 
 
 def check_credentials(plan: SessionPlan) -> None:
-    """Fail with one message naming the variables when a feed needs keys that are not set."""
-    if plan.settings.account.has_credentials():
-        return
-    needing = [f.name for f in plan.feeds if f.kind.requires_credentials]
+    """Fail with one message naming the variables when an account's feeds need keys that
+    are not set (every such account is named)."""
+    problems = [p for acc in plan.accounts if (p := _missing_keys(plan, acc)) is not None]
+    if problems:
+        raise ConfigError.of(problems)
+
+
+def _missing_keys(plan: SessionPlan, acc: AccountPlan) -> ConfigError | None:
+    account = acc.account
+    if account.has_credentials():
+        return None
+    needing = [f.name for f in acc.feeds if f.kind.requires_credentials]
     if not needing:
-        return
-    acc = plan.settings.account
-    missing = "API_KEY" if not (acc.api_key and acc.api_key.get_secret_value()) else "API_SECRET"
-    var = env_var_name(plan.loaded.name, f"account.{missing.lower()}")
-    raise ConfigError(
-        f"{var} is not set (feeds {', '.join(needing)} need the account's API key and secret);"
-        f" export it or put {missing.lower()} under [{plan.loaded.name}.account] in "
-        ".secrets.toml", setting=f"account.{missing.lower()}")
+        return None
+    missing = ("API_KEY" if not (account.api_key and account.api_key.get_secret_value())
+               else "API_SECRET")
+    setting = f"{acc.prefix}.{missing.lower()}"
+    var = env_var_name(plan.loaded.name, setting)
+    whose = f"account {acc.name!r}: " if plan.multi else ""
+    theirs = "its" if plan.multi else "the account's"
+    return ConfigError(
+        f"{whose}{var} is not set (feeds {', '.join(needing)} need {theirs} API key and "
+        f"secret); export it or put {missing.lower()} under "
+        f"[{plan.loaded.name}.{acc.prefix}] in .secrets.toml", setting=setting)

@@ -80,6 +80,7 @@ class Router:
         failback_max: float = 60.0,
         flap_window: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
+        account: str = "",
     ) -> None:
         primaries = [n for n, r in roles.items() if r is Role.PRIMARY]
         standbys = [n for n, r in roles.items() if r is Role.STANDBY]
@@ -88,6 +89,8 @@ class Router:
         if len(standbys) > 1:
             raise ValueError(f"at most one standby feed is allowed, got {standbys}")
         self.roles = dict(roles)
+        #: The account whose feeds these are (its route events name it).
+        self.account = account
         self.primary = primaries[0]
         self.standby = standbys[0] if standbys else None
         self.shadows = [n for n, r in roles.items() if r is Role.SHADOW]
@@ -332,7 +335,7 @@ class Router:
             self.failback_wait = min(self.failback_wait * 2, self.failback_max)
         else:
             self.failback_wait = self.failback_after
-        ev = RouteEvent(active=target, previous=previous, reason=reason)
+        ev = RouteEvent(account=self.account, active=target, previous=previous, reason=reason)
         self.switches.append(ev)
         log.warning("route switched %s -> %s: %s", previous, target, reason,
                     extra={"active": target, "previous": previous, "cause": kind})

@@ -134,6 +134,33 @@ class AccountSettings(StrictModel):
         )
 
 
+#: An account's name in ``[<profile>.accounts.<name>]``: it is also a part of the
+#: variables that set its keys (FEEDCTL_<PROFILE>__ACCOUNTS__<NAME>__API_KEY), so
+#: lower-case letters, digits and single underscores only.
+ACCOUNT_NAME = r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$"
+
+
+class AccountEntry(StrictModel):
+    """One account of a profile that serves several (``[<profile>.accounts.<name>]``).
+
+    Unset fields come from the profile: ``exchange`` from ``[<profile>.account]``,
+    ``environment`` from the profile's. ``feeds`` holds per-account settings of the
+    profile's feeds, by feed name, laid over the profile's ``[<profile>.feeds.<name>]``
+    tables (the symbols or settle coins a kind takes, ...). Secrets never come from
+    settings.toml: FEEDCTL_<PROFILE>__ACCOUNTS__<NAME>__API_KEY / __API_SECRET, or
+    .secrets.toml.
+    """
+
+    exchange: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
+    environment: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]*$")
+    enabled: bool = True
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    password: SecretStr | None = None
+    uid: str | None = None
+    feeds: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
 class RouterSettings(StrictModel):
     #: How long the primary must be unhealthy before the standby delivers.
     failover_after: Duration = 1.0
@@ -217,6 +244,11 @@ class ProfileSettings(StrictModel):
     #: Which of the kinds' default endpoint sets applies (``FeedKind.default_endpoints``).
     environment: str = Field(default="mainnet", pattern=r"^[a-z][a-z0-9_-]*$")
     account: AccountSettings = AccountSettings()
+    #: The accounts of a profile that serves several in one process, by name. Empty: the
+    #: profile serves the one ``account``. Given: these are its accounts, and ``account``
+    #: only supplies their defaults (its exchange).
+    accounts: dict[Annotated[str, Field(pattern=ACCOUNT_NAME)], AccountEntry] = Field(
+        default_factory=dict)
     #: URLs that override the kinds' defaults, by endpoint name (each kind takes the names
     #: its ``endpoints_model`` declares; a name no feed of the profile declares is refused).
     endpoints: dict[str, str] = Field(default_factory=dict)

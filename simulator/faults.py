@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 
 from .clock import Clock
 
@@ -45,9 +46,13 @@ class Faults:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.history: deque[dict] = deque(maxlen=200)
+        #: called by clear(): fault state kept elsewhere (a personality's) clears too
+        self.on_clear: list[Callable[[], None]] = []
         self.clear()
 
     def clear(self) -> None:
+        for hook in self.on_clear:
+            hook()
         self.stall_until = dict.fromkeys(KINDS, 0.0)
         self.delay = dict.fromkeys(KINDS, (0, 0.0))
         self.pong_delay = dict.fromkeys(KINDS, (0, 0.0))

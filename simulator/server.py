@@ -99,6 +99,10 @@ class Simulator:
                 "private_ws": f"ws://{base}/v5/private", "control": f"http://{base}/sim",
                 "public_ws_inverse": f"ws://{base}/v5/public/inverse"}
 
+    def engines(self) -> list[AccountEngine]:
+        """Every account engine (one here; see accounts.MultiAccountSimulator)."""
+        return [self.account]
+
     def hubs(self, kinds: tuple[str, ...] = ("public", "private")) -> list[Hub]:
         out: list[Hub] = []
         if self.binance is not None:
@@ -200,7 +204,8 @@ class Simulator:
             self._lateness.append(started - due)
             try:
                 deltas = self.prices.step(self.clock.now_ms())
-                self.account.on_tick()
+                for engine in self.engines():
+                    engine.on_tick()
                 now_ms = self.clock.now_ms()  # ts = send time
                 self.public.publish(deltas, now_ms)
                 self.public_inverse.publish(deltas, now_ms)

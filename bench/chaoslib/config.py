@@ -63,6 +63,20 @@ class CampaignConfig:
     #: write every raw record (transitions, consumer and book events, routes, statuses,
     #: faults) of each mode to this directory, for investigations
     dump_dir: str | None = None
+    #: the embedded exchange's personality: ``bybit`` (bybit_hybrid primary) or
+    #: ``binanceusdm`` (binance_usdm primary; see chaoslib/binance.py)
+    exchange: str = "bybit"
+    #: a ``binanceusdm`` campaign in hedge mode (dualSidePosition: every symbol's LONG
+    #: and SHORT sides trade on their own)
+    binance_hedge: bool = False
+    #: the binance_usdm feed's settings in a ``binanceusdm`` campaign
+    binance: dict[str, Any] = field(default_factory=lambda: {
+        "ping_interval": "1s", "pong_timeout": "1.5s", "stale_after": "1s",
+        "stale_mark_interval": "0.5s", "backoff_base": "0.05s", "backoff_cap": "1s",
+        "backoff_reset_after": "5s", "request_timeout": "2s", "audit_interval": "5s",
+        "keepalive_interval": "5s", "max_connection_lifetime": "20s",
+        "fill_confirm_after": "1s",
+    })
 
     @classmethod
     def short(cls, **kw: Any) -> CampaignConfig:

@@ -6,6 +6,12 @@ from typing import Any
 
 from .config import PRIMARY
 
+
+def _live(r: dict[str, Any]) -> dict[str, Any]:
+    """The primary (live) feed's results: bybit_hybrid's, or the run's ``primary``."""
+    return dict(r["feeds"][r.get("primary", PRIMARY)])
+
+
 ROWS: list[tuple[str, Any]] = [
     ("faults injected", lambda r: r["faults_total"]),
     ("  by kind", lambda r: ", ".join(f"{k} {v}" for k, v in r["faults"].items())),
@@ -33,13 +39,13 @@ ROWS: list[tuple[str, Any]] = [
     ("delivering feed healthy", lambda r: f"{100 * (r['delivering_healthy_fraction'] or 0):.2f} %"),
     ("failovers / failbacks", lambda r: f"{r['failovers']} / {r['failbacks']}"),
     ("hybrid reconnects / resyncs", lambda r: "{} / {}".format(
-        r["feeds"][PRIMARY]["counters"].get("reconnects", 0),
-        r["feeds"][PRIMARY]["counters"].get("resyncs", 0))),
-    ("hybrid gap states replayed", lambda r: r["feeds"][PRIMARY]["counters"].get(
+        _live(r)["counters"].get("reconnects", 0),
+        _live(r)["counters"].get("resyncs", 0))),
+    ("hybrid gap states replayed", lambda r: _live(r)["counters"].get(
         "gap_replayed", 0)),
-    ("hybrid audit mismatches", lambda r: r["feeds"][PRIMARY]["counters"].get(
+    ("hybrid audit mismatches", lambda r: _live(r)["counters"].get(
         "audit_mismatches", 0)),
-    ("malformed frames counted", lambda r: r["feeds"][PRIMARY]["counters"].get("malformed", 0)),
+    ("malformed frames counted", lambda r: _live(r)["counters"].get("malformed", 0)),
     ("crashes / task exceptions", lambda r: f"{r['crashes']} / {r['task_exceptions']}"),
     ("failures explained by findings", lambda r: ", ".join(
         f"{k} {v}" for k, v in r["known_findings"].items()) or "-"),

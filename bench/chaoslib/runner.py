@@ -22,6 +22,7 @@ from feedctl.simulator import generated_symbols as _symbols
 
 from .analysis import analyse, compare_positions, verdict
 from .config import PRIMARY, STANDBY, CampaignConfig
+from .flavour import Flavour
 from .injector import Injector
 from .recorder import Recorder, _ErrorLog
 from .trader import Trader
@@ -96,10 +97,21 @@ async def run_mode(cfg: CampaignConfig, mode: str, *, echo: Any = None) -> dict[
         loop.set_exception_handler(previous_handler)
 
 
+def _bybit() -> Flavour:
+    return Flavour(primary=PRIMARY, recorder=lambda _sim: Recorder(), trader=Trader,
+                   injector=Injector, exchange_view=_exchange_view,
+                   detect_slack_s=lambda cfg: _detect_slack(cfg.hybrid))
+
+
 async def _campaign(cfg: CampaignConfig, mode: str, rng: random.Random, sim: Simulator,
                     ctl: SimControl, session: Session, errors: _ErrorLog,
-                    loop_errors: list[str], say: Any, started: float) -> dict[str, Any]:
-    rec = Recorder()
+                    loop_errors: list[str], say: Any, started: float,
+                    flavour: Flavour | None = None) -> dict[str, Any]:
+    fl = flavour or _bybit()
+    # the personality's primary and view, under the names the code below always used
+    PRIMARY = fl.primary
+    _exchange_view = fl.exchange_view
+    rec = fl.recorder(sim)
     rec.watch_prices(sim)
     router = session.router
     assert router is not None
@@ -126,9 +138,9 @@ async def _campaign(cfg: CampaignConfig, mode: str, rng: random.Random, sim: Sim
         say(f"[{mode}] warning: feeds not healthy at start: "
             f"{ {n: rt.ctx.state.value for n, rt in session.feeds.items()} }")
 
-    trader = Trader(sim, ctl, random.Random(rng.random()),
-                    Decimal(cfg.unit_notional))
-    injector = Injector(ctl, session, random.Random(rng.random()), cfg.max_auth_failures)
+    trader = fl.trader(sim, ctl, random.Random(rng.random()),
+                       Decimal(cfg.unit_notional))
+    injector = fl.injector(ctl, session, random.Random(rng.random()), cfg.max_auth_failures)
     stop = asyncio.Event()
 
     async def trading() -> None:
@@ -205,7 +217,7 @@ async def _campaign(cfg: CampaignConfig, mode: str, rng: random.Random, sim: Sim
     result = analyse(
         transitions=transitions, consumer=rec.consumer, primary_taps=rec.taps.get(PRIMARY, []),
         primary=PRIMARY, faults=injector.log, statuses=rec.statuses,
-        detect_slack_s=_detect_slack(cfg.hybrid),
+        detect_slack_s=fl.detect_slack_s(cfg),
         reported=feeds.get(PRIMARY, {}).get("unrecoverable"))
     diverged = compare_positions(final_exchange, rec.view)
     crashes = sum(rt.ctx.counters.get("crashes", 0) for rt in session.feeds.values())
@@ -260,7 +272,7 @@ async def _campaign(cfg: CampaignConfig, mode: str, rng: random.Random, sim: Sim
     if cfg.dump_dir:
         dump = {"transitions": transitions, "consumer": rec.consumer, "taps": rec.taps,
                 "routes": rec.routes, "statuses": rec.statuses, "faults": injector.log,
-                "hybrid": cfg.hybrid, "result": out}
+                "hybrid": cfg.hybrid, "primary": PRIMARY, "result": out}
         path = Path(cfg.dump_dir) / f"chaos-{mode}-{cfg.seed}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(dump, default=str))
@@ -301,12 +313,13 @@ def reanalyse(paths: list[str]) -> dict[str, Any]:
     for path in paths:
         d = json.loads(Path(path).read_text())
         out = dict(d["result"])
+        primary = d.get("primary", PRIMARY)
         out.update(analyse(
             transitions=d["transitions"], consumer=d["consumer"],
-            primary_taps=d["taps"].get(PRIMARY, []), primary=PRIMARY, faults=d["faults"],
+            primary_taps=d["taps"].get(primary, []), primary=primary, faults=d["faults"],
             statuses=d["statuses"], detect_slack_s=_detect_slack(d.get("hybrid") or
                                                                  CampaignConfig().hybrid),
-            reported=out.get("feeds", {}).get(PRIMARY, {}).get("unrecoverable")))
+            reported=out.get("feeds", {}).get(primary, {}).get("unrecoverable")))
         out["ok"], out["failures"] = verdict(out)
         results[out["mode"]] = out
     return {"ok": all(r["ok"] for r in results.values()), "results": results,
@@ -330,8 +343,13 @@ def _pct(values: list[float], q: float) -> float:
 
 async def campaign(cfg: CampaignConfig, echo: Any = None) -> dict[str, Any]:
     results: dict[str, Any] = {}
+    run = run_mode
+    if cfg.exchange == "binanceusdm":
+        from .binance import run_mode as run
+    elif cfg.exchange != "bybit":
+        raise ValueError(f"exchange {cfg.exchange!r}: the campaign runs bybit or binanceusdm")
     for mode in cfg.modes:
-        results[mode] = await run_mode(cfg, mode, echo=echo)
+        results[mode] = await run(cfg, mode, echo=echo)
     ok = all(r["ok"] for r in results.values())
     return {"config": {k: v for k, v in asdict(cfg).items()}, "ok": ok,
             "python": platform.python_version(), "results": results}

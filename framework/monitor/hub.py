@@ -91,7 +91,10 @@ class EventHub:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self._stream = self.session.events(name="monitor", replay=False)
+        # many accounts: the page's positions and feeds are the first account's (its
+        # accounts table, from the ticks, lists every one)
+        first = [self.session.primary_account.name] if self.session.multi else None
+        self._stream = self.session.events(name="monitor", replay=False, accounts=first)
         self._tasks = [asyncio.create_task(self._pump(), name="monitor-events"),
                        asyncio.create_task(self._flush(), name="monitor-price-throttle"),
                        asyncio.create_task(self._tick(), name="monitor-feeds-tick")]

@@ -37,15 +37,28 @@ class SessionCollector(Collector):
     """Turns one status reading into metric families."""
 
     def __init__(self, status: Callable[[], dict[str, Any]],
-                 positions: Callable[[], list[dict[str, Any]]]) -> None:
+                 positions: Callable[[], list[dict[str, Any]]], *,
+                 accounts: Callable[[], list[tuple[str, dict[str, Any]]]] | None = None
+                 ) -> None:
         self._status = status
         self._positions = positions
+        #: A session of many accounts: each one's status (feed and router series get an
+        #: ``account`` label; positions are counted per account, not listed).
+        self._accounts = accounts
 
     def describe(self) -> list[Metric]:
         return []  # metrics depend on the session; collect() is called per scrape only
 
     def collect(self) -> Iterator[Metric]:
         status = self._status()
+        if self._accounts is not None:
+            yield from _info(status)
+            yield from _accounts(status.get("accounts") or [])
+            each = self._accounts()
+            yield from _feeds(status, each)
+            yield from _routers(each)
+            yield from _consumers(status.get("consumers") or [])
+            return
         yield from _info(status)
         yield from _feeds(status)
         yield from _positions(self._positions(), status)
@@ -82,54 +95,67 @@ def _info(status: dict[str, Any]) -> Iterator[Metric]:
     yield g
 
 
-def _feeds(status: dict[str, Any]) -> Iterator[Metric]:
-    feeds: dict[str, dict[str, Any]] = status.get("feeds") or {}
+def _feeds(status: dict[str, Any],
+           accounts: list[tuple[str, dict[str, Any]]] | None = None) -> Iterator[Metric]:
+    """Feed series; with ``accounts``, every account's feeds, labelled ``account``."""
+    acc = ["account"] if accounts is not None else []
+    every = ([((a,), st.get("feeds") or {}) for a, st in accounts] if accounts is not None
+             else [((), status.get("feeds") or {})])
     now = now_ns()
-    up = _gauge("feedctl_feed_up", "1 if the feed is healthy, else 0.", ["feed", "kind", "role"])
+    up = _gauge("feedctl_feed_up", "1 if the feed is healthy, else 0.",
+                [*acc, "feed", "kind", "role"])
     state = _gauge("feedctl_feed_state", "1 for the feed's current state, 0 for the others.",
-                   ["feed", "state"])
+                   [*acc, "feed", "state"])
     state_age = _gauge("feedctl_feed_state_age_seconds", "Seconds since the feed's state "
-                       "last changed.", ["feed"])
+                       "last changed.", [*acc, "feed"])
     msg = _counter("feedctl_feed_messages", "Messages the feed received (its own count, else "
-                   "book updates + mark prices).", ["feed"])
-    rec = _counter("feedctl_feed_reconnects", "Reconnects of the feed.", ["feed"])
-    res = _counter("feedctl_feed_resyncs", "REST resyncs of the feed.", ["feed"])
+                   "book updates + mark prices).", [*acc, "feed"])
+    rec = _counter("feedctl_feed_reconnects", "Reconnects of the feed.", [*acc, "feed"])
+    res = _counter("feedctl_feed_resyncs", "REST resyncs of the feed.", [*acc, "feed"])
     other = _counter("feedctl_feed_events", "The feed's other counters, by name.",
-                     ["feed", "counter"])
+                     [*acc, "feed", "counter"])
     lat = HistogramMetricFamily("feedctl_feed_receive_latency_seconds", "Exchange-to-"
                                 "receipt latency of the feed's messages, since start.",
-                                labels=["feed"])
+                                labels=[*acc, "feed"])
     age = _gauge("feedctl_feed_last_message_age_seconds", "Seconds since the feed last "
-                 "received anything.", ["feed"])
+                 "received anything.", [*acc, "feed"])
     stale = _gauge("feedctl_feed_stale_symbols", "Symbols whose price stream is stale.",
-                   ["feed"])
+                   [*acc, "feed"])
     synced = _gauge("feedctl_feed_synced", "1 once the feed has had a complete snapshot of "
-                    "the account; 0 while its positions are unknown.", ["feed"])
-    for name, f in feeds.items():
-        current = f.get("state")
-        up.add_metric([name, str(f.get("kind")), str(f.get("role"))],
-                      1 if current == FeedState.HEALTHY.value else 0)
-        for s in FeedState:
-            state.add_metric([name, s.value], 1 if s.value == current else 0)
-        if f.get("since_ns"):
-            state_age.add_metric([name], max(0.0, (now - f["since_ns"]) / 1e9))
-        msg.add_metric([name], messages_total(f))
-        rec.add_metric([name], f.get("reconnects", 0))
-        res.add_metric([name], f.get("resyncs", 0))
-        for counter, value in sorted((f.get("counters") or {}).items()):
-            if counter not in _OWN_COUNTERS:
-                other.add_metric([name, counter], value)
-        hist = f.get("latency_histogram")
-        if hist:
-            buckets = [(_le(ms / 1000), n) for ms, n in zip(hist["le_ms"], hist["counts"],
-                                                            strict=False)]
-            buckets.append(("+Inf", hist["counts"][-1]))
-            lat.add_metric([name], buckets, sum_value=hist["sum_ms"] / 1000)
-        if f.get("last_message_ns"):
-            age.add_metric([name], max(0.0, (now - f["last_message_ns"]) / 1e9))
-        stale.add_metric([name], len(f.get("stale_symbols") or ()))
-        synced.add_metric([name], 0 if f.get("synced_ns") is None else 1)
+                    "the account; 0 while its positions are unknown.", [*acc, "feed"])
+    for lead, feeds in every:
+        for name, f in feeds.items():
+            _feed_series(lead, name, f, now, up, state, state_age, msg, rec, res, other,
+                         lat, age, stale, synced)
     yield from (up, state, state_age, msg, rec, res, other, lat, age, stale, synced)
+
+
+def _feed_series(lead: tuple[str, ...], name: str, f: dict[str, Any], now: int,
+                 *families: Any) -> None:
+    up, state, state_age, msg, rec, res, other, lat, age, stale, synced = families
+    current = f.get("state")
+    up.add_metric([*lead, name, str(f.get("kind")), str(f.get("role"))],
+                  1 if current == FeedState.HEALTHY.value else 0)
+    for s in FeedState:
+        state.add_metric([*lead, name, s.value], 1 if s.value == current else 0)
+    if f.get("since_ns"):
+        state_age.add_metric([*lead, name], max(0.0, (now - f["since_ns"]) / 1e9))
+    msg.add_metric([*lead, name], messages_total(f))
+    rec.add_metric([*lead, name], f.get("reconnects", 0))
+    res.add_metric([*lead, name], f.get("resyncs", 0))
+    for counter, value in sorted((f.get("counters") or {}).items()):
+        if counter not in _OWN_COUNTERS:
+            other.add_metric([*lead, name, counter], value)
+    hist = f.get("latency_histogram")
+    if hist:
+        buckets = [(_le(ms / 1000), n) for ms, n in zip(hist["le_ms"], hist["counts"],
+                                                        strict=False)]
+        buckets.append(("+Inf", hist["counts"][-1]))
+        lat.add_metric([*lead, name], buckets, sum_value=hist["sum_ms"] / 1000)
+    if f.get("last_message_ns"):
+        age.add_metric([*lead, name], max(0.0, (now - f["last_message_ns"]) / 1e9))
+    stale.add_metric([*lead, name], len(f.get("stale_symbols") or ()))
+    synced.add_metric([*lead, name], 0 if f.get("synced_ns") is None else 1)
 
 
 def _le(seconds: float) -> str:
@@ -164,6 +190,52 @@ def _positions(delivered: list[dict[str, Any]], status: dict[str, Any]) -> Itera
     yield from (n, size, mark, pnl, mage)
 
 
+def _accounts(rows: list[dict[str, Any]]) -> Iterator[Metric]:
+    """One series per account: its summary row."""
+    up = _gauge("feedctl_account_up", "1 if the account's delivering feed is healthy.",
+                ["account", "exchange"])
+    failed = _gauge("feedctl_account_failed", "1 if every delivering feed of the account "
+                    "failed fatally (a rejected key...); the others run on.", ["account"])
+    synced = _gauge("feedctl_account_synced", "1 once the account's delivering feed has had "
+                    "a complete snapshot.", ["account"])
+    n = _gauge("feedctl_account_positions_open", "Open positions consumers were told about, "
+               "per account.", ["account"])
+    stale = _gauge("feedctl_account_stale_symbols", "Symbols of the account's delivering "
+                   "feed whose price stream is stale.", ["account"])
+    total = _gauge("feedctl_accounts", "Accounts the session serves.")
+    total.add_metric([], len(rows))
+    for r in rows:
+        name = str(r["account"])
+        up.add_metric([name, str(r.get("exchange"))], 1 if r.get("state") == "healthy" else 0)
+        failed.add_metric([name], 1 if r.get("failed") else 0)
+        synced.add_metric([name], 0 if r.get("synced_ns") is None else 1)
+        n.add_metric([name], r.get("positions", 0))
+        stale.add_metric([name], r.get("stale_symbols", 0))
+    yield from (total, up, failed, synced, n, stale)
+
+
+def _routers(accounts: list[tuple[str, dict[str, Any]]]) -> Iterator[Metric]:
+    """Router series of many accounts, labelled ``account``."""
+    active = _gauge("feedctl_router_active", "1 for the feed whose events are delivered.",
+                    ["account", "feed"])
+    families = {key: CounterMetricFamily(
+        f"feedctl_router_{key}" if key != "delivered" else "feedctl_router_delivered_events",
+        doc, labels=["account"]) for key, doc in _ROUTER_COUNTERS}
+    for name, st in accounts:
+        router = st.get("router") or {}
+        for feed in (router.get("roles") or {}):
+            active.add_metric([name, feed], 1 if feed == router.get("active") else 0)
+        for key, fam in families.items():
+            fam.add_metric([name], (router.get("counters") or {}).get(key, 0))
+    yield active
+    yield from families.values()
+
+
+_ROUTER_COUNTERS = (("failovers", "Failovers from the primary to the standby."),
+                    ("failbacks", "Failbacks from the standby to the primary."),
+                    ("delivered", "Position events the router delivered."))
+
+
 def _router(router: dict[str, Any] | None) -> Iterator[Metric]:
     if not router:
         return
@@ -173,9 +245,7 @@ def _router(router: dict[str, Any] | None) -> Iterator[Metric]:
     for name in (router.get("roles") or {}):
         active.add_metric([name], 1 if name == router.get("active") else 0)
     yield active
-    for key, doc in (("failovers", "Failovers from the primary to the standby."),
-                     ("failbacks", "Failbacks from the standby to the primary."),
-                     ("delivered", "Position events the router delivered.")):
+    for key, doc in _ROUTER_COUNTERS:
         c = CounterMetricFamily(f"feedctl_router_{key}" if key != "delivered"
                                 else "feedctl_router_delivered_events", doc)
         c.add_metric([], counters.get(key, 0))

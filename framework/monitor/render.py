@@ -133,6 +133,36 @@ def feeds_table(rows: Iterable[dict[str, Any]], *, compact: bool = False) -> Tab
     return t
 
 
+def accounts_table(rows: Iterable[dict[str, Any]], at_ns: int | None = None, *,
+                   limit: int = 40) -> Table:
+    """One row per account (a session of many): its delivering feed's state, positions,
+    sync; failed accounts first, then the others by name, at most ``limit`` rows."""
+    now = at_ns or now_ns()
+    items = sorted(rows, key=lambda r: (not r.get("failed"), r.get("state") == "healthy",
+                                        str(r.get("account"))))
+    failed = sum(1 for r in items if r.get("failed"))
+    healthy = sum(1 for r in items if r.get("state") == "healthy")
+    t = Table(title=f"Accounts: {len(items)} ({healthy} healthy, {failed} failed)",
+              title_justify="left", padding=(0, 1))
+    for col, justify in (("Account", "left"), ("Exchange", "left"), ("Feed", "left"),
+                         ("State", "left"), ("Positions", "right"), ("Synced", "right"),
+                         ("Stale", "right"), ("Detail", "left")):
+        t.add_column(col, justify=justify,  # type: ignore[arg-type]
+                     no_wrap=col != "Detail", overflow="ellipsis")
+    for r in items[:limit]:
+        state = str(r.get("state"))
+        synced = r.get("synced_ns")
+        t.add_row(str(r.get("account")), str(r.get("exchange") or ""), str(r.get("active")),
+                  Text(state, style=_STATE_STYLE.get(state, "")), str(r.get("positions", 0)),
+                  "-" if synced is None else seconds((now - synced) / 1e9) + " ago",
+                  str(r.get("stale_symbols", 0)),
+                  Text(str(r.get("detail") or ""), overflow="ellipsis"))
+    if len(items) > limit:
+        t.add_row(Text(f"... {len(items) - limit} more (healthy)", style="dim"),
+                  *[""] * 7)
+    return t
+
+
 def validation_text(validation: Any) -> Text:
     if validation is None:
         return Text("Validation: no shadow feed is validated", style="dim")
@@ -193,6 +223,11 @@ class _Dashboard:
         unknown = unknown_reason((self.status.get("router") or {}).get("active"),
                                  self.status.get("feeds") or {})
         yield header(self.status, source=self.source)
+        accounts = self.status.get("accounts") or []
+        if len(accounts) > 1:  # many accounts: one row each, not one per account per symbol
+            yield accounts_table(accounts, now)
+            yield events_table(self.notable, now)
+            return
         if unknown is not None:
             yield Text(f"positions unknown: {unknown}", style="bold yellow")
         yield positions_table(self.positions, now, unknown=unknown,

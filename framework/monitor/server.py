@@ -30,6 +30,7 @@ from .hub import EventHub
 from .metrics import SessionCollector, build_registry, exposition
 from .views import (
     RateTracker,
+    accounts_payload,
     dumps,
     feed_rows,
     instruments_payload,
@@ -87,7 +88,8 @@ class Monitor:
         self.hub = EventHub(session, price_interval=price_interval, snapshot=self.snapshot,
                             ticker=self.feeds_tick)
         self._registry = build_registry(SessionCollector(
-            session.status, lambda: positions_payload(self.session)["delivered"]))
+            session.status, lambda: positions_payload(self.session)["delivered"],
+            accounts=self._account_statuses if session.multi else None))
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
 
@@ -96,12 +98,16 @@ class Monitor:
         app = web.Application(middlewares=[self._guard])
         app.router.add_get("/", self._index)
         app.router.add_get("/static/{name}", self._static_file)
-        app.router.add_get("/api/status", self._json(self.session.status))
-        app.router.add_get("/api/positions", self._json(lambda: positions_payload(self.session)))
+        app.router.add_get("/api/status", self._json(
+            lambda account: self.session.status(account)))
+        app.router.add_get("/api/positions", self._json(
+            lambda account: positions_payload(self.session, account)))
+        app.router.add_get("/api/accounts", self._json(
+            lambda account: accounts_payload(self.session, account)))
         app.router.add_get("/api/subscriptions", self._json(
-            lambda: subscriptions_payload(self.session.status())))
+            lambda account: subscriptions_payload(self.session.status(account, rows=False))))
         app.router.add_get("/api/validation", self._json(
-            lambda: self.session.status()["validation"]))
+            lambda account: self.session.status(account, rows=False)["validation"]))
         app.router.add_get("/api/events", self._events)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
@@ -149,6 +155,13 @@ class Monitor:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    def _accounts(self, status: dict[str, Any]) -> list[dict[str, Any]]:
+        """The accounts table's rows: every account when the session has many."""
+        return list(status.get("accounts") or []) if self.session.multi else []
+
+    def _account_statuses(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(name, self.session.status(name, rows=False)) for name in self.session.accounts]
+
     # ---------------------------------------------------------------- payloads
     def snapshot(self) -> dict[str, Any]:
         """The first SSE frame: everything the page draws."""
@@ -161,6 +174,7 @@ class Monitor:
                 "feeds": feed_rows(status, self.rates.update(status["feeds"])),
                 "router": status["router"],
                 "validation": status["validation"], "notable": list(self.hub.notable),
+                "account": status["account"], "accounts": self._accounts(status),
                 "now_ns": now_ns()}
 
     def feeds_tick(self) -> dict[str, Any]:
@@ -170,6 +184,7 @@ class Monitor:
                 "positions_unknown": unknown_reason(
                     (status.get("router") or {}).get("active"), status["feeds"]),
                 "instruments": instruments_payload(self.session),
+                "account": status["account"], "accounts": self._accounts(status),
                 "now_ns": now_ns()}
 
     # ---------------------------------------------------------------- handlers
@@ -222,8 +237,16 @@ class Monitor:
         return resp
 
     def _json(self, build: Any) -> Any:
+        """A JSON handler; ``build(account)`` gets the ``?account=`` filter (None: the
+        first account, the whole session in the single-account form)."""
         async def handler(request: web.Request) -> web.Response:
-            return web.Response(text=dumps(build()), content_type="application/json")
+            account = request.query.get("account") or None
+            if account is not None and account not in self.session.accounts:
+                known = ", ".join(self.session.accounts)
+                return web.Response(status=404, text=dumps(
+                    {"error": f"no account {account!r}; accounts: {known}"}),
+                    content_type="application/json")
+            return web.Response(text=dumps(build(account)), content_type="application/json")
         return handler
 
     async def _healthz(self, request: web.Request) -> web.Response:

@@ -34,25 +34,28 @@ def position_json(pos: Position) -> dict[str, Any]:
     return pos.model_dump(mode="json")
 
 
-def positions_payload(session: Session) -> dict[str, Any]:
-    """What consumers were told (``delivered``) and what each feed's book holds.
+def positions_payload(session: Session, account: str | None = None) -> dict[str, Any]:
+    """What consumers were told (``delivered``) and what each feed's book holds, for the
+    first account (the whole session in the single-account form) or ``account``.
 
     ``known`` is false while the delivering feed has never synced (no complete snapshot
     of the account yet): ``delivered`` is then *unknown*, not "no open positions", and
     ``unknown_reason`` says why (the feed's state and detail)."""
-    router = session.router
+    art = session.primary_account if account is None else session.accounts[account]
+    router = art.router
     delivered = [position_json(p) for p in router.delivered.values()] if router else []
     active = router.active if router else None
-    feeds = {name: rt.ctx.status for name, rt in session.feeds.items()}
+    feeds = {name: rt.ctx.status for name, rt in art.feeds.items()}
     return {
+        "account": art.name,
         "active": active,
         "delivered": delivered,
         "known": unknown_reason(active, feeds) is None,
         "unknown_reason": unknown_reason(active, feeds),
         "synced_ns": {name: st.synced_ns for name, st in feeds.items()},
-        "instruments": instruments_payload(session),
+        "instruments": instruments_payload(session, art.name),
         "books": {name: [position_json(p) for p in rt.book.positions.values()]
-                  for name, rt in session.feeds.items()},
+                  for name, rt in art.feeds.items()},
         "now_ns": now_ns(),
     }
 
@@ -70,12 +73,25 @@ def readiness(status: dict[str, Any]) -> dict[str, Any]:
             "state": feed.get("state"), "synced_ns": feed.get("synced_ns"), "now_ns": now_ns()}
 
 
-def instruments_payload(session: Session) -> dict[str, dict[str, Any]]:
+def accounts_payload(session: Session, account: str | None = None) -> dict[str, Any]:
+    """``/api/accounts``: one summary row per account (or ``account``'s only), and the
+    names of the failed ones."""
+    every = session.account_rows()
+    rows = every if account is None else [r for r in every if r["account"] == account]
+    return {"accounts": rows, "count": len(every),
+            "failed": sorted(r["account"] for r in every if r["failed"]),
+            "synced": sum(1 for r in every if r["synced_ns"] is not None),
+            "now_ns": now_ns()}
+
+
+def instruments_payload(session: Session, account: str | None = None
+                        ) -> dict[str, dict[str, Any]]:
     """``{"linear:BTCUSDT": {"tick_size", "qty_step", "settle_coin"}}`` from every feed
-    that knows them (the delivering feed's win)."""
+    (of the first account, or ``account``) that knows them (the delivering feed's win)."""
     out: dict[str, dict[str, Any]] = {}
-    router = session.router
-    order = sorted(session.feeds.values(),
+    art = session.primary_account if account is None else session.accounts[account]
+    router = art.router
+    order = sorted(art.feeds.values(),
                    key=lambda rt: router is not None and rt.name == router.active)
     for rt in order:
         for (category, symbol), inst in rt.ctx.instruments.items():

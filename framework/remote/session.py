@@ -103,6 +103,7 @@ class RemoteEventStream:
         self.redis = rs.redis
         self._accounts: dict[str, _Account] = {}
         self._marks_cursor: dict[str, str] = {}
+        self._marks_exchanges: set[str] = set()
         self._ready: deque[tuple[Any, EntryMeta]] = deque()
         self._to_ack: list[tuple[str, str]] = []
         self._started = False
@@ -217,7 +218,12 @@ class RemoteEventStream:
             self._take(acc, sid, fields, chained=False)
 
     async def _seed_marks(self) -> None:
+        """Follow the marks streams of every exchange the accounts are on (seeded with
+        their latest price per position); called again when a snapshot names a new one."""
         for exchange in {a.exchange for a in self._accounts.values() if a.exchange}:
+            if exchange in self._marks_exchanges:
+                continue
+            self._marks_exchanges.add(exchange)
             for category in Category:
                 key = self.rs.keys.marks(exchange, category)
                 latest = await self.redis.xrevrange(key, count=self.rs.batch)
@@ -234,6 +240,11 @@ class RemoteEventStream:
 
     # ------------------------------------------------------------------ reading
     async def _read(self) -> None:
+        if self.rs.marks and any(a.exchange and a.exchange not in self._marks_exchanges
+                                 for a in self._accounts.values()):
+            await self._seed_marks()
+            if self._ready:
+                return
         group = self.rs.group
         streams = {self.rs.keys.events(a.name): (">" if group else a.last)
                    for a in self._accounts.values()}

@@ -63,6 +63,22 @@ class HybridSettings(StrictModel):
     max_topics_per_request: int = Field(DEFAULT_TOPICS_PER_REQUEST, ge=1, le=1000)
     #: Total characters of subscription args on one public connection.
     max_args_chars: int = Field(MAX_ARGS_CHARS_PER_CONNECTION, ge=100, le=21_000)
+    #: One set of public ticker sockets per (category, URL) for every account of the
+    #: session, subscriptions counted by symbol and sharded past ``max_args_chars``
+    #: (public_hub.py); false: this feed opens its own.
+    share_public: bool = True
+    #: New sockets (private) this process opens per exchange host within
+    #: ``connection_window``: shared by every account (Bybit allows 500 per 5 minutes
+    #: per IP), at least ``connection_spacing`` apart (a mass reconnect is staggered).
+    connections_per_window: int = Field(400, ge=1, le=500)
+    connection_window: Duration = 300.0
+    connection_spacing: Duration = 0.02
+    #: REST requests per host within ``rest_window``, shared by every account (Bybit
+    #: allows 600 per 5 s per IP; an HTTP 403 ban of minutes follows an excess), spaced
+    #: evenly over the window: requests admitted together can reach the exchange
+    #: bunched (a busy loop sends late), so the margin is wide.
+    rest_per_window: int = Field(400, ge=1, le=600)
+    rest_window: Duration = 5.0
     #: Time to wait for an auth/subscribe answer, a WS handshake or a REST answer.
     request_timeout: Duration = 10.0
     #: After HTTP 403 (Bybit's IP ban: "terminate all HTTP sessions and wait for at least

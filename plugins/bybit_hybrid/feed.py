@@ -16,6 +16,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import aiohttp
+from yarl import URL
 
 from feedctl import (
     Category,
@@ -23,8 +24,11 @@ from feedctl import (
     Feed,
     FeedContext,
     FeedState,
+    Instrument,
     PositionKey,
     RetryableFeedError,
+    RollingBudget,
+    jitter,
 )
 
 from .audit import audit_diff, covered, forced_updates, settled
@@ -32,6 +36,7 @@ from .config import HybridSettings
 from .ledger import LossLedger
 from .private import PrivateStream
 from .public import PublicStream
+from .public_hub import PublicLease, lease_for
 from .recovery import FillReplay
 from .rest import RestClient, setting_hint
 from .signing import ServerClock
@@ -65,13 +70,15 @@ class HybridFeed(Feed):
         self.ledger = LossLedger()
         self.recovery = FillReplay(ctx, settings, lambda: self.rest, self.ledger)
         self.private = PrivateStream(self)
-        self.publics: dict[Category, PublicStream] = {}
+        self.publics: dict[Category, PublicStream | PublicLease] = {}
         self._rest: RestClient | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._phase = "connecting"
         self._detail = ""
         self._last_audit: dict[str, Any] = {}
         self._audit_suspects: dict[str, str] = {}
+        #: The process's budget of new sockets to this exchange host (``run()`` sets it).
+        self.connects: RollingBudget | None = None
         self._ban_timer: asyncio.TimerHandle | None = None
 
     @property
@@ -92,10 +99,20 @@ class HybridFeed(Feed):
             raise FatalFeedError(msg)
         self._set(FeedState.CONNECTING, "measuring the server clock", reason="start")
         timeout = aiohttp.ClientTimeout(total=s.request_timeout)
+        self.connects = ctx.shared(
+            ("bybit_hybrid.connects", _host(ctx.endpoints.private_ws)),
+            lambda: RollingBudget(s.connections_per_window, s.connection_window,
+                                  spacing=s.connection_spacing))
+        rest_budget = ctx.shared(
+            ("bybit_hybrid.rest", _host(ctx.endpoints.rest)),
+            lambda: RollingBudget(s.rest_per_window, s.rest_window,
+                                  spacing=s.rest_window / s.rest_per_window,
+                                  burst=s.rest_per_window // 4))
         try:
             async with aiohttp.ClientSession(timeout=timeout) as http:
                 self._rest = RestClient(http, ctx.endpoints.rest, acct.api_key, acct.api_secret,
-                                        self.clock, s, ctx.log, ctx.count, profile=ctx.profile)
+                                        self.clock, s, ctx.log, ctx.count, profile=ctx.profile,
+                                        budget=rest_budget)
                 self._rest.on_ban = self._rest_banned
                 await self._initial_clock()
                 try:
@@ -126,12 +143,14 @@ class HybridFeed(Feed):
         except RetryableFeedError as exc:  # the reconnect loop will retry; REST may recover
             self.ctx.log.warning("could not measure the server clock: %s", exc)
 
-    def _public(self, category: Category) -> PublicStream:
+    def _public(self, category: Category) -> PublicStream | PublicLease:
         stream = self.publics.get(category)
         if stream is None:
             eps = self.ctx.endpoints
             url = eps.public_ws_inverse if category is Category.INVERSE else eps.public_ws
-            stream = self.publics[category] = PublicStream(self, category, url)
+            stream = self.publics[category] = (
+                lease_for(self, category, url) if self.settings.share_public
+                else PublicStream(self, category, url))
             if self._tg is not None:
                 self._tg.create_task(stream.run(), name=f"bybit-public-{category.value}")
         return stream
@@ -225,16 +244,30 @@ class HybridFeed(Feed):
         interval = self.settings.stale_mark_interval
         if interval <= 0:
             return
+        check = min(interval, max(0.05, self.settings.stale_after / 4))
+        last_read = 0.0
         while True:
-            await asyncio.sleep(interval)
-            stale = sorted({(c, sym) for c, p in self.publics.items()
-                            for sym in (p.stale | (p.wanted if p.down else set()))})
-            for category, symbol in stale[:self.settings.stale_mark_max]:
+            await asyncio.sleep(check)  # suspects are judged soon, stale symbols per interval
+            due = time.monotonic() - last_read >= interval
+            wanted = set()
+            for c, p in self.publics.items():
+                wanted |= {(c, sym, True) for sym in p.suspect}
+                if due:
+                    wanted |= {(c, sym, False) for sym in
+                               (p.stale | (p.wanted if p.down else set())) - p.suspect}
+            if not wanted:
+                continue
+            if due:
+                last_read = time.monotonic()
+            for category, symbol, suspect in sorted(wanted)[:self.settings.stale_mark_max]:
                 mark = await self._public_read(self.rest.mark(category, symbol),
                                                "stale_mark_failures", f"mark of {symbol}")
-                if mark is not None:
-                    self.ctx.count("stale_marks")
-                    self.ctx.apply_mark(mark)
+                if mark is None:
+                    continue
+                if suspect:
+                    self.publics[category].judge_quiet(symbol, str(mark.mark_price))
+                self.ctx.count("stale_marks")
+                self.ctx.apply_mark(mark)
 
     async def _public_read(self, read: Awaitable[T], counter: str, what: str) -> T | None:
         """A best-effort public REST read: its result, or None (counted, logged) when it
@@ -252,24 +285,47 @@ class HybridFeed(Feed):
         symbol from the public instruments-info; a failure is tried again a minute
         later). Nothing here affects what is delivered."""
         tried: dict[tuple[Category, str], float] = {}
+        # read once for every account of the session (their REST budget is shared): the
+        # first to want a symbol reads it, the others wait for its answer
+        known: dict[tuple[Category, str], asyncio.Future[Instrument | None]] = \
+            self.ctx.shared(("bybit_hybrid.instruments", _host(self.ctx.endpoints.rest)), dict)
         while True:
             now = time.monotonic()
-            for category, symbol in sorted(self.ctx.open_symbols()):
+            symbols = sorted(self.ctx.open_symbols()) if self._phase == "synced" else []
+            for category, symbol in symbols:  # after the snapshot: it goes first
                 key = (category, symbol)
                 if key in self.ctx.instruments or now - tried.get(key, -1e9) < 60:
                     continue
                 tried[key] = now
-                inst = await self._public_read(self.rest.instrument(category, symbol),
-                                               "instrument_failures", f"instrument {symbol}")
+                inst = await self._instrument(known, key)
                 if inst is not None:
                     self.ctx.set_instrument(inst)
             await asyncio.sleep(2.0)
+
+    async def _instrument(self, known: dict[tuple[Category, str],
+                                            asyncio.Future[Instrument | None]],
+                          key: tuple[Category, str]) -> Instrument | None:
+        pending = known.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending) if not pending.done() else pending.result()
+        pending = known[key] = asyncio.get_running_loop().create_future()
+        inst: Instrument | None = None
+        try:
+            inst = await self._public_read(self.rest.instrument(*key), "instrument_failures",
+                                           f"instrument {key[1]}")
+        finally:
+            pending.set_result(inst)  # None (failed, cancelled): a later reader tries again
+            if inst is None:
+                known.pop(key, None)
+        return inst
 
     # ----------------------------------------------------------------- audit
     async def _audit_loop(self) -> None:
         interval = self.settings.audit_interval
         if interval <= 0:
             return
+        # many accounts in one process: their audits spread over the interval
+        await asyncio.sleep(jitter(self.ctx.account.name, interval))
         while True:
             await asyncio.sleep(interval)
             if self._phase != "synced":
@@ -345,6 +401,10 @@ class HybridFeed(Feed):
             "last_audit": self._last_audit,
             "phase": self._phase,
         }
+
+
+def _host(url: str) -> str:
+    return URL(url).host or url
 
 
 def _fatal_reason(exc: FatalFeedError) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from feedctl import FeedContext, PositionKey
+from feedctl import FeedContext, PositionKey, RollingBudget
 
 if TYPE_CHECKING:
     from .config import HybridSettings
@@ -46,13 +46,20 @@ class PublicHost(StreamHost, Protocol):
 
 class PrivateHost(StreamHost, Protocol):
     """What the private stream needs: REST (snapshots), the fill replay and loss ledger
-    (shared with the audit), the snapshot's scope, and where to report its phases."""
+    (shared with the audit), the snapshot's scope, the process's per-IP budget of new
+    sockets (None: unlimited), and where to report its phases."""
 
     @property
     def rest(self) -> RestClient: ...
 
     @property
     def recovery(self) -> FillReplay: ...
+
+    @property
+    def connects(self) -> RollingBudget | None:
+        """The process's budget of new sockets to the exchange host, shared by every
+        account (None: unbudgeted)."""
+        ...
 
     def covers(self, key: PositionKey) -> bool: ...
 
@@ -65,3 +72,19 @@ class PrivateHost(StreamHost, Protocol):
     def private_resyncing(self) -> None: ...
 
     def private_synced(self) -> None: ...
+
+
+class TickSource(Protocol):
+    """What the ticker callback (ticks.py) needs from its public stream: the context, the
+    stale symbols, a way to wake the stream's supervisor (a stale symbol spoke again) and
+    the problem reporter."""
+
+    @property
+    def ctx(self) -> FeedContext: ...
+
+    @property
+    def stale(self) -> frozenset[str]: ...
+
+    def wake(self) -> None: ...
+
+    def problem(self, problem: Problem) -> None: ...

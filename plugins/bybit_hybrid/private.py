@@ -173,6 +173,8 @@ class PrivateStream:
             server_offset_ms=feed.clock.known_offset_ms,
         )
         try:
+            if feed.connects is not None:  # the process's per-IP budget of new sockets
+                await feed.connects.acquire()
             await conn.open()
             acct = self.ctx.account
             assert acct.api_key is not None and acct.api_secret is not None

@@ -10,6 +10,17 @@ subscribed ticker is resubscribed; still stale after that, every symbol stale at
 or every symbol stale while a subscribe waits for its answer (a stalled socket) → the
 socket is reconnected. Planned reconnects open and subscribe the new socket before the
 old one closes.
+
+Quiet symbols: Bybit pushes a ticker delta only when a field changed, so a symbol whose
+market is quiet can go seconds without one. A subscribed symbol silent for
+``stale_after`` is first *suspect*, not stale: the feed reads its mark from REST (the
+stale-marks loop), and a REST mark equal to the last one streamed proves the symbol quiet
+and the stream right (``quiet_confirmed``; it is fresh again as of that read). A REST mark
+that differs proves the topic dead (a change was not pushed): the symbol is stale at once
+and resubscribed. A suspect without a REST answer within another ``stale_after`` is stale
+too. So a quiet symbol never turns the feed degraded, and a dead topic still does. Every
+subscribed symbol silent at once (two or more) is a stalled socket, not a quiet market:
+stale at once, no REST verdict awaited.
 """
 
 from __future__ import annotations
@@ -17,13 +28,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 from typing import Any
 
 from feedctl import Backoff, Category
 
 from .constants import TICKERS_PREFIX
-from .parse import TickerState
+from .parse import Problem, TickerState
 from .ports import PublicHost
 from .ticks import TickHandler
 from .util import batches
@@ -40,6 +50,10 @@ class _Session:
         #: symbol -> wall-clock ns of its (re)subscribe ack: the staleness reference
         self.subscribed: dict[str, int] = {}
         self.resubscribed: set[str] = set()
+        #: symbol -> wall-clock ns a REST read proved it quiet (a staleness reference)
+        self.quiet_ns: dict[str, int] = {}
+        #: symbol -> wall-clock ns it went silent while subscribed (awaiting a REST read)
+        self.suspect_ns: dict[str, int] = {}
         self.swap_at = swap_at
         self.opened_ns = time.time_ns()
 
@@ -61,6 +75,14 @@ class PublicStream:
         self._wake = asyncio.Event()
         self._backoff = Backoff(self.s.backoff_base, self.s.backoff_cap)
         self._overflow_logged = False
+
+    def wake(self) -> None:
+        """Let the supervisor re-measure now (a stale symbol spoke again)."""
+        self._wake.set()
+
+    def problem(self, problem: Problem) -> None:
+        """A frame the ticker callback could not use: counted and logged by the feed."""
+        self.feed.report(problem, self.name)
 
     def want(self, symbols: set[str]) -> None:
         if symbols != self.wanted:
@@ -127,8 +149,9 @@ class PublicStream:
 
     async def _open(self, *, report: bool = True) -> _Session:
         tickers = TickerState(self.category)
+        handler = self._handler(tickers)
         conn = Conn(
-            name=self.name, url=self.url, on_data=self._handler(tickers),
+            name=self.name, url=self.url, on_data=handler, on_read_end=handler.read_end,
             ping_interval=self.s.ping_interval, pong_timeout=self.s.pong_timeout,
             request_timeout=self.s.request_timeout, log=self.ctx.log,
             count=self.ctx.count, report=self.feed.report,
@@ -265,19 +288,57 @@ class PublicStream:
         limit = int(self.s.stale_after * 1e9)
         seen = sess.tickers.last_seen_ns
         stale: set[str] = set()
+        silent: list[str] = []
         for sym in self.wanted - self.rejected:
             ref = max(sess.subscribed.get(sym, 0), self._wanted_ns.get(sym, 0),
-                      sess.opened_ns, seen.get(sym, 0))
-            if now - ref > limit:
-                stale.add(sym)
-            else:
+                      sess.opened_ns, seen.get(sym, 0), sess.quiet_ns.get(sym, 0))
+            if now - ref <= limit:
                 sess.resubscribed.discard(sym)
+                sess.suspect_ns.pop(sym, None)
+            else:
+                silent.append(sym)
+        # every subscribed symbol silent at once is a stalled socket, not a quiet market
+        stalled = len(sess.subscribed) >= 2 and all(s in silent for s in sess.subscribed)
+        quiet_check = self.s.stale_mark_interval > 0 and not stalled
+        if stalled:
+            sess.suspect_ns.clear()
+        for sym in silent:
+            if quiet_check and sym in sess.subscribed and sess.tickers.mark_text(sym):
+                # silent but it had a mark: quiet or dead? a REST read decides
+                since = sess.suspect_ns.setdefault(sym, now)
+                if now - since <= limit:
+                    continue
+            stale.add(sym)
         current = frozenset(stale | (self.rejected & self.wanted))
         if report and current != self.stale:
             fresh = not current
             self.stale = current
             self.feed.public_changed(reason="fresh" if fresh else "stale")
         return stale
+
+    @property
+    def suspect(self) -> frozenset[str]:
+        """Subscribed symbols silent for ``stale_after`` that a REST read must judge."""
+        sess = self.session
+        return frozenset(sess.suspect_ns) if sess is not None else frozenset()
+
+    def judge_quiet(self, symbol: str, rest_mark: str) -> bool:
+        """A REST read of a suspect symbol's mark: equal to the last one streamed, the
+        symbol is quiet (fresh as of now, True); different, its topic missed a change and
+        it is stale at once (False)."""
+        sess = self.session
+        if sess is None or symbol not in sess.suspect_ns:
+            return False
+        streamed = sess.tickers.mark_text(symbol)
+        if streamed is not None and _same_number(streamed, rest_mark):
+            del sess.suspect_ns[symbol]
+            sess.quiet_ns[symbol] = time.time_ns()
+            self.ctx.count("quiet_confirmed")
+            return True
+        sess.suspect_ns[symbol] = 0  # judged: stale at the next measure
+        self.ctx.count("quiet_refuted")
+        self._measure(sess)
+        return False
 
     async def _check_stale(self, sess: _Session) -> str | None:
         stale = self._measure(sess) & set(sess.subscribed)
@@ -306,7 +367,7 @@ class PublicStream:
         return None
 
     # ----------------------------------------------------------------- data
-    def _handler(self, tickers: TickerState) -> Callable[[dict[str, Any], int], None]:
+    def _handler(self, tickers: TickerState) -> TickHandler:
         return TickHandler(self, tickers)
 
     def details(self) -> dict[str, Any]:
@@ -321,3 +382,12 @@ class PublicStream:
             "stale": sorted(self.stale),
             "down": self.down,
         }
+
+
+def _same_number(a: str, b: str) -> bool:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        return Decimal(a) == Decimal(b)
+    except InvalidOperation:
+        return False

@@ -31,6 +31,7 @@ from feedctl import (
     MarkPrice,
     PositionUpdate,
     RetryableFeedError,
+    RollingBudget,
     env_var_name,
     redact,
     wire_decimal,
@@ -82,8 +83,11 @@ class RestClient:
         log: logging.LoggerAdapter[logging.Logger],
         count: Callable[[str], None],
         profile: str = "",
+        budget: RollingBudget | None = None,
     ) -> None:
         self._profile = profile
+        #: The process's REST budget for this host, shared by every account.
+        self._budget = budget
         self._session = session
         self._base = base_url.rstrip("/")
         self._key, self._secret = api_key, api_secret
@@ -116,8 +120,11 @@ class RestClient:
     # ----------------------------------------------------------------- endpoints
     async def sync_clock(self) -> int:
         """Measure the server clock offset (ms) from /v5/market/time."""
+        if self._budget is not None:  # before the stopwatch: a wait there is not the rtt
+            await self._budget.acquire()
         sent = time.time_ns()
-        env = await self._call(PATH_TIME, [], signed=False, sync_on_skew=False)
+        env = await self._call(PATH_TIME, [], signed=False, sync_on_skew=False,
+                               budgeted=False)
         received = time.time_ns()
         result = _result(env)
         server_ms: int | None = None
@@ -281,7 +288,8 @@ class RestClient:
 
     # ----------------------------------------------------------------- transport
     async def _call(
-        self, path: str, params: list[tuple[str, str]], *, signed: bool, sync_on_skew: bool = True
+        self, path: str, params: list[tuple[str, str]], *, signed: bool, sync_on_skew: bool = True,
+        budgeted: bool = True,
     ) -> dict[str, Any]:
         backoff = Backoff(self._s.backoff_base, self._s.backoff_cap)
         last = ""
@@ -290,7 +298,7 @@ class RestClient:
                 self._count("rest_banned_skips")
                 raise RetryableFeedError(f"{path} not requested: {self.ban_text()}")
             try:
-                return await self._once(path, params, signed)
+                return await self._once(path, params, signed, budgeted)
             except _Retry as exc:
                 last = str(exc)
                 self._count("rest_retries")
@@ -304,7 +312,10 @@ class RestClient:
                     await asyncio.sleep(wait)
         raise RetryableFeedError(f"REST {path} failed {self._s.rest_attempts} times: {last}")
 
-    async def _once(self, path: str, params: list[tuple[str, str]], signed: bool) -> dict[str, Any]:
+    async def _once(self, path: str, params: list[tuple[str, str]], signed: bool,
+                    budgeted: bool = True) -> dict[str, Any]:
+        if budgeted and self._budget is not None:  # first: the signature's time follows it
+            await self._budget.acquire()
         query = "&".join(f"{k}={quote(v, safe='%')}" for k, v in params)
         url = URL(f"{self._base}{path}" + (f"?{query}" if query else ""), encoded=True)
         headers = {"Accept": "application/json"}

@@ -79,6 +79,8 @@ class _DispatchingConnection(ClientConnection):
     binary messages take the normal ``recv()`` path either way."""
 
     on_frame: Callable[[bytes | bytearray | memoryview, int], None] | None = None
+    #: called once the frames of one socket read were handed to ``on_frame``
+    on_read_end: Callable[[], None] | None = None
     #: False leaves all parsing to websockets (bench/hybrid_capacity.py ``ours+wsparse``
     #: measures the feed on websockets' parser, as the ceiling row reads)
     fast_parsing = True
@@ -98,10 +100,16 @@ class _DispatchingConnection(ClientConnection):
     def data_received(self, data: bytes) -> None:
         if self._fast_on:
             self._fast(data, time.time_ns())
-            return
-        super().data_received(data)
-        if self.on_frame is not None and self.fast_parsing and self._between_frames():
-            self._fast_on = True
+        else:
+            super().data_received(data)
+            if self.on_frame is not None and self.fast_parsing and self._between_frames():
+                self._fast_on = True
+        read_end = self.on_read_end
+        if read_end is not None:
+            try:
+                read_end()
+            except Exception:  # the transport's callback: a bug must not break the socket
+                WS_LOG.exception("on_read_end failed")
 
     def _between_frames(self) -> bool:
         """True if websockets' parser waits for the first byte of a frame, with nothing
@@ -183,6 +191,7 @@ class Conn:
         name: str,
         url: str,
         on_data: Callable[[dict[str, Any], int], None],
+        on_read_end: Callable[[], None] | None = None,
         ping_interval: float,
         pong_timeout: float,
         request_timeout: float,
@@ -205,6 +214,8 @@ class Conn:
         self._held: list[tuple[dict[str, Any], int]] = []
         self._wake = asyncio.Event()
         self._on_data = on_data
+        #: called after the data frames of one socket read were handed to ``on_data``
+        self._on_read_end = on_read_end
         self._ping_interval, self._pong_timeout = ping_interval, pong_timeout
         self._request_timeout = request_timeout
         self._log, self._count, self._report = log, count, report
@@ -246,6 +257,7 @@ class Conn:
         self.opened_ns = time.time_ns()
         if isinstance(self._ws, _DispatchingConnection):
             self._ws.on_frame = self._frame
+            self._ws.on_read_end = self._on_read_end
         self._task = asyncio.create_task(self._serve(), name=f"bybit-{self.name}")
 
     @property

@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import signal
 import sys
 from typing import Any
 
 import click
 
-from feedctl import BusKeys, ConfigError, FeedctlError, RemoteSession, Session
+from feedctl import (
+    BusKeys,
+    ConfigError,
+    FeedctlError,
+    RemoteSession,
+    Session,
+    configure_logging,
+)
 
 redis_option = click.option(
     "--redis", "url", envvar="FEEDCTL_REDIS_URL", show_envvar=True, default=None,
@@ -138,9 +144,19 @@ def worker_command(profiles: tuple[str, ...], settings_path: str | None, url: st
 
     chosen_profiles: list[str | None] = list(profiles) or [None]
 
+    plans: dict[str | None, Any] = {}
+
     def make_session(profile: str | None) -> Session:
-        return Session(profile, settings_path=settings_path, overrides=overrides,
-                       plugin_manager=pm)
+        """A fresh session of ``profile``; its plan (the validated profile) is built once
+        and reused, unless it has services (an embedded exchange is one per session)."""
+        plan = plans.get(profile)
+        if plan is not None:
+            return Session(plan=plan)
+        session = Session(profile, settings_path=settings_path, overrides=overrides,
+                          plugin_manager=pm)
+        if not session.plan.services:
+            plans[profile] = session.plan
+        return session
 
     try:
         probe = make_session(chosen_profiles[0])
@@ -148,8 +164,8 @@ def worker_command(profiles: tuple[str, ...], settings_path: str | None, url: st
     except ConfigError as exc:
         click.echo(f"ERROR: {exc}", err=True)
         sys.exit(2)
-    logging.basicConfig(stream=sys.stderr, level=probe.settings.logging.level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # the core's handler: structured lines on stderr, every registered secret redacted
+    configure_logging(probe.settings.logging.format, probe.settings.logging.level)
 
     async def main() -> None:
         stop = asyncio.Event()

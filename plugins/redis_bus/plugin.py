@@ -117,11 +117,18 @@ async def _hold(lease: Lease) -> None:
     """Take the lease when it is free, keep it, and take it again after losing it."""
     from .publisher import DOWN
 
+    told = False
     while True:
         try:
             if await lease.try_acquire():
+                told = False
                 await lease.keep()
                 continue
+            if not told:
+                told = True
+                holder = await lease.redis.get(lease.keys.lease(lease.account))
+                log.warning("account %s is served by %s: this session publishes when the "
+                            "lease is free", lease.account, holder)
         except DOWN as exc:
             log.debug("lease not taken: %s", exc)
         await asyncio.sleep(lease.ttl_ms / 3000)

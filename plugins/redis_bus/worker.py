@@ -51,6 +51,9 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         for profile in self.profiles:
+            await asyncio.sleep(0)  # validating many profiles takes a while: stay responsive
+            if stop.is_set():
+                return
             for account in profile_accounts(self.make_session(profile).settings):
                 if account in self.profile_of:
                     raise ConfigError(f"account {account!r} is in two profiles "
@@ -73,6 +76,8 @@ class Worker:
             while not stop.is_set():
                 share = await self._share(len(accounts))
                 for account in accounts:
+                    if stop.is_set():
+                        break
                     await self._step(account, share)
                 while len(self.sessions) > share:  # a peer joined: hand accounts back
                     await self._stop_session(next(reversed(self.sessions)))
@@ -80,9 +85,8 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.settings.lease_ttl / 3):
                         await _first(stop.wait(), self._wake.wait())
-        finally:
-            for account in list(self.sessions):
-                await self._stop_session(account)
+        finally:  # every session at once: a worker with many accounts stops quickly
+            await asyncio.gather(*(self._stop_session(a) for a in list(self.sessions)))
             for lease in self.leases.values():
                 await lease.release()
             with contextlib.suppress(*DOWN):

@@ -51,6 +51,8 @@ class TrailingStopEvent(BaseModel):
 
     type: Literal["trailing_stop"] = "trailing_stop"
     action: Literal["activated", "triggered"]
+    #: The account whose position it is ("" when unknown).
+    account: str = ""
     feed: str
     symbol: str
     side: Side

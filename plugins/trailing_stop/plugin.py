@@ -24,14 +24,30 @@ if TYPE_CHECKING:
 log = logging.getLogger("feedctl.trailing_stop")
 
 
-class _PerSession:
-    """The trailing-stop state of one session (several may run in one process)."""
+class _PerAccount:
+    """The trailing stops of one account: its own engine (positions of two accounts on one
+    symbol are two positions) and, when it may trade, its own order setter (its key)."""
 
-    def __init__(self, session: Session, engine: TrailingStops | None) -> None:
-        self.session = session
+    def __init__(self, engine: TrailingStops) -> None:
         self.engine = engine
         self.setter: BybitStopSetter | None = None
+
+
+class _PerSession:
+    """The trailing-stop state of one session (several may run in one process), per
+    account of the session."""
+
+    def __init__(self, session: Session, settings: TrailingStopSettings) -> None:
+        self.session = session
+        self.settings = settings
+        self.accounts: dict[str, _PerAccount] = {}
         self.events: list[TrailingStopEvent] = []
+
+    def account(self, name: str) -> _PerAccount:
+        acc = self.accounts.get(name)
+        if acc is None:
+            acc = self.accounts[name] = _PerAccount(TrailingStops(self.settings))
+        return acc
 
 
 class TrailingStopConsumer:
@@ -49,73 +65,84 @@ class TrailingStopConsumer:
     async def feedctl_session_started(self, session: Session) -> None:
         settings: TrailingStopSettings = session.plugin_settings("trailing_stop")
         trading: TradingSettings = session.plugin_settings("trading")
-        state = self.sessions[id(session)] = _PerSession(
-            session, TrailingStops(settings) if settings.enabled else None)
-        if state.engine is None or not trading.enabled:
+        if not settings.enabled:
             return
+        state = self.sessions[id(session)] = _PerSession(session, settings)
+        for plan in session.plan.accounts:  # every account of the session, each its own
+            acc = state.account(plan.name)
+            if trading.enabled:
+                acc.setter = await self._setter(plan.name, plan.settings)
+
+    async def _setter(self, account: str, profile: Any) -> BybitStopSetter | None:
+        """The account's order setter, if its key may trade (else None: dry run)."""
         try:
             from .executor import BybitStopSetter  # ccxt: slow to import, needed only here
 
-            setter = BybitStopSetter(session.settings.account,
-                                     session.settings.endpoints.get("rest"),
-                                     session.settings.environment)
+            setter = BybitStopSetter(profile.account, profile.endpoints.get("rest"),
+                                     profile.environment)
             allowed, why = await setter.can_trade()
         except Exception as exc:
-            log.error("trading.enabled is true but the account cannot be checked (%s); "
-                      "staying in dry run", exc)
-            return
+            log.error("trading.enabled is true but account %r cannot be checked (%s); "
+                      "staying in dry run for it", account, exc, extra={"account": account})
+            return None
         if not allowed:
-            log.warning("trading.enabled is true but %s; staying in dry run", why)
+            log.warning("trading.enabled is true but for account %r %s; staying in dry run "
+                        "for it", account, why, extra={"account": account})
             await setter.close()
-            return
-        state.setter = setter
-        log.warning("trading enabled: trailing stops will be set on the exchange")
+            return None
+        log.warning("trading enabled: trailing stops of account %r will be set on the "
+                    "exchange", account, extra={"account": account})
+        return setter
 
     @hookimpl
     async def feedctl_session_stopping(self, session: Session) -> None:
         state = self.sessions.pop(id(session), None)
-        if state is not None and state.setter is not None:
-            await state.setter.close()
-            state.setter = None
+        for acc in state.accounts.values() if state is not None else ():
+            if acc.setter is not None:
+                await acc.setter.close()
+                acc.setter = None
 
     @hookimpl
     async def feedctl_position_event(self, event: PositionEvent, session: Session) -> None:
         state = self.sessions.get(id(session))
-        if state is None or state.engine is None:
+        if state is None:
             return
+        acc = state.account(event.position.account)
         pos = event.position
         tick = _tick(session, pos.category, pos.symbol)
-        for ts in state.engine.on_event(event, dry_run=state.setter is None, tick=tick):
+        for found in acc.engine.on_event(event, dry_run=acc.setter is None, tick=tick):
+            ts = found.model_copy(update={"account": pos.account})
             state.events.append(ts)
             del state.events[:-1000]
             log.info("trailing stop %s", ts.action, extra={
-                "symbol": ts.symbol, "side": ts.side.value, "mark": str(ts.mark_price),
+                "account": ts.account, "symbol": ts.symbol, "side": ts.side.value,
+                "mark": str(ts.mark_price),
                 "stop": str(ts.stop_price), "price_age_ms": ts.price_age_ms,
                 "dry_run": ts.dry_run})
             state.session.publish(ts)
-            if ts.action == "activated" and state.setter is not None:
-                await self._place(state, event, ts)
+            if ts.action == "activated" and acc.setter is not None:
+                await self._place(acc, event, ts)
 
-    async def _place(self, state: _PerSession, event: PositionEvent,
+    async def _place(self, acc: _PerAccount, event: PositionEvent,
                      ts: TrailingStopEvent) -> None:
-        assert state.setter is not None and state.engine is not None
-        rule = state.engine.settings.rule(ts.symbol)
+        assert acc.setter is not None
+        rule = acc.engine.settings.rule(ts.symbol)
         pos = event.position
         try:
             # Bybit wants the distance on the price tick: the feed's instruments-info,
             # else the setter reads it
-            tick = ts.tick_size or await state.setter.tick_size(pos.category.value,
-                                                                 pos.symbol)
+            tick = ts.tick_size or await acc.setter.tick_size(pos.category.value,
+                                                               pos.symbol)
             distance = trail_distance(ts.best_price, rule.callback_pct, tick)
-            await state.setter.set_trailing_stop(category=pos.category.value,
+            await acc.setter.set_trailing_stop(category=pos.category.value,
                                                  symbol=pos.symbol,
                                                  position_idx=pos.position_idx,
                                                  distance=distance)
             log.warning("trailing stop set on the exchange", extra={
-                "symbol": pos.symbol, "distance": str(distance)})
+                "account": pos.account, "symbol": pos.symbol, "distance": str(distance)})
         except Exception:
             log.exception("setting the trailing stop on the exchange failed",
-                          extra={"symbol": pos.symbol})
+                          extra={"account": pos.account, "symbol": pos.symbol})
 
 
 def _tick(session: Session, category: Category, symbol: str) -> Decimal | None:

@@ -13,6 +13,9 @@ Binance pushes for it:
   symbols whose position changed (none for funding on a cross position);
 - ``ACCOUNT_CONFIG_UPDATE`` for a leverage change (no ACCOUNT_UPDATE).
 
+Positions are keyed by (symbol, engine position index): index 0 is one-way mode's
+``BOTH``, 1 and 2 hedge mode's ``LONG`` and ``SHORT`` (``ps`` in both events).
+
 ``E`` is the event time (when the frame is made), ``T`` the transaction time (the fill).
 Binance does not order events of different types; by default the order updates come
 before the ACCOUNT_UPDATE of the same call, with ``account_update_first`` after it.
@@ -38,6 +41,7 @@ from ..position import D0, Position
 from .wire import f8, plain, position_side, qty, stream_position
 
 Sink = Callable[[dict], None]
+PosKey = tuple[str, int]
 _ALNUM = string.ascii_letters + string.digits
 FLAT = ("", D0, D0, D0)  # the key of a position never seen: flat, nothing realised
 STOP_TYPES = {"TakeProfit": "TAKE_PROFIT_MARKET", "StopLoss": "STOP_MARKET",
@@ -65,10 +69,13 @@ class Ledger:
         #: GET /fapi/v1/income rows: REALIZED_PNL, COMMISSION, FUNDING_FEE
         self.income: deque[dict] = deque(maxlen=10000)
         self._next_tran = 9_689_000_000
-        self.realised: dict[str, Decimal] = {}
-        self._seen: dict[str, tuple] = {}
+        #: the realised profit per position (``cr``), keyed by (symbol, index)
+        self.realised: dict[PosKey, Decimal] = {}
+        self._seen: dict[PosKey, tuple] = {}
         self._leverage: dict[str, Decimal] = {}
-        self._dirty: set[str] = set()
+        #: the engine order id -> its position index (from the engine's order rows)
+        self._order_idx: dict[str, int] = {}
+        self._dirty: set[PosKey] = set()
         self._balance_dirty = False
         self._balance = account.balance  # the USDT wallet balance last pushed
         self._reason = ""
@@ -77,7 +84,7 @@ class Ledger:
         for pos in account.positions.values():
             if pos.symbol not in self.symbols:
                 continue
-            self._seen[pos.symbol] = self._key(pos)
+            self._seen[(pos.symbol, pos.idx)] = self._key(pos)
             self._leverage[pos.symbol] = pos.leverage
         account.listeners.append(self.on_engine_event)
 
@@ -105,18 +112,23 @@ class Ledger:
 
     # -- engine events --------------------------------------------------------------
     def _key(self, pos: Position) -> tuple:
-        return (pos.side, pos.size, pos.entry, self.realised.get(pos.symbol, D0))
+        return (pos.side, pos.size, pos.entry, self.realised.get((pos.symbol, pos.idx), D0))
 
     def on_engine_event(self, topic: str, rows: list[dict]) -> None:
         rows = [r for r in rows if "symbol" not in r or r["symbol"] in self.symbols]
         if not rows:
             return
-        if topic == "execution":
+        if topic == "order":
+            for row in rows:
+                self._order_idx[row["orderId"]] = int(row.get("positionIdx", 0))
+                if len(self._order_idx) > 4000:
+                    self._order_idx.pop(next(iter(self._order_idx)))
+        elif topic == "execution":
             for row in rows:
                 self._execution(row)
         elif topic == "position":
             for row in rows:
-                self._position(row["symbol"])
+                self._position(row["symbol"], int(row.get("positionIdx", 0)))
         elif topic == "wallet":
             self._balance_dirty = True
             self._schedule()
@@ -128,16 +140,18 @@ class Ledger:
             self._balance_dirty = True
             self._schedule()
 
-    def _position(self, symbol: str) -> None:
-        pos = self.account.position(symbol)
+    def _position(self, symbol: str, idx: int) -> None:
+        pos = self.account.positions.get((symbol, idx))
+        if pos is None:  # the position mode changed since
+            return
         lev = self._leverage.get(symbol, self.account.default_leverage)
         if lev != pos.leverage:
             now = self.account.now_ms()
             self.sink({"e": "ACCOUNT_CONFIG_UPDATE", "E": now, "T": now,
                        "ac": {"s": symbol, "l": int(pos.leverage)}})
         self._leverage[symbol] = pos.leverage
-        if self._seen.get(symbol, FLAT) != self._key(pos):
-            self._dirty.add(symbol)
+        if self._seen.get((symbol, idx), FLAT) != self._key(pos):
+            self._dirty.add((symbol, idx))
             self._tx_ms = max(self._tx_ms, pos.updated_ms)
             self._schedule()
 
@@ -147,9 +161,10 @@ class Ledger:
         price, amount = Decimal(row["execPrice"]), Decimal(row["execQty"])
         fee = Decimal(row["execFee"])
         pnl = Decimal(row["execPnl"]) + fee  # rp is before the commission
-        self.realised[symbol] = self.realised.get(symbol, D0) + pnl
-        liquidation = row["execType"] == "BustTrade"
         engine_id = row["orderId"]
+        idx = self._order_idx.get(engine_id, 0)
+        self.realised[(symbol, idx)] = self.realised.get((symbol, idx), D0) + pnl
+        liquidation = row["execType"] == "BustTrade"
         order_id = self._by_uuid.get(engine_id)
         if order_id is None:
             self._next_order += 1
@@ -160,7 +175,6 @@ class Ledger:
         self._reason = "ORDER"
         client = row["orderLinkId"] or (f"autoclose-{tx}" if liquidation else client_order_id())
         side = row["side"].upper()
-        pos = self.account.position(symbol)
         order_type = "LIQUIDATION" if liquidation else "MARKET"
         original = STOP_TYPES.get(row["stopOrderType"], order_type)
         reduce_only = Decimal(row["closedSize"]) > 0 and Decimal(row["closedSize"]) == amount
@@ -170,7 +184,7 @@ class Ledger:
             "origQty": qty(inst, amount), "executedQty": qty(inst, amount),
             "cumQuote": f8(price * amount), "timeInForce": "GTC", "type": order_type,
             "reduceOnly": reduce_only, "closePosition": False, "side": side,
-            "positionSide": position_side(pos), "stopPrice": "0", "workingType": "CONTRACT_PRICE",
+            "positionSide": position_side(idx), "stopPrice": "0", "workingType": "CONTRACT_PRICE",
             "priceProtect": False, "origType": original, "priceMatch": "NONE",
             "selfTradePreventionMode": "EXPIRE_MAKER", "goodTillDate": 0, "time": tx,
             "updateTime": tx,
@@ -238,14 +252,16 @@ class Ledger:
         tx, self._tx_ms = self._tx_ms, 0
         positions = []
         fee_rate = self.account.fee_rate
-        for symbol in sorted(dirty):
-            pos = self.account.position(symbol)
-            key = self._key(pos)
-            if self._seen.get(symbol, FLAT) == key:
+        for symbol, idx in sorted(dirty):
+            pos = self.account.positions.get((symbol, idx))
+            if pos is None:
                 continue
-            self._seen[symbol] = key
+            key = self._key(pos)
+            if self._seen.get((symbol, idx), FLAT) == key:
+                continue
+            self._seen[(symbol, idx)] = key
             positions.append(stream_position(pos, self.account.mark(symbol), fee_rate,
-                                             self.realised.get(symbol, D0)))
+                                             self.realised.get((symbol, idx), D0)))
         held, self._held = self._held, []
         balance = balance and self.account.balance != self._balance
         self._balance = self.account.balance

@@ -56,6 +56,11 @@ class BinancePersonality:
         ctx = BinanceContext(sim.clock, sim.prices, sim.account, self.ledger, self.user.keys,
                              cfg, self.dual_side, self.symbols)
         self.rest = BinanceRest(ctx, sim.api_key, sim.api_secret, sim.faults)
+        sim.faults.on_clear.append(self._clear_faults)
+
+    def _clear_faults(self) -> None:
+        """Clearing the faults ends the rejected keepalives too."""
+        self.user.keys.reject_keepalives = 0
 
     def urls(self, base: str) -> dict[str, str]:
         return {"rest": f"http://{base}", "market_ws": f"ws://{base}/market",

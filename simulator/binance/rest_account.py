@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 
+from ..account_core import HEDGE, ONE_WAY
 from ..errors import SimError
 from ..position import Position
 from .errors import BinanceError, invalid_param, mandatory, unknown
@@ -25,12 +26,14 @@ from .wire import f8, risk_v2, risk_v3
 
 def _positions(ctx: BinanceContext, params: dict[str, str],
                flat: bool) -> Iterator[tuple[Position, Decimal]]:
+    """The positions of the symbols asked for: one row (BOTH) per symbol in one-way
+    mode, two (LONG, SHORT) in hedge mode; ``flat`` keeps the closed ones."""
     names = symbols_param(ctx, params)
     account = ctx.account
     for name in names:
-        pos = account.position(name)
-        if flat or pos.is_open:
-            yield pos, account.mark(name)
+        for pos in account.positions_of(name):
+            if flat or pos.is_open:
+                yield pos, account.mark(name)
 
 
 def position_risk_v3(ctx: BinanceContext, params: dict[str, str]) -> list[dict]:
@@ -141,7 +144,7 @@ def symbol_config(ctx: BinanceContext, params: dict[str, str]) -> list[dict]:
     longer carry the leverage."""
     out = []
     for name in symbols_param(ctx, params):
-        pos = ctx.account.position(name)
+        pos = ctx.account.positions_of(name)[0]
         out.append({"symbol": name, "marginType": "CROSSED", "isAutoAddMargin": "false",
                     "leverage": int(pos.leverage), "maxNotionalValue": "20000000"})
     return out
@@ -152,14 +155,24 @@ def get_dual(ctx: BinanceContext, params: dict[str, str]) -> dict:
 
 
 def set_dual(ctx: BinanceContext, params: dict[str, str]) -> dict:
+    """Hedge mode (``dualSidePosition=true``) or one-way mode on EVERY symbol, refused
+    with -4059 when already so and -4068 while a position is open (the simulator keeps
+    no open orders, so -4067 never applies). Each symbol's engine positions switch
+    between index 0 (BOTH) and 1/2 (LONG/SHORT)."""
     wanted = bool_param(params, "dualSidePosition") if "dualSidePosition" in params else None
     if wanted is None:
         raise mandatory("dualSidePosition")
     if wanted == ctx.dual_side[0]:
         raise BinanceError(-4059, "No need to change position side.")
-    if ctx.account.open_positions():
+    account = ctx.account
+    if any(p.is_open for s in ctx.symbols for p in account.positions_of(s)):
         raise BinanceError(-4068, "Position side cannot be changed if there exists position.")
-    raise unknown("Hedge mode is not supported by the simulator yet (one-way mode only).")
+    mode = HEDGE if wanted else ONE_WAY
+    for symbol in ctx.symbols:
+        if account.mode(symbol) != mode:
+            account.switch_mode(symbol, mode)
+    ctx.dual_side[0] = wanted
+    return {"code": 200, "msg": "success"}
 
 
 def listen_key_create(ctx: BinanceContext, params: dict[str, str]) -> dict:

@@ -15,8 +15,11 @@ from .errors import BinanceError, invalid_param, mandatory
 from .ledger import client_order_id
 from .params import bool_param, symbol_param
 from .rest import BinanceContext
+from .wire import POSITION_INDEXES
 
 WEEK_MS = 7 * 86_400_000
+#: hedge mode: the side that opens (adds to) each position index; the other closes it
+HEDGE_OPENS = {1: "BUY", 2: "SELL"}
 
 ENGINE_ERRORS = {
     110007: (-2019, "Margin is insufficient."),
@@ -43,11 +46,7 @@ def new_order(ctx: BinanceContext, params: dict[str, str]) -> dict:
     if order_type != "MARKET":
         raise BinanceError(-1000, f"The simulator fills MARKET orders only; {order_type} "
                                   "orders are not supported (use type=MARKET).")
-    position_side = params.get("positionSide", "BOTH")
-    if position_side not in ("BOTH", "LONG", "SHORT"):
-        raise invalid_param("positionSide")
-    if position_side != "BOTH":
-        raise BinanceError(-4061, "Order's position side does not match user's setting.")
+    idx = position_index(ctx, params)
     raw_qty = params.get("quantity")
     if not raw_qty:
         raise mandatory("quantity")
@@ -64,11 +63,18 @@ def new_order(ctx: BinanceContext, params: dict[str, str]) -> dict:
     if amount < inst.min_qty:
         raise BinanceError(-4004, "Quantity less than min quantity.")
     reduce_only = bool_param(params, "reduceOnly")
+    if idx and "reduceOnly" in params:
+        raise BinanceError(-1106, "Parameter 'reduceOnly' sent when not required.")
+    if idx and side != HEDGE_OPENS[idx]:
+        # hedge mode: SELL LONG / BUY SHORT close, and never more than is open
+        pos = ctx.account.position(symbol, idx)
+        if not pos.is_open or amount > pos.size:
+            raise BinanceError(-2022, "ReduceOnly Order is rejected.")
     client = params.get("newClientOrderId") or client_order_id()
     try:
         result = ctx.account.place_market_order(
             symbol, "Buy" if side == "BUY" else "Sell", amount, reduce_only=reduce_only,
-            order_link_id=client, reason="order")
+            position_idx=idx, order_link_id=client, reason="order")
     except SimError as exc:
         if exc.code == 110094:
             raise BinanceError(-4164, f"Order's notional must be no smaller than "
@@ -89,6 +95,18 @@ def new_order(ctx: BinanceContext, params: dict[str, str]) -> dict:
         out |= {"status": "NEW", "executedQty": "0", "cumQty": "0", "cumQuote": "0.00000",
                 "avgPrice": "0.00"}
     return out
+
+
+def position_index(ctx: BinanceContext, params: dict[str, str]) -> int:
+    """The engine position index of an order's ``positionSide``: BOTH (the default) in
+    one-way mode, LONG or SHORT (mandatory) in hedge mode; else -4061."""
+    position_side = params.get("positionSide", "BOTH")
+    if position_side not in POSITION_INDEXES:
+        raise invalid_param("positionSide")
+    idx = POSITION_INDEXES[position_side]
+    if (idx != 0) != ctx.dual_side[0]:
+        raise BinanceError(-4061, "Order's position side does not match user's setting.")
+    return idx
 
 
 def query_order(ctx: BinanceContext, params: dict[str, str]) -> dict:

@@ -15,8 +15,8 @@ https://developers.binance.com/docs/derivatives/usds-margined-futures/):
   Close-User-Data-Stream
 
 The simulator fills MARKET orders at once (LIMIT and conditional orders are refused with
-a message saying so) and keeps one-way mode (``positionSide`` BOTH) until the shared
-account engine has hedge positions.
+a message saying so); one-way mode (``positionSide`` BOTH) by default, hedge mode
+(``dualSidePosition``: LONG / SHORT) on the shared account engine's hedge positions.
 """
 
 from __future__ import annotations

@@ -54,9 +54,15 @@ def break_even(pos: Position, fee_rate: Decimal) -> Decimal:
     return pos.entry * (D1 - fee_rate) / (D1 + fee_rate)
 
 
-def position_side(pos: Position) -> str:
-    """BOTH in one-way mode; LONG / SHORT when the engine keeps hedge positions."""
-    return {1: "LONG", 2: "SHORT"}.get(pos.idx, "BOTH")
+#: Binance's positionSide of an engine position index (0 one-way, 1/2 hedge buy/sell)
+POSITION_SIDES = {0: "BOTH", 1: "LONG", 2: "SHORT"}
+#: ... and back
+POSITION_INDEXES = {v: k for k, v in POSITION_SIDES.items()}
+
+
+def position_side(pos: Position | int) -> str:
+    """BOTH in one-way mode; LONG / SHORT for hedge mode's positions (index 1 / 2)."""
+    return POSITION_SIDES.get(pos if isinstance(pos, int) else pos.idx, "BOTH")
 
 
 def risk_v3(pos: Position, mark: Decimal, fee_rate: Decimal) -> dict:

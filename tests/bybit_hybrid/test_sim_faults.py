@@ -263,3 +263,24 @@ def test_http_403_pauses_rest_for_the_ban_period_with_a_status_saying_so() -> No
             assert "REST paused" not in h.ctx.status.detail
 
     run(go())
+
+
+def test_a_quiet_symbol_is_confirmed_by_rest_and_never_degrades_the_feed() -> None:
+    """Bybit pushes a ticker only when it changed: a symbol silent for stale_after whose
+    REST mark equals the last one streamed is quiet, not stale — no degraded state, no
+    resubscribe — while a symbol whose topic really died is still caught (test above)."""
+    async def go() -> None:
+        async with harness(["BTCUSDT", "ETHUSDT"], stale_after=0.4,
+                           stale_mark_interval=0.2, ping_interval=5) as h:
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await wait_until(lambda: h.prices("BTCUSDT"))
+            await h.ctl.request("POST", "/price/quiet", {"symbol": "BTCUSDT", "every_ms": 2000})
+            seen = len(h.states())
+            await asyncio.sleep(5.0)
+            assert [s for s in h.states()[seen:] if s[0] == "degraded"] == []
+            assert h.ctx.state is FeedState.HEALTHY
+            assert h.ctx.counters.get("quiet_confirmed", 0) >= 3
+            assert h.ctx.counters.get("resubscribes", 0) == 0
+            assert h.ctx.counters.get("reconnects", 0) == 0
+
+    run(go())

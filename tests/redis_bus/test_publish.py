@@ -179,3 +179,31 @@ def test_no_secret_is_written_to_any_key(tmp_path: Path, redis_server: RedisServ
     assert b"ETHUSDT" in dump
     for s in secrets:
         assert s.encode() not in dump
+
+
+def test_a_reader_started_from_an_entry_id_gets_the_entries_after_it_and_no_snapshot(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    async def main() -> list[Any]:
+        async with publishing(tmp_path, redis_server.url) as (_, ctl, session):
+            await ctl.set_position("BTCUSDT", "Buy", "0.5")
+            await wait_for(lambda: session.router.delivered, 5)
+            await wait_until_published(session)
+            import redis.asyncio as aioredis
+
+            r = aioredis.from_url(redis_server.url, decode_responses=True)
+            start = await r.hget("feedctl:snap:main", "_last")
+            await r.aclose()
+            await ctl.set_position("ETHUSDT", "Buy", "0.5")
+            async with RemoteSession(redis_server.url, accounts=["main"], start=start,
+                                     marks=False) as rs:
+                stream = rs.events()
+                got = [await anext(stream)]
+                while not (isinstance(got[-1], PositionEvent) and
+                           got[-1].position.symbol == "ETHUSDT"):
+                    got.append(await anext(stream))
+            return got
+
+    got = run_async(main(), timeout=40)
+    assert not any(getattr(e, "synthetic", False) for e in got)
+    assert not any(isinstance(e, PositionEvent) and e.position.symbol == "BTCUSDT"
+                   for e in got)

@@ -102,3 +102,13 @@ def test_the_docs_show_the_acl_rules_the_tests_run() -> None:
     text = DOCS.read_text()
     for rules in (publisher_rules(), reader_rules(), group_reader_rules()):
         assert rules in text.replace("\\\n", "")
+
+
+@pytest.mark.unit
+def test_a_url_shown_in_a_log_line_has_no_password() -> None:
+    from feedctl.plugins.redis_bus.connect import safe_url
+
+    shown = safe_url("rediss://worker:s3cret-Pass@redis.internal:6380/0?ssl_ca_certs=/ca.pem")
+    assert "s3cret-Pass" not in shown
+    assert shown.startswith("rediss://worker:***@redis.internal:6380/0")
+    assert safe_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"

@@ -29,6 +29,7 @@ def worker_settings(folder: Path, sim: Simulator, profiles: tuple[str, ...] = ("
 [{p}]
 mode = "production"
 [{p}.account]
+exchange = "bybit"
 name = "{account}"
 [{p}.endpoints]
 rest = "{urls['rest']}"

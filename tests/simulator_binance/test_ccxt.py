@@ -96,3 +96,26 @@ def test_ccxt_pro_watches_positions_and_mark_prices():
                 await rest.close()
 
     run(main())
+
+
+def test_ccxt_switches_to_hedge_mode_and_fetches_positions_per_side():
+    async def main():
+        async with make_sim() as sim:
+            ex = point(ccxt_async.binanceusdm(config(sim)), sim)
+            try:
+                await ex.load_markets()
+                await ex.set_position_mode(True)
+                mode = await ex.fetch_position_mode("BTC/USDT:USDT")
+                assert mode["hedged"] is True
+                await ex.create_order("BTC/USDT:USDT", "market", "buy", 0.02,
+                                      params={"positionSide": "LONG"})
+                await ex.create_order("BTC/USDT:USDT", "market", "sell", 0.01,
+                                      params={"positionSide": "SHORT"})
+                positions = await ex.fetch_positions(["BTC/USDT:USDT"])
+                sides = sorted((p["info"]["positionSide"], p["side"], p["contracts"],
+                                p["hedged"]) for p in positions)
+                assert sides == [("LONG", "long", 0.02, True), ("SHORT", "short", 0.01, True)]
+            finally:
+                await ex.close()
+
+    run(main())

@@ -68,6 +68,30 @@ def test_futures_rest_client_reads_markets_marks_and_positions_and_places_orders
     run(main())
 
 
+def test_futures_rest_client_holds_long_and_short_in_hedge_mode():
+    async def main():
+        async with make_sim() as sim:
+            client = point(sim)
+            try:
+                await client.futures_change_position_mode(dualSidePosition="true")
+                assert await client.futures_get_position_mode() == {"dualSidePosition": True}
+                await client.futures_create_order(symbol="ETHUSDT", side="BUY", type="MARKET",
+                                                  quantity="1.00", positionSide="LONG")
+                await client.futures_create_order(symbol="ETHUSDT", side="SELL",
+                                                  type="MARKET", quantity="0.50",
+                                                  positionSide="SHORT")
+                rows = await client.futures_position_information(symbol="ETHUSDT")
+                assert sorted((r["positionSide"], r["positionAmt"]) for r in rows) == [
+                    ("LONG", "1.00"), ("SHORT", "-0.50")]
+                with pytest.raises(BinanceAPIException) as err:
+                    await client.futures_change_position_mode(dualSidePosition="false")
+                assert err.value.code == -4068
+            finally:
+                await client.close_connection()
+
+    run(main())
+
+
 @pytest.mark.slow  # python-binance's socket takes its 10 s read timeout to exit
 def test_futures_user_socket_receives_account_and_order_updates():
     async def main():

@@ -427,3 +427,15 @@ def test_mark_price_streams_keep_their_cadences():
         assert 3 <= slow <= 6 and 11 <= fast <= 17  # every 0.3 s and every 0.1 s (loaded CI)
 
     run(with_sim(main, mark_interval=0.3, mark_fast_interval=0.1))
+
+
+def test_clearing_the_faults_ends_pending_keepalive_rejections():
+    async def main(rest: Rest, sim):
+        key = await rest.listen_key()
+        async with await sim.control_client() as ctl:
+            await ctl.reject_keepalives(5)
+            await ctl.clear_faults()
+        status, body, _ = await rest.call("PUT", "/fapi/v1/listenKey", {"listenKey": key})
+        assert (status, body) == (200, {"listenKey": key})
+
+    run(with_sim(main))

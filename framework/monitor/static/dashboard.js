@@ -10,6 +10,8 @@ const state = {
   positions: new Map(),  // key -> position (JSON form)
   series: new Map(),     // key -> [mark prices]
   feeds: new Map(),      // name -> feed row
+  accounts: [],          // one summary row per account (a session of many)
+  account: "",
   notable: [],
   unknown: null,         // why positions are not known complete (never synced), or null
   instruments: {},       // "linear:BTCUSDT" -> {tick_size, qty_step, settle_coin}
@@ -213,6 +215,35 @@ function renderFeeds() {
   });
 }
 
+// many accounts: one row each (failed first); the positions and feeds below are the
+// first account's
+function renderAccounts() {
+  const rows = state.accounts || [];
+  $("accounts-section").hidden = rows.length <= 1;
+  $("positions-title").textContent = rows.length > 1 ? `Positions of ${state.account}` : "Positions";
+  if (rows.length <= 1) return;
+  const failed = rows.filter((r) => r.failed).length;
+  const healthy = rows.filter((r) => r.state === "healthy").length;
+  $("accounts-title").textContent = `Accounts: ${rows.length} (${healthy} healthy, ${failed} failed)`;
+  const sorted = [...rows].sort((a, b) => (b.failed - a.failed)
+    || ((a.state === "healthy") - (b.state === "healthy")) || a.account.localeCompare(b.account));
+  syncRows($("accounts").tBodies[0], sorted, (r) => r.account, () => {
+    const tr = el("tr");
+    for (const cls of ["account", "exchange", "feed", "state", "positions num", "stale num", "detail"]) {
+      tr.appendChild(el("td", null, cls));
+    }
+    return tr;
+  }, (tr, r) => {
+    setCell(tr, "account", r.account);
+    setCell(tr, "exchange", r.exchange || "");
+    setCell(tr, "feed", r.active || "-");
+    setCell(tr, "state", r.state, r.state);
+    setCell(tr, "positions num", String(r.positions));
+    setCell(tr, "stale num", String(r.stale_symbols));
+    setCell(tr, "detail", r.detail || "");
+  });
+}
+
 function renderValidation(v) {
   const p = $("validation");
   if (v === null || v === undefined) {
@@ -311,6 +342,8 @@ function connect() {
     state.notable = s.notable || [];
     state.unknown = s.positions_unknown || null;
     state.instruments = s.instruments || {};
+    state.accounts = s.accounts || [];
+    state.account = s.account || "";
     renderValidation(s.validation);
   });
   on("position", onPosition);
@@ -324,6 +357,8 @@ function connect() {
     state.feeds = new Map(t.feeds.map((f) => [f.feed, f]));
     state.unknown = t.positions_unknown || null;
     state.instruments = t.instruments || state.instruments;
+    state.accounts = t.accounts || [];
+    state.account = t.account || state.account;
     renderValidation(t.validation);
     if (t.router) $("session").textContent = $("session").textContent.replace(/active .*$/, "active " + t.router.active);
   });
@@ -334,6 +369,7 @@ function frame() {
     state.dirty = false;
     renderPositions();
     renderFeeds();
+    renderAccounts();
     renderNotable();
   }
   requestAnimationFrame(frame);

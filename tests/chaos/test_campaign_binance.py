@@ -1,0 +1,66 @@
+"""The short chaos campaign against the Binance USDⓈ-M personality
+(``bench/chaos.py --short --exchange binanceusdm``): binance_usdm is the primary,
+rest_polling on ccxt's binanceusdm the standby (production) or the shadow (parallel).
+
+One campaign run (both modes) serves both tests: the first holds what the system keeps
+today - nothing duplicated or invented, nothing crashed or failed for good; the second
+holds the rest of the Bybit campaign's verdicts (nothing lost, split or closed early,
+nothing diverged at the end), which the Binance side does not meet yet (strict xfail:
+it fails the day they hold, so that the marker is removed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.chaos.conftest import bench_module
+from tests.conftest import run_async
+
+chaos = bench_module("chaos")
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The raw records stay in the fixture's directory for an investigation
+    (``python bench/chaos.py --reanalyse <dir>/*.json``)."""
+    dump: Path = tmp_path_factory.mktemp("chaos-binance")
+    cfg = chaos.CampaignConfig.short(seed=20240601, exchange="binanceusdm",
+                                     dump_dir=str(dump))
+    out: dict[str, Any] = run_async(chaos.campaign(cfg), timeout=230)
+    print("\n" + chaos.table(out["results"]))
+    return out
+
+
+@pytest.mark.timeout(240)
+def test_binance_campaign_duplicates_and_invents_nothing_and_nothing_crashes(
+        report: dict[str, Any]) -> None:
+    for mode, r in report["results"].items():
+        assert r["primary"] == "binance_usdm", mode
+        assert r["faults_total"] >= 80, (mode, r["faults"])
+        assert r["faults"].get("listen_key_expiry", 0) + r["faults"].get(
+            "keepalive_reject", 0) > 0, (mode, r["faults"])
+        assert r["exchange_lifecycles_completed"] >= 20, mode
+        assert r["duplicates"] == 0, (mode, r["duplicate_detail"])
+        assert r["phantom_states"] == 0, (mode, r["phantom_detail"])
+        assert r["crashes"] == r["handler_errors"] == r["task_exceptions"] == 0, mode
+        assert not r["fatal_feeds"] and not r["exchange_anomalies"], mode
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.xfail(strict=True, reason=(
+    "some lifecycles inside a user-stream gap are still not recovered by binance_usdm's "
+    "fill replay (a blip, a close and reopen), and at failover/failback the router "
+    "re-delivers the standby's stale state (Binance events carry no seq to order the two "
+    "feeds' states; some runs end with positions whose leverage the consumer lacks, "
+    "from the standby's rows): docs/simulator.md, Binance fault campaign"))
+def test_binance_campaign_loses_splits_closes_early_and_diverges_nothing(
+        report: dict[str, Any]) -> None:
+    for mode, r in report["results"].items():
+        assert r["lost"] == 0, (mode, r["lost_detail"])
+        assert r["split"] == 0, (mode, r["split_detail"])
+        assert r["premature_closes"] == 0, (mode, r["premature_detail"])
+        assert r["unmatched_consumer_lifecycles"] == 0, (mode, r["unmatched_detail"])
+        assert r["diverged"] == 0, (mode, r["diverged_detail"])
