@@ -174,7 +174,7 @@ def test_a_planned_swap_that_gets_a_new_key_resyncs() -> None:
         await probe.wait_for(lambda: probe.lifecycle(BTC) == ["opened"], "opened by a resync")
 
     probe = run(scenario, max_connection_lifetime=1.0, fill_confirm_after=30)
-    assert probe.ctx.counters["resyncs"] == 2
+    assert probe.ctx.counters["resyncs"] >= 2  # the start, and the swap (more if slow)
 
 
 def test_the_all_market_stream_gives_marks_of_open_symbols_only() -> None:
