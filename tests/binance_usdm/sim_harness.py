@@ -127,14 +127,10 @@ class SimBinanceHarness(FeedHarness):
             return resp.status, orjson.loads(await resp.read())
 
     async def hedge_mode(self) -> None:
-        """Switch the account to hedge mode (``POST /fapi/v1/positionSide/dual``); skip
-        the test on a simulator whose personality has no hedge mode yet."""
-        import pytest
-
+        """Switch the account to hedge mode (``POST /fapi/v1/positionSide/dual``)."""
         status, body = await self.signed("POST", "/fapi/v1/positionSide/dual",
                                          dualSidePosition="true")
-        if status != 200:
-            pytest.skip(f"the simulator's Binance personality has no hedge mode here: {body}")
+        assert status == 200, f"the simulator refused hedge mode: {status} {body}"
 
     async def hedge_order(self, symbol: str, side: str, qty: Decimal, position_side: str
                           ) -> None:
