@@ -292,8 +292,8 @@ class Session:
         self._stopped = True
         if self.router is not None:
             try:
-                await asyncio.wait_for(
-                    self._call_hook("feedctl_session_stopping", session=self), 5)
+                async with asyncio.timeout(5):
+                    await self._call_hook("feedctl_session_stopping", session=self)
             except TimeoutError:
                 log.warning("feedctl_session_stopping hooks took longer than 5 s")
         feed_tasks = [rt.task for art in self.accounts.values() for rt in art.feeds.values()

@@ -146,7 +146,8 @@ class Conn:
         self.closed = True
         self._wakeup.set()
         try:
-            await asyncio.wait_for(self.ws.close(code=code, message=message), 2)
+            async with asyncio.timeout(2):
+                await self.ws.close(code=code, message=message)
         except (TimeoutError, ConnectionError, RuntimeError):
             self.abort()
 

@@ -113,3 +113,14 @@ def test_every_package_folder_is_in_the_distribution() -> None:
             rel = init.parent.relative_to(REPO / folder).parts
             found.add(".".join((name, *rel)))
     assert sorted(found - set(project["packages"])) == []
+
+
+@pytest.mark.unit
+def test_the_code_bounds_waits_with_asyncio_timeout_not_wait_for() -> None:
+    """asyncio.wait_for on Python 3.11 can swallow a cancellation (docs/plugins.md): the
+    core, the plugins and the simulator use ``async with asyncio.timeout(...)``."""
+    found = [f"{p.relative_to(REPO)}:{n}" for folder in ("framework", "plugins", "simulator")
+             for p in (REPO / folder).rglob("*.py")
+             for n, line in enumerate(p.read_text().splitlines(), 1)
+             if "asyncio.wait_for(" in line]
+    assert found == []
