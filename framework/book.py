@@ -104,6 +104,9 @@ class PositionBook:
         #: The scope of the newest reconciled snapshot (None: the whole account): only
         #: keys inside it are known flat as of :attr:`reconciled_as_of_ms`.
         self._covers: Callable[[PositionKey], bool] | None = None
+        #: Called with a new mark of a symbol this book holds no position of (the router
+        #: routes it to what consumers hold from another feed).
+        self.on_free_mark: Callable[[MarkPrice], None] | None = None
         self.counters: dict[str, int] = {
             "updates": 0,
             "stale_dropped": 0,
@@ -211,6 +214,8 @@ class PositionBook:
         marks[sym] = mark
         keys = self._by_symbol.get(sym)
         if not keys:
+            if self.on_free_mark is not None:  # a symbol watched for consumers only
+                self.on_free_mark(mark)
             return []
         events = []
         positions = self.positions

@@ -223,6 +223,8 @@ class FeedContext:
         self._latency = _Latency()
         self._stale: tuple[str, ...] = ()
         self._instruments: dict[tuple[Category, str], Instrument] = {}
+        self._watch_extra: Callable[[], set[tuple[Category, str]]] | None = None
+        self._watch_listeners: list[Callable[[], None]] = []
 
     def set_instrument(self, instrument: Instrument) -> None:
         """Tell the views a symbol's tick, step and settle coin (amounts are shown to
@@ -283,6 +285,27 @@ class FeedContext:
 
     def open_symbols(self) -> set[tuple[Category, str]]:
         return self.book.open_symbols()
+
+    def watch_symbols(self) -> set[tuple[Category, str]]:
+        """The symbols to stream prices for: this feed's open positions and those its
+        account's consumers hold (delivered from another feed, e.g. opened while this
+        one's private socket was down): subscribe marks for these, so consumers keep live
+        prices whichever feed knows the position."""
+        extra = self._watch_extra() if self._watch_extra is not None else set()
+        return self.book.open_symbols() | extra
+
+    def on_watch_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when :meth:`watch_symbols` may have changed because of what
+        consumers hold (this feed's own book changes are the feed's to see)."""
+        self._watch_listeners.append(callback)
+
+    def notify_watch(self) -> None:
+        """The core: what consumers hold changed."""
+        for callback in self._watch_listeners:
+            try:
+                callback()
+            except Exception:
+                self.log.exception("watch-change callback failed")
 
     # ------------------------------------------------------------ health, metrics
     @property

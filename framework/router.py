@@ -47,6 +47,7 @@ from .book import LIFECYCLE_FIELDS, PositionBook, unrealised_pnl
 from .models import (
     EventKind,
     FeedState,
+    MarkPrice,
     Position,
     PositionEvent,
     PositionKey,
@@ -129,6 +130,7 @@ class Router:
         self._spans: dict[PositionKey, deque[tuple[int, int]]] = {}
         self.counters = {"failovers": 0, "failbacks": 0, "delivered": 0, "guarded": 0,
                          "recovered": 0, "marks_superseded": 0, "past_lifecycles": 0,
+                         "free_marks": 0,
                          "merged_split": 0}
         #: True while a recovered event of the primary is being delivered.
         self._recovering = False
@@ -170,6 +172,24 @@ class Router:
             self._inactive_event(feed, event)
         elif self._on_shadow is not None and feed in self.shadows:
             self._on_shadow(feed, event)
+
+    def on_free_mark(self, feed: str, mark: MarkPrice) -> None:
+        """A mark of a symbol ``feed``'s book holds no position of (it streams it because
+        consumers hold it, delivered from the other feed): newer than what consumers
+        hold, it moves their mark — the primary's public socket keeps prices live for a
+        position only the standby has seen open."""
+        if feed != self.primary and feed != self.standby:
+            return
+        for told in [p for p in self.delivered.values()
+                     if p.symbol == mark.symbol and p.category is mark.category]:
+            if told.mark_price == mark.mark_price:
+                continue
+            newer = (mark.exchange_ms > told.mark_exchange_ms
+                     if mark.exchange_ms is not None and told.mark_exchange_ms is not None
+                     else mark.received_ns > (told.mark_received_ns or 0))
+            if newer:
+                self.counters["free_marks"] += 1
+                self._send(_synthetic(EventKind.PRICE, feed, _marked(told, mark)))
 
     def _inactive_event(self, feed: str, event: PositionEvent) -> None:
         """An event of the delivering feed that is not active.
@@ -585,6 +605,13 @@ def _mark_newer(a: Position, b: Position) -> bool:
         return am > bm
     an, bn = a.mark_received_ns, b.mark_received_ns
     return an is not None and bn is not None and an > bn
+
+
+def _marked(told: Position, mark: MarkPrice) -> Position:
+    """``told`` at ``mark``."""
+    return _remarked(told, told.model_copy(update={
+        "mark_price": mark.mark_price, "mark_exchange_ms": mark.exchange_ms,
+        "mark_received_ns": mark.received_ns}))
 
 
 def _remarked(told: Position, pos: Position) -> Position:

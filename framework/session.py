@@ -30,7 +30,7 @@ from .errors import FatalFeedError, FeedctlError, PluginError
 from .feed import Feed, FeedContext
 from .logs import register_secret
 from .manager import FeedctlPluginManager, await_me_maybe, plugin_callers
-from .models import EventKind, PositionEvent, StatusEvent
+from .models import Category, EventKind, PositionEvent, StatusEvent
 from .plan import AccountPlan, FeedPlan, SessionPlan, build_plan, check_credentials
 from .plugin_consumers import PluginDispatcher
 from .router import Router
@@ -279,6 +279,8 @@ class Session:
             failback_max=r.failback_max, flap_window=r.flap_window, account=art.name)
         for name, rt in art.feeds.items():  # from now on, straight to the router
             rt.book._emit = functools.partial(art.router.on_event, name)
+            rt.book.on_free_mark = functools.partial(art.router.on_free_mark, name)
+            rt.ctx._watch_extra = functools.partial(_held_symbols, art.router)
         art.summary = RunSummary(art.router.active,
                                  {n: rt.ctx.state for n, rt in art.feeds.items()})
         shadows = [rt.book for rt in art.feeds.values() if rt.plan.role is Role.SHADOW]
@@ -424,6 +426,10 @@ class Session:
         def deliver(ev: Any) -> None:
             if art.summary is not None:
                 art.summary.observe(ev)
+            if (isinstance(ev, PositionEvent) and not ev.past
+                    and (ev.kind is EventKind.OPENED or ev.kind is EventKind.CLOSED)):
+                for rt in art.feeds.values():  # marks follow what consumers hold
+                    rt.ctx.notify_watch()
             if art.validator is not None and isinstance(ev, PositionEvent):
                 art.validator.on_primary_event(ev)
             self._put(ev, name)
@@ -539,3 +545,8 @@ async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
     if tasks:
         await asyncio.gather(*tasks, return_exceptions=True)
 
+
+
+def _held_symbols(router: Router) -> set[tuple[Category, str]]:
+    """The (category, symbol) of every position the router's consumers hold."""
+    return {(p.category, p.symbol) for p in router.delivered.values()}

@@ -63,6 +63,7 @@ class BinanceFeed(Feed):
         self.report = Reporter(ctx)
         self.user = UserStream(self)
         self.market = MarketStream(self)
+        ctx.on_watch_change(self.sync_subscriptions)  # marks follow what consumers hold
         self.phase = "connecting"
         self._rest: RestClient | None = None
         self._endpoints: BinanceEndpoints | None = None
@@ -172,9 +173,10 @@ class BinanceFeed(Feed):
         self._refresh(reason)
 
     def sync_subscriptions(self) -> None:
-        """Want a mark price for every open position's symbol (a symbol wanted while the
-        market socket is down has no price: the feed is degraded at once)."""
-        self.market.want({symbol for _cat, symbol in self.ctx.open_symbols()})
+        """Want a mark price for every open position's symbol, this feed's or one its
+        consumers hold from another feed (``ctx.watch_symbols``); a symbol wanted while the
+        market socket is down has no price: the feed is degraded at once."""
+        self.market.want({symbol for _cat, symbol in self.ctx.watch_symbols()})
         if self.phase == "synced" and self.market.down is not None:
             self._refresh("stale")
 

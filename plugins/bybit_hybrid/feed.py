@@ -70,6 +70,7 @@ class HybridFeed(Feed):
         self.ledger = LossLedger()
         self.recovery = FillReplay(ctx, settings, lambda: self.rest, self.ledger)
         self.private = PrivateStream(self)
+        ctx.on_watch_change(self._watch_changed)
         self.publics: dict[Category, PublicStream | PublicLease] = {}
         self._rest: RestClient | None = None
         self._tg: asyncio.TaskGroup | None = None
@@ -156,13 +157,20 @@ class HybridFeed(Feed):
         return stream
 
     def sync_subscriptions(self) -> None:
-        """Want a ticker for every open position's symbol, per category."""
+        """Want a ticker for every symbol of an open position, this feed's or one its
+        consumers hold from another feed (``ctx.watch_symbols``), per category."""
         wanted: dict[Category, set[str]] = {c: set() for c in self.publics}
-        for category, symbol in self.ctx.open_symbols():
+        for category, symbol in self.ctx.watch_symbols():
             wanted.setdefault(category, set()).add(symbol)
         for category, symbols in wanted.items():
             if symbols or category in self.publics:
                 self._public(category).want(symbols)
+
+    def _watch_changed(self) -> None:
+        """What consumers hold changed: follow it while the feed runs (the public socket
+        serves them even while the private one is down)."""
+        if self._tg is not None:
+            self.sync_subscriptions()
 
     def covers(self, key: PositionKey) -> bool:
         """Whether this feed's REST snapshot lists ``key`` (its categories and settle

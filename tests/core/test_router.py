@@ -108,7 +108,8 @@ def test_failover_after_threshold_then_failback_without_duplicate_lifecycles() -
     # consumers already saw closed, is guarded
     assert router.counters == {"failovers": 1, "failbacks": 1, "delivered": 4, "guarded": 1,
                                "recovered": 0, "marks_superseded": 0,
-                               "past_lifecycles": 0, "merged_split": 0}
+                               "past_lifecycles": 0, "merged_split": 0,
+                               "free_marks": 0}
 
 
 def test_no_failover_to_an_unhealthy_standby() -> None:

@@ -105,3 +105,37 @@ def test_a_public_stall_that_starts_with_a_subscribe_fails_over_and_keeps_prices
     sol_marks = [e for e in events if isinstance(e, PositionEvent)
                  and e.position.symbol == "SOLUSDT" and e.kind is EventKind.PRICE]
     assert sol_marks, "no mark for the new position during the stall"
+
+
+def test_a_position_only_the_standby_saw_open_gets_the_public_sockets_marks(
+        tmp_path: Path) -> None:
+    """The hybrid's private socket is stalled; a position opened meanwhile reaches
+    consumers from the 2 s REST standby. The hybrid's public socket (up all along)
+    subscribes that symbol because consumers hold it, and its marks reach them at ticker
+    rate — not only the poller's every 2 s."""
+    async def main() -> tuple[list[float], int]:
+        async with running(tmp_path, mode="production", rest_interval="2s",
+                           symbols=["BTCUSDT", "ETHUSDT"]) as (_, ctl, session):
+            assert session.router is not None
+            events, task = collector(session)
+            await wait_for(lambda: session.feeds["rest_polling"].ctx.state == "healthy", 8)
+            await wait_for(lambda: session.feeds["bybit_hybrid"].ctx.state == "healthy", 8)
+            await ctl.stall("private", 8.0)
+            await wait_for(lambda: session.router.active == "rest_polling", 6)
+            await ctl.set_position("ETHUSDT", "Buy", "0.5")
+            await wait_for(lambda: any(p.symbol == "ETHUSDT"
+                                       for p in session.router.delivered.values()), 5)
+            hybrid_book = session.feeds["bybit_hybrid"].book
+            assert not any(p.symbol == "ETHUSDT" for p in hybrid_book.positions.values())
+            watch_from = len(events)
+            await asyncio.sleep(2.5)
+            await stop(task)
+            marks = [e.position.mark_received_ns / 1e9 for e in events[watch_from:]
+                     if isinstance(e, PositionEvent) and e.position.symbol == "ETHUSDT"
+                     and e.kind is EventKind.PRICE and e.position.mark_received_ns]
+            gaps = [b - a for a, b in itertools.pairwise(marks)]
+            return gaps, session.router.counters["free_marks"]
+
+    gaps, free = run_async(main(), timeout=60)
+    assert free >= 5, free
+    assert len(gaps) >= 5 and max(gaps) < 1.0, gaps  # the poller alone: one per 2 s
