@@ -100,7 +100,7 @@ def test_a_killed_workers_account_is_taken_over_and_every_lifecycle_arrives_once
             await wait_for(lambda: reader_state(reader) == want, 10)
             return reader, want, first, second
 
-    reader, want, first, second = run_async(main(), timeout=85)
+    reader, want, first, second = run_async(main(), timeout=150)
     assert first != second
     ids = reader.ids()
     assert len(ids) == len(set(ids)), "an event id arrived twice"
@@ -133,7 +133,7 @@ def test_a_paused_worker_resumes_without_a_stale_write(tmp_path: Path,
             await wait_for(lambda: reader_state(reader) == want, 10)
             return reader, want, workers[first], second
 
-    reader, want, paused, _ = run_async(main(), timeout=85)
+    reader, want, paused, _ = run_async(main(), timeout=150)
     ids = reader.ids()
     assert len(ids) == len(set(ids)), "an event id arrived twice"
     assert never_backwards(reader)
@@ -179,6 +179,6 @@ def test_workers_split_the_accounts_and_a_survivor_takes_them_all(
                     await w.stop()
                 await redis.aclose()
 
-    split, after = run_async(main(), timeout=85)
+    split, after = run_async(main(), timeout=150)
     assert sorted(v for v in split.values() if v) == ["wa", "wa", "wb", "wb"]
     assert set(after.values()) == {"wb"}
