@@ -52,6 +52,7 @@ from .models import (
     PositionEvent,
     PositionKey,
     RouteEvent,
+    Side,
     StatusEvent,
 )
 from .settings import Role
@@ -127,11 +128,11 @@ class Router:
         #: Keys closed by a split of a merged lifecycle, awaiting the later one's open:
         #: the state consumers held, and when to reopen it if no open came.
         self._reopen: dict[PositionKey, tuple[Position, float]] = {}
-        self._spans: dict[PositionKey, deque[tuple[int, int]]] = {}
+        self._spans: dict[PositionKey, deque[tuple[int, int, Side]]] = {}
         self.counters = {"failovers": 0, "failbacks": 0, "delivered": 0, "guarded": 0,
                          "recovered": 0, "marks_superseded": 0, "past_lifecycles": 0,
                          "free_marks": 0,
-                         "merged_split": 0}
+                         "merged_split": 0, "merged_past": 0}
         #: True while a recovered event of the primary is being delivered.
         self._recovering = False
 
@@ -276,19 +277,29 @@ class Router:
 
     def _deliver_past(self, events: list[PositionEvent]) -> bool:
         """Deliver a complete past lifecycle, unless one consumers were told (or hold) had
-        a state inside its span of exchange time: then it is that one, not a past one."""
+        a state inside its span of exchange time and began no earlier than it: then it is
+        that one, not a past one. A lifecycle consumers were told that began *before* it
+        opened and has states inside it was two merged (a poller saw the close and
+        reopen between two polls as a change, F15): this one is delivered as ``past``, so
+        that it reaches consumers even after their merged one closed."""
         key = events[0].position.key
         opened, closed = events[0].position.exchange_ms, events[-1].position.exchange_ms
         if opened is None or closed is None:
             return False
-        spans = list(self._spans.get(key, ()))
+        side = events[0].position.side
+        # only a lifecycle of the same side can be this one (a flip's two sides share
+        # an instant, to within a millisecond of the exchange's clocks)
+        spans = [(f, last) for f, last, s in self._spans.get(key, ()) if s is side]
         states = self._open_states.get(key)
-        if states:
+        told = self.delivered.get(key)
+        if states and told is not None and told.side is side:
             spans.append((min(states), max(states)))
-        if any(first < closed and last >= opened for first, last in spans):
+        if any(opened <= first < closed for first, _ in spans):
             return False
+        if any(first < opened <= last for first, last in spans):
+            self.counters["merged_past"] += 1
         times = [e.position.exchange_ms for e in events[:-1] if e.position.exchange_ms is not None]
-        self._told_closed(key, times or [opened], closed)
+        self._told_closed(key, times or [opened], closed, side)
         self.counters["past_lifecycles"] += 1
         for ev in events:
             self.counters["delivered"] += 1
@@ -535,8 +546,9 @@ class Router:
         key = event.position.key
         ms = event.position.exchange_ms
         if event.kind is EventKind.CLOSED:
-            self.delivered.pop(key, None)
-            self._told_closed(key, self._open_states.pop(key, []), ms)
+            held = self.delivered.pop(key, None)
+            self._told_closed(key, self._open_states.pop(key, []), ms,
+                              held.side if held is not None else event.position.side)
         else:
             if event.kind is EventKind.OPENED:
                 self._reopen.pop(key, None)
@@ -554,14 +566,16 @@ class Router:
             event = event.model_copy(update={"recovered": True})
         self._deliver(event)
 
-    def _told_closed(self, key: PositionKey, states: list[int], closed_ms: int | None) -> None:
+    def _told_closed(self, key: PositionKey, states: list[int], closed_ms: int | None,
+                     side: Side | None) -> None:
         """Consumers were told a lifecycle of ``key`` closed: remember the span of its open
         states (to recognise it later) and the newest close time (to refuse stale opens)."""
         if states:
             spans = self._spans.get(key)
             if spans is None:
                 spans = self._spans[key] = deque(maxlen=_SPANS_KEPT)
-            spans.append((min(states), max(states)))
+            if side is not None:
+                spans.append((min(states), max(states), side))
         if closed_ms is not None:
             self._closed_ms[key] = max(closed_ms, self._closed_ms.get(key, 0))
 

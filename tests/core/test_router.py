@@ -108,7 +108,7 @@ def test_failover_after_threshold_then_failback_without_duplicate_lifecycles() -
     # consumers already saw closed, is guarded
     assert router.counters == {"failovers": 1, "failbacks": 1, "delivered": 4, "guarded": 1,
                                "recovered": 0, "marks_superseded": 0,
-                               "past_lifecycles": 0, "merged_split": 0,
+                               "past_lifecycles": 0, "merged_split": 0, "merged_past": 0,
                                "free_marks": 0}
 
 
@@ -380,6 +380,40 @@ def test_a_lifecycle_the_standby_delivered_is_not_delivered_again_as_past() -> N
     books["h"].apply(at(upd("ETHUSDT", "0", 5), 3_000))
     assert lifecycle(delivered) == [("opened", "long", False), ("closed", "long", False)]
     assert router.counters["past_lifecycles"] == 0
+
+
+def test_a_lifecycle_inside_one_the_standby_merged_and_closed_is_delivered_as_past() -> None:
+    """F15: the standby saw a close and reopen between two polls as a change, then the
+    close; the primary's replay, later, knows both lifecycles: the later one reaches
+    consumers as ``past`` (their merged one stands for the first)."""
+    router, books, delivered = _failed_over()
+    books["r"].apply(at(upd("BNBUSDT", "3", 5), 1_000))
+    books["r"].apply(at(upd("BNBUSDT", "2", 9), 3_000))  # the reopen, seen as a change
+    books["r"].reconcile([], as_of_ms=5_000)  # and its close
+    books["h"].apply(at(upd("BNBUSDT", "3", 5), 1_000))  # the primary's replay, later
+    books["h"].apply(at(upd("BNBUSDT", "0", 7), 2_000))
+    books["h"].apply(at(upd("BNBUSDT", "2", 9), 2_500))
+    books["h"].apply(at(upd("BNBUSDT", "0", 11), 4_000))
+    assert lifecycle(delivered) == [("opened", "long", False), ("changed", "long", False),
+                                    ("closed", "long", False),
+                                    ("opened", "long", True), ("closed", "long", True)]
+    past = [e for e in delivered if isinstance(e, PositionEvent) and e.past]
+    assert [e.position.exchange_ms for e in past] == [2_500, 4_000]
+    assert all(e.recovered for e in past) and past[0].position.size == D("2")
+    assert router.counters["merged_past"] == 1 and router.delivered == {}
+
+
+def test_a_past_lifecycle_of_the_other_side_is_delivered_whatever_the_clocks_say() -> None:
+    """A short lifecycle the standby never saw, ended by a flip to the long one consumers
+    hold: the long one's first state may read a millisecond before the short's close (two
+    exchange clocks); it is not the short one, so the short one reaches consumers."""
+    router, books, delivered = _failed_over()
+    books["r"].apply(at(upd("SUIUSDT", "3438", 551), 299))
+    books["h"].apply(at(upd("SUIUSDT", "1720", 550, Side.SHORT), 0))
+    books["h"].apply(at(upd("SUIUSDT", "3438", 551), 300))  # the flip
+    assert lifecycle(delivered) == [("opened", "long", False), ("opened", "short", True),
+                                    ("closed", "short", True)]
+    assert router.counters["past_lifecycles"] == 1
 
 
 def test_an_older_open_of_the_lifecycle_consumers_hold_then_its_close_closes_it() -> None:
