@@ -372,7 +372,8 @@ class Router:
                     extra={"active": target, "previous": previous, "cause": kind})
         self._deliver(ev)
         self.pending_orphans = set()
-        self._past.clear()
+        # a lifecycle of the primary held as past stays held: its close may come after
+        # the switch (an audit's repair), and the primary's history does not change
         self._reopen.clear()  # the new feed's book decides, below
         for synthetic in self.reconcile_with(self.books[target]):
             self._send(synthetic)

@@ -409,6 +409,11 @@ def verdict(r: dict[str, Any]) -> tuple[bool, list[str]]:
     failures = [f"{r[k]} {what}" for k, what in checks if r.get(k)]
     if r.get("fatal_feeds"):
         failures.append(f"feeds failed fatally: {r['fatal_feeds']}")
+    primary = (r.get("feeds") or {}).get(r.get("primary") or PRIMARY) or {}
+    if primary.get("diverged_from_exchange"):
+        # what the primary delivers after the campaign would be wrong
+        failures.append(f"the primary's book diverged from the exchange "
+                        f"({primary['diverged_from_exchange']} positions)")
     if r.get("exchange_anomalies"):
         failures.append("exchange transition log anomalies")
     return not failures, failures

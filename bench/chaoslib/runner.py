@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from feedctl import FeedState, PositionEvent, Session
+from feedctl import FeedState, Position, PositionBook, PositionEvent, Session
 from feedctl.simulator import SimConfig, SimControl, SimControlError, Simulator
 from feedctl.simulator import generated_symbols as _symbols
 
@@ -62,6 +62,10 @@ async def _wait(predicate: Any, timeout: float, step: float = 0.05) -> bool:
 
 def _exchange_view(sim: Simulator) -> dict[tuple[str, int], dict[str, Any]]:
     return {(p.symbol, p.idx): p.summary() for p in sim.account.open_positions()}
+
+
+def _book_view(book: PositionBook) -> dict[tuple[str, int], Position]:
+    return {(k.symbol, k.position_idx): p for k, p in book.positions.items()}
 
 
 async def run_mode(cfg: CampaignConfig, mode: str, *, echo: Any = None) -> dict[str, Any]:
@@ -185,8 +189,13 @@ async def _campaign(cfg: CampaignConfig, mode: str, rng: random.Random, sim: Sim
         t_settle = time.monotonic()
 
         def converged() -> bool:
+            # the primary delivers again, its own book agrees with the exchange (what it
+            # recovers after the faults - a late replay, an audit's repair - is in), and
+            # so do consumers
             hybrid_ok = primary.ctx.state is FeedState.HEALTHY and router.active == PRIMARY
-            return (hybrid_ok and not compare_positions(_exchange_view(sim), rec.view)
+            exchange = _exchange_view(sim)
+            return (hybrid_ok and not compare_positions(exchange, rec.view)
+                    and not compare_positions(exchange, _book_view(primary.book))
                     and all(c["pending"] == 0 for c in session.status()["consumers"]))
 
         await _wait(converged, cfg.settle_seconds, 0.1)
@@ -207,9 +216,8 @@ async def _campaign(cfg: CampaignConfig, mode: str, rng: random.Random, sim: Sim
             "fatal": None if rt.fatal is None else str(rt.fatal)[:300],
             "counters": dict(sorted({**rt.book.counters, **rt.ctx.counters}.items())),
             "unrecoverable": _unrecoverable(rt.feed),
-            "diverged_from_exchange": len(compare_positions(
-                final_exchange, {(k.symbol, k.position_idx): p
-                                 for k, p in rt.book.positions.items()})),
+            "diverged_from_exchange": len(compare_positions(final_exchange,
+                                                            _book_view(rt.book))),
         }
     stream.close()
     await asyncio.gather(tasks[0], return_exceptions=True)

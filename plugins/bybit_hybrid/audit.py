@@ -23,8 +23,9 @@ def audit_diff(
     last_push_ms: Mapping[PositionKey, int] | None = None,
     covers: Callable[[PositionKey], bool] | None = None,
 ) -> dict[str, str]:
-    """Mismatches between the book and the open positions of a snapshot, by key; book
-    positions the snapshot does not cover (``covers``) are not compared."""
+    """Mismatches between the book and the open positions of a snapshot, by key (side,
+    size, entry price; a leverage the book does not know); book positions the snapshot
+    does not cover (``covers``) are not compared."""
     pushes = last_push_ms or {}
 
     def newer(key: PositionKey, pos: Position | None) -> bool:
@@ -52,6 +53,10 @@ def audit_diff(
             for name in ("side", "size", "entry_price")
             if getattr(pos, name) != getattr(row, name)
         ]
+        if pos.leverage is None and row.leverage is not None:
+            # unknown in the book (a state replayed from fills, which carry none): the
+            # snapshot's word fills it in
+            diffs.append(f"leverage book=unknown exchange={row.leverage}")
         if diffs:
             out[str(key)] = f"{key}: " + ", ".join(diffs)
     for key, pos in positions.items():

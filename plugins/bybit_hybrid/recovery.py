@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from feedctl import (
@@ -40,11 +41,17 @@ class FillReplay:
         #: (category, symbol) -> hedge mode? as rows, pushes and REST told (fills carry
         #: no positionIdx: the replay needs it to put a fill on its side)
         self.modes: dict[tuple[Category, str], bool] = {}
+        #: The last leverage a state of each key carried: fills carry none, and Bybit
+        #: keeps a position's leverage across its lifecycles, so a replayed open of a key
+        #: the snapshot no longer lists takes it from here rather than from nowhere.
+        self.leverage: dict[PositionKey, Decimal] = {}
 
     def apply(self, update: PositionUpdate) -> None:
         """Hand a pushed or replayed state to the book, through the ledger."""
         key = update.key
         self.modes[(key.category, key.symbol)] = key.position_idx != 0
+        if update.leverage is not None:
+            self.leverage[key] = update.leverage
         if not self.ledger.admit(update):
             self.ctx.count("stale_same_seq")
             return
@@ -89,7 +96,8 @@ class FillReplay:
         fills = [f for f in fills if f.exec_ms > ledger.floor_of(f.key, since_ms) and due(f)]
         self._report_unrecoverable(fills)
         final = {r.key: r.seq for r in rows if r.seq is not None}
-        leverage = {r.key: r.leverage for r in rows}
+        leverage: dict[PositionKey, Decimal | None] = dict(self.leverage)
+        leverage.update({r.key: r.leverage for r in rows if r.leverage is not None})
         updates = replay(fills, book, ledger.last_seq, final, leverage, time.time_ns())
         for update in updates:
             self.apply(update)

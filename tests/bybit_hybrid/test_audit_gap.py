@@ -33,6 +33,19 @@ def book_with(*updates: PositionUpdate) -> PositionBook:
     return book
 
 
+def test_audit_fills_in_a_leverage_the_book_does_not_know() -> None:
+    """A state replayed from fills carries no leverage; the snapshot's is taken (and a
+    known leverage is not second-guessed: leverage changes come as pushes)."""
+    book = book_with(up())  # replayed: no leverage
+    row = up().model_copy(update={"leverage": D(10)})
+    assert "leverage book=unknown exchange=10" in audit_diff(book.positions, [row], 2000)[
+        str(BTC)]
+    (forced,) = forced_updates({str(BTC)}, book.positions, [row])
+    book.apply(forced)
+    assert book.positions[BTC].leverage == D(10)
+    assert audit_diff(book.positions, [row], 2000) == {}
+
+
 def test_audit_agrees_and_finds_each_kind_of_mismatch() -> None:
     book = book_with(up(), up("ETHUSDT", Side.SHORT, "2", "10", 5, 1000))
     rows = [up(), up("ETHUSDT", Side.SHORT, "2", "10", 5, 1000)]

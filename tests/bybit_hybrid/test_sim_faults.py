@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from decimal import Decimal
 
 import pytest
 
@@ -282,5 +283,30 @@ def test_a_quiet_symbol_is_confirmed_by_rest_and_never_degrades_the_feed() -> No
             assert h.ctx.counters.get("quiet_confirmed", 0) >= 3
             assert h.ctx.counters.get("resubscribes", 0) == 0
             assert h.ctx.counters.get("reconnects", 0) == 0
+
+    run(go())
+
+
+def test_a_replayed_open_of_a_key_the_snapshot_missed_keeps_the_known_leverage() -> None:
+    """Fills carry no leverage: a position the replay opens that its snapshot did not list
+    (opened between the snapshot and the fill read) takes the leverage the key's last
+    state carried, not none (consumers would see its leverage vanish)."""
+
+    async def go() -> None:
+        async with harness(ping_interval=30.0, pong_timeout=10.0) as h:
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await wait_until(lambda: h.kinds("BTCUSDT") == ["opened"])
+            leverage = h.lifecycle("BTCUSDT")[-1].position.leverage
+            assert leverage is not None and leverage > 0
+            await h.ctl.place_order("BTCUSDT", "Sell", "0.01")
+            await wait_until(lambda: h.kinds("BTCUSDT") == ["opened", "closed"])
+            since = int(time.time() * 1000)
+            await h.ctl.stall("private", 5)  # the next pushes are lost, unnoticed
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.02")
+            # the replay of a resync whose snapshot (taken before the order) listed nothing
+            assert await h.feed.recovery.replay_fills([], since, None) == 1
+            opened = h.lifecycle("BTCUSDT")[-1]
+            assert (opened.kind.value, opened.position.size) == ("opened", Decimal("0.02"))
+            assert opened.position.leverage == leverage
 
     run(go())

@@ -40,6 +40,8 @@ def test_short_campaign_loses_nothing(capsys: pytest.CaptureFixture[str],
         assert r["faults"].get("late_pong", 0) >= 1, (mode, r["faults"])
         assert r["unexplained"] == 0, (mode, r["unexplained_detail"])
         assert r["diverged"] == 0, (mode, r["diverged_detail"])
+        # and the primary, delivering again, holds what the exchange holds
+        assert r["feeds"]["bybit_hybrid"]["diverged_from_exchange"] == 0, mode
         assert r["crashes"] == r["handler_errors"] == r["task_exceptions"] == 0, mode
         assert not r["fatal_feeds"] and not r["exchange_anomalies"], mode
         # nothing lost at the seams (issue 12) but the two named limits that remain

@@ -200,3 +200,14 @@ def test_a_close_and_reopen_the_standby_merged_is_lost_and_attributed_f15() -> N
     r = h.analyse()
     assert r["lifecycles"]["coalesced"] == 2 and r["lost"] == 2
     assert r["known_findings"] == {analysis.F_MERGED_CLOSED: 2} and r["unexplained"] == 0
+
+
+def test_a_primary_whose_book_diverged_at_the_end_fails_the_verdict() -> None:
+    """Consumers may agree with the exchange while the primary, delivering again, holds
+    another state (a push lost that no audit repaired yet): what it delivers next would be
+    wrong, so the run fails."""
+    ok = {"feeds": {"bybit_hybrid": {"diverged_from_exchange": 0}}}
+    bad = {"feeds": {"bybit_hybrid": {"diverged_from_exchange": 1}}}
+    assert analysis.verdict(ok) == (True, [])
+    passed, failures = analysis.verdict(bad)
+    assert not passed and "primary's book diverged" in failures[0]

@@ -416,6 +416,21 @@ def test_a_past_lifecycle_of_the_other_side_is_delivered_whatever_the_clocks_say
     assert router.counters["past_lifecycles"] == 1
 
 
+def test_a_past_lifecycle_whose_close_comes_after_the_failback_is_delivered() -> None:
+    """The primary's replay opened a lifecycle that lies before what consumers hold; its
+    close came only after the router failed back (an audit repaired it): delivered."""
+    router, books, delivered, clock = _failed_over_on_a_clock()
+    books["r"].apply(at(upd("APTUSDT", "800", 782), 2_371))
+    books["h"].apply(at(upd("APTUSDT", "400", 781, Side.SHORT), 207))  # the replay
+    status(router, "h", FeedState.HEALTHY)
+    clock.t = 10.0
+    router.evaluate()
+    assert router.active == "h"
+    books["h"].apply(upd("APTUSDT", "800", 782).model_copy(update={"seq": None}))  # repair
+    assert lifecycle(delivered) == [("opened", "long", False), ("opened", "short", True),
+                                    ("closed", "short", True)]
+
+
 def test_an_older_open_of_the_lifecycle_consumers_hold_then_its_close_closes_it() -> None:
     router, books, delivered = _failed_over()
     books["r"].apply(at(upd("ADAUSDT", "1", 6), 2_500))  # polled mid-lifecycle
