@@ -332,6 +332,33 @@ class PositionBook:
             self._send(ev)
         return events
 
+    def split(self, key: PositionKey, close: PositionUpdate, opened: PositionUpdate
+              ) -> list[PositionEvent]:
+        """The position the book holds for ``key`` was two lifecycles: the stream lost the
+        close (``close``: its seq and exchange time) and the reopen (``opened``: the later
+        lifecycle's first state) between two states it delivered as one lifecycle (pushes
+        lost with the socket up, recovered from fills). Emits the ``closed`` of the
+        earlier one as of ``close``, then the ``opened`` of the one the book holds, at
+        its current state; the book's state is untouched but for its lifecycle number.
+        Returns the events (also emitted); none if the book holds no open position of
+        ``key``, or ``close`` and ``opened`` are not in order before its state.
+        """
+        cur = self.positions.get(key)
+        if (cur is None or close.seq is None or cur.seq is None
+                or not 0 <= close.seq < cur.seq
+                or (opened.seq is not None and not close.seq <= opened.seq <= cur.seq)):
+            return []
+        closed = self._past(EventKind.CLOSED, cur, close).model_copy(update={"past": False})
+        lifecycle = self._lifecycles.get(key, 0) + 1
+        self._lifecycles[key] = lifecycle
+        first = cur.model_copy(update={"lifecycle": lifecycle})
+        self.positions[key] = first
+        reopened = self._event(EventKind.OPENED, first)
+        events = [closed, reopened]
+        for ev in events:
+            self._send(ev)
+        return events
+
     def _past(self, kind: EventKind, pos: Position, closing: PositionUpdate | None,
               changes: tuple[str, ...] = ()) -> PositionEvent:
         if closing is not None:

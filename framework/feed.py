@@ -280,6 +280,13 @@ class FeedContext:
         book's positions are untouched (see PositionBook.past_lifecycles)."""
         return self.book.past_lifecycles(states)
 
+    def split_lifecycle(self, key: PositionKey, close: PositionUpdate,
+                        opened: PositionUpdate) -> list[PositionEvent]:
+        """The position held for ``key`` was two lifecycles whose boundary the stream
+        lost (``close``, then ``opened``): consumers get the close and the reopen (see
+        PositionBook.split)."""
+        return self.book.split(key, close, opened)
+
     def positions(self) -> Mapping[PositionKey, Position]:
         return dict(self.book.positions)
 

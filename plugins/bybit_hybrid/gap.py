@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from itertools import groupby
-from typing import Any
+from typing import Any, Protocol
 
-from feedctl import Category, Position, PositionKey, PositionUpdate, Side, wire_decimal
+from feedctl import Category, PositionKey, PositionUpdate, Side, wire_decimal
 
 from .constants import CATEGORY_BY_NAME
 from .parse import Problem
@@ -94,9 +94,22 @@ def _avg_entry(cat: Category, size: Decimal, entry: Decimal, qty: Decimal,
     return (entry * size + price * qty) / (size + qty)
 
 
+class Start(Protocol):
+    """A state a replay starts from (a book position, a ledger state)."""
+
+    @property
+    def side(self) -> Side | None: ...
+    @property
+    def size(self) -> Decimal: ...
+    @property
+    def entry_price(self) -> Decimal: ...
+    @property
+    def leverage(self) -> Decimal | None: ...
+
+
 def replay(
     fills: list[Fill],
-    start: Mapping[PositionKey, Position],
+    start: Mapping[PositionKey, Start],
     last_seq: Mapping[PositionKey, int],
     final_seq: Mapping[PositionKey, int],
     leverage: Mapping[PositionKey, Decimal | None],

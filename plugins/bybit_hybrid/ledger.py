@@ -15,13 +15,26 @@ write it; the fill replay (:mod:`.recovery`) reads it:
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from feedctl import PositionKey, PositionUpdate
+from feedctl import PositionKey, PositionUpdate, Side
 
 #: States remembered per key between snapshots for the unrecoverable-loss check.
 SEEN_PER_KEY = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """What a seen state was (a fill replay starts from it)."""
+
+    side: Side | None
+    size: Decimal
+    entry_price: Decimal
+    leverage: Decimal | None = None
 
 
 class LossLedger:
@@ -41,6 +54,9 @@ class LossLedger:
         #: per key, the seen seqs whose state was flat (a lost run of fills between two
         #: of them is a complete lifecycle of the past: delivered as such)
         self.flat_seen: dict[PositionKey, set[int]] = {}
+        #: per key, seq -> the seen state itself (a replay of fills lost between two
+        #: seen states starts from the first)
+        self.states: dict[PositionKey, dict[int, State]] = {}
         #: the newest losses that cannot be delivered in order: status and audit
         self.unrecoverable: deque[dict[str, Any]] = deque(maxlen=100)
 
@@ -69,9 +85,12 @@ class LossLedger:
         seen[update.seq] = update.exchange_ms or 0
         if update.size == 0:
             self.flat_seen.setdefault(key, set()).add(update.seq)
+        self.states.setdefault(key, {})[update.seq] = State(
+            update.side if update.size > 0 else None, update.size, update.entry_price,
+            update.leverage)
         if len(seen) > SEEN_PER_KEY:  # no snapshot for long (audit off): keep the newest
             self.seen[key] = dict(sorted(seen.items())[SEEN_PER_KEY // 2:])
-            self.flat_seen[key] = self.flat_seen.get(key, set()) & set(self.seen[key])
+            self._prune(key)
         if update.seq > self.last_seq.get(key, -1):
             self.last_seq[key] = update.seq
 
@@ -90,10 +109,17 @@ class LossLedger:
             kept = {seq: ms for seq, ms in seqs.items() if ms > floor}
             if kept:
                 self.seen[key] = kept
-                self.flat_seen[key] = self.flat_seen.get(key, set()) & set(kept)
+                self._prune(key)
             else:
                 del self.seen[key]
                 self.flat_seen.pop(key, None)
+                self.states.pop(key, None)
+
+    def _prune(self, key: PositionKey) -> None:
+        """Keep ``flat_seen`` and ``states`` to the seqs ``seen`` still holds."""
+        kept = self.seen.get(key, {})
+        self.flat_seen[key] = self.flat_seen.get(key, set()) & set(kept)
+        self.states[key] = {q: st for q, st in self.states.get(key, {}).items() if q in kept}
 
     def note_closed(self, keys: set[PositionKey], as_of_ms: int | None) -> None:
         """A snapshot taken at ``as_of_ms`` closed ``keys``: every fill of theirs up to
@@ -120,19 +146,23 @@ class LossLedger:
                 states[seq] = max(states.get(seq, 0), ms)
         return lost
 
-    def flat_bounds(self, key: PositionKey, lost: list[int]) -> tuple[int, int] | None:
-        """The two seen flat states around the (sorted) lost seqs with nothing seen
-        between them, if there are such: the loss is then whole past lifecycles."""
-        seen = self.seen.get(key, {})
-        flat = self.flat_seen.get(key, set())
-        before = [s for s in seen if s < lost[0]]
-        after = [s for s in seen if s > lost[-1]]
-        if not before or not after:
-            return None
-        a, b = max(before), min(after)
-        if a not in flat or b not in flat or any(a < s < b for s in seen):
-            return None
-        return a, b
+    def brackets(self, key: PositionKey, lost: list[int]) -> list[tuple[int, int, list[int]]]:
+        """The (sorted) lost seqs in runs between two seen states with nothing seen
+        between: (seq seen before, seq seen after, the run) for each run that has both."""
+        seen = sorted(self.seen.get(key, {}))
+        out: list[tuple[int, int, list[int]]] = []
+        runs: dict[tuple[int, int], list[int]] = {}
+        for seq in lost:
+            i = bisect_left(seen, seq)
+            if i == 0 or i == len(seen) or seen[i] == seq:
+                continue
+            runs.setdefault((seen[i - 1], seen[i]), []).append(seq)
+        for (a, b), run in sorted(runs.items()):
+            out.append((a, b, run))
+        return out
+
+    def state_at(self, key: PositionKey, seq: int) -> State | None:
+        return self.states.get(key, {}).get(seq)
 
     def mark_seen(self, key: PositionKey, states: dict[int, int]) -> None:
         self.seen.setdefault(key, {}).update(states)

@@ -26,6 +26,7 @@ from feedctl import (
 
 from .gap import Fill, hedge_key, replay
 from .ledger import LossLedger
+from .lost import lost_boundaries
 
 if TYPE_CHECKING:
     from .config import HybridSettings
@@ -137,20 +138,22 @@ class FillReplay:
 
     def _report_unrecoverable(self, fills: list[Fill]) -> None:
         """Fills after the floor whose states never reached the book although a newer
-        state did: lost while the socket stayed up (docs/reliability.md, L1). Putting
-        them back would reorder the position's history, so they are reported, once -
-        unless they form whole lifecycles of the past (delivered as such)."""
+        state did: lost while the socket stayed up (docs/reliability.md, L1). What they
+        mean for lifecycles is delivered (:mod:`.lost`: lifecycles that opened and
+        closed unseen as ``past`` history, two lifecycles the book merged split); what
+        cannot be is reported, once."""
         lost = self.ledger.lost_states([(f.key, f.seq, f.exec_ms) for f in fills])
         for key, states in lost.items():
-            recovered = self._recover_past(key, sorted(states), fills)
+            recovered = self._recover_lost(key, sorted(states), fills)
             self.ledger.mark_seen(key, states)
             if recovered:
                 self.ctx.count("states_recovered_past", len(recovered))
                 self.ctx.log.warning(
                     "%s: %d position states (seq %d..%d) never arrived and a newer one did; "
-                    "their fills make lifecycles that opened and closed before it: "
-                    "delivered as past lifecycles", key.symbol, len(recovered),
-                    min(recovered), max(recovered), extra={"symbol": key.symbol})
+                    "their fills were replayed: lifecycles they opened and closed are "
+                    "delivered as past, and one the book merged is split",
+                    key.symbol, len(recovered), min(recovered), max(recovered),
+                    extra={"symbol": key.symbol})
                 for seq in recovered:
                     states.pop(seq, None)
             if not states:
@@ -163,19 +166,46 @@ class FillReplay:
                 "socket up)", key.symbol, len(seqs), seqs[0], seqs[-1],
                 extra={"symbol": key.symbol, "seqs": seqs})
 
-    def _recover_past(self, key: PositionKey, lost: list[int], fills: list[Fill]) -> set[int]:
-        """The lost seqs that form whole lifecycles between two flat states the book saw:
-        replayed from flat and handed to ``ctx.past_lifecycles``; those seqs returned."""
-        bounds = self.ledger.flat_bounds(key, lost)
-        if bounds is None:
-            return set()
-        a, b = bounds
-        run = [f for f in fills if f.key == key and a < f.seq <= b]
-        states = replay(run, {}, {key: a}, {}, {}, time.time_ns())
-        if not states or states[-1].size != 0 or states[-1].seq != b:
-            return set()
-        try:
-            self.ctx.past_lifecycles(states)
-        except ValueError:
-            return set()
-        return set(lost)
+    def _recover_lost(self, key: PositionKey, lost: list[int], fills: list[Fill]) -> set[int]:
+        """The lost seqs whose meaning for lifecycles was delivered: per run of them
+        between two seen states, the fills replayed from the first (see lost.py)."""
+        done: set[int] = set()
+        ledger = self.ledger
+        for a, b, run in ledger.brackets(key, lost):
+            start = ledger.state_at(key, a)
+            end = ledger.state_at(key, b)
+            if start is None or end is None:
+                continue
+            lev = start.leverage or self.leverage.get(key)
+            seg = [f for f in fills if f.key == key and a < f.seq <= b]
+            states = sorted(replay(seg, {key: start}, {key: a}, {}, {key: lev},
+                                   time.time_ns()), key=lambda u: u.seq or 0)
+            if (not states or states[-1].seq != b or not set(run) <= {u.seq for u in states}
+                    or (states[-1].side, states[-1].size) != (end.side, end.size)):
+                continue  # the fills do not explain the run: reported
+            found = lost_boundaries(start, states)
+            if found.split is not None and not (
+                    self._still_in_lifecycle_of(key, b)
+                    and self.ctx.split_lifecycle(key, *found.split)):
+                continue
+            try:
+                for lifecycle in found.past:
+                    self.ctx.past_lifecycles(lifecycle)
+            except ValueError:
+                continue
+            done.update(run)
+        return done
+
+    def _still_in_lifecycle_of(self, key: PositionKey, seq: int) -> bool:
+        """True if every state the book was given after ``seq`` (up to its current one)
+        is of the same open lifecycle as the state at ``seq``."""
+        at = self.ledger.state_at(key, seq)
+        cur = self.ctx.positions().get(key)
+        if at is None or cur is None or cur.side is not at.side or cur.seq is None:
+            return False
+        for q in self.ledger.seen.get(key, {}):
+            if seq < q <= cur.seq:
+                st = self.ledger.state_at(key, q)
+                if st is None or st.side is not at.side or st.size == 0:
+                    return False
+        return True

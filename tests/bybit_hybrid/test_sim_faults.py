@@ -310,3 +310,36 @@ def test_a_replayed_open_of_a_key_the_snapshot_missed_keeps_the_known_leverage()
             assert opened.position.leverage == leverage
 
     run(go())
+
+
+def test_a_close_and_reopen_lost_with_the_socket_up_are_split_out_of_the_merged_lifecycle(
+) -> None:
+    """The close of a position and its reopen on the same side are lost while the socket
+    stays up; the next push (a top-up) reaches the book as a change of the first. The
+    audit's fill replay finds the two lifecycles: consumers get the close, as of the lost
+    close, and the reopen - not one lifecycle for two."""
+
+    async def go() -> None:
+        async with harness(ping_interval=30, pong_timeout=10, audit_interval=0.4) as h:
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await wait_until(lambda: _sizes(h, "BTCUSDT") == [("opened", "0.01")])
+            await h.ctl.stall("private", 0.3)  # shorter than the ping period: unnoticed
+            await h.ctl.place_order("BTCUSDT", "Sell", "0.01", reduce_only=True)  # lost
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.02")  # lost
+            await asyncio.sleep(0.35)
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")  # pushed: 0.03
+            await wait_until(lambda: h.kinds("BTCUSDT")[-2:] == ["closed", "opened"], 5)
+            kinds = h.kinds("BTCUSDT")
+            # the first lifecycle, as the book saw it (the close lost, the reopen's states
+            # seen as changes), then the split: its close, and the second's open
+            assert kinds[0] == "opened" and set(kinds[1:-2]) == {"changed"}, kinds
+            *_, closed, opened = h.lifecycle("BTCUSDT")
+            assert closed.position.seq is not None and opened.position.seq is not None
+            changes = [e.position.seq for e in h.lifecycle("BTCUSDT")[1:-2]]
+            # as of the lost close: before the reopen's states
+            assert all(q is not None and closed.position.seq < q for q in changes)
+            assert opened.position.size == Decimal("0.03")
+            assert h.ctx.counters.get("states_unrecoverable", 0) == 0
+            assert h.ctx.counters.get("reconnects", 0) == 0
+
+    run(go())

@@ -517,3 +517,21 @@ def test_a_past_lifecycle_the_primary_recovers_itself_is_delivered_once() -> Non
     books["h"].past_lifecycles(past)  # told again (a second audit): not delivered twice
     assert len([e for e in delivered if isinstance(e, PositionEvent)]) == 4
     assert router.counters["past_lifecycles"] == 1
+
+
+def test_a_split_of_the_delivering_feeds_position_reaches_consumers_as_close_and_open(
+) -> None:
+    """The primary's book learnt that the lifecycle it delivered was two (a close and a
+    reopen lost with the socket up): consumers get the close as of the lost close, then
+    the reopen - once each."""
+    router, books, delivered, _, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    books["h"].apply(at(upd("ETHUSDT", "1", 10), 100))
+    books["h"].apply(at(upd("ETHUSDT", "3", 13), 130))
+    key = next(iter(books["h"].positions))
+    books["h"].split(key, at(upd("ETHUSDT", "0", 11), 110), at(upd("ETHUSDT", "2", 12), 120))
+    assert lifecycle(delivered) == [("opened", "long", False), ("changed", "long", False),
+                                    ("closed", "long", False), ("opened", "long", False)]
+    closed = [e for e in delivered if isinstance(e, PositionEvent)
+              and e.kind is EventKind.CLOSED]
+    assert [(e.position.seq, e.position.exchange_ms) for e in closed] == [(11, 110)]
+    assert router.delivered[key].size == D("3")
