@@ -129,6 +129,9 @@ class Router:
         #: the state consumers held, and when to reopen it if no open came.
         self._reopen: dict[PositionKey, tuple[Position, float]] = {}
         self._spans: dict[PositionKey, deque[tuple[int, int, Side]]] = {}
+        #: Per key, exchange times (ms) a feed saw it flat (its closes, routed or not):
+        #: what tells a merged lifecycle from one seen at different states.
+        self._flats: dict[PositionKey, deque[int]] = {}
         self.counters = {"failovers": 0, "failbacks": 0, "delivered": 0, "guarded": 0,
                          "recovered": 0, "marks_superseded": 0, "past_lifecycles": 0,
                          "free_marks": 0,
@@ -153,6 +156,11 @@ class Router:
                 if self.pending_orphans:
                     self._settle_orphans()
                 return
+        if event.kind is EventKind.CLOSED and event.position.exchange_ms is not None:
+            flats = self._flats.get(event.position.key)
+            if flats is None:
+                flats = self._flats[event.position.key] = deque(maxlen=_SPANS_KEPT)
+            flats.append(event.position.exchange_ms)
         if event.past:
             if feed == self.primary or feed == self.standby:
                 self._feed_past(feed, event)
@@ -294,9 +302,15 @@ class Router:
         told = self.delivered.get(key)
         if states and told is not None and told.side is side:
             spans.append((min(states), max(states)))
-        if any(opened <= first < closed for first, _ in spans):
+        flats = self._flats.get(key, ())
+        # merged: consumers' lifecycle has a state before a moment the key was flat
+        # that lies before this one's open (a feed closed it there) - not merely an
+        # earlier state of this same lifecycle, seen by one feed and not the other
+        merged = any(first < opened <= last and any(first < t <= opened for t in flats)
+                     for first, last in spans)
+        if not merged and any(first < closed and last >= opened for first, last in spans):
             return False
-        if any(first < opened <= last for first, last in spans):
+        if merged:
             self.counters["merged_past"] += 1
         times = [e.position.exchange_ms for e in events[:-1] if e.position.exchange_ms is not None]
         self._told_closed(key, times or [opened], closed, side)
@@ -458,6 +472,9 @@ class Router:
                 self.counters["guarded"] += 1
                 book = self.books[event.feed]
                 if self._knows_flat(book, told):
+                    log.debug("%s: %s closes the state consumers hold (seq %s, %s ms): it "
+                              "knows the key flat as of %s ms", key, event.feed, told.seq,
+                              told.exchange_ms, book.known_flat_as_of(key))
                     self.pending_orphans.discard(key)
                     self._send(self._closing(book, told))
                 else:

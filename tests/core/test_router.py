@@ -431,6 +431,23 @@ def test_a_past_lifecycle_whose_close_comes_after_the_failback_is_delivered() ->
                                     ("closed", "short", True)]
 
 
+def test_a_lifecycle_the_primary_first_saw_at_a_later_state_is_not_delivered_again(
+) -> None:
+    """The standby delivered a lifecycle from its open and closed it; the primary, back,
+    first saw it at a later state (a settings change kept its seq), then its close: the
+    same lifecycle, not one inside a merged one (no close lies between)."""
+    router, books, delivered = _failed_over()
+    books["r"].apply(at(upd("XRPUSDT", "672", 606, Side.SHORT), 0))
+    books["r"].apply(at(upd("XRPUSDT", "672", 606, Side.SHORT).model_copy(
+        update={"leverage": D(5)}), 995))
+    books["r"].reconcile([], as_of_ms=4_000)
+    books["h"].apply(at(upd("XRPUSDT", "672", 606, Side.SHORT), 995))
+    books["h"].apply(at(upd("XRPUSDT", "0", 607), 3_511))
+    assert lifecycle(delivered) == [("opened", "short", False), ("changed", "short", False),
+                                    ("closed", "short", False)]
+    assert router.counters["past_lifecycles"] == 0
+
+
 def test_an_older_open_of_the_lifecycle_consumers_hold_then_its_close_closes_it() -> None:
     router, books, delivered = _failed_over()
     books["r"].apply(at(upd("ADAUSDT", "1", 6), 2_500))  # polled mid-lifecycle
