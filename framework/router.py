@@ -570,6 +570,7 @@ class Router:
         else:
             if event.kind is EventKind.OPENED:
                 self._reopen.pop(key, None)
+                event = self._freshest_mark(event)
             if ms is not None:
                 states = self._open_states.get(key) if key in self.delivered else None
                 if states is None:
@@ -583,6 +584,22 @@ class Router:
         if self._recovering:
             event = event.model_copy(update={"recovered": True})
         self._deliver(event)
+
+    def _freshest_mark(self, event: PositionEvent) -> PositionEvent:
+        """``event`` at the freshest mark any feed's book holds for its symbol: a position
+        a feed opens from a resync may carry the mark its book had before it watched the
+        symbol (seconds old), while another feed streams it."""
+        pos = event.position
+        best: MarkPrice | None = None
+        for book in self.books.values():
+            mark = book.mark(pos.category, pos.symbol)
+            if mark is not None and mark.exchange_ms is not None and (
+                    best is None or (best.exchange_ms or 0) < mark.exchange_ms):
+                best = mark
+        if (best is None or best.exchange_ms is None or pos.mark_exchange_ms is None
+                or best.exchange_ms <= pos.mark_exchange_ms):
+            return event
+        return event.model_copy(update={"position": _marked(pos, best)})
 
     def _told_closed(self, key: PositionKey, states: list[int], closed_ms: int | None,
                      side: Side | None) -> None:

@@ -253,21 +253,30 @@ class HybridFeed(Feed):
         if interval <= 0:
             return
         check = min(interval, max(0.05, self.settings.stale_after / 4))
-        last_read = 0.0
+        #: (category, symbol) -> when its mark was last read: each stale symbol is read
+        #: once per interval, and one that just became stale (or wanted while the socket
+        #: is down: a position opened by a resync) at the next check, not a whole
+        #: interval later with the mark it had before it was wanted
+        last_read: dict[tuple[Category, str], float] = {}
         while True:
             await asyncio.sleep(check)  # suspects are judged soon, stale symbols per interval
-            due = time.monotonic() - last_read >= interval
+            now = time.monotonic()
             wanted = set()
+            stale: set[tuple[Category, str]] = set()
             for c, p in self.publics.items():
                 wanted |= {(c, sym, True) for sym in p.suspect}
-                if due:
-                    wanted |= {(c, sym, False) for sym in
-                               (p.stale | (p.wanted if p.down else set())) - p.suspect}
+                stale |= {(c, sym) for sym in
+                          (p.stale | (p.wanted if p.down else set())) - p.suspect}
+            for key in list(last_read):
+                if key not in stale:
+                    del last_read[key]  # fresh again: read at once when it next goes stale
+            wanted |= {(c, sym, False) for c, sym in stale
+                       if now - last_read.get((c, sym), -interval) >= interval}
             if not wanted:
                 continue
-            if due:
-                last_read = time.monotonic()
             for category, symbol, suspect in sorted(wanted)[:self.settings.stale_mark_max]:
+                if not suspect:
+                    last_read[(category, symbol)] = now
                 mark = await self._public_read(self.rest.mark(category, symbol),
                                                "stale_mark_failures", f"mark of {symbol}")
                 if mark is None:

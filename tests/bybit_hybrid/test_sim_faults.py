@@ -223,6 +223,28 @@ def test_a_stale_ticker_gets_its_mark_from_rest_while_the_socket_recovers() -> N
     run(go())
 
 
+def test_a_symbol_that_goes_stale_is_read_from_rest_at_once_not_an_interval_later(
+) -> None:
+    """While the public socket is stalled, a position opens on a second symbol: its mark
+    is read from REST as soon as it is stale, not when the first symbol's next read is
+    due (stale_mark_interval is per symbol)."""
+    async def go() -> None:
+        async with harness(stale_mark_interval=3.0, ping_interval=30.0,
+                           pong_timeout=30.0) as h:
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await wait_until(lambda: len(h.prices("BTCUSDT")) >= 2)
+            await h.ctl.stall("public", 6)
+            await wait_until(lambda: h.ctx.counters.get("stale_marks", 0) >= 1, within=3)
+            await h.ctl.place_order("ETHUSDT", "Buy", "0.1")
+            await wait_until(lambda: h.kinds("ETHUSDT") == ["opened"])
+            opened = time.monotonic()
+            await wait_until(lambda: len(h.prices("ETHUSDT")) >= 1, within=2.5)
+            # stale after stale_after (0.4 s), then read at the next check
+            assert time.monotonic() - opened < 1.5
+
+    run(go())
+
+
 def test_a_pong_1_5_s_late_within_pong_timeout_is_no_reconnect() -> None:
     """The late-pong fault answers every ping 1.5 s late while data flows on time: the
     frames created meanwhile are held until the late pong comes, then applied in order;

@@ -552,3 +552,17 @@ def test_a_split_of_the_delivering_feeds_position_reaches_consumers_as_close_and
               and e.kind is EventKind.CLOSED]
     assert [(e.position.seq, e.position.exchange_ms) for e in closed] == [(11, 110)]
     assert router.delivered[key].size == D("3")
+
+
+def test_a_position_opened_with_an_old_mark_reaches_consumers_at_the_freshest_one() -> None:
+    """The primary's resync opens a position with the mark its book had seconds ago (it
+    did not watch the symbol); the standby's book holds a newer one: consumers get the
+    position at the newer mark."""
+    router, books, delivered, _, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    books["h"].apply_mark(MarkPrice(symbol="SOLUSDT", mark_price=D("90"), exchange_ms=1_000))
+    books["r"].apply_mark(MarkPrice(symbol="SOLUSDT", mark_price=D("97"), exchange_ms=9_000))
+    books["h"].apply(at(upd("SOLUSDT", "2", 5), 8_900))
+    (opened,) = [e for e in delivered if isinstance(e, PositionEvent)]
+    assert (opened.kind, opened.position.mark_price) == (EventKind.OPENED, D("97"))
+    assert opened.position.mark_exchange_ms == 9_000
+    assert opened.position.unrealised_pnl == D("-6")  # long 2 from 100 at 97
