@@ -36,6 +36,7 @@ from aiohttp import web
 from .account import AccountEngine
 from .config import SimConfig
 from .control_api import control_routes
+from .demo import DemoTrader
 from .rest import RestApi, RestContext
 from .rest_market import ROUTES as MARKET_ROUTES
 from .rest_trade import ROUTES as TRADE_ROUTES
@@ -179,8 +180,20 @@ class MultiAccountSimulator(Simulator):
         self.private.compress = cfg.ws_compress
         for a in self.sim_accounts:
             a.engine.listeners[:] = [self.private.listener(a.api_key)]
+        self.demos: list[DemoTrader] = []
         self.ws_limit = RollingLimit(ws_per_window, ws_window)
         self.rest_limit = RollingLimit(rest_per_window, rest_window)
+
+    async def start(self) -> MultiAccountSimulator:
+        await super().start()
+        cfg = self.config
+        if cfg.demo:  # the first account's trader is the parent's; one per other account
+            self.demos = [DemoTrader(a.engine, self.prices, seed=cfg.seed + n,
+                                     interval=cfg.demo_interval)
+                          for n, a in enumerate(self.sim_accounts[1:], start=1)]
+            for n, demo in enumerate(self.demos, start=1):
+                self._spawn(demo.run(), f"demo-{n}")
+        return self
 
     def engines(self) -> list[AccountEngine]:
         return [a.engine for a in self.sim_accounts]

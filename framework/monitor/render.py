@@ -35,11 +35,19 @@ def millis(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def header(status: dict[str, Any], *, source: str = "") -> Text:
+def header(status: dict[str, Any], *, source: str = "", every_account: bool = False) -> Text:
+    """``every_account``: a session of many shown whole: its account count, not the first
+    account's delivering feed."""
     router = status.get("router") or {}
     text = Text.assemble(("feedctl ", "bold"), f"profile={status.get('profile')} ",
-                         f"mode={status.get('mode')} ",
-                         ("active=", ""), (str(router.get("active", "-")), "bold"))
+                         f"mode={status.get('mode')} ")
+    if every_account:
+        text.append(f"accounts={len(status.get('accounts') or [])}", style="bold")
+    else:
+        if len(status.get("accounts") or []) > 1:
+            text.append(f"account={status.get('account')} ")
+        text.append("active=")
+        text.append(str(router.get("active", "-")), style="bold")
     if source:
         text.append(f"  {source}", style="dim")
     return text
@@ -264,11 +272,9 @@ class _Dashboard:
         many = len(accounts) > 1 and self.every and self.account is None
         unknown = self.unknown if many else unknown_reason(
             (self.status.get("router") or {}).get("active"), self.status.get("feeds") or {})
-        yield header(self.status, source=self.source)
+        yield header(self.status, source=self.source, every_account=many)
         if len(accounts) > 1:  # many accounts: one row each, not one per account per symbol
-            rows = accounts if self.account is None else [
-                r for r in accounts if r.get("account") == self.account]
-            yield accounts_table(rows, now)
+            yield accounts_table(accounts, now)
         if unknown is not None:
             yield Text(f"positions unknown: {unknown}", style="bold yellow")
         whose = "" if len(accounts) <= 1 else (

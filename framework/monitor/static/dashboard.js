@@ -14,6 +14,7 @@ const state = {
   account: "",
   filter: new URLSearchParams(location.search).get("account") || "",  // "": every account
   unknownAccounts: {},   // account -> why its positions are not known complete
+  loaded: false,         // a snapshot arrived (before it: unknown, never "no positions")
   notable: [],
   unknown: null,         // why positions are not known complete (never synced), or null
   instruments: {},       // "linear:BTCUSDT" -> {tick_size, qty_step, settle_coin}
@@ -115,13 +116,15 @@ function renderPositions() {
     (a.account || "").localeCompare(b.account || "") || a.symbol.localeCompare(b.symbol)
     || a.position_idx - b.position_idx);
   const note = $("positions-unknown");
-  note.textContent = state.unknown ? `positions unknown: ${state.unknown}` : "";
-  note.hidden = !state.unknown;
+  const unknown = state.loaded ? state.unknown : "waiting for the monitor";
+  note.textContent = unknown ? `positions unknown: ${unknown}` : "";
+  note.hidden = !unknown;
   if (!rows.length) {
     $("positions").tFoot.replaceChildren();
-    const tr = el("tr", null, state.unknown ? "empty unknown" : "empty");
-    tr.dataset.key = state.unknown ? "unknown" : "empty";
-    const td = el("td", state.unknown ? "positions unknown (not synced yet)" : "no open positions");
+    const tr = el("tr", null, unknown ? "empty unknown" : "empty");
+    tr.dataset.key = unknown ? "unknown" : "empty";
+    const td = el("td", unknown ? "positions unknown" + (state.loaded ? " (not synced yet)" : "")
+      : "no open positions");
     td.colSpan = POS_CELLS.length;
     tr.appendChild(td);
     body.replaceChildren(tr);
@@ -244,20 +247,21 @@ function renderAccounts() {
   syncRows($("accounts").tBodies[0], sorted, (r) => r.account, () => {
     const tr = el("tr");
     tr.addEventListener("click", () => setFilter(tr.dataset.key));
-    for (const cls of ["account", "exchange", "feed", "state", "positions num", "stale num", "detail"]) {
+    for (const cls of ["account", "exchange", "feed", "state", "positions num", "stale num", "detail dim"]) {
       tr.appendChild(el("td", null, cls));
     }
     return tr;
   }, (tr, r) => {
     setCell(tr, "account", r.account);
+    tr.classList.toggle("selected", r.account === state.filter);
     setCell(tr, "exchange", r.exchange || "");
     setCell(tr, "feed", r.active || "-");
-    setCell(tr, "state", r.state, r.state);
+    setCell(tr, "state", r.state, "state-" + r.state);
     // null: not known (never synced) - never shown as 0
     setCell(tr, "positions num", r.positions === null || r.positions === undefined ? "unknown"
       : String(r.positions), r.positions === null || r.positions === undefined ? "unknown" : "");
-    setCell(tr, "stale num", String(r.stale_symbols));
-    setCell(tr, "detail", r.detail || "");
+    setCell(tr, "stale num", String(r.stale_symbols), r.stale_symbols ? "warn" : "");
+    setCell(tr, "detail dim", r.detail || "");
   });
 }
 
@@ -288,6 +292,11 @@ function setFilter(name) {
 
 function renderValidation(v) {
   const p = $("validation");
+  if (multi() && !state.filter) {  // a validation is one account's: choose the account
+    p.textContent = "Validation: per account (choose one above)";
+    p.className = "dim";
+    return;
+  }
   if (v === null || v === undefined) {
     p.textContent = "Validation: no shadow feed is validated";
     p.className = "dim";
@@ -369,6 +378,7 @@ function connect() {
   if (source) source.close();
   state.positions = new Map();
   state.series = new Map();
+  state.loaded = false;
   state.dirty = true;
   const es = source = new EventSource(
     "/api/events" + (state.filter ? "?account=" + encodeURIComponent(state.filter) : ""));
@@ -380,7 +390,10 @@ function connect() {
   es.onerror = () => { $("conn").textContent = "reconnecting…"; $("conn").className = "conn down"; };
   on("snapshot", (s) => {
     setClock(s.now_ns);
-    $("session").textContent = `profile ${s.profile} · mode ${s.mode} · active ${s.router ? s.router.active : "-"}`;
+    state.loaded = true;
+    $("session").textContent = (s.accounts || []).length > 1 && !s.filter
+      ? `profile ${s.profile} · mode ${s.mode} · ${s.accounts.length} accounts`
+      : `profile ${s.profile} · mode ${s.mode} · ${s.filter ? "account " + s.filter + " · " : ""}active ${s.router ? s.router.active : "-"}`;
     const series = state.series;
     state.positions = new Map();
     for (const p of s.positions) state.positions.set(posKey(p), p);
@@ -410,7 +423,7 @@ function connect() {
     state.accounts = t.accounts || [];
     state.account = t.account || state.account;
     renderValidation(t.validation);
-    if (t.router) $("session").textContent = $("session").textContent.replace(/active .*$/, "active " + t.router.active);
+    if (t.router && / active /.test($("session").textContent)) $("session").textContent = $("session").textContent.replace(/active .*$/, "active " + t.router.active);
   });
 }
 
@@ -426,7 +439,7 @@ function frame() {
 }
 
 setInterval(() => {
-  for (const td of document.querySelectorAll("#positions td.age")) {
+  for (const td of document.querySelectorAll("#positions tbody td.age")) {
     td.textContent = age(Number(td.dataset.ns) || 0);
   }
 }, 1000);
