@@ -2,7 +2,9 @@
 
 The hub reads ``session.events(name="monitor")`` and hands every event, as a ready
 Server-Sent-Events frame, to each connected client. ``price`` events are throttled
-per position to ``price_interval`` (latest value wins, the last one is always sent);
+per position to ``price_interval`` (latest value wins, the last one is always sent) - or
+longer when many positions stream (a session of many accounts): all of them together
+send at most ``max_price_frames`` price frames per second;
 a lifecycle event of a position drops its held price, which it supersedes. A client
 that falls more than ``max_pending`` frames behind is disconnected (the browser's
 EventSource reconnects and starts again from a fresh snapshot), so a stuck tab never
@@ -81,6 +83,8 @@ class EventHub:
                  tick_interval: float = 1.0) -> None:
         self.session = session
         self.price_interval = price_interval
+        #: Price frames per second of every position together, at most.
+        self.max_price_frames = 1000
         self.max_pending = max_pending
         self._snapshot = snapshot
         self._ticker = ticker
@@ -143,7 +147,7 @@ class EventHub:
             key = (ev.position.account, ev.feed, ev.position.key)
             if ev.kind is EventKind.PRICE:
                 now = time.monotonic()
-                if now - self._last_sent.get(key, 0.0) < self.price_interval:
+                if now - self._last_sent.get(key, 0.0) < self._interval():
                     self._held[key] = ev
                     return
                 self._last_sent[key] = now
@@ -166,12 +170,17 @@ class EventHub:
             for c in list(self.clients):
                 c.close()
 
+    def _interval(self) -> float:
+        """Per position: ``price_interval``, stretched so that every position together
+        stays under ``max_price_frames`` per second (2,500 positions: 2.5 s each)."""
+        return max(self.price_interval, len(self._last_sent) / self.max_price_frames)
+
     async def _flush(self) -> None:
         while True:
             await asyncio.sleep(self.price_interval / 2)
             now = time.monotonic()
             for key, ev in list(self._held.items()):
-                if now - self._last_sent.get(key, 0.0) >= self.price_interval:
+                if now - self._last_sent.get(key, 0.0) >= self._interval():
                     del self._held[key]
                     self._last_sent[key] = now
                     self.broadcast("position", ev.model_dump(mode="json"),

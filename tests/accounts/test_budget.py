@@ -88,3 +88,16 @@ def test_staggered_lifetimes_fall_in_the_last_quarter_and_spread() -> None:
     assert lives == [staggered(3600.0, f"a{n}:private") for n in range(200)]
     assert all(2700.0 < v <= 3600.0 for v in lives)
     assert max(lives) - min(lives) > 800
+
+
+def test_the_dashboard_stream_stretches_price_frames_when_many_positions_stream() -> None:
+    """2,500 positions (500 accounts x 5) at 0.25 s each would be 10,000 frames per
+    second to every browser: the hub stretches each position's interval to keep all of
+    them under max_price_frames per second."""
+    from feedctl.monitor.hub import EventHub
+
+    hub = EventHub(None, price_interval=0.25)  # type: ignore[arg-type]
+    hub._last_sent = {("a", "f", n): 0.0 for n in range(100)}
+    assert hub._interval() == 0.25
+    hub._last_sent = {("a", "f", n): 0.0 for n in range(2500)}
+    assert hub._interval() == 2500 / hub.max_price_frames == 2.5
