@@ -56,11 +56,16 @@ def uid_budgets(ctx: FeedContext, s: HybridSettings, url: str,
     uid = hashlib.sha256(api_key.get_secret_value().encode()).hexdigest()[:16]
     where = host(url)
     rate = s.uid_requests_per_second
+    # spaced evenly past a quarter: a whole second's worth admitted at once can reach the
+    # exchange late and bunched with the next second's (a busy loop), and its windows
+    # are not ours
+    spacing = 1.0 / rate
 
     def for_path(path: str) -> RollingBudget:
         budget = ctx.shared(("bybit_hybrid.uid", where, uid, path),
-                            lambda: RollingBudget(rate, 1.0))
-        budget.tighten(rate, 1.0)
+                            lambda: RollingBudget(rate, 1.0, spacing=spacing,
+                                                  burst=max(1, rate // 4)))
+        budget.tighten(rate, 1.0, spacing)
         return budget
 
     return for_path
