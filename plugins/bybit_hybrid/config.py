@@ -85,7 +85,8 @@ class HybridSettings(StrictModel):
     rest_window: Duration = 5.0
     #: Signed REST requests per API key (Bybit: per UID) and endpoint in any rolling
     #: second, shared by the feeds of one key: Bybit allows 50/s for /v5/position/list
-    #: and /v5/execution/list (its rate-limit table) and answers an excess 10006. Spaced evenly once a quarter of it is used.
+    #: and /v5/execution/list (its rate-limit table) and answers an excess 10006.
+    #: Spaced evenly once a quarter of it is used.
     uid_requests_per_second: int = Field(40, ge=1, le=1000)
     #: Time to wait for an auth/subscribe answer, a WS handshake or a REST answer.
     request_timeout: Duration = 10.0
