@@ -19,7 +19,11 @@ that one process and event loop, on 127.0.0.1. Per size:
   healthy and has its snapshot;
 * marks fresh after a public drop: the exchange drops every public socket; seconds until
   every position of every account has a mark received after the drop;
-* refused: new sockets the exchange refused (its per-IP limit).
+* refused: new sockets the exchange refused (its per-IP limit); budgeted: sockets drawn
+  from the process's connection budget / sockets the exchange admitted (public and
+  private: equal when every socket goes through the budget);
+* 10006: REST requests the exchange refused by its per-UID limits (Bybit's 50/s for the
+  position and execution lists, ``BYBIT_UID_LIMITS``).
 
 Bybit allows 500 new sockets per 5 minutes per IP. 500 accounts need 501 or more, so
 their start spans two windows. To keep a run short, time is scaled: the exchange's
@@ -72,13 +76,14 @@ async def one(accounts: int, args: argparse.Namespace) -> dict[str, Any]:
     from feedctl import build_plugin_manager
     from feedctl.plugins.bybit_hybrid import plugin as hybrid_plugin
     from feedctl.session import Session
-    from feedctl.simulator.accounts import MultiAccountSimulator
+    from feedctl.simulator.accounts import BYBIT_UID_LIMITS, MultiAccountSimulator
 
     window = 300.0 / args.time_scale
     out: dict[str, Any] = {"accounts": accounts, "positions": accounts * PER_ACCOUNT,
                            "ws_window_s": window, "tick_interval_s": args.tick}
     async with MultiAccountSimulator(symbols=SYMBOLS, demo=False, accounts=accounts,
-                                     tick_interval=args.tick, ws_window=window) as sim:
+                                     tick_interval=args.tick, ws_window=window,
+                                     uid_limits=BYBIT_UID_LIMITS) as sim:
         for n, acct in enumerate(sim.sim_accounts):
             for j in range(PER_ACCOUNT):
                 symbol = SYMBOLS[(n * PER_ACCOUNT + j) % len(SYMBOLS)]
@@ -127,6 +132,11 @@ async def one(accounts: int, args: argparse.Namespace) -> dict[str, Any]:
                 lambda: _all_fresh(session, dropped_ns), args.timeout, drop_at)
             out["refused_sockets"] = sim.ws_limit.refused
             out["refused_rest"] = sim.rest_limit.refused
+            out["uid_limited_rest"] = sim.stats()["uid_limited"]
+            budget = next(iter(session.accounts.values())).feeds["bybit_hybrid"].feed.connects
+            # every socket the exchange admitted was drawn from the process's budget
+            out["budgeted_sockets"] = budget.acquired if budget is not None else None
+            out["admitted_sockets"] = sim.ws_limit.admitted
             out["failed_accounts"] = len(session.failed_accounts())
         finally:
             stream.close()
@@ -208,7 +218,7 @@ def run_sizes(sizes: list[int], args: argparse.Namespace) -> list[dict[str, Any]
 def table(rows: list[dict[str, Any]]) -> None:
     head = (f"{'accounts':>8} {'synced s':>9} {'RSS/acct MB':>12} {'marginal MB':>12} "
             f"{'CPU s/1k ev':>12} {'ev/s':>8} {'pub sock':>9} {'priv sock':>10} "
-            f"{'fresh s':>8} {'refused':>8} {'failed':>7}")
+            f"{'fresh s':>8} {'refused':>8} {'budgeted':>9} {'10006':>6} {'failed':>7}")
     print(head)
     print("-" * len(head))
 
@@ -225,7 +235,9 @@ def table(rows: list[dict[str, Any]]) -> None:
               f"{f(r['cpu_s_per_1000_events'], '12.4f')} {f(r['price_events_per_s'], '8.0f')} "
               f"{r['public_sockets']:>9} {r['private_sockets']:>10} "
               f"{f(r['marks_fresh_after_drop_s'], '8.2f')} "
-              f"{r['refused_sockets']:>8} {r['failed_accounts']:>7}")
+              f"{r['refused_sockets']:>8} "
+              f"{str(r.get('budgeted_sockets')) + '/' + str(r.get('admitted_sockets')):>9} "
+              f"{r.get('uid_limited_rest', '-'):>6} {r['failed_accounts']:>7}")
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .budget import (
         RollingBudget,
         jitter,
+        staggered,
     )
     from .config import (
         env_var_name,
@@ -161,6 +162,7 @@ _WHERE: dict[str, str] = {
     "configure_logging": ".logs",
     "redact": ".logs",
     "register_secret": ".logs",
+    "staggered": ".budget",
     "unrealised_pnl": ".book",
     "wire_decimal": ".models",
 }
@@ -238,6 +240,7 @@ __all__ = [
     "now_ns",
     "redact",
     "register_secret",
+    "staggered",
     "unrealised_pnl",
     "wire_decimal",
 ]

@@ -524,7 +524,9 @@ def account_row(art: AccountRuntime) -> dict[str, Any]:
             st.state.value if st is not None else "starting"),
         "detail": str(art.failure) if art.failure is not None else (
             st.detail if st is not None else ""),
-        "positions": len(router.delivered) if router is not None else 0,
+        # unknown (None), not 0, until the delivering feed has had a complete snapshot
+        "positions": (len(router.delivered) if router is not None and st is not None
+                      and st.synced_ns is not None else None),
         "synced_ns": st.synced_ns if st is not None else None,
         "stale_symbols": len(st.stale_symbols) if st is not None else 0,
         "feeds": {n: r.ctx.state.value for n, r in art.feeds.items()},

@@ -13,7 +13,11 @@ Per source IP it enforces what Bybit's rate-limit page says:
   the page says what not to do, not how a refusal looks; this is the HTTP IP limit's
   answer);
 * HTTP: at most ``rest_per_window`` (600) requests within ``rest_window`` (5 s); past
-  that HTTP 403 "access too frequent".
+  that HTTP 403 "access too frequent";
+* per UID (account) and endpoint: ``uid_limits`` requests per second (e.g.
+  :data:`BYBIT_UID_LIMITS`, 50/s for the position list), else the config's
+  ``rest_rate_limit``; past that retCode 10006 "Too many visits!" (counted in
+  ``stats()["uid_limited"]``).
 
 Both windows are rolling. Tests and benchmarks may scale them down (the same factor on
 both sides keeps the arithmetic).
@@ -32,6 +36,7 @@ from aiohttp import web
 from .account import AccountEngine
 from .config import SimConfig
 from .control_api import control_routes
+from .demo import DemoTrader
 from .rest import RestApi, RestContext
 from .rest_market import ROUTES as MARKET_ROUTES
 from .rest_trade import ROUTES as TRADE_ROUTES
@@ -40,6 +45,10 @@ from .ws_common import Conn, Hub
 from .ws_private import PrivateHub
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: Per-UID limits (requests per second) of the endpoints a position feed reads, from
+#: Bybit's rate-limit table (``uid_limits=BYBIT_UID_LIMITS``).
+BYBIT_UID_LIMITS: dict[str, int] = {"/v5/position/list": 50, "/v5/execution/list": 50}
 
 
 class RollingLimit:
@@ -146,9 +155,14 @@ class MultiAccountSimulator(Simulator):
     def __init__(self, config: SimConfig | None = None, *, accounts: int = 1,
                  ws_per_window: int = 500, ws_window: float = 300.0,
                  rest_per_window: int = 600, rest_window: float = 5.0,
+                 uid_limits: dict[str, int] | None = None,
                  **overrides: Any) -> None:
         super().__init__(config, **overrides)
         cfg = self.config
+        #: Per-UID limits by path (requests per second per account), over the config's
+        #: ``rest_rate_limit``: e.g. Bybit's ``BYBIT_UID_LIMITS``.
+        self.uid_limits = dict(uid_limits or {})
+        self.rest.path_limits = dict(self.uid_limits)
         first = SimAccount("acct0", self.api_key, self.api_secret, self.account, self.rest)
         self.sim_accounts: list[SimAccount] = [first]
         for n in range(1, accounts):
@@ -159,15 +173,27 @@ class MultiAccountSimulator(Simulator):
                 default_leverage=cfg.default_leverage, log_size=cfg.transition_log_size,
                 coin_balance=cfg.coin_balance)
             rest = RestApi(RestContext(self.clock, self.prices, engine, key), secret,
-                           self.faults, cfg.rest_rate_limit)
+                           self.faults, cfg.rest_rate_limit, self.uid_limits)
             self.sim_accounts.append(SimAccount(f"acct{n}", key, secret, engine, rest))
         self.by_key = {a.api_key: a for a in self.sim_accounts}
         self.private = KeyedPrivateHub(self)
         self.private.compress = cfg.ws_compress
         for a in self.sim_accounts:
             a.engine.listeners[:] = [self.private.listener(a.api_key)]
+        self.demos: list[DemoTrader] = []
         self.ws_limit = RollingLimit(ws_per_window, ws_window)
         self.rest_limit = RollingLimit(rest_per_window, rest_window)
+
+    async def start(self) -> MultiAccountSimulator:
+        await super().start()
+        cfg = self.config
+        if cfg.demo:  # the first account's trader is the parent's; one per other account
+            self.demos = [DemoTrader(a.engine, self.prices, seed=cfg.seed + n,
+                                     interval=cfg.demo_interval)
+                          for n, a in enumerate(self.sim_accounts[1:], start=1)]
+            for n, demo in enumerate(self.demos, start=1):
+                self._spawn(demo.run(), f"demo-{n}")
+        return self
 
     def engines(self) -> list[AccountEngine]:
         return [a.engine for a in self.sim_accounts]
@@ -210,4 +236,5 @@ class MultiAccountSimulator(Simulator):
                            "refused": self.ws_limit.refused}
         out["rest_limit"] = {"admitted": self.rest_limit.admitted,
                              "refused": self.rest_limit.refused}
+        out["uid_limited"] = sum(a.rest.limited for a in self.sim_accounts)
         return out

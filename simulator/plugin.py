@@ -55,17 +55,36 @@ class EmbeddedSimulator:
     name = "simulator"
     provides = frozenset({"account", "endpoints"})
 
-    def __init__(self, section: SimulatorSection, exchange: str = "bybit") -> None:
+    def __init__(self, section: SimulatorSection, exchange: str = "bybit",
+                 accounts: list[str] | None = None) -> None:
         self.section = section
         self.exchange = exchange
+        #: The profile's accounts (``[<profile>.accounts.<name>]``): one simulated account
+        #: (own key, own demo trader) each.
+        self.accounts = list(accounts or [])
         self.sim: Any = None
 
     async def start(self) -> dict[str, Any]:
+        from .accounts import MultiAccountSimulator
         from .server import Simulator
 
-        self.sim = Simulator(self.section.sim_config(self.exchange))
+        cfg = self.section.sim_config(self.exchange)
+        if self.accounts and self.exchange == "bybit":
+            self.sim = MultiAccountSimulator(cfg, accounts=len(self.accounts))
+        else:
+            self.sim = Simulator(cfg)
         await self.sim.start()
         urls = self.sim.urls
+        if self.accounts and self.exchange == "bybit":
+            return {
+                "accounts": {name: {"api_key": a.api_key, "api_secret": a.api_secret}
+                             for name, a in zip(self.accounts, self.sim.sim_accounts,
+                                                strict=True)},
+                "endpoints": {"rest": urls["rest"], "public_ws": urls["public_ws"],
+                              "private_ws": urls["private_ws"],
+                              "public_ws_inverse": urls.get("public_ws_inverse",
+                                                            urls["public_ws"])},
+            }
         if self.exchange == "binanceusdm":
             # the endpoint names of the binance_usdm feed kind (rest, market_ws, private_ws)
             return {
@@ -112,7 +131,7 @@ def feedctl_services(settings: ProfileSettings) -> list[Any] | None:
             raise ValueError(f"simulator.embedded: the embedded exchange speaks bybit or "
                              f"binanceusdm, not {exchange!r}; set account.exchange to one of "
                              "them or turn simulator.embedded off")
-        return [EmbeddedSimulator(section, exchange)]
+        return [EmbeddedSimulator(section, exchange, list(settings.accounts))]
     return None
 
 

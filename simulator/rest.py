@@ -45,13 +45,18 @@ class Route:
 
 
 class RestApi:
-    def __init__(self, ctx: RestContext, api_secret: str, faults: Faults, rate_limit: int) -> None:
+    def __init__(self, ctx: RestContext, api_secret: str, faults: Faults, rate_limit: int,
+                 path_limits: dict[str, int] | None = None) -> None:
         self.ctx = ctx
         self._secret = api_secret
         self.faults = faults
         self.rate_limit = rate_limit
+        #: Per-path limits (requests per second) over ``rate_limit`` (Bybit's table).
+        self.path_limits = dict(path_limits or {})
         self._windows: dict[str, tuple[int, int]] = {}
         self.requests = 0
+        #: Requests answered 10006 by the limit (not by an injected fault).
+        self.limited = 0
 
     def add_routes(self, app: web.Application, routes: list[Route]) -> None:
         for route in routes:
@@ -75,11 +80,12 @@ class RestApi:
         if count:
             used += 1
             self._windows[path] = (start, used)
-        remaining = max(0, self.rate_limit - used)
-        headers = {"X-Bapi-Limit": str(self.rate_limit),
+        limit = self.path_limits.get(path, self.rate_limit)
+        remaining = max(0, limit - used)
+        headers = {"X-Bapi-Limit": str(limit),
                    "X-Bapi-Limit-Status": str(remaining),
                    "X-Bapi-Limit-Reset-Timestamp": str((window + 1) * 1000)}
-        return headers, used > self.rate_limit
+        return headers, used > limit
 
     # -- auth -----------------------------------------------------------------------
     def _authenticate(self, request: web.Request, body: str) -> web.Response | None:
@@ -156,6 +162,7 @@ class RestApi:
                         return denied
                     headers, over = self._limit_headers(route.path)
                     if over:
+                        self.limited += 1
                         return self.envelope({}, 10006, "Too many visits!", headers)
                 result = route.handler(self.ctx, self._params(request, body))
                 return self.envelope(result, headers=headers)

@@ -2,7 +2,9 @@
 
 The hub reads ``session.events(name="monitor")`` and hands every event, as a ready
 Server-Sent-Events frame, to each connected client. ``price`` events are throttled
-per position to ``price_interval`` (latest value wins, the last one is always sent);
+per position to ``price_interval`` (latest value wins, the last one is always sent) - or
+longer when many positions stream (a session of many accounts): all of them together
+send at most ``max_price_frames`` price frames per second;
 a lifecycle event of a position drops its held price, which it supersedes. A client
 that falls more than ``max_pending`` frames behind is disconnected (the browser's
 EventSource reconnects and starts again from a fresh snapshot), so a stuck tab never
@@ -36,8 +38,10 @@ def frame(event: str, data: Any) -> bytes:
 class Client:
     """One connected dashboard: a bounded queue of SSE frames."""
 
-    def __init__(self, max_pending: int) -> None:
+    def __init__(self, max_pending: int, account: str | None = None) -> None:
         self.max_pending = max_pending
+        #: The one account this client shows (None: every account).
+        self.account = account
         self._frames: deque[bytes] = deque()
         self._wake = asyncio.Event()
         self.closed = False
@@ -74,11 +78,13 @@ class EventHub:
 
     def __init__(self, session: Session, *, price_interval: float = 0.25,
                  max_pending: int = 2000,
-                 snapshot: Callable[[], dict[str, Any]] | None = None,
-                 ticker: Callable[[], dict[str, Any]] | None = None,
+                 snapshot: Callable[[str | None], dict[str, Any]] | None = None,
+                 ticker: Callable[[str | None], dict[str, Any]] | None = None,
                  tick_interval: float = 1.0) -> None:
         self.session = session
         self.price_interval = price_interval
+        #: Price frames per second of every position together, at most.
+        self.max_price_frames = 1000
         self.max_pending = max_pending
         self._snapshot = snapshot
         self._ticker = ticker
@@ -91,10 +97,8 @@ class EventHub:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        # many accounts: the page's positions and feeds are the first account's (its
-        # accounts table, from the ticks, lists every one)
-        first = [self.session.primary_account.name] if self.session.multi else None
-        self._stream = self.session.events(name="monitor", replay=False, accounts=first)
+        # every account's events; a client that shows one account gets only its own
+        self._stream = self.session.events(name="monitor", replay=False)
         self._tasks = [asyncio.create_task(self._pump(), name="monitor-events"),
                        asyncio.create_task(self._flush(), name="monitor-price-throttle"),
                        asyncio.create_task(self._tick(), name="monitor-feeds-tick")]
@@ -109,12 +113,12 @@ class EventHub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
-    def connect(self) -> Client:
-        """A new client; its first frame is a snapshot, taken in the same step as it
-        joins, so it misses no later event."""
-        client = Client(self.max_pending)
+    def connect(self, account: str | None = None) -> Client:
+        """A new client (of every account, or of ``account``); its first frame is a
+        snapshot, taken in the same step as it joins, so it misses no later event."""
+        client = Client(self.max_pending, account)
         if self._snapshot is not None:
-            client.send(frame("snapshot", self._snapshot()))
+            client.send(frame("snapshot", self._snapshot(account)))
         self.clients.add(client)
         return client
 
@@ -122,11 +126,15 @@ class EventHub:
         client.close()
         self.clients.discard(client)
 
-    def broadcast(self, name: str, data: Any) -> None:
+    def broadcast(self, name: str, data: Any, account: str | None = None) -> None:
+        """To every client, or (``account`` given: the event's account) to the clients
+        that show every account or that one."""
         if not self.clients:
             return
         raw = frame(name, data)
         for c in list(self.clients):
+            if account is not None and c.account not in (None, account):
+                continue
             c.send(raw)
             if c.closed:
                 self.clients.discard(c)
@@ -136,10 +144,10 @@ class EventHub:
         if is_notable(ev):
             self.notable.append(notable_json(ev))
         if isinstance(ev, PositionEvent) and not ev.past:
-            key = (ev.feed, ev.position.key)
+            key = (ev.position.account, ev.feed, ev.position.key)
             if ev.kind is EventKind.PRICE:
                 now = time.monotonic()
-                if now - self._last_sent.get(key, 0.0) < self.price_interval:
+                if now - self._last_sent.get(key, 0.0) < self._interval():
                     self._held[key] = ev
                     return
                 self._last_sent[key] = now
@@ -149,7 +157,7 @@ class EventHub:
                     self._last_sent.pop(key, None)
         out = event_json(ev)
         if out is not None:
-            self.broadcast(*out)
+            self.broadcast(*out, account=getattr(ev, "account", None))
 
     async def _pump(self) -> None:
         assert self._stream is not None
@@ -162,21 +170,32 @@ class EventHub:
             for c in list(self.clients):
                 c.close()
 
+    def _interval(self) -> float:
+        """Per position: ``price_interval``, stretched so that every position together
+        stays under ``max_price_frames`` per second (2,500 positions: 2.5 s each)."""
+        return max(self.price_interval, len(self._last_sent) / self.max_price_frames)
+
     async def _flush(self) -> None:
         while True:
             await asyncio.sleep(self.price_interval / 2)
             now = time.monotonic()
             for key, ev in list(self._held.items()):
-                if now - self._last_sent.get(key, 0.0) >= self.price_interval:
+                if now - self._last_sent.get(key, 0.0) >= self._interval():
                     del self._held[key]
                     self._last_sent[key] = now
-                    self.broadcast("position", ev.model_dump(mode="json"))
+                    self.broadcast("position", ev.model_dump(mode="json"),
+                                   account=ev.position.account)
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(self.tick_interval)
             if self._ticker is not None and self.clients:
-                try:
-                    self.broadcast("feeds", self._ticker())
+                try:  # one tick per filter the clients use
+                    for account in {c.account for c in self.clients}:
+                        raw = frame("feeds", self._ticker(account))
+                        for c in [c for c in self.clients if c.account == account]:
+                            c.send(raw)
+                            if c.closed:
+                                self.clients.discard(c)
                 except Exception:  # a plugin's details() bug must not stop the page
                     log.exception("building the dashboard's feed tick failed")

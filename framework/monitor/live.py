@@ -20,7 +20,14 @@ from rich.console import Console
 from rich.live import Live
 
 from .render import dashboard
-from .views import RateTracker, feed_rows, is_notable, notable_json, positions_payload
+from .views import (
+    RateTracker,
+    account_feed_rows,
+    feed_rows,
+    is_notable,
+    notable_json,
+    positions_payload,
+)
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -41,8 +48,13 @@ class LiveModel:
 
     def render(self) -> Any:
         status = self.session.status()
-        rows = feed_rows(status, self.rates.update(status["feeds"]))
         payload = positions_payload(self.session)
+        if self.session.multi:  # every account: its positions and feeds, a summary row each
+            rows = account_feed_rows(self.session, None, self.rates)
+            return dashboard(status, payload["delivered"], rows, list(self.notable),
+                             source=self.source, instruments=payload["instruments"],
+                             unknown=payload["unknown_reason"], every_account=True)
+        rows = feed_rows(status, self.rates.update(status["feeds"]))
         return dashboard(status, payload["delivered"], rows, list(self.notable),
                          source=self.source, instruments=payload["instruments"])
 

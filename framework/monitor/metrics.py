@@ -209,7 +209,8 @@ def _accounts(rows: list[dict[str, Any]]) -> Iterator[Metric]:
         up.add_metric([name, str(r.get("exchange"))], 1 if r.get("state") == "healthy" else 0)
         failed.add_metric([name], 1 if r.get("failed") else 0)
         synced.add_metric([name], 0 if r.get("synced_ns") is None else 1)
-        n.add_metric([name], r.get("positions", 0))
+        if r.get("positions") is not None:  # unknown before a snapshot: no sample, not 0
+            n.add_metric([name], r["positions"])
         stale.add_metric([name], r.get("stale_symbols", 0))
     yield from (total, up, failed, synced, n, stale)
 

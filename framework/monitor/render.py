@@ -35,11 +35,19 @@ def millis(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def header(status: dict[str, Any], *, source: str = "") -> Text:
+def header(status: dict[str, Any], *, source: str = "", every_account: bool = False) -> Text:
+    """``every_account``: a session of many shown whole: its account count, not the first
+    account's delivering feed."""
     router = status.get("router") or {}
     text = Text.assemble(("feedctl ", "bold"), f"profile={status.get('profile')} ",
-                         f"mode={status.get('mode')} ",
-                         ("active=", ""), (str(router.get("active", "-")), "bold"))
+                         f"mode={status.get('mode')} ")
+    if every_account:
+        text.append(f"accounts={len(status.get('accounts') or [])}", style="bold")
+    else:
+        if len(status.get("accounts") or []) > 1:
+            text.append(f"account={status.get('account')} ")
+        text.append("active=")
+        text.append(str(router.get("active", "-")), style="bold")
     if source:
         text.append(f"  {source}", style="dim")
     return text
@@ -47,16 +55,19 @@ def header(status: dict[str, Any], *, source: str = "") -> Text:
 
 def positions_table(positions: Iterable[dict[str, Any]], at_ns: int | None = None, *,
                     unknown: str | None = None, instruments: dict[str, Any] | None = None,
-                    compact: bool = False) -> Table:
+                    compact: bool = False, accounts: bool = False,
+                    limit: int | None = None, title: str = "Positions") -> Table:
     """The positions consumers hold: amounts to the instrument's tick and step, PnL in
     its settle coin with a total per coin, leverage and liquidation price. ``compact``
     (under 100 columns) keeps symbol, side, size, mark, uPnL and price age. ``unknown``
     (why they are not known complete: the delivering feed never synced) is shown instead
-    of "no open positions"."""
+    of "no open positions". ``accounts``: an Account column (every account of a session of
+    many); ``limit``: at most this many rows, then a line saying how many more."""
     now = at_ns or now_ns()
-    t = Table(title="Positions", title_justify="left", expand=False,
+    t = Table(title=title, title_justify="left", expand=False,
               pad_edge=not compact, padding=(0, 1))
-    cols: list[tuple[str, str]] = [("Symbol", "left"), ("Side", "left"), ("Size", "right")]
+    cols: list[tuple[str, str]] = [("Account", "left")] if accounts else []
+    cols += [("Symbol", "left"), ("Side", "left"), ("Size", "right")]
     if not compact:
         cols.append(("Entry", "right"))
     cols += [("Mark", "right"), ("uPnL", "right")]
@@ -67,8 +78,10 @@ def positions_table(positions: Iterable[dict[str, Any]], at_ns: int | None = Non
         cols.append(("Feed", "left"))
     for col, justify in cols:
         t.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    rows = sorted(positions, key=lambda p: (p["symbol"], p.get("position_idx", 0)))
-    for p in rows:
+    rows = sorted(positions, key=lambda p: (str(p.get("account", "")) if accounts else "",
+                                            p["symbol"], p.get("position_idx", 0)))
+    shown = rows if limit is None else rows[:limit]
+    for p in shown:
         inst = amounts.instrument(instruments, p)
         tick, step, coin = inst.get("tick_size"), inst.get("qty_step"), inst.get("settle_coin")
         at = p.get("mark_received_ns") or p.get("received_ns")
@@ -76,8 +89,9 @@ def positions_table(positions: Iterable[dict[str, Any]], at_ns: int | None = Non
         pnl = p.get("unrealised_pnl")
         pnl_style = "" if pnl is None else ("red" if str(pnl).startswith("-") else "green")
         side = p["side"]
-        cells: list[Any] = [p["symbol"], Text(side, style="green" if side == "long" else "red"),
-                            amounts.on_step(p["size"], step)]
+        cells: list[Any] = [str(p.get("account", ""))] if accounts else []
+        cells += [p["symbol"], Text(side, style="green" if side == "long" else "red"),
+                  amounts.on_step(p["size"], step)]
         if not compact:
             cells.append(amounts.on_step(p["entry_price"], tick))
         cells += [amounts.on_step(p.get("mark_price"), tick),
@@ -90,9 +104,12 @@ def positions_table(positions: Iterable[dict[str, Any]], at_ns: int | None = Non
         if not compact:
             cells.append(str(p.get("feed", "")))
         t.add_row(*cells)
+    if len(shown) < len(rows):
+        t.add_row(Text(f"... {len(rows) - len(shown)} more (feedctl status --account NAME, "
+                       "/api/positions)", style="dim"), *[""] * (len(cols) - 1))
     for coin, total in sorted(amounts.totals(rows, instruments).items()):
-        cells = ["total", "", ""] + ([""] if not compact else []) + [
-            "", Text(amounts.pnl(total, coin), style="bold")]
+        cells = ([""] if accounts else []) + ["total", "", ""] + (
+            [""] if not compact else []) + ["", Text(amounts.pnl(total, coin), style="bold")]
         cells += [""] * (len(cols) - len(cells))
         t.add_row(*cells, style="bold")
     if unknown is not None:  # the reason is the line above the table (dashboard)
@@ -103,11 +120,20 @@ def positions_table(positions: Iterable[dict[str, Any]], at_ns: int | None = Non
     return t
 
 
-def feeds_table(rows: Iterable[dict[str, Any]], *, compact: bool = False) -> Table:
+def feeds_table(rows: Iterable[dict[str, Any]], *, compact: bool = False,
+                limit: int | None = None, title: str = "Feeds") -> Table:
     """Every feed's state; ``compact`` (under 100 columns) keeps feed, role, state,
-    reconnects and the detail."""
-    t = Table(title="Feeds", title_justify="left", pad_edge=not compact, padding=(0, 1))
-    cols = [("Feed", "left"), ("Role", "left"), ("State", "left")]
+    reconnects and the detail. Rows naming their account (a session of many) get an
+    Account column and come unhealthy first; ``limit``: at most this many, then a line
+    saying how many more (healthy)."""
+    items = list(rows)
+    accounts = any("account" in r for r in items)
+    if accounts:
+        items.sort(key=lambda r: (r.get("state") == "healthy", str(r.get("account")),
+                                  str(r.get("feed"))))
+    t = Table(title=title, title_justify="left", pad_edge=not compact, padding=(0, 1))
+    cols = [("Account", "left")] if accounts else []
+    cols += [("Feed", "left"), ("Role", "left"), ("State", "left")]
     if not compact:
         cols += [("msg/s", "right"), ("Messages", "right"), ("p50 ms", "right"),
                  ("p99 ms", "right")]
@@ -115,7 +141,8 @@ def feeds_table(rows: Iterable[dict[str, Any]], *, compact: bool = False) -> Tab
     for col, justify in cols:
         t.add_column(col, justify=justify,  # type: ignore[arg-type]
                      no_wrap=col != "Detail", overflow="ellipsis")
-    for r in rows:
+    shown = items if limit is None else items[:limit]
+    for r in shown:
         name = Text(r["feed"] + (" *" if r.get("active") else ""),
                     style="bold" if r.get("active") else "")
         state = str(r.get("state"))
@@ -123,13 +150,18 @@ def feeds_table(rows: Iterable[dict[str, Any]], *, compact: bool = False) -> Tab
         detail = r.get("detail") or ""
         if r.get("stale_symbols"):
             detail = (detail + " stale: " + ",".join(r["stale_symbols"])).strip()
-        cells: list[Any] = [name, str(r.get("role")),
-                            Text(state, style=_STATE_STYLE.get(state, ""))]
+        cells: list[Any] = [str(r.get("account", ""))] if accounts else []
+        cells += [name, str(r.get("role")), Text(state, style=_STATE_STYLE.get(state, ""))]
         if not compact:
             cells += ["-" if rate is None else f"{rate:.1f}", str(r.get("messages", 0)),
                       millis(r.get("latency_ms_p50")), millis(r.get("latency_ms_p99"))]
         cells += [str(r.get("reconnects", 0)), Text(detail, overflow="ellipsis")]
         t.add_row(*cells)
+    if len(shown) < len(items):
+        rest = items[len(shown):]
+        ok = sum(1 for r in rest if r.get("state") == "healthy")
+        t.add_row(Text(f"... {len(rest)} more ({ok} healthy)", style="dim"),
+                  *[""] * (len(cols) - 1))
     return t
 
 
@@ -152,8 +184,10 @@ def accounts_table(rows: Iterable[dict[str, Any]], at_ns: int | None = None, *,
     for r in items[:limit]:
         state = str(r.get("state"))
         synced = r.get("synced_ns")
+        n = r.get("positions")
         t.add_row(str(r.get("account")), str(r.get("exchange") or ""), str(r.get("active")),
-                  Text(state, style=_STATE_STYLE.get(state, "")), str(r.get("positions", 0)),
+                  Text(state, style=_STATE_STYLE.get(state, "")),
+                  Text("unknown", style="yellow") if n is None else str(n),
                   "-" if synced is None else seconds((now - synced) / 1e9) + " ago",
                   str(r.get("stale_symbols", 0)),
                   Text(str(r.get("detail") or ""), overflow="ellipsis"))
@@ -202,36 +236,54 @@ def events_table(events: Iterable[dict[str, Any]], at_ns: int | None = None) -> 
     return Group(Text("Failover and trailing-stop events", style="italic"), t)
 
 
+#: Rows of the positions and feeds tables of every account (a session of many) in the
+#: terminal views; the rest are counted on one line.
+MANY_ROWS = 30
+
+
 def dashboard(status: dict[str, Any], positions: list[dict[str, Any]],
               rows: list[dict[str, Any]], notable: list[dict[str, Any]],
-              *, source: str = "", instruments: dict[str, Any] | None = None
-              ) -> RenderableType:
-    """The whole view; under 100 columns it drops to the compact tables."""
-    return _Dashboard(status, positions, rows, notable, source, instruments)
+              *, source: str = "", instruments: dict[str, Any] | None = None,
+              account: str | None = None, unknown: str | None = None,
+              every_account: bool = False) -> RenderableType:
+    """The whole view; under 100 columns it drops to the compact tables.
+
+    A session of many accounts: the accounts summary table, then the positions and
+    feeds of every account (``every_account``: ``positions`` and ``rows`` name their
+    account; ``unknown`` says which accounts' positions are not known complete), or of
+    ``account`` (the filter) in full."""
+    return _Dashboard(status, positions, rows, notable, source, instruments, account,
+                      unknown, every_account)
 
 
 class _Dashboard:
     def __init__(self, status: dict[str, Any], positions: list[dict[str, Any]],
                  rows: list[dict[str, Any]], notable: list[dict[str, Any]], source: str,
-                 instruments: dict[str, Any] | None) -> None:
+                 instruments: dict[str, Any] | None, account: str | None,
+                 unknown: str | None, every_account: bool) -> None:
         self.status, self.positions, self.rows = status, positions, rows
         self.notable, self.source, self.instruments = notable, source, instruments
+        self.account, self.unknown, self.every = account, unknown, every_account
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         now = now_ns()
         compact = options.max_width < 100
-        unknown = unknown_reason((self.status.get("router") or {}).get("active"),
-                                 self.status.get("feeds") or {})
-        yield header(self.status, source=self.source)
         accounts = self.status.get("accounts") or []
+        many = len(accounts) > 1 and self.every and self.account is None
+        unknown = self.unknown if many else unknown_reason(
+            (self.status.get("router") or {}).get("active"), self.status.get("feeds") or {})
+        yield header(self.status, source=self.source, every_account=many)
         if len(accounts) > 1:  # many accounts: one row each, not one per account per symbol
             yield accounts_table(accounts, now)
-            yield events_table(self.notable, now)
-            return
         if unknown is not None:
             yield Text(f"positions unknown: {unknown}", style="bold yellow")
+        whose = "" if len(accounts) <= 1 else (
+            " of every account" if many else f" of {self.status.get('account')}")
         yield positions_table(self.positions, now, unknown=unknown,
-                              instruments=self.instruments, compact=compact)
-        yield feeds_table(self.rows, compact=compact)
-        yield validation_text(self.status.get("validation"))
+                              instruments=self.instruments, compact=compact, accounts=many,
+                              limit=MANY_ROWS if many else None, title="Positions" + whose)
+        yield feeds_table(self.rows, compact=compact, limit=MANY_ROWS if many else None,
+                          title="Feeds" + whose)
+        if not many:
+            yield validation_text(self.status.get("validation"))
         yield events_table(self.notable, now)

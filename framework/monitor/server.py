@@ -30,7 +30,9 @@ from .hub import EventHub
 from .metrics import SessionCollector, build_registry, exposition
 from .views import (
     RateTracker,
+    account_feed_rows,
     accounts_payload,
+    accounts_unknown,
     dumps,
     feed_rows,
     instruments_payload,
@@ -38,6 +40,7 @@ from .views import (
     readiness,
     subscriptions_payload,
     unknown_reason,
+    unknown_summary,
 )
 
 if TYPE_CHECKING:
@@ -104,10 +107,15 @@ class Monitor:
             lambda account: positions_payload(self.session, account)))
         app.router.add_get("/api/accounts", self._json(
             lambda account: accounts_payload(self.session, account)))
+        app.router.add_get("/api/feeds", self._json(
+            lambda account: {"feeds": account_feed_rows(self.session, account),
+                             "now_ns": now_ns()}))
         app.router.add_get("/api/subscriptions", self._json(
-            lambda account: subscriptions_payload(self.session.status(account, rows=False))))
+            lambda account: self._per_account(account, lambda name: subscriptions_payload(
+                self.session.status(name, rows=False)))))
         app.router.add_get("/api/validation", self._json(
-            lambda account: self.session.status(account, rows=False)["validation"]))
+            lambda account: self._per_account(
+                account, lambda name: self.session.status(name, rows=False)["validation"])))
         app.router.add_get("/api/events", self._events)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
@@ -162,30 +170,49 @@ class Monitor:
     def _account_statuses(self) -> list[tuple[str, dict[str, Any]]]:
         return [(name, self.session.status(name, rows=False)) for name in self.session.accounts]
 
+    def _per_account(self, account: str | None, build: Any) -> Any:
+        """``build(account)``; for every account (by name) when the session has many and
+        none is asked for."""
+        if account is None and self.session.multi:
+            return {name: build(name) for name in self.session.accounts}
+        return build(account)
+
     # ---------------------------------------------------------------- payloads
-    def snapshot(self) -> dict[str, Any]:
-        """The first SSE frame: everything the page draws."""
-        status = self.session.status()
-        positions = positions_payload(self.session)
+    def snapshot(self, account: str | None = None) -> dict[str, Any]:
+        """The first SSE frame: everything the page draws - of every account, or of
+        ``account`` (the page's filter)."""
+        status = self.session.status(account)
+        positions = positions_payload(self.session, account)
         return {"profile": status["profile"], "mode": status["mode"],
                 "positions": positions["delivered"],
                 "positions_unknown": positions["unknown_reason"],
+                "accounts_unknown": positions.get("unknown") or {},
                 "instruments": positions["instruments"],
-                "feeds": feed_rows(status, self.rates.update(status["feeds"])),
+                "feeds": self._feed_rows(status, account),
                 "router": status["router"],
                 "validation": status["validation"], "notable": list(self.hub.notable),
-                "account": status["account"], "accounts": self._accounts(status),
-                "now_ns": now_ns()}
+                "account": status["account"], "filter": account,
+                "accounts": self._accounts(status), "now_ns": now_ns()}
 
-    def feeds_tick(self) -> dict[str, Any]:
-        status = self.session.status()
-        return {"feeds": feed_rows(status, self.rates.update(status["feeds"])),
+    def feeds_tick(self, account: str | None = None) -> dict[str, Any]:
+        status = self.session.status(account)
+        every = account is None and self.session.multi
+        unknown = accounts_unknown(self.session) if every else {}
+        return {"feeds": self._feed_rows(status, account),
                 "router": status["router"], "validation": status["validation"],
-                "positions_unknown": unknown_reason(
-                    (status.get("router") or {}).get("active"), status["feeds"]),
-                "instruments": instruments_payload(self.session),
-                "account": status["account"], "accounts": self._accounts(status),
-                "now_ns": now_ns()}
+                "positions_unknown": (unknown_summary(unknown) if every else unknown_reason(
+                    (status.get("router") or {}).get("active"), status["feeds"])),
+                "accounts_unknown": unknown,
+                "instruments": instruments_payload(self.session, account),
+                "account": status["account"], "filter": account,
+                "accounts": self._accounts(status), "now_ns": now_ns()}
+
+    def _feed_rows(self, status: dict[str, Any], account: str | None) -> list[dict[str, Any]]:
+        """The feeds table: every account's feeds (each row naming its account) in a
+        session of many, else the one account's."""
+        if self.session.multi:
+            return account_feed_rows(self.session, account, self.rates)
+        return feed_rows(status, self.rates.update(status["feeds"]))
 
     # ---------------------------------------------------------------- handlers
     @web.middleware
@@ -279,11 +306,17 @@ class Monitor:
     async def _events(self, request: web.Request) -> web.StreamResponse:
         headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                    "X-Content-Type-Options": "nosniff", "X-Accel-Buffering": "no"}
+        account = request.query.get("account") or None
+        if account is not None and account not in self.session.accounts:
+            known = ", ".join(self.session.accounts)
+            return web.Response(status=404, content_type="application/json",
+                                text=dumps({"error": f"no account {account!r}; "
+                                            f"accounts: {known}"}))
         if request.method == "HEAD":
             return web.Response(headers=headers)
         resp = web.StreamResponse(headers=headers)
         await resp.prepare(request)
-        client = self.hub.connect()
+        client = self.hub.connect(account)
         try:
             await resp.write(b"retry: 1000\n\n")
             while True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -29,6 +30,8 @@ def fetch(url: str, path: str, token: str | None, timeout: float = 5.0) -> Any:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read().decode())
     except urllib.error.HTTPError as exc:
+        if exc.code == 404 and "account=" in path:
+            raise MonitorUnavailable(f"{_error_of(exc)} (at {url})") from None
         if exc.code == 401:
             hint = "the token was refused" if token else "it needs a token (--token)"
             raise MonitorUnavailable(f"the monitor at {url} answered 401: {hint}") from None
@@ -52,19 +55,30 @@ def fetch(url: str, path: str, token: str | None, timeout: float = 5.0) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status and positions "
               "as one JSON object.")
 @click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for it.")
-def status_command(url: str, token: str | None, as_json: bool, timeout: float) -> None:
-    """Show the status of a running feedctl (feeds, positions, validation)."""
+@click.option("--account", default=None, help="One account of a session of many, in full "
+              "(default: every account, with a summary row each).")
+def status_command(url: str, token: str | None, as_json: bool, timeout: float,
+                   account: str | None) -> None:
+    """Show the status of a running feedctl (accounts, feeds, positions, validation)."""
     if not url.startswith(("http://", "https://")):
         click.echo(f"ERROR: --url must start with http:// or https://, got {url!r}", err=True)
         sys.exit(2)
+    query = f"?account={urllib.parse.quote(account)}" if account else ""
     try:
-        status = fetch(url, "/api/status", token, timeout)
-        positions = fetch(url, "/api/positions", token, timeout)
+        status = fetch(url, "/api/status" + query, token, timeout)
+        positions = fetch(url, "/api/positions" + query, token, timeout)
+        # many accounts, none asked for: every account's feeds (each row names its own)
+        every = not account and len(status.get("accounts") or []) > 1
+        rows = fetch(url, "/api/feeds", token, timeout)["feeds"] if every else \
+            feed_rows(status)
     except MonitorUnavailable as exc:
         click.echo(f"ERROR: {exc}", err=True)
         sys.exit(1)
     if as_json:
-        click.echo(redact(json.dumps({"status": status, "positions": positions}, indent=2)))
+        out = {"status": status, "positions": positions}
+        if every:
+            out["feeds"] = rows
+        click.echo(redact(json.dumps(out, indent=2)))
         return
     from rich.console import Console  # rich loads when there is something to draw
 
@@ -73,13 +87,21 @@ def status_command(url: str, token: str | None, as_json: bool, timeout: float) -
     console = Console(highlight=False)
     if not console.is_terminal:
         console.width = 120  # a pipe or a file: wide enough for the feeds table
-    console.print(dashboard(status, positions.get("delivered", []), feed_rows(status),
+    console.print(dashboard(status, positions.get("delivered", []), rows,
                             _notable(status), source=url,
-                            instruments=positions.get("instruments")))
+                            instruments=positions.get("instruments"), account=account,
+                            unknown=positions.get("unknown_reason"), every_account=every))
     for c in status.get("consumers") or []:
         if c.get("lagging"):
             console.print(f"consumer {c['consumer']} is lagging: {c['pending']} pending, "
                           f"{c['lag_seconds']}s behind", style="yellow")
+
+
+def _error_of(exc: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.loads(exc.read().decode()).get("error", exc))
+    except (ValueError, AttributeError, OSError):
+        return str(exc)
 
 
 def _notable(status: dict[str, Any]) -> list[dict[str, Any]]:

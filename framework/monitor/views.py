@@ -36,11 +36,16 @@ def position_json(pos: Position) -> dict[str, Any]:
 
 def positions_payload(session: Session, account: str | None = None) -> dict[str, Any]:
     """What consumers were told (``delivered``) and what each feed's book holds, for the
-    first account (the whole session in the single-account form) or ``account``.
+    whole session (every account, when it has many) or ``account``.
 
     ``known`` is false while the delivering feed has never synced (no complete snapshot
     of the account yet): ``delivered`` is then *unknown*, not "no open positions", and
-    ``unknown_reason`` says why (the feed's state and detail)."""
+    ``unknown_reason`` says why (the feed's state and detail). Every account of a
+    session of many (``account`` None): ``delivered`` holds all their positions (each
+    names its account), ``unknown`` maps each account not known complete to its reason,
+    and ``books`` is keyed ``<account>/<feed>``."""
+    if account is None and session.multi:
+        return _every_account_positions(session)
     art = session.primary_account if account is None else session.accounts[account]
     router = art.router
     delivered = [position_json(p) for p in router.delivered.values()] if router else []
@@ -58,6 +63,82 @@ def positions_payload(session: Session, account: str | None = None) -> dict[str,
                   for name, rt in art.feeds.items()},
         "now_ns": now_ns(),
     }
+
+
+def _every_account_positions(session: Session) -> dict[str, Any]:
+    delivered: list[dict[str, Any]] = []
+    books: dict[str, list[dict[str, Any]]] = {}
+    synced: dict[str, int | None] = {}
+    unknown = accounts_unknown(session)
+    for name, art in session.accounts.items():
+        router = art.router
+        if router is not None:
+            delivered += [position_json(p) for p in router.delivered.values()]
+        for n, rt in art.feeds.items():
+            books[f"{name}/{n}"] = [position_json(p) for p in rt.book.positions.values()]
+            synced[f"{name}/{n}"] = rt.ctx.status.synced_ns
+    return {
+        "account": None,
+        "accounts": list(session.accounts),
+        "delivered": delivered,
+        "known": not unknown,
+        "unknown_reason": unknown_summary(unknown),
+        "unknown": unknown,
+        "synced_ns": synced,
+        "instruments": instruments_payload(session),
+        "books": books,
+        "now_ns": now_ns(),
+    }
+
+
+def accounts_unknown(session: Session) -> dict[str, str]:
+    """Accounts whose positions are not known complete (failed, or their delivering feed
+    never synced), each with why."""
+    out: dict[str, str] = {}
+    for name, art in session.accounts.items():
+        router = art.router
+        why = (f"failed: {art.failure}" if art.failure is not None else unknown_reason(
+            router.active if router else None, {n: rt.ctx.status for n, rt in art.feeds.items()}))
+        if why is not None:
+            out[name] = why
+    return out
+
+
+def unknown_summary(unknown: dict[str, str], show: int = 3) -> str | None:
+    """One line for the accounts whose positions are not known complete."""
+    if not unknown:
+        return None
+    names = sorted(unknown)
+    head = "; ".join(f"{n}: {unknown[n]}" for n in names[:show])
+    more = f"; and {len(names) - show} more" if len(names) > show else ""
+    return f"{len(names)} account{'s' if len(names) > 1 else ''} not known complete " \
+           f"({head}{more})"
+
+
+def account_feed_rows(session: Session, account: str | None = None,
+                      rates: RateTracker | None = None) -> list[dict[str, Any]]:
+    """The feeds tables' rows of every account (or ``account``'s), each naming its
+    account; built from the feeds' statuses (no ``details()``: cheap every second for
+    hundreds of accounts). ``rates``: messages per second, keyed ``<account>/<feed>``."""
+    statuses: dict[str, dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    for name, art in session.accounts.items():
+        # every account's counters go to ``rates`` (one tracker serves every filter)
+        if account is not None and name != account and rates is None:
+            continue
+        router = art.router
+        feeds = {n: {"role": rt.plan.role.value, **rt.ctx.status.model_dump(mode="json")}
+                 for n, rt in art.feeds.items()}
+        statuses.update({f"{name}/{n}": f for n, f in feeds.items()})
+        if account is not None and name != account:
+            continue
+        for row in feed_rows({"feeds": feeds, "router": router.snapshot() if router else None}):
+            rows.append({"account": name, **row})
+    if rates is not None:
+        per = rates.update(statuses)
+        for row in rows:
+            row["rate"] = round(per.get(f"{row['account']}/{row['feed']}", 0.0), 1)
+    return rows
 
 
 def readiness(status: dict[str, Any]) -> dict[str, Any]:
@@ -87,16 +168,20 @@ def accounts_payload(session: Session, account: str | None = None) -> dict[str, 
 def instruments_payload(session: Session, account: str | None = None
                         ) -> dict[str, dict[str, Any]]:
     """``{"linear:BTCUSDT": {"tick_size", "qty_step", "settle_coin"}}`` from every feed
-    (of the first account, or ``account``) that knows them (the delivering feed's win)."""
+    (of every account, or ``account``'s) that knows them (the delivering feed's win)."""
     out: dict[str, dict[str, Any]] = {}
-    art = session.primary_account if account is None else session.accounts[account]
-    router = art.router
-    order = sorted(art.feeds.values(),
-                   key=lambda rt: router is not None and rt.name == router.active)
-    for rt in order:
-        for (category, symbol), inst in rt.ctx.instruments.items():
-            out[f"{category.value}:{symbol}"] = inst.model_dump(
-                mode="json", include={"tick_size", "qty_step", "settle_coin"})
+    arts = list(session.accounts.values()) if account is None else [session.accounts[account]]
+    for art in arts:
+        router = art.router
+        order = sorted(art.feeds.values(),
+                       key=lambda rt: router is not None and rt.name == router.active)
+        for rt in order:
+            for (category, symbol), inst in rt.ctx.instruments.items():
+                key = f"{category.value}:{symbol}"
+                if key in out and art is not arts[0]:
+                    continue  # an instrument is the exchange's: the first account's is it
+                out[key] = inst.model_dump(
+                    mode="json", include={"tick_size", "qty_step", "settle_coin"})
     return out
 
 

@@ -67,9 +67,13 @@ class HybridSettings(StrictModel):
     #: session, subscriptions counted by symbol and sharded past ``max_args_chars``
     #: (public_hub.py); false: this feed opens its own.
     share_public: bool = True
-    #: New sockets (private) this process opens per exchange host within
+    #: New sockets (public and private) this process opens per exchange host within
     #: ``connection_window``: shared by every account (Bybit allows 500 per 5 minutes
     #: per IP), at least ``connection_spacing`` apart (a mass reconnect is staggered).
+    #: Planned reconnects (``max_connection_lifetime``) fall due at a per-socket offset
+    #: within the lifetime's last quarter and use only the budget's first half: the
+    #: other half stays for sockets that dropped. Accounts stating different numbers
+    #: for one host share the strictest.
     connections_per_window: int = Field(400, ge=1, le=500)
     connection_window: Duration = 300.0
     connection_spacing: Duration = 0.02
@@ -79,6 +83,11 @@ class HybridSettings(StrictModel):
     #: bunched (a busy loop sends late), so the margin is wide.
     rest_per_window: int = Field(400, ge=1, le=600)
     rest_window: Duration = 5.0
+    #: Signed REST requests per API key (Bybit: per UID) and endpoint in any rolling
+    #: second, shared by the feeds of one key: Bybit allows 50/s for /v5/position/list
+    #: and /v5/execution/list (its rate-limit table) and answers an excess 10006.
+    #: Spaced evenly once a quarter of it is used.
+    uid_requests_per_second: int = Field(40, ge=1, le=1000)
     #: Time to wait for an auth/subscribe answer, a WS handshake or a REST answer.
     request_timeout: Duration = 10.0
     #: After HTTP 403 (Bybit's IP ban: "terminate all HTTP sessions and wait for at least

@@ -16,7 +16,6 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import aiohttp
-from yarl import URL
 
 from feedctl import (
     Category,
@@ -32,6 +31,7 @@ from feedctl import (
 )
 
 from .audit import audit_diff, covered, forced_updates, settled
+from .budgets import connect_budget, host, rest_budget, uid_budgets
 from .config import HybridSettings
 from .ledger import LossLedger
 from .private import PrivateStream
@@ -100,20 +100,16 @@ class HybridFeed(Feed):
             raise FatalFeedError(msg)
         self._set(FeedState.CONNECTING, "measuring the server clock", reason="start")
         timeout = aiohttp.ClientTimeout(total=s.request_timeout)
-        self.connects = ctx.shared(
-            ("bybit_hybrid.connects", _host(ctx.endpoints.private_ws)),
-            lambda: RollingBudget(s.connections_per_window, s.connection_window,
-                                  spacing=s.connection_spacing))
-        rest_budget = ctx.shared(
-            ("bybit_hybrid.rest", _host(ctx.endpoints.rest)),
-            lambda: RollingBudget(s.rest_per_window, s.rest_window,
-                                  spacing=s.rest_window / s.rest_per_window,
-                                  burst=s.rest_per_window // 4))
+        eps = ctx.endpoints
+        self.connects = connect_budget(ctx, s, eps.private_ws)
+        for url in (eps.public_ws, eps.public_ws_inverse):  # this account's numbers count
+            connect_budget(ctx, s, url)                     # for its public host too
         try:
             async with aiohttp.ClientSession(timeout=timeout) as http:
-                self._rest = RestClient(http, ctx.endpoints.rest, acct.api_key, acct.api_secret,
+                self._rest = RestClient(http, eps.rest, acct.api_key, acct.api_secret,
                                         self.clock, s, ctx.log, ctx.count, profile=ctx.profile,
-                                        budget=rest_budget)
+                                        budget=rest_budget(ctx, s, eps.rest),
+                                        uid_budget=uid_budgets(ctx, s, eps.rest, acct.api_key))
                 self._rest.on_ban = self._rest_banned
                 await self._initial_clock()
                 try:
@@ -305,7 +301,7 @@ class HybridFeed(Feed):
         # read once for every account of the session (their REST budget is shared): the
         # first to want a symbol reads it, the others wait for its answer
         known: dict[tuple[Category, str], asyncio.Future[Instrument | None]] = \
-            self.ctx.shared(("bybit_hybrid.instruments", _host(self.ctx.endpoints.rest)), dict)
+            self.ctx.shared(("bybit_hybrid.instruments", host(self.ctx.endpoints.rest)), dict)
         while True:
             now = time.monotonic()
             symbols = sorted(self.ctx.open_symbols()) if self._phase == "synced" else []
@@ -418,10 +414,6 @@ class HybridFeed(Feed):
             "last_audit": self._last_audit,
             "phase": self._phase,
         }
-
-
-def _host(url: str) -> str:
-    return URL(url).host or url
 
 
 def _fatal_reason(exc: FatalFeedError) -> str:

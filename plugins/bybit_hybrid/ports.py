@@ -39,7 +39,11 @@ class StreamHost(Protocol):
 
 
 class PublicHost(StreamHost, Protocol):
-    """What a public stream tells its feed: its health changed."""
+    """What a public stream tells its feed (its health changed) and draws from (the
+    process's per-IP budget of new sockets; None: unbudgeted)."""
+
+    @property
+    def connects(self) -> RollingBudget | None: ...
 
     def public_changed(self, reason: str) -> None: ...
 

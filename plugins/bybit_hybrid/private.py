@@ -28,6 +28,7 @@ from feedctl import (
     PositionUpdate,
     RetryableFeedError,
     redact,
+    staggered,
 )
 
 from .constants import POSITION_TOPICS, position_topics
@@ -154,6 +155,8 @@ class PrivateStream:
     async def _watch(self, conn: Conn) -> str | None:
         """Wait until ``conn`` dies (its reason) or reaches its planned lifetime (None)."""
         lifetime = self.s.max_connection_lifetime
+        if lifetime is not None:  # the accounts that connected together swap apart
+            lifetime = staggered(lifetime, f"{self.ctx.account.name}:private")
         timeout = None if lifetime is None else max(0.0, lifetime - conn.age())
         try:
             async with asyncio.timeout(timeout):
@@ -174,7 +177,7 @@ class PrivateStream:
         )
         try:
             if feed.connects is not None:  # the process's per-IP budget of new sockets
-                await feed.connects.acquire()
+                await feed.connects.acquire(planned=not buffer)
             await conn.open()
             acct = self.ctx.account
             assert acct.api_key is not None and acct.api_secret is not None

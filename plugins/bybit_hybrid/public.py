@@ -9,7 +9,9 @@ was answered or is still waiting (the check runs while requests are pending). A 
 subscribed ticker is resubscribed; still stale after that, every symbol stale at once,
 or every symbol stale while a subscribe waits for its answer (a stalled socket) → the
 socket is reconnected. Planned reconnects open and subscribe the new socket before the
-old one closes.
+old one closes; they fall due at a per-socket offset within the lifetime's last quarter
+(``staggered``). Every new socket draws from the feed's per-IP connection budget, a
+planned one only from its unreserved half.
 
 Quiet symbols: Bybit pushes a ticker delta only when a field changed, so a symbol whose
 market is quiet can go seconds without one. A subscribed symbol silent for
@@ -30,7 +32,7 @@ import contextlib
 import time
 from typing import Any
 
-from feedctl import Backoff, Category
+from feedctl import Backoff, Category, staggered
 
 from .constants import TICKERS_PREFIX
 from .parse import Problem, TickerState
@@ -61,10 +63,13 @@ class _Session:
 class PublicStream:
     """Owns the public socket(s) of one category; ``run()`` until cancelled."""
 
-    def __init__(self, feed: PublicHost, category: Category, url: str) -> None:
+    def __init__(self, feed: PublicHost, category: Category, url: str,
+                 stagger_key: str | None = None) -> None:
         self.feed, self.category, self.url = feed, category, url
         self.ctx, self.s = feed.ctx, feed.settings
         self.name = f"public-{category.value}"
+        #: What spreads this socket's planned reconnects among many (``staggered``).
+        self.stagger_key = stagger_key or f"{feed.ctx.account.name}:{self.name}:{url}"
         self.wanted: set[str] = set()
         #: symbol -> wall-clock ns it became wanted (a staleness reference)
         self._wanted_ns: dict[str, int] = {}
@@ -161,9 +166,12 @@ class PublicStream:
         lifetime = self.s.max_connection_lifetime
         sess = _Session(conn, tickers, None)
         try:
+            connects = self.feed.connects
+            if connects is not None:  # the process's per-IP budget of new sockets
+                await connects.acquire(planned=not report)
             await conn.open()
             if lifetime is not None:
-                sess.swap_at = time.monotonic() + lifetime
+                sess.swap_at = time.monotonic() + staggered(lifetime, self.stagger_key)
             reason = await self._synced(sess, self._check_every(), report=report)
             if reason is not None:
                 raise ConnectionLost(reason)

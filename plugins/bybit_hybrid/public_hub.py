@@ -1,5 +1,12 @@
-"""One set of public ticker sockets per (category, URL), shared by every account of a
-session (``ctx.shared``).
+"""One set of public ticker sockets per (exchange, category, URL), shared by every account
+of a session (``ctx.shared``).
+
+A hub is keyed, and configured, by what its sockets are - the exchange, the category, the
+URL and the settings a public socket runs by (:data:`PUBLIC_FIELDS`: pings, staleness,
+lifetime, backoff, args budget) - never by which account asked first: accounts whose
+public settings agree share one hub, two accounts with different public endpoints (or
+different public settings) get one hub each. Its new sockets draw from the per-IP
+connection budget of its URL's host, which the private sockets to that host share.
 
 Each account's feed holds a :class:`PublicLease` in place of its own
 :class:`~.public.PublicStream`; the lease says which symbols the account wants. The hub
@@ -26,8 +33,9 @@ from collections.abc import Hashable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
-from feedctl import Category, FeedContext, MarkPrice
+from feedctl import Category, FeedContext, MarkPrice, RollingBudget
 
+from .budgets import connect_budget
 from .config import HybridSettings
 from .constants import TICKERS_PREFIX
 from .public import PublicStream
@@ -39,14 +47,32 @@ if TYPE_CHECKING:
 log = logging.getLogger("feedctl.feed.bybit_hybrid")
 
 
-def hub_key(category: Category, url: str) -> Hashable:
-    return ("bybit_hybrid.public", category.value, url)
+#: The settings a public socket runs by: a hub's are these, and they are part of its key.
+PUBLIC_FIELDS: tuple[str, ...] = (
+    "ping_interval", "pong_timeout", "pong_overdue_after", "stale_after",
+    "stale_mark_interval", "max_connection_lifetime", "backoff_base", "backoff_cap",
+    "backoff_reset_after", "max_topics_per_request", "max_args_chars", "request_timeout",
+)
+
+
+def public_settings(settings: HybridSettings) -> tuple[tuple[str, Any], ...]:
+    return tuple((name, getattr(settings, name)) for name in PUBLIC_FIELDS)
+
+
+def hub_key(exchange: str, category: Category, url: str,
+            settings: HybridSettings) -> Hashable:
+    return ("bybit_hybrid.public", exchange, category.value, url, public_settings(settings))
 
 
 def lease_for(feed: HybridFeed, category: Category, url: str) -> PublicLease:
-    """The feed's lease on its session's hub for ``category`` at ``url``."""
-    hub = feed.ctx.shared(hub_key(category, url),
-                          lambda: PublicHub(category, url, feed.settings))
+    """The feed's lease on its session's hub for its exchange, ``category``, ``url`` and
+    public settings."""
+    ctx = feed.ctx
+    exchange = ctx.account.exchange or "bybit"
+    settings = feed.settings  # its PUBLIC_FIELDS are in the key: equal for every sharer
+    hub = ctx.shared(hub_key(exchange, category, url, settings),
+                     lambda: PublicHub(category, url, settings, exchange=exchange,
+                                       connects=connect_budget(ctx, settings, url)))
     return PublicLease(hub, feed)
 
 
@@ -106,6 +132,7 @@ class _HubFeed:
         self._hub, self._shard = hub, shard
         self.ctx = hub.ctx
         self.settings = hub.settings
+        self.connects = hub.connects
         self.report = Reporter(cast(FeedContext, hub.ctx))
 
     @property
@@ -127,7 +154,7 @@ class _Shard:
         self.symbols: set[str] = set()
         self.chars = 0
         self.stream = PublicStream(cast("HybridFeed", _HubFeed(hub, self)), hub.category,
-                                   hub.url)
+                                   hub.url, stagger_key=f"{hub.exchange}:{hub.url}:{index}")
         self.stream.name = f"public-{hub.category.value}" + (f"-{index}" if index else "")
         self.task: asyncio.Task[None] | None = None
 
@@ -137,12 +164,15 @@ def _cost(symbol: str) -> int:
 
 
 class PublicHub:
-    """The shared public sockets of one category and URL."""
+    """The shared public sockets of one exchange, category, URL and public settings."""
 
-    def __init__(self, category: Category, url: str, settings: HybridSettings) -> None:
-        self.category, self.url = category, url
-        #: The first account's settings: every shard's stale_after, budgets, pings.
+    def __init__(self, category: Category, url: str, settings: HybridSettings, *,
+                 exchange: str = "bybit", connects: RollingBudget | None = None) -> None:
+        self.category, self.url, self.exchange = category, url, exchange
+        #: Its key's settings (``PUBLIC_FIELDS`` are what its shards use).
         self.settings = settings
+        #: The per-IP budget of new sockets to its URL's host (None: unbudgeted).
+        self.connects = connects
         self.ctx = _HubCtx(self)
         self.leases: set[PublicLease] = set()
         #: symbol -> the leases that want it (its reference count is the set's size)
@@ -272,7 +302,8 @@ class PublicHub:
             await asyncio.wait(tasks)
 
     def details(self) -> dict[str, Any]:
-        return {"accounts": len(self.leases), "symbols": len(self.holders),
+        return {"exchange": self.exchange, "url": self.url,
+                "accounts": len(self.leases), "symbols": len(self.holders),
                 "shards": [{"symbols": len(s.symbols), "chars": s.chars,
                             "connected": s.stream.details()["connected"],
                             "down": s.stream.down} for s in self.shards]}

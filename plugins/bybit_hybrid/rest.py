@@ -84,10 +84,13 @@ class RestClient:
         count: Callable[[str], None],
         profile: str = "",
         budget: RollingBudget | None = None,
+        uid_budget: Callable[[str], RollingBudget] | None = None,
     ) -> None:
         self._profile = profile
         #: The process's REST budget for this host, shared by every account.
         self._budget = budget
+        #: Per endpoint path: this key's (Bybit: this UID's) budget, for signed calls.
+        self._uid_budget = uid_budget
         self._session = session
         self._base = base_url.rstrip("/")
         self._key, self._secret = api_key, api_secret
@@ -314,7 +317,11 @@ class RestClient:
 
     async def _once(self, path: str, params: list[tuple[str, str]], signed: bool,
                     budgeted: bool = True) -> dict[str, Any]:
-        if budgeted and self._budget is not None:  # first: the signature's time follows it
+        # first: the signature's time follows them; the UID's (narrower) turn first, so
+        # that the IP's turn is not held while the UID's is awaited
+        if signed and self._uid_budget is not None:
+            await self._uid_budget(path).acquire()
+        if budgeted and self._budget is not None:
             await self._budget.acquire()
         query = "&".join(f"{k}={quote(v, safe='%')}" for k, v in params)
         url = URL(f"{self._base}{path}" + (f"?{query}" if query else ""), encoded=True)

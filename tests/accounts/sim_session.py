@@ -23,13 +23,17 @@ FAST: dict[str, Any] = dict(
 ENDPOINTS = ("rest", "public_ws", "private_ws", "public_ws_inverse")
 
 
-def profile(folder: Path, accounts: int, feed: dict[str, Any] | None = None) -> Path:
+def profile(folder: Path, accounts: int, feed: dict[str, Any] | None = None,
+            per_account: dict[int, dict[str, Any]] | None = None) -> Path:
     lines = ["[t]", "[t.account]", 'exchange = "bybit"', "[t.feeds.bybit_hybrid]",
              'role = "primary"']
     for k, v in {**FAST, **(feed or {})}.items():
         lines.append(f"{k} = {_toml(v)}")
     for n in range(accounts):
         lines.append(f"[t.accounts.a{n}]")
+        if n in (per_account or {}):
+            lines.append(f"[t.accounts.a{n}.feeds.bybit_hybrid]")
+            lines += [f"{k} = {_toml(v)}" for k, v in (per_account or {})[n].items()]
     path = folder / "settings.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -54,16 +58,29 @@ def open_positions(sim: MultiAccountSimulator, held: dict[int, list[str]]) -> No
 @contextlib.asynccontextmanager
 async def running(folder: Path, sim: MultiAccountSimulator, accounts: int,
                   feed: dict[str, Any] | None = None,
-                  keys: dict[int, tuple[str, str]] | None = None) -> AsyncIterator[Session]:
-    path = profile(folder, accounts, feed)
-    creds = {f"a{n}": {"api_key": a.api_key, "api_secret": a.api_secret}
-             for n, a in enumerate(sim.sim_accounts[:accounts])}
+                  keys: dict[int, tuple[str, str]] | None = None,
+                  per_account: dict[int, dict[str, Any]] | None = None,
+                  endpoints: dict[int, dict[str, str]] | None = None,
+                  ) -> AsyncIterator[Session]:
+    """``per_account``: feed settings of some accounts (by index); ``endpoints``: some
+    accounts' own URLs (over the simulator's; a profile has one endpoints table, so they
+    are set on the plan, as an account of another environment would have them)."""
+    path = profile(folder, accounts, feed, per_account)
+    creds: dict[str, dict[str, Any]] = {
+        f"a{n}": {"api_key": a.api_key, "api_secret": a.api_secret}
+        for n, a in enumerate(sim.sim_accounts[:accounts])}
     for n, (key, secret) in (keys or {}).items():
         creds[f"a{n}"] = {"api_key": key, "api_secret": secret}
+
     urls = {k: v for k, v in sim.urls.items() if k in ENDPOINTS}
     pm = build_plugin_manager([hybrid_plugin], load_entrypoints=False)
     session = Session("t", settings_path=path, plugin_manager=pm,
                       overrides={"accounts": creds, "endpoints": urls})
+    for acc in session.plan.accounts:  # the profile has one [endpoints]: an account's own
+        n = int(acc.name[1:])
+        for fp in acc.feeds:
+            if n in (endpoints or {}):
+                fp.endpoints = fp.endpoints.model_copy(update=(endpoints or {})[n])
     async with session:
         yield session
 

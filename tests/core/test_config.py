@@ -38,7 +38,7 @@ def test_the_core_ships_no_profile(clean_env: Path, pm: FeedctlPluginManager) ->
 def test_unknown_profile_names_the_known_ones(clean_env: Path) -> None:
     with pytest.raises(ConfigError, match=r"profile 'nope' is not defined; known profiles: "
                                           r"binance_mainnet, binance_testnet, binsim, mainnet, "
-                                          r"sim, testnet"):
+                                          r"sim, simaccts, testnet"):
         build_plan("nope")
 
 

@@ -12,6 +12,9 @@ const state = {
   feeds: new Map(),      // name -> feed row
   accounts: [],          // one summary row per account (a session of many)
   account: "",
+  filter: new URLSearchParams(location.search).get("account") || "",  // "": every account
+  unknownAccounts: {},   // account -> why its positions are not known complete
+  loaded: false,         // a snapshot arrived (before it: unknown, never "no positions")
   notable: [],
   unknown: null,         // why positions are not known complete (never synced), or null
   instruments: {},       // "linear:BTCUSDT" -> {tick_size, qty_step, settle_coin}
@@ -20,7 +23,9 @@ const state = {
 };
 
 const $ = (id) => document.getElementById(id);
-const posKey = (p) => `${p.category}:${p.symbol}:${p.position_idx}`;
+const posKey = (p) => `${p.account || ""}|${p.category}:${p.symbol}:${p.position_idx}`;
+const feedKey = (f) => `${f.account || ""}/${f.feed}`;
+const multi = () => (state.accounts || []).length > 1;
 
 function el(tag, text, cls) {
   const e = document.createElement(tag);
@@ -102,21 +107,24 @@ function setCell(tr, cls, text, extra) {
   if (td.className !== want) td.className = want;
 }
 
-const POS_CELLS = ["symbol", "side", "size num", "entry num", "mark num", "pnl num", "lev num",
+const POS_CELLS = ["account", "symbol", "side", "size num", "entry num", "mark num", "pnl num", "lev num",
                    "liq num", "age num", "spark", "feed"];
 
 function renderPositions() {
   const body = $("positions").tBodies[0];
   const rows = [...state.positions.values()].sort((a, b) =>
-    a.symbol.localeCompare(b.symbol) || a.position_idx - b.position_idx);
+    (a.account || "").localeCompare(b.account || "") || a.symbol.localeCompare(b.symbol)
+    || a.position_idx - b.position_idx);
   const note = $("positions-unknown");
-  note.textContent = state.unknown ? `positions unknown: ${state.unknown}` : "";
-  note.hidden = !state.unknown;
+  const unknown = state.loaded ? state.unknown : "waiting for the monitor";
+  note.textContent = unknown ? `positions unknown: ${unknown}` : "";
+  note.hidden = !unknown;
   if (!rows.length) {
     $("positions").tFoot.replaceChildren();
-    const tr = el("tr", null, state.unknown ? "empty unknown" : "empty");
-    tr.dataset.key = state.unknown ? "unknown" : "empty";
-    const td = el("td", state.unknown ? "positions unknown (not synced yet)" : "no open positions");
+    const tr = el("tr", null, unknown ? "empty unknown" : "empty");
+    tr.dataset.key = unknown ? "unknown" : "empty";
+    const td = el("td", unknown ? "positions unknown" + (state.loaded ? " (not synced yet)" : "")
+      : "no open positions");
     td.colSpan = POS_CELLS.length;
     tr.appendChild(td);
     body.replaceChildren(tr);
@@ -130,6 +138,7 @@ function renderPositions() {
   }, (tr, p) => {
     const pnl = p.unrealised_pnl;
     const ageNs = p.mark_received_ns || p.received_ns;
+    setCell(tr, "account", p.account || "");
     setCell(tr, "symbol", p.symbol);
     setCell(tr, "side", p.side, p.side);
     const inst = state.instruments[`${p.category}:${p.symbol}`] || {};
@@ -189,12 +198,14 @@ function pnlText(v, coin) {
 
 function fmt(v, digits) { return v === null || v === undefined ? "-" : Number(v).toFixed(digits); }
 
-const FEED_CELLS = ["name", "role", "kind", "state", "rate num", "p50 num", "p99 num",
+const FEED_CELLS = ["account", "name", "role", "kind", "state", "rate num", "p50 num", "p99 num",
                     "reconnects num", "detail dim"];
 
 function renderFeeds() {
   const body = $("feeds").tBodies[0];
-  syncRows(body, [...state.feeds.values()], (f) => f.feed, (f) => {
+  const feeds = [...state.feeds.values()].sort((a, b) =>
+    (a.state === "healthy") - (b.state === "healthy") || feedKey(a).localeCompare(feedKey(b)));
+  syncRows(body, feeds, feedKey, (f) => {
     const tr = el("tr");
     tr.dataset.feed = f.feed;
     for (const cls of FEED_CELLS) tr.appendChild(el("td", null, cls));
@@ -203,6 +214,7 @@ function renderFeeds() {
     let detail = f.detail || "";
     if (f.stale_symbols && f.stale_symbols.length) detail += " stale: " + f.stale_symbols.join(",");
     // the delivering feed's dot is green only while it is healthy
+    setCell(tr, "account", f.account || "");
     setCell(tr, "name", f.feed, f.active ? (f.state === "healthy" ? "active" : "active down") : "");
     setCell(tr, "role", f.role);
     setCell(tr, "kind", f.kind);
@@ -215,13 +227,18 @@ function renderFeeds() {
   });
 }
 
-// many accounts: one row each (failed first); the positions and feeds below are the
-// first account's
+// many accounts: one row each (failed first), a filter; the positions and feeds below
+// are every account's, or the filtered one's
 function renderAccounts() {
   const rows = state.accounts || [];
+  document.body.classList.toggle("multi", rows.length > 1);
   $("accounts-section").hidden = rows.length <= 1;
-  $("positions-title").textContent = rows.length > 1 ? `Positions of ${state.account}` : "Positions";
+  $("positions-title").textContent = rows.length <= 1 ? "Positions"
+    : state.filter ? `Positions of ${state.filter}` : `Positions of every account`;
+  $("feeds-title").textContent = rows.length <= 1 ? "Feeds"
+    : state.filter ? `Feeds of ${state.filter}` : `Feeds of every account`;
   if (rows.length <= 1) return;
+  renderFilter(rows);
   const failed = rows.filter((r) => r.failed).length;
   const healthy = rows.filter((r) => r.state === "healthy").length;
   $("accounts-title").textContent = `Accounts: ${rows.length} (${healthy} healthy, ${failed} failed)`;
@@ -229,23 +246,57 @@ function renderAccounts() {
     || ((a.state === "healthy") - (b.state === "healthy")) || a.account.localeCompare(b.account));
   syncRows($("accounts").tBodies[0], sorted, (r) => r.account, () => {
     const tr = el("tr");
-    for (const cls of ["account", "exchange", "feed", "state", "positions num", "stale num", "detail"]) {
+    tr.addEventListener("click", () => setFilter(tr.dataset.key));
+    for (const cls of ["account", "exchange", "feed", "state", "positions num", "stale num", "detail dim"]) {
       tr.appendChild(el("td", null, cls));
     }
     return tr;
   }, (tr, r) => {
     setCell(tr, "account", r.account);
+    tr.classList.toggle("selected", r.account === state.filter);
     setCell(tr, "exchange", r.exchange || "");
     setCell(tr, "feed", r.active || "-");
-    setCell(tr, "state", r.state, r.state);
-    setCell(tr, "positions num", String(r.positions));
-    setCell(tr, "stale num", String(r.stale_symbols));
-    setCell(tr, "detail", r.detail || "");
+    setCell(tr, "state", r.state, "state-" + r.state);
+    // null: not known (never synced) - never shown as 0
+    setCell(tr, "positions num", r.positions === null || r.positions === undefined ? "unknown"
+      : String(r.positions), r.positions === null || r.positions === undefined ? "unknown" : "");
+    setCell(tr, "stale num", String(r.stale_symbols), r.stale_symbols ? "warn" : "");
+    setCell(tr, "detail dim", r.detail || "");
   });
+}
+
+function renderFilter(rows) {
+  const sel = $("account-filter");
+  const names = rows.map((r) => r.account).sort();
+  const want = ["", ...names];
+  if ([...sel.options].map((o) => o.value).join("\n") !== want.join("\n")) {
+    sel.replaceChildren(...want.map((n) => {
+      const o = el("option", n ? n : `every account (${names.length})`);
+      o.value = n;
+      return o;
+    }));
+  }
+  if (sel.value !== state.filter) sel.value = state.filter;
+}
+
+// the filter is the page's ?account= and the stream's: the server sends that account only
+function setFilter(name) {
+  if ((name || "") === state.filter) return;
+  state.filter = name || "";
+  const url = new URL(location.href);
+  if (state.filter) url.searchParams.set("account", state.filter);
+  else url.searchParams.delete("account");
+  history.replaceState(null, "", url);
+  connect();
 }
 
 function renderValidation(v) {
   const p = $("validation");
+  if (multi() && !state.filter) {  // a validation is one account's: choose the account
+    p.textContent = "Validation: per account (choose one above)";
+    p.className = "dim";
+    return;
+  }
   if (v === null || v === undefined) {
     p.textContent = "Validation: no shadow feed is validated";
     p.className = "dim";
@@ -318,12 +369,19 @@ function onPosition(ev) {
 }
 
 function onStatus(ev) {
-  const f = state.feeds.get(ev.feed);
+  const f = state.feeds.get(`${ev.account || ""}/${ev.feed}`) || state.feeds.get(`/${ev.feed}`);
   if (f) { f.state = ev.status.state; f.detail = ev.status.detail; f.reconnects = ev.status.reconnects; }
 }
 
+let source = null;
 function connect() {
-  const es = new EventSource("/api/events");
+  if (source) source.close();
+  state.positions = new Map();
+  state.series = new Map();
+  state.loaded = false;
+  state.dirty = true;
+  const es = source = new EventSource(
+    "/api/events" + (state.filter ? "?account=" + encodeURIComponent(state.filter) : ""));
   const on = (name, fn) => es.addEventListener(name, (m) => {
     fn(JSON.parse(m.data));
     state.dirty = true;
@@ -332,15 +390,19 @@ function connect() {
   es.onerror = () => { $("conn").textContent = "reconnecting…"; $("conn").className = "conn down"; };
   on("snapshot", (s) => {
     setClock(s.now_ns);
-    $("session").textContent = `profile ${s.profile} · mode ${s.mode} · active ${s.router ? s.router.active : "-"}`;
+    state.loaded = true;
+    $("session").textContent = (s.accounts || []).length > 1 && !s.filter
+      ? `profile ${s.profile} · mode ${s.mode} · ${s.accounts.length} accounts`
+      : `profile ${s.profile} · mode ${s.mode} · ${s.filter ? "account " + s.filter + " · " : ""}active ${s.router ? s.router.active : "-"}`;
     const series = state.series;
     state.positions = new Map();
     for (const p of s.positions) state.positions.set(posKey(p), p);
     for (const k of [...series.keys()]) if (!state.positions.has(k)) series.delete(k);
     for (const p of s.positions) addMark(posKey(p), p.mark_price);
-    state.feeds = new Map(s.feeds.map((f) => [f.feed, f]));
+    state.feeds = new Map(s.feeds.map((f) => [feedKey(f), f]));
     state.notable = s.notable || [];
     state.unknown = s.positions_unknown || null;
+    state.unknownAccounts = s.accounts_unknown || {};
     state.instruments = s.instruments || {};
     state.accounts = s.accounts || [];
     state.account = s.account || "";
@@ -354,13 +416,14 @@ function connect() {
   on("signal", (s) => { if (s.type === "trailing_stop") state.notable.push(s); });
   on("feeds", (t) => {
     setClock(t.now_ns);
-    state.feeds = new Map(t.feeds.map((f) => [f.feed, f]));
+    state.feeds = new Map(t.feeds.map((f) => [feedKey(f), f]));
     state.unknown = t.positions_unknown || null;
+    state.unknownAccounts = t.accounts_unknown || {};
     state.instruments = t.instruments || state.instruments;
     state.accounts = t.accounts || [];
     state.account = t.account || state.account;
     renderValidation(t.validation);
-    if (t.router) $("session").textContent = $("session").textContent.replace(/active .*$/, "active " + t.router.active);
+    if (t.router && / active /.test($("session").textContent)) $("session").textContent = $("session").textContent.replace(/active .*$/, "active " + t.router.active);
   });
 }
 
@@ -376,10 +439,11 @@ function frame() {
 }
 
 setInterval(() => {
-  for (const td of document.querySelectorAll("#positions td.age")) {
+  for (const td of document.querySelectorAll("#positions tbody td.age")) {
     td.textContent = age(Number(td.dataset.ns) || 0);
   }
 }, 1000);
 
+$("account-filter").addEventListener("change", (e) => setFilter(e.target.value));
 connect();
 requestAnimationFrame(frame);
