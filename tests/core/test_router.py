@@ -558,7 +558,7 @@ def test_a_position_opened_with_an_old_mark_reaches_consumers_at_the_freshest_on
     """The primary's resync opens a position with the mark its book had seconds ago (it
     did not watch the symbol); the standby's book holds a newer one: consumers get the
     position at the newer mark."""
-    router, books, delivered, _, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    _, books, delivered, _, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
     books["h"].apply_mark(MarkPrice(symbol="SOLUSDT", mark_price=D("90"), exchange_ms=1_000))
     books["r"].apply_mark(MarkPrice(symbol="SOLUSDT", mark_price=D("97"), exchange_ms=9_000))
     books["h"].apply(at(upd("SOLUSDT", "2", 5), 8_900))
