@@ -6,13 +6,10 @@ Exit codes: 0 success; 1 runtime failure (a feed failed fatally, an internal err
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import inspect
 import json
 import logging
 import os
-import signal
 import sys
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
@@ -24,6 +21,8 @@ from ._version import API_VERSION, __version__
 # Everything else loads when a command runs, so that `feedctl --version` and `--help`
 # import only click: the commands import what they use.
 if TYPE_CHECKING:
+    import asyncio
+
     from .manager import FeedctlPluginManager
     from .monitor.server import Monitor
     from .plan import SessionPlan
@@ -91,14 +90,17 @@ def _plan(profile: str | None, settings_path: str | None, mode: str | None) -> S
 
 class FeedctlGroup(click.Group):
     """The root group: ``status`` and the plugins' commands are added the first time a
-    command is looked up (click's lazy subcommands), not for ``--version``."""
+    command other than the built-in ones is looked up, or the list of commands is asked
+    for (click's lazy subcommands): not for ``--version``, ``check``, ``plugins`` or
+    ``run``, which would otherwise import every plugin's command line to start."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         _load_commands()
         return super().list_commands(ctx)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        _load_commands()
+        if cmd_name not in self.commands:
+            _load_commands()
         return super().get_command(ctx, cmd_name)
 
 
@@ -202,6 +204,8 @@ def check(profile: str | None, settings_path: str | None, mode: str | None) -> N
 def run(profile: str | None, settings_path: str | None, mode: str | None,
         duration: str | None, output: str, monitor_flag: bool | None) -> None:
     """Run a profile's feeds and deliver positions."""
+    import asyncio
+
     from .logs import configure_logging
     from .settings import parse_duration
 
@@ -222,6 +226,9 @@ def run(profile: str | None, settings_path: str | None, mode: str | None,
 
 async def _run(plan: SessionPlan, seconds: float | None, output: str,
                monitor_flag: bool | None = None) -> ExitCode:
+    import asyncio
+    import signal
+
     from .errors import ConfigError, FatalFeedError, FeedctlError
     from .logs import redact
     from .monitor import Monitor, live_view  # aiohttp and rich: loaded when running
@@ -409,6 +416,8 @@ def _load_commands() -> None:
 
 
 def _load_plugin_commands() -> None:
+    import inspect
+
     from .manager import plugin_callers
 
     try:
@@ -416,6 +425,7 @@ def _load_plugin_commands() -> None:
     except Exception as exc:  # the CLI must still work without plugin commands
         click.echo(f"warning: plugin commands unavailable: {exc}", err=True)
         return
+    builtin = dict(cli.commands)
     for plugin, caller in plugin_callers(pm, "feedctl_cli_commands"):
         try:
             for result in caller(cli=cli):
@@ -424,6 +434,13 @@ def _load_plugin_commands() -> None:
                     raise TypeError("feedctl_cli_commands must be a plain function, not async")
         except Exception as exc:
             click.echo(f"warning: plugin {plugin!r} failed to add commands: {exc}", err=True)
+        # a built-in command is looked up without loading the plugins' commands, so a
+        # plugin cannot replace one (it would, or not, depending on the command line)
+        for name, command in builtin.items():
+            if cli.commands.get(name) is not command:
+                cli.commands[name] = command
+                click.echo(f"warning: plugin {plugin!r} cannot replace the built-in command "
+                           f"{name!r}; the built-in is kept", err=True)
 
 
 def main() -> None:

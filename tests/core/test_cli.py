@@ -218,6 +218,32 @@ def test_quick_commands_do_not_import_ccxt_aiohttp_or_rich(tmp_path: Path,
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("args", [("plugins",), ("check", "--profile", "x")])
+def test_quick_commands_load_no_other_command_nor_a_feed(tmp_path: Path,
+                                                         args: tuple[str, ...]) -> None:
+    """`check` and `plugins` build the plugin manager and the settings, not the other
+    commands (`status` and the monitor's views, the plugins' `sim`, `bus`, `worker`), nor
+    a feed's socket or client code, nor the trailing-stop engine: what a session needs
+    loads when a session starts."""
+    (tmp_path / "settings.toml").write_text(
+        "[x]\n[x.account]\nexchange = 'bybit'\n[x.feeds.r]\nkind = 'rest_polling'\n"
+        "role = 'primary'\n[x.feeds.h]\nkind = 'bybit_hybrid'\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDCTL_")}
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "feedctl.cli", *args],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    imported = {line.rsplit("|", 1)[-1].strip()
+                for line in out.stderr.splitlines() if line.startswith("import time:")}
+    assert "feedctl.manager" in imported, out.stderr[-500:]
+    unwanted = {m for m in imported if m.startswith("feedctl.monitor")
+                or m in {"feedctl.simulator.cli", "feedctl.simulator.server",
+                         "feedctl.plugins.redis_bus.cli", "feedctl.plugins.trailing_stop.engine",
+                         "feedctl.plugins.trailing_stop.executor"}
+                or (m.split(".")[-1] in {"feed", "ws", "rest", "client", "public", "private"}
+                and m.startswith("feedctl.plugins"))}
+    assert unwanted == set()
+
+
+@pytest.mark.integration
 def test_output_none_prints_no_events_and_still_summarises(tmp_path: Path) -> None:
     out = feedctl("run", "--settings", str(REPO / "settings.toml"), "--profile", "sim",
                   "--for", "3s", "--output", "none", cwd=tmp_path)
