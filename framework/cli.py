@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
@@ -73,12 +74,36 @@ def plugin_manager() -> FeedctlPluginManager:
     return _pm
 
 
+class _WarningLines(logging.Handler):
+    """What building a plan warns about (a secret in settings.toml, endpoints half
+    overridden...), before logging is configured: one ``warning:`` line each on stderr,
+    like the ``ERROR:`` lines, secrets redacted."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from .logs import redact
+
+        click.echo(redact(f"{record.levelname.lower()}: {record.getMessage()}"), err=True)
+
+
+@contextlib.contextmanager
+def _plan_warnings() -> Iterator[None]:
+    logger = logging.getLogger("feedctl")
+    handler = _WarningLines(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 def _plan(profile: str | None, settings_path: str | None, mode: str | None) -> SessionPlan:
     from .errors import ConfigError, PluginError
     from .plan import build_plan
 
     try:
-        return build_plan(profile, settings_path=settings_path, mode=mode, pm=plugin_manager())
+        with _plan_warnings():
+            return build_plan(profile, settings_path=settings_path, mode=mode,
+                              pm=plugin_manager())
     except ConfigError as exc:
         for problem in exc.problems[:-1]:  # every problem found, one line each
             _error(problem)
@@ -234,8 +259,7 @@ async def _run(plan: SessionPlan, seconds: float | None, output: str,
     from .monitor import Monitor, live_view  # aiohttp and rich: loaded when running
     from .output import TextPrinter, jsonl
     from .session import Session
-    from .summary import format_summary
-    from .validator import describe_report
+    from .summary import format_summary, format_validation_table
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -310,9 +334,7 @@ async def _run(plan: SessionPlan, seconds: float | None, output: str,
                 loop.remove_signal_handler(sig)
     summary = session.validator.summary() if session.validator is not None else None
     if summary:
-        click.echo("validation at the end of the run:", err=True)
-        for report in summary.values():
-            click.echo("  " + describe_report(report), err=True)
+        click.echo(format_validation_table(summary.values()), err=True)
     if session.multi:
         return _accounts_outcome(session, code)
     if figures is not None:

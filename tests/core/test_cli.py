@@ -193,7 +193,9 @@ def test_check_refuses_an_embedded_simulator_run_would_refuse(tmp_path: Path) ->
     assert check.returncode == run.returncode == 2, (check.stderr, run.stderr)
     for out in (check, run):
         (line,) = [ln for ln in out.stderr.splitlines() if ln.startswith("ERROR:")]
-        assert "symbols: at least one symbol is required" in line
+        assert line == (f"ERROR: setting 'simulator.symbols' in profile 'x': at least one "
+                        f"symbol is required (from {tmp_path.resolve() / 'settings.toml'} "
+                        "[x.simulator])")
         assert "pydantic" not in out.stderr and "Traceback" not in out.stderr
 
 
@@ -286,3 +288,23 @@ def test_version_loads_no_plugin_nor_the_settings_machinery(tmp_path: Path) -> N
     heavy = {m for m in imported if m.split(".")[0] in {"pydantic", "dynaconf", "pluggy"}
              or m.startswith("feedctl.plugins") or m.startswith("feedctl.simulator")}
     assert heavy == set()
+
+
+@pytest.mark.integration
+def test_check_and_run_print_a_secret_in_settings_toml_as_a_warning_line(
+        tmp_path: Path) -> None:
+    """Point 7: a key in the (tracked) settings file is accepted, and both commands say so
+    in one `warning:` line naming the file and table and where the key belongs."""
+    (tmp_path / "settings.toml").write_text(
+        "[x]\nmode = 'rest'\n[x.account]\nexchange = 'bybit'\napi_key = 'in-git-key'\n"
+        "api_secret = 'in-git-secret'\n[x.endpoints]\nrest = 'http://127.0.0.1:9'\n")
+    check = feedctl("check", "--profile", "x", cwd=tmp_path)
+    run = feedctl("run", "--profile", "x", "--for", "1s", "--output", "none", cwd=tmp_path)
+    for out in (check, run):
+        warned = [ln for ln in out.stderr.splitlines() if "account.api_key" in ln]
+        assert warned == [
+            f"warning: account.api_key is set in {tmp_path.resolve() / 'settings.toml'} "
+            "[x.account]: settings files are usually tracked; keep secrets in .secrets.toml "
+            "beside it (untracked) or in FEEDCTL_X__ACCOUNT__API_KEY"], out.stderr
+        assert "in-git-key" not in out.stderr + out.stdout
+    assert check.returncode == 0

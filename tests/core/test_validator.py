@@ -149,3 +149,24 @@ def test_a_report_reads_as_one_line_with_every_figure() -> None:
     assert "first: primary 1, shadow 0 of 1 changes, median lead +800 ms" in line
     assert "now differ: BTCUSDT size 3≠2 (1.5s)" in line
     assert "{" not in line
+
+
+def test_the_exit_summary_is_a_small_table_one_row_per_shadow() -> None:
+    from feedctl.summary import format_validation_table
+
+    v, p, s, clock = setup(settle=1.0)
+    p.apply(upd("2", 2, received_ns=1_000_000_000))
+    s.apply(upd("1", 1))
+    s.apply(upd("2", 2, received_ns=1_800_000_000))
+    p.apply(upd("3", 3))
+    for t in (0.0, 1.5):
+        clock.t = t
+        (report,) = v.tick()
+    title, header, row = format_validation_table([report.model_dump(mode="json")]).splitlines()
+    assert title == "validation at the end of the run (rolling window 60s):"
+    assert header.split() == ["shadow", "vs", "primary", "agreement", "samples", "pending",
+                              "mark", "Δ", "p50", "mark", "Δ", "max", "first", "p/s", "lead",
+                              "p50", "differ", "now"]
+    assert row.split() == ["rest", "hybrid", "0.0%", "0/1", "1", "-", "-", "1/0", "+800", "ms",
+                           "BTCUSDT", "size", "3≠2"]
+    assert header.index("agreement") + len("agreement") == row.index("0.0%") + len("0.0%")
