@@ -46,6 +46,7 @@ TOOL_VARIABLES: dict[str, str] = {
     "FEEDCTL_DISABLE_PLUGIN_AUTOLOAD": "1: load no installed plugin",
     "FEEDCTL_MONITOR_URL": "the monitor `feedctl status` reads",
     "FEEDCTL_MONITOR_TOKEN": "the token `feedctl status` sends",
+    "FEEDCTL_REDIS_URL": "the Redis URL of `feedctl worker`, `tail` and `bus` (--redis)",
     "FEEDCTL_FUZZ_EXAMPLES": "examples per property in the test suite's fuzz tests",
 }
 _RESERVED = {name.removeprefix(ENV_PREFIX + "_") for name in TOOL_VARIABLES}

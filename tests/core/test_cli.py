@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -308,3 +309,51 @@ def test_check_and_run_print_a_secret_in_settings_toml_as_a_warning_line(
             "beside it (untracked) or in FEEDCTL_X__ACCOUNT__API_KEY"], out.stderr
         assert "in-git-key" not in out.stderr + out.stdout
     assert check.returncode == 0
+
+
+def _all_commands() -> list[tuple[str, Any]]:
+    """(`feedctl <name>`, command) of every command, the plugins' included."""
+    import click
+
+    from feedctl.cli import _load_commands, cli
+
+    _load_commands()
+    out: list[tuple[str, Any]] = []
+
+    def walk(prefix: str, group: click.Group) -> None:
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                walk(f"{prefix} {name}", command)
+            else:
+                out.append((f"{prefix} {name}", command))
+
+    walk("feedctl", cli)
+    return out
+
+
+@pytest.mark.unit
+def test_every_variable_an_option_reads_is_a_reserved_tool_variable() -> None:
+    """Point 3: FEEDCTL_REDIS_URL (`feedctl worker --redis`) read as a setting warned
+    "did you mean 'redis_bus'?" in the shell docs/redis.md sets it in."""
+    from feedctl.config import TOOL_VARIABLES
+
+    read = {p.envvar for _, c in _all_commands() for p in c.params
+            if isinstance(p.envvar, str) and p.envvar.startswith("FEEDCTL_")}
+    assert "FEEDCTL_REDIS_URL" in read
+    assert read <= set(TOOL_VARIABLES), sorted(read - set(TOOL_VARIABLES))
+    readme = (REPO / "README.md").read_text()
+    for name in TOOL_VARIABLES:
+        assert f"`{name}`" in readme, name
+
+
+@pytest.mark.unit
+def test_the_readme_commands_table_lists_every_command_and_option() -> None:
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("| command | what it does |"):readme.index("Exit codes:")]
+    rows = {line.split("`")[1]: line for line in table.splitlines() if line.startswith("| `")}
+    for name, command in _all_commands():
+        (row,) = [line for head, line in rows.items() if head.split(" [")[0] == name]
+        for param in command.params:
+            for opt in (*param.opts, *param.secondary_opts):
+                if opt.startswith("--") and opt != "--help":
+                    assert opt in row, (name, opt)
