@@ -170,3 +170,26 @@ def test_the_exit_summary_is_a_small_table_one_row_per_shadow() -> None:
     assert row.split() == ["rest", "hybrid", "0.0%", "0/1", "1", "-", "-", "1/0", "+800", "ms",
                            "BTCUSDT", "size", "3≠2"]
     assert header.index("agreement") + len("agreement") == row.index("0.0%") + len("0.0%")
+
+
+def test_line_output_prints_a_report_as_one_readable_line() -> None:
+    """`feedctl run` off a terminal: one line per report (one per validation.interval)."""
+    import io
+    import re
+
+    from feedctl.output import TextPrinter
+    from feedctl.validator import describe_report
+
+    v, p, s, clock = setup(settle=1.0)
+    p.apply(upd("2", 2))
+    s.apply(upd("2", 2))
+    out = io.StringIO()
+    printer = TextPrinter(out)
+    for t in (0.0, 1.0):
+        clock.t = t
+        (report,) = v.tick()
+        printer(report)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert re.fullmatch(r"\d\d:\d\d:\d\d valid\.  rest vs hybrid: agrees 100\.0% .*", lines[1])
+    assert lines[1].endswith(describe_report(report.model_dump(mode="json")))
