@@ -360,18 +360,25 @@ def test_the_readme_commands_table_lists_every_command_and_option() -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(strict=True, reason="not done (issue 13, point 1): rest_polling checks its "
-                   "exchange id and environment URL when the feed starts (ccxt's tables), "
-                   "so `check` passes and `run` exits 1; see the operator branch's report")
-@pytest.mark.parametrize("profile", [
-    "[x]\nmode = 'rest'\n[x.account]\nexchange = 'nosuchexchange'\n",  # no ccxt id
-    "[x]\nmode = 'rest'\nenvironment = 'demo'\n[x.account]\nexchange = 'bybit'\n",  # no URL
+@pytest.mark.parametrize(("profile", "error"), [
+    ("[x]\nmode = 'rest'\n[x.account]\nexchange = 'binanceusd'\n",
+     "ERROR: feed 'rest_polling' (kind 'rest_polling'): 'binanceusd' is not a ccxt exchange "
+     "id (account.exchange); did you mean 'binanceusdm'?"),
+    ("[x]\nmode = 'rest'\nenvironment = 'demo'\n[x.account]\nexchange = 'bybit'\n",
+     "ERROR: feed 'rest_polling' (kind 'rest_polling'): rest_polling knows no 'demo' URL for "
+     "'bybit': set endpoints.rest (or feeds.rest_polling.urls)"),
 ])
-def test_check_refuses_what_the_poller_refuses_at_start(tmp_path: Path, profile: str) -> None:
+def test_check_refuses_what_the_poller_would_refuse_at_start(tmp_path: Path, profile: str,
+                                                              error: str) -> None:
+    """Point 1: these passed `check`, and `run` started and then failed (exit 1) when the
+    poller built its ccxt client; the kind's check (FeedKind.check, no ccxt import) refuses
+    them in both, before anything starts."""
     (tmp_path / "settings.toml").write_text(profile)
     (tmp_path / ".secrets.toml").write_text("[x.account]\napi_key = 'k1234'\n"
                                             "api_secret = 's1234'\n")
     check = feedctl("check", "--profile", "x", cwd=tmp_path)
     run = feedctl("run", "--profile", "x", "--for", "2s", "--output", "none", cwd=tmp_path)
-    assert run.returncode != 0, run.stderr
     assert check.returncode == run.returncode == 2, (check.stderr, run.stderr)
+    for out in (check, run):
+        assert [ln for ln in out.stderr.splitlines() if ln.startswith("ERROR:")] == [error]
+    assert "session started" not in run.stderr
