@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dynaconf import Dynaconf
-from dynaconf.utils.inspect import get_history
 from pydantic import BaseModel, ValidationError
 
 from .errors import ConfigError
@@ -206,6 +204,11 @@ def load_profile(
     elif (Path.cwd() / ".secrets.toml").is_file():
         files.append(Path.cwd() / ".secrets.toml")
     known_profiles = _profiles_in(files)  # first: a TOML error names its file
+    # dynaconf loads here, not with this module: `feedctl plugins` (the plugins import
+    # env_var_name) and `--version` never read a profile
+    from dynaconf import Dynaconf
+    from dynaconf.utils.inspect import get_history
+
     try:
         dyn = Dynaconf(
             settings_files=[str(f) for f in files],

@@ -247,6 +247,19 @@ def test_quick_commands_load_no_other_command_nor_a_feed(tmp_path: Path,
 
 
 @pytest.mark.integration
+def test_plugins_reads_no_profile_so_loads_no_dynaconf(tmp_path: Path) -> None:
+    """`feedctl plugins` lists what is loaded; the settings machinery (dynaconf, a tenth
+    of `check`'s start) loads only where a profile is read."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDCTL_")}
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "feedctl.cli", "plugins"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "rest_polling  [" in out.stdout, out.stderr[-500:]
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0]
+                for line in out.stderr.splitlines() if line.startswith("import time:")}
+    assert "pluggy" in imported and "dynaconf" not in imported
+
+
+@pytest.mark.integration
 def test_output_none_prints_no_events_and_still_summarises(tmp_path: Path) -> None:
     out = feedctl("run", "--settings", str(REPO / "settings.toml"), "--profile", "sim",
                   "--for", "3s", "--output", "none", cwd=tmp_path)
