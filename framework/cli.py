@@ -6,16 +6,13 @@ Exit codes: 0 success; 1 runtime failure (a feed failed fatally, an internal err
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import inspect
 import json
 import logging
-import os
-import signal
 import sys
+from collections.abc import Iterator
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -25,9 +22,7 @@ from ._version import API_VERSION, __version__
 # import only click: the commands import what they use.
 if TYPE_CHECKING:
     from .manager import FeedctlPluginManager
-    from .monitor.server import Monitor
     from .plan import SessionPlan
-    from .session import Session
 
 log = logging.getLogger("feedctl.cli")
 
@@ -74,12 +69,36 @@ def plugin_manager() -> FeedctlPluginManager:
     return _pm
 
 
+class _WarningLines(logging.Handler):
+    """What building a plan warns about (a secret in settings.toml, endpoints half
+    overridden...), before logging is configured: one ``warning:`` line each on stderr,
+    like the ``ERROR:`` lines, secrets redacted."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from .logs import redact
+
+        click.echo(redact(f"{record.levelname.lower()}: {record.getMessage()}"), err=True)
+
+
+@contextlib.contextmanager
+def _plan_warnings() -> Iterator[None]:
+    logger = logging.getLogger("feedctl")
+    handler = _WarningLines(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 def _plan(profile: str | None, settings_path: str | None, mode: str | None) -> SessionPlan:
     from .errors import ConfigError, PluginError
     from .plan import build_plan
 
     try:
-        return build_plan(profile, settings_path=settings_path, mode=mode, pm=plugin_manager())
+        with _plan_warnings():
+            return build_plan(profile, settings_path=settings_path, mode=mode,
+                              pm=plugin_manager())
     except ConfigError as exc:
         for problem in exc.problems[:-1]:  # every problem found, one line each
             _error(problem)
@@ -91,14 +110,17 @@ def _plan(profile: str | None, settings_path: str | None, mode: str | None) -> S
 
 class FeedctlGroup(click.Group):
     """The root group: ``status`` and the plugins' commands are added the first time a
-    command is looked up (click's lazy subcommands), not for ``--version``."""
+    command other than the built-in ones is looked up, or the list of commands is asked
+    for (click's lazy subcommands): not for ``--version``, ``check``, ``plugins`` or
+    ``run``, which would otherwise import every plugin's command line to start."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         _load_commands()
         return super().list_commands(ctx)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        _load_commands()
+        if cmd_name not in self.commands:
+            _load_commands()
         return super().get_command(ctx, cmd_name)
 
 
@@ -202,6 +224,9 @@ def check(profile: str | None, settings_path: str | None, mode: str | None) -> N
 def run(profile: str | None, settings_path: str | None, mode: str | None,
         duration: str | None, output: str, monitor_flag: bool | None) -> None:
     """Run a profile's feeds and deliver positions."""
+    import asyncio
+
+    from .cli_run import run_plan
     from .logs import configure_logging
     from .settings import parse_duration
 
@@ -214,133 +239,10 @@ def run(profile: str | None, settings_path: str | None, mode: str | None,
     plan = _plan(profile, settings_path, mode)
     configure_logging(plan.settings.logging.format, plan.settings.logging.level)
     try:
-        code = asyncio.run(_run(plan, seconds, output, monitor_flag))
+        code = asyncio.run(run_plan(plan, seconds, output, monitor_flag))
     except KeyboardInterrupt:
         code = ExitCode.OK
     sys.exit(int(code))
-
-
-async def _run(plan: SessionPlan, seconds: float | None, output: str,
-               monitor_flag: bool | None = None) -> ExitCode:
-    from .errors import ConfigError, FatalFeedError, FeedctlError
-    from .logs import redact
-    from .monitor import Monitor, live_view  # aiohttp and rich: loaded when running
-    from .output import TextPrinter, jsonl
-    from .session import Session
-    from .summary import format_summary
-    from .validator import describe_report
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    printer: Any = (lambda ev: _write_line(jsonl(ev))) if output == "jsonl" else TextPrinter(
-        sys.stdout)
-    session = Session(plan=plan)
-    try:
-        await session.start()
-    except ConfigError as exc:
-        _error(exc)
-        return ExitCode.USAGE
-    except FeedctlError as exc:
-        _error(exc)
-        return ExitCode.FAILURE
-    monitor: Monitor | None = None
-    if plan.settings.monitor.enabled if monitor_flag is None else monitor_flag:
-        monitor = Monitor(session, session.settings.monitor)
-        try:
-            await monitor.start()
-        except ConfigError as exc:  # e.g. the port is taken
-            _error(exc)
-            await session.stop()
-            return ExitCode.USAGE
-    code = ExitCode.OK
-    pump_task: asyncio.Task[None] | None = None
-    if output == "none":
-        pass
-    elif output == "table" and sys.stdout.isatty():
-        pump_task = asyncio.create_task(
-            live_view(session, monitor_url=monitor.url if monitor else None), name="cli-output")
-    else:
-        stream = session.events(name="cli")
-
-        async def pump() -> None:
-            try:
-                async for ev in stream:
-                    printer(ev)
-            except BrokenPipeError:  # the reader left (`| head`): end the run, cleanly
-                _stdout_gone()
-                stop.set()
-
-        pump_task = asyncio.create_task(pump(), name="cli-output")
-    waiters = [asyncio.create_task(session.wait(), name="session-wait"),
-               asyncio.create_task(stop.wait(), name="signal-wait")]
-    try:
-        done, _ = await asyncio.wait(waiters, timeout=seconds,
-                                     return_when=asyncio.FIRST_COMPLETED)
-        for t in done:
-            if not t.cancelled() and t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
-    except FatalFeedError as exc:
-        _error(exc)
-        code = ExitCode.FAILURE
-    finally:
-        for t in waiters:
-            t.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
-        figures = session.summary.finish() if session.summary is not None else None
-        if monitor is not None:
-            await monitor.stop()
-        await session.stop()
-        if pump_task is not None:  # let it print what is queued, then stop it
-            done, _ = await asyncio.wait({pump_task}, timeout=5)
-            if not done:
-                pump_task.cancel()
-                await asyncio.gather(pump_task, return_exceptions=True)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
-    summary = session.validator.summary() if session.validator is not None else None
-    if summary:
-        click.echo("validation at the end of the run:", err=True)
-        for report in summary.values():
-            click.echo("  " + describe_report(report), err=True)
-    if session.multi:
-        return _accounts_outcome(session, code)
-    if figures is not None:
-        click.echo(redact(format_summary(figures)), err=True)
-        if code is ExitCode.OK and not figures["ever_delivering_healthy"]:
-            _error(never_healthy(session))
-            code = ExitCode.FAILURE
-    return code
-
-
-def _accounts_outcome(session: Session, code: ExitCode) -> ExitCode:
-    """The end of a run of many accounts: one summary line per account; exit code 1 when
-    one failed (named) or was never healthy, though the others ran on."""
-    from .logs import redact
-
-    click.echo(f"run summary ({len(session.accounts)} accounts):", err=True)
-    bad: list[str] = []
-    for art in session.accounts.values():
-        figures = art.summary.finish() if art.summary is not None else None
-        lc = figures["lifecycles_delivered"] if figures else {}
-        if art.failure is not None:
-            state = f"FAILED: {art.failure}"
-            bad.append(f"{art.name} failed ({art.failure})")
-        elif figures is not None and not figures["ever_delivering_healthy"]:
-            state = "never healthy"
-            bad.append(f"{art.name} was never healthy")
-        else:
-            state = f"healthy {figures['delivering_healthy_seconds']:.1f}s" if figures else ""
-        click.echo(redact(f"  {art.name:<14} {state}; opened {lc.get('opened', 0)}, "
-                          f"closed {lc.get('closed', 0)}"), err=True)
-    if bad and code is ExitCode.OK:
-        _error(f"{len(bad)} of {len(session.accounts)} accounts did not run: "
-               + "; ".join(bad))
-        code = ExitCode.FAILURE
-    return code
 
 
 def _key_source(plan: SessionPlan, prefix: str, field: str, provider: str | None) -> str:
@@ -370,29 +272,6 @@ def _check_accounts(plan: SessionPlan, provider: str | None) -> None:
                    f"feeds {feeds}   {keys}{extra}")
 
 
-def never_healthy(session: Session) -> str:
-    """One line: the run's delivering feeds were never healthy, and how each stood."""
-    states = "; ".join(
-        f"{name} {rt.ctx.status.state.value}"
-        + (f" ({rt.ctx.status.detail})" if rt.ctx.status.detail else "")
-        for name, rt in session.feeds.items() if rt.plan.role.value in ("primary", "standby"))
-    return f"no delivering feed was ever healthy during the run: {states}"
-
-
-def _write_line(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
-def _stdout_gone() -> None:
-    """stdout's reader has gone: point stdout at /dev/null, so that nothing more (nor
-    the interpreter's final flush) fails on the closed pipe."""
-    with contextlib.suppress(OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-
-
 _commands_loaded = False
 
 
@@ -409,6 +288,8 @@ def _load_commands() -> None:
 
 
 def _load_plugin_commands() -> None:
+    import inspect
+
     from .manager import plugin_callers
 
     try:
@@ -416,6 +297,7 @@ def _load_plugin_commands() -> None:
     except Exception as exc:  # the CLI must still work without plugin commands
         click.echo(f"warning: plugin commands unavailable: {exc}", err=True)
         return
+    builtin = dict(cli.commands)
     for plugin, caller in plugin_callers(pm, "feedctl_cli_commands"):
         try:
             for result in caller(cli=cli):
@@ -424,6 +306,13 @@ def _load_plugin_commands() -> None:
                     raise TypeError("feedctl_cli_commands must be a plain function, not async")
         except Exception as exc:
             click.echo(f"warning: plugin {plugin!r} failed to add commands: {exc}", err=True)
+        # a built-in command is looked up without loading the plugins' commands, so a
+        # plugin cannot replace one (it would, or not, depending on the command line)
+        for name, command in builtin.items():
+            if cli.commands.get(name) is not command:
+                cli.commands[name] = command
+                click.echo(f"warning: plugin {plugin!r} cannot replace the built-in command "
+                           f"{name!r}; the built-in is kept", err=True)
 
 
 def main() -> None:

@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dynaconf import Dynaconf
-from dynaconf.utils.inspect import get_history
 from pydantic import BaseModel, ValidationError
 
 from .errors import ConfigError
@@ -46,6 +44,7 @@ TOOL_VARIABLES: dict[str, str] = {
     "FEEDCTL_DISABLE_PLUGIN_AUTOLOAD": "1: load no installed plugin",
     "FEEDCTL_MONITOR_URL": "the monitor `feedctl status` reads",
     "FEEDCTL_MONITOR_TOKEN": "the token `feedctl status` sends",
+    "FEEDCTL_REDIS_URL": "the Redis URL of `feedctl worker`, `tail` and `bus` (--redis)",
     "FEEDCTL_FUZZ_EXAMPLES": "examples per property in the test suite's fuzz tests",
 }
 _RESERVED = {name.removeprefix(ENV_PREFIX + "_") for name in TOOL_VARIABLES}
@@ -160,9 +159,11 @@ def _file_sources(files: list[Path], profile: str) -> dict[str, str]:
             table = data.get(env)
             if not isinstance(table, dict):
                 continue
-            label = "built-in default" if f == DEFAULTS_FILE else f"{f} [{env}]"
             for leaf in _leaves(table):
-                out[leaf] = label
+                # the table that holds the key: [sim.router] for router.failover_after
+                parent = leaf.rpartition(".")[0]
+                out[leaf] = ("built-in default" if f == DEFAULTS_FILE
+                             else f"{f} [{env}{'.' + parent if parent else ''}]")
     return out
 
 
@@ -203,6 +204,11 @@ def load_profile(
     elif (Path.cwd() / ".secrets.toml").is_file():
         files.append(Path.cwd() / ".secrets.toml")
     known_profiles = _profiles_in(files)  # first: a TOML error names its file
+    # dynaconf loads here, not with this module: `feedctl plugins` (the plugins import
+    # env_var_name) and `--version` never read a profile
+    from dynaconf import Dynaconf
+    from dynaconf.utils.inspect import get_history
+
     try:
         dyn = Dynaconf(
             settings_files=[str(f) for f in files],
@@ -250,7 +256,7 @@ def load_profile(
         raise ConfigError(
             f"profile {name!r} is not defined; known profiles: "
             f"{', '.join(sorted(known_profiles)) or 'none'}"
-            f" (define [{name}] in settings.toml)",
+            f" (define [{name}] in settings.toml{_switched_off()})",
             setting="--profile",
         )
     raw = merge_settings(raw, scoped)
@@ -260,6 +266,18 @@ def load_profile(
     env_only = {k: v for k, v in from_env.items() if k not in from_files}
     return LoadedProfile(name=name, raw=raw, sources=sources, files=files, env_only=env_only,
                          profiles=known_profiles)
+
+
+def _switched_off() -> str:
+    """Why a shipped profile may be missing: the plugin that ships it is not loaded."""
+    if os.environ.get(f"{ENV_PREFIX}_DISABLE_PLUGIN_AUTOLOAD", "") not in ("", "0"):
+        return (f"; {ENV_PREFIX}_DISABLE_PLUGIN_AUTOLOAD is set, so no installed plugin is "
+                "loaded, nor the profiles plugins ship (sim, mainnet, testnet...)")
+    if os.environ.get(f"{ENV_PREFIX}_LOAD_PLUGINS"):
+        return (f"; {ENV_PREFIX}_LOAD_PLUGINS loads only "
+                f"{os.environ[ENV_PREFIX + '_LOAD_PLUGINS']}: the profiles other plugins "
+                "ship are not loaded")
+    return ""
 
 
 #: Settings that hold secrets: they belong in .secrets.toml or the environment.
@@ -309,6 +327,8 @@ def format_validation_error(
             continue
         got = err.get("input")
         msg = err["msg"].removeprefix("Value error, ")
+        if loaded is not None and where == "built-in default":
+            loc, msg, where = _origin_below(loaded, loc, msg)
         shown = ("" if isinstance(got, dict) or got is None or "got " in msg
                  else f", got {got!r}")
         if where and where.startswith("environment ("):
@@ -319,6 +339,21 @@ def format_validation_error(
             fix = f"; set it in settings.toml [{profile}] or {env_var_name(profile, loc)}"
         lines.append(f"setting '{loc}' in profile {profile!r}: {msg}{shown}{fix}")
     return "; ".join(lines)
+
+
+def _origin_below(loaded: LoadedProfile, loc: str, msg: str) -> tuple[str, str, str]:
+    """(setting, message, origin) of a problem a section's own validator reports on the
+    whole section ("symbols: at least one symbol is required" on ``simulator``): the key
+    its message names when that key was set (``simulator.symbols``), else the section
+    with the one place every key below it came from."""
+    field_name, _, rest = msg.partition(": ")
+    if rest and field_name.isidentifier() and loc:
+        named = loaded.sources.get(f"{loc}.{field_name}")
+        if named is not None:
+            return f"{loc}.{field_name}", rest, named
+    below = {src for key, src in loaded.sources.items()
+             if key.startswith(loc + ".") or not loc} - {"built-in default"}
+    return loc, msg, below.pop() if len(below) == 1 else "built-in default"
 
 
 def _closest(model: type[BaseModel] | None, parts: list[str]) -> str | None:

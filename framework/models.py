@@ -96,7 +96,7 @@ _KEY_CACHE = "_key"
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class PositionUpdate(_Frozen):

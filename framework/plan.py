@@ -177,9 +177,37 @@ def build_plan(
                         f"plugin {plugin!r} returned {svc!r} from feedctl_services, "
                         "which is not a feedctl.Service", plugin=plugin)
                 services.append(svc)
+    refused = _kind_checks(accounts, multi=len(settings.accounts) > 0,
+                           endpoints_provided=any("endpoints" in svc.provides
+                                                  for svc in services))
+    if refused:
+        raise ConfigError.of(refused)
     plan = SessionPlan(loaded, settings, registry, pm, accounts[0].feeds, plugin_settings,
                        services, accounts)
     return plan
+
+
+def _kind_checks(accounts: list[AccountPlan], *, multi: bool,
+                 endpoints_provided: bool) -> list[ConfigError]:
+    """What the feeds would refuse when they start (``FeedKind.check``), refused now, so
+    that `check` and `run` refuse alike; endpoints a service provides at start are not
+    known yet (None)."""
+    problems: list[ConfigError] = []
+    seen: set[str] = set()
+    for acct in accounts:
+        for f in acct.feeds:
+            if f.kind.check is None:
+                continue
+            for msg in f.kind.check(f.name, f.settings, acct.settings.account.exchange,
+                                    acct.settings.environment,
+                                    None if endpoints_provided else f.endpoints):
+                text = f"feed {f.name!r} (kind {f.kind.name!r}): {msg}"
+                if multi:
+                    text = f"account {acct.name!r}: {text}"
+                if text not in seen:
+                    seen.add(text)
+                    problems.append(ConfigError(text, setting=f"feeds.{f.name}"))
+    return problems
 
 
 def account_views(settings: ProfileSettings) -> list[tuple[str, str, ProfileSettings]]:

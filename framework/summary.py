@@ -11,7 +11,7 @@ on it instead of 0.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .models import EventKind, FeedState, PositionEvent, PositionKey, RouteEvent, StatusEvent
@@ -135,4 +135,47 @@ def format_summary(figures: Mapping[str, Any]) -> str:
     key = figures["longest_stale_price_position"]
     lines.append(f"  longest without a new mark: {figures['longest_stale_price_seconds']:.1f}s"
                  + (f" ({key})" if key else " (no open position)"))
+    return "\n".join(lines)
+
+
+def _fmt(v: Any, fmt: str, unit: str = "") -> str:
+    return "-" if v is None else f"{v:{fmt}}{unit}"
+
+
+def _symbol(position: Any) -> str:
+    """BTCUSDT of a position key written "linear:BTCUSDT:0"."""
+    parts = str(position).split(":")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def format_validation_table(reports: Iterable[Mapping[str, Any]]) -> str:
+    """The validation part of the exit summary: a small table, one row per shadow feed
+    (the fields of a ``validation`` event, docs/events.md)."""
+    reports = list(reports)
+    header = ["shadow", "vs primary", "agreement", "samples", "pending", "mark Δ p50",
+              "mark Δ max", "first p/s", "lead p50", "differ now"]
+    rows = [header]
+    for r in reports:
+        agree, disagree = r.get("agreeing", 0), r.get("disagreeing", 0)
+        ratio = r.get("agreement")
+        differ = [d for d in r.get("current") or [] if d.get("settled", True)]
+        now = ", ".join(f"{_symbol(d['position'])} {d['field']} {d['primary']}≠{d['shadow']}"
+                        for d in differ[:2]) + (f" (+{len(differ) - 2})"
+                                                if len(differ) > 2 else "")
+        rows.append([
+            str(r.get("shadow")), str(r.get("primary")),
+            _fmt(None if ratio is None else 100 * ratio, ".1f", "%"),
+            f"{agree}/{agree + disagree}", str(r.get("pending", 0)),
+            _fmt(r.get("mark_deviation_bps_p50"), ".2f", " bps"),
+            _fmt(r.get("mark_deviation_bps_max"), ".2f", " bps"),
+            f"{r.get('primary_first', 0)}/{r.get('shadow_first', 0)}",
+            _fmt(r.get("lead_ms_p50"), "+.0f", " ms"), now or "none"])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    right = {2, 3, 4, 5, 6, 7, 8}  # figures align right, names and text left
+    window = next((r.get("window_seconds") for r in reports), None)
+    lines = [f"validation at the end of the run (rolling window {_fmt(window, 'g', 's')}):"]
+    for row in rows:
+        cells = [c.rjust(w) if i in right else c.ljust(w)
+                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        lines.append("  " + "  ".join(cells).rstrip())
     return "\n".join(lines)

@@ -13,6 +13,7 @@ goes through :func:`feedctl.logs.redact`.
 
 from __future__ import annotations
 
+import errno
 import hmac
 import ipaddress
 import logging
@@ -142,13 +143,25 @@ class Monitor:
                         "it can read positions; set monitor.token", self.settings.host)
 
     def _bind_error(self, exc: OSError) -> ConfigError:
+        """The setting to fix (the port when it is taken, else the host) and where its
+        value came from."""
         s = self.settings
-        profile = getattr(getattr(self.session, "plan", None), "loaded", None)
-        how = (f" (set {env_var_name(profile.name, 'monitor.port')}; 0 picks a free port)"
-               if profile is not None else "")
-        return ConfigError(f"monitor.port: cannot listen on {s.host}:{s.port}: "
-                           f"{exc.strerror or exc}; choose another port{how}",
-                           setting="monitor.port")
+        key = "monitor.port" if exc.errno == errno.EADDRINUSE else "monitor.host"
+        loaded = getattr(getattr(self.session, "plan", None), "loaded", None)
+        where = loaded.source_of(key) if loaded is not None else "built-in default"
+        if where.startswith("environment ("):
+            origin = f" (from {where.removeprefix('environment (').removesuffix(')')})"
+        elif where != "built-in default":
+            origin = f" (from {where})"
+        elif loaded is not None:
+            origin = (f" (not in the settings files; set {key} there or "
+                      f"{env_var_name(loaded.name, key)})")
+        else:
+            origin = ""
+        fix = ("choose another port; 0 picks a free one" if key == "monitor.port"
+               else "use an address of this machine (127.0.0.1: this machine only)")
+        return ConfigError(f"{key}: cannot listen on {s.host}:{s.port}: "
+                           f"{exc.strerror or exc}{origin}; {fix}", setting=key)
 
     async def stop(self) -> None:
         await self.hub.stop()

@@ -13,12 +13,16 @@ import logging
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from feedctl import Category, PositionEvent, Session, hookimpl
+from feedctl import hookimpl
 
 from .config import TradingSettings, TrailingStopSettings
-from .engine import TrailingStopEvent, TrailingStops, trail_distance
 
+# The engine, the session and the executor load when a session starts: `feedctl check`
+# and `feedctl plugins` load this module only to read its settings sections.
 if TYPE_CHECKING:
+    from feedctl import Category, PositionEvent, Session
+
+    from .engine import TrailingStopEvent, TrailingStops
     from .executor import BybitStopSetter
 
 log = logging.getLogger("feedctl.trailing_stop")
@@ -46,6 +50,8 @@ class _PerSession:
     def account(self, name: str) -> _PerAccount:
         acc = self.accounts.get(name)
         if acc is None:
+            from .engine import TrailingStops
+
             acc = self.accounts[name] = _PerAccount(TrailingStops(self.settings))
         return acc
 
@@ -125,6 +131,8 @@ class TrailingStopConsumer:
 
     async def _place(self, acc: _PerAccount, event: PositionEvent,
                      ts: TrailingStopEvent) -> None:
+        from .engine import trail_distance
+
         assert acc.setter is not None
         rule = acc.engine.settings.rule(ts.symbol)
         pos = event.position

@@ -201,6 +201,26 @@ def test_cli_commands_hook_raising_is_a_warning_and_the_cli_survives(
     assert out.exit_code == 0 and f"plugin API {API_VERSION}" in out.output
 
 
+def test_a_plugin_command_cannot_replace_a_built_in_command(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`check` is looked up without loading the plugins' commands: a plugin's `check`
+    would replace it or not depending on the command line, so it is refused, named."""
+    import click
+
+    class Shadows:
+        @hookimpl
+        def feedctl_cli_commands(self, cli: Any) -> None:
+            cli.add_command(click.Command("check", callback=lambda: None))
+
+    pm = manager(shadow=Shadows())
+    builtin = cli_module.cli.commands["check"]
+    monkeypatch.setattr(cli_module, "_pm", pm)
+    cli_module._load_plugin_commands()
+    assert cli_module.cli.commands["check"] is builtin
+    assert capsys.readouterr().err == ("warning: plugin 'shadow' cannot replace the built-in "
+                                       "command 'check'; the built-in is kept\n")
+
+
 def test_a_plugin_claiming_a_core_setting_is_refused_naming_it() -> None:
     pm = manager(greedy=Sections(name="router"))
     with pytest.raises(PluginConflictError, match=r"plugin 'greedy' claims the settings "

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -193,7 +194,9 @@ def test_check_refuses_an_embedded_simulator_run_would_refuse(tmp_path: Path) ->
     assert check.returncode == run.returncode == 2, (check.stderr, run.stderr)
     for out in (check, run):
         (line,) = [ln for ln in out.stderr.splitlines() if ln.startswith("ERROR:")]
-        assert "symbols: at least one symbol is required" in line
+        assert line == (f"ERROR: setting 'simulator.symbols' in profile 'x': at least one "
+                        f"symbol is required (from {tmp_path.resolve() / 'settings.toml'} "
+                        "[x.simulator])")
         assert "pydantic" not in out.stderr and "Traceback" not in out.stderr
 
 
@@ -215,6 +218,45 @@ def test_quick_commands_do_not_import_ccxt_aiohttp_or_rich(tmp_path: Path,
     assert "feedctl" in imported, out.stderr[-500:]
     assert not imported & {"ccxt", "aiohttp", "rich", "websockets"}, sorted(
         imported & {"ccxt", "aiohttp", "rich", "websockets"})
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("args", [("plugins",), ("check", "--profile", "x")])
+def test_quick_commands_load_no_other_command_nor_a_feed(tmp_path: Path,
+                                                         args: tuple[str, ...]) -> None:
+    """`check` and `plugins` build the plugin manager and the settings, not the other
+    commands (`status` and the monitor's views, the plugins' `sim`, `bus`, `worker`), nor
+    a feed's socket or client code, nor the trailing-stop engine: what a session needs
+    loads when a session starts."""
+    (tmp_path / "settings.toml").write_text(
+        "[x]\n[x.account]\nexchange = 'bybit'\n[x.feeds.r]\nkind = 'rest_polling'\n"
+        "role = 'primary'\n[x.feeds.h]\nkind = 'bybit_hybrid'\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDCTL_")}
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "feedctl.cli", *args],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    imported = {line.rsplit("|", 1)[-1].strip()
+                for line in out.stderr.splitlines() if line.startswith("import time:")}
+    assert "feedctl.manager" in imported, out.stderr[-500:]
+    unwanted = {m for m in imported if m.startswith("feedctl.monitor")
+                or m in {"feedctl.simulator.cli", "feedctl.simulator.server",
+                         "feedctl.plugins.redis_bus.cli", "feedctl.plugins.trailing_stop.engine",
+                         "feedctl.plugins.trailing_stop.executor"}
+                or (m.split(".")[-1] in {"feed", "ws", "rest", "client", "public", "private"}
+                and m.startswith("feedctl.plugins"))}
+    assert unwanted == set()
+
+
+@pytest.mark.integration
+def test_plugins_reads_no_profile_so_loads_no_dynaconf(tmp_path: Path) -> None:
+    """`feedctl plugins` lists what is loaded; the settings machinery (dynaconf, a tenth
+    of `check`'s start) loads only where a profile is read."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDCTL_")}
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "feedctl.cli", "plugins"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "rest_polling  [" in out.stdout, out.stderr[-500:]
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0]
+                for line in out.stderr.splitlines() if line.startswith("import time:")}
+    assert "pluggy" in imported and "dynaconf" not in imported
 
 
 @pytest.mark.integration
@@ -260,3 +302,96 @@ def test_version_loads_no_plugin_nor_the_settings_machinery(tmp_path: Path) -> N
     heavy = {m for m in imported if m.split(".")[0] in {"pydantic", "dynaconf", "pluggy"}
              or m.startswith("feedctl.plugins") or m.startswith("feedctl.simulator")}
     assert heavy == set()
+
+
+@pytest.mark.integration
+def test_check_and_run_print_a_secret_in_settings_toml_as_a_warning_line(
+        tmp_path: Path) -> None:
+    """Point 7: a key in the (tracked) settings file is accepted, and both commands say so
+    in one `warning:` line naming the file and table and where the key belongs."""
+    (tmp_path / "settings.toml").write_text(
+        "[x]\nmode = 'rest'\n[x.account]\nexchange = 'bybit'\napi_key = 'in-git-key'\n"
+        "api_secret = 'in-git-secret'\n[x.endpoints]\nrest = 'http://127.0.0.1:9'\n")
+    check = feedctl("check", "--profile", "x", cwd=tmp_path)
+    run = feedctl("run", "--profile", "x", "--for", "1s", "--output", "none", cwd=tmp_path)
+    for out in (check, run):
+        warned = [ln for ln in out.stderr.splitlines() if "account.api_key" in ln]
+        assert warned == [
+            f"warning: account.api_key is set in {tmp_path.resolve() / 'settings.toml'} "
+            "[x.account]: settings files are usually tracked; keep secrets in .secrets.toml "
+            "beside it (untracked) or in FEEDCTL_X__ACCOUNT__API_KEY"], out.stderr
+        assert "in-git-key" not in out.stderr + out.stdout
+    assert check.returncode == 0
+
+
+def _all_commands() -> list[tuple[str, Any]]:
+    """(`feedctl <name>`, command) of every command, the plugins' included."""
+    import click
+
+    from feedctl.cli import _load_commands, cli
+
+    _load_commands()
+    out: list[tuple[str, Any]] = []
+
+    def walk(prefix: str, group: click.Group) -> None:
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                walk(f"{prefix} {name}", command)
+            else:
+                out.append((f"{prefix} {name}", command))
+
+    walk("feedctl", cli)
+    return out
+
+
+@pytest.mark.unit
+def test_every_variable_an_option_reads_is_a_reserved_tool_variable() -> None:
+    """Point 3: FEEDCTL_REDIS_URL (`feedctl worker --redis`) read as a setting warned
+    "did you mean 'redis_bus'?" in the shell docs/redis.md sets it in."""
+    from feedctl.config import TOOL_VARIABLES
+
+    read = {p.envvar for _, c in _all_commands() for p in c.params
+            if isinstance(p.envvar, str) and p.envvar.startswith("FEEDCTL_")}
+    assert "FEEDCTL_REDIS_URL" in read
+    assert read <= set(TOOL_VARIABLES), sorted(read - set(TOOL_VARIABLES))
+    readme = (REPO / "README.md").read_text()
+    for name in TOOL_VARIABLES:
+        assert f"`{name}`" in readme, name
+
+
+@pytest.mark.unit
+def test_the_readme_commands_table_lists_every_command_and_option() -> None:
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("| command | what it does |"):readme.index("Exit codes:")]
+    rows = {line.split("`")[1]: line for line in table.splitlines() if line.startswith("| `")}
+    for name, command in _all_commands():
+        (row,) = [line for head, line in rows.items() if head.split(" [")[0] == name]
+        for param in command.params:
+            for opt in (*param.opts, *param.secondary_opts):
+                if opt.startswith("--") and opt != "--help":
+                    assert opt in row, (name, opt)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("profile", "error"), [
+    ("[x]\nmode = 'rest'\n[x.account]\nexchange = 'binanceusd'\n",
+     "ERROR: feed 'rest_polling' (kind 'rest_polling'): 'binanceusd' is not a ccxt exchange "
+     "id (account.exchange); did you mean 'binanceusdm'?"),
+    ("[x]\nmode = 'rest'\nenvironment = 'demo'\n[x.account]\nexchange = 'bybit'\n",
+     "ERROR: feed 'rest_polling' (kind 'rest_polling'): rest_polling knows no 'demo' URL for "
+     "'bybit': set endpoints.rest (or feeds.rest_polling.urls)"),
+])
+def test_check_refuses_what_the_poller_would_refuse_at_start(tmp_path: Path, profile: str,
+                                                              error: str) -> None:
+    """Point 1: these passed `check`, and `run` started and then failed (exit 1) when the
+    poller built its ccxt client; the kind's check (FeedKind.check, no ccxt import) refuses
+    them in both, before anything starts."""
+    (tmp_path / "settings.toml").write_text(profile)
+    (tmp_path / ".secrets.toml").write_text("[x.account]\napi_key = 'k1234'\n"
+                                            "api_secret = 's1234'\n")
+    check = feedctl("check", "--profile", "x", cwd=tmp_path)
+    run = feedctl("run", "--profile", "x", "--for", "2s", "--output", "none", cwd=tmp_path)
+    assert check.returncode == run.returncode == 2, (check.stderr, run.stderr)
+    for out in (check, run):
+        assert [ln for ln in out.stderr.splitlines() if ln.startswith("ERROR:")] == [error]
+    assert "session started" not in run.stderr

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import model_validator
 
-from feedctl import ConfigError, Mode, Role
+from feedctl import ConfigError, Mode, Role, StrictModel, hookimpl
 from feedctl.manager import FeedctlPluginManager
 from feedctl.plan import build_plan, check_credentials
 from tests.core.conftest import SCRIPTED_PROFILE
@@ -26,7 +28,7 @@ def test_the_plugins_ship_their_profiles_without_any_settings_file(clean_env: Pa
     assert plan.roles == {"bybit_hybrid": Role.PRIMARY, "rest_polling": Role.STANDBY}
     hybrid = next(f for f in plan.feeds if f.name == "bybit_hybrid")
     assert hybrid.endpoints.rest == "https://api.bybit.com"  # type: ignore[attr-defined]
-    assert plan.loaded.source_of("account.exchange").endswith("profiles.toml [mainnet]")
+    assert plan.loaded.source_of("account.exchange").endswith("profiles.toml [mainnet.account]")
 
 
 def test_the_core_ships_no_profile(clean_env: Path, pm: FeedctlPluginManager) -> None:
@@ -107,7 +109,7 @@ def test_bad_duration_names_the_setting_and_the_file_table_it_came_from(
         build_plan("t", pm=pm)
     msg = str(err.value)
     assert "setting 'router.failback_after' in profile 't'" in msg
-    assert msg.count("got 'soon'") == 1 and f"(from {path.resolve()} [t])" in msg
+    assert msg.count("got 'soon'") == 1 and f"(from {path.resolve()} [t.router])" in msg
     assert "FEEDCTL_" not in msg  # only where it came from
 
 
@@ -130,7 +132,7 @@ def test_a_typo_under_default_names_the_default_table_and_suggests_the_key(
     with pytest.raises(ConfigError) as err:
         build_plan("t", pm=pm)
     msg = str(err.value)
-    assert f"(from {path.resolve()} [default])" in msg
+    assert f"(from {path.resolve()} [default.router])" in msg
     assert "did you mean 'router.failover_after'?" in msg
 
 
@@ -293,3 +295,48 @@ def test_a_malformed_settings_file_is_named(clean_env: Path, pm: FeedctlPluginMa
     path = write(clean_env, "[t\nmode = 'rest'\n")
     with pytest.raises(ConfigError, match=rf"cannot read settings file '{path.resolve()}'"):
         build_plan("t", pm=pm)
+
+
+class _Sized(StrictModel):
+    size: int = 1
+    limit: int = 10
+
+    @model_validator(mode="after")
+    def _fits(self) -> _Sized:
+        if self.size > self.limit:  # a check of two keys: pydantic blames the section
+            raise ValueError("size: must not exceed limit")
+        return self
+
+
+class _SizedPlugin:
+    @hookimpl
+    def feedctl_settings_sections(self, register: Any) -> None:
+        register("sized", _Sized)
+
+
+@pytest.mark.parametrize("where", ["file", "variable"])
+def test_a_section_check_names_the_key_and_only_where_it_came_from(
+    clean_env: Path, pm: FeedctlPluginManager, monkeypatch: pytest.MonkeyPatch, where: str,
+) -> None:
+    pm.register(_SizedPlugin(), name="sized")
+    if where == "file":
+        path = write(clean_env, SCRIPTED_PROFILE + "[t.sized]\nsize = 50\n")
+        origin = f"(from {path.resolve()} [t.sized])"
+    else:
+        write(clean_env, SCRIPTED_PROFILE)
+        monkeypatch.setenv("FEEDCTL_T__SIZED__SIZE", "50")
+        origin = "(from FEEDCTL_T__SIZED__SIZE)"
+    with pytest.raises(ConfigError) as err:
+        build_plan("t", pm=pm)
+    assert str(err.value) == (f"setting 'sized.size' in profile 't': must not exceed limit "
+                              f"{origin}")
+
+
+def test_a_missing_shipped_profile_says_the_plugins_are_switched_off(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FEEDCTL_DISABLE_PLUGIN_AUTOLOAD", "1")
+    with pytest.raises(ConfigError, match=r"profile 'sim' is not defined; known profiles: none "
+                                          r"\(define \[sim\] in settings.toml; "
+                                          r"FEEDCTL_DISABLE_PLUGIN_AUTOLOAD is set"):
+        build_plan("sim")

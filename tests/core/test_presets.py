@@ -195,7 +195,7 @@ def test_feedctl_profiles_ships_a_profile_the_settings_file_overrides(
     write(clean_env, "[demo]\nmode = 'production'\n")
     plan = build_plan("demo", pm=pm)
     assert plan.roles == {"scripted_live": Role.PRIMARY, "scripted_poll": Role.STANDBY}
-    assert plan.loaded.source_of("account.exchange") == f"{shipped} [demo]"
+    assert plan.loaded.source_of("account.exchange") == f"{shipped} [demo.account]"
 
 
 def test_feedctl_profiles_naming_no_file_is_a_plugin_error(clean_env: Path) -> None:

@@ -149,3 +149,47 @@ def test_a_report_reads_as_one_line_with_every_figure() -> None:
     assert "first: primary 1, shadow 0 of 1 changes, median lead +800 ms" in line
     assert "now differ: BTCUSDT size 3≠2 (1.5s)" in line
     assert "{" not in line
+
+
+def test_the_exit_summary_is_a_small_table_one_row_per_shadow() -> None:
+    from feedctl.summary import format_validation_table
+
+    v, p, s, clock = setup(settle=1.0)
+    p.apply(upd("2", 2, received_ns=1_000_000_000))
+    s.apply(upd("1", 1))
+    s.apply(upd("2", 2, received_ns=1_800_000_000))
+    p.apply(upd("3", 3))
+    for t in (0.0, 1.5):
+        clock.t = t
+        (report,) = v.tick()
+    title, header, row = format_validation_table([report.model_dump(mode="json")]).splitlines()
+    assert title == "validation at the end of the run (rolling window 60s):"
+    assert header.split() == ["shadow", "vs", "primary", "agreement", "samples", "pending",
+                              "mark", "Δ", "p50", "mark", "Δ", "max", "first", "p/s", "lead",
+                              "p50", "differ", "now"]
+    assert row.split() == ["rest", "hybrid", "0.0%", "0/1", "1", "-", "-", "1/0", "+800", "ms",
+                           "BTCUSDT", "size", "3≠2"]
+    assert header.index("agreement") + len("agreement") == row.index("0.0%") + len("0.0%")
+
+
+def test_line_output_prints_a_report_as_one_readable_line() -> None:
+    """`feedctl run` off a terminal: one line per report (one per validation.interval)."""
+    import io
+    import re
+
+    from feedctl.output import TextPrinter
+    from feedctl.validator import describe_report
+
+    v, p, s, clock = setup(settle=1.0)
+    p.apply(upd("2", 2))
+    s.apply(upd("2", 2))
+    out = io.StringIO()
+    printer = TextPrinter(out)
+    for t in (0.0, 1.0):
+        clock.t = t
+        (report,) = v.tick()
+        printer(report)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert re.fullmatch(r"\d\d:\d\d:\d\d valid\.  rest vs hybrid: agrees 100\.0% .*", lines[1])
+    assert lines[1].endswith(describe_report(report.model_dump(mode="json")))

@@ -90,6 +90,23 @@ def unsynced_monitor(clean_env: Path, mpm: FeedctlPluginManager) -> Iterator[str
     yield from _threaded(write_settings(clean_env, WALK_PROFILE + "sync = false\n"), mpm, None)
 
 
+@pytest.fixture
+def validated_monitor(clean_env: Path, mpm: FeedctlPluginManager) -> Iterator[str]:  # noqa: F811
+    """Like ``threaded_monitor``, with a shadow feed the validator compares."""
+    yield from _threaded(write_settings(clean_env, WALK_PROFILE + VALIDATED_EXTRA), mpm, None)
+
+
+#: A shadow walk feed, validated every 50 ms (settled after 200 ms).
+VALIDATED_EXTRA = """
+[t.feeds.shadow]
+kind = "walk"
+role = "shadow"
+[t.validation]
+interval = "50ms"
+settle = "200ms"
+"""
+
+
 def _threaded(path: Path, mpm: FeedctlPluginManager, token: str | None) -> Iterator[str]:
     ready: list[str] = []
     started = threading.Event()

@@ -244,3 +244,26 @@ def test_readyz_is_ready_once_the_delivering_feed_synced_and_probes_need_no_toke
                 assert r.status == 401  # everything else still needs the token
 
     run_async(main())
+
+
+@pytest.mark.integration
+def test_a_monitor_host_that_is_not_ours_names_the_host_and_where_it_was_set(
+    clean_env: Path, mpm: FeedctlPluginManager
+) -> None:
+    """Not the port (which is free): the host, from the settings file's [t.monitor]."""
+    from feedctl import ConfigError, Session
+    from feedctl.monitor import Monitor
+
+    path = write_settings(clean_env, WALK_PROFILE + "[t.monitor]\nhost = '192.0.2.1'\n")
+
+    async def main() -> None:
+        async with Session("t", settings_path=path, plugin_manager=mpm) as session:
+            monitor = Monitor(session, session.settings.monitor.model_copy(update={"port": 0}))
+            with pytest.raises(ConfigError) as err:
+                await monitor.start()
+            assert err.value.setting == "monitor.host"
+            msg = str(err.value)
+            assert msg.startswith("monitor.host: cannot listen on 192.0.2.1:0: ")
+            assert f"(from {path.resolve()} [t.monitor]); use an address of this machine" in msg
+
+    run_async(main())

@@ -110,3 +110,29 @@ def test_dashboard_of_a_feed_that_never_synced_says_positions_unknown(
     assert "no open positions" not in body and "not synced yet" in body
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "monitor-dashboard-unsynced.png"))
+
+
+def test_dashboard_shows_validation_a_person_can_read(
+    validated_monitor: str, browser: Any
+) -> None:
+    """Point 8: per shadow, agreement over the window, mark deviation (median and max),
+    who saw changes first and by how much, and what differs now: one line."""
+    import re
+
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def text(selector: str) -> str:
+        return browser.execute_script(
+            "const e = document.querySelector(arguments[0]); return e ? e.textContent : ''",
+            selector)
+
+    browser.get(validated_monitor + "/")
+    wait = WebDriverWait(browser, 15, poll_frequency=0.05)
+    wait.until(lambda d: "agrees 100.0%" in text("#validation"))
+    line = text("#validation")
+    assert re.search(r"shadow vs main: agrees 100\.0% \(\d+/\d+ position samples over 300s, "
+                     r"\d+ pending\) · mark Δ p50 [\d.]+ bps, max [\d.]+ bps · first: primary "
+                     r"\d+, shadow \d+ of \d+ changes, median lead (-|[+-]\d+ ms) · "
+                     r"no difference now", line), line
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
