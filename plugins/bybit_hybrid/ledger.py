@@ -37,6 +37,9 @@ class State:
     leverage: Decimal | None = None
 
 
+FLAT = State(None, Decimal(0), Decimal(0))
+
+
 class LossLedger:
     def __init__(self) -> None:
         #: newest exchange time of a push per key (the audit skips keys pushed after it)
@@ -57,6 +60,9 @@ class LossLedger:
         #: per key, seq -> the seen state itself (a replay of fills lost between two
         #: seen states starts from the first)
         self.states: dict[PositionKey, dict[int, State]] = {}
+        #: keys whose oldest seen states were dropped (SEEN_PER_KEY): a replay cannot
+        #: assume them flat before the oldest one kept
+        self.trimmed: set[PositionKey] = set()
         #: the newest losses that cannot be delivered in order: status and audit
         self.unrecoverable: deque[dict[str, Any]] = deque(maxlen=100)
 
@@ -91,6 +97,7 @@ class LossLedger:
         if len(seen) > SEEN_PER_KEY:  # no snapshot for long (audit off): keep the newest
             self.seen[key] = dict(sorted(seen.items())[SEEN_PER_KEY // 2:])
             self._prune(key)
+            self.trimmed.add(key)  # what came before the oldest kept state is unknown
         if update.seq > self.last_seq.get(key, -1):
             self.last_seq[key] = update.seq
 
@@ -104,9 +111,16 @@ class LossLedger:
             return
         floor = self.fills_floor_ms = max(self.fills_floor_ms or floor_ms, floor_ms)
         self.key_floor_ms = {k: ms for k, ms in self.key_floor_ms.items() if ms > floor}
-        # a state's fills are not later than the state: none after the floor now
+        # a state's fills are not later than the state: none after the floor now. A
+        # listed key's row stays, as where a replay of later lost states starts; a key
+        # the snapshot does not list was flat then (no state before: flat)
+        listed = {row.key: row.seq for row in rows if row.seq is not None}
+        self.trimmed.clear()
         for key, seqs in list(self.seen.items()):
             kept = {seq: ms for seq, ms in seqs.items() if ms > floor}
+            base = listed.get(key)
+            if base is not None and base in seqs and base in self.states.get(key, {}):
+                kept[base] = seqs[base]
             if kept:
                 self.seen[key] = kept
                 self._prune(key)
@@ -146,22 +160,28 @@ class LossLedger:
                 states[seq] = max(states.get(seq, 0), ms)
         return lost
 
-    def brackets(self, key: PositionKey, lost: list[int]) -> list[tuple[int, int, list[int]]]:
+    def brackets(self, key: PositionKey, lost: list[int]
+                 ) -> list[tuple[int | None, int, list[int]]]:
         """The (sorted) lost seqs in runs between two seen states with nothing seen
-        between: (seq seen before, seq seen after, the run) for each run that has both."""
+        between: (seq seen before, seq seen after, the run) for each run that has a seen
+        state after it. No state seen before (None): the book never held the key before
+        the run - it was flat (a snapshot listing it would have left its row here)."""
         seen = sorted(self.seen.get(key, {}))
-        out: list[tuple[int, int, list[int]]] = []
-        runs: dict[tuple[int, int], list[int]] = {}
+        out: list[tuple[int | None, int, list[int]]] = []
+        runs: dict[tuple[int | None, int], list[int]] = {}
         for seq in lost:
             i = bisect_left(seen, seq)
-            if i == 0 or i == len(seen) or seen[i] == seq:
+            if i == len(seen) or seen[i] == seq or (i == 0 and key in self.trimmed):
                 continue
-            runs.setdefault((seen[i - 1], seen[i]), []).append(seq)
-        for (a, b), run in sorted(runs.items()):
+            runs.setdefault((seen[i - 1] if i else None, seen[i]), []).append(seq)
+        for (a, b), run in sorted(runs.items(), key=lambda kv: kv[0][1]):
             out.append((a, b, run))
         return out
 
-    def state_at(self, key: PositionKey, seq: int) -> State | None:
+    def state_at(self, key: PositionKey, seq: int | None) -> State | None:
+        """The seen state at ``seq``; None (no state before): flat."""
+        if seq is None:
+            return FLAT
         return self.states.get(key, {}).get(seq)
 
     def mark_seen(self, key: PositionKey, states: dict[int, int]) -> None:

@@ -177,8 +177,9 @@ class FillReplay:
             if start is None or end is None:
                 continue
             lev = start.leverage or self.leverage.get(key)
-            seg = [f for f in fills if f.key == key and a < f.seq <= b]
-            states = sorted(replay(seg, {key: start}, {key: a}, {}, {key: lev},
+            after = -1 if a is None else a
+            seg = [f for f in fills if f.key == key and after < f.seq <= b]
+            states = sorted(replay(seg, {key: start}, {key: after}, {}, {key: lev},
                                    time.time_ns()), key=lambda u: u.seq or 0)
             if (not states or states[-1].seq != b or not set(run) <= {u.seq for u in states}
                     or (states[-1].side, states[-1].size) != (end.side, end.size)):

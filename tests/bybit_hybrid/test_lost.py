@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from feedctl import EventKind, PositionBook, PositionUpdate, Side
-from feedctl.plugins.bybit_hybrid.ledger import State
+from feedctl import Category, EventKind, PositionBook, PositionKey, PositionUpdate, Side
+from feedctl.plugins.bybit_hybrid.ledger import LossLedger, State
 from feedctl.plugins.bybit_hybrid.lost import lost_boundaries
 
 pytestmark = pytest.mark.unit
@@ -85,3 +85,31 @@ def test_the_book_splits_its_position_into_the_close_and_the_reopen() -> None:
     (pos,) = book.positions.values()
     assert (pos.size, pos.seq) == (D("3"), 13)
     assert book.split(pos.key, st(14, "0"), st(14, "1")) == []  # not older than the book
+
+
+def test_a_run_with_no_state_before_it_starts_flat_unless_older_states_were_dropped(
+) -> None:
+    """The book never held the key before the lost run (a snapshot listing it would have
+    left its row in the ledger): the replay starts flat, and the lifecycle whose open was
+    lost (its close pushed) is past. A key whose oldest states the ledger dropped is not
+    assumed flat."""
+    ledger = LossLedger()
+    key = PositionKey(Category.LINEAR, "ETHUSDT", 0)
+    ledger.note(st(941, "0").model_copy(update={"symbol": "ETHUSDT"}))
+    assert ledger.brackets(key, [940]) == [(None, 941, [940])]
+    start = ledger.state_at(key, None)
+    assert start is not None and start.size == 0
+    found = lost_boundaries(start, [st(940, "0.1"), st(941, "0")])
+    assert [shape(p) for p in found.past] == [[(940, "0.1"), (941, "0")]]
+    ledger.trimmed.add(key)
+    assert ledger.brackets(key, [940]) == []
+
+
+def test_a_snapshot_keeps_a_listed_keys_row_as_the_start_of_a_later_replay() -> None:
+    ledger = LossLedger()
+    key = PositionKey(Category.LINEAR, "BTCUSDT", 0)
+    ledger.note_snapshot([st(10, "1")], floor_ms=5_000)  # the row's state is at 100 ms
+    ledger.note(st(13, "3"))
+    assert ledger.brackets(key, [11, 12]) == [(10, 13, [11, 12])]
+    start = ledger.state_at(key, 10)
+    assert start is not None and (start.side, start.size) == (LONG, D("1"))
