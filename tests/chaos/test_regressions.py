@@ -357,13 +357,13 @@ def test_without_the_overdue_pong_check_the_lost_lifecycle_stays_lost() -> None:
 
 
 @pytest.mark.integration
-def test_a_loss_no_ping_revealed_is_reported_when_it_cannot_be_delivered() -> None:
-    """L1, what remains: a stall holding no ping, then a newer push of the same position.
-    The lost lifecycle cannot be delivered in order; the audit reads the fills and
-    reports the states it skips (counter, warning, ``details()``) instead of losing them
-    silently."""
+def test_a_loss_no_ping_revealed_before_a_newer_push_is_delivered_as_past() -> None:
+    """L1: a stall holding no ping, then a newer push of the same position. The lost
+    lifecycle cannot be delivered in order; the audit reads the fills, replays them from
+    the flat book (the key was never held before) and delivers it as ``past`` history
+    instead of skipping it (it used to be reported, skipped)."""
 
-    async def main() -> tuple[list[tuple[str, str]], list[object], int]:
+    async def main() -> tuple[list[tuple[str, str, bool]], int, list[object]]:
         # the first audit comes after the newer push (an audit seeing the key flat in
         # between would replay the lost lifecycle: F14)
         async with hybrid(ping_interval=30.0, pong_timeout=10.0, audit_interval=2.0) as h:
@@ -374,15 +374,18 @@ def test_a_loss_no_ping_revealed_is_reported_when_it_cannot_be_delivered() -> No
             # arrives, newer; its order-create push carries the flat state (the close's
             # seq) before the fill: only the open state is missing from the book
             await h.ctl.place_order("BTCUSDT", "Buy", "0.02")
-            await wait_until(lambda: h.ctx.counters.get("states_unrecoverable", 0), 8)
+            await wait_until(lambda: len(h.lifecycle("BTCUSDT")) == 3, 8)
             opened = (await h.ctl.transitions(symbol="BTCUSDT"))[0]
-            reports = h.feed.details()["private"]["unrecoverable"]
-            return (h.sizes("BTCUSDT"), [(r["symbol"], r["seqs"]) for r in reports],
-                    opened["seq"])
+            events = [(e.kind.value, str(e.position.size), e.past)
+                      for e in h.lifecycle("BTCUSDT")]
+            return events, h.ctx.counters.get("states_unrecoverable", 0), [
+                e.position.seq for e in h.lifecycle("BTCUSDT") if e.past][:1] + [
+                opened["seq"]]
 
-    events, reports, open_seq = run_async(main())
-    assert events == [("opened", "0.02")]
-    assert reports == [("BTCUSDT", [open_seq])]
+    events, unrecoverable, (past_open, open_seq) = run_async(main())
+    assert events == [("opened", "0.02", False), ("opened", "0.01", True),
+                      ("closed", "0.01", True)]
+    assert unrecoverable == 0 and past_open == open_seq
 
 
 @pytest.mark.integration
