@@ -78,7 +78,7 @@ async def run_mode(cfg: CampaignConfig, mode: str, *, echo: Any = None) -> dict[
     loop_errors: list[str] = []
     loop = asyncio.get_running_loop()
     previous_handler = loop.get_exception_handler()
-    loop.set_exception_handler(lambda _l, c: loop_errors.append(str(c.get("message"))[:300]))
+    loop.set_exception_handler(lambda _l, c: loop_errors.append(_loop_error(c)))
     symbols = _symbols(cfg.symbols)
     sim_cfg = SimConfig(symbols=symbols, inverse_symbols=list(cfg.inverse_symbols),
                         seed=cfg.seed, volatility_bps=Decimal(cfg.volatility_bps),
@@ -99,6 +99,19 @@ async def run_mode(cfg: CampaignConfig, mode: str, *, echo: Any = None) -> dict[
     finally:
         flog.removeHandler(errors)
         loop.set_exception_handler(previous_handler)
+
+
+def _loop_error(context: dict[str, Any]) -> str:
+    """What the event loop reported, with the exception and the future or task it came
+    from (a bare "Future exception was never retrieved" names no culprit)."""
+    parts = [str(context.get("message"))]
+    exc = context.get("exception")
+    if exc is not None:
+        parts.append(repr(exc))
+    for what in ("future", "task"):
+        if context.get(what) is not None:
+            parts.append(repr(context[what]))
+    return ": ".join(parts)[:600]
 
 
 def _bybit() -> Flavour:
