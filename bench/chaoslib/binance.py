@@ -69,6 +69,11 @@ REST_PATHS = ("", "/fapi/v3/positionRisk", "/fapi/v2/positionRisk", "/fapi/v1/pr
 SIM_BINANCE: dict[str, Any] = {"mark_interval": 0.75, "mark_fast_interval": 0.25,
                                "listen_key_validity": 30.0, "connection_lifetime": 25.0}
 ROLES = {"production": "standby", "parallel": "shadow"}
+#: The standby's poll interval. One poll of ccxt's binanceusdm costs the positionRisk
+#: and premiumIndex weights of the IP's 2,400 a minute that the primary, on the same IP,
+#: shares: every 0.5 s (the Bybit campaign's) the poller alone took ~1,800 and the
+#: primary's resyncs waited for the next minute (docs/simulator.md, fault campaign).
+STANDBY_INTERVAL = "1s"
 #: how much later than an event's time the transition it reports may be stamped
 SLACK_MS = 3
 SIDES = {"Buy": "long", "Sell": "short"}
@@ -96,6 +101,9 @@ class BinanceRecorder(Recorder):
         if not isinstance(ev, PositionEvent):
             return
         if ev.kind is not EventKind.PRICE:
+            # the feed's own seq orders its states ((T, E, arrival)); the exchange
+            # transition's seq is assigned at the end
+            self.consumer[-1]["seq"] = None
             self.consumer[-1]["exchange_ms"] = ev.position.exchange_ms
         key = (ev.position.symbol, ev.position.position_idx)
         pos = self.view.get(key)
@@ -105,6 +113,7 @@ class BinanceRecorder(Recorder):
     def tap(self, feed: str, ev: PositionEvent, active: str) -> None:
         super().tap(feed, ev, active)
         if ev.kind is not EventKind.PRICE:
+            self.taps[feed][-1]["seq"] = None
             self.taps[feed][-1]["exchange_ms"] = ev.position.exchange_ms
 
     def finish(self) -> None:
@@ -251,7 +260,7 @@ def settings_overrides(cfg: CampaignConfig, sim: Simulator, mode: str) -> dict[s
                       "private_ws": urls["private_ws"]},
         "feeds": {
             PRIMARY: {"kind": PRIMARY, "role": "primary", **cfg.binance},
-            STANDBY: {"kind": STANDBY, "role": ROLES[mode], "interval": cfg.rest_interval},
+            STANDBY: {"kind": STANDBY, "role": ROLES[mode], "interval": STANDBY_INTERVAL},
         },
         "router": {"failover_after": cfg.failover_after, "failback_after": cfg.failback_after},
         "validation": {"interval": "1s", "settle": "3s"},

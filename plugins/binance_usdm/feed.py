@@ -21,7 +21,7 @@ from feedctl import FatalFeedError, Feed, FeedContext, FeedState, RetryableFeedE
 from .audit import audit_diff, without
 from .config import BinanceEndpoints, BinanceSettings
 from .market import MarketStream
-from .rest import Banned, RestClient, setting_hint
+from .rest import Banned, RestClient, WeightDeferred, setting_hint
 from .signing import ServerClock
 from .user import UserStream
 from .util import Reporter
@@ -195,6 +195,9 @@ class BinanceFeed(Feed):
             for symbol in symbols[:10]:
                 try:
                     mark = await self.rest.mark(symbol)
+                except WeightDeferred:
+                    self.ctx.count("stale_marks_deferred")
+                    break  # the minute's weight is for recovery now
                 except (RetryableFeedError, FatalFeedError) as exc:
                     self.ctx.count("stale_mark_failures")
                     self.ctx.log.info("REST mark of %s not read: %s", symbol, exc)
@@ -238,6 +241,7 @@ class BinanceFeed(Feed):
             if not diffs:
                 continue
             self.ctx.count("audit_mismatches", len(diffs))
+            self.user.mode_suspect = True  # the next resync reads the position mode again
             self.ctx.log.warning("audit: book differs from REST: %s", "; ".join(diffs.values()),
                                  extra={"mismatches": len(diffs)})
             self.ctx.reconcile(without(rows, positions, young), as_of_ms=as_of)

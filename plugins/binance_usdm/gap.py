@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from feedctl import Category, Position, PositionKey, PositionUpdate, Side, wire_decimal
 
 from .models import IncomeRow, UserTrade
-from .parse import Problem, position_key
+from .parse import LAST_OF_MS, SEQ_PER_MS, Problem, position_key
 
 _ZERO = Decimal(0)
 
@@ -129,4 +129,6 @@ def _state(key: PositionKey, amount: Decimal, entry: Decimal, ms: int, received_
                           position_idx=key.position_idx, side=side, size=size,
                           entry_price=entry if side is not None else _ZERO,
                           leverage=leverage if side is not None else None,
+                          # the last state of its millisecond, below a snapshot row's
+                          seq=ms * SEQ_PER_MS + LAST_OF_MS - 1,
                           exchange_ms=ms, received_ns=received_ns)

@@ -25,11 +25,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from feedctl import Backoff, FatalFeedError, PositionKey, PositionUpdate, RetryableFeedError
+from feedctl import (
+    Backoff,
+    FatalFeedError,
+    Position,
+    PositionKey,
+    PositionUpdate,
+    RetryableFeedError,
+)
 
 from .constants import EVENT_ACCOUNT, EVENT_CONFIG, EVENT_EXPIRED, EVENT_ORDER, IGNORED_EVENTS
 from .gap import Trade, replay
@@ -41,6 +49,7 @@ from .parse import (
     config_leverage,
     expired,
     order_fill,
+    push_seq,
     user_order,
 )
 from .rest import ListenKeyGone, NotServed
@@ -59,6 +68,19 @@ FILL_MATCH_MS = 1000
 
 _RESYNC = "resync requested"
 _EXPIRED = "listenKey expired"
+
+
+def _changed_symbols(positions: Mapping[PositionKey, Position],
+                     rows: list[PositionUpdate]) -> set[str]:
+    """Symbols whose snapshot rows differ from the book (side, size, entry, presence)."""
+    by_key = {r.key: r for r in rows}
+    out: set[str] = set()
+    for key in set(positions) | set(by_key):
+        pos, row = positions.get(key), by_key.get(key)
+        if pos is None or row is None or (pos.side, pos.size, pos.entry_price) != (
+                row.side, row.size, row.entry_price):
+            out.add(key.symbol)
+    return out
 
 
 class UserStream:
@@ -87,6 +109,11 @@ class UserStream:
         self.fills_floor_ms: int | None = None
         #: optional endpoints the exchange answered 404 for: not asked again
         self._not_served: set[str] = set()
+        #: user-data events received (the last tie-breaker of a state's seq)
+        self.arrivals = 0
+        #: the position mode is read again at the next resync (it changes only while the
+        #: account is flat: read at the first sync and when a push or audit contradicts it)
+        self.mode_suspect = True
 
     # ----------------------------------------------------------------- supervisor
     async def run(self) -> None:
@@ -277,7 +304,9 @@ class UserStream:
         self.feed.user_resyncing()
         await self._read_leverage()
         try:
-            self.hedge = await rest.hedge_mode()
+            if self.hedge is None or self.mode_suspect:
+                self.hedge = await rest.hedge_mode()  # weight 30: not on every resync
+                self.mode_suspect = False
             rows, as_of = await rest.positions(self.hedge, self.leverage)
         except BaseException:
             self._buffer = None  # the next resync covers what it held
@@ -295,7 +324,8 @@ class UserStream:
         self.fills_floor_ms = as_of
         buffered, self._buffer = self._buffer or [], None
         for event in sorted(buffered, key=user_order):
-            self._handle(event, int(event.get("_received_ns", time.time_ns())))
+            self._handle(event, int(event.get("_received_ns", time.time_ns())),
+                         int(event.get("_arrival", 0)))
         ctx.count("resyncs")
         ctx.log.info("resynced %d open positions from REST (+%d buffered events, %s mode)",
                      len(rows), len(buffered), "hedge" if self.hedge else "one-way",
@@ -311,10 +341,14 @@ class UserStream:
         ctx, rest = self.ctx, self.feed.rest
         since = max(self.fills_floor_ms, as_of - REPLAY_LOOKBACK_MS)
         positions = ctx.positions()
+        # every fill pays a commission: with the income since the gap, only its symbols
+        # and those whose snapshot differs from the book can hold fills of the gap
+        # (userTrades is one call of weight 5 per symbol); without it, every known one
+        changed = _changed_symbols(positions, rows)
         symbols = {k.symbol for k in positions} | {r.symbol for r in rows}
         if "income" not in self._not_served:
             try:
-                symbols |= await rest.income_symbols(since)
+                symbols = await rest.income_symbols(since) | changed
             except (RetryableFeedError, FatalFeedError) as exc:
                 if isinstance(exc, NotServed):
                     self._not_served.add("income")
@@ -373,12 +407,14 @@ class UserStream:
             exp = expired(msg)
             self.key_gone(f"listenKeyExpired at {exp.event_ms}")
             return
+        self.arrivals += 1
         if self._buffer is not None:
-            self._buffer.append({**msg, "_received_ns": received_ns})
+            self._buffer.append({**msg, "_received_ns": received_ns,
+                                 "_arrival": self.arrivals})
             return
-        self._handle(msg, received_ns)
+        self._handle(msg, received_ns, self.arrivals)
 
-    def _handle(self, msg: dict[str, Any], received_ns: int) -> None:
+    def _handle(self, msg: dict[str, Any], received_ns: int, arrival: int) -> None:
         kind = msg.get("e")
         if kind == EVENT_ACCOUNT:
             t = msg.get("T")
@@ -386,9 +422,14 @@ class UserStream:
                 self.ctx.observe_latency(msg.get("E") if type(msg.get("E")) is int else t,
                                          received_ns)
             updates, problems, _reason = account_update(msg, received_ns, self.leverage,
-                                                        self.liq)
+                                                        self.liq, arrival)
             for p in problems:
                 self.feed.report(p, "user")
+            if self.hedge is not None and any(
+                    (u.position_idx != 0) != self.hedge for u in updates):
+                # a side of the other position mode: the mode changed (while flat)
+                self.mode_suspect = True
+                self._signal(_RESYNC)
             for u in updates:
                 self._apply(u)
             if updates:
@@ -405,7 +446,7 @@ class UserStream:
             if isinstance(lev, Problem):
                 self.feed.report(lev, "user")
             elif isinstance(lev, Leverage):
-                self._new_leverage(lev, msg.get("T"))
+                self._new_leverage(lev, msg.get("T"), msg.get("E"), arrival)
         elif kind in IGNORED_EVENTS:
             return
         else:
@@ -428,7 +469,7 @@ class UserStream:
             self.pending_fills[fill.key] = (fill.trade_ms,
                                             time.monotonic() + self.s.fill_confirm_after)
 
-    def _new_leverage(self, lev: Leverage, t: Any) -> None:
+    def _new_leverage(self, lev: Leverage, t: Any, e: Any, arrival: int) -> None:
         self.leverage[lev.symbol] = lev.leverage
         for key, pos in self.ctx.positions().items():
             if key.symbol != lev.symbol or pos.leverage == lev.leverage:
@@ -436,10 +477,13 @@ class UserStream:
             ms = t if type(t) is int else None
             if ms is not None and pos.exchange_ms is not None and ms < pos.exchange_ms:
                 continue
+            seq = None if ms is None else push_seq(ms, e if type(e) is int else None, arrival)
+            if seq is not None and pos.seq is not None and seq <= pos.seq:
+                seq = pos.seq + 1  # after the state of its millisecond it changes
             self.ctx.apply(PositionUpdate(
                 category=pos.category, symbol=pos.symbol, position_idx=pos.position_idx,
                 side=pos.side, size=pos.size, entry_price=pos.entry_price,
-                leverage=lev.leverage, liq_price=pos.liq_price, exchange_ms=ms))
+                leverage=lev.leverage, liq_price=pos.liq_price, seq=seq, exchange_ms=ms))
 
     def details(self) -> dict[str, Any]:
         conn = self.conn
