@@ -26,7 +26,9 @@ told, so an ``opened`` for a position consumers already hold becomes a ``changed
 *older* state than consumers hold (a lagging feed's, by seq, else exchange time) never
 takes them back: a ``price`` moves the mark of what they hold, a ``closed`` closes it
 only once that feed knows the key flat as of a time not older than it, anything else
-is dropped.
+is dropped. A ``price`` event of another feed than the one whose state consumers hold,
+when neither seq nor exchange time orders the two states (a poller whose rows carry
+neither), only moves their mark: it never re-delivers that feed's state.
 
 A lifecycle the primary recovers that lies wholly *before* what consumers hold for its
 key (its ``opened`` older than their last close, or than the later lifecycle they hold:
@@ -144,7 +146,8 @@ class Router:
             pos = event.position
             told = self.delivered.get(pos.key)
             if (told is not None and not event.past and told.side is pos.side
-                    and not self._older(pos, told)):
+                    and not self._older(pos, told)
+                    and (pos.feed == told.feed or not self._unordered(pos, told))):
                 if _mark_newer(told, pos):
                     self.counters["marks_superseded"] += 1
                     return
@@ -466,6 +469,16 @@ class Router:
             if not self._stale_open(event.position):
                 self._send(_synthetic(EventKind.OPENED, event.feed, event.position))
             return
+        elif kind is EventKind.PRICE and self._unordered(event.position, told):
+            # another feed's state that nothing orders against what consumers hold (a
+            # poller's rows with neither seq nor exchange time, beside a stream's
+            # recovered state): it only moves their mark; that feed's lifecycle events,
+            # or the next switch, settle the state
+            self.counters["guarded"] += 1
+            if event.position.mark_price != told.mark_price:
+                self._send(_synthetic(EventKind.PRICE, event.feed,
+                                      _remarked(told, event.position)))
+            return
         elif self._older(event.position, told):
             # a lagging feed's state: consumers keep the newer one they hold; a price
             # event only moves its mark (F2c in docs/reliability.md)
@@ -515,6 +528,16 @@ class Router:
         if pos.exchange_ms is not None and told.exchange_ms is not None:
             return pos.exchange_ms < told.exchange_ms
         return False
+
+    @staticmethod
+    def _unordered(pos: Position, told: Position) -> bool:
+        """True if ``pos`` is another feed's state than ``told`` and neither seq nor
+        exchange time orders the two."""
+        if pos.feed == told.feed:
+            return False
+        if pos.seq is not None and told.seq is not None and pos.seq >= 0 and told.seq >= 0:
+            return False
+        return pos.exchange_ms is None or told.exchange_ms is None
 
     def _diff(self, told: Position, pos: Position, feed: str) -> list[PositionEvent]:
         if self._older(pos, told):

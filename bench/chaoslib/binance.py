@@ -29,8 +29,8 @@ What differs from the Bybit campaign, and only that, lives here:
   phantom check sees the mismatch;
 * what "diverged" compares: a Binance position carries no TP/SL (those are separate
   conditional orders on Binance), so the exchange's view has none; entry prices are
-  compared to 8 significant digits on both sides (the stream carries the engine's full
-  Decimal, ccxt's REST rows a float's worth).
+  the exchange's as it reports them (8 decimals), compared to 8 significant digits on
+  both sides (ccxt's REST rows carry a float's worth).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from feedctl import EventKind, PositionEvent, Session
 from feedctl.simulator import SimConfig, SimControl, Simulator
 from feedctl.simulator import generated_symbols as _symbols
 from feedctl.simulator.binance.rest_account import set_dual
+from feedctl.simulator.binance.wire import entry_price
 
 from .config import STANDBY, CampaignConfig
 from .flavour import Flavour
@@ -235,7 +236,7 @@ def exchange_view(sim: Simulator) -> dict[tuple[str, int], dict[str, Any]]:
         if p.symbol in symbols:
             row = p.summary()
             out[(p.symbol, p.idx)] = row | {
-                "entryPrice": str(sig8(Decimal(row["entryPrice"]))), "takeProfit": "0",
+                "entryPrice": str(sig8(Decimal(entry_price(p.entry)))), "takeProfit": "0",
                 "stopLoss": "0", "trailingStop": "0"}
     return out
 

@@ -236,8 +236,9 @@ class BinanceFeed(Feed):
                                 "unsettled": len(young)}
             if not diffs and not young:
                 # the book matches: every fill up to the snapshot is in it
-                floor = self.user.fills_floor_ms
-                self.user.fills_floor_ms = as_of if floor is None else max(floor, as_of)
+                floor, upto = self.user.fills_floor_ms, self.user.audit_floor(as_of)
+                if upto is not None:
+                    self.user.fills_floor_ms = upto if floor is None else max(floor, upto)
             if not diffs:
                 continue
             self.ctx.count("audit_mismatches", len(diffs))

@@ -66,6 +66,9 @@ REPLAY_LOOKBACK_MS = 600_000
 #: confirms it (both are matching-engine times of one trade; allow for rounding).
 FILL_MATCH_MS = 1000
 
+#: Pushed states remembered per key (to recognise a lifecycle whose pushes came late).
+_HISTORY_KEPT = 64
+
 _RESYNC = "resync requested"
 _EXPIRED = "listenKey expired"
 
@@ -111,6 +114,14 @@ class UserStream:
         self._not_served: set[str] = set()
         #: user-data events received (the last tie-breaker of a state's seq)
         self.arrivals = 0
+        #: newest event time ``E`` received on the current socket: every event up to it
+        #: has arrived (one socket delivers in order), so the audit may move the fill
+        #: floor up to it, not past pushes still on their way
+        self.last_event_ms: int | None = None
+        #: per key, the pushed states in seq order (late ones too): a push older than
+        #: the newest one of its key that falls between two flat states is a lifecycle
+        #: the book never saw (pushes delivered out of order)
+        self._history: dict[PositionKey, list[tuple[PositionUpdate, bool]]] = {}
         #: the position mode is read again at the next resync (it changes only while the
         #: account is flat: read at the first sync and when a push or audit contradicts it)
         self.mode_suspect = True
@@ -290,6 +301,7 @@ class UserStream:
                     report=self.feed.report)
         if buffer:
             self._buffer = []
+        self.last_event_ms = None
         try:
             await conn.open()
         except BaseException:
@@ -408,6 +420,9 @@ class UserStream:
             self.key_gone(f"listenKeyExpired at {exp.event_ms}")
             return
         self.arrivals += 1
+        e = msg.get("E")
+        if type(e) is int and (self.last_event_ms is None or e > self.last_event_ms):
+            self.last_event_ms = e
         if self._buffer is not None:
             self._buffer.append({**msg, "_received_ns": received_ns,
                                  "_arrival": self.arrivals})
@@ -452,6 +467,49 @@ class UserStream:
         else:
             self.feed.report(Problem("unexpected_event", f"event {str(kind)[:40]!r}"), "user")
 
+    def audit_floor(self, as_of: int) -> int | None:
+        """How far an audit that found the book in line with its snapshot (taken at
+        ``as_of``) may move the fill floor: not past the pushes still on their way."""
+        if self.last_event_ms is None:
+            return None
+        return min(as_of, self.last_event_ms - FILL_MATCH_MS)
+
+    def _track(self, update: PositionUpdate) -> None:
+        """Keep a pushed state in its key's history. A push older than the newest one of
+        its key is late; a late open state between two flat ones, with no state of that
+        span having arrived in order, belongs to a lifecycle the book never saw (its
+        pushes came after its close and were dropped as stale): it is handed, with the
+        other late states of the span and the flat state that ended it, to
+        ``ctx.past_lifecycles`` (the router delivers it unless consumers were told)."""
+        seq = update.seq
+        if seq is None:
+            return
+        hist = self._history.setdefault(update.key, [])
+        late = bool(hist) and seq < max(h[0].seq or 0 for h in hist)
+        hist.append((update, late))
+        hist.sort(key=lambda h: h[0].seq or 0)
+        if len(hist) > _HISTORY_KEPT:
+            del hist[0]
+        if not late or not update.is_open:
+            return
+        i = next(n for n, h in enumerate(hist) if h[0] is update)
+        start, end = i, i
+        while start > 0 and hist[start - 1][0].is_open:
+            start -= 1
+        while end < len(hist) and hist[end][0].is_open:
+            end += 1
+        if end == len(hist) or (start == 0 and len(hist) >= _HISTORY_KEPT):
+            return  # no flat state after it yet, or what came before is forgotten
+        if not all(was_late for _u, was_late in hist[start:end]):
+            return  # part of it arrived in order: the book saw that lifecycle
+        try:
+            self.ctx.past_lifecycles([u for u, _late in hist[start:end + 1]])
+        except ValueError:
+            return
+        self.ctx.count("late_lifecycles")
+        self.ctx.log.warning("%s: a lifecycle's pushes arrived after its close: delivered as "
+                             "a past lifecycle", update.symbol, extra={"symbol": update.symbol})
+
     def _apply(self, update: PositionUpdate) -> None:
         key = update.key
         ms = update.exchange_ms or 0
@@ -461,6 +519,7 @@ class UserStream:
         if pending is not None and ms >= pending[0] - FILL_MATCH_MS:
             del self.pending_fills[key]
         self.ctx.apply(update)
+        self._track(update)
 
     def _expect(self, fill: Fill) -> None:
         if self.last_push_ms.get(fill.key, 0) >= fill.trade_ms - FILL_MATCH_MS:

@@ -468,3 +468,32 @@ def test_a_past_lifecycle_the_primary_recovers_itself_is_delivered_once() -> Non
     books["h"].past_lifecycles(past)  # told again (a second audit): not delivered twice
     assert len([e for e in delivered if isinstance(e, PositionEvent)]) == 4
     assert router.counters["past_lifecycles"] == 1
+
+
+def test_a_price_of_a_standby_state_nothing_orders_only_moves_the_mark() -> None:
+    """The standby delivers; the primary recovers a flip (short -> long, with seq and
+    exchange time) that the standby's poll, whose rows carry neither, has not seen yet:
+    the standby's next price event carries its stale short and must not take consumers
+    back to it - only its mark reaches them."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    books["h"].apply(upd("BTCUSDT", "3", 1, Side.SHORT))
+    books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("3"),
+                                    entry_price=D("100")))
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t += 2
+    router.evaluate()
+    assert router.active == "r"
+    status(router, "h", FeedState.HEALTHY)  # resynced; failback waits
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("5"),
+                                    entry_price=D("101"), seq=2, exchange_ms=2_000))
+    key = PositionKey(Category.LINEAR, "BTCUSDT", 0)
+    assert router.delivered[key].side is Side.LONG  # the recovered flip reached consumers
+    before = len(delivered)
+    books["r"].apply_mark(MarkPrice(symbol="BTCUSDT", mark_price=D("99"),
+                                    received_ns=10**19))
+    told = router.delivered[key]
+    assert (told.side, told.size, told.mark_price) == (Side.LONG, D("5"), D("99"))
+    assert [e.kind for e in delivered[before:] if isinstance(e, PositionEvent)] == [
+        EventKind.PRICE]
