@@ -493,17 +493,26 @@ class UserStream:
         if not late or not update.is_open:
             return
         i = next(n for n, h in enumerate(hist) if h[0] is update)
+        side = update.side
         start, end = i, i
-        while start > 0 and hist[start - 1][0].is_open:
+        while start > 0 and hist[start - 1][0].side is side:
             start -= 1
-        while end < len(hist) and hist[end][0].is_open:
+        while end < len(hist) and hist[end][0].side is side:
             end += 1
         if end == len(hist) or (start == 0 and len(hist) >= _HISTORY_KEPT):
-            return  # no flat state after it yet, or what came before is forgotten
+            return  # no state after it yet, or what came before is forgotten
+        if start > 0 and hist[start - 1][0].is_open:
+            return  # it began with a flip from a lifecycle the book held
         if not all(was_late for _u, was_late in hist[start:end]):
             return  # part of it arrived in order: the book saw that lifecycle
+        after = hist[end][0]
+        if after.is_open:  # a flip ended it: flat as of the flip
+            after = after.model_copy(update={
+                "side": None, "size": Decimal(0), "entry_price": Decimal(0),
+                "leverage": None, "liq_price": None, "mark_price": None,
+                "seq": None if after.seq is None else after.seq - 1})
         try:
-            self.ctx.past_lifecycles([u for u, _late in hist[start:end + 1]])
+            self.ctx.past_lifecycles([u for u, _late in hist[start:end]] + [after])
         except ValueError:
             return
         self.ctx.count("late_lifecycles")
