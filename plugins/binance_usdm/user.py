@@ -122,6 +122,10 @@ class UserStream:
         #: the newest one of its key that falls between two flat states is a lifecycle
         #: the book never saw (pushes delivered out of order)
         self._history: dict[PositionKey, list[tuple[PositionUpdate, bool]]] = {}
+        #: server ms (estimated) from which the buffering socket receives every push: a
+        #: resync replays fills only before it (later ones are in the buffer, and a fill
+        #: after the snapshot was served must not be replayed under it)
+        self._stream_from_ms: int | None = None
         #: the position mode is read again at the next resync (it changes only while the
         #: account is flat: read at the first sync and when a push or audit contradicts it)
         self.mode_suspect = True
@@ -155,7 +159,7 @@ class UserStream:
                 if old is None or old.closed.done():
                     if old is not None:  # the old socket died during the swap: a gap
                         await old.close()
-                        self._buffer = []
+                        self._start_buffer()
                     if not await self._resynced(new):
                         conn = self.conn = None
                         continue
@@ -168,7 +172,7 @@ class UserStream:
                     reason = await self._watch(conn)
                     if reason != _RESYNC:
                         break
-                    self._buffer = []
+                    self._start_buffer()
                     if not await self._resynced(conn):
                         conn = None
                         break
@@ -226,6 +230,11 @@ class UserStream:
         finally:
             self._wake = None
         return (wake if wake in done else conn.closed).result()
+
+    def _start_buffer(self) -> None:
+        """Hold pushes from now until the resync has applied its snapshot."""
+        self._buffer = []
+        self._stream_from_ms = self.feed.clock.now_ms()
 
     def _signal(self, reason: str) -> None:
         wake = self._wake
@@ -300,7 +309,7 @@ class UserStream:
                     request_timeout=self.s.request_timeout, log=self.ctx.log,
                     report=self.feed.report)
         if buffer:
-            self._buffer = []
+            self._start_buffer()
         self.last_event_ms = None
         try:
             await conn.open()
@@ -309,6 +318,8 @@ class UserStream:
                 self._buffer = None
             await conn.close()
             raise
+        if buffer:
+            self._stream_from_ms = self.feed.clock.now_ms()
         return conn
 
     async def _resync(self) -> None:
@@ -381,8 +392,9 @@ class UserStream:
             after[key] = max(after.get(key, since), pos.exchange_ms or 0)
         for key, ms in self.last_push_ms.items():
             after[key] = max(after.get(key, since), ms)
-        before = {t.key: as_of for t in trades}
-        before.update({r.key: r.exchange_ms or as_of for r in rows})
+        cap = as_of if self._stream_from_ms is None else min(as_of, self._stream_from_ms)
+        before = {t.key: cap for t in trades}
+        before.update({r.key: min(r.exchange_ms or as_of, cap) for r in rows})
         states = replay(trades, positions, after, before, time.time_ns(), self.leverage)
         for update in states:
             ctx.apply(update)
