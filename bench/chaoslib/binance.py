@@ -24,7 +24,9 @@ What differs from the Bybit campaign, and only that, lives here:
   lifecycle event the seq of the exchange transition it reports (``assign_seqs``: its
   position's state at its ``exchange_ms``, or its arrival, when it shows that state; a
   few ms of slack for a fill stamped before its transition; else the latest earlier
-  state it shows), so that the analysis maps lifecycles as it does for Bybit. An event
+  state it shows; for a synthetic close, whose time is only a lower bound when the feed
+  that closed it knows none, the first close after it and before its arrival), so that
+  the analysis maps lifecycles as it does for Bybit. An event
   whose state the exchange never had gets the seq of the state at its time, and the
   phantom check sees the mismatch;
 * what "diverged" compares: a Binance position carries no TP/SL (those are separate
@@ -162,8 +164,14 @@ def assign_seqs(transitions: list[dict[str, Any]],
             n = bisect.bisect_right(stamps, at)
             soon = log[n:bisect.bisect_right(stamps, at + SLACK_MS)]
             now = log[n - 1] if n else None
+            # a close's exchange_ms is a lower bound when a feed knows no time of it (a
+            # poller's rows carry none: the router stamps the close with the state
+            # consumers held): it reports the first close after that, before it arrived
+            until = bisect.bisect_right(stamps, int(rec["t"]) // 1_000_000)
+            later = (next((t for t in log[n:until] if _shows(t, rec)), None)
+                     if rec["kind"] == "closed" and rec.get("synthetic") else None)
             match = (now if now is not None and _shows(now, rec) else
-                     next((t for t in soon if _shows(t, rec)), None)
+                     next((t for t in soon if _shows(t, rec)), None) or later
                      or next((t for t in reversed(log[:n]) if _shows(t, rec)), None) or now)
             if match is None:
                 continue
