@@ -426,9 +426,17 @@ class Router:
 
     def _stale_open(self, pos: Position) -> bool:
         """True if ``pos`` is an open state older than a close consumers were told (the
-        same exchange time is allowed: a flip closes and opens in one update)."""
+        same exchange time is allowed: a flip closes and opens in one update). A state
+        without an exchange time (a poller's row that carries none) is as old as its
+        feed's last complete snapshot, at the latest the moment it was reconciled."""
         closed = self._closed_ms.get(pos.key)
-        return closed is not None and pos.exchange_ms is not None and pos.exchange_ms < closed
+        if closed is None:
+            return False
+        if pos.exchange_ms is not None:
+            return pos.exchange_ms < closed
+        book = self.books.get(pos.feed)
+        synced = None if book is None else book.synced_ns
+        return synced is not None and synced // 1_000_000 < closed
 
     def _guarded(self, event: PositionEvent) -> None:
         """Deliver an event of the active feed, consistent with what consumers hold."""

@@ -497,3 +497,29 @@ def test_a_price_of_a_standby_state_nothing_orders_only_moves_the_mark() -> None
     assert (told.side, told.size, told.mark_price) == (Side.LONG, D("5"), D("99"))
     assert [e.kind for e in delivered[before:] if isinstance(e, PositionEvent)] == [
         EventKind.PRICE]
+
+
+def test_a_timeless_standby_state_from_before_a_close_consumers_hold_is_not_reopened(
+        ) -> None:
+    """Consumers were told the primary's close (exchange time T); the standby's rows
+    carry no time and its last snapshot was reconciled before T: at the failover its
+    stale open is not delivered. Its next snapshot, after T, counts again."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    stale = PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("2"), entry_price=D("100"))
+    books["r"].reconcile([stale])  # synced now
+    close_ms = books["r"].synced_ns // 1_000_000 + 50  # type: ignore[operator]
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("2"),
+                                    entry_price=D("100"), seq=1, exchange_ms=close_ms - 10))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=2,
+                                    exchange_ms=close_ms))
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t += 2
+    router.evaluate()
+    assert router.active == "r"
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
+    books["r"].synced_ns = (close_ms + 100) * 1_000_000  # a snapshot after the close
+    books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("3"),
+                                    entry_price=D("101")))
+    assert pos_events(delivered)[-1] == ("opened", "BTCUSDT")
