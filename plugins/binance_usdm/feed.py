@@ -108,6 +108,7 @@ class BinanceFeed(Feed):
                         tg.create_task(self.market.run(), name="binance-market")
                         tg.create_task(self.user.keepalive_loop(), name="binance-keepalive")
                         tg.create_task(self.user.fills_loop(), name="binance-fills")
+                        tg.create_task(self.user.unseen_loop(), name="binance-unseen")
                         tg.create_task(self._audit_loop(), name="binance-audit")
                         tg.create_task(self._stale_marks_loop(), name="binance-stale-marks")
                 except BaseExceptionGroup as group:  # one cause, fatal first, not a group

@@ -81,6 +81,8 @@ class Fill:
 
     key: PositionKey
     trade_ms: int
+    #: the fill reduced a position (``rp`` not zero, or a hedge side's closing side)
+    reduced: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +212,11 @@ def order_fill(msg: Mapping[str, Any]) -> Fill | Problem | None:
     if key is None:
         return Problem("bad_field", f"ORDER_TRADE_UPDATE {order.symbol}: ps="
                                     f"{order.position_side!r}")
-    return Fill(key, event.transaction_ms)
+    rp = wire_decimal(order.realized_profit)
+    # hedge mode: SELL on LONG and BUY on SHORT reduce; one-way: a realised profit says so
+    reduced = (rp is not None and rp != 0) or (order.position_side, order.side) in (
+        ("LONG", "SELL"), ("SHORT", "BUY"))
+    return Fill(key, event.transaction_ms, reduced=reduced)
 
 
 def config_leverage(msg: Mapping[str, Any]) -> Leverage | Problem | None:

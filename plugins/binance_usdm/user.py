@@ -40,8 +40,9 @@ from feedctl import (
 )
 
 from .constants import EVENT_ACCOUNT, EVENT_CONFIG, EVENT_EXPIRED, EVENT_ORDER, IGNORED_EVENTS
-from .gap import Trade, replay
+from .gap import Trade, lost_lifecycles, replay
 from .parse import (
+    SEQ_PER_MS,
     Fill,
     Leverage,
     Problem,
@@ -126,6 +127,10 @@ class UserStream:
         #: resync replays fills only before it (later ones are in the buffer, and a fill
         #: after the snapshot was served must not be replayed under it)
         self._stream_from_ms: int | None = None
+        #: per key, the exchange-time spans of the past lifecycles handed to the book
+        self._past_spans: dict[PositionKey, list[tuple[int, int]]] = {}
+        #: reducing fills on keys the book held flat (see unseen_loop)
+        self.unseen: asyncio.Queue[Fill] = asyncio.Queue()
         #: the position mode is read again at the next resync (it changes only while the
         #: account is flat: read at the first sync and when a push or audit contradicts it)
         self.mode_suspect = True
@@ -468,6 +473,8 @@ class UserStream:
             elif isinstance(fill, Fill):
                 self.ctx.count("fills")
                 self._expect(fill)
+                if fill.reduced and self._flat_before(fill):
+                    self.unseen.put_nowait(fill)
         elif kind == EVENT_CONFIG:
             lev = config_leverage(msg)
             if isinstance(lev, Problem):
@@ -478,6 +485,74 @@ class UserStream:
             return
         else:
             self.feed.report(Problem("unexpected_event", f"event {str(kind)[:40]!r}"), "user")
+
+    def _flat_before(self, fill: Fill) -> bool:
+        """Whether the book held ``fill``'s key flat before the fill (by its pushes): a
+        fill that reduces a position the book never saw open means its pushes (and
+        fills) were lost with the socket up."""
+        hist = self._history.get(fill.key)
+        if not hist:
+            return fill.key not in self.ctx.positions() and self.fills_floor_ms is not None
+        at = fill.trade_ms * SEQ_PER_MS
+        before = [u for u, _late in hist if (u.seq or 0) < at]
+        return bool(before) and not before[-1].is_open
+
+    async def unseen_loop(self) -> None:
+        """Recover lifecycles whose pushes were lost with the socket up, found by a
+        reducing fill on a key the book held flat: the key's fills since its last flat
+        push replayed from flat; the lifecycles that ended by the fill go to
+        ``ctx.past_lifecycles`` (the router delivers them unless consumers were told)."""
+        while True:
+            fill = await self.unseen.get()
+            hist = self._history.get(fill.key, [])
+            flats = [u.exchange_ms for u, _l in hist
+                     if not u.is_open and u.exchange_ms is not None
+                     and u.exchange_ms < fill.trade_ms]
+            since = max([fill.trade_ms - REPLAY_LOOKBACK_MS, *flats,
+                         *([self.fills_floor_ms] if self.fills_floor_ms else [])])
+            try:
+                trades = await self.feed.rest.trades(fill.key.symbol, since + 1)
+            except (RetryableFeedError, FatalFeedError) as exc:
+                self.ctx.count("gap_replay_failures")
+                self.ctx.log.warning("fills of %s not read: a lifecycle lost with the socket "
+                                     "up stays unseen: %s", fill.key.symbol, exc)
+                continue
+            states = lost_lifecycles([t for t in trades if t.key == fill.key
+                                      and t.time_ms <= fill.trade_ms], time.time_ns(),
+                                     self.leverage)
+            if not states:
+                continue
+            if not self._past(states):
+                continue
+            # the fills up to its close are accounted for: no replay or resync for them
+            end = states[-1].exchange_ms or fill.trade_ms
+            self.last_push_ms[fill.key] = max(self.last_push_ms.get(fill.key, 0), end)
+            pending = self.pending_fills.get(fill.key)
+            if pending is not None and pending[0] <= end:
+                del self.pending_fills[fill.key]
+            self.ctx.count("unseen_lifecycles")
+            self.ctx.log.warning("%s: a lifecycle's pushes were lost with the socket up: "
+                                 "recovered from its fills as a past lifecycle",
+                                 fill.key.symbol, extra={"symbol": fill.key.symbol})
+
+    def _past(self, states: list[PositionUpdate]) -> bool:
+        """Hand complete lifecycles of one key to ``ctx.past_lifecycles``, unless one
+        handed before overlaps them in exchange time (the late pushes and the fills can
+        both find one); True if handed."""
+        times = [u.exchange_ms for u in states if u.exchange_ms is not None]
+        if not times:
+            return False
+        key, first, last = states[0].key, min(times), max(times)
+        spans = self._past_spans.setdefault(key, [])
+        if any(a <= last and first <= b for a, b in spans):
+            return False
+        try:
+            self.ctx.past_lifecycles(states)
+        except ValueError:
+            return False
+        spans.append((first, last))
+        del spans[:-_HISTORY_KEPT]
+        return True
 
     def audit_floor(self, as_of: int) -> int | None:
         """How far an audit that found the book in line with its snapshot (taken at
@@ -523,9 +598,7 @@ class UserStream:
                 "side": None, "size": Decimal(0), "entry_price": Decimal(0),
                 "leverage": None, "liq_price": None, "mark_price": None,
                 "seq": None if after.seq is None else after.seq - 1})
-        try:
-            self.ctx.past_lifecycles([u for u, _late in hist[start:end]] + [after])
-        except ValueError:
+        if not self._past([u for u, _late in hist[start:end]] + [after]):
             return
         self.ctx.count("late_lifecycles")
         self.ctx.log.warning("%s: a lifecycle's pushes arrived after its close: delivered as "

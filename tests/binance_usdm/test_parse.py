@@ -112,7 +112,19 @@ def test_new_order_is_no_fill_and_a_trade_is_one() -> None:
     msg = load("order_trade_update.json")
     assert order_fill(msg) is None
     msg["o"].update({"x": "TRADE", "X": "FILLED", "l": "0.001"})
-    assert order_fill(msg) == Fill(PositionKey(Category.LINEAR, "BTCUSDT", 1), 1568879465650)
+    # the documentation's example sells on the LONG side of a hedge-mode account: a reduce
+    assert order_fill(msg) == Fill(PositionKey(Category.LINEAR, "BTCUSDT", 1), 1568879465650,
+                                   reduced=True)
+
+
+def test_a_one_way_fill_reduces_when_it_realises_a_profit() -> None:
+    msg = load("order_trade_update.json")
+    msg["o"].update({"x": "TRADE", "X": "FILLED", "l": "0.001", "ps": "BOTH"})
+    fill = order_fill(msg)
+    assert isinstance(fill, Fill) and not fill.reduced
+    msg["o"]["rp"] = "-1.25"
+    fill = order_fill(msg)
+    assert isinstance(fill, Fill) and fill.reduced
 
 
 def test_leverage_change_of_account_config_update() -> None:
