@@ -307,7 +307,10 @@ async def run_mode(cfg: CampaignConfig, mode: str, *, echo: Any = None) -> dict[
                     out = await _campaign(cfg, mode, rng, sim, ctl, session, errors,
                                           loop_errors, say, started, flavour=FLAVOUR)
                     out |= {"exchange": "binanceusdm", "primary": PRIMARY,
-                            "hedge": cfg.binance_hedge}
+                            "hedge": cfg.binance_hedge,
+                            # who spent the IP's request weight (feed and standby share it)
+                            "rest_weight_by_path": sim.stats().get("binance", {}).get(
+                                "rest_weight_by_path", {})}
                     return out
     finally:
         flog.removeHandler(errors)

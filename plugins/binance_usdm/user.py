@@ -490,9 +490,11 @@ class UserStream:
         """Whether the book held ``fill``'s key flat before the fill (by its pushes): a
         fill that reduces a position the book never saw open means its pushes (and
         fills) were lost with the socket up."""
+        if fill.key in self.ctx.positions() or self.fills_floor_ms is None:
+            return False  # the book holds it (from a push, a snapshot or a replay)
         hist = self._history.get(fill.key)
         if not hist:
-            return fill.key not in self.ctx.positions() and self.fills_floor_ms is not None
+            return True
         at = fill.trade_ms * SEQ_PER_MS
         before = [u for u, _late in hist if (u.seq or 0) < at]
         return bool(before) and not before[-1].is_open
