@@ -28,7 +28,9 @@ takes them back: a ``price`` moves the mark of what they hold, a ``closed`` clos
 only once that feed knows the key flat as of a time not older than it, anything else
 is dropped. A ``price`` event of another feed than the one whose state consumers hold,
 when neither seq nor exchange time orders the two states (a poller whose rows carry
-neither), only moves their mark: it never re-delivers that feed's state.
+neither), only moves their mark: it never re-delivers that feed's state. A state
+without exchange time is, at the latest, as old as the moment it was received: older
+than a close or a state consumers were told with a later exchange time.
 
 A lifecycle the primary recovers that lies wholly *before* what consumers hold for its
 key (its ``opened`` older than their last close, or than the later lifecycle they hold:
@@ -427,16 +429,14 @@ class Router:
     def _stale_open(self, pos: Position) -> bool:
         """True if ``pos`` is an open state older than a close consumers were told (the
         same exchange time is allowed: a flip closes and opens in one update). A state
-        without an exchange time (a poller's row that carries none) is as old as its
-        feed's last complete snapshot, at the latest the moment it was reconciled."""
+        without an exchange time (a poller's row that carries none) is at the latest as
+        old as the moment it was received."""
         closed = self._closed_ms.get(pos.key)
         if closed is None:
             return False
         if pos.exchange_ms is not None:
             return pos.exchange_ms < closed
-        book = self.books.get(pos.feed)
-        synced = None if book is None else book.synced_ns
-        return synced is not None and synced // 1_000_000 < closed
+        return pos.received_ns // 1_000_000 < closed
 
     def _guarded(self, event: PositionEvent) -> None:
         """Deliver an event of the active feed, consistent with what consumers hold."""
@@ -527,15 +527,18 @@ class Router:
         self._reopen[told.key] = (told, self._clock() + _REOPEN_WAIT)
         return True
 
-    @staticmethod
-    def _older(pos: Position, told: Position) -> bool:
+    def _older(self, pos: Position, told: Position) -> bool:
         """True if ``pos`` is an older state of the position than ``told`` (by seq, else by
-        exchange time): consumers are never taken back to it."""
+        exchange time): consumers are never taken back to it. A state without exchange
+        time (a poller's row that carries none) is at the latest as old as the moment it
+        was received: older than ``told``'s exchange time if that was later."""
         if pos.seq is not None and told.seq is not None and pos.seq >= 0 and told.seq >= 0:
             return pos.seq < told.seq
-        if pos.exchange_ms is not None and told.exchange_ms is not None:
+        if told.exchange_ms is None:
+            return False
+        if pos.exchange_ms is not None:
             return pos.exchange_ms < told.exchange_ms
-        return False
+        return pos.received_ns // 1_000_000 < told.exchange_ms
 
     @staticmethod
     def _unordered(pos: Position, told: Position) -> bool:

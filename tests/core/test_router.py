@@ -502,8 +502,8 @@ def test_a_price_of_a_standby_state_nothing_orders_only_moves_the_mark() -> None
 def test_a_timeless_standby_state_from_before_a_close_consumers_hold_is_not_reopened(
         ) -> None:
     """Consumers were told the primary's close (exchange time T); the standby's rows
-    carry no time and its last snapshot was reconciled before T: at the failover its
-    stale open is not delivered. Its next snapshot, after T, counts again."""
+    carry no time and its row was received before T: at the failover its stale open is
+    not delivered. A row received after T counts again."""
     router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
     status(router, "h", FeedState.HEALTHY)
     status(router, "r", FeedState.HEALTHY)
@@ -519,7 +519,33 @@ def test_a_timeless_standby_state_from_before_a_close_consumers_hold_is_not_reop
     router.evaluate()
     assert router.active == "r"
     assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
-    books["r"].synced_ns = (close_ms + 100) * 1_000_000  # a snapshot after the close
     books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("3"),
-                                    entry_price=D("101")))
+                                    entry_price=D("101"),  # a row read after the close
+                                    received_ns=(close_ms + 100) * 1_000_000))
     assert pos_events(delivered)[-1] == ("opened", "BTCUSDT")
+
+
+def test_a_timeless_standby_change_from_before_what_consumers_hold_is_not_delivered(
+        ) -> None:
+    """Consumers hold the primary's recovered state (exchange time T) while the standby
+    delivers; the standby's rows carry no time and its row was received before T: its
+    change (the older state) does not take consumers back."""
+    router, books, _delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    books["r"].reconcile([PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("2"),
+                                         entry_price=D("100"))])
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("2"),
+                                    entry_price=D("100"), seq=1, exchange_ms=1))
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t += 2
+    router.evaluate()
+    assert router.active == "r"
+    t = books["r"].synced_ns // 1_000_000 + 50  # type: ignore[operator]
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("5"),
+                                    entry_price=D("101"), seq=2, exchange_ms=t))
+    key = PositionKey(Category.LINEAR, "BTCUSDT", 0)
+    assert router.delivered[key].size == D("5")
+    books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("3"),
+                                    entry_price=D("100")))  # received before T
+    assert router.delivered[key].size == D("5")
