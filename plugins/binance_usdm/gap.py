@@ -135,10 +135,11 @@ def _state(key: PositionKey, amount: Decimal, entry: Decimal, ms: int, received_
 
 
 def lost_lifecycles(trades: Iterable[Trade], received_ns: int,
-                    leverage: Mapping[str, Decimal]) -> list[PositionUpdate]:
+                    leverage: Mapping[str, Decimal]) -> tuple[list[PositionUpdate], Decimal]:
     """The complete lifecycles ``trades`` of one key make from flat: their states (one
     per millisecond) each ending in a flat state, at the trade that closed it or went
-    through zero; an open remainder is left out."""
+    through zero; an open remainder is left out. Also the signed amount after the last
+    trade (to check the replay against the state the exchange pushed)."""
     out: list[PositionUpdate] = []
     done = 0
     amount = entry = _ZERO
@@ -156,4 +157,4 @@ def lost_lifecycles(trades: Iterable[Trade], received_ns: int,
         if last_of_ms and amount != 0:
             out.append(_state(t.key, amount, entry, t.time_ms, received_ns,
                               leverage.get(t.key.symbol)))
-    return out[:done]
+    return out[:done], amount

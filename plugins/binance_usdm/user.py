@@ -37,6 +37,7 @@ from feedctl import (
     PositionKey,
     PositionUpdate,
     RetryableFeedError,
+    Side,
 )
 
 from .constants import EVENT_ACCOUNT, EVENT_CONFIG, EVENT_EXPIRED, EVENT_ORDER, IGNORED_EVENTS
@@ -72,6 +73,13 @@ _HISTORY_KEPT = 64
 
 _RESYNC = "resync requested"
 _EXPIRED = "listenKey expired"
+
+
+def _signed(u: PositionUpdate) -> Decimal:
+    """A state's amount, signed as Binance's ``positionAmt`` (short negative)."""
+    if u.side is None:
+        return Decimal(0)
+    return u.size if u.side is Side.LONG else -u.size
 
 
 def _changed_symbols(positions: Mapping[PositionKey, Position],
@@ -519,10 +527,20 @@ class UserStream:
                 self.ctx.log.warning("fills of %s not read: a lifecycle lost with the socket "
                                      "up stays unseen: %s", fill.key.symbol, exc)
                 continue
-            states = lost_lifecycles([t for t in trades if t.key == fill.key
-                                      and t.time_ms <= fill.trade_ms], time.time_ns(),
-                                     self.leverage)
-            if not states:
+            states, amount = lost_lifecycles([t for t in trades if t.key == fill.key
+                                              and t.time_ms <= fill.trade_ms],
+                                             time.time_ns(), self.leverage)
+            # the exchange's push of that fill (it follows the fill): the replay must end
+            # where it does
+            for _ in range(20):
+                pushed = [u for u, _l in self._history.get(fill.key, [])
+                          if u.exchange_ms == fill.trade_ms]
+                if pushed:
+                    break
+                await asyncio.sleep(0.05)
+            if not states or not pushed or _signed(pushed[-1]) != amount:
+                # the replay from flat does not end where the exchange's push of that
+                # fill does (it began inside a lifecycle): nothing is invented
                 continue
             if not self._past(states):
                 continue

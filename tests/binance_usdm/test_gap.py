@@ -141,9 +141,11 @@ def test_a_lifecycle_inside_lost_pushes_is_delivered() -> None:
 
 @pytest.mark.unit
 def test_lost_lifecycles_end_at_the_close_or_the_flip_and_leave_the_rest_out() -> None:
-    states = lost_lifecycles([trade(ONE_WAY, "1", "100", 10), trade(ONE_WAY, "1", "200", 20),
-                              trade(ONE_WAY, "-3", "150", 30), trade(ONE_WAY, "2", "140", 40)],
-                             1, {})
+    states, amount = lost_lifecycles([trade(ONE_WAY, "1", "100", 10),
+                                      trade(ONE_WAY, "1", "200", 20),
+                                      trade(ONE_WAY, "-3", "150", 30),
+                                      trade(ONE_WAY, "2", "140", 40)], 1, {})
+    assert amount == 1
     assert shape(states) == [(Side.LONG, 1, 100, 10), (Side.LONG, 2, 150, 20),
                              (None, 0, 0, 30), (Side.SHORT, 1, 150, 30), (None, 0, 0, 40)]
 
