@@ -26,7 +26,11 @@ told, so an ``opened`` for a position consumers already hold becomes a ``changed
 *older* state than consumers hold (a lagging feed's, by seq, else exchange time) never
 takes them back: a ``price`` moves the mark of what they hold, a ``closed`` closes it
 only once that feed knows the key flat as of a time not older than it, anything else
-is dropped.
+is dropped. A ``price`` event of another feed than the one whose state consumers hold,
+when neither seq nor exchange time orders the two states (a poller whose rows carry
+neither), only moves their mark: it never re-delivers that feed's state. A state
+without exchange time is, at the latest, as old as the moment it was received: older
+than a close or a state consumers were told with a later exchange time.
 
 A lifecycle the primary recovers that lies wholly *before* what consumers hold for its
 key (its ``opened`` older than their last close, or than the later lifecycle they hold:
@@ -148,7 +152,8 @@ class Router:
             pos = event.position
             told = self.delivered.get(pos.key)
             if (told is not None and not event.past and told.side is pos.side
-                    and not self._older(pos, told)):
+                    and not self._older(pos, told)
+                    and (pos.feed == told.feed or not self._unordered(pos, told))):
                 if _mark_newer(told, pos):
                     self.counters["marks_superseded"] += 1
                     return
@@ -449,9 +454,15 @@ class Router:
 
     def _stale_open(self, pos: Position) -> bool:
         """True if ``pos`` is an open state older than a close consumers were told (the
-        same exchange time is allowed: a flip closes and opens in one update)."""
+        same exchange time is allowed: a flip closes and opens in one update). A state
+        without an exchange time (a poller's row that carries none) is at the latest as
+        old as the moment it was received."""
         closed = self._closed_ms.get(pos.key)
-        return closed is not None and pos.exchange_ms is not None and pos.exchange_ms < closed
+        if closed is None:
+            return False
+        if pos.exchange_ms is not None:
+            return pos.exchange_ms < closed
+        return pos.received_ns // 1_000_000 < closed
 
     def _guarded(self, event: PositionEvent) -> None:
         """Deliver an event of the active feed, consistent with what consumers hold."""
@@ -495,6 +506,16 @@ class Router:
             if not self._stale_open(event.position):
                 self._send(_synthetic(EventKind.OPENED, event.feed, event.position))
             return
+        elif kind is EventKind.PRICE and self._unordered(event.position, told):
+            # another feed's state that nothing orders against what consumers hold (a
+            # poller's rows with neither seq nor exchange time, beside a stream's
+            # recovered state): it only moves their mark; that feed's lifecycle events,
+            # or the next switch, settle the state
+            self.counters["guarded"] += 1
+            if event.position.mark_price != told.mark_price:
+                self._send(_synthetic(EventKind.PRICE, event.feed,
+                                      _remarked(told, event.position)))
+            return
         elif self._older(event.position, told):
             # a lagging feed's state: consumers keep the newer one they hold; a price
             # event only moves its mark (F2c in docs/reliability.md)
@@ -535,15 +556,28 @@ class Router:
         self._reopen[told.key] = (told, self._clock() + _REOPEN_WAIT)
         return True
 
-    @staticmethod
-    def _older(pos: Position, told: Position) -> bool:
+    def _older(self, pos: Position, told: Position) -> bool:
         """True if ``pos`` is an older state of the position than ``told`` (by seq, else by
-        exchange time): consumers are never taken back to it."""
+        exchange time): consumers are never taken back to it. A state without exchange
+        time (a poller's row that carries none) is at the latest as old as the moment it
+        was received: older than ``told``'s exchange time if that was later."""
         if pos.seq is not None and told.seq is not None and pos.seq >= 0 and told.seq >= 0:
             return pos.seq < told.seq
-        if pos.exchange_ms is not None and told.exchange_ms is not None:
+        if told.exchange_ms is None:
+            return False
+        if pos.exchange_ms is not None:
             return pos.exchange_ms < told.exchange_ms
-        return False
+        return pos.received_ns // 1_000_000 < told.exchange_ms
+
+    @staticmethod
+    def _unordered(pos: Position, told: Position) -> bool:
+        """True if ``pos`` is another feed's state than ``told`` and neither seq nor
+        exchange time orders the two."""
+        if pos.feed == told.feed:
+            return False
+        if pos.seq is not None and told.seq is not None and pos.seq >= 0 and told.seq >= 0:
+            return False
+        return pos.exchange_ms is None or told.exchange_ms is None
 
     def _diff(self, told: Position, pos: Position, feed: str) -> list[PositionEvent]:
         if self._older(pos, told):

@@ -24,13 +24,15 @@ What differs from the Bybit campaign, and only that, lives here:
   lifecycle event the seq of the exchange transition it reports (``assign_seqs``: its
   position's state at its ``exchange_ms``, or its arrival, when it shows that state; a
   few ms of slack for a fill stamped before its transition; else the latest earlier
-  state it shows), so that the analysis maps lifecycles as it does for Bybit. An event
+  state it shows; for a synthetic close, whose time is only a lower bound when the feed
+  that closed it knows none, the first close after it and before its arrival), so that
+  the analysis maps lifecycles as it does for Bybit. An event
   whose state the exchange never had gets the seq of the state at its time, and the
   phantom check sees the mismatch;
 * what "diverged" compares: a Binance position carries no TP/SL (those are separate
   conditional orders on Binance), so the exchange's view has none; entry prices are
-  compared to 8 significant digits on both sides (the stream carries the engine's full
-  Decimal, ccxt's REST rows a float's worth).
+  the exchange's as it reports them (8 decimals), compared to 8 significant digits on
+  both sides (ccxt's REST rows carry a float's worth).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from feedctl import EventKind, PositionEvent, Session
 from feedctl.simulator import SimConfig, SimControl, Simulator
 from feedctl.simulator import generated_symbols as _symbols
 from feedctl.simulator.binance.rest_account import set_dual
+from feedctl.simulator.binance.wire import entry_price
 
 from .config import STANDBY, CampaignConfig
 from .flavour import Flavour
@@ -69,6 +72,11 @@ REST_PATHS = ("", "/fapi/v3/positionRisk", "/fapi/v2/positionRisk", "/fapi/v1/pr
 SIM_BINANCE: dict[str, Any] = {"mark_interval": 0.75, "mark_fast_interval": 0.25,
                                "listen_key_validity": 30.0, "connection_lifetime": 25.0}
 ROLES = {"production": "standby", "parallel": "shadow"}
+#: The standby's poll interval. One poll of ccxt's binanceusdm costs the positionRisk
+#: and premiumIndex weights of the IP's 2,400 a minute that the primary, on the same IP,
+#: shares: every 0.5 s (the Bybit campaign's) the poller alone took ~1,800 and the
+#: primary's resyncs waited for the next minute (docs/simulator.md, fault campaign).
+STANDBY_INTERVAL = "1s"
 #: how much later than an event's time the transition it reports may be stamped
 SLACK_MS = 3
 SIDES = {"Buy": "long", "Sell": "short"}
@@ -96,6 +104,9 @@ class BinanceRecorder(Recorder):
         if not isinstance(ev, PositionEvent):
             return
         if ev.kind is not EventKind.PRICE:
+            # the feed's own seq orders its states ((T, E, arrival)); the exchange
+            # transition's seq is assigned at the end
+            self.consumer[-1]["seq"] = None
             self.consumer[-1]["exchange_ms"] = ev.position.exchange_ms
         key = (ev.position.symbol, ev.position.position_idx)
         pos = self.view.get(key)
@@ -105,6 +116,7 @@ class BinanceRecorder(Recorder):
     def tap(self, feed: str, ev: PositionEvent, active: str) -> None:
         super().tap(feed, ev, active)
         if ev.kind is not EventKind.PRICE:
+            self.taps[feed][-1]["seq"] = None
             self.taps[feed][-1]["exchange_ms"] = ev.position.exchange_ms
 
     def finish(self) -> None:
@@ -152,8 +164,14 @@ def assign_seqs(transitions: list[dict[str, Any]],
             n = bisect.bisect_right(stamps, at)
             soon = log[n:bisect.bisect_right(stamps, at + SLACK_MS)]
             now = log[n - 1] if n else None
+            # a close's exchange_ms is a lower bound when a feed knows no time of it (a
+            # poller's rows carry none: the router stamps the close with the state
+            # consumers held): it reports the first close after that, before it arrived
+            until = bisect.bisect_right(stamps, int(rec["t"]) // 1_000_000)
+            later = (next((t for t in log[n:until] if _shows(t, rec)), None)
+                     if rec["kind"] == "closed" and rec.get("synthetic") else None)
             match = (now if now is not None and _shows(now, rec) else
-                     next((t for t in soon if _shows(t, rec)), None)
+                     next((t for t in soon if _shows(t, rec)), None) or later
                      or next((t for t in reversed(log[:n]) if _shows(t, rec)), None) or now)
             if match is None:
                 continue
@@ -226,7 +244,7 @@ def exchange_view(sim: Simulator) -> dict[tuple[str, int], dict[str, Any]]:
         if p.symbol in symbols:
             row = p.summary()
             out[(p.symbol, p.idx)] = row | {
-                "entryPrice": str(sig8(Decimal(row["entryPrice"]))), "takeProfit": "0",
+                "entryPrice": str(sig8(Decimal(entry_price(p.entry)))), "takeProfit": "0",
                 "stopLoss": "0", "trailingStop": "0"}
     return out
 
@@ -251,7 +269,7 @@ def settings_overrides(cfg: CampaignConfig, sim: Simulator, mode: str) -> dict[s
                       "private_ws": urls["private_ws"]},
         "feeds": {
             PRIMARY: {"kind": PRIMARY, "role": "primary", **cfg.binance},
-            STANDBY: {"kind": STANDBY, "role": ROLES[mode], "interval": cfg.rest_interval},
+            STANDBY: {"kind": STANDBY, "role": ROLES[mode], "interval": STANDBY_INTERVAL},
         },
         "router": {"failover_after": cfg.failover_after, "failback_after": cfg.failback_after},
         "validation": {"interval": "1s", "settle": "3s"},
@@ -289,7 +307,10 @@ async def run_mode(cfg: CampaignConfig, mode: str, *, echo: Any = None) -> dict[
                     out = await _campaign(cfg, mode, rng, sim, ctl, session, errors,
                                           loop_errors, say, started, flavour=FLAVOUR)
                     out |= {"exchange": "binanceusdm", "primary": PRIMARY,
-                            "hedge": cfg.binance_hedge}
+                            "hedge": cfg.binance_hedge,
+                            # who spent the IP's request weight (feed and standby share it)
+                            "rest_weight_by_path": sim.stats().get("binance", {}).get(
+                                "rest_weight_by_path", {})}
                     return out
     finally:
         flog.removeHandler(errors)

@@ -66,5 +66,6 @@ def without(rows: list[PositionUpdate], positions: Mapping[PositionKey, Position
             out.append(PositionUpdate(
                 category=p.category, symbol=p.symbol, position_idx=p.position_idx,
                 side=p.side, size=p.size, entry_price=p.entry_price, leverage=p.leverage,
-                liq_price=p.liq_price, exchange_ms=p.exchange_ms, received_ns=p.received_ns))
+                liq_price=p.liq_price, seq=p.seq, exchange_ms=p.exchange_ms,
+                received_ns=p.received_ns))
     return out

@@ -45,6 +45,9 @@ class BinanceSettings(StrictModel):
     #: A wanted symbol without a mark price this long is stale (degraded); None: three
     #: stream periods (3 s for ``1s``, 9 s for ``3s``).
     stale_after: Duration | None = None
+    #: A symbol no open position needs any more stays subscribed this long, so that a
+    #: reopen starts from a fresh mark (not the one from before the close); 0: at once.
+    mark_linger: Duration = 60.0
     #: While a symbol is stale, its mark is read from REST premiumIndex this often; 0 off.
     stale_mark_interval: Duration = 2.0
     #: A fill (ORDER_TRADE_UPDATE) whose ACCOUNT_UPDATE has not come this long after it
@@ -83,6 +86,8 @@ class BinanceSettings(StrictModel):
         if not 1 <= self.max_connection_lifetime < MAX_CONNECTION_AGE_S:
             raise ValueError("max_connection_lifetime must be at least 1s and shorter than "
                              "Binance's 24-hour cut")
+        if self.mark_linger < 0:
+            raise ValueError("mark_linger must be 0 or more")
         if self.stale_after is not None and self.stale_after <= 0:
             raise ValueError("stale_after must be greater than 0 (or unset)")
         if self.backoff_cap < self.backoff_base:

@@ -21,7 +21,7 @@ from feedctl import FatalFeedError, Feed, FeedContext, FeedState, RetryableFeedE
 from .audit import audit_diff, without
 from .config import BinanceEndpoints, BinanceSettings
 from .market import MarketStream
-from .rest import Banned, RestClient, setting_hint
+from .rest import Banned, RestClient, WeightDeferred, setting_hint
 from .signing import ServerClock
 from .user import UserStream
 from .util import Reporter
@@ -108,6 +108,7 @@ class BinanceFeed(Feed):
                         tg.create_task(self.market.run(), name="binance-market")
                         tg.create_task(self.user.keepalive_loop(), name="binance-keepalive")
                         tg.create_task(self.user.fills_loop(), name="binance-fills")
+                        tg.create_task(self.user.unseen_loop(), name="binance-unseen")
                         tg.create_task(self._audit_loop(), name="binance-audit")
                         tg.create_task(self._stale_marks_loop(), name="binance-stale-marks")
                 except BaseExceptionGroup as group:  # one cause, fatal first, not a group
@@ -195,6 +196,9 @@ class BinanceFeed(Feed):
             for symbol in symbols[:10]:
                 try:
                     mark = await self.rest.mark(symbol)
+                except WeightDeferred:
+                    self.ctx.count("stale_marks_deferred")
+                    break  # the minute's weight is for recovery now
                 except (RetryableFeedError, FatalFeedError) as exc:
                     self.ctx.count("stale_mark_failures")
                     self.ctx.log.info("REST mark of %s not read: %s", symbol, exc)
@@ -233,11 +237,13 @@ class BinanceFeed(Feed):
                                 "unsettled": len(young)}
             if not diffs and not young:
                 # the book matches: every fill up to the snapshot is in it
-                floor = self.user.fills_floor_ms
-                self.user.fills_floor_ms = as_of if floor is None else max(floor, as_of)
+                floor, upto = self.user.fills_floor_ms, self.user.audit_floor(as_of)
+                if upto is not None:
+                    self.user.fills_floor_ms = upto if floor is None else max(floor, upto)
             if not diffs:
                 continue
             self.ctx.count("audit_mismatches", len(diffs))
+            self.user.mode_suspect = True  # the next resync reads the position mode again
             self.ctx.log.warning("audit: book differs from REST: %s", "; ".join(diffs.values()),
                                  extra={"mismatches": len(diffs)})
             self.ctx.reconcile(without(rows, positions, young), as_of_ms=as_of)

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from feedctl import Category, Position, PositionKey, PositionUpdate, Side, wire_decimal
 
 from .models import IncomeRow, UserTrade
-from .parse import Problem, position_key
+from .parse import LAST_OF_MS, SEQ_PER_MS, Problem, position_key
 
 _ZERO = Decimal(0)
 
@@ -129,4 +129,32 @@ def _state(key: PositionKey, amount: Decimal, entry: Decimal, ms: int, received_
                           position_idx=key.position_idx, side=side, size=size,
                           entry_price=entry if side is not None else _ZERO,
                           leverage=leverage if side is not None else None,
+                          # the last state of its millisecond, below a snapshot row's
+                          seq=ms * SEQ_PER_MS + LAST_OF_MS - 1,
                           exchange_ms=ms, received_ns=received_ns)
+
+
+def lost_lifecycles(trades: Iterable[Trade], received_ns: int,
+                    leverage: Mapping[str, Decimal]) -> tuple[list[PositionUpdate], Decimal]:
+    """The complete lifecycles ``trades`` of one key make from flat: their states (one
+    per millisecond) each ending in a flat state, at the trade that closed it or went
+    through zero; an open remainder is left out. Also the signed amount after the last
+    trade (to check the replay against the state the exchange pushed)."""
+    out: list[PositionUpdate] = []
+    done = 0
+    amount = entry = _ZERO
+    run = sorted(trades, key=lambda t: (t.time_ms, t.trade_id))
+    for i, t in enumerate(run):
+        before = amount
+        amount, entry = _fill(amount, entry, t.qty, t.price)
+        through = before != 0 and (amount == 0 or (amount > 0) != (before > 0))
+        if through:
+            out.append(_state(t.key, _ZERO, _ZERO, t.time_ms, received_ns, None))
+            done = len(out)
+            if amount == 0:
+                continue
+        last_of_ms = i + 1 == len(run) or run[i + 1].time_ms != t.time_ms
+        if last_of_ms and amount != 0:
+            out.append(_state(t.key, amount, entry, t.time_ms, received_ns,
+                              leverage.get(t.key.symbol)))
+    return out[:done], amount

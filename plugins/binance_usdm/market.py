@@ -9,7 +9,9 @@ wanted symbol without a mark for ``stale_limit`` — since it was wanted, since 
 subscribe was answered, since the socket opened, or since its last mark, whichever is
 latest — is stale (the feed is degraded). A stale symbol is resubscribed once; every
 subscribed symbol stale at once, or one still stale after its resubscribe, reconnects
-the socket. After ``max_connection_lifetime`` a new socket is opened and subscribed
+the socket. A symbol no longer wanted stays subscribed for ``mark_linger`` (its marks
+keep the book's mark fresh, so a reopen does not start from the mark it had when it
+closed). After ``max_connection_lifetime`` a new socket is opened and subscribed
 before the old one closes (make-before-break, ahead of the 24-hour cut).
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from feedctl import Backoff
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
 
 #: Streams per SUBSCRIBE frame.
 PER_REQUEST = 50
+#: A symbol is stale after at least this many push periods of its stream without a mark.
+PERIODS_BEFORE_STALE = 1.5
 
 
 class _Session:
@@ -60,6 +65,14 @@ class MarketStream:
         self._wake = asyncio.Event()
         self._backoff = Backoff(self.s.backoff_base, self.s.backoff_cap)
         self._overflow = 0
+        #: symbol -> wall-clock ns it stopped being wanted (see :meth:`lingering`)
+        self._unwanted_ns: dict[str, int] = {}
+        #: the stream's push period as observed: the shortest of the recent intervals
+        #: between two marks of one symbol (by ``E``); a stall lengthens none of them
+        self._last_e: dict[str, int] = {}
+        self._intervals: deque[int] = deque(maxlen=64)
+        self.period_s: float | None = None
+        self._warned_period = False
 
     def url(self) -> str:
         return self.feed.endpoints.market_ws.rstrip("/") + "/ws"
@@ -70,10 +83,23 @@ class MarketStream:
     def want(self, symbols: set[str]) -> None:
         if symbols != self.wanted:
             now = time.time_ns()
+            for sym in self.wanted - symbols:
+                self._unwanted_ns[sym] = now
+            for sym in symbols:
+                self._unwanted_ns.pop(sym, None)
             self._wanted_ns = {s: self._wanted_ns.get(s, now) for s in symbols}
             self.wanted = set(symbols)
             self.rejected &= self.wanted
             self._wake.set()
+
+    def lingering(self) -> set[str]:
+        """Symbols no longer wanted that stay subscribed for ``mark_linger``: a reopen
+        finds a fresh mark in the book instead of the one from before it closed."""
+        limit = int(self.s.mark_linger * 1e9)
+        now = time.time_ns()
+        for sym in [s for s, at in self._unwanted_ns.items() if now - at > limit]:
+            del self._unwanted_ns[sym]
+        return set(self._unwanted_ns)
 
     # ----------------------------------------------------------------- supervisor
     async def run(self) -> None:
@@ -146,7 +172,7 @@ class MarketStream:
         when its planned lifetime is over."""
         closed = sess.conn.closed
         closed.add_done_callback(lambda _f: self._wake.set())
-        check = max(0.05, min(self.s.stale_limit / 4, 1.0))
+        check = max(0.05, min(self.stale_limit() / 4, 1.0))
         while True:
             if closed.done():
                 return closed.result()
@@ -171,7 +197,10 @@ class MarketStream:
             await self._sync_all(sess)
             return
         subs = sess.subscribed
-        remove = sorted(s for s in subs if s not in self.wanted)
+        keep = self.lingering()
+        if len(self.wanted | keep) > MAX_STREAMS_PER_CONNECTION:
+            keep = set()  # the wanted symbols need the room
+        remove = sorted(s for s in subs if s not in self.wanted and s not in keep)
         for i in range(0, len(remove), PER_REQUEST):
             batch = remove[i:i + PER_REQUEST]
             try:
@@ -214,7 +243,8 @@ class MarketStream:
                 await sess.conn.request("UNSUBSCRIBE", [stream])
             sess.all_stream = False
         now = time.time_ns()
-        for sym in [s for s in subs if s not in self.wanted]:
+        keep = self.lingering()
+        for sym in [s for s in subs if s not in self.wanted and s not in keep]:
             subs.pop(sym, None)
             sess.resubscribed.discard(sym)
         if sess.all_stream:
@@ -238,11 +268,28 @@ class MarketStream:
         for sym in symbols:
             sess.subscribed[sym] = now
 
+    def stale_limit(self) -> float:
+        """``stale_after`` (or its default), but never under 1.5 push periods of the
+        stream: Binance pushes ``@markPrice@1s`` once a second, so a shorter limit would
+        count every symbol stale between two pushes (warned once)."""
+        limit = self.s.stale_limit
+        period = self.period_s
+        if period is not None and limit < period * PERIODS_BEFORE_STALE:
+            if not self._warned_period:
+                self._warned_period = True
+                self.ctx.log.warning(
+                    "stale_after %gs is shorter than %g periods of the mark stream (it pushes "
+                    "every %gs): a symbol counts as stale after %gs; set stale_after to at "
+                    "least that", limit, PERIODS_BEFORE_STALE, period,
+                    period * PERIODS_BEFORE_STALE)
+            limit = period * PERIODS_BEFORE_STALE
+        return limit
+
     def measure(self) -> set[str]:
-        """Wanted symbols without a mark for ``stale_limit``; reported on change."""
+        """Wanted symbols without a mark for the stale limit; reported on change."""
         sess = self.session
         now = time.time_ns()
-        limit = int(self.s.stale_limit * 1e9)
+        limit = int(self.stale_limit() * 1e9)
         stale: set[str] = set()
         for sym in self.wanted - self.rejected:
             ref = max(self._wanted_ns.get(sym, 0), self.last_mark_ns.get(sym, 0),
@@ -265,7 +312,7 @@ class MarketStream:
             return None
         if len(sess.subscribed) >= 2 and len(stale) == len(sess.subscribed):
             return (f"market stalled: no mark price for any of {len(stale)} symbols in "
-                    f"{self.s.stale_limit:g}s")
+                    f"{self.stale_limit():g}s")
         again = stale & sess.resubscribed
         if again:
             return f"market: mark prices still stale after resubscribe: {sorted(again)}"
@@ -296,8 +343,8 @@ class MarketStream:
             self.feed.report(Problem("unexpected_event", f"market event {msg.get('e')!r}"),
                              "market")
             return
+        wanted = self.wanted | self._unwanted_ns.keys() if self._unwanted_ns else self.wanted
         if isinstance(msg, list):  # the all-market array: only the open symbols matter
-            wanted = self.wanted
             msg = [m for m in msg if not isinstance(m, dict) or m.get("s") in wanted]
         marks, problems = mark_prices(msg)
         for p in problems:
@@ -305,7 +352,12 @@ class MarketStream:
         wake = False
         for mark, event_ms in marks:
             sym = mark.symbol
-            if sym not in self.wanted:
+            last = self._last_e.get(sym)
+            if last is not None and event_ms > last:
+                self._intervals.append(event_ms - last)
+                self.period_s = min(self._intervals) / 1000
+            self._last_e[sym] = event_ms
+            if sym not in wanted:
                 continue  # the all-market array, or an unsubscribe in flight
             self.last_mark_ns[sym] = received_ns
             if sym in self.stale:

@@ -45,6 +45,9 @@ class OrderData(_Wire):
     last_qty: str = Field(alias="l")
     position_side: str = Field(default="BOTH", alias="ps")
     trade_ms: int = Field(alias="T")
+    #: the trade's realised profit: not zero, the fill reduced a position
+    realized_profit: str = Field(default="0", alias="rp")
+    side: str = Field(default="", alias="S")
 
 
 class OrderTradeUpdate(_Wire):

@@ -5,9 +5,14 @@ Nothing here raises on bad input: every function returns its result or a
 ``unexpected_event``) and whose ``detail`` it logs.
 
 Ordering: a user-data event carries ``E`` (event time) and ``T`` (transaction time,
-from the matching engine); there is no per-position sequence number. A position's
-state is stamped with ``T`` as ``exchange_ms`` (``seq`` stays None), so the book drops
-a state older than the one it holds; buffered events are applied in (T, E) order.
+from the matching engine); there is no per-position sequence number, and two events
+of one position can share both (a close and a reopen in one millisecond). A position's
+state is stamped with ``T`` as ``exchange_ms`` and given a ``seq`` that orders it by
+(T, E, arrival) - :func:`push_seq` - so that the book and the router order two states
+of one millisecond deterministically instead of taking the second for a copy of the
+first. A snapshot row's seq (:func:`row_seq`) outranks every push of the row's
+``updateTime`` when that millisecond was over before the snapshot was taken; buffered
+events are applied in (T, E, arrival) order.
 """
 
 from __future__ import annotations
@@ -34,6 +39,33 @@ from .models import (
 
 _ZERO = Decimal(0)
 
+#: seq = ms * SEQ_PER_MS + a tie-breaker inside the millisecond; fits in 64 bits
+#: (JSON consumers and the redis bus serialise it as an int64) until the year 2262.
+SEQ_PER_MS = 1_000_000
+#: E - T beyond this sorts as this (the event time only breaks ties of one T)
+_E_SPAN = 99
+_ARRIVALS = 10_000
+#: the tie-breaker of a state that is the last one of its millisecond (a snapshot row of
+#: a millisecond over before the snapshot, a replayed fill's state)
+LAST_OF_MS = SEQ_PER_MS - 1
+
+
+def push_seq(t_ms: int, e_ms: int | None, arrival: int) -> int:
+    """The seq of a pushed state: by transaction time ``T``, then event time ``E``, then
+    the arrival count of the feed (``E - T`` is capped at 99 ms, the count wraps at
+    10,000: a tie of one (T, E) across that many arrivals is not ordered)."""
+    lag = 0 if e_ms is None else min(max(e_ms - t_ms, 0), _E_SPAN)
+    return t_ms * SEQ_PER_MS + lag * _ARRIVALS + 1 + arrival % (_ARRIVALS - 1)
+
+
+def row_seq(update_ms: int, as_of_ms: int | None) -> int:
+    """The seq of a snapshot row updated at ``update_ms``: after every push of that
+    millisecond if the snapshot was sent after it ended (the row shows its last state),
+    else before them (a push of the same millisecond may be newer than the row)."""
+    if as_of_ms is not None and update_ms < as_of_ms:
+        return update_ms * SEQ_PER_MS + LAST_OF_MS
+    return update_ms * SEQ_PER_MS
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -49,6 +81,8 @@ class Fill:
 
     key: PositionKey
     trade_ms: int
+    #: the fill reduced a position (``rp`` not zero, or a hedge side's closing side)
+    reduced: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +129,7 @@ def position_key(symbol: str, position_side: str) -> PositionKey | None:
 def _state(symbol: str, position_side: str, amount_raw: str, entry_raw: str, *,
            exchange_ms: int, received_ns: int, leverage: Decimal | None,
            liq_price: Decimal | None = None, mark_price: Decimal | None = None,
-           ) -> PositionUpdate | Problem:
+           seq: int | None = None) -> PositionUpdate | Problem:
     key = position_key(symbol, position_side)
     if key is None:
         return Problem("bad_field", f"{symbol}: unknown positionSide {position_side!r}")
@@ -117,20 +151,21 @@ def _state(symbol: str, position_side: str, amount_raw: str, entry_raw: str, *,
         mark_price=mark_price if mark_price and mark_price > 0 else None,
         leverage=leverage if is_open else None,
         liq_price=liq_price if is_open and liq_price and liq_price > 0 else None,
-        exchange_ms=exchange_ms, received_ns=received_ns,
+        seq=seq, exchange_ms=exchange_ms, received_ns=received_ns,
     )
 
 
 def account_update(
     msg: Mapping[str, Any], received_ns: int, leverage: Mapping[str, Decimal],
-    liq: Mapping[PositionKey, Decimal] | None = None,
+    liq: Mapping[PositionKey, Decimal] | None = None, arrival: int = 0,
 ) -> tuple[list[PositionUpdate], list[Problem], str]:
     """The position states of an ``ACCOUNT_UPDATE`` (only the changed symbols are in
     it), the problems met, and the reason type (``ORDER``, ``FUNDING_FEE``...).
 
     ``leverage`` (per symbol) and ``liq`` (per key) are what the feed knows from REST
     and ACCOUNT_CONFIG_UPDATE: the push carries neither, and a state without them would
-    read as a change."""
+    read as a change. ``arrival`` (the feed's count of user-data events) breaks ties of
+    one (T, E) in the states' seq."""
     try:
         event = AccountUpdate.model_validate(msg)
     except ValidationError as exc:
@@ -138,10 +173,11 @@ def account_update(
     updates: list[PositionUpdate] = []
     problems: list[Problem] = []
     liq = liq or {}
+    seq = push_seq(event.transaction_ms, event.event_ms, arrival)
     for entry in event.data.positions:
         key = position_key(entry.symbol, entry.position_side)
         parsed = _from_entry(entry, event, received_ns, leverage.get(entry.symbol),
-                             liq.get(key) if key is not None else None)
+                             liq.get(key) if key is not None else None, seq)
         if isinstance(parsed, Problem):
             problems.append(parsed)
         else:
@@ -150,10 +186,11 @@ def account_update(
 
 
 def _from_entry(entry: AccountPosition, event: AccountUpdate, received_ns: int,
-                leverage: Decimal | None, liq: Decimal | None) -> PositionUpdate | Problem:
+                leverage: Decimal | None, liq: Decimal | None, seq: int,
+                ) -> PositionUpdate | Problem:
     return _state(entry.symbol, entry.position_side, entry.amount, entry.entry_price,
                   exchange_ms=event.transaction_ms, received_ns=received_ns,
-                  leverage=leverage, liq_price=liq)
+                  leverage=leverage, liq_price=liq, seq=seq)
 
 
 def order_fill(msg: Mapping[str, Any]) -> Fill | Problem | None:
@@ -175,7 +212,11 @@ def order_fill(msg: Mapping[str, Any]) -> Fill | Problem | None:
     if key is None:
         return Problem("bad_field", f"ORDER_TRADE_UPDATE {order.symbol}: ps="
                                     f"{order.position_side!r}")
-    return Fill(key, event.transaction_ms)
+    rp = wire_decimal(order.realized_profit)
+    # hedge mode: SELL on LONG and BUY on SHORT reduce; one-way: a realised profit says so
+    reduced = (rp is not None and rp != 0) or (order.position_side, order.side) in (
+        ("LONG", "SELL"), ("SHORT", "BUY"))
+    return Fill(key, event.transaction_ms, reduced=reduced)
 
 
 def config_leverage(msg: Mapping[str, Any]) -> Leverage | Problem | None:
@@ -229,10 +270,12 @@ def mark_prices(msg: Mapping[str, Any] | list[Any]) -> tuple[list[tuple[MarkPric
 
 def position_rows(
     rows: Any, received_ns: int, *, hedge: bool | None, leverage: Mapping[str, Decimal],
+    as_of_ms: int | None = None,
 ) -> tuple[list[PositionUpdate], list[Problem]]:
     """The open positions of a ``positionRisk`` answer (a list of rows). In hedge mode
     only LONG/SHORT rows count, in one-way mode only BOTH rows (Binance lists the other
-    sides flat). A row's leverage, when it has none (v3), is what the feed knows."""
+    sides flat). A row's leverage, when it has none (v3), is what the feed knows; its
+    seq is :func:`row_seq` of its ``updateTime`` against the snapshot's ``as_of_ms``."""
     if not isinstance(rows, list):
         return [], [Problem("malformed", f"positionRisk answered {str(rows)[:120]}")]
     out: list[PositionUpdate] = []
@@ -252,6 +295,7 @@ def position_rows(
             leverage=lev if lev else leverage.get(row.symbol),
             liq_price=wire_decimal(row.liquidation_price),
             mark_price=wire_decimal(row.mark_price),
+            seq=row_seq(row.update_ms, as_of_ms),
         )
         if isinstance(parsed, Problem):
             problems.append(parsed)
@@ -260,7 +304,9 @@ def position_rows(
     return out, problems
 
 
-def user_order(event: Mapping[str, Any]) -> tuple[int, int]:
-    """The (T, E) ordering key of a user-data event (missing values sort first)."""
-    t, e = event.get("T"), event.get("E")
-    return (t if type(t) is int else 0, e if type(e) is int else 0)
+def user_order(event: Mapping[str, Any]) -> tuple[int, int, int]:
+    """The (T, E, arrival) ordering key of a user-data event (missing values sort
+    first; ``_arrival`` is the feed's count, stored with a buffered event)."""
+    t, e, n = event.get("T"), event.get("E"), event.get("_arrival")
+    return (t if type(t) is int else 0, e if type(e) is int else 0,
+            n if type(n) is int else 0)

@@ -90,6 +90,18 @@ class _Retry(Exception):
         self.wait, self.code = wait, code
 
 
+class WeightDeferred(RetryableFeedError):
+    """A call that only improves the data (a stale symbol's REST mark) was not sent: the
+    minute's weight is past the share such calls may use."""
+
+
+#: Calls marked ``deferrable`` are not sent once the minute's used weight passes this
+#: share of the budget: what recovers the lifecycle (listenKey, snapshot, fills) keeps
+#: room however long the market socket is down (the weight is the IP's, shared with any
+#: other client on it, e.g. a REST poller standby).
+DEFERRABLE_SHARE = 0.5
+
+
 class Weights:
     """The IP's request weight in the current minute, as the exchange reports it."""
 
@@ -107,6 +119,13 @@ class Weights:
         except ValueError:
             return
         self.used, self.minute = used, server_ms // 60_000
+
+    def spare(self, weight: int, server_ms: int) -> bool:
+        """Whether a deferrable call of ``weight`` fits in its share of the budget."""
+        if self.banned_until > time.monotonic():
+            return False
+        used = self.used if server_ms // 60_000 == self.minute else 0
+        return used + weight <= self.budget * DEFERRABLE_SHARE
 
     def wait_for(self, weight: int, server_ms: int) -> float:
         """Seconds to wait before a call of ``weight`` fits into the budget."""
@@ -218,13 +237,16 @@ class RestClient:
         if not isinstance(body, list):  # read as "no rows" it would close every position
             raise RetryableFeedError(f"{PATH_POSITIONS} answered {str(body)[:120]}, not a "
                                      "list of rows")
-        rows, problems = position_rows(body, time.time_ns(), hedge=hedge, leverage=leverage)
+        rows, problems = position_rows(body, time.time_ns(), hedge=hedge, leverage=leverage,
+                                       as_of_ms=as_of)
         for p in problems:
             self._problem(p)
         return rows, as_of
 
     async def mark(self, symbol: str) -> MarkPrice | None:
-        body = await self._call("GET", PATH_PREMIUM_INDEX, [("symbol", symbol)])
+        """A symbol's mark from premiumIndex; deferrable (:class:`WeightDeferred`)."""
+        body = await self._call("GET", PATH_PREMIUM_INDEX, [("symbol", symbol)],
+                                deferrable=True)
         try:
             row = PremiumIndex.model_validate(body)
         except ValidationError:
@@ -243,11 +265,18 @@ class RestClient:
     # ----------------------------------------------------------------- transport
     async def _call(self, method: str, path: str, params: list[tuple[str, str]] | None = None,
                     *, signed: bool = False, keyed: bool = False, sync_on_skew: bool = True,
-                    attempts: int | None = None, optional: bool = False) -> Any:
+                    attempts: int | None = None, optional: bool = False,
+                    deferrable: bool = False) -> Any:
         backoff = Backoff(self._s.backoff_base, self._s.backoff_cap)
         tries = attempts or self._s.rest_attempts
         last = ""
         for attempt in range(1, tries + 1):
+            if deferrable and not self.weights.spare(WEIGHTS.get((method, path), 1),
+                                                     self.clock.now_ms()):
+                self._count("weight_deferred")
+                raise WeightDeferred(f"REST {method} {path} deferred: weight "
+                                     f"{self.weights.used} of {WEIGHT_LIMIT_1M} used this "
+                                     "minute")
             await self._respect_weights(method, path)
             try:
                 return await self._once(method, path, params or [], signed, keyed, optional)

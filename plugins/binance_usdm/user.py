@@ -25,15 +25,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from feedctl import Backoff, FatalFeedError, PositionKey, PositionUpdate, RetryableFeedError
+from feedctl import (
+    Backoff,
+    FatalFeedError,
+    Position,
+    PositionKey,
+    PositionUpdate,
+    RetryableFeedError,
+    Side,
+)
 
 from .constants import EVENT_ACCOUNT, EVENT_CONFIG, EVENT_EXPIRED, EVENT_ORDER, IGNORED_EVENTS
-from .gap import Trade, replay
+from .gap import Trade, lost_lifecycles, replay
 from .parse import (
+    SEQ_PER_MS,
     Fill,
     Leverage,
     Problem,
@@ -41,6 +51,7 @@ from .parse import (
     config_leverage,
     expired,
     order_fill,
+    push_seq,
     user_order,
 )
 from .rest import ListenKeyGone, NotServed
@@ -57,8 +68,31 @@ REPLAY_LOOKBACK_MS = 600_000
 #: confirms it (both are matching-engine times of one trade; allow for rounding).
 FILL_MATCH_MS = 1000
 
+#: Pushed states remembered per key (to recognise a lifecycle whose pushes came late).
+_HISTORY_KEPT = 64
+
 _RESYNC = "resync requested"
 _EXPIRED = "listenKey expired"
+
+
+def _signed(u: PositionUpdate) -> Decimal:
+    """A state's amount, signed as Binance's ``positionAmt`` (short negative)."""
+    if u.side is None:
+        return Decimal(0)
+    return u.size if u.side is Side.LONG else -u.size
+
+
+def _changed_symbols(positions: Mapping[PositionKey, Position],
+                     rows: list[PositionUpdate]) -> set[str]:
+    """Symbols whose snapshot rows differ from the book (side, size, entry, presence)."""
+    by_key = {r.key: r for r in rows}
+    out: set[str] = set()
+    for key in set(positions) | set(by_key):
+        pos, row = positions.get(key), by_key.get(key)
+        if pos is None or row is None or (pos.side, pos.size, pos.entry_price) != (
+                row.side, row.size, row.entry_price):
+            out.add(key.symbol)
+    return out
 
 
 class UserStream:
@@ -87,6 +121,27 @@ class UserStream:
         self.fills_floor_ms: int | None = None
         #: optional endpoints the exchange answered 404 for: not asked again
         self._not_served: set[str] = set()
+        #: user-data events received (the last tie-breaker of a state's seq)
+        self.arrivals = 0
+        #: newest event time ``E`` received on the current socket: every event up to it
+        #: has arrived (one socket delivers in order), so the audit may move the fill
+        #: floor up to it, not past pushes still on their way
+        self.last_event_ms: int | None = None
+        #: per key, the pushed states in seq order (late ones too): a push older than
+        #: the newest one of its key that falls between two flat states is a lifecycle
+        #: the book never saw (pushes delivered out of order)
+        self._history: dict[PositionKey, list[tuple[PositionUpdate, bool]]] = {}
+        #: server ms (estimated) from which the buffering socket receives every push: a
+        #: resync replays fills only before it (later ones are in the buffer, and a fill
+        #: after the snapshot was served must not be replayed under it)
+        self._stream_from_ms: int | None = None
+        #: per key, the exchange-time spans of the past lifecycles handed to the book
+        self._past_spans: dict[PositionKey, list[tuple[int, int]]] = {}
+        #: reducing fills on keys the book held flat (see unseen_loop)
+        self.unseen: asyncio.Queue[Fill] = asyncio.Queue()
+        #: the position mode is read again at the next resync (it changes only while the
+        #: account is flat: read at the first sync and when a push or audit contradicts it)
+        self.mode_suspect = True
 
     # ----------------------------------------------------------------- supervisor
     async def run(self) -> None:
@@ -117,7 +172,7 @@ class UserStream:
                 if old is None or old.closed.done():
                     if old is not None:  # the old socket died during the swap: a gap
                         await old.close()
-                        self._buffer = []
+                        self._start_buffer()
                     if not await self._resynced(new):
                         conn = self.conn = None
                         continue
@@ -130,7 +185,7 @@ class UserStream:
                     reason = await self._watch(conn)
                     if reason != _RESYNC:
                         break
-                    self._buffer = []
+                    self._start_buffer()
                     if not await self._resynced(conn):
                         conn = None
                         break
@@ -188,6 +243,11 @@ class UserStream:
         finally:
             self._wake = None
         return (wake if wake in done else conn.closed).result()
+
+    def _start_buffer(self) -> None:
+        """Hold pushes from now until the resync has applied its snapshot."""
+        self._buffer = []
+        self._stream_from_ms = self.feed.clock.now_ms()
 
     def _signal(self, reason: str) -> None:
         wake = self._wake
@@ -262,7 +322,8 @@ class UserStream:
                     request_timeout=self.s.request_timeout, log=self.ctx.log,
                     report=self.feed.report)
         if buffer:
-            self._buffer = []
+            self._start_buffer()
+        self.last_event_ms = None
         try:
             await conn.open()
         except BaseException:
@@ -270,6 +331,8 @@ class UserStream:
                 self._buffer = None
             await conn.close()
             raise
+        if buffer:
+            self._stream_from_ms = self.feed.clock.now_ms()
         return conn
 
     async def _resync(self) -> None:
@@ -277,7 +340,9 @@ class UserStream:
         self.feed.user_resyncing()
         await self._read_leverage()
         try:
-            self.hedge = await rest.hedge_mode()
+            if self.hedge is None or self.mode_suspect:
+                self.hedge = await rest.hedge_mode()  # weight 30: not on every resync
+                self.mode_suspect = False
             rows, as_of = await rest.positions(self.hedge, self.leverage)
         except BaseException:
             self._buffer = None  # the next resync covers what it held
@@ -295,7 +360,8 @@ class UserStream:
         self.fills_floor_ms = as_of
         buffered, self._buffer = self._buffer or [], None
         for event in sorted(buffered, key=user_order):
-            self._handle(event, int(event.get("_received_ns", time.time_ns())))
+            self._handle(event, int(event.get("_received_ns", time.time_ns())),
+                         int(event.get("_arrival", 0)))
         ctx.count("resyncs")
         ctx.log.info("resynced %d open positions from REST (+%d buffered events, %s mode)",
                      len(rows), len(buffered), "hedge" if self.hedge else "one-way",
@@ -311,10 +377,14 @@ class UserStream:
         ctx, rest = self.ctx, self.feed.rest
         since = max(self.fills_floor_ms, as_of - REPLAY_LOOKBACK_MS)
         positions = ctx.positions()
+        # every fill pays a commission: with the income since the gap, only its symbols
+        # and those whose snapshot differs from the book can hold fills of the gap
+        # (userTrades is one call of weight 5 per symbol); without it, every known one
+        changed = _changed_symbols(positions, rows)
         symbols = {k.symbol for k in positions} | {r.symbol for r in rows}
         if "income" not in self._not_served:
             try:
-                symbols |= await rest.income_symbols(since)
+                symbols = await rest.income_symbols(since) | changed
             except (RetryableFeedError, FatalFeedError) as exc:
                 if isinstance(exc, NotServed):
                     self._not_served.add("income")
@@ -335,8 +405,9 @@ class UserStream:
             after[key] = max(after.get(key, since), pos.exchange_ms or 0)
         for key, ms in self.last_push_ms.items():
             after[key] = max(after.get(key, since), ms)
-        before = {t.key: as_of for t in trades}
-        before.update({r.key: r.exchange_ms or as_of for r in rows})
+        cap = as_of if self._stream_from_ms is None else min(as_of, self._stream_from_ms)
+        before = {t.key: cap for t in trades}
+        before.update({r.key: min(r.exchange_ms or as_of, cap) for r in rows})
         states = replay(trades, positions, after, before, time.time_ns(), self.leverage)
         for update in states:
             ctx.apply(update)
@@ -373,12 +444,17 @@ class UserStream:
             exp = expired(msg)
             self.key_gone(f"listenKeyExpired at {exp.event_ms}")
             return
+        self.arrivals += 1
+        e = msg.get("E")
+        if type(e) is int and (self.last_event_ms is None or e > self.last_event_ms):
+            self.last_event_ms = e
         if self._buffer is not None:
-            self._buffer.append({**msg, "_received_ns": received_ns})
+            self._buffer.append({**msg, "_received_ns": received_ns,
+                                 "_arrival": self.arrivals})
             return
-        self._handle(msg, received_ns)
+        self._handle(msg, received_ns, self.arrivals)
 
-    def _handle(self, msg: dict[str, Any], received_ns: int) -> None:
+    def _handle(self, msg: dict[str, Any], received_ns: int, arrival: int) -> None:
         kind = msg.get("e")
         if kind == EVENT_ACCOUNT:
             t = msg.get("T")
@@ -386,9 +462,14 @@ class UserStream:
                 self.ctx.observe_latency(msg.get("E") if type(msg.get("E")) is int else t,
                                          received_ns)
             updates, problems, _reason = account_update(msg, received_ns, self.leverage,
-                                                        self.liq)
+                                                        self.liq, arrival)
             for p in problems:
                 self.feed.report(p, "user")
+            if self.hedge is not None and any(
+                    (u.position_idx != 0) != self.hedge for u in updates):
+                # a side of the other position mode: the mode changed (while flat)
+                self.mode_suspect = True
+                self._signal(_RESYNC)
             for u in updates:
                 self._apply(u)
             if updates:
@@ -400,16 +481,148 @@ class UserStream:
             elif isinstance(fill, Fill):
                 self.ctx.count("fills")
                 self._expect(fill)
+                if fill.reduced and self._flat_before(fill):
+                    self.unseen.put_nowait(fill)
         elif kind == EVENT_CONFIG:
             lev = config_leverage(msg)
             if isinstance(lev, Problem):
                 self.feed.report(lev, "user")
             elif isinstance(lev, Leverage):
-                self._new_leverage(lev, msg.get("T"))
+                self._new_leverage(lev, msg.get("T"), msg.get("E"), arrival)
         elif kind in IGNORED_EVENTS:
             return
         else:
             self.feed.report(Problem("unexpected_event", f"event {str(kind)[:40]!r}"), "user")
+
+    def _flat_before(self, fill: Fill) -> bool:
+        """Whether the book held ``fill``'s key flat before the fill (by its pushes): a
+        fill that reduces a position the book never saw open means its pushes (and
+        fills) were lost with the socket up."""
+        if fill.key in self.ctx.positions() or self.fills_floor_ms is None:
+            return False  # the book holds it (from a push, a snapshot or a replay)
+        hist = self._history.get(fill.key)
+        if not hist:
+            return True
+        at = fill.trade_ms * SEQ_PER_MS
+        before = [u for u, _late in hist if (u.seq or 0) < at]
+        return bool(before) and not before[-1].is_open
+
+    async def unseen_loop(self) -> None:
+        """Recover lifecycles whose pushes were lost with the socket up, found by a
+        reducing fill on a key the book held flat: the key's fills since its last flat
+        push replayed from flat; the lifecycles that ended by the fill go to
+        ``ctx.past_lifecycles`` (the router delivers them unless consumers were told)."""
+        while True:
+            fill = await self.unseen.get()
+            hist = self._history.get(fill.key, [])
+            flats = [u.exchange_ms for u, _l in hist
+                     if not u.is_open and u.exchange_ms is not None
+                     and u.exchange_ms < fill.trade_ms]
+            since = max([fill.trade_ms - REPLAY_LOOKBACK_MS, *flats,
+                         *([self.fills_floor_ms] if self.fills_floor_ms else [])])
+            try:
+                trades = await self.feed.rest.trades(fill.key.symbol, since + 1)
+            except (RetryableFeedError, FatalFeedError) as exc:
+                self.ctx.count("gap_replay_failures")
+                self.ctx.log.warning("fills of %s not read: a lifecycle lost with the socket "
+                                     "up stays unseen: %s", fill.key.symbol, exc)
+                continue
+            states, amount = lost_lifecycles([t for t in trades if t.key == fill.key
+                                              and t.time_ms <= fill.trade_ms],
+                                             time.time_ns(), self.leverage)
+            # the exchange's push of that fill (it follows the fill): the replay must end
+            # where it does
+            for _ in range(20):
+                pushed = [u for u, _l in self._history.get(fill.key, [])
+                          if u.exchange_ms == fill.trade_ms]
+                if pushed:
+                    break
+                await asyncio.sleep(0.05)
+            if not states or not pushed or _signed(pushed[-1]) != amount:
+                # the replay from flat does not end where the exchange's push of that
+                # fill does (it began inside a lifecycle): nothing is invented
+                continue
+            if not self._past(states):
+                continue
+            # the fills up to its close are accounted for: no replay or resync for them
+            end = states[-1].exchange_ms or fill.trade_ms
+            self.last_push_ms[fill.key] = max(self.last_push_ms.get(fill.key, 0), end)
+            pending = self.pending_fills.get(fill.key)
+            if pending is not None and pending[0] <= end:
+                del self.pending_fills[fill.key]
+            self.ctx.count("unseen_lifecycles")
+            self.ctx.log.warning("%s: a lifecycle's pushes were lost with the socket up: "
+                                 "recovered from its fills as a past lifecycle",
+                                 fill.key.symbol, extra={"symbol": fill.key.symbol})
+
+    def _past(self, states: list[PositionUpdate]) -> bool:
+        """Hand complete lifecycles of one key to ``ctx.past_lifecycles``, unless one
+        handed before overlaps them in exchange time (the late pushes and the fills can
+        both find one); True if handed."""
+        times = [u.exchange_ms for u in states if u.exchange_ms is not None]
+        if not times:
+            return False
+        key, first, last = states[0].key, min(times), max(times)
+        spans = self._past_spans.setdefault(key, [])
+        if any(a <= last and first <= b for a, b in spans):
+            return False
+        try:
+            self.ctx.past_lifecycles(states)
+        except ValueError:
+            return False
+        spans.append((first, last))
+        del spans[:-_HISTORY_KEPT]
+        return True
+
+    def audit_floor(self, as_of: int) -> int | None:
+        """How far an audit that found the book in line with its snapshot (taken at
+        ``as_of``) may move the fill floor: not past the pushes still on their way."""
+        if self.last_event_ms is None:
+            return None
+        return min(as_of, self.last_event_ms - FILL_MATCH_MS)
+
+    def _track(self, update: PositionUpdate) -> None:
+        """Keep a pushed state in its key's history. A push older than the newest one of
+        its key is late; a late open state between two flat ones, with no state of that
+        span having arrived in order, belongs to a lifecycle the book never saw (its
+        pushes came after its close and were dropped as stale): it is handed, with the
+        other late states of the span and the flat state that ended it, to
+        ``ctx.past_lifecycles`` (the router delivers it unless consumers were told)."""
+        seq = update.seq
+        if seq is None:
+            return
+        hist = self._history.setdefault(update.key, [])
+        late = bool(hist) and seq < max(h[0].seq or 0 for h in hist)
+        hist.append((update, late))
+        hist.sort(key=lambda h: h[0].seq or 0)
+        if len(hist) > _HISTORY_KEPT:
+            del hist[0]
+        if not late or not update.is_open:
+            return
+        i = next(n for n, h in enumerate(hist) if h[0] is update)
+        side = update.side
+        start, end = i, i
+        while start > 0 and hist[start - 1][0].side is side:
+            start -= 1
+        while end < len(hist) and hist[end][0].side is side:
+            end += 1
+        if end == len(hist) or (start == 0 and len(hist) >= _HISTORY_KEPT):
+            return  # no state after it yet, or what came before is forgotten
+        if start > 0 and hist[start - 1][0].is_open:
+            return  # it began with a flip from a lifecycle the book held
+        if not all(was_late for _u, was_late in hist[start:end]):
+            return  # part of it arrived in order: the book saw that lifecycle
+        after = hist[end][0]
+        if after.is_open:  # a flip ended it: flat as of the flip
+            after = after.model_copy(update={
+                "side": None, "size": Decimal(0), "entry_price": Decimal(0),
+                "leverage": None, "liq_price": None, "mark_price": None,
+                "seq": None if after.seq is None else after.seq - 1})
+        if not self._past([u for u, _late in hist[start:end]] + [after]):
+            return
+        self.ctx.count("late_lifecycles")
+        self.ctx.log.warning("%s: a lifecycle's pushes arrived after its close: delivered as "
+                             "a past lifecycle", update.symbol, extra={"symbol": update.symbol})
 
     def _apply(self, update: PositionUpdate) -> None:
         key = update.key
@@ -420,6 +633,7 @@ class UserStream:
         if pending is not None and ms >= pending[0] - FILL_MATCH_MS:
             del self.pending_fills[key]
         self.ctx.apply(update)
+        self._track(update)
 
     def _expect(self, fill: Fill) -> None:
         if self.last_push_ms.get(fill.key, 0) >= fill.trade_ms - FILL_MATCH_MS:
@@ -428,7 +642,7 @@ class UserStream:
             self.pending_fills[fill.key] = (fill.trade_ms,
                                             time.monotonic() + self.s.fill_confirm_after)
 
-    def _new_leverage(self, lev: Leverage, t: Any) -> None:
+    def _new_leverage(self, lev: Leverage, t: Any, e: Any, arrival: int) -> None:
         self.leverage[lev.symbol] = lev.leverage
         for key, pos in self.ctx.positions().items():
             if key.symbol != lev.symbol or pos.leverage == lev.leverage:
@@ -436,10 +650,13 @@ class UserStream:
             ms = t if type(t) is int else None
             if ms is not None and pos.exchange_ms is not None and ms < pos.exchange_ms:
                 continue
+            seq = None if ms is None else push_seq(ms, e if type(e) is int else None, arrival)
+            if seq is not None and pos.seq is not None and seq <= pos.seq:
+                seq = pos.seq + 1  # after the state of its millisecond it changes
             self.ctx.apply(PositionUpdate(
                 category=pos.category, symbol=pos.symbol, position_idx=pos.position_idx,
                 side=pos.side, size=pos.size, entry_price=pos.entry_price,
-                leverage=lev.leverage, liq_price=pos.liq_price, exchange_ms=ms))
+                leverage=lev.leverage, liq_price=pos.liq_price, seq=seq, exchange_ms=ms))
 
     def details(self) -> dict[str, Any]:
         conn = self.conn

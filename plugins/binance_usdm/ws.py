@@ -155,6 +155,10 @@ class Conn:
             raise ConnectionLost(f"{self.name} closed: {exc}") from None
         finally:
             self._pending.pop(req_id, None)
+            if fut.done() and not fut.cancelled():
+                fut.exception()  # failed by finish() while the send failed: retrieved
+            else:
+                fut.cancel()
 
     async def _pace(self) -> None:
         # half the limit: websockets' pings and pongs count as incoming messages too

@@ -110,7 +110,8 @@ class BinancePersonality:
                          "accepted": self.user.total_accepted, "pushed": self.user.pushed,
                          "listen_keys_created": self.user.keys.created,
                          "listen_keys_expired": self.user.keys.expired},
-                "rest_requests": self.rest.requests}
+                "rest_requests": self.rest.requests,
+                "rest_weight_by_path": dict(self.rest.weight_by_path.most_common())}
 
     # -- control --------------------------------------------------------------------
     def clear_faults(self) -> None:

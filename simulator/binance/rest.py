@@ -18,6 +18,7 @@ https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -100,6 +101,8 @@ class BinanceRest:
         self.faults = faults
         self.limits = Limits(ctx.cfg, ctx.clock.now_ms)
         self.requests = 0
+        #: request weight charged per "METHOD path" (who spends the IP's minute)
+        self.weight_by_path: Counter[str] = Counter()
         #: the object-body fault: the next N answers on paths starting with the prefix
         #: are HTTP 200 ``{}`` (a JSON object where a list of rows is due)
         self.object_bodies: tuple[int, str] = (0, "")
@@ -189,6 +192,7 @@ class BinanceRest:
             params.pop("signature", None)
             ip = request.remote or "127.0.0.1"
             cost = 0 if route.order else route.weight(params)
+            self.weight_by_path[f"{request.method} {request.path}"] += cost
             headers, refused = self.limits.charge(ip, cost)
             if refused is not None:
                 return self.json(refused.body(), refused.status, headers)

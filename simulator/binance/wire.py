@@ -37,6 +37,12 @@ def plain(value: Decimal) -> str:
     return text if "." in text else text + ".0"
 
 
+def entry_price(value: Decimal) -> str:
+    """An average entry price as Binance shows it: rounded to 8 decimals (the engine's
+    quotient has 28 significant digits), in the shortest fixed form."""
+    return plain(value.quantize(Q8, rounding=ROUND_HALF_UP))
+
+
 def qty(inst: Instrument, value: Decimal) -> str:
     return str(value.quantize(inst.qty_step))
 
@@ -75,7 +81,7 @@ def risk_v3(pos: Position, mark: Decimal, fee_rate: Decimal) -> dict:
         "symbol": inst.symbol,
         "positionSide": position_side(pos),
         "positionAmt": qty(inst, amount),
-        "entryPrice": plain(pos.entry),
+        "entryPrice": entry_price(pos.entry),
         "breakEvenPrice": plain(break_even(pos, fee_rate).quantize(Q8)),
         "markPrice": f8(mark),
         "unRealizedProfit": f8(pos.unrealised(mark)),
@@ -115,7 +121,7 @@ def stream_position(pos: Position, mark: Decimal, fee_rate: Decimal,
     return {
         "s": pos.inst.symbol,
         "pa": qty(pos.inst, signed_amount(pos)),
-        "ep": plain(pos.entry),
+        "ep": entry_price(pos.entry),
         "bep": plain(break_even(pos, fee_rate).quantize(Q8)),
         "cr": f8(realised),
         "up": f8(pos.unrealised(mark)),

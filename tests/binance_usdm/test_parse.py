@@ -11,6 +11,7 @@ import pytest
 
 from feedctl import Category, PositionKey, Side
 from feedctl.plugins.binance_usdm.parse import (
+    SEQ_PER_MS,
     Fill,
     Leverage,
     Problem,
@@ -21,6 +22,8 @@ from feedctl.plugins.binance_usdm.parse import (
     mark_prices,
     order_fill,
     position_rows,
+    push_seq,
+    row_seq,
     user_order,
 )
 
@@ -42,10 +45,31 @@ def test_account_update_maps_position_sides_to_indexes_and_signs_to_sides() -> N
     assert (by_idx[2].side, by_idx[2].size) == (Side.SHORT, Decimal("10"))
 
 
-def test_account_update_is_stamped_with_transaction_time_and_no_seq() -> None:
-    updates, _, _ = account_update(load("account_update.json"), 1, {})
+def test_account_update_is_stamped_with_transaction_time_and_a_seq_of_it() -> None:
+    updates, _, _ = account_update(load("account_update.json"), 1, {}, arrival=7)
     assert {u.exchange_ms for u in updates} == {1564745798938}
-    assert {u.seq for u in updates} == {None}
+    (seq,) = {u.seq for u in updates}
+    assert seq is not None and seq // SEQ_PER_MS == 1564745798938
+
+
+def test_two_account_updates_of_one_millisecond_are_ordered_by_event_time_then_arrival(
+        ) -> None:
+    msg = load("account_update.json")
+    later_e = {**msg, "E": msg["E"] + 1}
+    first, _, _ = account_update(msg, 1, {}, arrival=5)
+    by_e, _, _ = account_update(later_e, 1, {}, arrival=1)
+    by_arrival, _, _ = account_update(msg, 1, {}, arrival=6)
+    assert first[0].seq is not None and by_e[0].seq is not None
+    assert by_arrival[0].seq is not None
+    assert first[0].seq < by_arrival[0].seq < by_e[0].seq
+
+
+def test_a_snapshot_row_outranks_the_pushes_of_a_millisecond_over_before_it() -> None:
+    push = push_seq(1_000, 1_003, 42)
+    assert row_seq(1_000, as_of_ms=1_001) > push  # the row shows the last state of 1000
+    assert row_seq(1_000, as_of_ms=1_000) < push  # a push of 1000 may be newer
+    assert push_seq(1_001, 1_001, 0) > row_seq(1_000, as_of_ms=1_001)
+    assert push_seq(4_102_444_800_000, 4_102_444_800_099, 9_999) < 2**63  # int64 in 2100
 
 
 def test_one_way_negative_amount_is_short() -> None:
@@ -88,7 +112,19 @@ def test_new_order_is_no_fill_and_a_trade_is_one() -> None:
     msg = load("order_trade_update.json")
     assert order_fill(msg) is None
     msg["o"].update({"x": "TRADE", "X": "FILLED", "l": "0.001"})
-    assert order_fill(msg) == Fill(PositionKey(Category.LINEAR, "BTCUSDT", 1), 1568879465650)
+    # the documentation's example sells on the LONG side of a hedge-mode account: a reduce
+    assert order_fill(msg) == Fill(PositionKey(Category.LINEAR, "BTCUSDT", 1), 1568879465650,
+                                   reduced=True)
+
+
+def test_a_one_way_fill_reduces_when_it_realises_a_profit() -> None:
+    msg = load("order_trade_update.json")
+    msg["o"].update({"x": "TRADE", "X": "FILLED", "l": "0.001", "ps": "BOTH"})
+    fill = order_fill(msg)
+    assert isinstance(fill, Fill) and not fill.reduced
+    msg["o"]["rp"] = "-1.25"
+    fill = order_fill(msg)
+    assert isinstance(fill, Fill) and fill.reduced
 
 
 def test_leverage_change_of_account_config_update() -> None:

@@ -88,7 +88,46 @@ def test_marks_are_subscribed_only_for_open_symbols() -> None:
         await probe.wait_for(lambda: all(not s for s in h.market_streams()),
                              "the BTC mark stream unsubscribed")
 
-    run(scenario)
+    run(scenario, mark_linger=0)
+
+
+def test_a_closed_symbol_stays_subscribed_so_a_reopen_starts_from_a_fresh_mark() -> None:
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.place_order(BTC, "Buy", Decimal("0.01"))
+        await probe.wait_for(lambda: mark_of(probe, BTC) is not None, "a mark")
+        await h.ctl.close_position(BTC)
+        await probe.wait_for(lambda: probe.lifecycle(BTC) == ["opened", "closed"], "closed")
+        await h.ctl.set_price(BTC, Decimal("61234"))  # moves while no position holds it
+        await asyncio.sleep(0.5)
+        assert {"btcusdt@markPrice@1s"} in h.market_streams()  # still subscribed
+        await h.ctl.place_order(BTC, "Buy", Decimal("0.01"))
+        await probe.wait_for(lambda: probe.lifecycle(BTC) == ["opened", "closed", "opened"],
+                             "reopened")
+        reopened = [e for e in probe.events if e.kind is EventKind.OPENED][-1]
+        assert reopened.position.mark_price == Decimal("61234")
+
+    run(scenario, mark_linger=30)
+
+
+def test_a_lifecycle_whose_open_push_arrives_after_its_close_is_delivered_as_past() -> None:
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.reorder_positions(1)  # the open's push is held until the close's
+        await h.ctl.place_order(ETH, "Buy", Decimal("1"))
+        await asyncio.sleep(0.1)
+        await h.ctl.close_position(ETH)
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "closed"],
+                             "the lifecycle, late")
+
+    probe = run(scenario)
+    assert all(e.past for e in probe.events if e.position.symbol == ETH
+               and e.kind is not EventKind.PRICE)
+    # found by the late push, or by the close's fill when it realised a profit: once
+    assert probe.lifecycle(ETH) == ["opened", "closed"]
+    assert sum(probe.ctx.counters.get(c, 0)
+               for c in ("late_lifecycles", "unseen_lifecycles")) == 1
+    assert not probe.book.positions
 
 
 def test_a_stale_mark_stream_degrades_and_recovers() -> None:
@@ -271,3 +310,19 @@ def test_streams_beyond_the_connection_limit_are_counted_and_stale(
 
     probe = run(scenario, stale_mark_interval=0)
     assert probe.ctx.counters["subscription_overflow"] == 1
+
+
+def test_a_stale_limit_under_the_stream_period_does_not_flap() -> None:
+    """stale_after 0.2 s against marks pushed every 0.4 s (as 0.6 s would be against
+    Binance's @markPrice@1s): the limit is raised to 1.5 periods, the feed stays healthy."""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.place_order(BTC, "Buy", Decimal("0.01"))
+        await probe.wait_for(lambda: mark_of(probe, BTC) is not None, "a mark")
+        await asyncio.sleep(1.5)  # the period is learned from the first marks
+        seen = len(probe.statuses)
+        await asyncio.sleep(3)
+        assert [s.reason for s in probe.statuses[seen:]] == []
+        assert probe.state is FeedState.HEALTHY
+
+    run(scenario, binance={"mark_fast_interval": 0.4}, stale_after=0.2)

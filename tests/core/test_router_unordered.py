@@ -1,0 +1,108 @@
+"""Router: states of two feeds that neither seq nor exchange time orders (a poller
+standby whose rows carry neither, beside a stream's recovered states): a price of such
+a state only moves the mark; such a state is at the latest as old as its receipt."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import pytest
+
+from feedctl import (
+    Category,
+    EventKind,
+    FeedState,
+    MarkPrice,
+    PositionEvent,
+    PositionKey,
+    PositionUpdate,
+    Role,
+    Side,
+)
+
+from .test_router import pos_events, setup, status, upd
+
+pytestmark = pytest.mark.unit
+D = Decimal
+
+
+def test_a_price_of_a_standby_state_nothing_orders_only_moves_the_mark() -> None:
+    """The standby delivers; the primary recovers a flip (short -> long, with seq and
+    exchange time) that the standby's poll, whose rows carry neither, has not seen yet:
+    the standby's next price event carries its stale short and must not take consumers
+    back to it - only its mark reaches them."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    books["h"].apply(upd("BTCUSDT", "3", 1, Side.SHORT))
+    books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("3"),
+                                    entry_price=D("100")))
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t += 2
+    router.evaluate()
+    assert router.active == "r"
+    status(router, "h", FeedState.HEALTHY)  # resynced; failback waits
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("5"),
+                                    entry_price=D("101"), seq=2, exchange_ms=2_000))
+    key = PositionKey(Category.LINEAR, "BTCUSDT", 0)
+    assert router.delivered[key].side is Side.LONG  # the recovered flip reached consumers
+    before = len(delivered)
+    books["r"].apply_mark(MarkPrice(symbol="BTCUSDT", mark_price=D("99"),
+                                    received_ns=10**19))
+    told = router.delivered[key]
+    assert (told.side, told.size, told.mark_price) == (Side.LONG, D("5"), D("99"))
+    assert [e.kind for e in delivered[before:] if isinstance(e, PositionEvent)] == [
+        EventKind.PRICE]
+
+
+def test_a_timeless_standby_state_from_before_a_close_consumers_hold_is_not_reopened(
+        ) -> None:
+    """Consumers were told the primary's close (exchange time T); the standby's rows
+    carry no time and its row was received before T: at the failover its stale open is
+    not delivered. A row received after T counts again."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    stale = PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("2"), entry_price=D("100"))
+    books["r"].reconcile([stale])  # received now
+    close_ms = stale.received_ns // 1_000_000 + 50
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("2"),
+                                    entry_price=D("100"), seq=1, exchange_ms=close_ms - 10))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=2,
+                                    exchange_ms=close_ms))
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t += 2
+    router.evaluate()
+    assert router.active == "r"
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
+    books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("3"),
+                                    entry_price=D("101"),  # a row read after the close
+                                    received_ns=(close_ms + 100) * 1_000_000))
+    assert pos_events(delivered)[-1] == ("opened", "BTCUSDT")
+
+
+def test_a_timeless_standby_change_from_before_what_consumers_hold_is_not_delivered(
+        ) -> None:
+    """Consumers hold the primary's recovered state (exchange time T) while the standby
+    delivers; the standby's rows carry no time and its row was received before T: its
+    change (the older state) does not take consumers back."""
+    router, books, _delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    books["r"].reconcile([PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("2"),
+                                         entry_price=D("100"))])
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("2"),
+                                    entry_price=D("100"), seq=1, exchange_ms=1))
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t += 2
+    router.evaluate()
+    assert router.active == "r"
+    t = time.time_ns() // 1_000_000 + 50  # after the standby's row was received
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("5"),
+                                    entry_price=D("101"), seq=2, exchange_ms=t))
+    key = PositionKey(Category.LINEAR, "BTCUSDT", 0)
+    assert router.delivered[key].size == D("5")
+    books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("3"),
+                                    entry_price=D("100")))  # received before T
+    assert router.delivered[key].size == D("5")
