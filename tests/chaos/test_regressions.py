@@ -378,9 +378,9 @@ def test_a_loss_no_ping_revealed_before_a_newer_push_is_delivered_as_past() -> N
             opened = (await h.ctl.transitions(symbol="BTCUSDT"))[0]
             events = [(e.kind.value, str(e.position.size), e.past)
                       for e in h.lifecycle("BTCUSDT")]
+            past_open = next(e.position.seq for e in h.lifecycle("BTCUSDT") if e.past)
             return events, h.ctx.counters.get("states_unrecoverable", 0), [
-                e.position.seq for e in h.lifecycle("BTCUSDT") if e.past][:1] + [
-                opened["seq"]]
+                past_open, opened["seq"]]
 
     events, unrecoverable, (past_open, open_seq) = run_async(main())
     assert events == [("opened", "0.02", False), ("opened", "0.01", True),
