@@ -122,6 +122,9 @@ async def run_ours(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
         "logging": {"level": "WARNING"},
     }
     price = EventKind.PRICE
+    # nothing is recorded before the warm-up that follows readiness (set below): the
+    # frames of the subscribe phase (and of the start-up reads) are not the steady state
+    sink.start_at = float("inf")
     counts = [0] * max(1, int(opts.get("consumers", 1)))
     streaming: set[str] = set()  # symbols whose prices reach the consumer
 
@@ -153,9 +156,18 @@ async def run_ours(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
                 async with asyncio.timeout(90):
                     while len(streaming) < len(cfg["symbols"]):
                         await asyncio.sleep(0.05)
+                if opts.get("settled"):
+                    # and once the feed's start-up reads are done: it reads each open
+                    # symbol's instrument from REST once (at 500 symbols that is
+                    # ~500 requests over tens of seconds), a one-off start-up cost that
+                    # is not the steady-state latency either
+                    async with asyncio.timeout(240):
+                        while len(ctx.instruments) < len(cfg["symbols"]):
+                            await asyncio.sleep(0.1)
+                ready_s = round(time.time() - t0, 2)
                 sink.start_at = time.time() + cfg["warmup"]
                 out = await measure(sink, cfg)
-                out["ready_s"] = round(time.time() - t0, 2)
+                out["ready_s"] = ready_s
             finally:
                 for t in readers:
                     t.cancel()

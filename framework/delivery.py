@@ -22,6 +22,7 @@ from .errors import ConsumerOverflowError
 from .models import EventKind, PositionEvent, PositionKey
 
 _PRICE = EventKind.PRICE
+_monotonic = time.monotonic
 
 
 @dataclass(slots=True)
@@ -52,18 +53,21 @@ class ConsumerQueue:
         """Enqueue without blocking. Never raises; an overflow cuts the consumer off."""
         if self.closed or self.overflowed:
             return
-        if isinstance(event, PositionEvent):
-            slot_key = (event.feed, event.position.account, event.position.key)
+        if type(event) is PositionEvent or isinstance(event, PositionEvent):
+            pos = event.position
+            slot_key = (event.feed, pos.account, pos.key)
             if event.kind is _PRICE:
-                slot = self._price_slots.get(slot_key)
+                slots = self._price_slots
+                slot = slots.get(slot_key)
                 if slot is not None and slot.open:  # the hot path: coalesced
                     slot.event = event
                     self.coalesced += 1
                     return
-                slot = _Slot(event, time.monotonic())
-                self._price_slots[slot_key] = slot
+                slot = slots[slot_key] = _Slot(event, _monotonic())
                 self._items.append(slot)
-                self._wake()
+                w = self._waiter  # _wake, inlined
+                if w is not None and not w.done():
+                    w.set_result(None)
                 return
             sealed = self._price_slots.pop(slot_key, None)
             if sealed is not None:
@@ -94,9 +98,11 @@ class ConsumerQueue:
                 slot = self._items.popleft()
                 ev = slot.event
                 if slot.open or (isinstance(ev, PositionEvent) and ev.kind is _PRICE):
-                    key = (ev.feed, ev.position.account, ev.position.key)
-                    if self._price_slots.get(key) is slot:
-                        del self._price_slots[key]
+                    pos = ev.position
+                    key = (ev.feed, pos.account, pos.key)
+                    slots = self._price_slots
+                    if slots.get(key) is slot:
+                        del slots[key]
                 else:
                     self._lifecycle_pending -= 1
                 self.delivered += 1

@@ -323,6 +323,9 @@ Event = PositionEvent | StatusEvent | RouteEvent
 
 for _cls in (Position, PositionEvent, MarkPrice):
     _FIELDS[_cls] = set(_cls.model_fields)
+_POSITION_FIELDS, _EVENT_FIELDS, _MARK_FIELDS = (
+    _FIELDS[Position], _FIELDS[PositionEvent], _FIELDS[MarkPrice])
+_PRICE = EventKind.PRICE
 
 
 def trusted_position(data: dict[str, object]) -> Position:
@@ -334,9 +337,34 @@ def trusted_mark(category: Category, symbol: str, mark_price: Decimal,
                  exchange_ms: int | None, received_ns: int) -> MarkPrice:
     """A MarkPrice from values a feed has already checked (``mark_price`` a positive,
     finite Decimal, e.g. from :func:`wire_decimal`), without re-validation."""
-    return _trusted(MarkPrice, {  # type: ignore[return-value]
+    obj = _new(MarkPrice)  # _trusted, inlined: one per ticker frame
+    _setattr(obj, "__dict__", {
         "category": category, "symbol": symbol, "mark_price": mark_price,
         "exchange_ms": exchange_ms, "received_ns": received_ns})
+    _setattr(obj, "__pydantic_fields_set__", _MARK_FIELDS)
+    _setattr(obj, "__pydantic_extra__", None)
+    _setattr(obj, "__pydantic_private__", None)
+    return obj
+
+
+def price_event(feed: str, data: dict[str, object], seq: int) -> PositionEvent:
+    """A ``price`` PositionEvent and its Position (``data``: the position's complete
+    field dict) from trusted values, without re-validation: the book's hot path, one per
+    mark that moved a position (:func:`trusted_position` and :func:`position_event`
+    in one step)."""
+    pos = _new(Position)
+    _setattr(pos, "__dict__", data)
+    _setattr(pos, "__pydantic_fields_set__", _POSITION_FIELDS)
+    _setattr(pos, "__pydantic_extra__", None)
+    _setattr(pos, "__pydantic_private__", None)
+    ev = _new(PositionEvent)
+    _setattr(ev, "__dict__", {
+        "type": "position", "kind": _PRICE, "feed": feed, "position": pos,
+        "changes": (), "seq": seq, "synthetic": False, "recovered": False, "past": False})
+    _setattr(ev, "__pydantic_fields_set__", _EVENT_FIELDS)
+    _setattr(ev, "__pydantic_extra__", None)
+    _setattr(ev, "__pydantic_private__", None)
+    return ev
 
 
 def position_event(kind: EventKind, feed: str, position: Position, changes: tuple[str, ...],

@@ -17,6 +17,7 @@ from typing import Any
 from .models import EventKind, FeedState, PositionEvent, PositionKey, RouteEvent, StatusEvent
 
 _LIFECYCLE = (EventKind.OPENED, EventKind.CHANGED, EventKind.CLOSED)
+_PRICE = EventKind.PRICE
 
 
 class RunSummary:
@@ -42,7 +43,19 @@ class RunSummary:
 
     # ------------------------------------------------------------------ input
     def observe(self, ev: object) -> None:
-        if isinstance(ev, PositionEvent):
+        if type(ev) is PositionEvent:
+            if ev.kind is _PRICE and not ev.past:  # the hot path: _position, inlined
+                key = ev.position.key
+                now = self._clock()
+                marks = self._last_mark
+                last = marks.get(key)
+                if last is not None and now - last > self.longest_stale_s:
+                    self.longest_stale_s = now - last
+                    self.longest_stale_key = str(key)
+                marks[key] = now
+                return
+            self._position(ev)
+        elif isinstance(ev, PositionEvent):
             self._position(ev)
         elif isinstance(ev, StatusEvent):
             self._status(ev.feed, ev.status.state)

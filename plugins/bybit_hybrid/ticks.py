@@ -1,20 +1,22 @@
 """The public socket's data callback, the hot path of the feed.
 
 Every ticker frame is checked against the connection's :class:`TickerState` as it is
-parsed; a frame that moved the mark is kept as its symbol's *pending* mark. The marks
-pending are handed to the book once per burst of frames - at the end of the socket
-read that brought them (``read_end``, called by the connection), else in a
-``call_soon``: the frames of a read arrive together and nothing runs between them, so
-a symbol's earlier marks in the same read are superseded before anyone could see them
-— the book applies the newest (it recomputes PnL and emits the ``price`` event), and
-consumers run right after. Bookkeeping that need not be per frame — the ``messages``
-counter and the liveness stamp — rides on the ``call_soon``. Slow *consumers* are the
-core's business: its delivery queues coalesce price events.
+parsed; a frame that moved the mark becomes its symbol's *pending* mark (a newer frame
+of a symbol still pending replaces it in its place: the book would only supersede it).
+Pending marks are handed to the book at the end of the socket read that brought them
+(``read_end``, called by the connection), else in a ``call_soon`` - at most
+:attr:`TickHandler.chunk` of them per turn of the event loop, oldest first; the rest
+wait for the next turn, after the consumers the first ones woke. A large read (a
+backlog after a stall: hundreds of frames) no longer holds its first frame's event
+back until its last frame is applied. Bookkeeping that need not be per frame - the
+``messages`` counter and the liveness stamp - rides on the ``call_soon``. Slow
+*consumers* are the core's business: its delivery queues coalesce price events.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, cast
 
 from .constants import TICKERS_PREFIX
@@ -29,8 +31,11 @@ _PLEN = len(TICKERS_PREFIX)
 class TickHandler:
     """Called with each decoded ticker frame and its receive time (ns)."""
 
-    __slots__ = ("_apply", "_apply_mark", "_category", "_count", "_last_ns", "_loop",
-                 "_observe", "_pending", "_scheduled", "_stream")
+    __slots__ = ("_apply", "_apply_mark", "_category", "_count", "_draining", "_last_ns",
+                 "_loop", "_observe", "_pending", "_scheduled", "_stream")
+
+    #: Marks handed to the book per turn of the event loop (consumers run in between).
+    chunk = 16
 
     def __init__(self, stream: TickSource, tickers: TickerState) -> None:
         self._stream = stream
@@ -40,10 +45,12 @@ class TickHandler:
         self._observe = stream.ctx.observe_latency
         self._loop = asyncio.get_running_loop()
         self._scheduled = False
+        #: a turn of the pending marks is scheduled (``call_soon``)
+        self._draining = False
         self._count = 0
         self._last_ns = 0
-        #: symbol -> its newest mark of the current burst, not yet applied
-        self._pending: dict[str, Tick] = {}
+        #: symbol -> its newest mark not yet applied, oldest first
+        self._pending: OrderedDict[str, Tick] = OrderedDict()
 
     def __call__(self, msg: dict[str, Any], received_ns: int) -> None:
         res = self._apply(msg, received_ns)
@@ -63,10 +70,11 @@ class TickHandler:
             stream.problem(cast("Problem", res))  # type() is: faster than isinstance
 
     def read_end(self) -> None:
-        """The frames of one socket read were handed over: apply their marks now (the
-        connection calls this at the end of its read, one loop iteration earlier than
-        the ``call_soon``, which then only does the bookkeeping)."""
-        if self._pending:
+        """The frames of one socket read were handed over: apply their marks now, a
+        :attr:`chunk` at a time (the connection calls this at the end of its read, one
+        loop iteration earlier than the ``call_soon``, which then only does the
+        bookkeeping)."""
+        if self._pending and not self._draining:
             self._apply_pending()
 
     def _flush(self) -> None:
@@ -75,18 +83,24 @@ class TickHandler:
         ctx.count("messages", self._count)
         ctx.message_received(self._last_ns)
         self._count = 0
-        if self._pending:
+        if self._pending and not self._draining:
             self._apply_pending()
 
     def _apply_pending(self) -> None:
-        ctx = self._stream.ctx
+        """Apply up to :attr:`chunk` pending marks, oldest first; the rest in the next
+        turn of the loop, after the consumers these woke (scheduled before it)."""
         pending = self._pending
-        self._pending = {}
+        pop = pending.popitem
         observe, apply_mark, category = self._observe, self._apply_mark, self._category
-        for tick in pending.values():
-            observe(tick.exchange_ms, tick.received_ns)
+        for _ in range(min(self.chunk, len(pending))):
+            tick = pop(last=False)[1]
             try:
+                observe(tick.exchange_ms, tick.received_ns)
                 apply_mark(category, tick.symbol, tick.mark, tick.exchange_ms, tick.received_ns)
             except Exception:  # a bug downstream must not cost the other symbols' marks
+                ctx = self._stream.ctx
                 ctx.count("handler_errors")
                 ctx.log.exception("error applying the mark of %s", tick.symbol)
+        self._draining = bool(pending)
+        if pending:
+            self._loop.call_soon(self._apply_pending)
