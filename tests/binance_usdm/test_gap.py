@@ -158,14 +158,15 @@ def test_a_lifecycle_whose_pushes_a_stall_dropped_is_recovered_from_a_reducing_f
     fills and delivered as past."""
     async def scenario(probe: FeedProbe, h: SimBinanceHarness) -> None:
         await probe.healthy()
-        await h.ctl.stall("private", 0.3)
+        # long enough that the buy lands inside it on a loaded machine; no ping inside
+        await h.ctl.stall("private", 1.0)
         await h.ctl.place_order(ETH, "Buy", Decimal("1"))
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.2)
         await h.ctl.place_order(ETH, "Sell", Decimal("2"))
         await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "opened", "closed"],
                              "the short, then the lost long as past")
 
-    probe = run(scenario, ping_interval=5, pong_timeout=5, fill_confirm_after=5)
+    probe = run(scenario, ping_interval=30, pong_timeout=30, fill_confirm_after=5)
     past = [e for e in probe.events if e.past]
     assert [(e.kind.value, e.position.side) for e in past] == [
         ("opened", Side.LONG), ("closed", Side.LONG)]
