@@ -33,6 +33,11 @@ class HybridSettings(StrictModel):
     stale_mark_interval: Duration = 1.0
     #: At most this many stale symbols are read per interval (REST rate limits).
     stale_mark_max: int = Field(10, ge=1)
+    #: A symbol no longer watched (its position closed) stays subscribed this long: a
+    #: reopen soon after - or a position a resync opens while the public socket is down
+    #: - starts from a fresh mark, not the one the book had when it stopped watching it.
+    #: 0 unsubscribes at once.
+    mark_linger: Duration = 30.0
     #: A data frame the exchange created (its ``creationTime``/``ts``, server clock)
     #: this long after a ping that is still unanswered proves the pong was lost - and
     #: with it whatever was sent meanwhile: the socket is treated as lost *before* that

@@ -81,6 +81,11 @@ class HybridFeed(Feed):
         #: The process's budget of new sockets to this exchange host (``run()`` sets it).
         self.connects: RollingBudget | None = None
         self._ban_timer: asyncio.TimerHandle | None = None
+        #: what ``sync_subscriptions`` last watched, and (category, symbol) -> when a
+        #: symbol that left it stops lingering (monotonic)
+        self._watched: set[tuple[Category, str]] = set()
+        self._linger: dict[tuple[Category, str], float] = {}
+        self._linger_timer: asyncio.TimerHandle | None = None
 
     @property
     def rest(self) -> RestClient:
@@ -131,6 +136,9 @@ class HybridFeed(Feed):
             if self._ban_timer is not None:
                 self._ban_timer.cancel()
                 self._ban_timer = None
+            if self._linger_timer is not None:
+                self._linger_timer.cancel()
+                self._linger_timer = None
             self._tg = None
             self._rest = None
 
@@ -154,9 +162,24 @@ class HybridFeed(Feed):
 
     def sync_subscriptions(self) -> None:
         """Want a ticker for every symbol of an open position, this feed's or one its
-        consumers hold from another feed (``ctx.watch_symbols``), per category."""
+        consumers hold from another feed (``ctx.watch_symbols``), per category - and,
+        for ``mark_linger``, for a symbol that just left that set."""
+        watch = set(self.ctx.watch_symbols())
+        now = time.monotonic()
+        linger = self._linger
+        for key in self._watched - watch:
+            linger[key] = now + self.settings.mark_linger
+        for key in [k for k, until in linger.items() if k in watch or until <= now]:
+            del linger[key]
+        self._watched = watch
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
+        if linger and self._tg is not None:  # unsubscribe when the first one's time is up
+            self._linger_timer = asyncio.get_running_loop().call_later(
+                max(0.0, min(linger.values()) - now), self._watch_changed)
         wanted: dict[Category, set[str]] = {c: set() for c in self.publics}
-        for category, symbol in self.ctx.watch_symbols():
+        for category, symbol in watch | set(linger):
             wanted.setdefault(category, set()).add(symbol)
         for category, symbols in wanted.items():
             if symbols or category in self.publics:

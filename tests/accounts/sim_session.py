@@ -18,7 +18,7 @@ from feedctl.simulator.accounts import MultiAccountSimulator
 FAST: dict[str, Any] = dict(
     ping_interval=0.5, pong_timeout=0.5, stale_after=0.4, audit_interval=0,
     backoff_base=0.02, backoff_cap=0.2, request_timeout=2.0, expires_margin=5,
-    stale_mark_interval=0, max_auth_failures=1)
+    stale_mark_interval=0, max_auth_failures=1, mark_linger=0)
 
 ENDPOINTS = ("rest", "public_ws", "private_ws", "public_ws_inverse")
 

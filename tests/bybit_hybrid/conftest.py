@@ -39,7 +39,7 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "bybit"
 FAST = dict(
     ping_interval=0.5, pong_timeout=0.5, stale_after=0.4, audit_interval=0,
     backoff_base=0.02, backoff_cap=0.2, request_timeout=1.0, expires_margin=5,
-    max_connection_lifetime=None,
+    max_connection_lifetime=None, mark_linger=0,
 )
 
 

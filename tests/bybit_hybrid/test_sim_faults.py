@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from feedctl import FeedState
+from feedctl import Category, FeedState
 
 from .conftest import harness, run, wait_until
 
@@ -363,5 +363,28 @@ def test_a_close_and_reopen_lost_with_the_socket_up_are_split_out_of_the_merged_
             assert opened.position.size == Decimal("0.03")
             assert h.ctx.counters.get("states_unrecoverable", 0) == 0
             assert h.ctx.counters.get("reconnects", 0) == 0
+
+    run(go())
+
+
+def test_a_closed_symbol_stays_subscribed_for_mark_linger_then_is_unsubscribed() -> None:
+    """After its position closes a symbol keeps its ticker for ``mark_linger``: a reopen
+    soon after starts from a fresh mark; then it is unsubscribed."""
+    async def go() -> None:
+        async with harness(mark_linger=1.0) as h:
+            subs = lambda: h.feed.details()["public"]["linear"]["subscriptions"]  # noqa: E731
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await wait_until(lambda: subs() == ["tickers.BTCUSDT"])
+            await h.ctl.place_order("BTCUSDT", "Sell", "0.01", reduce_only=True)
+            await wait_until(lambda: h.kinds("BTCUSDT") == ["opened", "closed"])
+            closed = time.monotonic()
+            before = h.book.mark(Category.LINEAR, "BTCUSDT")
+            await asyncio.sleep(0.5)
+            assert subs() == ["tickers.BTCUSDT"]  # lingering, its mark still moving
+            after = h.book.mark(Category.LINEAR, "BTCUSDT")
+            assert before is not None and after is not None
+            assert (after.received_ns or 0) > (before.received_ns or 0)
+            await wait_until(lambda: subs() == [], within=3)
+            assert time.monotonic() - closed >= 0.9
 
     run(go())
