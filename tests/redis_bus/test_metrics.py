@@ -33,7 +33,7 @@ def test_metrics_show_publish_latency_depth_leases_and_consumer_lag(
             await r.xgroup_create("feedctl:events:main", "slow-bot", id="0")
             await r.aclose()
             await ctl.set_position("BTCUSDT", "Buy", "0.1")
-            await wait_for(lambda: session.router.delivered, 5)
+            await wait_for(lambda: session.router.delivered, 15)
             await wait_until_published(session)
             port = free_port()
             runner = await serve_metrics(port)

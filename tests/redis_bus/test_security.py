@@ -74,7 +74,7 @@ def test_publisher_and_consumers_over_tls_with_acl_users(
             for s in streams.values():
                 await anext(s)  # snapshot read
             await ctl.set_position("BTCUSDT", "Buy", "0.1")
-            await wait_for(lambda: session.router.delivered, 5)
+            await wait_for(lambda: session.router.delivered, 15)
             for name, s in streams.items():
                 while not got[name]:
                     ev = await anext(s)
