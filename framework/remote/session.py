@@ -173,6 +173,7 @@ class RemoteEventStream:
                 ev = decode(snap[name])
                 if isinstance(ev, StatusEvent):
                     events.append((StatusEvent(feed=ev.feed, status=ev.status,
+                                               account=ev.account or acc.name,
                                                reason="current"), meta))
         for name in sorted(snap):
             if name.startswith("p:"):

@@ -14,7 +14,7 @@ from tests.redis_bus.conftest import RedisServer
 from tests.redis_bus.helpers import publishing
 from tests.rollout.conftest import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 async def until_opened(stream: Any, symbol: str) -> list[tuple[Any, Any]]:
@@ -61,7 +61,7 @@ def test_unacknowledged_entries_are_delivered_again_with_their_ids(
                 resumed = await until_opened(stream, "ETHUSDT")
             return seen, resumed
 
-    seen, resumed = run_async(main(), timeout=40)
+    seen, resumed = run_async(main(), timeout=90)
     assert any(from_a_snapshot(e) for e, _ in seen)  # a new group starts from the snapshot
     btc_id = seen[-1][1].event_id
     assert btc_id.endswith("BTCUSDT:0:1:0")
@@ -91,5 +91,5 @@ def test_acknowledged_entries_are_not_delivered_again(tmp_path: Path,
                 resumed = await until_opened(stream, "ETHUSDT")
             return [m.event_id for _, m in resumed if m.event_id]
 
-    ids = run_async(main(), timeout=40)
+    ids = run_async(main(), timeout=90)
     assert not any("BTCUSDT" in i for i in ids)

@@ -14,7 +14,7 @@ from tests.redis_bus.conftest import RedisServer
 from tests.redis_bus.helpers import Reader, publisher, publishing, wait_until_published
 from tests.rollout.conftest import collector, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 def from_opened(events: list[Any]) -> list[Any]:
@@ -53,7 +53,7 @@ def test_a_remote_consumer_gets_the_same_json_as_jsonl(tmp_path: Path,
                    if not (isinstance(e, PositionEvent) and e.kind is EventKind.PRICE)]
             return want, got
 
-    want, got = run_async(main(), timeout=40)
+    want, got = run_async(main(), timeout=90)
     kinds = [e for e in want if '"type":"position"' in e]
     assert len(kinds) >= 3  # opened, changed, closed at least
     assert got == want
@@ -86,7 +86,7 @@ def test_snapshot_and_tail_while_publishing_goes_on_has_no_gap_and_no_duplicate(
                 await rs.stop()
             return readers, want
 
-    readers, want = run_async(main(), timeout=40)
+    readers, want = run_async(main(), timeout=90)
     assert want, "the trader left positions open"
     for r in readers:
         assert not r.gaps()
@@ -122,7 +122,7 @@ def test_a_reader_whose_position_was_trimmed_away_gets_a_gap_then_a_fresh_snapsh
                     got.append(await anext(stream))
             return got, book_state(session)
 
-    got, want = run_async(main(), timeout=40)
+    got, want = run_async(main(), timeout=90)
     gap_at = next(i for i, e in enumerate(got) if getattr(e, "type", "") == "gap")
     after = got[gap_at + 1:]
     assert after and all(getattr(e, "synthetic", True) or e.type == "status"
@@ -148,7 +148,7 @@ def test_event_ids_count_lifecycles_and_events_within_them(tmp_path: Path,
             return reader.ids()
 
     base = "bybit:main:linear:BTCUSDT:0"
-    assert run_async(main(), timeout=40) == [
+    assert run_async(main(), timeout=90) == [
         f"{base}:1:0", f"{base}:1:1", f"{base}:1:2", f"{base}:2:0"]
 
 
@@ -181,7 +181,7 @@ def test_no_secret_is_written_to_any_key(tmp_path: Path, redis_server: RedisServ
             await r.aclose()
             return secrets, [k.decode() for k in keys], dump
 
-    secrets, keys, dump = run_async(main(), timeout=40)
+    secrets, keys, dump = run_async(main(), timeout=90)
     assert {k.split(":")[1] for k in keys} >= {"events", "snap", "marks", "lease", "fence"}
     assert b"ETHUSDT" in dump
     for s in secrets:
@@ -210,7 +210,7 @@ def test_a_reader_started_from_an_entry_id_gets_the_entries_after_it_and_no_snap
                     got.append(await anext(stream))
             return got
 
-    got = run_async(main(), timeout=40)
+    got = run_async(main(), timeout=90)
     assert not any(getattr(e, "synthetic", False) for e in got)
     assert not any(isinstance(e, PositionEvent) and e.position.symbol == "BTCUSDT"
                    for e in got)
