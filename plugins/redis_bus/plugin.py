@@ -115,6 +115,15 @@ class RedisBus:
         if state is not None:
             state.publisher.offer(event)
 
+    @hookimpl
+    def feedctl_metrics(self, session: Session) -> Any:
+        """The bus's figures in the monitor's /metrics of a session that publishes."""
+        if id(session) not in self.sessions:
+            return None
+        from .metrics import BusCollector
+
+        return list(BusCollector(self.metrics).collect())
+
     def _lease_changed(self, lease: Lease, held: bool) -> None:
         self.metrics.lease_changes += 1
 
