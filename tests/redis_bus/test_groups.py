@@ -3,15 +3,18 @@ was acknowledged, and entries a crashed consumer held are recovered."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
 from feedctl import EventKind, GapEvent, PositionEvent, RemoteSession, StatusEvent
 from tests.conftest import run_async
 from tests.redis_bus.conftest import RedisServer
-from tests.redis_bus.helpers import publishing
+from tests.redis_bus.helpers import book_state, publishing, replay, wait_until_published
 from tests.rollout.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -93,3 +96,42 @@ def test_acknowledged_entries_are_not_delivered_again(tmp_path: Path,
 
     ids = run_async(main(), timeout=90)
     assert not any("BTCUSDT" in i for i in ids)
+
+
+def test_a_group_consumer_past_a_gap_acknowledges_the_batch_the_fresh_snapshot_covers(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    """Entries trimmed before the group read them: a gap, a fresh snapshot, and the
+    entries of the same batch the snapshot already covers are acknowledged (none left
+    pending), not delivered again."""
+    async def main() -> tuple[list[Any], dict[Any, str], dict[Any, str], int]:
+        async with publishing(tmp_path, redis_server.url) as (_, ctl, session), \
+                RemoteSession(redis_server.url, accounts=["main"], group="g",
+                              consumer="c1", block=0.2) as rs:
+            stream = rs.events()
+            got = [await anext(stream)]  # the group is made at the snapshot
+            await ctl.set_position("BTCUSDT", "Buy", "0.5")
+            await wait_for(lambda: session.router.delivered, 15)
+            await wait_until_published(session)
+            r = aioredis.from_url(redis_server.url)
+            try:
+                await r.xtrim("feedctl:events:main", maxlen=0)  # unread, trimmed away
+                await ctl.set_position("BTCUSDT", "Buy", "0.7")
+                await ctl.set_position("ETHUSDT", "Sell", "1")
+                await wait_for(lambda: len(session.router.delivered) == 2, 15)
+                await wait_until_published(session)
+                async with asyncio.timeout(15):
+                    while not any(isinstance(e, GapEvent) for e in got) or \
+                            replay(got) != book_state(session):
+                        got.append(await anext(stream))
+                with contextlib.suppress(TimeoutError):  # asking for more sends the acks
+                    async with asyncio.timeout(1):
+                        got.append(await anext(stream))
+                pending = (await r.xpending("feedctl:events:main", "g"))["pending"]
+            finally:
+                await r.aclose()
+            return got, replay(got), book_state(session), pending
+
+    got, state, book, pending = run_async(main(), timeout=90)
+    assert sum(isinstance(e, GapEvent) for e in got) == 1
+    assert state == book
+    assert pending == 0
