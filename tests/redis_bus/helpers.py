@@ -59,7 +59,12 @@ class Reader:
 
     async def close(self) -> None:
         self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+        try:
+            async with asyncio.timeout(10):
+                await asyncio.gather(self.task, return_exceptions=True)
+        except TimeoutError:
+            raise AssertionError("a remote reader did not stop within 10 s of its "
+                                 "cancellation") from None
 
     def lifecycle(self) -> list[PositionEvent]:
         return [e for e in self.events if isinstance(e, PositionEvent) and e.kind.is_lifecycle]
