@@ -12,7 +12,7 @@ session goes on; a set-up hook that raises names the plugin and stops the start.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -157,4 +157,20 @@ def feedctl_validation_report(report: BaseModel, session: Session) -> Any:
 
     Called about once per second per shadow feed in ``canary`` and ``parallel``
     modes with a ``framework.ValidationReport``. May return an awaitable.
+    """
+
+
+# --------------------------------------------------------------------- monitoring
+
+
+@hookspec
+def feedctl_metrics(session: Session) -> Iterable[Any] | None:
+    """The plugin's Prometheus metric families for the monitor's ``/metrics``.
+
+    Called at every scrape, on the event loop: read figures the plugin keeps, never do
+    I/O. Return an iterable of ``prometheus_client.metrics_core.Metric``
+    (``CounterMetricFamily``, ``GaugeMetricFamily``, ``HistogramMetricFamily``...) or
+    None for a session the plugin does nothing for. Name them ``feedctl_<plugin>_...``.
+    Must not be async. A plugin that raises is left out of that scrape (logged), the
+    other metrics are served.
     """

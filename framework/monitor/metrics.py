@@ -9,6 +9,7 @@ every metric.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,8 +27,12 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
+from ..errors import PluginError
+from ..manager import call_plain, plugin_callers
 from ..models import FeedState, now_ns
 from .views import agreement, messages_total
+
+log = logging.getLogger("feedctl.monitor")
 
 #: Feed counters that have a metric of their own (the rest: feedctl_feed_events_total).
 _OWN_COUNTERS = {"messages", "reconnects", "resyncs"}
@@ -67,9 +72,37 @@ class SessionCollector(Collector):
         yield from _validation(status.get("validation"))
 
 
-def build_registry(collector: SessionCollector) -> CollectorRegistry:
+class PluginCollector(Collector):
+    """The metric families plugins return from ``feedctl_metrics`` at each scrape."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        for plugin, caller in plugin_callers(self._session.pm, "feedctl_metrics"):
+            try:
+                results = call_plain(caller, plugin, "feedctl_metrics",
+                                     what="feedctl_metrics", session=self._session)
+            except PluginError as exc:
+                log.warning("metrics of plugin %s left out: %s", plugin, exc,
+                            extra={"plugin": plugin})
+                continue
+            for result in results:
+                for metric in result or ():
+                    if isinstance(metric, Metric):
+                        yield metric
+
+
+def build_registry(collector: SessionCollector, session: Any = None) -> CollectorRegistry:
+    """The monitor's registry: the session's metrics, the plugins' (``feedctl_metrics``,
+    when ``session`` is given), the process's."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
+    if session is not None:
+        registry.register(PluginCollector(session))
     ProcessCollector(registry=registry)  # process_cpu_seconds_total, _resident_memory_bytes...
     PlatformCollector(registry=registry)  # python_info
     return registry

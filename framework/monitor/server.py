@@ -93,7 +93,7 @@ class Monitor:
                             ticker=self.feeds_tick)
         self._registry = build_registry(SessionCollector(
             session.status, lambda: positions_payload(self.session)["delivered"],
-            accounts=self._account_statuses if session.multi else None))
+            accounts=self._account_statuses if session.multi else None), session)
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
 

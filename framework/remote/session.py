@@ -173,6 +173,7 @@ class RemoteEventStream:
                 ev = decode(snap[name])
                 if isinstance(ev, StatusEvent):
                     events.append((StatusEvent(feed=ev.feed, status=ev.status,
+                                               account=ev.account or acc.name,
                                                reason="current"), meta))
         for name in sorted(snap):
             if name.startswith("p:"):
@@ -212,10 +213,11 @@ class RemoteEventStream:
                                               count=self.rs.batch)
         claimed = await self.redis.xautoclaim(stream, self.rs.group, self.rs.consumer,
                                               self.rs.claim_ms, "0-0", count=self.rs.batch)
-        entries = [e for _, es in pending for e in es] + list(claimed[1])
-        entries.sort(key=lambda e: stream_id_tuple(e[0]))
-        for sid, fields in entries:
-            self._take(acc, sid, fields, chained=False)
+        # XAUTOCLAIM also returns this consumer's own pending entries (they are idle
+        # too): each entry once, in stream order.
+        entries = dict([e for _, es in pending for e in es] + list(claimed[1]))
+        for sid in sorted(entries, key=stream_id_tuple):
+            self._take(acc, sid, entries[sid], chained=False)
 
     async def _seed_marks(self) -> None:
         """Follow the marks streams of every exchange the accounts are on (seeded with
@@ -267,13 +269,19 @@ class RemoteEventStream:
                 continue
             acc = self._accounts[self.rs.keys.account_of(stream)]
             for sid, fields in entries:
-                if not await self._take_checked(acc, sid, fields):
-                    break
+                if not await self._take_checked(acc, sid, fields) and group is None:
+                    break  # read again from the fresh snapshot's id
 
     async def _take_checked(self, acc: _Account, sid: str, fields: dict[str, str]) -> bool:
-        """Take one entry; False if it revealed a gap (the rest of the batch is then
-        covered by the fresh snapshot, or read again after it)."""
+        """Take one entry; False if it revealed a gap. Without a group the rest of the
+        batch is then read again after the fresh snapshot; in a group it was delivered
+        to this consumer already, so it goes on here: entries the snapshot covers are
+        acknowledged, not delivered (they would repeat what the snapshot said)."""
         prev = fields.get("prev", "0-0")
+        if self.rs.group is not None and acc.chained and \
+                stream_id_tuple(sid) <= stream_id_tuple(acc.last):
+            self._to_ack.append((self.rs.keys.events(acc.name), sid))
+            return True
         if acc.chained and prev != acc.last and not await self._delivered_elsewhere(acc, prev):
             self.gaps += 1
             self._ready.append((GapEvent(account=acc.name, expected=acc.last, got=prev),

@@ -1,32 +1,45 @@
-"""Which account an event or a session belongs to: the one place that knows.
-
-Today a profile has one account (``settings.account.name``). When events carry their
-account (issue 17, many accounts in one process), only these functions change.
-"""
+"""Which accounts a profile and a session serve, and which account an event belongs to:
+the one place that knows (issue 17: a profile lists its accounts, every event carries
+its account)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from feedctl import PositionEvent, ProfileSettings, Session
+from feedctl import PositionEvent, Session
 
 
-def profile_accounts(settings: ProfileSettings) -> list[str]:
-    """The accounts a profile serves (a worker shares them with its peers by lease)."""
-    return [settings.account.name]
+def plan_accounts(plan: Any) -> list[str]:
+    """The accounts a profile's plan serves: the one ``[account]``, or every enabled
+    ``[<profile>.accounts.<name>]`` (a worker shares them with its peers by lease)."""
+    return [a.name for a in plan.accounts]
+
+
+def plan_of_account(plan: Any, account: str) -> Any:
+    """``plan`` narrowed to ``account`` alone: a worker runs a session per leased
+    account, so that losing one account's lease stops that account only."""
+    if len(plan.accounts) == 1:
+        return plan
+    acc = next((a for a in plan.accounts if a.name == account), None)
+    if acc is None:
+        raise KeyError(f"no account {account!r} in profile {plan.loaded.name!r} "
+                       f"(its accounts: {', '.join(plan_accounts(plan))})")
+    return dataclasses.replace(plan, accounts=[acc], settings=acc.settings, feeds=acc.feeds)
 
 
 def session_accounts(session: Session) -> list[str]:
-    return profile_accounts(session.settings)
+    return list(session.accounts)
 
 
 def exchange_of(session: Session, account: str) -> str:
-    return session.settings.account.exchange
+    return session.accounts[account].exchange
 
 
 def account_of(event: Any, session: Session) -> str:
-    """The account of a routed event: a position carries it; a feed's status belongs to
-    the session's (only) account until status events carry theirs."""
+    """The account of a routed event: a position carries it, so do status and route
+    events (``""`` outside a session: the session's first account)."""
     if isinstance(event, PositionEvent):
         return event.position.account
-    return session.settings.account.name
+    account = getattr(event, "account", "")
+    return account if isinstance(account, str) and account else session.primary_account.name

@@ -16,7 +16,6 @@ from feedctl import (
     ConfigError,
     FeedctlError,
     RemoteSession,
-    Session,
     configure_logging,
 )
 
@@ -137,26 +136,14 @@ def worker_command(profiles: tuple[str, ...], settings_path: str | None, url: st
     """Serve a profile's accounts with peers: leases in Redis, events to Redis Streams."""
     from feedctl import build_plugin_manager
 
-    from .worker import Worker, bus_settings
+    from .worker import Worker, bus_settings, session_factory
 
     overrides: dict[str, Any] = {"redis_bus": {"url": url}} if url else {}
     pm = build_plugin_manager()
 
     chosen_profiles: list[str | None] = list(profiles) or [None]
 
-    plans: dict[str | None, Any] = {}
-
-    def make_session(profile: str | None) -> Session:
-        """A fresh session of ``profile``; its plan (the validated profile) is built once
-        and reused, unless it has services (an embedded exchange is one per session)."""
-        plan = plans.get(profile)
-        if plan is not None:
-            return Session(plan=plan)
-        session = Session(profile, settings_path=settings_path, overrides=overrides,
-                          plugin_manager=pm)
-        if not session.plan.services:
-            plans[profile] = session.plan
-        return session
+    make_session = session_factory(settings_path, overrides, pm)
 
     try:
         probe = make_session(chosen_profiles[0])

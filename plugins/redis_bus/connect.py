@@ -24,7 +24,21 @@ def client(url: str, *, timeout: float = 2.0) -> Any:
         raise ConfigError(f"redis URL {safe_url(url)!r}: expected redis://, rediss:// or "
                           "unix://")
     return aioredis.from_url(url, decode_responses=True, socket_timeout=timeout,
-                             socket_connect_timeout=timeout, health_check_interval=0)
+                             socket_connect_timeout=timeout, health_check_interval=0,
+                             retry=one_retry())
+
+
+def one_retry() -> Any:
+    """Retry a command once, at once, on a connection error (a pooled connection that
+    Redis closed), never on a timeout. redis-py's default (10 retries with backoff up
+    to 1 s, timeouts included) makes one command take up to ~12 s against a slow or
+    stopped Redis: far past ``timeout``, and past the session's 5 s for stopping
+    hooks. The callers retry with their own backoff (publisher, lease keeper)."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
 
 
 def safe_url(url: str) -> str:

@@ -87,15 +87,21 @@ class RedisBus:
         state = self.sessions.pop(id(session), None)
         if state is None:
             return
-        await state.publisher.drain(1.0)
-        for t in state.tasks:
-            t.cancel()
-        await asyncio.gather(*state.tasks, return_exceptions=True)
-        for lease in state.own_leases.values():
-            await lease.release()
-        self.metrics.outboxes.remove(state.publisher.boxes)
-        with contextlib.suppress(Exception):
-            await state.redis.aclose()
+        try:
+            await state.publisher.drain(1.0)
+            for t in state.tasks:
+                t.cancel()
+            await asyncio.gather(*state.tasks, return_exceptions=True)
+            try:  # a lease not released expires by itself: bounded, all at once
+                async with asyncio.timeout(1.0):
+                    await asyncio.gather(*(lease.release()
+                                           for lease in state.own_leases.values()))
+            except TimeoutError:
+                log.warning("leases not released within 1 s; they expire by themselves")
+        finally:
+            self.metrics.outboxes.remove(state.publisher.boxes)
+            with contextlib.suppress(Exception):
+                await state.redis.aclose()
 
     @hookimpl
     def feedctl_position_event(self, event: Any, session: Session) -> None:
@@ -108,6 +114,15 @@ class RedisBus:
         state = self.sessions.get(id(session))
         if state is not None:
             state.publisher.offer(event)
+
+    @hookimpl
+    def feedctl_metrics(self, session: Session) -> Any:
+        """The bus's figures in the monitor's /metrics of a session that publishes."""
+        if id(session) not in self.sessions:
+            return None
+        from .metrics import BusCollector
+
+        return list(BusCollector(self.metrics).collect())
 
     def _lease_changed(self, lease: Lease, held: bool) -> None:
         self.metrics.lease_changes += 1

@@ -136,7 +136,7 @@ class Publisher:
             box.marks.clear()
             return
         if box.dirty:
-            if not self._synced():
+            if not self._synced(box.account):
                 box.marks.clear()
                 return
             await self._resync(box)
@@ -146,11 +146,13 @@ class Publisher:
             if box.marks and not box.dirty:
                 await self._write_marks(box, lease)
 
-    def _synced(self) -> bool:
-        router = self.session.router
-        if router is None:
+    def _synced(self, account: str) -> bool:
+        """Whether the account's delivering feed holds a synced book (what a resync
+        publishes the differences from)."""
+        art = self.session.accounts[account]
+        if art.router is None:
             return False
-        rt = self.session.feeds.get(router.active)
+        rt = art.feeds.get(art.router.active)
         return rt is not None and rt.book.synced_ns is not None and rt.ctx.state.is_healthy
 
     async def _resync(self, box: AccountOutbox) -> None:
@@ -158,12 +160,11 @@ class Publisher:
             snapshot = await self.redis.hgetall(self.keys.snapshot(box.account))
         box.load(snapshot)
         # no await from here to the diff: the book and the outbox change together
-        router = self.session.router
-        assert router is not None
-        book: dict[str, Position] = {str(k): p for k, p in router.delivered.items()
-                                     if p.account == box.account}
-        statuses = [StatusEvent(feed=n, status=rt.ctx.status, reason="current")
-                    for n, rt in self.session.feeds.items()]
+        art = self.session.accounts[box.account]
+        assert art.router is not None
+        book: dict[str, Position] = {str(k): p for k, p in art.router.delivered.items()}
+        statuses = [StatusEvent(feed=n, status=rt.ctx.status, reason="current",
+                                account=box.account) for n, rt in art.feeds.items()]
         box.diff(book, statuses)
         self.metrics.resyncs += 1
         log.info("account resynced with redis: %d differences", len(box.items) -

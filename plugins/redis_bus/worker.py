@@ -1,12 +1,13 @@
 """``feedctl worker``: processes that share a profile's accounts through leases.
 
-Each worker loops over the profile's accounts: an account whose lease it takes gets a
-:class:`feedctl.Session` of its own, publishing under that lease; when the lease is
-lost (a renewal refused, or not renewed in time — a paused or partitioned worker) the
-session is stopped at once, so its trading consumers (the trailing stop) act only
-while the lease is held. A peer takes a dead worker's accounts once the lease expires;
-its publisher resyncs each from its book against the Redis snapshot, so consumers see
-every lifecycle once, by event id.
+Each worker loops over the profile's accounts (the one ``[account]``, or every
+``[<profile>.accounts.<name>]``): an account whose lease it takes gets a
+:class:`feedctl.Session` of its own (that account alone), publishing under that lease;
+when the lease is lost (a renewal refused, or not renewed in time — a paused or
+partitioned worker) the session is stopped at once, so its trading consumers (the
+trailing stop) act only while the lease is held. A peer takes a dead worker's accounts
+once the lease expires; its publisher resyncs each from its book against the Redis
+snapshot, so consumers see every lifecycle once, by event id.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from feedctl import BusKeys, ConfigError, FeedctlError, Session
 
-from .accounts import profile_accounts
+from .accounts import plan_accounts, plan_of_account
 from .config import BusSettings
 from .connect import client, owner_name, safe_url
 from .lease import Lease
@@ -35,7 +37,8 @@ class Worker:
 
     def __init__(self, make_session: Any, profiles: list[str | None], settings: BusSettings,
                  url: str, owner: str | None = None) -> None:
-        #: (profile) -> Session: a fresh (unstarted) session of the profile.
+        #: (profile, account=None) -> Session: a fresh (unstarted) session of the
+        #: profile, of that one account when given (each leased account runs alone).
         self.make_session = make_session
         self.profiles = profiles
         self.profile_of: dict[str, str | None] = {}
@@ -54,7 +57,7 @@ class Worker:
             await asyncio.sleep(0)  # validating many profiles takes a while: stay responsive
             if stop.is_set():
                 return
-            for account in profile_accounts(self.make_session(profile).settings):
+            for account in plan_accounts(self.make_session(profile).plan):
                 if account in self.profile_of:
                     raise ConfigError(f"account {account!r} is in two profiles "
                                       f"({self.profile_of[account]!r}, {profile!r})")
@@ -119,7 +122,7 @@ class Worker:
             return
         plugin.leases[(self.settings.prefix, account)] = lease
         self._keepers[account] = asyncio.create_task(lease.keep(), name=f"lease:{account}")
-        session = self.make_session(self.profile_of[account])
+        session = self.make_session(self.profile_of[account], account)
         try:
             await session.start()
         except FeedctlError:
@@ -168,6 +171,25 @@ async def _first(*aws: Any) -> None:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def session_factory(settings_path: str | None, overrides: dict[str, Any], pm: Any
+                    ) -> Callable[..., Session]:
+    """``make_session(profile, account=None)``: a fresh session of ``profile`` (of its
+    ``account`` alone, when given). A profile's plan (the validated profile) is built
+    once and reused, unless it has services (an embedded exchange is one per session)."""
+    plans: dict[str | None, Any] = {}
+
+    def make_session(profile: str | None, account: str | None = None) -> Session:
+        plan = plans.get(profile)
+        if plan is None:
+            plan = Session(profile, settings_path=settings_path, overrides=overrides,
+                           plugin_manager=pm).plan
+            if not plan.services:
+                plans[profile] = plan
+        return Session(plan=plan if account is None else plan_of_account(plan, account))
+
+    return make_session
 
 
 def bus_settings(session: Session, url: str | None) -> tuple[BusSettings, str]:

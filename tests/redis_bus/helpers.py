@@ -12,7 +12,9 @@ from feedctl import GapEvent, PositionEvent, RemoteSession, Session
 from feedctl.simulator import SimControl, Simulator
 from tests.rollout.conftest import running, wait_for
 
-FAST_BUS = {"lease_ttl": "1s", "timeout": "0.5s"}
+#: A short lease (a takeover within seconds), long enough that a loaded machine's
+#: event-loop stalls do not lose it.
+FAST_BUS = {"lease_ttl": "3s", "timeout": "0.5s"}
 
 
 def bus(url: str, **extra: Any) -> dict[str, Any]:
@@ -57,7 +59,12 @@ class Reader:
 
     async def close(self) -> None:
         self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+        try:
+            async with asyncio.timeout(10):
+                await asyncio.gather(self.task, return_exceptions=True)
+        except TimeoutError:
+            raise AssertionError("a remote reader did not stop within 10 s of its "
+                                 "cancellation") from None
 
     def lifecycle(self) -> list[PositionEvent]:
         return [e for e in self.events if isinstance(e, PositionEvent) and e.kind.is_lifecycle]

@@ -16,7 +16,7 @@ from tests.redis_bus.conftest import RedisServer
 from tests.redis_bus.helpers import publishing, wait_until_published
 from tests.rollout.conftest import collector, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 FEEDCTL = str(Path(sys.executable).with_name("feedctl"))
 
 
@@ -37,9 +37,9 @@ def test_tail_prints_the_lines_run_output_jsonl_prints(tmp_path: Path,
                 first = await tail.stdout.readline()  # the snapshot has been read
             skip = len(local)
             await ctl.set_position("SOLUSDT", "Sell", "3")
-            await wait_for(lambda: session.router.delivered, 5)
+            await wait_for(lambda: session.router.delivered, 15)
             await ctl.close_position("SOLUSDT")
-            await wait_for(lambda: not session.router.delivered, 5)
+            await wait_for(lambda: not session.router.delivered, 15)
             await wait_until_published(session)
             tail.terminate()
             rest, _ = await tail.communicate()
@@ -49,7 +49,7 @@ def test_tail_prints_the_lines_run_output_jsonl_prints(tmp_path: Path,
                     or (isinstance(e, PositionEvent) and e.kind.is_lifecycle)]
             return want, lines
 
-    want, lines = run_async(main(), timeout=40)
+    want, lines = run_async(main(), timeout=90)
     lifecycle = [ln.strip() for ln in lines
                  if '"type":"status"' in ln or ('"type":"position"' in ln and
                                                 '"kind":"price"' not in ln)]
@@ -67,7 +67,7 @@ def test_bus_status_shows_the_lease_the_stream_and_a_groups_lag(
             await r.xgroup_create("feedctl:events:main", "bots", id="0")
             await r.aclose()
             await ctl.set_position("BTCUSDT", "Buy", "0.1")
-            await wait_for(lambda: session.router.delivered, 5)
+            await wait_for(lambda: session.router.delivered, 15)
             await wait_until_published(session)
             proc = await feedctl("bus", "status", "--redis", redis_server.url, "--json")
             out, err = await proc.communicate()
@@ -76,7 +76,7 @@ def test_bus_status_shows_the_lease_the_stream_and_a_groups_lag(
             table, _ = await text.communicate()
             return {"json": json.loads(out), "table": table.decode()}
 
-    out = run_async(main(), timeout=40)
+    out = run_async(main(), timeout=90)
     main_ = out["json"]["accounts"]["main"]
     assert main_["lease"]["token"] == 1 and main_["lease"]["ttl_ms"] > 0
     assert main_["open_positions"] == 1

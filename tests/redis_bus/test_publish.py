@@ -14,7 +14,14 @@ from tests.redis_bus.conftest import RedisServer
 from tests.redis_bus.helpers import Reader, publisher, publishing, wait_until_published
 from tests.rollout.conftest import collector, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+def from_opened(events: list[Any]) -> list[Any]:
+    """``events`` from the first ``opened`` that is not a snapshot's on."""
+    at = next(i for i, e in enumerate(events) if isinstance(e, PositionEvent)
+              and e.kind is EventKind.OPENED and not e.synthetic)
+    return events[at:]
 
 
 def test_a_remote_consumer_gets_the_same_json_as_jsonl(tmp_path: Path,
@@ -25,10 +32,9 @@ def test_a_remote_consumer_gets_the_same_json_as_jsonl(tmp_path: Path,
             local, task = collector(session)
             remote = Reader(rs)
             await wait_for(lambda: remote.events, 5)  # the snapshot has been read
-            skip_local = len(local)
             await ctl.set_price("ETHUSDT", "3000")
             await ctl.set_position("ETHUSDT", "Buy", "0.5", entry_price="3000")
-            await wait_for(lambda: session.router.delivered, 5)
+            await wait_for(lambda: session.router.delivered, 15)
             await ctl.set_position("ETHUSDT", "Buy", "0.8", entry_price="3000")
             await asyncio.sleep(0.5)
             await ctl.close_position("ETHUSDT")
@@ -38,15 +44,16 @@ def test_a_remote_consumer_gets_the_same_json_as_jsonl(tmp_path: Path,
             await asyncio.sleep(0.3)
             task.cancel()
             await remote.close()
-            skip_remote = sum(1 for m in remote.metas if m.stream_id is None)
-            want = [e.model_dump_json() for e in local[skip_local:]
+            # Both sides from ETHUSDT's opened on: a status published between the remote
+            # snapshot and the local replay is in one side's head only, not a difference.
+            want = [e.model_dump_json() for e in from_opened(local)
                     if isinstance(e, StatusEvent) or
                     (isinstance(e, PositionEvent) and e.kind.is_lifecycle)]
-            got = [e.model_dump_json() for e in remote.events[skip_remote:]
+            got = [e.model_dump_json() for e in from_opened(remote.events)
                    if not (isinstance(e, PositionEvent) and e.kind is EventKind.PRICE)]
             return want, got
 
-    want, got = run_async(main(), timeout=40)
+    want, got = run_async(main(), timeout=90)
     kinds = [e for e in want if '"type":"position"' in e]
     assert len(kinds) >= 3  # opened, changed, closed at least
     assert got == want
@@ -70,16 +77,16 @@ def test_snapshot_and_tail_while_publishing_goes_on_has_no_gap_and_no_duplicate(
                 readers.append(Reader(rs))
                 await asyncio.sleep(0.4)
             await trader
-            await wait_for(lambda: not publisher(session).depth(), 5)
+            await wait_for(lambda: not publisher(session).depth(), 15)
             want = book_state(session)
-            await wait_for(lambda: all(replay(r.events) == want for r in readers), 5)
+            await wait_for(lambda: all(replay(r.events) == want for r in readers), 15)
             for r in readers:
                 await r.close()
             for rs in sessions:
                 await rs.stop()
             return readers, want
 
-    readers, want = run_async(main(), timeout=40)
+    readers, want = run_async(main(), timeout=90)
     assert want, "the trader left positions open"
     for r in readers:
         assert not r.gaps()
@@ -101,21 +108,21 @@ def test_a_reader_whose_position_was_trimmed_away_gets_a_gap_then_a_fresh_snapsh
             stream = rs.events()
             await ctl.set_position("BTCUSDT", "Buy", "0.5")
             got = [await anext(stream)]  # the snapshot's first event
-            await wait_for(lambda: session.router.delivered, 5)
+            await wait_for(lambda: session.router.delivered, 15)
             await ctl.set_position("ETHUSDT", "Sell", "1")
-            await wait_for(lambda: len(session.router.delivered) == 2, 5)
+            await wait_for(lambda: len(session.router.delivered) == 2, 15)
             await wait_until_published(session)
             r = aioredis.from_url(redis_server.url)
             await r.xtrim("feedctl:events:main", maxlen=0)  # what MAXLEN does to a laggard
             await r.aclose()
             await ctl.close_position("BTCUSDT")
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(15):
                 while not any(getattr(e, "type", "") == "gap" for e in got) or \
                         replay(got) != book_state(session):
                     got.append(await anext(stream))
             return got, book_state(session)
 
-    got, want = run_async(main(), timeout=40)
+    got, want = run_async(main(), timeout=90)
     gap_at = next(i for i, e in enumerate(got) if getattr(e, "type", "") == "gap")
     after = got[gap_at + 1:]
     assert after and all(getattr(e, "synthetic", True) or e.type == "status"
@@ -132,16 +139,16 @@ def test_event_ids_count_lifecycles_and_events_within_them(tmp_path: Path,
             for size in ("0.5", "0.7"):
                 await ctl.set_position("BTCUSDT", "Buy", size)
                 await wait_for(lambda s=size: any(  # type: ignore[misc]
-                    str(p.size) == s for p in session.router.delivered.values()), 5)
+                    str(p.size) == s for p in session.router.delivered.values()), 15)
             await ctl.close_position("BTCUSDT")
-            await wait_for(lambda: not session.router.delivered, 5)
+            await wait_for(lambda: not session.router.delivered, 15)
             await ctl.set_position("BTCUSDT", "Sell", "0.2")
-            await wait_for(lambda: len(reader.ids()) >= 4, 5)
+            await wait_for(lambda: len(reader.ids()) >= 4, 15)
             await reader.close()
             return reader.ids()
 
     base = "bybit:main:linear:BTCUSDT:0"
-    assert run_async(main(), timeout=40) == [
+    assert run_async(main(), timeout=90) == [
         f"{base}:1:0", f"{base}:1:1", f"{base}:1:2", f"{base}:2:0"]
 
 
@@ -152,7 +159,7 @@ def test_no_secret_is_written_to_any_key(tmp_path: Path, redis_server: RedisServ
     async def main() -> tuple[list[str], list[str], bytes]:
         async with publishing(tmp_path, redis_server.url) as (sim, ctl, session):
             await ctl.set_position("ETHUSDT", "Buy", "0.5")
-            await wait_for(lambda: session.router.delivered, 5)
+            await wait_for(lambda: session.router.delivered, 15)
             await asyncio.sleep(0.5)  # some price events too
             await wait_until_published(session)
             secrets = [sim.api_key, sim.api_secret]
@@ -174,7 +181,7 @@ def test_no_secret_is_written_to_any_key(tmp_path: Path, redis_server: RedisServ
             await r.aclose()
             return secrets, [k.decode() for k in keys], dump
 
-    secrets, keys, dump = run_async(main(), timeout=40)
+    secrets, keys, dump = run_async(main(), timeout=90)
     assert {k.split(":")[1] for k in keys} >= {"events", "snap", "marks", "lease", "fence"}
     assert b"ETHUSDT" in dump
     for s in secrets:
@@ -186,7 +193,7 @@ def test_a_reader_started_from_an_entry_id_gets_the_entries_after_it_and_no_snap
     async def main() -> list[Any]:
         async with publishing(tmp_path, redis_server.url) as (_, ctl, session):
             await ctl.set_position("BTCUSDT", "Buy", "0.5")
-            await wait_for(lambda: session.router.delivered, 5)
+            await wait_for(lambda: session.router.delivered, 15)
             await wait_until_published(session)
             import redis.asyncio as aioredis
 
@@ -203,7 +210,7 @@ def test_a_reader_started_from_an_entry_id_gets_the_entries_after_it_and_no_snap
                     got.append(await anext(stream))
             return got
 
-    got = run_async(main(), timeout=40)
+    got = run_async(main(), timeout=90)
     assert not any(getattr(e, "synthetic", False) for e in got)
     assert not any(isinstance(e, PositionEvent) and e.position.symbol == "BTCUSDT"
                    for e in got)

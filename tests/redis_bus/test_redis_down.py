@@ -38,7 +38,7 @@ def test_redis_killed_for_10s_the_local_stop_fires_and_consumers_converge_after(
             reader = Reader(rs)
             await ctl.set_price("ETHUSDT", "3000")
             await ctl.set_position("ETHUSDT", "Buy", "0.5", entry_price="3000")
-            await wait_for(lambda: replay(reader.events) == book_state(session) != {}, 5)
+            await wait_for(lambda: replay(reader.events) == book_state(session) != {}, 15)
             redis_server.kill()
             down_at = time.monotonic()
             await ctl.set_price("ETHUSDT", "3020")  # activates the trailing stop

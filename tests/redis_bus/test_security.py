@@ -19,7 +19,7 @@ from tests.redis_bus.conftest import RedisServer
 from tests.redis_bus.helpers import publishing
 from tests.rollout.conftest import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "redis.md"
 PASSWORDS = {"pub": "pub-Secret-1", "reader": "read-Secret-2", "bots": "group-Secret-3"}
 
@@ -74,7 +74,7 @@ def test_publisher_and_consumers_over_tls_with_acl_users(
             for s in streams.values():
                 await anext(s)  # snapshot read
             await ctl.set_position("BTCUSDT", "Buy", "0.1")
-            await wait_for(lambda: session.router.delivered, 5)
+            await wait_for(lambda: session.router.delivered, 15)
             for name, s in streams.items():
                 while not got[name]:
                     ev = await anext(s)
@@ -90,7 +90,7 @@ def test_publisher_and_consumers_over_tls_with_acl_users(
                 await reader.aclose()
             return got["plain"], got["grouped"], refused
 
-    plain, grouped, refused = run_async(main(), timeout=40)
+    plain, grouped, refused = run_async(main(), timeout=90)
     assert plain[0].position.symbol == grouped[0].position.symbol == "BTCUSDT"
     assert "permission" in refused.lower()
     logged = "\n".join(r.getMessage() + str(r.__dict__) for r in caplog.records)

@@ -22,7 +22,7 @@ from tests.redis_bus.helpers import Reader, replay, trade
 from tests.redis_bus.workers import WorkerProc, lease_owner, worker_settings
 from tests.rollout.conftest import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(170)]
 
 
 @contextlib.asynccontextmanager
@@ -63,6 +63,12 @@ async def exchange_state(ctl: SimControl) -> dict[str, str]:
     return {p["symbol"]: p["size"] for p in await ctl.positions()}
 
 
+async def until_published(ctl: SimControl, reader: Reader, timeout: float = 20) -> None:
+    """Until a remote consumer holds the exchange's positions (the owner wrote them)."""
+    want = await exchange_state(ctl)
+    await wait_for(lambda: reader_state(reader) == want, timeout)
+
+
 def reader_state(reader: Reader) -> dict[str, str]:
     return {k[1].symbol: json.loads(v)["size"]
             for k, v in replay(reader.events).items()}
@@ -88,7 +94,7 @@ def test_a_killed_workers_account_is_taken_over_and_every_lifecycle_arrives_once
         async with two_workers(tmp_path, redis_server.url) as (ctl, workers, redis, reader):
             first = await wait_for_owner(redis, None, 30)
             await trade(ctl, 7)  # BTC, ETH, SOL open; BTC changed
-            await asyncio.sleep(1.0)
+            await until_published(ctl, reader)  # the first owner wrote them
             workers[first].signal(signal.SIGKILL)
             await trade(ctl, 3, pause=0.1)  # ETH and SOL changed, BTC... while nobody serves
             await ctl.close_position("BTCUSDT")
@@ -120,14 +126,17 @@ def test_a_paused_worker_resumes_without_a_stale_write(tmp_path: Path,
     async def main() -> tuple[Reader, dict[str, str], WorkerProc, str]:
         async with two_workers(tmp_path, redis_server.url) as (ctl, workers, redis, reader):
             first = await wait_for_owner(redis, None, 30)
+            paused = workers[first]
             await trade(ctl, 4)
-            await asyncio.sleep(1.0)
+            await until_published(ctl, reader)
             workers[first].signal(signal.SIGSTOP)
             second = await wait_for_owner(redis, first, 20)
             await trade(ctl, 3, pause=0.1)  # the paused worker's sockets queue these too
-            await asyncio.sleep(1.0)
+            await until_published(ctl, reader)  # the new owner wrote them
             workers[first].signal(signal.SIGCONT)
-            await asyncio.sleep(3.0)  # it wakes, finds its lease gone, stops its session
+            # it wakes, finds its lease gone, stops its session
+            await wait_for(lambda: "stopping the session of account main" in paused.text(),
+                           30)
             await ctl.close_position("ETHUSDT")
             want = await exchange_state(ctl)
             await wait_for(lambda: reader_state(reader) == want, 10)
