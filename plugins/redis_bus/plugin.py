@@ -15,16 +15,17 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from feedctl import BusKeys, Session, hookimpl
+from feedctl import hookimpl
 
-from .accounts import session_accounts
 from .config import BusSettings
-from .metrics import BusMetrics
 
 if TYPE_CHECKING:
     import click
 
+    from feedctl import Session
+
     from .lease import Lease
+    from .metrics import BusMetrics
     from .publisher import Publisher
 
 log = logging.getLogger("feedctl.redis_bus")
@@ -43,7 +44,17 @@ class RedisBus:
         self.sessions: dict[int, _PerSession] = {}
         #: Leases a worker holds, by (prefix, account): its sessions publish under them.
         self.leases: dict[tuple[str, str], Lease] = {}
-        self.metrics = BusMetrics()
+        self._metrics: BusMetrics | None = None
+
+    @property
+    def metrics(self) -> BusMetrics:
+        """The bus's figures (made on first use: loading the plugin - every feedctl
+        command does - imports neither prometheus_client nor the session machinery)."""
+        if self._metrics is None:
+            from .metrics import BusMetrics
+
+            self._metrics = BusMetrics()
+        return self._metrics
 
     @hookimpl
     def feedctl_settings_sections(self, register: Any) -> None:
@@ -62,6 +73,9 @@ class RedisBus:
         settings: BusSettings | None = session.plugin_settings("redis_bus")
         if settings is None or settings.url is None:
             return
+        from feedctl import BusKeys
+
+        from .accounts import session_accounts
         from .connect import client, owner_name
         from .lease import Lease
         from .publisher import Publisher

@@ -226,8 +226,8 @@ def test_quick_commands_load_no_other_command_nor_a_feed(tmp_path: Path,
                                                          args: tuple[str, ...]) -> None:
     """`check` and `plugins` build the plugin manager and the settings, not the other
     commands (`status` and the monitor's views, the plugins' `sim`, `bus`, `worker`), nor
-    a feed's socket or client code, nor the trailing-stop engine: what a session needs
-    loads when a session starts."""
+    a feed's socket or client code, nor the trailing-stop engine, the session, the router
+    or prometheus_client: what a session needs loads when a session starts."""
     (tmp_path / "settings.toml").write_text(
         "[x]\n[x.account]\nexchange = 'bybit'\n[x.feeds.r]\nkind = 'rest_polling'\n"
         "role = 'primary'\n[x.feeds.h]\nkind = 'bybit_hybrid'\n")
@@ -237,8 +237,9 @@ def test_quick_commands_load_no_other_command_nor_a_feed(tmp_path: Path,
     imported = {line.rsplit("|", 1)[-1].strip()
                 for line in out.stderr.splitlines() if line.startswith("import time:")}
     assert "feedctl.manager" in imported, out.stderr[-500:]
-    unwanted = {m for m in imported if m.startswith("feedctl.monitor")
-                or m in {"feedctl.simulator.cli", "feedctl.simulator.server",
+    unwanted = {m for m in imported if m.startswith(("feedctl.monitor", "prometheus_client"))
+                or m in {"feedctl.session", "feedctl.router",
+                         "feedctl.simulator.cli", "feedctl.simulator.server",
                          "feedctl.plugins.redis_bus.cli", "feedctl.plugins.trailing_stop.engine",
                          "feedctl.plugins.trailing_stop.executor"}
                 or (m.split(".")[-1] in {"feed", "ws", "rest", "client", "public", "private"}
