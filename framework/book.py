@@ -375,6 +375,13 @@ class PositionBook:
         if update.seq is not None and lseq is not None and update.seq >= 0 and lseq >= 0:
             if update.seq < lseq:
                 return "stale"
+            if update.seq == lseq and update.is_open and key not in self.positions and (
+                    update.exchange_ms is not None and lms is not None
+                    and update.exchange_ms > lms):
+                # the state the book closed, updated later (an exchange may keep the seq
+                # through a settings change): the position lives on - the close was wrong (a
+                # snapshot row, say, proves it open after the time the book saw it flat)
+                return "newer"
             return "same" if update.seq == lseq else "newer"
         if update.exchange_ms is not None and lms is not None:
             if update.exchange_ms < lms:

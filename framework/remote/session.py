@@ -123,6 +123,12 @@ class RemoteEventStream:
                 await self._ack()
                 await self._read()
             except Exception as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # the client turned our cancellation into a connection error (it
+                    # drops the connection a cancelled command was using): the reader was
+                    # cancelled, it does not retry
+                    raise asyncio.CancelledError from exc
                 if not _redis_down(exc):
                     raise
                 self.reconnects += 1  # Redis down or restarting: try again

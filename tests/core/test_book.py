@@ -242,3 +242,22 @@ def test_a_late_copy_of_a_state_a_snapshot_closed_does_not_reopen() -> None:
     b.reconcile([], as_of_ms=2000)
     b.apply(upd("1", seq=5, ms=1000))
     assert kinds(ev) == ["opened", "closed"]
+
+
+def test_a_later_state_of_the_closed_seq_reopens_a_position_closed_by_mistake() -> None:
+    """Bybit keeps a position's seq through a settings change: a snapshot row with the
+    seq of the state the book closed, updated after that close, proves the close wrong -
+    the book reopens it. A late copy of the old state (same seq, same time) does not."""
+    events: list[PositionEvent] = []
+    book = PositionBook(exchange="bybit", account="a", feed="h", emit=events.append)
+    opened = PositionUpdate(symbol="ETHUSDT", position_idx=2, side=Side.SHORT,
+                            size=Decimal("0.12"), entry_price=Decimal("3182.71"), seq=857,
+                            exchange_ms=1_000)
+    book.apply(opened)
+    book.apply(PositionUpdate(symbol="ETHUSDT", position_idx=2, side=None, size=Decimal(0),
+                              exchange_ms=1_009))  # a wrong close (no seq)
+    book.apply(opened)  # a late copy: not a reopen
+    assert [e.kind.value for e in events] == ["opened", "closed"]
+    book.apply(opened.model_copy(update={"exchange_ms": 17_000}))  # a snapshot row, later
+    assert [e.kind.value for e in events] == ["opened", "closed", "opened"]
+    assert book.positions[opened.key].seq == 857
