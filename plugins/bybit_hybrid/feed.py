@@ -293,7 +293,10 @@ class HybridFeed(Feed):
                        if now - last_read.get((c, sym), -interval) >= interval}
             if not wanted:
                 continue
-            for category, symbol, suspect in sorted(wanted)[:self.settings.stale_mark_max]:
+            # held symbols first: a lingering one (no position) takes what the cap leaves
+            linger = self._linger
+            order = sorted(wanted, key=lambda w: ((w[0], w[1]) in linger, w))
+            for category, symbol, suspect in order[:self.settings.stale_mark_max]:
                 if not suspect:
                     last_read[(category, symbol)] = now
                 mark = await self._public_read(self.rest.mark(category, symbol),

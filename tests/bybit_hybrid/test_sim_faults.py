@@ -388,3 +388,32 @@ def test_a_closed_symbol_stays_subscribed_for_mark_linger_then_is_unsubscribed()
             assert time.monotonic() - closed >= 0.9
 
     run(go())
+
+
+def test_while_the_socket_is_down_held_symbols_are_read_before_lingering_ones() -> None:
+    """With the stale-mark reads capped, a symbol a position holds is read from REST
+    before one that only lingers (its position closed)."""
+    async def go() -> None:
+        async with harness(mark_linger=30.0, stale_mark_max=1, stale_mark_interval=3.0,
+                           ping_interval=30.0, pong_timeout=30.0) as h:
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await h.ctl.place_order("BTCUSDT", "Sell", "0.01", reduce_only=True)  # lingers
+            await h.ctl.place_order("ETHUSDT", "Buy", "0.1")  # held
+            await wait_until(lambda: h.kinds("ETHUSDT") == ["opened"])
+            await wait_until(lambda: sorted(
+                h.feed.details()["public"]["linear"]["subscriptions"]) == [
+                "tickers.BTCUSDT", "tickers.ETHUSDT"])
+            reads: list[str] = []
+            rest = h.feed.rest
+            original = rest.mark
+
+            def mark(category: Category, symbol: str) -> object:
+                reads.append(symbol)
+                return original(category, symbol)
+
+            rest.mark = mark  # type: ignore[method-assign]
+            await h.ctl.stall("public", 3)
+            await wait_until(lambda: len(reads) >= 2, within=3)
+            assert reads[0] == "ETHUSDT", reads
+
+    run(go())
