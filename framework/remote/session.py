@@ -76,7 +76,15 @@ class RemoteSession:
         except ImportError as exc:
             raise ConfigError("RemoteSession needs redis-py: pip install "
                               "'feedctl-positions[redis]'") from exc
-        self.redis = aioredis.from_url(self._url, decode_responses=True)
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        # no retries inside the client (its default: 10, with backoff, timeouts too):
+        # a command a cancellation interrupted is not retried behind the reader's back
+        # (the cancellation would be lost), and the reader retries outages itself
+        self.redis = aioredis.from_url(self._url, decode_responses=True, retry=Retry(
+            NoBackoff(), 0, supported_errors=(RedisConnectionError,)))
         await self.redis.ping()
 
     async def stop(self) -> None:
@@ -118,12 +126,12 @@ class RemoteEventStream:
     async def __anext__(self) -> Any:
         if not self._started:
             await self._start()
+        task = asyncio.current_task()
         while not self._ready:
             try:
                 await self._ack()
                 await self._read()
             except Exception as exc:
-                task = asyncio.current_task()
                 if task is not None and task.cancelling():
                     # the client turned our cancellation into a connection error (it
                     # drops the connection a cancelled command was using): the reader was
@@ -136,6 +144,10 @@ class RemoteEventStream:
                 await self._after_outage(exc)
                 continue
             self.reconnects = 0
+            if task is not None and task.cancelling():
+                # a cancellation the client swallowed (it may finish a blocking read that
+                # was interrupted): the reader was cancelled all the same
+                raise asyncio.CancelledError
         event, self.meta = self._ready.popleft()
         return event
 
