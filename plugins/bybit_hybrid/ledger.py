@@ -7,7 +7,7 @@ write it; the fill replay (:mod:`.recovery`) reads it:
   starts after the seq, the audit leaves keys pushed after its snapshot alone;
 * the fill floor (``fills_floor_ms``) and per-key floors (``key_floor_ms``): up to them
   every fill is reflected in the book, so a replay starts after them;
-* ``seen`` / ``flat_seen``: every state's seq since the floor (and which were flat) - a
+* ``seen`` / ``states``: every state's seq since the floor (and the state itself) - a
   later fill whose seq is missing here and older than the book's was lost with the
   socket up and overtaken (docs/reliability.md, L1);
 * ``unrecoverable``: the newest such losses that could not be delivered.
@@ -54,9 +54,6 @@ class LossLedger:
         #: per key, seq -> exchange ms of every state the book was given (push, snapshot
         #: row, replay) after the fill floor
         self.seen: dict[PositionKey, dict[int, int]] = {}
-        #: per key, the seen seqs whose state was flat (a lost run of fills between two
-        #: of them is a complete lifecycle of the past: delivered as such)
-        self.flat_seen: dict[PositionKey, set[int]] = {}
         #: per key, seq -> the seen state itself (a replay of fills lost between two
         #: seen states starts from the first)
         self.states: dict[PositionKey, dict[int, State]] = {}
@@ -89,8 +86,6 @@ class LossLedger:
             return
         seen = self.seen.setdefault(key, {})
         seen[update.seq] = update.exchange_ms or 0
-        if update.size == 0:
-            self.flat_seen.setdefault(key, set()).add(update.seq)
         self.states.setdefault(key, {})[update.seq] = State(
             update.side if update.size > 0 else None, update.size, update.entry_price,
             update.leverage)
@@ -126,13 +121,11 @@ class LossLedger:
                 self._prune(key)
             else:
                 del self.seen[key]
-                self.flat_seen.pop(key, None)
                 self.states.pop(key, None)
 
     def _prune(self, key: PositionKey) -> None:
-        """Keep ``flat_seen`` and ``states`` to the seqs ``seen`` still holds."""
+        """Keep ``states`` to the seqs ``seen`` still holds."""
         kept = self.seen.get(key, {})
-        self.flat_seen[key] = self.flat_seen.get(key, set()) & set(kept)
         self.states[key] = {q: st for q, st in self.states.get(key, {}).items() if q in kept}
 
     def note_closed(self, keys: set[PositionKey], as_of_ms: int | None) -> None:
