@@ -130,6 +130,19 @@ class PositionBook:
         times = [t for t in (snapshot, self.flat_ms.get(key)) if t is not None]
         return max(times) if times else None
 
+    def knows_flat_after(self, key: PositionKey, ms: int) -> bool:
+        """True if this book knows ``key`` was flat at some moment after exchange time
+        ``ms``: a close of it at or after ``ms``, or a snapshot covering it taken later
+        (one of the same millisecond may predate a state of that millisecond)."""
+        if key in self.positions:
+            return False
+        closed = self.flat_ms.get(key)
+        if closed is not None and closed >= ms:
+            return True
+        snapshot = self.reconciled_as_of_ms
+        covered = self._covers is None or self._covers(key)
+        return snapshot is not None and covered and snapshot > ms
+
     def mark(self, category: Category, symbol: str) -> MarkPrice | None:
         return self._marks.get((category, symbol))
 
@@ -261,7 +274,9 @@ class PositionBook:
         Every row is applied like an update (stale rows are ignored). A position the
         book holds but the snapshot lacks is closed — unless the book's view is newer
         than the snapshot (``exchange_ms > as_of_ms``), i.e. a push arrived after the
-        snapshot was taken, or the snapshot does not cover it: ``covers(key)`` says
+        snapshot was taken - or as old: exchange times are whole milliseconds, and a
+        state of the snapshot's own millisecond cannot be ordered against it - or the
+        snapshot does not cover it: ``covers(key)`` says
         whether the snapshot would have listed ``key`` (the categories, settle coins or
         symbols it asked for; None: everything). A key outside that scope is neither
         closed nor known flat from this snapshot. Only call this with a snapshot whose
@@ -280,8 +295,9 @@ class PositionBook:
         for key, pos in list(self.positions.items()):
             if key in seen or (covers is not None and not covers(key)):
                 continue
-            if as_of_ms is not None and pos.exchange_ms is not None and pos.exchange_ms > as_of_ms:
-                continue
+            if as_of_ms is not None and pos.exchange_ms is not None and pos.exchange_ms >= as_of_ms:
+                continue  # not older than the snapshot: a state of its own millisecond
+                # may be missing from it (a fill just after the rows were read)
             flat = PositionUpdate(
                 category=key.category,
                 symbol=key.symbol,

@@ -425,7 +425,7 @@ class Router:
         flat_as_of = book.known_flat_as_of(told.key)
         if flat_as_of is None:
             return book.reconciled_as_of_ms is None and not book.flat_ms
-        return told.exchange_ms is None or flat_as_of >= told.exchange_ms
+        return told.exchange_ms is None or book.knows_flat_after(told.key, told.exchange_ms)
 
     def _closing(self, book: PositionBook, told: Position) -> PositionEvent:
         """A ``closed`` of what consumers hold, as of the time ``book`` knows it flat

@@ -144,6 +144,19 @@ def test_reconcile_keeps_positions_newer_than_the_snapshot() -> None:
     assert kinds(ev) == ["opened"]
 
 
+def test_reconcile_keeps_a_position_of_the_snapshots_own_millisecond() -> None:
+    """Exchange times are whole milliseconds: a fill applied just after the snapshot's
+    rows were read can carry the snapshot's own time. Such a state cannot be ordered
+    against the snapshot, so the snapshot's not listing it does not close it (closing
+    would end a lifecycle the exchange keeps open, and the next state would split it)."""
+    b, ev = book()
+    b.apply(upd("1", seq=7, ms=200))
+    b.reconcile([], as_of_ms=200)
+    assert kinds(ev) == ["opened"]
+    b.reconcile([], as_of_ms=201)  # a snapshot one millisecond later does close it
+    assert kinds(ev) == ["opened", "closed"]
+
+
 def test_a_scoped_snapshot_closes_only_what_it_covers() -> None:
     b, ev = book()
     b.apply(upd("1", seq=1, ms=100))  # linear BTCUSDT

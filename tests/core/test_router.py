@@ -157,6 +157,26 @@ def test_a_standby_whose_snapshot_predates_a_position_does_not_close_it() -> Non
     assert not router.pending_orphans and router.counters["guarded"] == 1
 
 
+def test_a_standby_snapshot_of_the_opens_own_millisecond_does_not_close_it() -> None:
+    """The primary saw an open stamped 2000 ms; the standby's snapshot is stamped 2000 ms
+    too and does not list it (read a moment before the fill). Failing over keeps the
+    position for consumers until a later snapshot proves it flat."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("1"),
+                                    entry_price=D("100"), seq=1, exchange_ms=2000))
+    books["r"].reconcile([], as_of_ms=2000)
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t = 2
+    router.evaluate()
+    assert router.active == "r" and router.pending_orphans
+    assert pos_events(delivered) == [("opened", "BTCUSDT")]
+    books["r"].reconcile([], as_of_ms=2001)  # the next poll, later: flat for sure
+    router.evaluate()
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
+
+
 def test_a_pending_orphan_closes_once_the_standby_knows_it_is_flat() -> None:
     router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
     status(router, "r", FeedState.HEALTHY)
