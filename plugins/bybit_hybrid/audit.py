@@ -1,7 +1,7 @@
 """The periodic audit: compare the book with a REST snapshot. Pure functions.
 
 A difference only counts when the book cannot be newer than the snapshot: keys whose
-book view or newest push is later than the snapshot's time (``as_of_ms``) are skipped,
+book view or newest push is not older than the snapshot's time (``as_of_ms``) are skipped,
 because a push that arrived while the snapshot was in flight is the truth. Keys whose
 row changed shortly before the snapshot are left to the stream too (``settled``): the
 pushes of that change may still be on their way, and a repair would make them arrive
@@ -31,9 +31,11 @@ def audit_diff(
     def newer(key: PositionKey, pos: Position | None) -> bool:
         if as_of_ms is None:
             return False
-        if pos is not None and pos.exchange_ms is not None and pos.exchange_ms > as_of_ms:
+        # of the snapshot's own millisecond counts as newer: exchange times are whole
+        # ms, and a state of that ms may postdate the rows (the book's reconcile agrees)
+        if pos is not None and pos.exchange_ms is not None and pos.exchange_ms >= as_of_ms:
             return True
-        return pushes.get(key, 0) > as_of_ms
+        return pushes.get(key, 0) >= as_of_ms
 
     out: dict[str, str] = {}
     seen: set[PositionKey] = set()

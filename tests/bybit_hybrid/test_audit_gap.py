@@ -65,6 +65,16 @@ def test_audit_skips_keys_newer_than_the_snapshot() -> None:
     assert audit_diff({}, [up()], 2000, {BTC: 1500}) != {}
 
 
+def test_audit_leaves_a_key_of_the_snapshots_own_millisecond_to_the_stream() -> None:
+    """Exchange times are whole ms: a state stamped with the snapshot's own time may
+    postdate its rows, so it is not a mismatch (a forced repair would close a position
+    the exchange holds open)."""
+    book = book_with(up(ms=2000))
+    assert audit_diff(book.positions, [], 2000) == {}
+    assert audit_diff({}, [up()], 2000, {BTC: 2000}) == {}  # closed in that millisecond
+    assert audit_diff(book.positions, [], 2001) != {}
+
+
 def test_audit_leaves_rows_younger_than_the_settle_time_to_the_stream() -> None:
     """F6: a row that changed just before the snapshot has its pushes still in flight; a
     repair would make them arrive stale (a close+reopen would become a 'changed')."""
