@@ -133,6 +133,10 @@ class Router:
         #: the state consumers held, and when to reopen it if no open came.
         self._reopen: dict[PositionKey, tuple[Position, float]] = {}
         self._spans: dict[PositionKey, deque[tuple[int, int, Side]]] = {}
+        #: Per key, (side, seq) of the opening state of each lifecycle consumers were
+        #: told of (the exchange's seq names a state: a past lifecycle opening at one of
+        #: them is that lifecycle, however its feeds' exchange times differ).
+        self._opened_seqs: dict[PositionKey, deque[tuple[Side, int]]] = {}
         #: Per key, exchange times (ms) a feed saw it flat (its closes, routed or not):
         #: what tells a merged lifecycle from one seen at different states.
         self._flats: dict[PositionKey, deque[int]] = {}
@@ -294,12 +298,18 @@ class Router:
         that one, not a past one. A lifecycle consumers were told that began *before* it
         opened and has states inside it was two merged (a poller saw the close and
         reopen between two polls as a change, F15): this one is delivered as ``past``, so
-        that it reaches consumers even after their merged one closed."""
+        that it reaches consumers even after their merged one closed. One whose opening
+        seq consumers were told the open of is that one, whatever the times say."""
         key = events[0].position.key
         opened, closed = events[0].position.exchange_ms, events[-1].position.exchange_ms
         if opened is None or closed is None:
             return False
         side = events[0].position.side
+        seq = events[0].position.seq
+        if side is not None and seq is not None and seq >= 0:
+            if (side, seq) in self._opened_seqs.get(key, ()):
+                return False  # consumers were told this lifecycle's open
+            self._told_opened(key, side, seq)
         # only a lifecycle of the same side can be this one (a flip's two sides share
         # an instant, to within a millisecond of the exchange's clocks)
         spans = [(f, last) for f, last, s in self._spans.get(key, ()) if s is side]
@@ -605,6 +615,9 @@ class Router:
             if event.kind is EventKind.OPENED:
                 self._reopen.pop(key, None)
                 event = self._freshest_mark(event)
+                pos = event.position
+                if pos.side is not None and pos.seq is not None and pos.seq >= 0:
+                    self._told_opened(key, pos.side, pos.seq)
             if ms is not None:
                 states = self._open_states.get(key) if key in self.delivered else None
                 if states is None:
@@ -634,6 +647,13 @@ class Router:
                 or best.exchange_ms <= pos.mark_exchange_ms):
             return event
         return event.model_copy(update={"position": _marked(pos, best)})
+
+    def _told_opened(self, key: PositionKey, side: Side, seq: int) -> None:
+        seqs = self._opened_seqs.get(key)
+        if seqs is None:
+            seqs = self._opened_seqs[key] = deque(maxlen=_SPANS_KEPT)
+        if (side, seq) not in seqs:
+            seqs.append((side, seq))
 
     def _told_closed(self, key: PositionKey, states: list[int], closed_ms: int | None,
                      side: Side | None) -> None:

@@ -423,6 +423,25 @@ def test_a_lifecycle_inside_one_the_standby_merged_and_closed_is_delivered_as_pa
     assert router.counters["merged_past"] == 1 and router.delivered == {}
 
 
+def test_a_lifecycle_consumers_were_told_from_its_open_seq_is_not_delivered_again_as_past(
+) -> None:
+    """The standby delivered a lifecycle from a flip (seq 146, its row stamped 344 ms) to
+    its close; the primary's replay, later, has the flip's fill a millisecond later (345:
+    two exchange clocks), so its own close of the short side lies between consumers'
+    first state and its open. The open's seq names the lifecycle: consumers were told
+    it, so it is not delivered again as past (the 1,500-fault campaign's split)."""
+    router, books, delivered = _failed_over()
+    books["r"].apply(at(upd("SYMUSDT", "57", 145, Side.SHORT), 100))
+    books["r"].apply(at(upd("SYMUSDT", "57", 146), 344))  # the flip, seen by the poller
+    books["r"].apply(at(upd("SYMUSDT", "115", 147, Side.SHORT), 3_180))  # flips back
+    books["h"].apply(at(upd("SYMUSDT", "57", 145, Side.SHORT), 100))  # the primary's replay
+    books["h"].apply(at(upd("SYMUSDT", "57", 146), 345))
+    books["h"].apply(at(upd("SYMUSDT", "115", 147, Side.SHORT), 3_054))
+    longs = [e for e in lifecycle(delivered) if e[1] == "long"]
+    assert longs == [("opened", "long", False), ("closed", "long", False)]
+    assert router.counters["past_lifecycles"] == 0
+
+
 def test_a_past_lifecycle_of_the_other_side_is_delivered_whatever_the_clocks_say() -> None:
     """A short lifecycle the standby never saw, ended by a flip to the long one consumers
     hold: the long one's first state may read a millisecond before the short's close (two
