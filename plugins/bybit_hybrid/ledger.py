@@ -76,6 +76,12 @@ class LossLedger:
             return False
         if update.exchange_ms is not None and update.exchange_ms > (last_ms or 0):
             self.last_push_ms[key] = update.exchange_ms
+        last = self.last_seq.get(key)
+        if update.seq is not None and last is not None and update.seq < last:
+            # late: the book keeps its newer state and never reflects this one. Not
+            # seen, so the fills still tell what it meant (a reordered pre-order push of
+            # a flip the stall dropped, behind the close's push: the flip's lifecycle)
+            return True
         self.note(update)
         return True
 

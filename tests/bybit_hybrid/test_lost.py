@@ -113,3 +113,21 @@ def test_a_snapshot_keeps_a_listed_keys_row_as_the_start_of_a_later_replay() -> 
     assert ledger.brackets(key, [11, 12]) == [(10, 13, [11, 12])]
     start = ledger.state_at(key, 10)
     assert start is not None and (start.side, start.size) == (LONG, D("1"))
+
+
+def test_a_state_that_arrives_after_a_newer_one_is_not_taken_for_seen() -> None:
+    """The book keeps its newer state and never reflects a late one (a reordered frame:
+    the close's order-create push, carrying the flip the stall dropped, behind the
+    close's own push). Taken for seen it would hide the flip's lifecycle from the fill
+    replay for good (the 1,500-fault campaign, seed 777123: a lost long, 221 to 222)."""
+    ledger = LossLedger()
+    key = PositionKey(Category.LINEAR, "BTCUSDT", 0)
+    assert ledger.admit(st(220, "3", SHORT))
+    assert ledger.admit(st(222, "0"))  # the close's push, first
+    assert ledger.admit(st(221, "1"))  # the flip, late: the book drops it as stale
+    assert ledger.lost_states([(key, 221, 2_210)]) == {key: {221: 2_210}}
+    assert ledger.brackets(key, [221]) == [(220, 222, [221])]
+    start = ledger.state_at(key, 220)
+    assert start is not None and start.side is SHORT
+    found = lost_boundaries(start, [st(221, "1"), st(222, "0")])
+    assert [shape(p) for p in found.past] == [[(221, "1"), (222, "0")]]
