@@ -87,6 +87,25 @@ def settled(
     return out, young
 
 
+def fill_floor(until_ms: int | None, unsettled: set[PositionKey],
+               positions: Mapping[PositionKey, Position], floor_ms: int | None) -> int | None:
+    """Up to when (server ms) an audit's snapshot accounts for every fill: its settle
+    time ``until_ms``, but no later than the book's state of a key left to the stream
+    (``unsettled``): that key's fills after the book's state are not reflected yet (the
+    row stood in for by the book's own state may be one the book never got, a push the
+    stream lost). A key the book does not hold keeps the old floor ``floor_ms``."""
+    if until_ms is None:
+        return None
+    out = until_ms
+    for key in unsettled:
+        pos = positions.get(key)
+        ms = pos.exchange_ms if pos is not None else None
+        if ms is None:
+            return floor_ms if floor_ms is not None else None
+        out = min(out, ms - 1)  # a later fill of the state's own millisecond: not in it
+    return out
+
+
 def _as_row(p: Position) -> PositionUpdate:
     return PositionUpdate(
         category=p.category, symbol=p.symbol, position_idx=p.position_idx, side=p.side,

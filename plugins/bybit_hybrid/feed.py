@@ -30,7 +30,7 @@ from feedctl import (
     jitter,
 )
 
-from .audit import audit_diff, covered, forced_updates, settled
+from .audit import audit_diff, covered, fill_floor, forced_updates, settled
 from .budgets import connect_budget, host, rest_budget, uid_budgets
 from .config import HybridSettings
 from .ledger import LossLedger
@@ -400,6 +400,8 @@ class HybridFeed(Feed):
             # a row younger than the settle time: its pushes may still be in flight, and a
             # repair now would make them arrive stale (a close+reopen would be lost)
             rows, unsettled = settled(rows, self.ctx.positions(), as_of, FILL_SETTLE_MS)
+            # the fills of a key left to the stream stay above the floor (F21)
+            floor_to = fill_floor(until, unsettled, self.ctx.positions(), floor)
             diffs = audit_diff(self.ctx.positions(), rows, as_of, self.ledger.last_push_ms,
                                covers=self.covers)
             if replayed:
@@ -408,7 +410,7 @@ class HybridFeed(Feed):
                                 "replayed": replayed, "unsettled": len(unsettled)}
             if not diffs:
                 self._audit_suspects = {}
-                self.ledger.note_snapshot(rows, until)
+                self.ledger.note_snapshot(rows, floor_to)
                 continue
             self.ctx.count("audit_mismatches", len(diffs))
             self.ctx.log.warning("audit: book differs from REST: %s", "; ".join(diffs.values()),
@@ -423,7 +425,7 @@ class HybridFeed(Feed):
             # a key the snapshot closed has no row (no seq) to stop a later replay of its
             # closing fill onto the flat book: its fills up to as_of are reflected
             self.ledger.note_closed(before - set(self.ctx.positions()), as_of)
-            self.ledger.note_snapshot(rows, until)
+            self.ledger.note_snapshot(rows, floor_to)
             self.sync_subscriptions()
 
     def _force(self, keys: set[str], rows: list[Any]) -> None:

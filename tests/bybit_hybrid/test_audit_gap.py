@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from feedctl import Category, PositionBook, PositionKey, PositionUpdate, Side
-from feedctl.plugins.bybit_hybrid.audit import audit_diff, forced_updates, settled
+from feedctl.plugins.bybit_hybrid.audit import audit_diff, fill_floor, forced_updates, settled
 from feedctl.plugins.bybit_hybrid.gap import Fill, parse_fill, replay
 from feedctl.plugins.bybit_hybrid.parse import Problem
 from feedctl.plugins.bybit_hybrid.ws import Conn
@@ -229,3 +229,21 @@ def test_parse_fill_reads_closed_size() -> None:
     f = parse_fill({**row, "closedSize": "0.004"})
     assert isinstance(f, Fill) and f.closed == D("0.004")
     assert isinstance(parse_fill({**row, "closedSize": "-1"}), Problem)
+
+
+def test_an_audit_keeps_the_fills_of_a_key_left_to_the_stream_above_the_floor() -> None:
+    """F21: the book missed a reduce (seq 755, fill at 8,000 ms); a settings change
+    later (9,500 ms, same seq) makes the row young at the audit (as_of 10,000), so the
+    book's own state stands in for it. The floor may not pass the book's state of that
+    key: else the reduce's fill falls below it for good and the next replay builds the
+    close on the wrong size (a phantom, then a lost lifecycle: the 1,500-fault campaign,
+    seed 20240601)."""
+    book = book_with(up(size="651", seq=754, ms=5_000))
+    row = up(size="2", seq=755, ms=9_500)
+    rows, unsettled = settled([row], book.positions, 10_000, 1_000)
+    assert unsettled == {BTC} and rows[0].seq == 754
+    assert fill_floor(9_000, unsettled, book.positions, 4_000) == 4_999
+    assert fill_floor(9_000, set(), book.positions, 4_000) == 9_000
+    # a key the book lacks: the floor stays where it was
+    assert fill_floor(9_000, {PositionKey(Category.LINEAR, "ETHUSDT", 0)}, book.positions,
+                      4_000) == 4_000
