@@ -39,6 +39,9 @@ class Trade:
     price: Decimal
     time_ms: int
     trade_id: int
+    #: the exchange says the fill reduced a position (``realizedPnl`` not zero, or a
+    #: hedge side's closing side): it cannot have applied to a flat one
+    reduced: bool = False
 
 
 def parse_trades(rows: Any) -> tuple[list[Trade], list[Problem]]:
@@ -58,7 +61,11 @@ def parse_trades(rows: Any) -> tuple[list[Trade], list[Problem]]:
                 or t.side not in ("BUY", "SELL"):
             problems.append(Problem("bad_field", f"userTrades row {t.symbol} {t.id}"))
             continue
-        out.append(Trade(key, qty if t.side == "BUY" else -qty, price, t.time_ms, t.id))
+        rp = wire_decimal(t.realized_pnl)
+        reduced = (rp is not None and rp != 0) or (t.position_side, t.side) in (
+            ("LONG", "SELL"), ("SHORT", "BUY"))
+        out.append(Trade(key, qty if t.side == "BUY" else -qty, price, t.time_ms, t.id,
+                         reduced))
     return out, problems
 
 
@@ -82,7 +89,13 @@ def replay(
 ) -> list[PositionUpdate]:
     """The states ``trades`` imply, per key, from the book's ``start`` state: only trades
     later than ``after_ms[key]`` (what the book already reflects) and states earlier than
-    ``before_ms[key]`` (the snapshot's word). Ordered by time."""
+    ``before_ms[key]`` (the snapshot's word). Ordered by time.
+
+    A fill the exchange says reduced a position that the replay holds flat (or on the
+    fill's own side) is one ``start`` already reflects: a snapshot served later than its
+    time says closed a key by that fill. The key's replay starts again after it, from
+    ``start``: replayed onto flat, a close fill would open a position the exchange
+    never had."""
     by_key: dict[PositionKey, list[Trade]] = {}
     for t in sorted(trades, key=lambda t: (t.time_ms, t.trade_id)):
         if t.time_ms > after_ms.get(t.key, 0):
@@ -90,16 +103,22 @@ def replay(
     out: list[PositionUpdate] = []
     for key, run in by_key.items():
         pos = start.get(key)
-        amount = _ZERO if pos is None else (pos.size if pos.side is Side.LONG else -pos.size)
-        entry = _ZERO if pos is None else pos.entry_price
+        first = _ZERO if pos is None else (pos.size if pos.side is Side.LONG else -pos.size)
+        first_entry = _ZERO if pos is None else pos.entry_price
+        amount, entry = first, first_entry
         limit = before_ms.get(key)
+        states: list[PositionUpdate] = []
         for i, t in enumerate(run):
+            if t.reduced and (amount == 0 or (amount > 0) == (t.qty > 0)):
+                states, amount, entry = [], first, first_entry  # ``start`` reflects it
+                continue
             amount, entry = _fill(amount, entry, t.qty, t.price)
             last_of_ms = i + 1 == len(run) or run[i + 1].time_ms != t.time_ms
             if not last_of_ms or (limit is not None and t.time_ms >= limit):
                 continue  # one state per millisecond; none the snapshot outranks
-            out.append(_state(key, amount, entry, t.time_ms, received_ns,
-                              leverage.get(key.symbol)))
+            states.append(_state(key, amount, entry, t.time_ms, received_ns,
+                                 leverage.get(key.symbol)))
+        out.extend(states)
     out.sort(key=lambda u: u.exchange_ms or 0)
     return out
 

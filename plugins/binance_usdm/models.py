@@ -116,6 +116,7 @@ class UserTrade(_Wire):
     qty: str
     price: str
     time_ms: int = Field(alias="time")
+    realized_pnl: str = Field(default="0", alias="realizedPnl")
 
 
 class IncomeRow(_Wire):

@@ -231,9 +231,11 @@ class RestClient:
     async def positions(self, hedge: bool | None, leverage: dict[str, Decimal]
                         ) -> tuple[list[PositionUpdate], int]:
         """Every open position and the snapshot's time: the server-corrected send time
-        (a push with a later ``T`` may be newer than the rows)."""
-        as_of = self.clock.now_ms()
-        body = await self._call("GET", PATH_POSITIONS, signed=True)
+        of the attempt that answered (a push with a later ``T`` may be newer than the
+        rows; retries after 429s or 5xx pages served the rows later than the first)."""
+        sent: list[int] = []
+        body = await self._call("GET", PATH_POSITIONS, signed=True, sent=sent)
+        as_of = sent[-1]
         if not isinstance(body, list):  # read as "no rows" it would close every position
             raise RetryableFeedError(f"{PATH_POSITIONS} answered {str(body)[:120]}, not a "
                                      "list of rows")
@@ -266,7 +268,9 @@ class RestClient:
     async def _call(self, method: str, path: str, params: list[tuple[str, str]] | None = None,
                     *, signed: bool = False, keyed: bool = False, sync_on_skew: bool = True,
                     attempts: int | None = None, optional: bool = False,
-                    deferrable: bool = False) -> Any:
+                    deferrable: bool = False, sent: list[int] | None = None) -> Any:
+        """``sent``, if given, gets the server-corrected send time of each attempt (the
+        last one's is that of the answer returned)."""
         backoff = Backoff(self._s.backoff_base, self._s.backoff_cap)
         tries = attempts or self._s.rest_attempts
         last = ""
@@ -278,6 +282,8 @@ class RestClient:
                                      f"{self.weights.used} of {WEIGHT_LIMIT_1M} used this "
                                      "minute")
             await self._respect_weights(method, path)
+            if sent is not None:
+                sent.append(self.clock.now_ms())
             try:
                 return await self._once(method, path, params or [], signed, keyed, optional)
             except _Retry as exc:

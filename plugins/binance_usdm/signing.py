@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 from urllib.parse import urlencode
 
@@ -56,3 +57,12 @@ class ServerClock:
 
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000 + self.offset_ms
+
+    def error_ms(self) -> int:
+        """How far ``now_ms`` may be from the server's clock: half the round trip of the
+        measurement (the server read its clock somewhere inside it); a second before
+        any. A floor taken from ``now_ms`` (every fill before it is known) is safe only
+        this much lower: a fill the server stamped just after it may fall under it."""
+        if self.rtt_ms is None:
+            return 1000
+        return math.ceil(self.rtt_ms / 2) + 1

@@ -82,6 +82,19 @@ def _signed(u: PositionUpdate) -> Decimal:
     return u.size if u.side is Side.LONG else -u.size
 
 
+def push_of_fill(history: list[tuple[PositionUpdate, bool]], fill_ms: int
+                 ) -> PositionUpdate | None:
+    """The pushed state of a fill made at ``fill_ms`` among a key's pushed states: the
+    first one whose ``T`` is at or after the fill's, within ``FILL_MATCH_MS``; None if
+    none is. Binance stamps ``T`` in each service (the fill on ORDER_TRADE_UPDATE, the
+    position on ACCOUNT_UPDATE): the two may share it or be a millisecond or more apart.
+    A push before the fill's ``T`` is the state the fill started from, never its own."""
+    for u, _late in history:
+        if u.exchange_ms is not None and fill_ms <= u.exchange_ms <= fill_ms + FILL_MATCH_MS:
+            return u
+    return None
+
+
 def _changed_symbols(positions: Mapping[PositionKey, Position],
                      rows: list[PositionUpdate]) -> set[str]:
     """Symbols whose snapshot rows differ from the book (side, size, entry, presence)."""
@@ -357,7 +370,9 @@ class UserStream:
         ctx.reconcile(rows, as_of_ms=as_of)
         # the snapshot reflects every fill before it: none of those waits for a push
         self.pending_fills = {k: v for k, v in self.pending_fills.items() if v[0] > as_of}
-        self.fills_floor_ms = as_of
+        # the snapshot's time is the server's only within the clock's error: the floor
+        # sits that much lower, so a fill just after the snapshot is never under it
+        self.fills_floor_ms = as_of - self.feed.clock.error_ms()
         buffered, self._buffer = self._buffer or [], None
         for event in sorted(buffered, key=user_order):
             self._handle(event, int(event.get("_received_ns", time.time_ns())),
@@ -530,15 +545,16 @@ class UserStream:
             states, amount = lost_lifecycles([t for t in trades if t.key == fill.key
                                               and t.time_ms <= fill.trade_ms],
                                              time.time_ns(), self.leverage)
-            # the exchange's push of that fill (it follows the fill): the replay must end
-            # where it does
-            for _ in range(20):
-                pushed = [u for u, _l in self._history.get(fill.key, [])
-                          if u.exchange_ms == fill.trade_ms]
-                if pushed:
-                    break
+            # the exchange's push of that fill (it follows the fill, its T within
+            # FILL_MATCH_MS of the fill's: two services stamp them): the replay must end
+            # where it does. Waited for as long as a push may be late before it counts as
+            # missing (then the resync repairs the book and nothing is handed here)
+            deadline = time.monotonic() + self.s.fill_confirm_after
+            pushed = push_of_fill(self._history.get(fill.key, []), fill.trade_ms)
+            while pushed is None and states and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            if not states or not pushed or _signed(pushed[-1]) != amount:
+                pushed = push_of_fill(self._history.get(fill.key, []), fill.trade_ms)
+            if not states or pushed is None or _signed(pushed) != amount:
                 # the replay from flat does not end where the exchange's push of that
                 # fill does (it began inside a lifecycle): nothing is invented
                 continue
@@ -579,7 +595,7 @@ class UserStream:
         ``as_of``) may move the fill floor: not past the pushes still on their way."""
         if self.last_event_ms is None:
             return None
-        return min(as_of, self.last_event_ms - FILL_MATCH_MS)
+        return min(as_of - self.feed.clock.error_ms(), self.last_event_ms - FILL_MATCH_MS)
 
     def _track(self, update: PositionUpdate) -> None:
         """Keep a pushed state in its key's history. A push older than the newest one of

@@ -170,7 +170,12 @@ class Ledger:
             self._next_order += 1
             order_id = self._by_uuid[engine_id] = self._next_order
         self._next_trade += 1
-        tx = int(row["execTime"])
+        # one transaction, one time: the engine read its clock for the execution before
+        # it moved the position (a loaded machine puts milliseconds between the two);
+        # Binance's matching engine stamps the fill and the position change it makes
+        # with one transaction time (the order update's and the ACCOUNT_UPDATE's ``T``)
+        pos = self.account.positions.get((symbol, idx))
+        tx = max(int(row["execTime"]), pos.updated_ms if pos is not None else 0)
         self._tx_ms = max(self._tx_ms, tx)
         self._reason = "ORDER"
         client = row["orderLinkId"] or (f"autoclose-{tx}" if liquidation else client_order_id())

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from feedctl import Category, FeedState, Position, PositionKey, Side
+from feedctl import Category, FeedState, Position, PositionKey, PositionUpdate, Side
 from feedctl.plugins.binance_usdm.gap import (
     Trade,
     income_symbols,
@@ -18,6 +18,7 @@ from feedctl.plugins.binance_usdm.gap import (
     parse_trades,
     replay,
 )
+from feedctl.plugins.binance_usdm.user import push_of_fill
 from feedctl.testing import FeedProbe
 
 from .sim_harness import SimBinanceHarness, run
@@ -158,10 +159,15 @@ def test_a_lifecycle_whose_pushes_a_stall_dropped_is_recovered_from_a_reducing_f
     fills and delivered as past."""
     async def scenario(probe: FeedProbe, h: SimBinanceHarness) -> None:
         await probe.healthy()
-        # long enough that the buy lands inside it on a loaded machine; no ping inside
-        await h.ctl.stall("private", 1.0)
+        await h.ctl.set_price(ETH, "3000")  # held: the sell below realises a profit
+        # in force from the control call's answer until cleared, however loaded the
+        # machine; the feed sends no ping meanwhile (ping_interval below)
+        active = await h.ctl.stall("private", 60)
+        assert [f["fault"] for f in active["active"]] == ["stall"]
         await h.ctl.place_order(ETH, "Buy", Decimal("1"))
-        await asyncio.sleep(1.2)
+        await h.ctl.clear_faults()
+        assert await h.ctl.faults() == []
+        await h.ctl.set_price(ETH, "3100")
         await h.ctl.place_order(ETH, "Sell", Decimal("2"))
         await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "opened", "closed"],
                              "the short, then the lost long as past")
@@ -171,3 +177,35 @@ def test_a_lifecycle_whose_pushes_a_stall_dropped_is_recovered_from_a_reducing_f
     assert [(e.kind.value, e.position.side) for e in past] == [
         ("opened", Side.LONG), ("closed", Side.LONG)]
     assert probe.ctx.counters["unseen_lifecycles"] == 1
+
+
+@pytest.mark.unit
+def test_a_fills_push_is_the_first_at_or_after_its_time_within_the_match_window() -> None:
+    def pushed(amount: str, ms: int) -> tuple[PositionUpdate, bool]:
+        a = Decimal(amount)
+        side = None if a == 0 else (Side.LONG if a > 0 else Side.SHORT)
+        return PositionUpdate(category=Category.LINEAR, symbol="ETHUSDT", side=side,
+                              size=abs(a), entry_price=Decimal(100) if a else Decimal(0),
+                              seq=ms * 1000, exchange_ms=ms), False
+
+    flat, own, later = pushed("0", 900), pushed("-1", 1001), pushed("-3", 1500)
+    # the account update stamped a millisecond after the fill is the fill's own
+    assert push_of_fill([flat, own, later], 1000) is own[0]
+    # the state before the fill is never taken for its push (not arrived yet: None)
+    assert push_of_fill([flat], 1000) is None
+    assert push_of_fill([flat, pushed("2", 2001)], 1000) is None  # too far
+
+
+@pytest.mark.unit
+def test_a_reducing_fill_onto_a_flat_replay_is_one_the_start_reflects() -> None:
+    """A snapshot served after a close (its time earlier: retries, a delay) left the key
+    flat: the close's fill, newer than the floor, is not replayed as an open."""
+    close = Trade(ONE_WAY, Decimal("1721"), Decimal("0.23"), 10, 10, reduced=True)
+    assert replay([close], {}, {}, {}, 1, {}) == []
+    reopen = trade(ONE_WAY, "-5", "0.24", 20)
+    assert shape(replay([close, reopen], {}, {}, {}, 1, {})) == [
+        (Side.SHORT, 5, Decimal("0.24"), 20)]
+    # a reducing fill that does apply (the replay holds the other side) is replayed
+    opened = trade(ONE_WAY, "-1721", "0.25", 5)
+    assert shape(replay([opened, close], {}, {}, {}, 1, {})) == [
+        (Side.SHORT, 1721, Decimal("0.25"), 5), (None, 0, 0, 10)]

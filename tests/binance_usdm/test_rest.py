@@ -107,6 +107,17 @@ def test_429_waits_retry_after_then_succeeds() -> None:
     run(body)
 
 
+def test_a_snapshot_is_as_of_the_attempt_that_answered() -> None:
+    """The rows of a retried positionRisk were served by the last attempt: a fill made
+    while the first waited is in them, so the snapshot's time is not the first's."""
+    async def body(rest: RestClient, ex: Ex, counts: Counts) -> None:
+        await ex.ctl.rest_errors("rate_limit", 1, "/fapi/v3/positionRisk")  # Retry-After: 1
+        first = rest.clock.now_ms()
+        _rows, as_of = await rest.positions(False, {})
+        assert as_of >= first + 1000 and counts["rate_limited"] == 1
+    run(body)
+
+
 def test_418_stops_every_call_for_the_ban() -> None:
     """Past the weight limit, a second refusal in the window bans the IP (418): the
     client then sends nothing until the ban ends."""

@@ -7,7 +7,12 @@ from pydantic import SecretStr, ValidationError
 
 from feedctl.plugins.binance_usdm.config import BinanceEndpoints, BinanceSettings
 from feedctl.plugins.binance_usdm.plugin import KIND
-from feedctl.plugins.binance_usdm.signing import key_header, signature, signed_query
+from feedctl.plugins.binance_usdm.signing import (
+    ServerClock,
+    key_header,
+    signature,
+    signed_query,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -61,3 +66,14 @@ def test_endpoints_must_be_urls_of_the_right_scheme() -> None:
         BinanceEndpoints.model_validate(env)
     with pytest.raises(ValidationError, match="ws:// or wss://"):
         BinanceEndpoints(rest="https://h", market_ws="https://h/market", private_ws="wss://h")
+
+
+@pytest.mark.unit
+def test_the_clock_error_is_half_the_measured_round_trip() -> None:
+    clock = ServerClock()
+    assert clock.error_ms() == 1000  # never measured
+    # the server answered 1_000_073 in a round trip of 148 ms around local 1_000_000 ms:
+    # the offset says +73, but the server may have read its clock anywhere inside it
+    clock.update(1_000_073, 999_926 * 1_000_000, 1_000_074 * 1_000_000)
+    assert clock.offset_ms == 73
+    assert clock.error_ms() == 75
