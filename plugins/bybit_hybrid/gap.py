@@ -132,6 +132,13 @@ def replay(
                 own = _HEDGE_SIDE.get(key.position_idx)
                 if own is not None and f.side is not own and size == 0:
                     continue  # a hedge side cannot be reduced below flat
+                if own is None and size == 0 and f.closed > 0:
+                    # the exchange says this fill closed a position, and the replay holds
+                    # the key flat: its start already reflects the close (a snapshot
+                    # after it); only what it opened beyond it is new (a flip)
+                    if f.qty > f.closed:
+                        side, size, entry = f.side, f.qty - f.closed, f.price
+                    continue
                 if side is None or size == 0:
                     side, size, entry = f.side, f.qty, f.price
                 elif f.side is side:

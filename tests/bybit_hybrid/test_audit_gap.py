@@ -247,3 +247,15 @@ def test_an_audit_keeps_the_fills_of_a_key_left_to_the_stream_above_the_floor() 
     # a key the book lacks: the floor stays where it was
     assert fill_floor(9_000, {PositionKey(Category.LINEAR, "ETHUSDT", 0)}, book.positions,
                       4_000) == 4_000
+
+
+def test_a_fill_that_closed_something_onto_a_flat_replay_opens_only_its_remainder() -> None:
+    """The exchange says the fill closed a position (closedSize) while the replay holds
+    the key flat: the start already reflects that close (a snapshot taken after it), so
+    replaying it whole would open a position the exchange never had; a flip's remainder
+    beyond the close is still opened."""
+    close = Fill(BTC, Side.SHORT, D("1"), D("110"), 12, 1_200, closed=D("1"))
+    assert [(s.side, s.size) for s in replay([close], {}, {}, {}, {}, 1)] == [(None, D(0))]
+    flip = Fill(BTC, Side.SHORT, D("3"), D("110"), 13, 1_300, closed=D("1"))
+    assert [(s.side, s.size) for s in replay([flip], {}, {}, {}, {}, 1)] == [
+        (Side.SHORT, D(2))]
