@@ -176,7 +176,7 @@ def test_sim_on_a_busy_port_is_one_error_line_not_a_traceback(tmp_path: Path) ->
         busy.listen()
         port = busy.getsockname()[1]
         out = feedctl("sim", "--port", str(port), cwd=tmp_path, timeout=30)
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in out.stderr and "--port" in out.stderr
     assert "Traceback" not in out.stderr
 
@@ -434,3 +434,23 @@ def test_check_and_run_list_every_problem_in_one_run(tmp_path: Path) -> None:
     assert "feed 'spare' names kind 'nosuchkind'" in errors[1]
     assert "exchange 'okx' (account.exchange) also needs password" in errors[2]
     assert "FEEDCTL_X__ACCOUNT__API_KEY is not set" in errors[3]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("args", "said"), [
+    # a plugin command's bad setting (redis_bus): was a traceback, exit 1
+    (("bus", "status", "--redis", "notaurl"),
+     "ERROR: redis URL 'notaurl': expected redis://, rediss:// or unix://"),
+    # an address not ours: said "choose another --port"
+    (("sim", "--host", "999.1.1.1"), "--host must be an address of this machine"),
+    # a negative timeout: said the monitor "did not answer JSON"
+    (("status", "--timeout", "-1"), "Invalid value for '--timeout'"),
+    # nothing can run in no time: ran, then "no delivering feed was ever healthy", exit 1
+    (("run", "--for", "0"), "ERROR: --for: must be longer than 0"),
+])
+def test_user_errors_are_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...],
+                                              said: str) -> None:
+    """Point 5: no command prints a traceback for a user error."""
+    out = feedctl(*args, cwd=tmp_path, timeout=30)
+    assert out.returncode == 2, out.stderr
+    assert said in out.stderr and "Traceback" not in out.stderr
