@@ -34,9 +34,11 @@ async def run_plan(plan: SessionPlan, seconds: float | None, output: str,
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    printer: Any = (lambda ev: _write_line(jsonl(ev))) if output == "jsonl" else TextPrinter(
-        sys.stdout)
+    from .monitor.views import instruments_payload
+
     session = Session(plan=plan)
+    printer: Any = (lambda ev: _write_line(jsonl(ev))) if output == "jsonl" else TextPrinter(
+        sys.stdout, instruments=lambda: instruments_payload(session))
     try:
         await session.start()
     except ConfigError as exc:

@@ -66,3 +66,34 @@ def test_the_summary_counts_every_lifecycle_the_output_printed(
     assert said is not None, out.err
     assert printed["opened"] > 10
     assert (int(said.group(1)), int(said.group(2))) == (printed["opened"], printed["closed"])
+
+
+def _price_event(feed: str, mark: str, pnl: str) -> Any:
+    from feedctl import Category, EventKind, Position, PositionEvent
+
+    pos = Position(exchange="bybit", account="main", feed=feed, category=Category.LINEAR,
+                   symbol="BTCUSDT", side=Side.SHORT, size=Decimal("0.007"),
+                   entry_price=Decimal("64980.8"), mark_price=Decimal(mark),
+                   unrealised_pnl=Decimal(pnl), received_ns=1)
+    return PositionEvent(kind=EventKind.OPENED, feed=feed, position=pos)
+
+
+def test_line_output_shows_amounts_to_the_instrument_whatever_the_feed() -> None:
+    """Point 9, off a terminal: the streaming feed sent 64745.80, the poller 64745.8 and
+    the book's PnL had four places: one column, one format (the tick 0.10, the settle coin)."""
+    import io
+
+    from feedctl.output import TextPrinter
+
+    known = {"linear:BTCUSDT": {"tick_size": "0.10", "qty_step": "0.001",
+                                "settle_coin": "USDT"}}
+    out = io.StringIO()
+    printer = TextPrinter(out, instruments=lambda: known)
+    printer(_price_event("bybit_hybrid", "64745.80", "1.6450"))
+    printer(_price_event("rest_polling", "64745.8", "1.645"))
+    first, second = (line.split(" ", 1)[1] for line in out.getvalue().splitlines())
+    assert "mark=64745.8 upnl=1.64 USDT feed=bybit_hybrid" in first
+    assert first.replace("bybit_hybrid", "rest_polling") == second
+    unknown = io.StringIO()  # no feed described the instrument yet: as sent
+    TextPrinter(unknown, instruments=dict)(_price_event("rest_polling", "64745.8", "1.645"))
+    assert "mark=64745.8 upnl=1.6450 feed" in unknown.getvalue()
