@@ -213,7 +213,8 @@ def _kind_checks(accounts: list[AccountPlan], profile: str, *, multi: bool,
                 continue
             for msg in f.kind.check(f.name, f.settings, acct.settings.account,
                                     acct.settings.environment,
-                                    None if endpoints_provided else f.endpoints, profile):
+                                    None if endpoints_provided else f.endpoints,
+                                    _account_var(profile, acct.prefix)):
                 text = f"feed {f.name!r} (kind {f.kind.name!r}): {msg}"
                 if multi:
                     text = f"account {acct.name!r}: {text}"
@@ -221,6 +222,17 @@ def _kind_checks(accounts: list[AccountPlan], profile: str, *, multi: bool,
                     seen.add(text)
                     problems.append(ConfigError(text, setting=f"feeds.{f.name}"))
     return problems
+
+
+def _account_var(profile: str, prefix: str) -> Any:
+    """``env_var(setting)`` of one account: ``account.password`` is set by
+    ``FEEDCTL_<P>__ACCOUNT__PASSWORD``, or ``FEEDCTL_<P>__ACCOUNTS__<N>__PASSWORD`` for
+    the account of ``[<p>.accounts.<n>]``."""
+    def env_var(setting: str) -> str:
+        head, dot, rest = setting.partition(".")
+        return env_var_name(profile, f"{prefix}.{rest}" if head == "account" and dot
+                            else setting)
+    return env_var
 
 
 def account_views(settings: ProfileSettings, problems: list[ConfigError] | None = None,

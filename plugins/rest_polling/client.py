@@ -85,7 +85,8 @@ class PollerClient:
                 "(account.api_key / account.api_secret)")
         # the rules `feedctl check` applies to the same facts read from ccxt's source
         refused = refusals(facts_of(probe), feed=feed, settings=settings, account=account,
-                           environment=environment, endpoints=endpoints, profile=profile)
+                           environment=environment, endpoints=endpoints,
+                           env_var=lambda setting: env_var_name(profile, setting))
         if refused:
             raise FatalFeedError(refused[0])
         extra = {"password": account.password.get_secret_value() if account.password else None,

@@ -23,11 +23,12 @@ import difflib
 import functools
 import importlib.util
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from feedctl import AccountSettings, Endpoints, env_var_name
+from feedctl import AccountSettings, Endpoints
 
 from .config import RestPollingSettings
 
@@ -200,8 +201,9 @@ def unknown_exchange(ex_id: str, where: str) -> str:
 
 def refusals(facts: ExchangeFacts, *, feed: str, settings: RestPollingSettings,
              account: AccountSettings, environment: str, endpoints: Endpoints | None,
-             profile: str) -> list[str]:
-    """Every reason the poller refuses to start on ``facts``, in the order it meets them.
+             env_var: Callable[[str], str]) -> list[str]:
+    """Every reason the poller refuses to start on ``facts``, in the order it meets them;
+    ``env_var(setting)`` names the variable that sets an account setting.
     ``endpoints`` is None when a service provides them at start (not known yet). Missing
     API key or secret are not said here: the core refuses them (``requires_credentials``)."""
     where = exchange_id(feed, settings, account)[1]
@@ -217,9 +219,8 @@ def refusals(facts: ExchangeFacts, *, feed: str, settings: RestPollingSettings,
     if unset:
         names = " and ".join(unset)
         out.append(f"exchange {ex_id!r} ({where}) also needs {names}: export "
-                   + " and ".join(env_var_name(profile, f"account.{ACCOUNT_FIELDS[n]}")
-                                  for n in unset)
-                   + f" or put {names} under [{profile}.account] in .secrets.toml")
+                   + " and ".join(env_var(f"account.{ACCOUNT_FIELDS[n]}") for n in unset)
+                   + f" or put {names} in .secrets.toml")
     foreign = [n for n in needed if n not in ACCOUNT_FIELDS]
     if foreign:
         out.append(f"exchange {ex_id!r} ({where}) signs with {' and '.join(foreign)}, which "

@@ -33,7 +33,8 @@ def coverage(settings: RestPollingSettings, exchange: str | None) -> frozenset[s
 
 
 def check(feed: str, settings: RestPollingSettings, account: AccountSettings,
-          environment: str, endpoints: Endpoints | None, profile: str) -> list[str]:
+          environment: str, endpoints: Endpoints | None,
+          env_var: Callable[[str], str]) -> list[str]:
     """Everything the poller refuses when it starts, said by `feedctl check` (and before
     `run` starts): an exchange ccxt does not have, one without fetchPositions, a
     credential it requires beyond the key and secret (a passphrase, a uid), a testnet
@@ -47,7 +48,7 @@ def check(feed: str, settings: RestPollingSettings, account: AccountSettings,
     if found is None:
         return [unknown_exchange(ex_id, where)]
     return refusals(found, feed=feed, settings=settings, account=account,
-                    environment=environment, endpoints=endpoints, profile=profile)
+                    environment=environment, endpoints=endpoints, env_var=env_var)
 
 
 @hookimpl

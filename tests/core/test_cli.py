@@ -391,8 +391,7 @@ def test_the_readme_commands_table_lists_every_command_and_option() -> None:
     # a credential ccxt requires beyond the key and secret
     ("[x]\nmode = 'rest'\n[x.account]\nexchange = 'okx'\n",
      "ERROR: feed 'rest_polling' (kind 'rest_polling'): exchange 'okx' (account.exchange) also "
-     "needs password: export FEEDCTL_X__ACCOUNT__PASSWORD or put password under [x.account] "
-     "in .secrets.toml"),
+     "needs password: export FEEDCTL_X__ACCOUNT__PASSWORD or put password in .secrets.toml"),
     # testnet where ccxt has no sandbox URL
     ("[x]\nmode = 'rest'\nenvironment = 'testnet'\n[x.account]\nexchange = 'kraken'\n",
      "ERROR: feed 'rest_polling' (kind 'rest_polling'): ccxt has no testnet for 'kraken': set "
@@ -454,3 +453,22 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ..
     out = feedctl(*args, cwd=tmp_path, timeout=30)
     assert out.returncode == 2, out.stderr
     assert said in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.integration
+def test_check_names_the_variable_of_the_account_that_needs_a_passphrase(
+        tmp_path: Path) -> None:
+    """Point 1 with many accounts: the okx account's passphrase is set by its own
+    variable, not the profile's [account]'s."""
+    (tmp_path / "settings.toml").write_text(
+        "[x]\nmode = 'rest'\n[x.account]\nexchange = 'bybit'\n"
+        "[x.accounts.alice]\n[x.accounts.bob]\nexchange = 'okx'\n")
+    (tmp_path / ".secrets.toml").write_text(
+        "[x.accounts.alice]\napi_key = 'k1234'\napi_secret = 's1234'\n"
+        "[x.accounts.bob]\napi_key = 'k5678'\napi_secret = 's5678'\n")
+    out = feedctl("check", "--profile", "x", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert [ln for ln in out.stderr.splitlines() if ln.startswith("ERROR:")] == [
+        "ERROR: account 'bob': feed 'rest_polling' (kind 'rest_polling'): exchange 'okx' "
+        "(account.exchange) also needs password: export FEEDCTL_X__ACCOUNTS__BOB__PASSWORD "
+        "or put password in .secrets.toml"]

@@ -9,7 +9,7 @@ import sys
 import ccxt.async_support as ccxt_async
 import pytest
 
-from feedctl import AccountSettings, Endpoints, FatalFeedError
+from feedctl import AccountSettings, Endpoints, FatalFeedError, env_var_name
 from feedctl.plugins.rest_polling import RestPollingSettings
 from feedctl.plugins.rest_polling.client import PollerClient
 from feedctl.plugins.rest_polling.facts import facts_of, read_facts
@@ -18,6 +18,11 @@ from feedctl.plugins.rest_polling.plugin import check
 pytestmark = pytest.mark.unit
 
 KEYS = {"api_key": "k3y", "api_secret": "s3cret"}
+
+
+def var(setting: str) -> str:
+    """The variables of profile x (what the plan hands the check)."""
+    return env_var_name("x", setting)
 
 
 def test_the_source_reading_matches_every_built_ccxt_exchange() -> None:
@@ -47,7 +52,7 @@ def _both(settings: RestPollingSettings, environment: str = "mainnet",
     """(what check says, what the feed raises when it builds its client)."""
     acc = AccountSettings(**{**KEYS, **account})  # type: ignore[arg-type]
     ep = endpoints or Endpoints()
-    said = list(check("r", settings, acc, environment, ep, "x"))
+    said = list(check("r", settings, acc, environment, ep, var))
     with pytest.raises(FatalFeedError) as info:
         PollerClient.create(feed="r", settings=settings, account=acc, endpoints=ep,
                             profile="x", environment=environment)
@@ -57,7 +62,7 @@ def _both(settings: RestPollingSettings, environment: str = "mainnet",
 @pytest.mark.parametrize(("settings", "environment", "account", "message"), [
     (RestPollingSettings(exchange="okx"), "mainnet", {},
      "exchange 'okx' (feeds.r.exchange) also needs password: export "
-     "FEEDCTL_X__ACCOUNT__PASSWORD or put password under [x.account] in .secrets.toml"),
+     "FEEDCTL_X__ACCOUNT__PASSWORD or put password in .secrets.toml"),
     (RestPollingSettings(), "mainnet", {"exchange": "bitstamp"},
      "exchange 'bitstamp' does not support fetchPositions; rest_polling needs it "
      "(account.exchange)"),
@@ -84,7 +89,7 @@ def test_check_says_what_the_feed_raises(settings: RestPollingSettings, environm
 def test_a_set_passphrase_passes_both() -> None:
     acc = AccountSettings(**KEYS, password="p4ss")  # type: ignore[arg-type]
     s = RestPollingSettings(exchange="okx")
-    assert list(check("r", s, acc, "mainnet", Endpoints(), "x")) == []
+    assert list(check("r", s, acc, "mainnet", Endpoints(), var)) == []
     PollerClient.create(feed="r", settings=s, account=acc, endpoints=Endpoints(), profile="x")
 
 
@@ -98,7 +103,7 @@ def test_check_lists_every_problem_of_a_feed() -> None:
 
 def test_endpoints_a_service_provides_are_not_judged() -> None:
     acc = AccountSettings(**KEYS)  # type: ignore[arg-type]
-    assert list(check("r", RestPollingSettings(), acc, "sim", None, "x")) == []
+    assert list(check("r", RestPollingSettings(), acc, "sim", None, var)) == []
 
 
 def test_check_does_not_import_ccxt() -> None:
@@ -107,7 +112,7 @@ def test_check_does_not_import_ccxt() -> None:
             "from feedctl.plugins.rest_polling.plugin import check\n"
             "from feedctl.plugins.rest_polling import RestPollingSettings\n"
             "out = check('r', RestPollingSettings(exchange='okx'), AccountSettings(), "
-            "'testnet', Endpoints(), 'x')\n"
+            "'testnet', Endpoints(), str.upper)\n"
             "assert out and 'password' in out[0], out\n"
             "assert 'ccxt' not in sys.modules, 'ccxt imported'\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
