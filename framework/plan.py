@@ -133,6 +133,9 @@ def build_plan(
     problems: list[ConfigError] = []  # every problem is found, then all are raised
     # the profile's bad core values are left out (defaults), so its feeds are still checked
     settings = core_settings(loaded, set(registry.sections), problems)
+    # a bad value the roles depend on (the mode, the exchange, a feed's role or kind) was
+    # left out: the roles the defaults give would only add problems that are not there
+    roles_unknown = any(_shapes_roles(p.setting) for p in problems)
     plugin_settings: dict[str, BaseModel] = {}
     for name, (model, _plugin) in registry.sections.items():
         try:
@@ -150,7 +153,8 @@ def build_plan(
     seen: set[str] = set()
     for name, prefix, view in account_views(settings, problems):
         found: list[ConfigError] = []
-        accounts.append(_account_plan(name, prefix, view, registry, loaded, found))
+        accounts.append(_account_plan(name, prefix, view, registry, loaded, found,
+                                      roles_unknown=roles_unknown))
         for problem in found:
             if len(settings.accounts) > 0:
                 problem = ConfigError(
@@ -277,9 +281,20 @@ def account_views(settings: ProfileSettings, problems: list[ConfigError] | None 
     return out
 
 
+def _shapes_roles(setting: str | None) -> bool:
+    parts = (setting or "").split(".")
+    if parts[0] in ("mode", "feeds"):
+        return len(parts) <= 2 or parts[2] in ("role", "kind", "enabled")
+    return parts[:2] in (["account"], ["account", "exchange"])
+
+
 def _account_plan(name: str, prefix: str, settings: ProfileSettings, registry: Registry,
-                  loaded: LoadedProfile, problems: list[ConfigError]) -> AccountPlan:
-    roles, entries, exchange = resolve_roles(settings, registry, loaded, problems)
+                  loaded: LoadedProfile, problems: list[ConfigError], *,
+                  roles_unknown: bool = False) -> AccountPlan:
+    roles, entries, exchange = resolve_roles(settings, registry, loaded,
+                                             [] if roles_unknown else problems)
+    if roles_unknown:  # every feed table is still checked, as one the mode leaves out
+        roles = {}
     account = settings.account.model_copy(update={"exchange": exchange})
     settings = settings.model_copy(update={"feeds": entries, "account": account})
     feeds: list[FeedPlan] = []
@@ -293,7 +308,8 @@ def _account_plan(name: str, prefix: str, settings: ProfileSettings, registry: R
             _check_roles(feeds, loaded.name)
         except ConfigError as exc:
             problems.append(exc)
-    problems.extend(_check_unselected_feeds(settings, registry, loaded, set(roles)))
+    problems.extend(_check_unselected_feeds(settings, registry, loaded, set(roles),
+                                            roles_known=not roles_unknown))
     problems.extend(check_endpoint_names(settings, registry, loaded, settings.feeds))
     return AccountPlan(name, prefix, settings, feeds)
 
@@ -330,7 +346,8 @@ def _feed_plan(settings: ProfileSettings, registry: Registry, loaded: LoadedProf
 
 
 def _check_unselected_feeds(settings: ProfileSettings, registry: Registry,
-                            loaded: LoadedProfile, selected: set[str]) -> list[ConfigError]:
+                            loaded: LoadedProfile, selected: set[str], *,
+                            roles_known: bool = True) -> list[ConfigError]:
     """Feed tables the mode does not select are validated too: a typo must not wait for
     the day the mode changes. A built-in table whose kind is not loaded is skipped (the
     defaults name the built-in kinds; a profile may run without them)."""
@@ -345,8 +362,9 @@ def _check_unselected_feeds(settings: ProfileSettings, registry: Registry,
             known = ", ".join(sorted(registry.kinds)) or "none"
             problems.append(ConfigError(
                 f"feed {name!r} names kind {entry.kind!r}, which no loaded plugin provides "
-                f"(known kinds: {known}); install the plugin or fix feeds.{name}.kind "
-                f"(the feed is not used in mode {settings.mode.value!r}, but is checked)",
+                f"(known kinds: {known}); install the plugin or fix feeds.{name}.kind"
+                + (f" (the feed is not used in mode {settings.mode.value!r}, but is checked)"
+                   if roles_known else ""),
                 setting=f"feeds.{name}.kind"))
             continue
         try:

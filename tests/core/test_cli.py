@@ -472,3 +472,20 @@ def test_check_names_the_variable_of_the_account_that_needs_a_passphrase(
         "ERROR: account 'bob': feed 'rest_polling' (kind 'rest_polling'): exchange 'okx' "
         "(account.exchange) also needs password: export FEEDCTL_X__ACCOUNTS__BOB__PASSWORD "
         "or put password in .secrets.toml"]
+
+
+@pytest.mark.integration
+def test_a_bad_mode_is_one_problem_not_the_defaults_problems(tmp_path: Path) -> None:
+    """Point 2: a mistyped mode left out to go on checking gave the default mode's roles,
+    and their problems (no live feed for okx, no primary) that fixing the mode removes."""
+    (tmp_path / "settings.toml").write_text(
+        "[x]\nmode = 'cannary'\n[x.account]\nexchange = 'okx'\n"
+        "[x.feeds.spare]\nkind = 'nosuchkind'\n")
+    (tmp_path / ".secrets.toml").write_text(
+        "[x.account]\napi_key = 'k1234'\napi_secret = 's1234'\npassword = 'p1234'\n")
+    out = feedctl("check", "--profile", "x", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("ERROR:")]
+    assert len(errors) == 2, errors
+    assert "setting 'mode' in profile 'x'" in errors[0] and "'cannary'" in errors[0]
+    assert errors[1].endswith("install the plugin or fix feeds.spare.kind")
