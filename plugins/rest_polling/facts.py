@@ -22,6 +22,7 @@ import ast
 import difflib
 import functools
 import importlib.util
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from typing import Any
 from feedctl import AccountSettings, Endpoints
 
 from .config import RestPollingSettings
+
+log = logging.getLogger("feedctl.feed.rest_polling")
 
 #: The ``has`` flags the poller reads.
 HAS_FLAGS = ("fetchPositions", "fetchMarkPrices", "fetchTickers", "fetchMarkPrice",
@@ -144,11 +147,9 @@ def _describe_literal(source: str) -> tuple[dict[str, Any], bool]:
 
 
 @functools.cache
-def _described(module: str) -> Any:
+def _described(folder: Path, module: str) -> Any:
     """The merged ``describe()`` literal of ``async_support/<module>.py``'s class ("" is
-    ccxt's base Exchange)."""
-    folder = _ccxt_folder()
-    assert folder is not None
+    ccxt's base Exchange) in ccxt's package ``folder``."""
     if not module:
         return _describe_literal((folder / "base" / "exchange.py").read_text("utf-8"))[0]
     source = (folder / "async_support" / f"{module}.py").read_text("utf-8")
@@ -156,30 +157,47 @@ def _described(module: str) -> Any:
     if match is None:
         raise ValueError(f"no exchange class in ccxt's {module}.py")
     own, extends = _describe_literal(source)
-    if not extends:
-        return own
+    if not extends:  # ccxt's exchanges all extend their parent's
+        raise ValueError(f"ccxt's {module}.py describes without its parent")
     parent = "" if match.group(2) == "Exchange" else match.group(2)
-    return _deep_extend(_described(parent), own)
+    return _deep_extend(_described(folder, parent), own)
 
 
-@functools.cache
-def read_facts(ex_id: str) -> ExchangeFacts | None:
-    """The facts of ccxt's ``ex_id`` read from its source, or None if ccxt does not have
-    it (or is not installed)."""
-    ids = ccxt_ids()
-    if ids is None or ex_id not in ids:
-        return None
-    described = _described(ex_id)
+def source_facts(folder: Path, ex_id: str) -> ExchangeFacts:
+    """The facts of ``ex_id`` read from the source files of ccxt's package ``folder``;
+    ValueError (or SyntaxError) when they are not written the way ccxt writes them."""
+    described = _described(folder, ex_id)
+    if not isinstance(described, dict):
+        raise ValueError(f"ccxt's {ex_id}.py describes no table")
     has = described.get("has") or {}
     urls = described.get("urls") or {}
     api = urls.get("api") if isinstance(urls, dict) else None
     required = described.get("requiredCredentials") or {}
+    if not (isinstance(has, dict) and isinstance(required, dict)):
+        raise ValueError(f"ccxt's {ex_id}.py has no literal has or requiredCredentials")
     return ExchangeFacts(
         id=ex_id,
         has=frozenset(f for f in HAS_FLAGS if has.get(f) and has.get(f) is not _OPAQUE),
         required_credentials=frozenset(k for k, v in required.items() if v),
         has_sandbox=isinstance(urls, dict) and bool(urls.get("test")),
         api_keys=frozenset(api) if isinstance(api, dict) else None)
+
+
+@functools.cache
+def read_facts(ex_id: str) -> ExchangeFacts | None:
+    """The facts of ccxt's ``ex_id``, or None if ccxt does not have it (or is not
+    installed): read from its source; should a ccxt release write an exchange otherwise,
+    from the exchange built (ccxt imported: slower, never wrong)."""
+    folder, ids = _ccxt_folder(), ccxt_ids()
+    if folder is None or ids is None or ex_id not in ids:
+        return None
+    try:
+        return source_facts(folder, ex_id)
+    except (ValueError, SyntaxError, OSError, StopIteration):
+        log.debug("ccxt's %s.py read otherwise than expected; importing ccxt", ex_id)
+        import ccxt.async_support as ccxt_async
+
+        return facts_of(getattr(ccxt_async, ex_id)())
 
 
 # ------------------------------------------------------------------ the rules

@@ -3,8 +3,11 @@ source) is what the feed finds in the exchange it builds, and both refuse alike.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import ccxt.async_support as ccxt_async
 import pytest
@@ -118,3 +121,45 @@ def test_check_does_not_import_ccxt() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def _ccxt_copy(tmp_path: Path, edit: Callable[[str], str]) -> Path:
+    """ccxt's base exchange and okx sources in a folder of their own, okx's edited."""
+    from feedctl.plugins.rest_polling import facts
+
+    real = facts._ccxt_folder()
+    assert real is not None
+    (tmp_path / "base").mkdir(parents=True)
+    (tmp_path / "async_support").mkdir()
+    shutil.copy(real / "base" / "exchange.py", tmp_path / "base" / "exchange.py")
+    source = (real / "async_support" / "okx.py").read_text("utf-8")
+    (tmp_path / "async_support" / "okx.py").write_text(edit(source), "utf-8")
+    return tmp_path
+
+
+def test_a_source_written_otherwise_is_refused_by_the_reading(tmp_path: Path) -> None:
+    from feedctl.plugins.rest_polling.facts import source_facts
+
+    same = _ccxt_copy(tmp_path / "same", lambda s: s)
+    assert source_facts(same, "okx") == read_facts("okx")
+    other = _ccxt_copy(tmp_path / "other",
+                       lambda s: s.replace("    def describe(self)", "    def _describe(self)"))
+    with pytest.raises(ValueError):
+        source_facts(other, "okx")
+
+
+def test_a_source_the_reading_cannot_read_falls_back_to_ccxt(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ccxt release that writes its exchanges otherwise: check imports ccxt (slower)
+    rather than guess."""
+    from feedctl.plugins.rest_polling import facts
+
+    other = _ccxt_copy(tmp_path, lambda s: s.replace("return self.deep_extend(", "return ("))
+    monkeypatch.setattr(facts, "_ccxt_folder", lambda: other)
+    facts.read_facts.cache_clear()
+    try:
+        with pytest.raises(ValueError):
+            facts.source_facts(other, "okx")
+        assert facts.read_facts("okx") == facts_of(ccxt_async.okx())
+    finally:
+        facts.read_facts.cache_clear()
