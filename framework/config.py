@@ -23,6 +23,7 @@ import difflib
 import logging
 import os
 import tomllib
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -340,6 +341,7 @@ def validation_lines(
         if loaded is not None and where == "built-in default":
             loc, msg, where = _origin_below(loaded, loc, msg)
         shown = ("" if isinstance(got, dict) or got is None or "got " in msg
+                 else " (the value is a secret: not shown)" if _is_secret(model, parts)
                  else f", got {got!r}")
         if where and where.startswith("environment ("):
             fix = f" (from {where[len('environment ('):-1]})"
@@ -364,6 +366,28 @@ def _origin_below(loaded: LoadedProfile, loc: str, msg: str) -> tuple[str, str, 
     below = {src for key, src in loaded.sources.items()
              if key.startswith(loc + ".") or not loc} - {"built-in default"}
     return loc, msg, below.pop() if len(below) == 1 else "built-in default"
+
+
+#: Keys whose values are secrets wherever they are (a plugin's raw section too).
+_SECRET_KEYS = frozenset({"api_key", "api_secret", "password", "token", "secret"})
+
+
+def _is_secret(model: type[BaseModel] | None, parts: list[str]) -> bool:
+    """Whether the setting at ``parts`` holds a secret (a ``SecretStr`` field, or a key
+    named like one): its bad value is never quoted in an error."""
+    if parts and parts[-1] in _SECRET_KEYS:
+        return True
+    current: Any = model
+    for i, part in enumerate(parts):
+        fields = getattr(current, "model_fields", None)
+        if fields is None or part not in fields:
+            return False
+        annotation = fields[part].annotation
+        if i == len(parts) - 1:
+            return "SecretStr" in str(annotation)
+        args = [a for a in typing.get_args(annotation) if isinstance(a, type)]
+        current = annotation if isinstance(annotation, type) else (args[-1] if args else None)
+    return False
 
 
 def _closest(model: type[BaseModel] | None, parts: list[str]) -> str | None:

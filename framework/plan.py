@@ -185,7 +185,9 @@ def build_plan(
         # the keys too, so that one `check` lists everything to fix (when nothing else is
         # wrong, `check` shows the plan first, then refuses the keys)
         if plan.credentials_provided_by() is None and not failed_sections:
-            problems.extend(credential_problems(plan))
+            bad = {p.setting for p in problems if p.setting}  # a key set wrong is said
+            problems.extend(c for c in credential_problems(plan) if not any(
+                b.startswith(f"{(c.setting or '').rpartition('.')[0]}.api_") for b in bad))
         raise ConfigError.of(problems)
     return plan
 
