@@ -123,6 +123,19 @@ class FeedctlGroup(click.Group):
             _load_commands()
         return super().get_command(ctx, cmd_name)
 
+    def invoke(self, ctx: click.Context) -> object:
+        """A bad setting any command meets (a plugin's too: ``bus status --redis x``) is
+        the user's to fix: its ``ERROR:`` lines and exit 2, never a traceback."""
+        from .errors import ConfigError
+
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            for problem in exc.problems[:-1]:
+                _error(problem)
+            _fail(str(exc.problems[-1]), ExitCode.USAGE)
+            raise AssertionError("unreachable") from None
+
 
 @click.group(cls=FeedctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="feedctl",
@@ -236,6 +249,9 @@ def run(profile: str | None, settings_path: str | None, mode: str | None,
             seconds = parse_duration(duration)
         except ValueError as exc:
             _fail(f"--for: {exc}", ExitCode.USAGE)
+        if not seconds:
+            _fail("--for: must be longer than 0 (leave it out to run until Ctrl-C)",
+                  ExitCode.USAGE)
     plan = _plan(profile, settings_path, mode)
     configure_logging(plan.settings.logging.format, plan.settings.logging.level)
     try:

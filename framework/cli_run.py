@@ -34,9 +34,11 @@ async def run_plan(plan: SessionPlan, seconds: float | None, output: str,
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    printer: Any = (lambda ev: _write_line(jsonl(ev))) if output == "jsonl" else TextPrinter(
-        sys.stdout)
+    from .monitor.views import instruments_payload
+
     session = Session(plan=plan)
+    printer: Any = (lambda ev: _write_line(jsonl(ev))) if output == "jsonl" else TextPrinter(
+        sys.stdout, instruments=lambda: instruments_payload(session))
     try:
         await session.start()
     except ConfigError as exc:
@@ -100,6 +102,9 @@ async def run_plan(plan: SessionPlan, seconds: float | None, output: str,
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+        if figures is not None and session.summary is not None:
+            # what was delivered while the session stopped was printed too: count it
+            figures["lifecycles_delivered"] = dict(session.summary.lifecycles)
     summary = session.validator.summary() if session.validator is not None else None
     if summary:
         click.echo(format_validation_table(summary.values()), err=True)

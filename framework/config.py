@@ -18,10 +18,12 @@ A profile is a dynaconf environment (``[default]``, ``[sim]``, ``[testnet]``,
 
 from __future__ import annotations
 
+import copy
 import difflib
 import logging
 import os
 import tomllib
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -311,10 +313,19 @@ def format_validation_error(
     exc: ValidationError, profile: str, prefix: str = "", *,
     model: type[BaseModel] | None = None, loaded: LoadedProfile | None = None,
 ) -> str:
-    """One readable line per problem: the setting, where its value came from (the file
-    and table, or the variable — only that), and for an unknown key the closest known
-    one."""
-    lines = []
+    """The problems of :func:`validation_lines`, joined."""
+    return "; ".join(line for _, line in validation_lines(exc, profile, prefix, model=model,
+                                                           loaded=loaded))
+
+
+def validation_lines(
+    exc: ValidationError, profile: str, prefix: str = "", *,
+    model: type[BaseModel] | None = None, loaded: LoadedProfile | None = None,
+) -> list[tuple[str, str]]:
+    """(setting, readable line) per problem: the setting, where its value came from (the
+    file and table, or the variable — only that), and for an unknown key the closest
+    known one."""
+    lines: list[tuple[str, str]] = []
     for err in exc.errors():
         parts = [str(p) for p in err["loc"]]
         loc = ".".join((prefix.split(".") if prefix else []) + parts)
@@ -323,13 +334,14 @@ def format_validation_error(
             origin = f" (from {where})" if where and where != "built-in default" else ""
             close = _closest(model, parts)
             hint = f"; did you mean '{close}'?" if close else " (check its spelling)"
-            lines.append(f"unknown setting '{loc}' in profile {profile!r}{origin}{hint}")
+            lines.append((loc, f"unknown setting '{loc}' in profile {profile!r}{origin}{hint}"))
             continue
         got = err.get("input")
         msg = err["msg"].removeprefix("Value error, ")
         if loaded is not None and where == "built-in default":
             loc, msg, where = _origin_below(loaded, loc, msg)
         shown = ("" if isinstance(got, dict) or got is None or "got " in msg
+                 else " (the value is a secret: not shown)" if _is_secret(model, parts)
                  else f", got {got!r}")
         if where and where.startswith("environment ("):
             fix = f" (from {where[len('environment ('):-1]})"
@@ -337,8 +349,8 @@ def format_validation_error(
             fix = f" (from {where})"
         else:
             fix = f"; set it in settings.toml [{profile}] or {env_var_name(profile, loc)}"
-        lines.append(f"setting '{loc}' in profile {profile!r}: {msg}{shown}{fix}")
-    return "; ".join(lines)
+        lines.append((loc, f"setting '{loc}' in profile {profile!r}: {msg}{shown}{fix}"))
+    return lines
 
 
 def _origin_below(loaded: LoadedProfile, loc: str, msg: str) -> tuple[str, str, str]:
@@ -354,6 +366,28 @@ def _origin_below(loaded: LoadedProfile, loc: str, msg: str) -> tuple[str, str, 
     below = {src for key, src in loaded.sources.items()
              if key.startswith(loc + ".") or not loc} - {"built-in default"}
     return loc, msg, below.pop() if len(below) == 1 else "built-in default"
+
+
+#: Keys whose values are secrets wherever they are (a plugin's raw section too).
+_SECRET_KEYS = frozenset({"api_key", "api_secret", "password", "token", "secret"})
+
+
+def _is_secret(model: type[BaseModel] | None, parts: list[str]) -> bool:
+    """Whether the setting at ``parts`` holds a secret (a ``SecretStr`` field, or a key
+    named like one): its bad value is never quoted in an error."""
+    if parts and parts[-1] in _SECRET_KEYS:
+        return True
+    current: Any = model
+    for i, part in enumerate(parts):
+        fields = getattr(current, "model_fields", None)
+        if fields is None or part not in fields:
+            return False
+        annotation = fields[part].annotation
+        if i == len(parts) - 1:
+            return "SecretStr" in str(annotation)
+        args = [a for a in typing.get_args(annotation) if isinstance(a, type)]
+        current = annotation if isinstance(annotation, type) else (args[-1] if args else None)
+    return False
 
 
 def _closest(model: type[BaseModel] | None, parts: list[str]) -> str | None:
@@ -386,8 +420,14 @@ def validate_section(model: type[M], data: Any, profile: str, prefix: str,
                                                   loaded=loaded), setting=prefix) from None
 
 
-def core_settings(loaded: LoadedProfile, plugin_sections: set[str]) -> ProfileSettings:
-    """Validate the core part of a profile; plugin sections are kept raw for their owners."""
+def core_settings(loaded: LoadedProfile, plugin_sections: set[str],
+                  problems: list[ConfigError] | None = None) -> ProfileSettings:
+    """Validate the core part of a profile; plugin sections are kept raw for their owners.
+
+    With ``problems``, every problem is added to it (one ConfigError each) and the
+    settings returned are the profile without the bad values (their defaults), so that
+    the rest of the profile (its feeds) is still checked; without, the first
+    validation's problems are raised."""
     data = dict(loaded.raw)
     settings_names = set(ProfileSettings.model_fields) | plugin_sections
     for key, var in loaded.env_only.items():
@@ -406,10 +446,39 @@ def core_settings(loaded: LoadedProfile, plugin_sections: set[str]) -> ProfileSe
                          for name, table in feeds.items()}
     data["profile"] = loaded.name
     data["plugins"] = plugins
-    try:
-        settings = ProfileSettings.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, loaded.name, model=ProfileSettings,
-                                                  loaded=loaded)) from None
-    return settings
+    data = copy.deepcopy(data)  # the bad values are dropped from it, not from the profile
+    found: list[ConfigError] = []
+    for _ in range(10):  # each round drops the bad values the last one found
+        try:
+            settings = ProfileSettings.model_validate(data)
+        except ValidationError as exc:
+            found.extend(ConfigError(line, setting=loc) for loc, line in validation_lines(
+                exc, loaded.name, model=ProfileSettings, loaded=loaded))
+            if problems is None or not all([_drop(data, e["loc"], e["type"] == "missing")
+                                            for e in exc.errors()]):
+                raise ConfigError.of(found) from None
+            continue
+        if problems is not None:
+            problems.extend(found)
+        return settings
+    raise ConfigError.of(found)
+
+
+def _drop(data: dict[str, Any], loc: tuple[int | str, ...], missing: bool) -> bool:
+    """Remove the value at ``loc`` (its table, for a missing key; the list, for an item)
+    from ``data``, so that it validates with the default; False if there is none."""
+    path: list[str] = []
+    for part in loc:  # down to a list's item: the list goes
+        if not isinstance(part, str):
+            break
+        path.append(part)
+    if missing:
+        path = path[:-1]
+    table: Any = data
+    for part in path[:-1]:
+        table = table.get(part) if isinstance(table, dict) else None
+    if not path or not isinstance(table, dict) or path[-1] not in table:
+        return False
+    del table[path[-1]]
+    return True
 

@@ -99,14 +99,20 @@ class FeedKind:
     #: the whole account. A profile whose feeds cover different scopes is warned about at
     #: check and run (after a failover, what the other feed does not list is not watched).
     coverage: Callable[[Any, str | None], frozenset[str] | None] | None = None
-    #: ``check(feed, settings, exchange, environment, endpoints)``: what the feed would
-    #: refuse when it starts that its settings model cannot see alone (an exchange its
-    #: library does not have, no URL for the environment), one message per problem.
-    #: Called for every feed a profile runs, by ``feedctl check`` and before ``run``
-    #: starts anything, so both refuse alike (exit 2); ``endpoints`` is None when a
-    #: service provides them at start (the embedded exchange). It must not connect, nor
-    #: import what is slow to import (``feedctl check`` stays quick).
-    check: Callable[[str, Any, str | None, str, Endpoints | None], Iterable[str]] | None = None
+    #: ``check(feed, settings, account, environment, endpoints, env_var)``: what the feed
+    #: would refuse when it starts that its settings model cannot see alone (an exchange
+    #: its library does not have, a credential or sandbox it needs, no URL for the
+    #: environment), one message per problem. ``account`` is the account's settings (its
+    #: exchange, and its keys unless a service provides them at start);
+    #: ``env_var(setting)`` names the variable that sets one of the account's settings
+    #: (``env_var("account.password")``: ``FEEDCTL_MAINNET__ACCOUNT__PASSWORD``, or
+    #: ``..._ACCOUNTS__<NAME>__PASSWORD`` for one account of many). Called for every feed
+    #: a profile runs, by ``feedctl check`` and before ``run`` starts anything, so both
+    #: refuse alike (exit 2); ``endpoints`` is None when a service provides them at start
+    #: (the embedded exchange). It must not connect, nor import what is slow to import
+    #: (``feedctl check`` stays quick).
+    check: Callable[[str, Any, AccountSettings, str, Endpoints | None,
+                     Callable[[str], str]], Iterable[str]] | None = None
 
     def serves(self, exchange: str | None) -> bool:
         """True if the kind can run for ``exchange`` (a kind that names no exchange runs for

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 from pydantic import BaseModel
 
-from .models import EventKind, PositionEvent, RouteEvent, StatusEvent
+from .models import EventKind, Position, PositionEvent, RouteEvent, StatusEvent
 from .validator import ValidationReport, describe_report
 
 
@@ -17,11 +18,18 @@ def jsonl(event: BaseModel) -> str:
 
 
 class TextPrinter:
-    """Human-readable lines; ``price`` events at most once per ``price_every`` s per position."""
+    """Human-readable lines; ``price`` events at most once per ``price_every`` s per position.
 
-    def __init__(self, out: IO[str], price_every: float = 1.0) -> None:
+    With ``instruments`` (``{"linear:BTCUSDT": {"tick_size", "qty_step", "settle_coin"}}``,
+    asked for each line: what the session's feeds know), prices show the instrument's
+    tick, sizes its step and PnL its settle coin, whichever feed sent them, as the live
+    view does; without, or for an instrument no feed described yet, values as sent."""
+
+    def __init__(self, out: IO[str], price_every: float = 1.0,
+                 instruments: Callable[[], dict[str, Any]] | None = None) -> None:
         self.out = out
         self.price_every = price_every
+        self.instruments = instruments
         self._last_price: dict[Any, float] = {}
 
     def __call__(self, event: Any) -> None:
@@ -44,15 +52,15 @@ class TextPrinter:
                 self._last_price[key] = t
             elif event.kind is EventKind.CLOSED:
                 self._last_price.pop(key, None)
-            pnl = "-" if p.unrealised_pnl is None else f"{p.unrealised_pnl:.4f}"
+            size, entry, mark, pnl = self._amounts(p)
             extra = f" changes={','.join(event.changes)}" if event.changes else ""
             synth = " (synthetic)" if event.synthetic else ""
             if event.past:
                 synth += " (past: recovered lifecycle)"
             elif event.recovered:
                 synth += " (recovered)"
-            return (f"{now} {event.kind.value:<7} {p.symbol:<12} {p.side.value:<5} size={p.size} "
-                    f"entry={p.entry_price} mark={p.mark_price} upnl={pnl} "
+            return (f"{now} {event.kind.value:<7} {p.symbol:<12} {p.side.value:<5} size={size} "
+                    f"entry={entry} mark={mark} upnl={pnl} "
                     f"feed={event.feed}{extra}{synth}")
         if isinstance(event, StatusEvent):
             st = event.status
@@ -67,3 +75,17 @@ class TextPrinter:
         if isinstance(event, BaseModel):
             return f"{now} {getattr(event, 'type', 'event'):<7} {event.model_dump_json()}"
         return None
+
+    def _amounts(self, p: Position) -> tuple[str, str, str, str]:
+        """(size, entry, mark, uPnL) as the line shows them."""
+        inst = (self.instruments() if self.instruments is not None else {}).get(
+            f"{p.category.value}:{p.symbol}") or {}
+        if not inst:
+            pnl = "-" if p.unrealised_pnl is None else f"{p.unrealised_pnl:.4f}"
+            return str(p.size), str(p.entry_price), str(p.mark_price), pnl
+        from .monitor import amounts  # pure functions; the monitor's server is not loaded
+
+        tick = inst.get("tick_size")
+        return (amounts.on_step(p.size, inst.get("qty_step")),
+                amounts.on_step(p.entry_price, tick), amounts.on_step(p.mark_price, tick),
+                amounts.pnl(p.unrealised_pnl, inst.get("settle_coin")))

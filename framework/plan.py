@@ -130,8 +130,12 @@ def build_plan(
                 f"{', '.join(m.value for m in Mode)}", setting="--mode") from None
         loaded.raw["mode"] = mode
         loaded.sources["mode"] = "command line (--mode)"
-    settings = core_settings(loaded, set(registry.sections))  # lists its own problems
-    problems: list[ConfigError] = []  # from here on, every problem is found, then raised
+    problems: list[ConfigError] = []  # every problem is found, then all are raised
+    # the profile's bad core values are left out (defaults), so its feeds are still checked
+    settings = core_settings(loaded, set(registry.sections), problems)
+    # a bad value the roles depend on (the mode, the exchange, a feed's role or kind) was
+    # left out: the roles the defaults give would only add problems that are not there
+    roles_unknown = any(_shapes_roles(p.setting) for p in problems)
     plugin_settings: dict[str, BaseModel] = {}
     for name, (model, _plugin) in registry.sections.items():
         try:
@@ -139,6 +143,7 @@ def build_plan(
                                                      loaded.name, name, loaded)
         except ConfigError as exc:
             problems.append(exc)
+    failed_sections = set(registry.sections) - set(plugin_settings)
     settings = settings.model_copy(update={"plugins": plugin_settings})
     if mode is not None and settings.explicit_roles:
         problems.append(ConfigError(
@@ -146,9 +151,10 @@ def build_plan(
             "(feeds.<name>.role); remove them to use mode presets", setting="--mode"))
     accounts: list[AccountPlan] = []
     seen: set[str] = set()
-    for name, prefix, view in account_views(settings):
+    for name, prefix, view in account_views(settings, problems):
         found: list[ConfigError] = []
-        accounts.append(_account_plan(name, prefix, view, registry, loaded, found))
+        accounts.append(_account_plan(name, prefix, view, registry, loaded, found,
+                                      roles_unknown=roles_unknown))
         for problem in found:
             if len(settings.accounts) > 0:
                 problem = ConfigError(
@@ -157,16 +163,36 @@ def build_plan(
             if str(problem) not in seen:  # a problem of the profile's feeds, said once
                 seen.add(str(problem))
                 problems.append(problem)
-    if not accounts:
+    if settings.accounts and not any(e.enabled for e in settings.accounts.values()):
         problems.append(ConfigError(
             f"profile {loaded.name!r} has no enabled account; enable one of "
             f"[{loaded.name}.accounts.<name>] (enabled = true)", setting="accounts"))
+    if not problems:
+        warned: set[str] = set()  # one line per distinct problem, however many accounts
+        for acct in accounts:
+            _warn_uneven_coverage(acct.feeds, acct.settings, loaded.name, warned)
+    if accounts:
+        settings = accounts[0].settings
+    services = _services(pm, settings)
+    # a section that failed may be a service's that provides endpoints: not known then
+    refused = _kind_checks(accounts, loaded.name, multi=len(settings.accounts) > 0,
+                           endpoints_provided=bool(failed_sections) or any(
+                               "endpoints" in svc.provides for svc in services))
+    problems.extend(refused)
+    plan = SessionPlan(loaded, settings, registry, pm, accounts[0].feeds if accounts else [],
+                       plugin_settings, services, accounts)
     if problems:
+        # the keys too, so that one `check` lists everything to fix (when nothing else is
+        # wrong, `check` shows the plan first, then refuses the keys)
+        if plan.credentials_provided_by() is None and not failed_sections:
+            bad = {p.setting for p in problems if p.setting}  # a key set wrong is said
+            problems.extend(c for c in credential_problems(plan) if not any(
+                b.startswith(f"{(c.setting or '').rpartition('.')[0]}.api_") for b in bad))
         raise ConfigError.of(problems)
-    warned: set[str] = set()  # one line per distinct problem, however many accounts
-    for acct in accounts:
-        _warn_uneven_coverage(acct.feeds, acct.settings, loaded.name, warned)
-    settings = accounts[0].settings
+    return plan
+
+
+def _services(pm: FeedctlPluginManager, settings: ProfileSettings) -> list[Service]:
     services: list[Service] = []
     for plugin, caller in plugin_callers(pm, "feedctl_services"):
         for result in call_plain(caller, plugin, "feedctl_services",
@@ -177,17 +203,10 @@ def build_plan(
                         f"plugin {plugin!r} returned {svc!r} from feedctl_services, "
                         "which is not a feedctl.Service", plugin=plugin)
                 services.append(svc)
-    refused = _kind_checks(accounts, multi=len(settings.accounts) > 0,
-                           endpoints_provided=any("endpoints" in svc.provides
-                                                  for svc in services))
-    if refused:
-        raise ConfigError.of(refused)
-    plan = SessionPlan(loaded, settings, registry, pm, accounts[0].feeds, plugin_settings,
-                       services, accounts)
-    return plan
+    return services
 
 
-def _kind_checks(accounts: list[AccountPlan], *, multi: bool,
+def _kind_checks(accounts: list[AccountPlan], profile: str, *, multi: bool,
                  endpoints_provided: bool) -> list[ConfigError]:
     """What the feeds would refuse when they start (``FeedKind.check``), refused now, so
     that `check` and `run` refuse alike; endpoints a service provides at start are not
@@ -198,9 +217,10 @@ def _kind_checks(accounts: list[AccountPlan], *, multi: bool,
         for f in acct.feeds:
             if f.kind.check is None:
                 continue
-            for msg in f.kind.check(f.name, f.settings, acct.settings.account.exchange,
+            for msg in f.kind.check(f.name, f.settings, acct.settings.account,
                                     acct.settings.environment,
-                                    None if endpoints_provided else f.endpoints):
+                                    None if endpoints_provided else f.endpoints,
+                                    _account_var(profile, acct.prefix)):
                 text = f"feed {f.name!r} (kind {f.kind.name!r}): {msg}"
                 if multi:
                     text = f"account {acct.name!r}: {text}"
@@ -210,10 +230,24 @@ def _kind_checks(accounts: list[AccountPlan], *, multi: bool,
     return problems
 
 
-def account_views(settings: ProfileSettings) -> list[tuple[str, str, ProfileSettings]]:
+def _account_var(profile: str, prefix: str) -> Any:
+    """``env_var(setting)`` of one account: ``account.password`` is set by
+    ``FEEDCTL_<P>__ACCOUNT__PASSWORD``, or ``FEEDCTL_<P>__ACCOUNTS__<N>__PASSWORD`` for
+    the account of ``[<p>.accounts.<n>]``."""
+    def env_var(setting: str) -> str:
+        head, dot, rest = setting.partition(".")
+        return env_var_name(profile, f"{prefix}.{rest}" if head == "account" and dot
+                            else setting)
+    return env_var
+
+
+def account_views(settings: ProfileSettings, problems: list[ConfigError] | None = None,
+                  ) -> list[tuple[str, str, ProfileSettings]]:
     """(name, settings prefix, the profile as the account sees it) of every enabled
     account: the one ``[account]``, or each of ``[accounts.<name>]`` with its exchange,
-    environment, keys and per-account feed settings laid over the profile's."""
+    environment, keys and per-account feed settings laid over the profile's. An account
+    whose feed settings are invalid is left out, its problem added to ``problems`` (raised
+    without)."""
     if not settings.accounts:
         return [(settings.account.name, "account", settings)]
     out = []
@@ -225,6 +259,7 @@ def account_views(settings: ProfileSettings) -> list[tuple[str, str, ProfileSett
             api_key=entry.api_key, api_secret=entry.api_secret, password=entry.password,
             uid=entry.uid)
         feeds = dict(settings.feeds)
+        bad: list[ConfigError] = []
         for feed, table in entry.feeds.items():
             base = feeds.get(feed)
             merged: dict[str, Any] = (
@@ -233,9 +268,14 @@ def account_views(settings: ProfileSettings) -> list[tuple[str, str, ProfileSett
             try:
                 feeds[feed] = FeedEntry.model_validate({**merged, **table})
             except ValidationError as exc:
-                raise ConfigError(f"account {name!r}: setting 'accounts.{name}.feeds.{feed}': "
-                                  f"{exc.errors()[0]['msg']}",
-                                  setting=f"accounts.{name}.feeds.{feed}") from None
+                bad.append(ConfigError(f"account {name!r}: setting 'accounts.{name}.feeds."
+                                       f"{feed}': {exc.errors()[0]['msg']}",
+                                       setting=f"accounts.{name}.feeds.{feed}"))
+        if bad:
+            if problems is None:
+                raise bad[0]
+            problems.extend(bad)
+            continue
         view = settings.model_copy(update={
             "account": account, "feeds": feeds,
             "environment": entry.environment or settings.environment})
@@ -243,9 +283,20 @@ def account_views(settings: ProfileSettings) -> list[tuple[str, str, ProfileSett
     return out
 
 
+def _shapes_roles(setting: str | None) -> bool:
+    parts = (setting or "").split(".")
+    if parts[0] in ("mode", "feeds"):
+        return len(parts) <= 2 or parts[2] in ("role", "kind", "enabled")
+    return parts[:2] in (["account"], ["account", "exchange"])
+
+
 def _account_plan(name: str, prefix: str, settings: ProfileSettings, registry: Registry,
-                  loaded: LoadedProfile, problems: list[ConfigError]) -> AccountPlan:
-    roles, entries, exchange = resolve_roles(settings, registry, loaded, problems)
+                  loaded: LoadedProfile, problems: list[ConfigError], *,
+                  roles_unknown: bool = False) -> AccountPlan:
+    roles, entries, exchange = resolve_roles(settings, registry, loaded,
+                                             [] if roles_unknown else problems)
+    if roles_unknown:  # every feed table is still checked, as one the mode leaves out
+        roles = {}
     account = settings.account.model_copy(update={"exchange": exchange})
     settings = settings.model_copy(update={"feeds": entries, "account": account})
     feeds: list[FeedPlan] = []
@@ -259,7 +310,8 @@ def _account_plan(name: str, prefix: str, settings: ProfileSettings, registry: R
             _check_roles(feeds, loaded.name)
         except ConfigError as exc:
             problems.append(exc)
-    problems.extend(_check_unselected_feeds(settings, registry, loaded, set(roles)))
+    problems.extend(_check_unselected_feeds(settings, registry, loaded, set(roles),
+                                            roles_known=not roles_unknown))
     problems.extend(check_endpoint_names(settings, registry, loaded, settings.feeds))
     return AccountPlan(name, prefix, settings, feeds)
 
@@ -296,7 +348,8 @@ def _feed_plan(settings: ProfileSettings, registry: Registry, loaded: LoadedProf
 
 
 def _check_unselected_feeds(settings: ProfileSettings, registry: Registry,
-                            loaded: LoadedProfile, selected: set[str]) -> list[ConfigError]:
+                            loaded: LoadedProfile, selected: set[str], *,
+                            roles_known: bool = True) -> list[ConfigError]:
     """Feed tables the mode does not select are validated too: a typo must not wait for
     the day the mode changes. A built-in table whose kind is not loaded is skipped (the
     defaults name the built-in kinds; a profile may run without them)."""
@@ -311,8 +364,9 @@ def _check_unselected_feeds(settings: ProfileSettings, registry: Registry,
             known = ", ".join(sorted(registry.kinds)) or "none"
             problems.append(ConfigError(
                 f"feed {name!r} names kind {entry.kind!r}, which no loaded plugin provides "
-                f"(known kinds: {known}); install the plugin or fix feeds.{name}.kind "
-                f"(the feed is not used in mode {settings.mode.value!r}, but is checked)",
+                f"(known kinds: {known}); install the plugin or fix feeds.{name}.kind"
+                + (f" (the feed is not used in mode {settings.mode.value!r}, but is checked)"
+                   if roles_known else ""),
                 setting=f"feeds.{name}.kind"))
             continue
         try:
@@ -367,9 +421,13 @@ def _check_roles(feeds: list[FeedPlan], profile: str) -> None:
 def check_credentials(plan: SessionPlan) -> None:
     """Fail with one message naming the variables when an account's feeds need keys that
     are not set (every such account is named)."""
-    problems = [p for acc in plan.accounts if (p := _missing_keys(plan, acc)) is not None]
+    problems = credential_problems(plan)
     if problems:
         raise ConfigError.of(problems)
+
+
+def credential_problems(plan: SessionPlan) -> list[ConfigError]:
+    return [p for acc in plan.accounts if (p := _missing_keys(plan, acc)) is not None]
 
 
 def _missing_keys(plan: SessionPlan, acc: AccountPlan) -> ConfigError | None:

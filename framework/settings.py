@@ -112,6 +112,17 @@ class Endpoints(BaseModel):
             cls.model_config = {**cls.model_config, "extra": "forbid"}
 
 
+def _digits_as_text(value: Any) -> Any:
+    """A key, secret or uid of digits only, read from a variable (whose value is parsed as
+    TOML: ``12345`` is a number), is the text it was written as."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+#: A credential: text, digits read from a variable included.
+Credential = Annotated[str, BeforeValidator(_digits_as_text)]
+SecretCredential = Annotated[SecretStr, BeforeValidator(_digits_as_text)]
+
+
 class AccountSettings(StrictModel):
     """The account every feed of a profile watches. Secrets never come from settings.toml."""
 
@@ -119,11 +130,11 @@ class AccountSettings(StrictModel):
     #: profile names it; the modes pick the kinds that declare it (``FeedKind.exchange``).
     exchange: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
     name: str = "main"
-    api_key: SecretStr | None = None
-    api_secret: SecretStr | None = None
+    api_key: SecretCredential | None = None
+    api_secret: SecretCredential | None = None
     #: Some exchanges also want a passphrase (ccxt's ``password``) and/or a ``uid``.
-    password: SecretStr | None = None
-    uid: str | None = None
+    password: SecretCredential | None = None
+    uid: Credential | None = None
 
     def has_credentials(self) -> bool:
         return bool(
@@ -154,10 +165,10 @@ class AccountEntry(StrictModel):
     exchange: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
     environment: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]*$")
     enabled: bool = True
-    api_key: SecretStr | None = None
-    api_secret: SecretStr | None = None
-    password: SecretStr | None = None
-    uid: str | None = None
+    api_key: SecretCredential | None = None
+    api_secret: SecretCredential | None = None
+    password: SecretCredential | None = None
+    uid: Credential | None = None
     feeds: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 

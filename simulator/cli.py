@@ -7,6 +7,7 @@ everything else goes to the `feedctl.simulator` logger (stderr).
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import signal
@@ -27,6 +28,10 @@ def _symbols(value: str | None) -> list[str] | None:
     return [s for s in value.split(",") if s.strip()]
 
 
+class _ListenError(click.ClickException):
+    exit_code = 2  # bad usage (a busy port, an address not ours), like the option errors
+
+
 async def _serve(cfg: SimConfig) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -38,9 +43,10 @@ async def _serve(cfg: SimConfig) -> None:
     try:
         await sim.start()
     except OSError as exc:  # the port is taken, the address is not ours...
-        raise click.ClickException(
-            f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}; choose another "
-            "--port (0 picks a free one)") from None
+        fix = ("choose another --port (0 picks a free one)" if exc.errno == errno.EADDRINUSE
+               else "--host must be an address of this machine, such as 127.0.0.1")
+        raise _ListenError(
+            f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}; {fix}") from None
     try:
         line = dict(sim.urls, api_key=sim.api_key, api_secret=sim.api_secret)
         sys.stdout.write(json.dumps(line) + "\n")

@@ -20,9 +20,10 @@ def _dec(value: Any) -> Decimal | None:
 
 
 def on_step(value: Any, step: Any) -> str:
-    """``value`` rounded to a multiple of ``step`` and shown with the step's decimals
-    (65014.9 with tick 0.10 -> "65014.90"); as sent when the step is unknown; "-" when
-    there is no value."""
+    """``value`` rounded to a multiple of ``step`` and shown with the step's decimals,
+    trailing zeros of the step aside (tick 0.10: 65014.90 and 65002 -> "65014.9",
+    "65002.0"; tick 0.005: 150.2 -> "150.200"); as sent when the step is unknown; "-"
+    when there is no value."""
     v = _dec(value)
     if v is None:
         return "-"

@@ -200,22 +200,24 @@ def accounts_table(rows: Iterable[dict[str, Any]], at_ns: int | None = None, *,
 def validation_text(validation: Any) -> Text:
     if validation is None:
         return Text("Validation: no shadow feed is validated", style="dim")
-    pairs = agreement(validation)
-    if not pairs:
-        return Text(f"Validation: {validation}")
     reports = {k: v for k, v in validation.items()
                if isinstance(v, dict) and "agreeing" in v} if isinstance(validation, dict) else {}
+    pairs = dict(agreement(validation))
+    if not pairs and not reports:
+        return Text(f"Validation: {validation}")
     text = Text("Validation: ")
-    for shadow, ratio in pairs:
-        style = "green" if ratio >= 0.99 else ("yellow" if ratio >= 0.9 else "red")
-        report = reports.get(shadow)
-        if report is not None:  # a full report: every figure, one line per shadow
-            line = describe_report(report)
-            head, _, rest = line.partition(" · ")
-            text.append("\n  " if len(reports) > 1 else "")
-            text.append(head, style=style)
-            text.append(" · " + rest)
+    for shadow, report in reports.items():  # a full report: every figure, one line each
+        ratio = pairs.get(shadow)
+        style = ("yellow" if ratio is None  # nothing compared yet (all pending)
+                 else "green" if ratio >= 0.99 else "yellow" if ratio >= 0.9 else "red")
+        head, _, rest = describe_report(report).partition(" · ")
+        text.append("\n  " if len(reports) > 1 else "")
+        text.append(head, style=style)
+        text.append(" · " + rest)
+    for shadow, ratio in pairs.items():
+        if shadow in reports:
             continue
+        style = "green" if ratio >= 0.99 else ("yellow" if ratio >= 0.9 else "red")
         text.append(f"{shadow or 'shadow'} agrees ")
         text.append(f"{ratio:.1%}", style=style)
         text.append("  ")

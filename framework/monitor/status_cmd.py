@@ -54,7 +54,8 @@ def fetch(url: str, path: str, token: str | None, timeout: float = 5.0) -> Any:
               help="Bearer token, when the monitor has one (monitor.token).")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status and positions "
               "as one JSON object.")
-@click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for it.")
+@click.option("--timeout", default=5.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), help="Seconds to wait for it.")
 @click.option("--account", default=None, help="One account of a session of many, in full "
               "(default: every account, with a summary row each).")
 def status_command(url: str, token: str | None, as_json: bool, timeout: float,

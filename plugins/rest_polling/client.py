@@ -30,6 +30,7 @@ from feedctl import (
 
 from . import constants as c
 from .config import RestPollingSettings
+from .facts import exchange_id, facts_of, refusals, unknown_exchange
 from .parse import MalformedRow, ParsedRow, envelope_list, mark_from_ticker, position_row
 
 log = logging.getLogger("feedctl.feed.rest_polling")
@@ -71,32 +72,26 @@ class PollerClient:
                endpoints: Endpoints, on_request: Callable[[], None] | None = None,
                profile: str = "<PROFILE>", environment: str = "mainnet") -> PollerClient:
         """Build the exchange object (no network) or raise FatalFeedError naming the setting."""
-        ex_id = settings.exchange or account.exchange or c.DEFAULT_EXCHANGE
-        where = f"feeds.{feed}.exchange" if settings.exchange else "account.exchange"
+        ex_id, where = exchange_id(feed, settings, account)
         ex_class = getattr(ccxt_async, ex_id, None) if ex_id in ccxt_async.exchanges else None
         if ex_class is None:
-            raise FatalFeedError(f"{ex_id!r} is not a ccxt exchange id ({where})")
+            raise FatalFeedError(unknown_exchange(ex_id, where))
         probe = ex_class()
-        if not probe.has.get("fetchPositions"):
-            raise FatalFeedError(
-                f"exchange {ex_id!r} does not support fetchPositions; rest_polling needs it "
-                f"({where})")
         if not account.has_credentials():
             raise FatalFeedError(
                 "rest_polling needs API credentials: set "
                 f"{env_var_name(profile, 'account.api_key')} and "
                 f"{env_var_name(profile, 'account.api_secret')} "
                 "(account.api_key / account.api_secret)")
+        # the rules `feedctl check` applies to the same facts read from ccxt's source
+        refused = refusals(facts_of(probe), feed=feed, settings=settings, account=account,
+                           environment=environment, endpoints=endpoints,
+                           env_var=lambda setting: env_var_name(profile, setting))
+        if refused:
+            raise FatalFeedError(refused[0])
         extra = {"password": account.password.get_secret_value() if account.password else None,
                  "uid": account.uid}
-        missing = [name for name, needed in (probe.requiredCredentials or {}).items()
-                   if needed and name not in ("apiKey", "secret") and not extra.get(name)]
-        if missing:
-            raise FatalFeedError(
-                f"exchange {ex_id!r} also needs {', '.join(missing)}: set "
-                + " and ".join(env_var_name(profile, f"account.{m}") for m in missing)
-                + f" (account.{', account.'.join(missing)}) ({where})")
-        mark_call = _mark_call(probe.has, settings.mark_price_source, feed)
+        mark_call = _mark_call(probe.has, settings.mark_price_source)
         key = account.api_key.get_secret_value()
         secret = account.api_secret.get_secret_value()
         options = probe.deep_extend(_default_options(ex_id, settings), settings.ccxt_options)
@@ -255,16 +250,13 @@ class PollerClient:
 
 
 # ---------------------------------------------------------------------- helpers
-def _mark_call(has: Mapping[str, Any], source: str, feed: str) -> str | None:
-    """The ccxt call for mark prices the positions did not carry, by ``has`` flags."""
-    setting = f"feeds.{feed}.mark_price_source"
+def _mark_call(has: Mapping[str, Any], source: str) -> str | None:
+    """The ccxt call for mark prices the positions did not carry, by ``has`` flags (a
+    source the exchange lacks is refused before, by ``facts.refusals``)."""
     if source == "positions":
         return None
     if source in ("mark_prices", "tickers"):
-        call = "fetchMarkPrices" if source == "mark_prices" else "fetchTickers"
-        if not has.get(call):
-            raise FatalFeedError(f"this exchange has no {call}; choose another {setting}")
-        return call
+        return "fetchMarkPrices" if source == "mark_prices" else "fetchTickers"
     return next((call for call in c.MARK_PRICE_CALLS if has.get(call)), None)
 
 
@@ -279,20 +271,12 @@ def _apply_urls(exchange: Any, settings: RestPollingSettings, endpoints: Endpoin
                 ex_id: str, environment: str = "mainnet") -> None:
     rest: str | None = getattr(endpoints, "rest", None)
     if rest is None and settings.urls is None:
-        if environment == "testnet":
-            if not exchange.urls.get("test"):
-                raise FatalFeedError(f"ccxt has no testnet for {ex_id!r}: set endpoints.rest "
-                                     f"(or feeds.{feed}.urls) to its REST URL")
+        if environment == "testnet":  # ccxt has a sandbox (facts.refusals said so)
             exchange.set_sandbox_mode(True)
-        elif environment != "mainnet":
-            raise FatalFeedError(f"rest_polling knows no {environment!r} URL for {ex_id!r}: "
-                                 f"set endpoints.rest (or feeds.{feed}.urls)")
         return
     urls = dict(exchange.urls)
     api = urls.get("api")
-    if not isinstance(api, dict):
-        if settings.urls:
-            raise FatalFeedError(f"{ex_id} has no urls['api'] to override (feeds.{feed}.urls)")
+    if not isinstance(api, dict):  # and no feeds.<name>.urls (facts.refusals)
         return
     api = dict(api)
     rest_keys = [k for k, v in api.items() if isinstance(v, str) and v.startswith("http")]
@@ -301,11 +285,7 @@ def _apply_urls(exchange: Any, settings: RestPollingSettings, endpoints: Endpoin
         for k in rest_keys:  # the exchange's own paths (/fapi/v1...) stay
             parts = urlsplit(api[k])
             api[k] = origin + parts.path.rstrip("/") if parts.path not in ("", "/") else origin
-    for key, url in (settings.urls or {}).items():
-        if key != "*" and key not in api:
-            raise FatalFeedError(
-                f"{ex_id} has no REST URL key {key!r} (feeds.{feed}.urls); "
-                f"known keys: {', '.join(sorted(api))}, or '*' for all")
+    for key, url in (settings.urls or {}).items():  # known keys (facts.refusals)
         for k in rest_keys if key == "*" else [key]:
             api[k] = url.rstrip("/")
     urls["api"] = api

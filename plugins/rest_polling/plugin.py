@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
-import functools
-import importlib.util
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from feedctl import Endpoints, FeedContext, FeedKind, Rollout, hookimpl
+from feedctl import AccountSettings, Endpoints, FeedContext, FeedKind, Rollout, hookimpl
 
 from .config import RestPollingEndpoints, RestPollingSettings
-from .constants import BYBIT_LINEAR_SETTLE, DEFAULT_EXCHANGE
+from .constants import BYBIT_LINEAR_SETTLE
+from .facts import ccxt_ids, exchange_id, read_facts, refusals, unknown_exchange
 
 if TYPE_CHECKING:
     from .feed import RestPollingFeed
@@ -35,36 +32,23 @@ def coverage(settings: RestPollingSettings, exchange: str | None) -> frozenset[s
                      for coin in settings.settle_coins)
 
 
-@functools.cache
-def _ccxt_ids() -> frozenset[str] | None:
-    """ccxt's exchange ids, read from its package folder (one module per exchange) without
-    importing ccxt, which takes most of a second; None if ccxt is not installed."""
-    spec = importlib.util.find_spec("ccxt")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = Path(next(iter(spec.submodule_search_locations))) / "async_support"
-    return frozenset(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
-
-
-def check(feed: str, settings: RestPollingSettings, exchange: str | None, environment: str,
-          endpoints: Endpoints | None) -> list[str]:
-    """What the poller refuses when it starts, said by `feedctl check` (and before `run`
-    starts): an exchange ccxt does not have, an environment it has no URL for."""
-    problems = []
-    ex_id = settings.exchange or exchange or DEFAULT_EXCHANGE
-    where = f"feeds.{feed}.exchange" if settings.exchange else "account.exchange"
-    ids = _ccxt_ids()
-    if ids is not None and ex_id not in ids:
-        close = difflib.get_close_matches(ex_id, sorted(ids), 1)
-        problems.append(f"{ex_id!r} is not a ccxt exchange id ({where})"
-                        + (f"; did you mean {close[0]!r}?" if close else ""))
-    provided = endpoints is None  # by a service at start: the embedded exchange's
-    rest = getattr(endpoints, "rest", None)
-    if (not provided and rest is None and settings.urls is None
-            and environment not in ("mainnet", "testnet")):
-        problems.append(f"rest_polling knows no {environment!r} URL for {ex_id!r}: set "
-                        f"endpoints.rest (or feeds.{feed}.urls)")
-    return problems
+def check(feed: str, settings: RestPollingSettings, account: AccountSettings,
+          environment: str, endpoints: Endpoints | None,
+          env_var: Callable[[str], str]) -> list[str]:
+    """Everything the poller refuses when it starts, said by `feedctl check` (and before
+    `run` starts): an exchange ccxt does not have, one without fetchPositions, a
+    credential it requires beyond the key and secret (a passphrase, a uid), a testnet
+    ccxt has no sandbox for, an environment it has no URL for, a mark-price source or URL
+    key the exchange lacks. The facts are read from ccxt's source, not its import (see
+    ``facts``): the same rules the feed applies to the exchange it builds."""
+    ex_id, where = exchange_id(feed, settings, account)
+    if ccxt_ids() is None:
+        return []  # ccxt missing: the feed's import says so, with the package to install
+    found = read_facts(ex_id)
+    if found is None:
+        return [unknown_exchange(ex_id, where)]
+    return refusals(found, feed=feed, settings=settings, account=account,
+                    environment=environment, endpoints=endpoints, env_var=env_var)
 
 
 @hookimpl

@@ -88,8 +88,11 @@ def test_check_prints_roles_and_where_settings_came_from(tmp_path: Path, tiny_si
 
 @pytest.mark.integration
 def test_bad_configuration_exits_2_with_one_error_line(tmp_path: Path) -> None:
-    (tmp_path / "settings.toml").write_text("[t.router]\nfailover_after = 'x'\n")
-    out = feedctl("run", "--profile", "t", cwd=tmp_path)
+    (tmp_path / "settings.toml").write_text("[t.router]\nfailover_after = 'x'\n"
+                                            "[t.account]\nexchange = 'bybit'\n")
+    out = feedctl("run", "--profile", "t", cwd=tmp_path,
+                  env={"FEEDCTL_T__ACCOUNT__API_KEY": "k1234",
+                       "FEEDCTL_T__ACCOUNT__API_SECRET": "s1234"})
     assert out.returncode == 2
     errors = [ln for ln in out.stderr.splitlines() if ln.startswith("ERROR:")]
     assert len(errors) == 1 and "router.failover_after" in errors[0]
@@ -173,7 +176,7 @@ def test_sim_on_a_busy_port_is_one_error_line_not_a_traceback(tmp_path: Path) ->
         busy.listen()
         port = busy.getsockname()[1]
         out = feedctl("sim", "--port", str(port), cwd=tmp_path, timeout=30)
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in out.stderr and "--port" in out.stderr
     assert "Traceback" not in out.stderr
 
@@ -381,12 +384,24 @@ def test_the_readme_commands_table_lists_every_command_and_option() -> None:
     ("[x]\nmode = 'rest'\nenvironment = 'demo'\n[x.account]\nexchange = 'bybit'\n",
      "ERROR: feed 'rest_polling' (kind 'rest_polling'): rest_polling knows no 'demo' URL for "
      "'bybit': set endpoints.rest (or feeds.rest_polling.urls)"),
+    # the ccxt class has no fetchPositions
+    ("[x]\nmode = 'rest'\n[x.account]\nexchange = 'bitstamp'\n",
+     "ERROR: feed 'rest_polling' (kind 'rest_polling'): exchange 'bitstamp' does not support "
+     "fetchPositions; rest_polling needs it (account.exchange)"),
+    # a credential ccxt requires beyond the key and secret
+    ("[x]\nmode = 'rest'\n[x.account]\nexchange = 'okx'\n",
+     "ERROR: feed 'rest_polling' (kind 'rest_polling'): exchange 'okx' (account.exchange) also "
+     "needs password: export FEEDCTL_X__ACCOUNT__PASSWORD or put password in .secrets.toml"),
+    # testnet where ccxt has no sandbox URL
+    ("[x]\nmode = 'rest'\nenvironment = 'testnet'\n[x.account]\nexchange = 'kraken'\n",
+     "ERROR: feed 'rest_polling' (kind 'rest_polling'): ccxt has no testnet for 'kraken': set "
+     "endpoints.rest (or feeds.rest_polling.urls) to its REST URL"),
 ])
 def test_check_refuses_what_the_poller_would_refuse_at_start(tmp_path: Path, profile: str,
                                                               error: str) -> None:
     """Point 1: these passed `check`, and `run` started and then failed (exit 1) when the
-    poller built its ccxt client; the kind's check (FeedKind.check, no ccxt import) refuses
-    them in both, before anything starts."""
+    poller built its ccxt client; the kind's check (FeedKind.check, ccxt's facts read from
+    its source, no ccxt import) refuses them in both, before anything starts."""
     (tmp_path / "settings.toml").write_text(profile)
     (tmp_path / ".secrets.toml").write_text("[x.account]\napi_key = 'k1234'\n"
                                             "api_secret = 's1234'\n")
@@ -396,3 +411,81 @@ def test_check_refuses_what_the_poller_would_refuse_at_start(tmp_path: Path, pro
     for out in (check, run):
         assert [ln for ln in out.stderr.splitlines() if ln.startswith("ERROR:")] == [error]
     assert "session started" not in run.stderr
+
+
+@pytest.mark.integration
+def test_check_and_run_list_every_problem_in_one_run(tmp_path: Path) -> None:
+    """Point 2: a typo in a core table, a feed table the mode does not select, and what the
+    poller would refuse at start are independent mistakes: each is reported, in one run
+    (check stopped at the first pass that found something), with the missing key."""
+    (tmp_path / "settings.toml").write_text(
+        "[x]\nmode = 'rest'\n[x.router]\nfailover_afer = '1s'\n"
+        "[x.account]\nexchange = 'okx'\n"
+        "[x.feeds.spare]\nkind = 'nosuchkind'\n")
+    check = feedctl("check", "--profile", "x", cwd=tmp_path)
+    run = feedctl("run", "--profile", "x", "--for", "2s", "--output", "none", cwd=tmp_path)
+    assert check.returncode == run.returncode == 2, (check.stderr, run.stderr)
+    errors = [ln for ln in check.stderr.splitlines() if ln.startswith("ERROR:")]
+    assert errors == [ln for ln in run.stderr.splitlines() if ln.startswith("ERROR:")]
+    assert len(errors) == 4, errors
+    assert "'router.failover_afer'" in errors[0] and "did you mean 'router.failover_after'" \
+        in errors[0]
+    assert "feed 'spare' names kind 'nosuchkind'" in errors[1]
+    assert "exchange 'okx' (account.exchange) also needs password" in errors[2]
+    assert "FEEDCTL_X__ACCOUNT__API_KEY is not set" in errors[3]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("args", "said"), [
+    # a plugin command's bad setting (redis_bus): was a traceback, exit 1
+    (("bus", "status", "--redis", "notaurl"),
+     "ERROR: redis URL 'notaurl': expected redis://, rediss:// or unix://"),
+    # an address not ours: said "choose another --port"
+    (("sim", "--host", "999.1.1.1"), "--host must be an address of this machine"),
+    # a negative timeout: said the monitor "did not answer JSON"
+    (("status", "--timeout", "-1"), "Invalid value for '--timeout'"),
+    # nothing can run in no time: ran, then "no delivering feed was ever healthy", exit 1
+    (("run", "--for", "0"), "ERROR: --for: must be longer than 0"),
+])
+def test_user_errors_are_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...],
+                                              said: str) -> None:
+    """Point 5: no command prints a traceback for a user error."""
+    out = feedctl(*args, cwd=tmp_path, timeout=30)
+    assert out.returncode == 2, out.stderr
+    assert said in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.integration
+def test_check_names_the_variable_of_the_account_that_needs_a_passphrase(
+        tmp_path: Path) -> None:
+    """Point 1 with many accounts: the okx account's passphrase is set by its own
+    variable, not the profile's [account]'s."""
+    (tmp_path / "settings.toml").write_text(
+        "[x]\nmode = 'rest'\n[x.account]\nexchange = 'bybit'\n"
+        "[x.accounts.alice]\n[x.accounts.bob]\nexchange = 'okx'\n")
+    (tmp_path / ".secrets.toml").write_text(
+        "[x.accounts.alice]\napi_key = 'k1234'\napi_secret = 's1234'\n"
+        "[x.accounts.bob]\napi_key = 'k5678'\napi_secret = 's5678'\n")
+    out = feedctl("check", "--profile", "x", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert [ln for ln in out.stderr.splitlines() if ln.startswith("ERROR:")] == [
+        "ERROR: account 'bob': feed 'rest_polling' (kind 'rest_polling'): exchange 'okx' "
+        "(account.exchange) also needs password: export FEEDCTL_X__ACCOUNTS__BOB__PASSWORD "
+        "or put password in .secrets.toml"]
+
+
+@pytest.mark.integration
+def test_a_bad_mode_is_one_problem_not_the_defaults_problems(tmp_path: Path) -> None:
+    """Point 2: a mistyped mode left out to go on checking gave the default mode's roles,
+    and their problems (no live feed for okx, no primary) that fixing the mode removes."""
+    (tmp_path / "settings.toml").write_text(
+        "[x]\nmode = 'cannary'\n[x.account]\nexchange = 'okx'\n"
+        "[x.feeds.spare]\nkind = 'nosuchkind'\n")
+    (tmp_path / ".secrets.toml").write_text(
+        "[x.account]\napi_key = 'k1234'\napi_secret = 's1234'\npassword = 'p1234'\n")
+    out = feedctl("check", "--profile", "x", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("ERROR:")]
+    assert len(errors) == 2, errors
+    assert "setting 'mode' in profile 'x'" in errors[0] and "'cannary'" in errors[0]
+    assert errors[1].endswith("install the plugin or fix feeds.spare.kind")

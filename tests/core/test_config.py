@@ -340,3 +340,32 @@ def test_a_missing_shipped_profile_says_the_plugins_are_switched_off(
                                           r"\(define \[sim\] in settings.toml; "
                                           r"FEEDCTL_DISABLE_PLUGIN_AUTOLOAD is set"):
         build_plan("sim")
+
+
+def test_a_bad_secret_value_is_never_quoted(
+    clean_env: Path, pm: FeedctlPluginManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secret of the wrong type (a table where text belongs) was quoted in the error
+    ("got ..."), which went to the terminal and the logs."""
+    write(clean_env, SCRIPTED_PROFILE + "[t.monitor]\ntoken = 987654.5\n")
+    write(clean_env, "[t.account]\napi_key = [24681357]\n", ".secrets.toml")
+    with pytest.raises(ConfigError) as err:
+        build_plan("t", pm=pm)
+    lines = [str(p) for p in err.value.problems]
+    assert any("'account.api_key'" in line for line in lines)
+    assert any("'monitor.token'" in line for line in lines)
+    assert "24681357" not in str(err.value) and "987654" not in str(err.value)
+    assert "(the value is a secret: not shown)" in str(err.value)
+
+
+def test_digits_from_a_variable_are_a_key_or_uid_as_written(
+    clean_env: Path, pm: FeedctlPluginManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A variable's value is parsed as TOML: a uid of digits (okx, bitmart...) was a
+    number, refused as "Input should be a valid string"."""
+    write(clean_env, SCRIPTED_PROFILE)
+    monkeypatch.setenv("FEEDCTL_T__ACCOUNT__UID", "1234567")
+    monkeypatch.setenv("FEEDCTL_T__ACCOUNT__API_KEY", "24681357")
+    account = build_plan("t", pm=pm).settings.account
+    assert account.uid == "1234567"
+    assert account.api_key is not None and account.api_key.get_secret_value() == "24681357"

@@ -215,3 +215,20 @@ def test_at_80_columns_the_view_keeps_what_a_trader_reads_first() -> None:
     assert re.search(r"ETHUSDT\s+│ short\s+│\s+2\.000\s+│\s+2990\.50\s+│\s+19\.00 USDT", text)
     assert "bybit_hybrid *" in text and "rest_polling" in text  # names whole
     assert "healthy" in text and "degraded" in text and "primary" in text
+
+
+@pytest.mark.unit
+def test_a_validation_with_nothing_compared_yet_is_a_readable_line() -> None:
+    """Before the first compared sample (canary: the poller's first poll) the report's
+    agreement is None, and the view printed the report's raw dict."""
+    from feedctl import PositionBook
+    from feedctl.settings import ValidationSettings
+    from feedctl.validator import Validator
+
+    books = [PositionBook(exchange="bybit", account="main", feed=f, emit=lambda e: None)
+             for f in ("rest_polling", "bybit_hybrid")]
+    summary = Validator(books[0], books[1:], ValidationSettings()).summary()
+    assert summary["bybit_hybrid"]["agreement"] is None
+    text = draw(dashboard({**STATUS, "validation": summary}, [POSITION], ROWS, []), width=80)
+    assert "{" not in text and "'agreeing'" not in text
+    assert "bybit_hybrid vs rest_polling: agrees" in text and "no difference now" in text

@@ -300,7 +300,8 @@ def test_generic_exchange_path_fetch_positions_and_mark_prices() -> None:
 
 def test_exchange_needing_a_passphrase_names_the_setting() -> None:
     h = make_harness(exchange="okx")
-    with pytest.raises(FatalFeedError, match=r"'okx' also needs password: set "
+    with pytest.raises(FatalFeedError, match=r"'okx' \(feeds\.r\.exchange\) also needs "
+                                             r"password: export "
                                              r"FEEDCTL_<PROFILE>__ACCOUNT__PASSWORD"):
         run(h.feed.run(), timeout=5)
 
