@@ -257,7 +257,7 @@ class PositionBook:
             if data["mark_price"] == price:
                 continue
             size = data["size"]
-            if category is _LINEAR and size > 0:  # unrealised_pnl, inlined
+            if data["category"] is _LINEAR and size > 0:  # unrealised_pnl, inlined
                 try:
                     pnl: Decimal | None = (price - data["entry_price"]) * size
                 except ArithmeticError:
@@ -266,7 +266,8 @@ class PositionBook:
                     if data["side"] is not _LONG:
                         pnl = -pnl  # type: ignore[operator]
             else:
-                pnl = unrealised_pnl(category, data["side"], size, data["entry_price"], price)
+                pnl = unrealised_pnl(data["category"], data["side"], size, data["entry_price"],
+                                     price)
             data = data.copy()  # a clone: faster than {**data, ...}
             data["mark_price"] = price
             data["unrealised_pnl"] = pnl
