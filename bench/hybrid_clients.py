@@ -7,9 +7,10 @@ after a warm-up. MODE ``capacity``: count what the consumer gets per second (and
 RSS at given message counts). CONFIG_FILE (JSON) carries urls, keys, symbols, seconds,
 warmup, cpu, out (a file for the results) and options (profile, json_stdlib, rss_at).
 
-The consumer is, for ours, the book's event callback (a ``price`` event with the PnL
-already recomputed); for ccxt.pro the return of ``watch_tickers``; for pybit the
-``ticker_stream`` callback (in pybit's websocket thread).
+The consumer is, for ours, a task reading ``session.events()`` (a ``price`` event with
+the PnL already recomputed, through book, router and delivery queue); for ccxt.pro the
+return of ``watch_tickers``; for pybit the ``ticker_stream`` callback (in pybit's
+websocket thread); for the ceiling the loop reading the bare websockets connection.
 """
 
 from __future__ import annotations

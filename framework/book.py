@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from decimal import Decimal
+from typing import NamedTuple
 
 from .models import (
     Category,
@@ -33,6 +34,7 @@ from .models import (
     now_ns,
     position_event,
     price_event,
+    trusted_mark,
 )
 
 #: Fields whose change makes a ``changed`` event (mark price changes make ``price``).
@@ -51,6 +53,18 @@ _ONE = Decimal(1)
 _LINEAR = Category.LINEAR
 _LONG = Side.LONG
 _PRICE = EventKind.PRICE
+_tuple_new = tuple.__new__
+
+
+class _Mark(NamedTuple):
+    """A mark as the book's hot path keeps it: :class:`MarkPrice`'s fields, read by
+    the same names, without building a model per ticker."""
+
+    category: Category
+    symbol: str
+    mark_price: Decimal
+    exchange_ms: int | None
+    received_ns: int
 
 
 def unrealised_pnl(
@@ -90,7 +104,9 @@ class PositionBook:
         self.positions: dict[PositionKey, Position] = {}
         # newest (seq, exchange_ms) seen per key, kept after a close to reject stale replays
         self._versions: dict[PositionKey, tuple[int | None, int | None]] = {}
-        self._marks: dict[tuple[Category, str], MarkPrice] = {}
+        #: (category, symbol) -> its newest mark: a MarkPrice, or a :class:`_Mark` (the
+        #: same fields, as the hot path stores it; :meth:`mark` returns a MarkPrice)
+        self._marks: dict[tuple[Category, str], MarkPrice | _Mark] = {}
         self._by_symbol: dict[tuple[Category, str], set[PositionKey]] = {}
         self._lifecycles: dict[PositionKey, int] = {}
         self._event_seq = 0
@@ -144,7 +160,10 @@ class PositionBook:
         return snapshot is not None and covered and snapshot > ms
 
     def mark(self, category: Category, symbol: str) -> MarkPrice | None:
-        return self._marks.get((category, symbol))
+        m = self._marks.get((category, symbol))
+        if type(m) is _Mark:  # kept by the hot path as a tuple: made a MarkPrice once
+            m = self._marks[(category, symbol)] = trusted_mark(*m)
+        return m  # type: ignore[return-value]
 
     def get(self, key: PositionKey) -> Position | None:
         return self.positions.get(key)
@@ -206,34 +225,45 @@ class PositionBook:
         return events
 
     def apply_mark(self, mark: MarkPrice) -> list[PositionEvent]:
-        """Merge a mark price; emit a ``price`` event per open position whose mark moved.
+        """Merge a mark price; emit a ``price`` event per open position whose mark moved
+        (see :meth:`apply_mark_price`)."""
+        return self.apply_mark_price(mark.category, mark.symbol, mark.mark_price,
+                                     mark.exchange_ms, mark.received_ns, mark)
 
-        The hot path of every feed (about ten calls per second per symbol): written
-        for speed, with the same rules as :meth:`_offer_mark`. A price event's position
-        is the held one with only the mark, PnL and receive-time fields replaced.
+    def apply_mark_price(self, category: Category, symbol: str, price: Decimal,
+                         ms: int | None, received: int, mark: MarkPrice | None = None,
+                         ) -> list[PositionEvent]:
+        """:meth:`apply_mark` from the mark's values (``price`` a positive, finite
+        Decimal the feed has checked), without a :class:`MarkPrice` unless one is needed
+        (a symbol watched for consumers only): the hot path of every feed.
+
+        Written for speed, with the same rules as :meth:`_offer_mark`. The book keeps
+        the mark as a :class:`_Mark` (a tuple with MarkPrice's fields; :meth:`mark`
+        returns a MarkPrice). A price event's position is the held one with only the
+        mark, PnL and receive-time fields replaced.
         """
         counters = self.counters
         counters["marks"] += 1
-        sym = (mark.category, mark.symbol)
-        price, ms = mark.mark_price, mark.exchange_ms
+        sym = (category, symbol)
         marks = self._marks
         old = marks.get(sym)
-        if old is not None and (
-            (ms is not None and old.exchange_ms is not None and ms < old.exchange_ms)
-            or (old.mark_price == price and old.exchange_ms == ms)
-        ):
-            counters["marks_dropped"] += 1
-            return []
-        marks[sym] = mark
+        if old is not None:
+            oms = old.exchange_ms
+            if (ms is not None and oms is not None and ms < oms) or (
+                    oms == ms and old.mark_price == price):
+                counters["marks_dropped"] += 1
+                return []
+        marks[sym] = mark if mark is not None else _tuple_new(
+            _Mark, (category, symbol, price, ms, received))
         keys = self._by_symbol.get(sym)
         if not keys:
             if self.on_free_mark is not None:  # a symbol watched for consumers only
-                self.on_free_mark(mark)
+                self.on_free_mark(mark if mark is not None else trusted_mark(
+                    category, symbol, price, ms, received))
             return []
         events = []
         positions = self.positions
         emit = self._emit
-        received = mark.received_ns
         feed = self.feed
         for key in keys if len(keys) == 1 else tuple(keys):
             data = positions[key].__dict__

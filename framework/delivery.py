@@ -30,6 +30,8 @@ class _Slot:
     event: Any
     enqueued: float
     open: bool = True  # a price slot still accepting newer prices
+    #: a price slot's key in ``_price_slots`` (None: a lifecycle, status or other event)
+    key: tuple[str, str, PositionKey] | None = None
 
 
 class ConsumerQueue:
@@ -63,7 +65,7 @@ class ConsumerQueue:
                     slot.event = event
                     self.coalesced += 1
                     return
-                slot = slots[slot_key] = _Slot(event, _monotonic())
+                slot = slots[slot_key] = _Slot(event, _monotonic(), True, slot_key)
                 self._items.append(slot)
                 w = self._waiter  # _wake, inlined
                 if w is not None and not w.done():
@@ -96,17 +98,15 @@ class ConsumerQueue:
                 )
             if self._items:
                 slot = self._items.popleft()
-                ev = slot.event
-                if slot.open or (isinstance(ev, PositionEvent) and ev.kind is _PRICE):
-                    pos = ev.position
-                    key = (ev.feed, pos.account, pos.key)
+                key = slot.key
+                if key is not None:  # a price slot (open, or sealed by a lifecycle event)
                     slots = self._price_slots
                     if slots.get(key) is slot:
                         del slots[key]
                 else:
                     self._lifecycle_pending -= 1
                 self.delivered += 1
-                return ev
+                return slot.event
             if self.closed:
                 return None
             loop = asyncio.get_running_loop()

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import abc
 import bisect
+import functools
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -45,7 +46,6 @@ from .models import (
     PositionUpdate,
     StatusEvent,
     now_ns,
-    trusted_mark,
 )
 from .settings import AccountSettings, Endpoints, Role, Rollout
 from .shared import SharedResources
@@ -152,29 +152,52 @@ class Feed(abc.ABC):
 #: Upper bounds (ms) of the receive-latency histogram's buckets (+Inf implied).
 LATENCY_BUCKETS_MS: tuple[float, ...] = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500,
                                          5000, 10000)
+_bucket_of = functools.partial(bisect.bisect_left, LATENCY_BUCKETS_MS)
 
 
 class _Latency:
     """Receive-latency samples (ms): a bounded reservoir of the most recent ones (for the
-    status's p50/p99) and a cumulative histogram since start (for Prometheus)."""
+    status's p50/p99) and a cumulative histogram since start (for Prometheus).
+
+    A sample is only appended to :attr:`_new` (one list append on the hot path); they
+    are binned into reservoir and histogram in bulk, :attr:`BATCH` at a time or when a
+    reader asks (:meth:`histogram`, :meth:`percentile`), in C loops."""
+
+    #: Samples binned at once.
+    BATCH = 256
 
     def __init__(self, size: int = 4096) -> None:
         self.samples: deque[float] = deque(maxlen=size)
         self.buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)  # the last one: +Inf
         self.count = 0
         self.sum_ms = 0.0
+        #: samples not binned yet (at most BATCH - 1 between reads)
+        self._new: list[float] = []
         #: the samples sorted, as of ``count`` == ``_sorted_at`` (status reads sort once)
         self._sorted: list[float] = []
         self._sorted_at = -1
 
     def add(self, ms: float) -> None:
-        self.samples.append(ms)
-        self.buckets[bisect.bisect_left(LATENCY_BUCKETS_MS, ms)] += 1
-        self.count += 1
-        self.sum_ms += ms
+        new = self._new
+        new.append(ms)
+        if len(new) >= self.BATCH:
+            self._bin()
+
+    def _bin(self) -> None:
+        new = self._new
+        if not new:
+            return
+        self._new = []
+        self.samples.extend(new)
+        buckets = self.buckets
+        for i, n in Counter(map(_bucket_of, new)).items():
+            buckets[i] += n
+        self.count += len(new)
+        self.sum_ms += sum(new)
 
     def histogram(self) -> dict[str, Any] | None:
         """``{"le_ms": [...], "counts": [...cumulative, +Inf last], "sum_ms", "count"}``."""
+        self._bin()
         if not self.count:
             return None
         cumulative, running = [], 0
@@ -185,6 +208,7 @@ class _Latency:
                 "sum_ms": round(self.sum_ms, 3), "count": self.count}
 
     def percentile(self, q: float) -> float | None:
+        self._bin()
         if not self.samples:
             return None
         if self._sorted_at != self.count:  # sorted once per new samples, not per read
@@ -277,8 +301,20 @@ class FeedContext:
         """:meth:`apply_mark` for a price the feed has already checked - a positive,
         finite Decimal (:func:`feedctl.wire_decimal` and ``> 0``) - without building and
         validating a :class:`MarkPrice` first: the hot path of a streaming feed."""
-        return self.book.apply_mark(
-            trusted_mark(category, symbol, mark_price, exchange_ms, received_ns))
+        return self.book.apply_mark_price(category, symbol, mark_price, exchange_ms,
+                                          received_ns)
+
+    def apply_streamed_mark(self, category: Category, symbol: str, mark_price: Decimal,
+                            exchange_ms: int | None, received_ns: int) -> None:
+        """:meth:`observe_latency` and :meth:`apply_mark_price` in one call, for a mark
+        just received from a stream: the hot path of a streaming feed (one call and no
+        result list per ticker instead of three calls)."""
+        if exchange_ms is not None:  # _Latency.add, inlined
+            new = self._latency._new
+            new.append(received_ns / 1e6 - exchange_ms)
+            if len(new) >= _Latency.BATCH:
+                self._latency._bin()
+        self.book.apply_mark_price(category, symbol, mark_price, exchange_ms, received_ns)
 
     def reconcile(
         self, snapshot: Iterable[PositionUpdate], *, as_of_ms: int | None = None,

@@ -56,10 +56,13 @@ def wire_decimal(value: Any) -> Decimal | None:
     """``value`` (a JSON string or number from an exchange) as a finite Decimal whose
     exponent is within ``MAX_EXPONENT``; None for anything else (bools, lists, 'NaN',
     '1e999999')."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
     try:
-        d = Decimal(value) if isinstance(value, str) else Decimal(str(value))
+        if type(value) is str:  # what exchanges send: first, one test (a ticker's price)
+            d = Decimal(value)
+        elif isinstance(value, bool) or not isinstance(value, str | int | float):
+            return None
+        else:
+            d = Decimal(value) if isinstance(value, str) else Decimal(str(value))
     except (InvalidOperation, TypeError, ValueError):
         return None
     if not d.is_finite() or (d and abs(d.adjusted()) > MAX_EXPONENT):

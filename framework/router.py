@@ -161,7 +161,15 @@ class Router:
                 if _mark_newer(told, pos):
                     self.counters["marks_superseded"] += 1
                     return
-                self._send(event)
+                key, ms = pos.key, pos.exchange_ms
+                states = self._open_states.get(key) if ms is not None else None
+                if ms is None or (states is not None and states[-1] == ms):
+                    # _send for a price of a state consumers were told of, inlined
+                    self.delivered[key] = pos
+                    self.counters["delivered"] += 1
+                    self._deliver(event)
+                else:
+                    self._send(event)
                 if self.pending_orphans:
                     self._settle_orphans()
                 return

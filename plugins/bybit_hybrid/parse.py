@@ -19,6 +19,7 @@ from .constants import CATEGORY_BY_NAME, TICKERS_PREFIX
 
 _SIDES = {"Buy": Side.LONG, "Sell": Side.SHORT}
 _ZERO = Decimal(0)
+_tuple_new = tuple.__new__
 _PREFIX_LEN = len(TICKERS_PREFIX)
 
 
@@ -239,13 +240,13 @@ class TickerState:
         mark = wire_decimal(text)
         if mark is None:
             return Problem("bad_field", f"{topic}: markPrice={text!r} is not a number")
-        if mark <= 0:
+        if mark <= _ZERO:
             return Problem("bad_field", f"{topic}: markPrice={text!r} is not a positive price")
         ts = msg.get("ts")
         if type(ts) is not int:
             ts = _safe_int(ts)
         self._marks[symbol] = text
-        return Tick(symbol, mark, ts, received_ns)
+        return _tuple_new(Tick, (symbol, mark, ts, received_ns))  # Tick(...) without its __new__
 
 
 def _safe_int(value: Any) -> int | None:

@@ -120,6 +120,15 @@ class _HubCtx:
             ctx.apply_mark_price(category, symbol, mark_price, exchange_ms, received_ns)
         return []
 
+    def apply_streamed_mark(self, category: Category, symbol: str, mark_price: Decimal,
+                            exchange_ms: int | None, received_ns: int) -> None:
+        """The ticker hot path: latency and mark to each holder in one call."""
+        holders = self._hub.holders.get(symbol)
+        if holders:
+            for lease in holders:
+                lease.ctx.apply_streamed_mark(category, symbol, mark_price, exchange_ms,
+                                              received_ns)
+
     def message_received(self, at_ns: int | None = None) -> None:
         for lease in self._hub.leases:
             lease.ctx.message_received(at_ns)

@@ -32,7 +32,7 @@ class TickHandler:
     """Called with each decoded ticker frame and its receive time (ns)."""
 
     __slots__ = ("_apply", "_apply_mark", "_category", "_count", "_draining", "_last_ns",
-                 "_loop", "_observe", "_pending", "_scheduled", "_stream")
+                 "_loop", "_pending", "_scheduled", "_stream")
 
     #: Marks handed to the book per turn of the event loop (consumers run in between).
     chunk = 16
@@ -41,8 +41,8 @@ class TickHandler:
         self._stream = stream
         self._apply = tickers.apply
         self._category = tickers.category
-        self._apply_mark = stream.ctx.apply_mark_price
-        self._observe = stream.ctx.observe_latency
+        #: latency and mark in one call per tick (FeedContext.apply_streamed_mark)
+        self._apply_mark = stream.ctx.apply_streamed_mark
         self._loop = asyncio.get_running_loop()
         self._scheduled = False
         #: a turn of the pending marks is scheduled (``call_soon``)
@@ -91,16 +91,15 @@ class TickHandler:
         turn of the loop, after the consumers these woke (scheduled before it)."""
         pending = self._pending
         pop = pending.popitem
-        observe, apply_mark, category = self._observe, self._apply_mark, self._category
+        apply_mark, category = self._apply_mark, self._category
         for _ in range(min(self.chunk, len(pending))):
-            tick = pop(last=False)[1]
+            symbol, mark, exchange_ms, received_ns = pop(last=False)[1]
             try:
-                observe(tick.exchange_ms, tick.received_ns)
-                apply_mark(category, tick.symbol, tick.mark, tick.exchange_ms, tick.received_ns)
+                apply_mark(category, symbol, mark, exchange_ms, received_ns)
             except Exception:  # a bug downstream must not cost the other symbols' marks
                 ctx = self._stream.ctx
                 ctx.count("handler_errors")
-                ctx.log.exception("error applying the mark of %s", tick.symbol)
+                ctx.log.exception("error applying the mark of %s", symbol)
         self._draining = bool(pending)
         if pending:
             self._loop.call_soon(self._apply_pending)
