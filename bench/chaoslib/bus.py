@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import random
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -53,7 +54,7 @@ from .bus_faults import (
 from .bus_procs import RedisProc, WorkerProc
 from .config import PRIMARY, STANDBY, CampaignConfig
 from .recorder import _lifecycle_record, _wall_ns
-from .runner import _detect_slack
+from .runner import _detect_slack, _seconds
 from .trader import Trader
 
 #: A lifecycle boundary while no worker could publish the account (module doc).
@@ -189,15 +190,23 @@ def _transitions(engine: Any) -> list[dict[str, Any]]:
     return out
 
 
+def repair_horizon(cfg: CampaignConfig) -> float:
+    """How long the hybrid may take to deliver, by itself, what an exchange fault made
+    it miss: notice it (the detect slack) and repair it at the latest at its next
+    audit."""
+    return _seconds(cfg.hybrid.get("audit_interval", 0)) + _detect_slack(cfg.hybrid)
+
+
 def unserved_spans(windows: list[Window], resyncs: dict[str, list[int]], lead_s: float,
                    fallback_s: float = 5.0) -> dict[str, list[dict[str, Any]]]:
     """Per account, the spans (wall ms) in which no worker could publish it: from a
     process fault's start, less ``lead_s`` (what the session it stopped had not
-    published yet: what it had received but not written, and what its feed had lost
-    to an exchange fault and not yet repaired - the hybrid notices a silent loss within
-    its ping interval and pong timeout, the exchange campaign's detect slack), to the
-    first resync of the account the consumer received after it (the
-    next holder's ``current`` statuses: from then on it publishes live). A redis-server
+    published yet: what it had received but not written, and what its feed had not
+    delivered yet under the exchange faults - a loss the hybrid repairs by itself, at
+    the latest by its next audit once it noticed: ``lead_s`` is the audit interval
+    plus the exchange campaign's detect slack), to the first resync of the account the
+    consumer received after it (the next holder's ``current`` statuses: from then on it
+    publishes live). A redis-server
     kill makes a span only for the accounts that were resynced after it (the others
     kept their lease through the outage: their events waited in the outbox). A worker
     fault after which no resync arrived ends ``fallback_s`` after the takeover was seen
@@ -320,6 +329,15 @@ async def run_bus(cfg: CampaignConfig, bus: BusConfig, *, echo: Any = None) -> d
             for w in workers:
                 await w.stop()
             await redis.stop()
+            if cfg.dump_dir:  # the workers' logs beside the raw records
+                _keep_logs(workers, Path(cfg.dump_dir), cfg.seed)
+
+
+def _keep_logs(workers: list[WorkerProc], folder: Path, seed: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for w in workers:
+        if w.log.exists():
+            shutil.copy(w.log, folder / f"chaos-bus-{seed}-{w.name}.log")
 
 
 async def _campaign(cfg: CampaignConfig, bus: BusConfig, rng: random.Random,
@@ -438,7 +456,7 @@ async def _campaign(cfg: CampaignConfig, bus: BusConfig, rng: random.Random,
         await rs.stop()
         await admin.aclose()
 
-    spans = unserved_spans(procs.windows, rec.resyncs, _detect_slack(cfg.hybrid))
+    spans = unserved_spans(procs.windows, rec.resyncs, repair_horizon(cfg))
     per_account: dict[str, dict[str, Any]] = {}
     dump: dict[str, Any] = {"faults": exch.log, "process_faults": procs.log,
                             "spans": spans, "resyncs": rec.resyncs, "accounts": {}}

@@ -9,7 +9,12 @@
 * :class:`ExchangeInjector` — the exchange campaign's faults (:mod:`.injector`) against
   every account's sockets, but ``reject_auth`` (with several accounts in several
   processes, the campaign cannot keep one key's rejections under the hybrid's
-  ``max_auth_failures``; in the single-session campaign it can).
+  ``max_auth_failures``; in the single-session campaign it can) and ``reorder``: the
+  many-accounts simulator's reorder fault delivers the push it held back to the
+  sockets of the account whose push comes next (``KeyedPrivateHub._deliver`` sends to
+  the current account's sockets; the held envelope is another account's), or to no one
+  when its timer flushes it — another account's position state on this account's
+  socket, which the campaign saw as phantom states, splits and early closes.
 * :class:`EngineControl` — the control API's trading calls made on one account's engine
   of a many-accounts simulator (the control API trades the first account only), so the
   campaign's :class:`~.trader.Trader` churns every account.
@@ -157,13 +162,15 @@ class ProcessFaults:
 
 
 class ExchangeInjector(Injector):
-    """The exchange campaign's faults against every account's sockets (no session of its
-    own to watch: ``reject_auth`` is left out, see the module's doc)."""
+    """The exchange campaign's faults against every account's sockets (``reject_auth``
+    and ``reorder`` left out, see the module's doc)."""
+
+    LEFT_OUT = ("reject_auth", "reorder")
 
     def __init__(self, ctl: SimControl, rng: random.Random) -> None:
         super().__init__(ctl, None, rng, 3)  # type: ignore[arg-type]
         pairs = [(k, w) for k, w in zip(self._kinds, self._weights, strict=True)
-                 if k != "reject_auth"]
+                 if k not in self.LEFT_OUT]
         self._kinds, self._weights = [k for k, _ in pairs], [w for _, w in pairs]
 
     def _private_connected(self) -> bool:
