@@ -190,6 +190,47 @@ def _transitions(engine: Any) -> list[dict[str, Any]]:
     return out
 
 
+_DETAILS = ("lost_detail", "duplicate_detail", "split_detail", "premature_detail",
+            "unmatched_detail", "phantom_detail", "unexplained_detail", "exchange_anomalies")
+_COUNTS = ("exchange_lifecycles", "exchange_lifecycles_completed", "consumer_synthetic",
+           "lost", "duplicates", "split", "premature_closes",
+           "unmatched_consumer_lifecycles", "phantom_states", "unexplained")
+_TALLIES = ("exchange_transitions", "consumer_events", "lifecycles", "known_findings",
+            "signatures")
+
+
+def analyse_account(transitions: list[dict[str, Any]], consumer: list[dict[str, Any]],
+                    faults: list[dict[str, Any]], detect_slack_s: float) -> dict[str, Any]:
+    """:func:`.analysis.analyse` of one account, symbol by symbol (a symbol's lifecycles
+    are matched on their own anyway), merged: every failure's detail is kept (the
+    analysis keeps the first 20 of each kind, which B1's attribution must all see);
+    ``truncated`` if a symbol still had more."""
+    out: dict[str, Any] = {k: 0 for k in _COUNTS}
+    out.update({k: [] for k in _DETAILS})
+    out.update({k: {} for k in _TALLIES})
+    out["truncated"] = False
+    symbols = sorted({t["symbol"] for t in transitions} | {c["symbol"] for c in consumer})
+    for sym in symbols:
+        r = analyse(transitions=[t for t in transitions if t["symbol"] == sym],
+                    consumer=[c for c in consumer if c["symbol"] == sym], primary_taps=[],
+                    primary=PRIMARY, faults=faults, statuses=[],
+                    detect_slack_s=detect_slack_s)
+        for k in _COUNTS:
+            out[k] += r[k]
+        for k in _DETAILS:
+            out[k].extend(r[k])
+        for k in _TALLIES:
+            for name, n in r[k].items():
+                out[k][name] = out[k].get(name, 0) + n
+        if any(r[c] > len(r[d]) for c, d in (
+                ("lost", "lost_detail"), ("split", "split_detail"),
+                ("unexplained", "unexplained_detail"), ("phantom_states", "phantom_detail"),
+                ("duplicates", "duplicate_detail"), ("premature_closes", "premature_detail"),
+                ("unmatched_consumer_lifecycles", "unmatched_detail"))):
+            out["truncated"] = True
+    return out
+
+
 def repair_horizon(cfg: CampaignConfig) -> float:
     """How long the hybrid may take to deliver, by itself, what an exchange fault made
     it miss: notice it (the detect slack) and repair it at the latest at its next
@@ -303,7 +344,13 @@ async def run_bus(cfg: CampaignConfig, bus: BusConfig, *, echo: Any = None) -> d
         await redis.start()
         workers: list[WorkerProc] = []
         try:
-            async with MultiAccountSimulator(sim_cfg, accounts=bus.accounts) as sim, \
+            # the per-IP limits scaled out of the way: the campaign drops sockets every
+            # second or so, far past Bybit's 500 connections per 5 minutes, and its
+            # workers are several processes on one IP, each with its own budget (the
+            # budget has tests of its own); refused handshakes would stall every feed
+            async with MultiAccountSimulator(sim_cfg, accounts=bus.accounts,
+                                             ws_per_window=1_000_000,
+                                             rest_per_window=1_000_000) as sim, \
                     SimControl(sim.urls["control"]) as ctl:
                 settings = folder / "settings.toml"
                 settings.write_text(settings_text(cfg, bus, sim, names))
@@ -463,9 +510,8 @@ async def _campaign(cfg: CampaignConfig, bus: BusConfig, rng: random.Random,
     for a, e in zip(names, engines, strict=True):
         transitions = _transitions(e)
         dump["accounts"][a] = {"transitions": transitions, "consumer": rec.consumer[a]}
-        result = analyse(transitions=transitions, consumer=rec.consumer[a], primary_taps=[],
-                         primary=PRIMARY, faults=exch.log, statuses=[],
-                         detect_slack_s=_detect_slack(cfg.hybrid))
+        result = analyse_account(transitions, rec.consumer[a], exch.log,
+                                 _detect_slack(cfg.hybrid))
         unserved = attribute_unserved(result, spans.get(a, []))
         attribute_mislabelled(result)
         ids = rec.ids[a]
@@ -507,7 +553,8 @@ async def _campaign(cfg: CampaignConfig, bus: BusConfig, rng: random.Random,
                 "premature_closes", "unmatched_consumer_lifecycles", "phantom_states",
                 "diverged", "unexplained"):
         out[key] = sum(r[key] for r in per_account.values())
-    out["delivered"] = sum(r["lifecycles"]["delivered"] for r in per_account.values())
+    out["delivered"] = sum(r["lifecycles"].get("delivered", 0) for r in per_account.values())
+    out["analysis_truncated"] = any(r["truncated"] for r in per_account.values())
     out["known_findings"] = {}
     for r in per_account.values():
         for k, v in r["known_findings"].items():
@@ -529,6 +576,8 @@ def bus_verdict(r: dict[str, Any]) -> tuple[bool, list[str]]:
         "unmatched_consumer_lifecycles", "phantom_states")})
     if r["unexplained"]:
         failures.append(f"{r['unexplained']} failures no finding explains")
+    if r["analysis_truncated"]:
+        failures.append("the analysis kept only part of a symbol's failures")
     if r["duplicate_event_ids"]:
         failures.append(f"{r['duplicate_event_ids']} duplicate event ids")
     if r["gaps"]:
