@@ -22,6 +22,7 @@ or anything crashed.
     python bench/chaos.py --short         # the test-suite version (a few hundred)
     python bench/chaos.py --seed 7 --modes parallel --faults 300
     python bench/chaos.py --short --exchange binanceusdm   # binance_usdm is the primary
+    python bench/chaos.py --short --bus   # + worker and redis-server faults (chaoslib/bus.py)
 
 Every loop is bounded in count and time; all traffic is on 127.0.0.1.
 
@@ -94,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
                          "binanceusdm: binance_usdm primary, chaoslib/binance.py)")
     ap.add_argument("--hedge", action="store_true",
                     help="with --exchange binanceusdm: hedge mode (dualSidePosition) on")
+    ap.add_argument("--bus", action="store_true",
+                    help="the bus campaign: feedctl worker processes, a redis-server and "
+                         "a remote consumer, with worker and redis faults (chaoslib/bus.py)")
+    ap.add_argument("--accounts", type=int, help="with --bus: accounts the workers share")
+    ap.add_argument("--workers", type=int, help="with --bus: feedctl worker processes")
     ap.add_argument("--out", help="default bench/results/chaos.json "
                                   "(chaos-binanceusdm.json with --exchange binanceusdm)")
     ap.add_argument("--dump", help="directory for every raw record of each mode")
@@ -104,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.out is None:
         name = "chaos-binanceusdm.json" if args.exchange == "binanceusdm" else "chaos.json"
-        args.out = str(RESULTS / name)
+        args.out = str(RESULTS / ("chaos-bus.json" if args.bus else name))
     if args.reanalyse:
         report = reanalyse(args.reanalyse)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -124,12 +130,32 @@ def main(argv: list[str] | None = None) -> int:
     kw["dump_dir"] = args.dump
     cfg = CampaignConfig.short(**kw) if args.short else CampaignConfig(**kw)
     _setup_logging(cfg.log_path)
+    if args.bus:
+        return _bus(args, kw)
     print(f"chaos campaign ({cfg.exchange}): seed {cfg.seed}, modes {','.join(cfg.modes)}, "
           f"{cfg.faults} faults per mode every ~{cfg.fault_interval}s, {cfg.symbols} symbols",
           flush=True)
     report = asyncio.run(campaign(cfg, echo=lambda *a: print(*a, flush=True)))
     Path(args.out).write_text(json.dumps(report, indent=2, default=str))
     print(table(report["results"]))
+    print(f"written: {args.out}")
+    return 0 if report["ok"] else 1
+
+
+def _bus(args: argparse.Namespace, kw: dict[str, Any]) -> int:
+    from chaoslib.bus import BusConfig, bus_campaign_config, bus_table, run_bus
+
+    cfg = bus_campaign_config(args.short, **kw)
+    bus = BusConfig.short() if args.short else BusConfig()
+    for name in ("accounts", "workers"):
+        if getattr(args, name) is not None:
+            setattr(bus, name, getattr(args, name))
+    print(f"bus chaos campaign: seed {cfg.seed}, {bus.accounts} accounts, {bus.workers} "
+          f"workers, {cfg.faults} exchange faults every ~{cfg.fault_interval}s and "
+          f"{bus.process_faults} worker/redis faults", flush=True)
+    report = asyncio.run(run_bus(cfg, bus, echo=lambda *a: print(*a, flush=True)))
+    Path(args.out).write_text(json.dumps(report, indent=2, default=str))
+    print(bus_table(report))
     print(f"written: {args.out}")
     return 0 if report["ok"] else 1
 

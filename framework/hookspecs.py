@@ -160,6 +160,16 @@ def feedctl_validation_report(report: BaseModel, session: Session) -> Any:
     """
 
 
+@hookspec
+def feedctl_trading_allowed(account: str, session: Session) -> bool | None:
+    """Whether ``session`` may take a trading action (place or change an order) on
+    ``account`` now: a consumer that trades (the trailing stop) asks right before each
+    action, through ``Session.trading_allowed(account)``. The action is refused if any
+    implementation answers False (the Redis bus: unless this process holds the
+    account's lease); None is no opinion. Must be quick, not async, and do no I/O.
+    """
+
+
 # --------------------------------------------------------------------- monitoring
 
 

@@ -361,6 +361,22 @@ class Session:
         account = getattr(event, "account", None)
         self._put(event, account if isinstance(account, str) and account else None)
 
+    def trading_allowed(self, account: str) -> bool:
+        """Whether a consumer may take a trading action on ``account`` now (no plugin's
+        ``feedctl_trading_allowed`` says no; a plugin that fails says no). Ask right
+        before each action: the answer may change at any moment (a lease lost)."""
+        for plugin, caller in plugin_callers(self.pm, "feedctl_trading_allowed"):
+            try:
+                answers = caller(account=account, session=self)
+            except Exception:
+                log.exception("plugin %r failed in feedctl_trading_allowed: no trading "
+                              "action on %s", plugin, account,
+                              extra={"plugin": plugin, "account": account})
+                return False
+            if False in answers:
+                return False
+        return True
+
     def status(self, account: str | None = None, *, rows: bool = True) -> dict[str, Any]:
         """A JSON-ready picture of the session: feeds, router, consumers, validation (of
         the first account, or of ``account``), and ``accounts``: one summary row per

@@ -180,6 +180,15 @@ class AccountOutbox:
                     kind=EventKind.OPENED, feed=pos.feed, position=pos, synthetic=True)))
             elif t.sig != signature(pos):
                 held = _stored_position(t)
+                if held is not None and held.side != pos.side:
+                    # a position does not change sides: it closed and another opened (a
+                    # flip, or a close and reopen while nothing published the account)
+                    self.items.append(Item("lifecycle", key, PositionEvent(
+                        kind=EventKind.CLOSED, feed=held.feed, position=held,
+                        synthetic=True)))
+                    self.items.append(Item("lifecycle", key, PositionEvent(
+                        kind=EventKind.OPENED, feed=pos.feed, position=pos, synthetic=True)))
+                    continue
                 changes = changed_fields(held, pos) if held is not None else ()
                 self.items.append(Item("lifecycle", key, PositionEvent(
                     kind=EventKind.CHANGED, feed=pos.feed, position=pos, changes=changes,

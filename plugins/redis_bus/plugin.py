@@ -130,6 +130,27 @@ class RedisBus:
             state.publisher.offer(event)
 
     @hookimpl
+    def feedctl_trading_allowed(self, account: str, session: Session) -> bool | None:
+        """An account this session publishes is traded only while this process holds its
+        lease (a worker's, or the session's own): :attr:`Lease.held` counts down on the
+        monotonic clock, so a process that was paused past its lease (SIGSTOP, a long
+        pause of its loop) is refused from the moment it runs again, before any renewal
+        tells it that a peer took over."""
+        settings: BusSettings | None = session.plugin_settings("redis_bus")
+        # a worker's lease: held from before the account's session starts until after
+        # it stopped
+        lease = self.leases.get((settings.prefix if settings else "feedctl", account))
+        if lease is not None:
+            return lease.held
+        if settings is None or settings.url is None:
+            return None  # the bus does not publish this session
+        # the session's own lease (none before the session started or once it is
+        # stopping: no trading then either)
+        state = self.sessions.get(id(session))
+        own = state.own_leases.get(account) if state is not None else None
+        return own is not None and own.held
+
+    @hookimpl
     def feedctl_metrics(self, session: Session) -> Any:
         """The bus's figures in the monitor's /metrics of a session that publishes."""
         if id(session) not in self.sessions:

@@ -127,9 +127,9 @@ class TrailingStopConsumer:
                 "dry_run": ts.dry_run})
             state.session.publish(ts)
             if ts.action == "activated" and acc.setter is not None:
-                await self._place(acc, event, ts)
+                await self._place(state.session, acc, event, ts)
 
-    async def _place(self, acc: _PerAccount, event: PositionEvent,
+    async def _place(self, session: Session, acc: _PerAccount, event: PositionEvent,
                      ts: TrailingStopEvent) -> None:
         from .engine import trail_distance
 
@@ -142,6 +142,14 @@ class TrailingStopConsumer:
             tick = ts.tick_size or await acc.setter.tick_size(pos.category.value,
                                                                pos.symbol)
             distance = trail_distance(ts.best_price, rule.callback_pct, tick)
+            # asked right before the order (the tick's request may have taken a while):
+            # e.g. a worker that lost the account's lease does not trade it any more
+            if not session.trading_allowed(pos.account):
+                log.warning("trailing stop not set on the exchange: this process may not "
+                            "trade account %r now (another process holds its lease)",
+                            pos.account, extra={"account": pos.account,
+                                                "symbol": pos.symbol})
+                return
             await acc.setter.set_trailing_stop(category=pos.category.value,
                                                  symbol=pos.symbol,
                                                  position_idx=pos.position_idx,
