@@ -25,6 +25,7 @@ both sides keeps the arithmetic).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -42,7 +43,7 @@ from .rest_market import ROUTES as MARKET_ROUTES
 from .rest_trade import ROUTES as TRADE_ROUTES
 from .server import Simulator
 from .ws_common import Conn, Hub
-from .ws_private import PrivateHub
+from .ws_private import REORDER_HOLD_S, PrivateHub
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -104,6 +105,8 @@ class KeyedPrivateHub(PrivateHub):
         self._by_key: dict[str, set[Conn]] = {}
         #: The account whose event is being delivered (set around ``on_account_event``).
         self._current: str | None = None
+        #: API key -> the push a ``reorder`` fault holds back for it, and its timer
+        self._held_by: dict[str, tuple[dict | None, asyncio.TimerHandle | None]] = {}
 
     def _auth(self, conn: Conn, req: dict) -> None:
         args = req.get("args")
@@ -137,6 +140,40 @@ class KeyedPrivateHub(PrivateHub):
             finally:
                 self._current = None
         return on_event
+
+    def on_account_event(self, topic: str, rows: list[dict]) -> None:
+        """The parent's, with a push held back by a ``reorder`` fault kept per account:
+        it goes out after that account's next push (or on its own after the hold),
+        never to another account's sockets."""
+        key = self._current or ""
+        self._held, self._held_timer = self._held_by.pop(key, (None, None))
+        try:
+            super().on_account_event(topic, rows)
+        finally:
+            if self._held is not None:  # newly held (the parent's timer knows no account)
+                if self._held_timer is not None:
+                    self._held_timer.cancel()
+                timer = asyncio.get_running_loop().call_later(
+                    REORDER_HOLD_S, self._flush_account, key)
+                self._held_by[key] = (self._held, timer)
+            self._held, self._held_timer = None, None
+
+    def _flush_account(self, key: str) -> None:
+        held, _ = self._held_by.pop(key, (None, None))
+        if held is None:
+            return
+        current, self._current = self._current, key
+        try:
+            self._deliver(held)
+        finally:
+            self._current = current
+
+    async def shutdown(self) -> None:
+        for _, timer in self._held_by.values():
+            if timer is not None:
+                timer.cancel()
+        self._held_by.clear()
+        await super().shutdown()
 
     def _deliver(self, envelope: dict) -> None:
         """The parent's delivery, to the sockets of the account whose event it is."""
