@@ -421,6 +421,11 @@ class PositionBook:
         if update.seq is not None and lseq is not None and update.seq >= 0 and lseq >= 0:
             if update.seq < lseq:
                 return "stale"
+            if (update.seq == lseq and update.exchange_ms is not None and lms is not None
+                    and update.exchange_ms < lms):
+                # one seq, an older time: a state from before a settings change the
+                # book has (an exchange keeps the seq through one)
+                return "stale"
             if update.seq == lseq and update.is_open and key not in self.positions and (
                     update.exchange_ms is not None and lms is not None
                     and update.exchange_ms > lms):

@@ -24,7 +24,7 @@ def audit_diff(
     covers: Callable[[PositionKey], bool] | None = None,
 ) -> dict[str, str]:
     """Mismatches between the book and the open positions of a snapshot, by key (side,
-    size, entry price; a leverage the book does not know); book positions the snapshot
+    size, entry price, leverage); book positions the snapshot
     does not cover (``covers``) are not compared."""
     pushes = last_push_ms or {}
 
@@ -55,10 +55,12 @@ def audit_diff(
             for name in ("side", "size", "entry_price")
             if getattr(pos, name) != getattr(row, name)
         ]
-        if pos.leverage is None and row.leverage is not None:
-            # unknown in the book (a state replayed from fills, which carry none): the
-            # snapshot's word fills it in
-            diffs.append(f"leverage book=unknown exchange={row.leverage}")
+        if row.leverage is not None and pos.leverage != row.leverage:
+            # unknown in the book (a state replayed from fills, which carry none), or a
+            # leverage change whose push was lost (a settings change keeps the seq, so
+            # no later state tells): the snapshot's word
+            known = "unknown" if pos.leverage is None else pos.leverage
+            diffs.append(f"leverage book={known} exchange={row.leverage}")
         if diffs:
             out[str(key)] = f"{key}: " + ", ".join(diffs)
     for key, pos in positions.items():

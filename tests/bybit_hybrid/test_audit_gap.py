@@ -34,8 +34,7 @@ def book_with(*updates: PositionUpdate) -> PositionBook:
 
 
 def test_audit_fills_in_a_leverage_the_book_does_not_know() -> None:
-    """A state replayed from fills carries no leverage; the snapshot's is taken (and a
-    known leverage is not second-guessed: leverage changes come as pushes)."""
+    """A state replayed from fills carries no leverage; the snapshot's is taken."""
     book = book_with(up())  # replayed: no leverage
     row = up().model_copy(update={"leverage": D(10)})
     assert "leverage book=unknown exchange=10" in audit_diff(book.positions, [row], 2000)[
@@ -259,3 +258,14 @@ def test_a_fill_that_closed_something_onto_a_flat_replay_opens_only_its_remainde
     flip = Fill(BTC, Side.SHORT, D("3"), D("110"), 13, 1_300, closed=D("1"))
     assert [(s.side, s.size) for s in replay([flip], {}, {}, {}, {}, 1)] == [
         (Side.SHORT, D(2))]
+
+
+def test_audit_finds_a_leverage_change_whose_push_was_lost() -> None:
+    """A leverage change keeps the position's seq: when its push is lost no later state
+    tells, so the snapshot's leverage is compared too (a campaign run ended with BTCUSD
+    at 10x in the book and for consumers, 5x on the exchange)."""
+    book = book_with(up().model_copy(update={"leverage": D(10)}))
+    row = up(ms=1500).model_copy(update={"leverage": D(5)})
+    assert "leverage book=10 exchange=5" in audit_diff(book.positions, [row], 2000)[str(BTC)]
+    book.apply(row)  # the repair: one seq, a later time
+    assert book.positions[BTC].leverage == D(5)

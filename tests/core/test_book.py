@@ -274,3 +274,15 @@ def test_a_later_state_of_the_closed_seq_reopens_a_position_closed_by_mistake() 
     book.apply(opened.model_copy(update={"exchange_ms": 17_000}))  # a snapshot row, later
     assert [e.kind.value for e in events] == ["opened", "closed", "opened"]
     assert book.positions[opened.key].seq == 857
+
+
+def test_a_state_of_the_same_seq_but_older_is_stale() -> None:
+    """An exchange keeps the seq through a settings change: of two states with one seq,
+    the one with the older time is from before it and never undoes it (a snapshot row
+    read before a leverage change the book has from a push)."""
+    b, ev = book()
+    b.apply(upd("1", seq=5, ms=100).model_copy(update={"leverage": D(10)}))
+    b.apply(upd("1", seq=5, ms=200).model_copy(update={"leverage": D(5)}))  # the change
+    b.apply(upd("1", seq=5, ms=150).model_copy(update={"leverage": D(10)}))  # older row
+    assert kinds(ev) == ["opened", "changed"]
+    assert b.positions[upd("1").key].leverage == D(5)
