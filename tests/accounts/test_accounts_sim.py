@@ -186,23 +186,22 @@ def test_a_reordered_push_goes_to_its_own_account_only(clean_env: Path) -> None:
     account's next push, or on its own after the hold - never to the sockets of the
     account whose push comes next (each account's book then holds only its own state)."""
     async def main() -> dict[str, Any]:
-        async with MultiAccountSimulator(symbols=["BTCUSDT", "ETHUSDT"], demo=False,
-                                         accounts=2) as sim:
-            async with running(clean_env, sim, 2) as s:
-                open_positions(sim, {0: ["BTCUSDT"], 1: ["ETHUSDT"]})
-                await until(lambda: all(
-                    s.accounts[a].router is not None and s.accounts[a].router.delivered
-                    for a in ("a0", "a1")), 5)
-                sim.faults.set_position_fault("reorder", 1)
-                # a leverage change is one push: a0's, held back; a1's order comes next
-                sim.sim_accounts[0].engine.set_leverage("BTCUSDT", "7", "7")
-                open_positions(sim, {1: ["BTCUSDT"]})
-                await until(lambda: any(p.leverage == 7 for p in
-                                        s.accounts["a0"].router.delivered.values()), 5)
-                await asyncio.sleep(0.3)
-                return {a: sorted((p.symbol, str(p.leverage))
-                                  for p in s.accounts[a].router.delivered.values())
-                        for a in ("a0", "a1")}
+        sim_ = MultiAccountSimulator(symbols=["BTCUSDT", "ETHUSDT"], demo=False, accounts=2)
+        async with sim_ as sim, running(clean_env, sim, 2) as s:
+            open_positions(sim, {0: ["BTCUSDT"], 1: ["ETHUSDT"]})
+            await until(lambda: all(
+                s.accounts[a].router is not None and s.accounts[a].router.delivered
+                for a in ("a0", "a1")), 5)
+            sim.faults.set_position_fault("reorder", 1)
+            # a leverage change is one push: a0's, held back; a1's order comes next
+            sim.sim_accounts[0].engine.set_leverage("BTCUSDT", "7", "7")
+            open_positions(sim, {1: ["BTCUSDT"]})
+            await until(lambda: any(p.leverage == 7 for p in
+                                    s.accounts["a0"].router.delivered.values()), 5)
+            await asyncio.sleep(0.3)
+            return {a: sorted((p.symbol, str(p.leverage))
+                              for p in s.accounts[a].router.delivered.values())
+                    for a in ("a0", "a1")}
 
     out = run(main())
     assert [sym for sym, _ in out["a0"]] == ["BTCUSDT"], out
