@@ -327,10 +327,10 @@ class UserStream:
         rest = self.feed.rest
         try:
             # POST also extends an active key: planned swaps reuse it
-            self.listen_key = await rest.create_listen_key()
+            key = self.listen_key = await rest.create_listen_key()
         except ListenKeyGone as exc:
             raise RetryableFeedError(str(exc)) from None
-        conn = Conn(name="user", url=self.url(self.listen_key), on_data=self._on_data,
+        conn = Conn(name="user", url=self.url(key), on_data=self._on_data,
                     ping_interval=self.s.ping_interval, pong_timeout=self.s.pong_timeout,
                     request_timeout=self.s.request_timeout, log=self.ctx.log,
                     report=self.feed.report)
@@ -344,6 +344,14 @@ class UserStream:
                 self._buffer = None
             await conn.close()
             raise
+        if self.listen_key != key:
+            # declared gone while the socket opened (a keepalive's -1125, or
+            # listenKeyExpired on it): no socket is watched yet, so nothing else would
+            # close this one, and on a dead key it stays open and silent
+            if buffer:
+                self._buffer = None
+            await conn.close()
+            raise RetryableFeedError("the listenKey expired while its socket opened")
         if buffer:
             self._stream_from_ms = self.feed.clock.now_ms()
         return conn

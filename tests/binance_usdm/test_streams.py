@@ -48,6 +48,30 @@ def test_a_silently_dropped_key_is_found_by_the_keepalive_and_recreated() -> Non
     assert probe.ctx.counters["keepalives"] >= 1
 
 
+def test_a_key_that_dies_while_its_socket_opens_is_replaced_not_kept_silent() -> None:
+    """The keepalive of the key answers -1125 (the key is gone) while the reconnect's
+    socket on that key is still opening: the feed does not settle on that socket (the
+    exchange sends nothing on a dead key) but opens one on a new key."""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        user = probe.feed.user  # type: ignore[union-attr]
+        await h.ctl.drop("private")
+        # inside the reconnect: its socket exists and is opening (buffering), none is
+        # watched yet
+        async with asyncio.timeout(5):
+            while not (user.conn is None and user._buffer is not None):
+                await asyncio.sleep(0)
+        h.sim.binance.user.keys.expire()        # the exchange drops the key...
+        user.key_gone("keepalive answered -1125")  # ...and the keepalive learns it
+        await probe.wait_for(lambda: probe.ctx.counters.get("resyncs", 0) >= 2, "a resync")
+        await probe.healthy()
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened"], "opened on a live key")
+        assert h.user_keys() and set(h.user_keys()) <= h.listen_keys()
+
+    run(scenario)
+
+
 def test_hedge_mode_positions_have_their_own_indexes() -> None:
     async def scenario(probe: FeedProbe, h: H) -> None:
         await probe.healthy()

@@ -5,8 +5,8 @@ rest_polling on ccxt's binanceusdm the standby (production) or the shadow (paral
 One campaign run (both modes) serves both tests: the first holds what the system keeps
 today - nothing duplicated or invented, nothing crashed or failed for good; the second
 holds the rest of the Bybit campaign's verdicts (nothing lost, split or closed early,
-nothing diverged at the end), which the Binance side does not meet yet (strict xfail:
-it fails the day they hold, so that the marker is removed)."""
+nothing diverged at the end), which the Binance side does not meet yet (an xfail, not
+strict: it passes in some runs; the marker goes when it passes every run)."""
 
 from __future__ import annotations
 
@@ -50,12 +50,17 @@ def test_binance_campaign_duplicates_and_invents_nothing_and_nothing_crashes(
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.xfail(strict=True, reason=(
-    "production still loses or splits 1-6 lifecycles a run, parallel 0-4 (it passed in 3 "
-    "of 8 runs): pushes the stall fault drops with the socket up when no later reducing "
-    "fill of the key tells (a close then a reopen), a close-and-reopen whose pushes came "
-    "reordered (the book merges them), and a poller standby's stale state at a switch "
-    "(its rows carry neither seq nor time): docs/simulator.md, Binance fault campaign"))
+# not strict: it passes now and then (1 of 10 suite runs on binance5), and a strict
+# xfail that passes fails the suite - the intermittent CI failure issue 18 is about
+@pytest.mark.xfail(strict=False, reason=(
+    "production still loses 0-8 and splits 0-12 lifecycles a run, parallel loses 0-13 "
+    "(23 production and 12 parallel seeds on branch binance5; 2 of those 35 runs passed; "
+    "the suite's seed passed in 1 of 10): "
+    "a poller standby's stale state at a switch (F2b: its rows carry neither seq nor "
+    "time; most splits), the standby merging a close and reopen (F15), an audit "
+    "overtaking delayed pushes (F6), pushes the stall fault drops with the socket up "
+    "when no later reducing fill of the key tells (L1), a close-and-reopen whose pushes "
+    "came reordered (the book merges them): docs/simulator.md, Binance fault campaign"))
 def test_binance_campaign_loses_splits_closes_early_and_diverges_nothing(
         report: dict[str, Any]) -> None:
     for mode, r in report["results"].items():
