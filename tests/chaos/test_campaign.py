@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.conftest import bench_module, bench_package
+from tests.chaos.conftest import bench_module
 from tests.conftest import run_async
 
 chaos = bench_module("chaos")
-analysis = bench_package("chaoslib.analysis")
 
 # ------------------------------------------------------------------ the short campaign
 @pytest.mark.integration
@@ -44,14 +43,8 @@ def test_short_campaign_loses_nothing(capsys: pytest.CaptureFixture[str],
         assert r["feeds"]["bybit_hybrid"]["diverged_from_exchange"] == 0, mode
         assert r["crashes"] == r["handler_errors"] == r["task_exceptions"] == 0, mode
         assert not r["fatal_feeds"] and not r["exchange_anomalies"], mode
-        # nothing lost at the seams (issue 12) but the two named limits that remain
-        # (docs/reliability.md): F15, a close and reopen the REST standby merged and
-        # closed before the hybrid recovered; L1, pushes lost with the socket up. Any
-        # other loss fails; so does one of those beyond what a short run shows (2).
-        limits = {analysis.F_MERGED_CLOSED, analysis.L_SILENT, analysis.L_REPORTED}
-        assert len(r["lost_detail"]) == r["lost"] <= 2, (mode, r["lost_detail"])
-        assert all(it.get("explained_by") in limits for it in r["lost_detail"]), (
-            mode, r["lost_detail"])
+        # nothing lost at the seams (issue 12): every exchange lifecycle reaches consumers
+        assert r["lost"] == 0 and not r["lost_detail"], (mode, r["lost_detail"])
         assert r["duplicates"] == r["split"] == r["phantom_states"] == 0, mode
         assert r["premature_closes"] == r["unmatched_consumer_lifecycles"] == 0, mode
     assert total >= 200
