@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from feedctl import EventKind, PositionEvent, RouteEvent
+from feedctl import EventKind, PositionEvent, RouteEvent, Side
 from tests.conftest import run_async
 from tests.rollout.conftest import collector, lifecycle_is_consistent, running, wait_for
 
@@ -49,7 +49,8 @@ def test_a_private_outage_keeps_the_marks_and_delivers_the_lifecycle_inside_it(
             await ctl.stall("private", 1.5)
             await ctl.drop("private")
             await asyncio.sleep(0.3)
-            await ctl.set_position("XRPUSDT", "Sell", "100")  # opened and closed inside
+            # opened and closed inside, by orders: the fills are what the replay reads
+            await ctl.place_order("XRPUSDT", "Sell", "100")
             await asyncio.sleep(0.4)
             await ctl.close_position("XRPUSDT")
             await wait_for(lambda: session.router.counters["failovers"] >= 1, 5)
@@ -72,6 +73,8 @@ def test_a_private_outage_keeps_the_marks_and_delivers_the_lifecycle_inside_it(
     assert routes[:2] == ["rest_polling", "bybit_hybrid"], routes
     xrp = _lifecycles(events, "XRPUSDT")
     assert [k for k, _ in xrp] == ["opened", "closed"], xrp  # once, whoever saw it
+    assert {e.position.side for e in events if isinstance(e, PositionEvent)
+            and e.position.symbol == "XRPUSDT" and e.kind is EventKind.OPENED} == {Side.SHORT}
     assert lifecycle_is_consistent(events)
     assert gaps and max(gaps) <= 0.3, f"longest gap between BTCUSDT marks {max(gaps):.3f}s"
     assert failback_s < 10, failback_s
