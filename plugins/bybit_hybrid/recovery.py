@@ -21,6 +21,7 @@ from feedctl import (
     FeedContext,
     PositionKey,
     PositionUpdate,
+    PriorState,
     RetryableFeedError,
 )
 
@@ -31,6 +32,14 @@ from .lost import lost_boundaries
 if TYPE_CHECKING:
     from .config import HybridSettings
     from .rest import RestClient
+
+
+#: Keys the consumers were never told of replay fills from this long before the prior
+#: state's time (the previous holder may have died with their events unpublished).
+RESUME_LOOKBACK_MS = 600_000
+#: A resume never reads fills older than this (Bybit keeps executions for a while; a
+#: position open for longer resumes from its state, its older fills are in it).
+RESUME_MAX_MS = 24 * 3600 * 1000
 
 
 class FillReplay:
@@ -57,6 +66,34 @@ class FillReplay:
             self.ctx.count("stale_same_seq")
             return
         self.ctx.apply(update)
+
+    def resume_from(self, prior: PriorState) -> int:
+        """Start the book from what the account's consumers last knew (another process
+        served the account until now): its open positions applied, each known key's seq
+        and exchange time as where a fill replay starts (a flat key's from its last
+        close). Returns the server ms a replay of every fill since must read from: keys
+        never told replay from the prior state's time, less the lookback."""
+        ledger = self.ledger
+        floors: list[int] = []
+        for key, state in prior.positions.items():
+            if state.exchange_ms is not None:
+                # fills up to the state's time are in it (a state is not older than its
+                # fills): only later ones are replayed, none published twice
+                ledger.key_floor_ms[key] = max(ledger.key_floor_ms.get(key, 0),
+                                               state.exchange_ms)
+                floors.append(state.exchange_ms)
+            if state.is_open:
+                self.apply(state)
+            else:
+                ledger.note(state)
+        now_ms = int(time.time() * 1000)
+        as_of = prior.as_of_ms if prior.as_of_ms is not None else now_ms
+        floors.append(as_of - RESUME_LOOKBACK_MS)
+        self.ctx.count("resumed_from_prior")
+        self.ctx.log.info("resuming from what consumers last knew: %d keys (%d open)",
+                          len(prior.positions),
+                          sum(s.is_open for s in prior.positions.values()))
+        return max(min(floors), now_ms - RESUME_MAX_MS)
 
     async def replay_fills(
         self, rows: list[PositionUpdate], since_ms: int, until_ms: int | None,
