@@ -235,8 +235,8 @@ class PrivateStream:
             if self._prior is not None:
                 # the first resync of an account another process served: from what its
                 # consumers were told, replay every fill since (recovery.resume_from)
-                since = self.recovery.resume_from(self._prior)
-                await self.recovery.replay_fills(rows, since, None)
+                since = self.recovery.resume_since(self._prior)
+                await self.recovery.replay_fills(rows, since, None, prior=self._prior)
             elif self._gap_from_ms is not None and floor is not None:
                 # from the fill floor, not just the gap: pushes can also have been lost
                 # before it, unnoticed (a stall holding no ping), and a replay from a
