@@ -129,8 +129,7 @@ class FillReplay:
         for k in [*book, *(r.key for r in rows)]:
             self.modes[(k.category, k.symbol)] = k.position_idx != 0
             current.add((k.category, k.symbol))
-        if prior is not None:
-            current.update((k.category, k.symbol) for k in prior.positions)
+        # a prior key is not in the book yet: its mode is read (it may have changed)
         fills = await self._on_their_sides(fills, current)
         if prior is not None:  # no await from here to the replay's states
             self._resume(prior)
