@@ -31,7 +31,7 @@ from .accounts import account_of, exchange_of, session_accounts
 from .config import BusSettings
 from .lease import Lease
 from .metrics import BusMetrics
-from .outbox import AccountOutbox, Planned
+from .outbox import AccountOutbox, Item, Planned
 from .scripts import MARKS, PUBLISH
 
 log = logging.getLogger("feedctl.redis_bus")
@@ -164,6 +164,11 @@ class Publisher:
         rt = art.feeds.get(art.router.active) if art.router is not None else None
         if rt is not None and rt.ctx.prior_taken:
             box.priming = False
+            # the feeds' statuses as of now, after what waits: consumers (and the bus
+            # campaign) see the new holder publishing live, as after a resync
+            for n, frt in art.feeds.items():
+                box.items.append(Item("status", n, StatusEvent(
+                    feed=n, status=frt.ctx.status, reason="current", account=box.account)))
             return True
         if self._synced(box.account):
             box.make_dirty()
