@@ -499,16 +499,18 @@ class Session:
                 d.check_lag()
 
     async def _prior_state(self, art: AccountRuntime) -> None:
-        """Hand the account's feeds what its consumers last knew (feedctl_prior_state)."""
+        """Hand the account's feeds what its consumers last knew (feedctl_prior_state):
+        every implementation is called, the first answer that is not None is used."""
+        chosen: PriorState | None = None
         for plugin, caller in plugin_callers(self.pm, "feedctl_prior_state"):
             try:
                 async with asyncio.timeout(5.0):
                     for result in caller(account=art.name, session=self):
                         prior = await await_me_maybe(result)
-                        if isinstance(prior, PriorState):
+                        if chosen is None and isinstance(prior, PriorState):
+                            chosen = prior
                             for rt in art.feeds.values():
                                 rt.ctx.set_prior(prior)
-                            return
             except Exception:
                 log.exception("plugin %r failed in feedctl_prior_state: the feeds of "
                               "account %s start from the exchange's state", plugin, art.name,
