@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         FeedContext,
         FeedKind,
         NoSettings,
+        PriorState,
     )
     from .logs import (
         configure_logging,
@@ -121,6 +122,7 @@ _WHERE: dict[str, str] = {
     "FatalFeedError": ".errors",
     "Feed": ".feed",
     "FeedContext": ".feed",
+    "PriorState": ".feed",
     "FeedError": ".errors",
     "FeedKind": ".feed",
     "FeedState": ".models",
@@ -216,6 +218,7 @@ __all__ = [
     "PositionEvent",
     "PositionKey",
     "PositionUpdate",
+    "PriorState",
     "ProfileSettings",
     "RemoteSession",
     "RetryableFeedError",

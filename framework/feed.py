@@ -219,6 +219,22 @@ class _Latency:
         return ordered[idx]
 
 
+@dataclass(frozen=True, slots=True)
+class PriorState:
+    """What the account's remote consumers were last told (a bus's snapshot), so that a
+    feed starting on an account another process served can recover what happened since
+    instead of starting from the exchange's current state.
+
+    ``positions``: the last state consumers hold per key - an open position's state, or
+    the flat state (``size == 0``, ``side`` None) of its last close - each with the
+    exchange's ``seq`` and ``exchange_ms`` when known. A key not listed was never told.
+    ``as_of_ms``: wall-clock ms at which that was last written (a floor for keys not
+    listed: what happened to them before it was published or is older than the bus)."""
+
+    positions: Mapping[PositionKey, PositionUpdate]
+    as_of_ms: int | None = None
+
+
 class FeedContext:
     """The core's side of a feed: book access, status reporting, counters, logger."""
 
@@ -263,6 +279,30 @@ class FeedContext:
         self._instruments: dict[tuple[Category, str], Instrument] = {}
         self._watch_extra: Callable[[], set[tuple[Category, str]]] | None = None
         self._watch_listeners: list[Callable[[], None]] = []
+        self._prior: PriorState | None = None
+        self._prior_taken = False
+
+    # ------------------------------------------------------------ prior state
+    def set_prior(self, prior: PriorState | None) -> None:
+        """The core: what the account's consumers last knew (``feedctl_prior_state``)."""
+        self._prior = prior
+
+    def take_prior(self) -> PriorState | None:
+        """The consumers' last known state, for a feed that recovers from it on its first
+        sync (None: nothing known - start from the exchange's state). A feed calls it once,
+        before its first state reaches the book, and must then bring the book from that
+        state to the exchange's: seed it with the prior positions and replay what happened
+        since, in exchange order. Taking it tells the bus that the book's events lead from
+        the prior state (see :attr:`prior_taken`)."""
+        prior, self._prior = self._prior, None
+        if prior is not None:
+            self._prior_taken = True
+        return prior
+
+    @property
+    def prior_taken(self) -> bool:
+        """True once the feed took a prior state: its book's events start from it."""
+        return self._prior_taken
 
     def set_instrument(self, instrument: Instrument) -> None:
         """Tell the views a symbol's tick, step and settle coin (amounts are shown to

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import click
     from pydantic import BaseModel
 
-    from .feed import FeedKind
+    from .feed import FeedKind, PriorState
     from .models import PositionEvent, RouteEvent, StatusEvent
     from .services import Service
     from .session import Session
@@ -89,6 +89,20 @@ def feedctl_services(settings: ProfileSettings) -> list[Service] | None:
     is started in order; ``start()`` may return settings overrides (``account``,
     ``endpoints``) applied before the feeds are built. Services stop in reverse order
     after every feed has stopped.
+    """
+
+
+@hookspec
+def feedctl_prior_state(account: str, session: Session) -> PriorState | None:
+    """What ``account``'s consumers were last told, as a :class:`feedctl.PriorState`
+    (a bus: its snapshot of the account), or None for no opinion.
+
+    Called once per account of a session, after its feeds are built and before they
+    start. May return an awaitable (awaited with a 5 s limit). The first answer that is
+    not None is handed to the account's feeds (``FeedContext.take_prior``): a feed that
+    can replay history recovers what happened since, so that consumers get every
+    lifecycle when another process served the account until now. A hook that fails or
+    is late is logged and the feeds start from the exchange's current state.
     """
 
 

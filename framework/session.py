@@ -27,7 +27,7 @@ from .config import merge_settings
 from .delivery import ConsumerQueue
 from .endpoints import feed_endpoints
 from .errors import FatalFeedError, FeedctlError, PluginError
-from .feed import Feed, FeedContext
+from .feed import Feed, FeedContext, PriorState
 from .logs import register_secret
 from .manager import FeedctlPluginManager, await_me_maybe, plugin_callers
 from .models import Category, EventKind, PositionEvent, StatusEvent
@@ -208,6 +208,7 @@ class Session:
 
         for art in self.accounts.values():
             self._build_account(art)
+            await self._prior_state(art)
         self._dispatchers = PluginDispatcher.for_plugins(self.pm, s.delivery, self)
         for d in self._dispatchers:
             self._queues.append(d.queue)
@@ -496,6 +497,24 @@ class Session:
                         self._put(report, art.name)
             for d in self._dispatchers:
                 d.check_lag()
+
+    async def _prior_state(self, art: AccountRuntime) -> None:
+        """Hand the account's feeds what its consumers last knew (feedctl_prior_state):
+        every implementation is called, the first answer that is not None is used."""
+        chosen: PriorState | None = None
+        for plugin, caller in plugin_callers(self.pm, "feedctl_prior_state"):
+            try:
+                async with asyncio.timeout(5.0):
+                    for result in caller(account=art.name, session=self):
+                        prior = await await_me_maybe(result)
+                        if chosen is None and isinstance(prior, PriorState):
+                            chosen = prior
+                            for rt in art.feeds.values():
+                                rt.ctx.set_prior(prior)
+            except Exception:
+                log.exception("plugin %r failed in feedctl_prior_state: the feeds of "
+                              "account %s start from the exchange's state", plugin, art.name,
+                              extra={"plugin": plugin, "hook": "feedctl_prior_state"})
 
     async def _call_hook(self, name: str, **kwargs: Any) -> None:
         for plugin, caller in plugin_callers(self.pm, name):

@@ -18,10 +18,10 @@ consumer received, with the exchange campaign's analysis (:func:`.analysis.analy
 no lifecycle lost, duplicated, split, closed early or invented, by lifecycle and by
 event id, and the consumer holds what the exchange holds at the end. A lifecycle
 boundary that fell while no worker could publish its account (between a process fault
-and the account's next holder's resync) reaches no consumer: the hybrid of the next
-holder starts from the exchange's current state, and the publisher's resync publishes
-the differences from it. Such losses are named ``B1`` (docs/redis.md) and counted
-apart; any other failure counts against the verdict.
+and the account's next holder's resync) is recovered by the next holder (the snapshot
+as prior state, and the fills since: docs/redis.md). A loss inside such a span is still
+named ``B1`` and counted apart, so that a regression shows as one; the suite's test
+holds it to zero; any other failure counts against the verdict.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from feedctl import (
     Backoff,
     FatalFeedError,
     PositionUpdate,
+    PriorState,
     RetryableFeedError,
     redact,
     staggered,
@@ -64,6 +65,9 @@ class PrivateStream:
         self._backoff = Backoff(self.s.backoff_base, self.s.backoff_cap)
         #: server ms since which pushes may be missing; None while none are
         self._gap_from_ms: int | None = None
+        #: what the account's consumers last knew (another process served it), until the
+        #: first resync has brought the book from it to the exchange's state
+        self._prior: PriorState | None = None
 
     def url(self) -> str:
         url = self.ctx.endpoints.private_ws
@@ -77,6 +81,8 @@ class PrivateStream:
 
     # ----------------------------------------------------------------- supervisor
     async def run(self) -> None:
+        if self.s.replay_gaps and self.ledger.fills_floor_ms is None:
+            self._prior = self.ctx.take_prior()
         conn: Conn | None = None
         try:
             while True:
@@ -226,7 +232,12 @@ class PrivateStream:
         try:
             rows, as_of = await self.feed.rest.positions(self.s.categories, self.s.settle_coins)
             floor = self.ledger.fills_floor_ms
-            if self._gap_from_ms is not None and floor is not None:
+            if self._prior is not None:
+                # the first resync of an account another process served: from what its
+                # consumers were told, replay every fill since (recovery.resume_from)
+                since = self.recovery.resume_since(self._prior)
+                await self.recovery.replay_fills(rows, since, None, prior=self._prior)
+            elif self._gap_from_ms is not None and floor is not None:
                 # from the fill floor, not just the gap: pushes can also have been lost
                 # before it, unnoticed (a stall holding no ping), and a replay from a
                 # wrong start state builds wrong states (F13)
@@ -242,6 +253,7 @@ class PrivateStream:
         self.ledger.note_closed(before - set(ctx.positions()), as_of)
         self.ledger.note_snapshot(rows, as_of)
         self._gap_from_ms = None
+        self._prior = None
         buffered, self._buffer = self._buffer or [], None
         for update in sorted(buffered, key=push_order):
             self.recovery.apply(update)

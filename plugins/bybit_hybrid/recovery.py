@@ -21,6 +21,7 @@ from feedctl import (
     FeedContext,
     PositionKey,
     PositionUpdate,
+    PriorState,
     RetryableFeedError,
 )
 
@@ -31,6 +32,14 @@ from .lost import lost_boundaries
 if TYPE_CHECKING:
     from .config import HybridSettings
     from .rest import RestClient
+
+
+#: Keys the consumers were never told of replay fills from this long before the prior
+#: state's time (the previous holder may have died with their events unpublished).
+RESUME_LOOKBACK_MS = 600_000
+#: A resume never reads fills older than this (Bybit keeps executions for a while; a
+#: position open for longer resumes from its state, its older fills are in it).
+RESUME_MAX_MS = 24 * 3600 * 1000
 
 
 class FillReplay:
@@ -58,9 +67,40 @@ class FillReplay:
             return
         self.ctx.apply(update)
 
+    @staticmethod
+    def resume_since(prior: PriorState) -> int:
+        """The server ms a replay from ``prior`` (what the account's consumers last knew:
+        another process served the account until now) reads fills from: each known key's
+        state time, and for keys never told the prior state's time less the lookback."""
+        now_ms = int(time.time() * 1000)
+        as_of = prior.as_of_ms if prior.as_of_ms is not None else now_ms
+        floors = [s.exchange_ms for s in prior.positions.values() if s.exchange_ms is not None]
+        return max(min([*floors, as_of - RESUME_LOOKBACK_MS]), now_ms - RESUME_MAX_MS)
+
+    def _resume(self, prior: PriorState) -> None:
+        """Start the book from ``prior``: its open positions applied, each known key's seq
+        and exchange time as where the replay starts (a flat key's from its last close).
+        Called with no await before the replay's states: no consumer acts on a prior
+        position the replay is about to move."""
+        ledger = self.ledger
+        for key, state in prior.positions.items():
+            if state.exchange_ms is not None:
+                # fills up to the state's time are in it (a state is not older than its
+                # fills): only later ones are replayed, none published twice
+                ledger.key_floor_ms[key] = max(ledger.key_floor_ms.get(key, 0),
+                                               state.exchange_ms)
+            if state.is_open:
+                self.apply(state)
+            else:
+                ledger.note(state)
+        self.ctx.count("resumed_from_prior")
+        self.ctx.log.info("resuming from what consumers last knew: %d keys (%d open)",
+                          len(prior.positions),
+                          sum(s.is_open for s in prior.positions.values()))
+
     async def replay_fills(
         self, rows: list[PositionUpdate], since_ms: int, until_ms: int | None,
-        flat_until_ms: int | None = None,
+        flat_until_ms: int | None = None, prior: PriorState | None = None,
     ) -> int:
         """Apply the states of fills the stream never delivered (see gap.py): fills
         after the floor and up to ``until_ms`` - for keys ``rows`` does not list (flat
@@ -68,7 +108,8 @@ class FillReplay:
         book's. Returns how many states were applied. A transient failure to read the
         fills raises ``RetryableFeedError``: the caller must not move the fill floor past
         them; a refusal (``FatalFeedError``: the key may not read executions) skips the
-        replay."""
+        replay. ``prior``: the book starts from it first (:meth:`resume_since` gives the
+        ``since_ms``), once the fills are read (refused: applied all the same)."""
         if not self.s.replay_gaps:
             return 0
         try:
@@ -79,6 +120,8 @@ class FillReplay:
         except FatalFeedError as exc:
             self.ctx.count("gap_replay_failures")
             self.ctx.log.warning("fill replay skipped (fills refused): %s", exc)
+            if prior is not None:  # from what consumers knew all the same: the snapshot
+                self._resume(prior)  # then moves it, as a change where fills would tell more
             return 0
         ledger = self.ledger
         book = self.ctx.positions()
@@ -86,7 +129,11 @@ class FillReplay:
         for k in [*book, *(r.key for r in rows)]:
             self.modes[(k.category, k.symbol)] = k.position_idx != 0
             current.add((k.category, k.symbol))
+        # a prior key is not in the book yet: its mode is read (it may have changed)
         fills = await self._on_their_sides(fills, current)
+        if prior is not None:  # no await from here to the replay's states
+            self._resume(prior)
+            book = self.ctx.positions()
         listed = {r.key for r in rows}
 
         def due(f: Fill) -> bool:

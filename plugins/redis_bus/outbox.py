@@ -70,6 +70,9 @@ class AccountOutbox:
         self.marks: dict[str, tuple[PositionEvent, float]] = {}
         self.told: dict[str, Told] = {}
         self.dirty = True  # until the snapshot has been read and compared with the book
+        #: primed with the snapshot the feeds recover from (:meth:`prime`): events wait,
+        #: kept, until the publisher knows whether the book's events lead from it
+        self.priming = False
         self.overflows = 0
 
     def __len__(self) -> int:
@@ -101,7 +104,16 @@ class AccountOutbox:
 
     def make_dirty(self) -> None:
         self.dirty = True
+        self.priming = False
         self.items.clear()
+
+    def prime(self, snapshot: dict[str, str]) -> None:
+        """Start from ``snapshot`` (read before the feeds started, the state they were
+        told consumers hold): events are kept from the first, in order, to be written
+        against it - the steps from that state to the exchange's, none lost."""
+        self.load(snapshot)
+        self.dirty = False
+        self.priming = True
 
     def plan(self, items: list[Item]) -> list[Planned | None]:
         """Script arguments for ``items`` in order (None: nothing to write, e.g. an

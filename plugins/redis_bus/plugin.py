@@ -22,7 +22,7 @@ from .config import BusSettings
 if TYPE_CHECKING:
     import click
 
-    from feedctl import Session
+    from feedctl import PriorState, Session
 
     from .lease import Lease
     from .metrics import BusMetrics
@@ -45,6 +45,9 @@ class RedisBus:
         #: Leases a worker holds, by (prefix, account): its sessions publish under them.
         self.leases: dict[tuple[str, str], Lease] = {}
         self._metrics: BusMetrics | None = None
+        #: (id(session), account) -> the snapshot its feeds were given as prior state:
+        #: the publisher starts from it (read once, before the feeds start)
+        self.primed: dict[tuple[int, str], dict[str, str]] = {}
 
     @property
     def metrics(self) -> BusMetrics:
@@ -69,6 +72,31 @@ class RedisBus:
         cli.add_command(worker_command, name="worker")
 
     @hookimpl
+    async def feedctl_prior_state(self, account: str, session: Session) -> PriorState | None:
+        """A worker that holds ``account``'s lease: what the account's snapshot tells its
+        consumers (the feeds recover from it what happened since, :mod:`.prior`)."""
+        settings: BusSettings | None = session.plugin_settings("redis_bus")
+        if settings is None or settings.url is None:
+            return None
+        lease = self.leases.get((settings.prefix, account))
+        if lease is None or not lease.held:
+            return None
+        from feedctl import BusKeys
+
+        from .prior import prior_of
+        from .publisher import DOWN
+
+        try:
+            async with asyncio.timeout(settings.timeout):
+                snapshot = await lease.redis.hgetall(BusKeys(settings.prefix).snapshot(account))
+        except DOWN as exc:
+            log.warning("snapshot of account %s not read (%s): its feeds start from the "
+                        "exchange's state", account, exc, extra={"account": account})
+            return None
+        self.primed[(id(session), account)] = snapshot
+        return prior_of(snapshot)
+
+    @hookimpl
     async def feedctl_session_started(self, session: Session) -> None:
         settings: BusSettings | None = session.plugin_settings("redis_bus")
         if settings is None or settings.url is None:
@@ -90,7 +118,9 @@ class RedisBus:
         def lease_of(account: str) -> Lease | None:
             return self.leases.get((settings.prefix, account)) or own.get(account)
 
-        pub = Publisher(session, redis, settings, lease_of, self.metrics)
+        primed = {a: self.primed.pop((id(session), a)) for a in session_accounts(session)
+                  if (id(session), a) in self.primed}
+        pub = Publisher(session, redis, settings, lease_of, self.metrics, primed)
         state = self.sessions[id(session)] = _PerSession(pub, redis, own)
         state.tasks.append(asyncio.create_task(pub.run(), name="redis-bus:publish"))
         for lease in own.values():
@@ -99,6 +129,8 @@ class RedisBus:
     @hookimpl
     async def feedctl_session_stopping(self, session: Session) -> None:
         state = self.sessions.pop(id(session), None)
+        for k in [k for k in self.primed if k[0] == id(session)]:
+            del self.primed[k]
         if state is None:
             return
         try:

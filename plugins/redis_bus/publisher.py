@@ -31,7 +31,7 @@ from .accounts import account_of, exchange_of, session_accounts
 from .config import BusSettings
 from .lease import Lease
 from .metrics import BusMetrics
-from .outbox import AccountOutbox, Planned
+from .outbox import AccountOutbox, Item, Planned
 from .scripts import MARKS, PUBLISH
 
 log = logging.getLogger("feedctl.redis_bus")
@@ -42,13 +42,18 @@ DOWN = (RedisError, OSError, TimeoutError)
 
 class Publisher:
     def __init__(self, session: Session, redis: Any, settings: BusSettings,
-                 leases: Callable[[str], Lease | None], metrics: BusMetrics) -> None:
+                 leases: Callable[[str], Lease | None], metrics: BusMetrics,
+                 primed: dict[str, dict[str, str]] | None = None) -> None:
         self.session, self.redis, self.settings = session, redis, settings
         self.keys = BusKeys(settings.prefix)
         self.leases = leases
         self.metrics = metrics
         self.boxes = {a: AccountOutbox(exchange_of(session, a), a, settings.outbox_max)
                       for a in session_accounts(session)}
+        for account, snapshot in (primed or {}).items():
+            box = self.boxes.get(account)
+            if box is not None:
+                box.prime(snapshot)
         self._publish = redis.register_script(PUBLISH)
         self._marks = redis.register_script(MARKS)
         self._wake = asyncio.Event()
@@ -135,6 +140,9 @@ class Publisher:
             box.make_dirty()
             box.marks.clear()
             return
+        if box.priming and not self._settle_priming(box):
+            box.marks.clear()
+            return
         if box.dirty:
             if not self._synced(box.account):
                 box.marks.clear()
@@ -145,6 +153,27 @@ class Publisher:
                 await self._write_batch(box, lease)
             if box.marks and not box.dirty:
                 await self._write_marks(box, lease)
+
+    def _settle_priming(self, box: AccountOutbox) -> bool:
+        """A primed account (its feeds were given the snapshot as prior state): True once
+        its events may be written. If the delivering feed took the prior state, its book's
+        events lead from the snapshot: written as they are, in order, each once (the
+        publish script checks every step against the snapshot). If it did not, once the
+        book is synced the account resyncs from the book as usual."""
+        art = self.session.accounts[box.account]
+        rt = art.feeds.get(art.router.active) if art.router is not None else None
+        if rt is not None and rt.ctx.prior_taken:
+            box.priming = False
+            # the feeds' statuses as of now, after what waits: consumers (and the bus
+            # campaign) see the new holder publishing live, as after a resync
+            for n, frt in art.feeds.items():
+                box.items.append(Item("status", n, StatusEvent(
+                    feed=n, status=frt.ctx.status, reason="current", account=box.account)))
+            return True
+        if self._synced(box.account):
+            box.make_dirty()
+            return True
+        return False
 
     def _synced(self, account: str) -> bool:
         """Whether the account's delivering feed holds a synced book (what a resync

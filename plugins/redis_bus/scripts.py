@@ -5,7 +5,9 @@ lease (the fencing token is part of the lease's value: a writer whose lease was 
 over by a peer holds an older token and is refused), checks that the snapshot is in
 the state the writer believes (else ``conflict``: the writer resyncs), XADDs the entry
 with the event id it derives from the snapshot's counters, trims the stream, and
-updates the snapshot hash and its ``_last`` in the same step. A consumer that reads the
+updates the snapshot hash and its ``_last`` in the same step (an open position's
+last event under ``p:<key>``, a flat one's close under ``c:<key>``: the state a worker
+taking the account over recovers from, :mod:`.prior`). A consumer that reads the
 hash therefore always gets a state and the exact stream id it is as of.
 """
 
@@ -46,6 +48,7 @@ while i + 6 <= #ARGV do
     eid = idbase .. ':' .. lc .. ':' .. n
     if kind == 'closed' then
       redis.call('HDEL', snap, 'p:' .. key, 'g:' .. key)
+      redis.call('HSET', snap, 'c:' .. key, body)
     else
       redis.call('HSET', snap, 'p:' .. key, body, 'g:' .. key, sig)
     end

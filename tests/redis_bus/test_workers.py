@@ -191,3 +191,39 @@ def test_workers_split_the_accounts_and_a_survivor_takes_them_all(
     split, after = run_async(main(), timeout=150)
     assert sorted(v for v in split.values() if v) == ["wa", "wa", "wb", "wb"]
     assert set(after.values()) == {"wb"}
+
+
+def test_what_happened_while_nobody_served_the_account_reaches_consumers_once(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    """B1: boundaries that fall while no worker can publish (the owner SIGKILLed) are
+    recovered by the next holder from the snapshot (feedctl_prior_state) and the fills
+    since: a close and a reopen on the same side arrive as two lifecycles, a lifecycle
+    opened and closed unseen arrives whole, each event once, in order."""
+    async def main() -> tuple[Reader, dict[str, str]]:
+        async with two_workers(tmp_path, redis_server.url) as (ctl, workers, redis, reader):
+            first = await wait_for_owner(redis, None, 30)
+            await ctl.place_order("BTCUSDT", "Buy", "0.1")  # orders: the fills tell
+            await until_published(ctl, reader)
+            workers[first].signal(signal.SIGKILL)
+            for symbol, side, qty in (("BTCUSDT", "Sell", "0.1"),  # closed...
+                                      ("BTCUSDT", "Buy", "0.2"),  # ...and reopened
+                                      ("ETHUSDT", "Sell", "0.5"),
+                                      ("ETHUSDT", "Buy", "0.5")):  # opened and closed
+                await ctl.place_order(symbol, side, qty)
+                await asyncio.sleep(0.05)
+            await wait_for_owner(redis, first, 20)
+            want = await exchange_state(ctl)
+            await wait_for(lambda: reader_state(reader) == want and any(
+                ":ETHUSDT:" in i for i in reader.ids()), 20)
+            await asyncio.sleep(0.5)  # anything written twice would have arrived
+            return reader, want
+
+    reader, want = run_async(main(), timeout=150)
+    ids = reader.ids()
+    assert len(ids) == len(set(ids)), "an event id arrived twice"
+    assert not reader.gaps() and never_backwards(reader)
+    btc = [tuple(i.rsplit(":", 2)[1:]) for i in ids if ":BTCUSDT:" in i]
+    assert btc == [("1", "0"), ("1", "1"), ("2", "0")], ids  # opened, closed, reopened
+    eth = [tuple(i.rsplit(":", 2)[1:]) for i in ids if ":ETHUSDT:" in i]
+    assert eth == [("1", "0"), ("1", "1")], ids  # the unseen lifecycle, whole
+    assert reader_state(reader) == want
