@@ -136,6 +136,7 @@ def worker_command(profiles: tuple[str, ...], settings_path: str | None, url: st
     """Serve a profile's accounts with peers: leases in Redis, events to Redis Streams."""
     from feedctl import build_plugin_manager
 
+    from .connect import safe_url
     from .worker import Worker, bus_settings, session_factory
 
     overrides: dict[str, Any] = {"redis_bus": {"url": url}} if url else {}
@@ -154,6 +155,8 @@ def worker_command(profiles: tuple[str, ...], settings_path: str | None, url: st
     # the core's handler: structured lines on stderr, every registered secret redacted
     configure_logging(probe.settings.logging.format, probe.settings.logging.level)
 
+    worker = Worker(make_session, chosen_profiles, settings, chosen, owner)
+
     async def main() -> None:
         stop = asyncio.Event()
         _signals(stop)
@@ -162,7 +165,6 @@ def worker_command(profiles: tuple[str, ...], settings_path: str | None, url: st
             from .serve import serve_metrics
 
             server = await serve_metrics(metrics_port)
-        worker = Worker(make_session, chosen_profiles, settings, chosen, owner)
         task = asyncio.create_task(worker.run(stop))
         waiter = asyncio.create_task(_until(stop, seconds))
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -172,3 +174,8 @@ def worker_command(profiles: tuple[str, ...], settings_path: str | None, url: st
             await server.cleanup()
 
     asyncio.run(main())
+    if not worker.reached:  # it served nothing: not a success
+        click.echo(f"ERROR: Redis at {safe_url(chosen)} never answered this worker: start "
+                   "redis-server there, or set redis_bus.url (or --redis) to a server that "
+                   "runs", err=True)
+        sys.exit(1)

@@ -51,6 +51,8 @@ class Worker:
         self.sessions: dict[str, Session] = {}
         self._keepers: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
+        #: True once Redis has answered this worker (its heartbeat written)
+        self.reached = False
 
     async def run(self, stop: asyncio.Event) -> None:
         for profile in self.profiles:
@@ -106,6 +108,7 @@ class Worker:
                     match=f"{self.keys.prefix}:worker:*", count=1000)]
         except DOWN:
             return len(self.sessions)  # no news: keep what is held, take nothing
+        self.reached = True
         return -(-accounts // max(1, len(live)))
 
     async def _step(self, account: str, share: int) -> None:

@@ -85,3 +85,22 @@ def test_bus_status_shows_the_lease_the_stream_and_a_groups_lag(
     assert group["group"] == "bots" and group["lag"] == main_["events_length"]
     assert "main" in out["table"] and "bots" in out["table"]
     assert any(k.startswith("feedctl:marks:bybit:") for k in out["json"]["marks"])
+
+
+def test_a_worker_that_never_reached_redis_exits_1_naming_the_server() -> None:
+    """Nothing listens on the port: the worker retries for its run (Redis may come
+    back), but a run in which it never answered served nothing and is not a success."""
+    import socket
+    with socket.socket() as s:  # a free port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    async def main() -> tuple[int, str]:
+        proc = await feedctl("worker", "--profile", "sim", "--redis",
+                             f"redis://127.0.0.1:{port}", "--for", "2")
+        _, err = await proc.communicate()
+        return proc.returncode or 0, err.decode()
+
+    code, err = run_async(main(), timeout=60)
+    assert code == 1, err
+    assert f"ERROR: Redis at redis://127.0.0.1:{port} never answered this worker" in err
