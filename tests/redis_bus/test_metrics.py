@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -28,16 +29,22 @@ def value(text: str, name: str) -> float:
     raise AssertionError(f"{name} not in the exposition")
 
 
+async def _one_position_published_with_a_slow_group(url: str, ctl: Any, session: Any) -> None:
+    """A consumer group that reads nothing (its lag grows), then one position opened and
+    published."""
+    r = aioredis.from_url(url)
+    await r.xgroup_create("feedctl:events:main", "slow-bot", id="0")
+    await r.aclose()
+    await ctl.set_position("BTCUSDT", "Buy", "0.1")
+    await wait_for(lambda: session.router.delivered, 15)
+    await wait_until_published(session)
+
+
 def test_metrics_show_publish_latency_depth_leases_and_consumer_lag(
         tmp_path: Path, redis_server: RedisServer) -> None:
     async def main() -> str:
         async with publishing(tmp_path, redis_server.url) as (_, ctl, session):
-            r = aioredis.from_url(redis_server.url)
-            await r.xgroup_create("feedctl:events:main", "slow-bot", id="0")
-            await r.aclose()
-            await ctl.set_position("BTCUSDT", "Buy", "0.1")
-            await wait_for(lambda: session.router.delivered, 15)
-            await wait_until_published(session)
+            await _one_position_published_with_a_slow_group(redis_server.url, ctl, session)
             port = free_port()
             runner = await serve_metrics(port)
             try:
@@ -67,12 +74,7 @@ def test_the_monitors_metrics_of_a_publishing_session_carry_the_bus_figures(
         tmp_path: Path, redis_server: RedisServer) -> None:
     async def main() -> str:
         async with publishing(tmp_path, redis_server.url) as (_, ctl, session):
-            r = aioredis.from_url(redis_server.url)
-            await r.xgroup_create("feedctl:events:main", "slow-bot", id="0")
-            await r.aclose()
-            await ctl.set_position("BTCUSDT", "Buy", "0.1")
-            await wait_for(lambda: session.router.delivered, 15)
-            await wait_until_published(session)
+            await _one_position_published_with_a_slow_group(redis_server.url, ctl, session)
             async with Monitor(session, MonitorSettings(enabled=True, port=0)) as monitor, \
                     aiohttp.ClientSession(monitor.url) as http:
                 async def scrape() -> str:
