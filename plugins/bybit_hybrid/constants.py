@@ -47,6 +47,8 @@ OTHER_PRIVATE_TOPICS: Final = frozenset(
     {"execution", "execution.fast", "order", "wallet", "greeks", "dcp"}
 )
 TICKERS_PREFIX: Final = "tickers."
+#: how Bybit rejects a subscribe of a topic the connection already has
+ALREADY_SUBSCRIBED = "error:already subscribed"
 
 WS_AUTH_PATH: Final = "GET/realtime"
 

@@ -34,12 +34,12 @@ from typing import Any
 
 from feedctl import Backoff, Category, staggered
 
-from .constants import TICKERS_PREFIX
+from .constants import ALREADY_SUBSCRIBED, TICKERS_PREFIX
 from .parse import Problem, TickerState
 from .ports import PublicHost
 from .ticks import TickHandler
 from .util import batches
-from .ws import Conn, ConnectionLost, RequestRejected
+from .ws import Conn, ConnectionLost, RequestRejected, RequestTimedOut
 
 _PLEN = len(TICKERS_PREFIX)
 
@@ -127,11 +127,17 @@ class PublicStream:
                                       self.name, old.conn.age())
                     continue
                 lived = sess.conn.age()
+                # a socket that got its subscribe answered and tickers flowing proved the
+                # server up: what ended it (a stall, a drop) says little of the next one.
+                # Living stale_after at least keeps a server that drops every socket at
+                # once from being hammered (the connection budget is shared)
+                proved = (bool(sess.subscribed) and bool(sess.tickers.last_seen_ns)
+                          and lived >= self.s.stale_after)
                 await sess.conn.close()
                 sess = self.session = None
                 self.ctx.count("reconnects")
                 self._set_down(reason)
-                if lived >= self.s.backoff_reset_after:
+                if lived >= self.s.backoff_reset_after or proved:
                     self._backoff.reset()
                 await asyncio.sleep(self._backoff.next())
         finally:
@@ -272,11 +278,15 @@ class PublicStream:
     async def _subscribe(self, sess: _Session, symbols: list[str]) -> None:
         sess.tickers.symbols.update(symbols)  # frames may beat the ack
         try:
-            await sess.conn.request("subscribe", [TICKERS_PREFIX + s for s in symbols])
+            await self._request_resending(sess, [TICKERS_PREFIX + s for s in symbols])
         except RequestRejected as exc:
             if len(symbols) > 1:  # one bad topic fails the whole request: split it
                 for sym in symbols:
                     await self._subscribe(sess, [sym])
+                return
+            if (exc.answer.ret_msg or "").startswith(ALREADY_SUBSCRIBED):
+                # an earlier send of this subscribe got through; its answer was late
+                sess.subscribed[symbols[0]] = time.time_ns()
                 return
             self.rejected.add(symbols[0])
             sess.tickers.forget(symbols[0])
@@ -287,6 +297,25 @@ class PublicStream:
         now = time.time_ns()
         for sym in symbols:
             sess.subscribed[sym] = now
+
+    async def _request_resending(self, sess: _Session, topics: list[str]) -> None:
+        """``subscribe`` ``topics``, sent again every ``_check_every()`` seconds while
+        unanswered, up to the request timeout: a server that stalls reads requests but
+        drops them, so a subscribe sent just before the stall ended is never answered -
+        the next send is, at once, where waiting for the first would cost ``stale_after``
+        and a reconnect. A later send of a subscribe that did get through is answered
+        "already subscribed" (see ``_subscribe``)."""
+        deadline = time.monotonic() + self.s.request_timeout
+        every = self._check_every()
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                await sess.conn.request("subscribe", topics, answer_within=min(every, left))
+                return
+            except RequestTimedOut:
+                if left <= every:
+                    raise
+                self.ctx.count("subscribes_resent")
 
     def _measure(self, sess: _Session, *, report: bool = True) -> set[str]:
         """The wanted symbols without a ticker for ``stale_after`` (subscribed or not: a

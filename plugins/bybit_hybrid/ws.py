@@ -174,6 +174,12 @@ class ConnectionLost(Exception):
     """The socket died (or never answered); the caller reconnects."""
 
 
+class RequestTimedOut(ConnectionLost):
+    """A request had no answer within its time: the socket may be dead, or a server
+    that stalled may have dropped just that request (it reads but answers nothing while
+    stalled) - a caller that can tell the two apart may send it again."""
+
+
 class RequestRejected(Exception):
     """Bybit answered a request with ``success: false``."""
 
@@ -309,7 +315,7 @@ class Conn:
             async with asyncio.timeout(answer_within or self._request_timeout):
                 answer = await fut
         except TimeoutError:
-            raise ConnectionLost(
+            raise RequestTimedOut(
                 f"no answer to {op!r} on {self.name} within "
                 f"{answer_within or self._request_timeout:g}s"
             ) from None
@@ -455,8 +461,9 @@ class Conn:
                 self._count("pongs_late")
                 self._release()
             return
-        entry = self._pending.get(answer.req_id) if answer.req_id is not None else None
-        if entry is None:  # no req_id echoed: the oldest pending request of that op
+        if answer.req_id is not None:  # a request given up on answers late: dropped
+            entry = self._pending.get(answer.req_id)
+        else:  # no req_id echoed: the oldest pending request of that op
             entry = next((e for e in self._pending.values() if e[0] == answer.op), None)
         if entry is not None and not entry[1].done():
             entry[1].set_result(answer)
