@@ -108,7 +108,7 @@ class BinanceHub(Hub):
     # -- incoming frames ------------------------------------------------------------
     def on_text(self, conn: Conn, text: str) -> None:
         st = self.state.get(conn)
-        if st is None:
+        if st is None or conn.closed:  # frames read after the cut count for nothing
             return
         second = int(time.monotonic())
         if st.second != second:

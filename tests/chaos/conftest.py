@@ -15,7 +15,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
+
 from tests.bybit_hybrid.conftest import Harness, harness
+
+#: the CPU-heavy campaign and soak tests: one xdist worker runs them one after the other
+#: (``--dist loadgroup``), so two never compete for the 2 cores and a module's shared
+#: campaign run is made once
+HEAVY = pytest.mark.xdist_group("heavy")
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.conftest import bench_module
+from tests.chaos.conftest import HEAVY, bench_module
 from tests.conftest import run_async
 
 chaos = bench_module("chaos")
 
 # ------------------------------------------------------------------ the short campaign
+@HEAVY
 @pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.timeout(240)

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from tests.chaos.conftest import bench_module
+from tests.chaos.conftest import HEAVY, bench_module
 from tests.conftest import run_async
 
 chaos = bench_module("chaos")
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, HEAVY]
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from tests.chaos.conftest import bench_module, bench_package
+from tests.chaos.conftest import HEAVY, bench_module, bench_package
 from tests.conftest import run_async
 
 chaos = bench_module("chaos")
 bus = bench_package("chaoslib.bus")
 analysis = bench_package("chaoslib.analysis")
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, HEAVY]
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chaos.conftest import bench_module
+from tests.chaos.conftest import HEAVY, bench_module
 from tests.conftest import run_async
 
 soak = bench_module("soak")
@@ -25,6 +25,7 @@ def test_the_criterion_flags_growth_and_accepts_noise() -> None:
     assert not verdicts["tasks"]["ok"] and verdicts["lag_p99_ms"]["ok"]
 
 
+@HEAVY
 @pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.timeout(150)
