@@ -22,7 +22,9 @@ chaos = bench_module("chaos")
 pytestmark = [pytest.mark.integration, pytest.mark.slow, HEAVY]
 
 
-@pytest.fixture(scope="module")
+# session, not module: an xdist worker may run other heavy tests between this module's
+# two, which would tear a module fixture down and run the campaign again
+@pytest.fixture(scope="session")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The raw records stay in the fixture's directory for an investigation
     (``python bench/chaos.py --reanalyse <dir>/*.json``)."""

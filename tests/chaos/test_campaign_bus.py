@@ -28,7 +28,9 @@ analysis = bench_package("chaoslib.analysis")
 pytestmark = [pytest.mark.integration, pytest.mark.slow, HEAVY]
 
 
-@pytest.fixture(scope="module")
+# session, not module: an xdist worker may run other heavy tests between this module's
+# two, which would tear a module fixture down and run the campaign again
+@pytest.fixture(scope="session")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The raw records stay in the fixture's directory for an investigation."""
     dump: Path = tmp_path_factory.mktemp("chaos-bus")

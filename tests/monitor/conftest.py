@@ -137,7 +137,10 @@ def free_port() -> int:
 
 
 def app_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDCTL_")}
+    # COLUMNS/LINES of the test runner (pytest-xdist's workers set 80x24) would override
+    # the size of the terminal the app is given
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("FEEDCTL_") and k not in ("COLUMNS", "LINES")}
     env["PYTHONPATH"] = str(REPO)
     env.update(extra or {})
     return env
