@@ -91,7 +91,10 @@ class PrivateStream:
                     conn = None
                 swapping = conn is not None  # the old socket still serves: no state change
                 try:
-                    new = await self._connect(buffer=conn is None)
+                    made = await self._connect_while(conn)
+                    if made is None:  # the old socket died while the new one waited
+                        continue
+                    new = made
                 except AuthRejected as exc:
                     await self._auth_rejected(str(exc), swapping)
                     await self._wait(conn, self._backoff.next())
@@ -169,6 +172,26 @@ class PrivateStream:
                 return await asyncio.shield(conn.closed)
         except TimeoutError:
             return None
+
+    async def _connect_while(self, old: Conn | None) -> Conn | None:
+        """``_connect``, for a planned swap raced against the death of ``old``, the socket
+        it replaces: a planned connect may wait long for the connection budget's headroom,
+        and a socket that died meanwhile must be a loss at once (its gap replayed, the
+        feed reconnecting), not a healthy-looking feed with no socket. None: ``old`` died
+        first and the connect was abandoned."""
+        if old is None:
+            return await self._connect(buffer=True)
+        making = asyncio.ensure_future(self._connect(buffer=False))
+        try:
+            waits: set[asyncio.Future[Any]] = {making, old.closed}
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not making.done():
+                making.cancel()
+            await asyncio.wait([making])  # never swallows a cancel of this task
+        if making.cancelled():
+            return None
+        return making.result()
 
     # ----------------------------------------------------------------- one socket
     async def _connect(self, *, buffer: bool) -> Conn:

@@ -114,18 +114,22 @@ class PublicStream:
                 reason = await self._serve(sess)
                 if reason is None:  # planned: make the new socket, then break the old
                     try:
-                        new = await self._open(report=False)  # the old one still serves
+                        new, why = await self._replace(sess)  # the old one still serves
                     except (ConnectionLost, RequestRejected) as exc:
                         sess.swap_at = time.monotonic() + self._backoff.next()
                         self.ctx.log.warning("planned %s reconnect failed: %s", self.name, exc)
                         continue
-                    old, sess = sess, new
-                    self.session = new
-                    await old.conn.close()
-                    self.ctx.count("planned_reconnects")
-                    self.ctx.log.info("%s socket replaced (planned, age %.0fs)",
-                                      self.name, old.conn.age())
-                    continue
+                    if new is not None:
+                        old, sess = sess, new
+                        self.session = new
+                        await old.conn.close()
+                        self.ctx.count("planned_reconnects")
+                        self.ctx.log.info("%s socket replaced (planned, age %.0fs)",
+                                          self.name, old.conn.age())
+                        continue
+                    # the old socket died or went stale while its successor waited
+                    assert why is not None  # _replace gives the one or the other
+                    reason = why
                 lived = sess.conn.age()
                 # a socket that got its subscribe answered and tickers flowing proved the
                 # server up: what ended it (a stall, a drop) says little of the next one.
@@ -144,6 +148,33 @@ class PublicStream:
             self.session = None
             if sess is not None:
                 await sess.conn.close()
+
+    async def _replace(self, sess: _Session) -> tuple[_Session | None, str | None]:
+        """A planned successor of ``sess``, opened while ``sess`` goes on being watched: a
+        planned open may wait long for the connection budget's headroom, and the old
+        socket dying or going stale meanwhile must be seen at once (reported, replaced as
+        a loss), not hidden behind a wait. (the new session, None), or (None, why the
+        old one is done for) with the open abandoned."""
+        making = asyncio.ensure_future(self._open(report=False))
+        check = self._check_every()
+        reason: str | None = None
+        try:
+            while reason is None:
+                waits: set[asyncio.Future[Any]] = {making, sess.conn.closed}
+                done, _ = await asyncio.wait(waits, timeout=check)
+                if making in done:
+                    return making.result(), None
+                if sess.conn.closed.done():
+                    reason = sess.conn.closed.result()
+                else:
+                    reason = await self._check_stale(sess)
+        finally:
+            if not making.done():
+                making.cancel()
+            await asyncio.wait([making])  # never swallows a cancel of this task
+        if not making.cancelled() and making.exception() is None:
+            await making.result().conn.close()  # made just as the old one failed
+        return None, reason
 
     def _set_down(self, reason: str) -> None:
         first = self.down is None
