@@ -438,7 +438,8 @@ async def _campaign(cfg: CampaignConfig, bus: BusConfig, rng: random.Random,
         traders = [Trader(EngineView(e, sim.prices), EngineControl(e),  # type: ignore[arg-type]
                           random.Random(rng.random()), Decimal(cfg.unit_notional))
                    for e in engines]
-        exch = ExchangeInjector(ctl, random.Random(rng.random()))
+        exch = ExchangeInjector(ctl, random.Random(rng.random()), sim.private,
+                                tuple(sim.by_key), cfg.max_auth_failures)
         procs = ProcessFaults(redis, workers, spawn, owners, random.Random(rng.random()),
                               bus.lease_ttl)
         stop = asyncio.Event()
@@ -532,6 +533,7 @@ async def _campaign(cfg: CampaignConfig, bus: BusConfig, rng: random.Random,
                     "total": round(time.monotonic() - started, 1)},
         "faults": dict(sorted({**exch.injected, **procs.injected}.items())),
         "faults_total": sum(exch.injected.values()) + sum(procs.injected.values()),
+        "faults_skipped": dict(exch.skipped),
         "process_faults": procs.log,
         "process_windows": [asdict(w) for w in procs.windows],
         "unserved_spans": spans,
