@@ -142,6 +142,8 @@ class RemoteRecorder:
         #: when the consumer received each resync of an account (its ``current`` statuses)
         self.resyncs: dict[str, list[int]] = {a: [] for a in accounts}
         self.prices = 0
+        #: lifecycle events flagged ``recovered`` (what a next holder recovered)
+        self.recovered = 0
 
     def on_event(self, ev: Any, meta: Any) -> None:
         t = _wall_ns()
@@ -162,6 +164,7 @@ class RemoteRecorder:
             return
         rec = _lifecycle_record(ev, t)
         rec["event_id"] = meta.event_id
+        self.recovered += ev.recovered
         self.consumer[account].append(rec)
         if meta.event_id:
             self.ids[account].append(meta.event_id)
@@ -545,6 +548,7 @@ async def _campaign(cfg: CampaignConfig, bus: BusConfig, rng: random.Random,
         "gaps": len(rec.gaps),
         "gap_detail": rec.gaps[:10],
         "remote_price_events": rec.prices,
+        "remote_recovered_events": rec.recovered,
         "workers_exited_by_themselves": crashed,
         "lease_holders_at_end": final_owners,
         "redis_restarts": redis.kills,
@@ -599,6 +603,7 @@ ROWS: list[tuple[str, Any]] = [
     ("exchange lifecycles (completed)", lambda r: f"{r['exchange_lifecycles']} "
      f"({r['exchange_lifecycles_completed']})"),
     ("  delivered as opened+closed", lambda r: r["delivered"]),
+    ("  events flagged recovered", lambda r: r.get("remote_recovered_events", "?")),
     ("  LOST (of them B1: unserved)", lambda r: f"{r['lost']} ({r['lost_unserved']})"),
     ("duplicates (lifecycle / event id)", lambda r: f"{r['duplicates']} / "
      f"{r['duplicate_event_ids']}"),

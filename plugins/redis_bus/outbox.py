@@ -1,5 +1,12 @@
 """One account's outbox: what is waiting for Redis, and what Redis is believed to hold.
 
+A primed account (a takeover: its feeds recover from the snapshot, :mod:`.prior`) flags
+what they recover: a lifecycle event whose exchange time lies before the takeover (what
+happened while no worker published the account) goes out ``recovered``, as the core's
+router flags what the primary recovered while the standby delivered, so a remote
+consumer can tell it arrived late (``position.exchange_ms`` says when it happened). Not
+``past``: it comes in exchange order after the state consumers hold and moves it.
+
 Bounded and coalescing: lifecycle and status events wait in order, at most
 ``outbox_max``; price events wait one per position (latest wins). Past the bound —
 or while the account cannot be written — the account is *dirty*: its waiting events
@@ -73,6 +80,9 @@ class AccountOutbox:
         #: primed with the snapshot the feeds recover from (:meth:`prime`): events wait,
         #: kept, until the publisher knows whether the book's events lead from it
         self.priming = False
+        #: a takeover's wall-clock ms (:meth:`prime`): lifecycle events that happened on
+        #: the exchange before it are what the feeds recovered (flagged ``recovered``)
+        self.recovered_before_ms: int | None = None
         self.overflows = 0
 
     def __len__(self) -> int:
@@ -85,6 +95,10 @@ class AccountOutbox:
                 if not event.past:
                     self.marks[key] = (event, time.monotonic())
                 return
+            if (not event.recovered and self.recovered_before_ms is not None
+                    and event.position.exchange_ms is not None
+                    and event.position.exchange_ms < self.recovered_before_ms):
+                event = event.model_copy(update={"recovered": True})
             item = Item("past" if event.past else "lifecycle", key, event)
         elif isinstance(event, StatusEvent):
             item = Item("status", event.feed, event)
@@ -107,13 +121,15 @@ class AccountOutbox:
         self.priming = False
         self.items.clear()
 
-    def prime(self, snapshot: dict[str, str]) -> None:
+    def prime(self, snapshot: dict[str, str], at_ms: int | None = None) -> None:
         """Start from ``snapshot`` (read before the feeds started, the state they were
-        told consumers hold): events are kept from the first, in order, to be written
-        against it - the steps from that state to the exchange's, none lost."""
+        told consumers hold, at wall-clock ``at_ms``): events are kept from the first, in
+        order, to be written against it - the steps from that state to the exchange's,
+        none lost; those that happened before ``at_ms`` flagged ``recovered``."""
         self.load(snapshot)
         self.dirty = False
         self.priming = True
+        self.recovered_before_ms = at_ms
 
     def plan(self, items: list[Item]) -> list[Planned | None]:
         """Script arguments for ``items`` in order (None: nothing to write, e.g. an

@@ -43,17 +43,17 @@ DOWN = (RedisError, OSError, TimeoutError)
 class Publisher:
     def __init__(self, session: Session, redis: Any, settings: BusSettings,
                  leases: Callable[[str], Lease | None], metrics: BusMetrics,
-                 primed: dict[str, dict[str, str]] | None = None) -> None:
+                 primed: dict[str, tuple[dict[str, str], int | None]] | None = None) -> None:
         self.session, self.redis, self.settings = session, redis, settings
         self.keys = BusKeys(settings.prefix)
         self.leases = leases
         self.metrics = metrics
         self.boxes = {a: AccountOutbox(exchange_of(session, a), a, settings.outbox_max)
                       for a in session_accounts(session)}
-        for account, snapshot in (primed or {}).items():
+        for account, (snapshot, at_ms) in (primed or {}).items():
             box = self.boxes.get(account)
             if box is not None:
-                box.prime(snapshot)
+                box.prime(snapshot, at_ms)
         self._publish = redis.register_script(PUBLISH)
         self._marks = redis.register_script(MARKS)
         self._wake = asyncio.Event()

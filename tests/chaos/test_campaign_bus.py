@@ -1,11 +1,12 @@
 """The short bus campaign (``bench/chaos.py --short --bus``): three ``feedctl worker``
-processes share four accounts through a real redis-server; among the exchange faults,
-workers are SIGKILLed, SIGSTOPped past their lease then SIGCONTed, and redis-server is
-SIGKILLed and restarted; every exchange fault kind of the exchange campaign hits every
-account's sockets, reorder and reject_auth included. Per account, a remote consumer (``RemoteSession``) gets every
-lifecycle once: nothing duplicated (by lifecycle or by event id), split, closed early or
-invented, nothing diverged at the end, no gap; and nothing lost while no worker could
-publish an account (B1, docs/redis.md: the next holder recovers it), nor anything else
+processes share four accounts through a real redis-server; among the exchange faults
+(every kind of the exchange campaign, reorder and reject_auth included, against every
+account's sockets), workers are SIGKILLed, SIGSTOPped past their lease then SIGCONTed,
+and redis-server is SIGKILLed and restarted. Per account, a remote consumer
+(``RemoteSession``) gets every lifecycle once: nothing duplicated (by lifecycle or by
+event id), split, closed early or invented, nothing diverged at the end, no gap; and
+nothing lost while no worker could publish an account (B1, docs/redis.md: the next
+holder recovers it), nor anything else
 but the exchange campaign's named limits.
 
 A split the feed itself makes (the hybrid and the router in a session started under
