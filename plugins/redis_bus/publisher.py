@@ -73,8 +73,9 @@ class Publisher:
         box.offer(event)
         if box.overflows != before:
             self.metrics.overflows += 1
-            log.warning("outbox full: account marked dirty, resynced from the book when "
-                        "Redis keeps up", extra={"account": box.account})
+            log.warning("outbox full: account marked dirty; its lifecycles' boundaries "
+                        "are kept and published when Redis keeps up",
+                        extra={"account": box.account})
         self._wake.set()
 
     # ---------------------------------------------------------------- flush task
@@ -187,13 +188,26 @@ class Publisher:
     async def _resync(self, box: AccountOutbox) -> None:
         async with asyncio.timeout(self.settings.timeout):
             snapshot = await self.redis.hgetall(self.keys.snapshot(box.account))
+        believed = box.expects()
         box.load(snapshot)
         # no await from here to the diff: the book and the outbox change together
         art = self.session.accounts[box.account]
         assert art.router is not None
-        book: dict[str, Position] = {str(k): p for k, p in art.router.delivered.items()}
         statuses = [StatusEvent(feed=n, status=rt.ctx.status, reason="current",
                                 account=box.account) for n, rt in art.feeds.items()]
+        if box.trail is not None and box.expects() == believed:
+            # Redis holds what this outbox last wrote: the trail leads from there
+            box.from_trail(statuses)
+            self.metrics.resyncs += 1
+            log.info("account resynced with redis from its trail: %d events",
+                     len(box.items) - len(statuses), extra={"account": box.account})
+            return
+        if box.trail is not None:
+            box.trails_dropped += 1
+            log.warning("redis does not hold what this worker last wrote: the account is "
+                        "resynced from the book (lifecycles that began and ended while it "
+                        "was dirty are not published)", extra={"account": box.account})
+        book: dict[str, Position] = {str(k): p for k, p in art.router.delivered.items()}
         box.diff(book, statuses)
         self.metrics.resyncs += 1
         log.info("account resynced with redis: %d differences", len(box.items) -
@@ -212,9 +226,13 @@ class Publisher:
         for p in written:
             args.extend(p.args)
         t0 = time.monotonic()
-        result = await self._publish(
-            keys=[self.keys.events(box.account), self.keys.snapshot(box.account),
-                  self.keys.lease(box.account), self.keys.accounts], args=args)
+        box.inflight = len(items)
+        try:
+            result = await self._publish(
+                keys=[self.keys.events(box.account), self.keys.snapshot(box.account),
+                      self.keys.lease(box.account), self.keys.accounts], args=args)
+        finally:
+            box.inflight = 0
         now = time.monotonic()
         verdict = _text(result[0])
         if verdict == "fenced":
