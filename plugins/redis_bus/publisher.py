@@ -69,8 +69,13 @@ class Publisher:
         at_ms = _exchange_ms(event)
         if at_ms is not None:
             self.metrics.observe_age(max(0.0, time.time() - at_ms / 1000))
-        before = box.overflows
+        before, dropped = box.overflows, box.trails_dropped
         box.offer(event)
+        if box.trails_dropped != dropped:
+            self.metrics.trails_dropped += 1
+            log.warning("outbox trail past its bound (%d items): the account is resynced "
+                        "from the book when Redis keeps up", box.trail_len,
+                        extra={"account": box.account})
         if box.overflows != before:
             self.metrics.overflows += 1
             log.warning("outbox full: account marked dirty; its lifecycles' boundaries "
@@ -199,11 +204,13 @@ class Publisher:
             # Redis holds what this outbox last wrote: the trail leads from there
             box.from_trail(statuses)
             self.metrics.resyncs += 1
+            self.metrics.trail_resyncs += 1
             log.info("account resynced with redis from its trail: %d events",
                      len(box.items) - len(statuses), extra={"account": box.account})
             return
         if box.trail is not None:
             box.trails_dropped += 1
+            self.metrics.trails_dropped += 1
             log.warning("redis does not hold what this worker last wrote: the account is "
                         "resynced from the book (lifecycles that began and ended while it "
                         "was dirty are not published)", extra={"account": box.account})
