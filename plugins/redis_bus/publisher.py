@@ -57,6 +57,9 @@ class Publisher:
         self._publish = redis.register_script(PUBLISH)
         self._marks = redis.register_script(MARKS)
         self._wake = asyncio.Event()
+        #: one flush at a time: the flush task's and the shutdown's drain would write the
+        #: same waiting items and pop them twice
+        self._flushing = asyncio.Lock()
         self.connected: bool | None = None
         self._lag_due = 0.0
         self.metrics.outboxes.append(self.boxes)
@@ -94,8 +97,9 @@ class Publisher:
                 pass
             self._wake.clear()
             try:
-                for box in self.boxes.values():
-                    await self._flush_account(box)
+                async with self._flushing:
+                    for box in self.boxes.values():
+                        await self._flush_account(box)
             except DOWN as exc:
                 self._down(exc)
                 await asyncio.sleep(backoff.next())
@@ -127,7 +131,7 @@ class Publisher:
     async def drain(self, seconds: float = 1.0) -> None:
         """Write what waits (at shutdown), for at most ``seconds``."""
         try:
-            async with asyncio.timeout(seconds):
+            async with asyncio.timeout(seconds), self._flushing:
                 for box in self.boxes.values():
                     await self._flush_account(box)
         except (*DOWN, TimeoutError) as exc:
