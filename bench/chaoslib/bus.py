@@ -142,6 +142,8 @@ class RemoteRecorder:
         #: when the consumer received each resync of an account (its ``current`` statuses)
         self.resyncs: dict[str, list[int]] = {a: [] for a in accounts}
         self.prices = 0
+        #: lifecycle events flagged ``recovered`` (what a next holder recovered)
+        self.recovered = 0
 
     def on_event(self, ev: Any, meta: Any) -> None:
         t = _wall_ns()
@@ -162,6 +164,7 @@ class RemoteRecorder:
             return
         rec = _lifecycle_record(ev, t)
         rec["event_id"] = meta.event_id
+        self.recovered += ev.recovered
         self.consumer[account].append(rec)
         if meta.event_id:
             self.ids[account].append(meta.event_id)
@@ -438,7 +441,8 @@ async def _campaign(cfg: CampaignConfig, bus: BusConfig, rng: random.Random,
         traders = [Trader(EngineView(e, sim.prices), EngineControl(e),  # type: ignore[arg-type]
                           random.Random(rng.random()), Decimal(cfg.unit_notional))
                    for e in engines]
-        exch = ExchangeInjector(ctl, random.Random(rng.random()))
+        exch = ExchangeInjector(ctl, random.Random(rng.random()), sim.private,
+                                tuple(sim.by_key), cfg.max_auth_failures)
         procs = ProcessFaults(redis, workers, spawn, owners, random.Random(rng.random()),
                               bus.lease_ttl)
         stop = asyncio.Event()
@@ -532,6 +536,7 @@ async def _campaign(cfg: CampaignConfig, bus: BusConfig, rng: random.Random,
                     "total": round(time.monotonic() - started, 1)},
         "faults": dict(sorted({**exch.injected, **procs.injected}.items())),
         "faults_total": sum(exch.injected.values()) + sum(procs.injected.values()),
+        "faults_skipped": dict(exch.skipped),
         "process_faults": procs.log,
         "process_windows": [asdict(w) for w in procs.windows],
         "unserved_spans": spans,
@@ -543,6 +548,7 @@ async def _campaign(cfg: CampaignConfig, bus: BusConfig, rng: random.Random,
         "gaps": len(rec.gaps),
         "gap_detail": rec.gaps[:10],
         "remote_price_events": rec.prices,
+        "remote_recovered_events": rec.recovered,
         "workers_exited_by_themselves": crashed,
         "lease_holders_at_end": final_owners,
         "redis_restarts": redis.kills,
@@ -597,6 +603,7 @@ ROWS: list[tuple[str, Any]] = [
     ("exchange lifecycles (completed)", lambda r: f"{r['exchange_lifecycles']} "
      f"({r['exchange_lifecycles_completed']})"),
     ("  delivered as opened+closed", lambda r: r["delivered"]),
+    ("  events flagged recovered", lambda r: r.get("remote_recovered_events", "?")),
     ("  LOST (of them B1: unserved)", lambda r: f"{r['lost']} ({r['lost_unserved']})"),
     ("duplicates (lifecycle / event id)", lambda r: f"{r['duplicates']} / "
      f"{r['duplicate_event_ids']}"),

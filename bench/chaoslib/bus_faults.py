@@ -7,14 +7,17 @@
   append-only file). Each records the accounts it left unserved and the window during
   which nothing could publish them (:attr:`ProcessFaults.windows`).
 * :class:`ExchangeInjector` — the exchange campaign's faults (:mod:`.injector`) against
-  every account's sockets, but ``reject_auth`` (with several accounts in several
-  processes, the campaign cannot keep one key's rejections under the hybrid's
-  ``max_auth_failures``; in the single-session campaign it can) and ``reorder``: the
-  many-accounts simulator's reorder fault delivers the push it held back to the
-  sockets of the account whose push comes next (``KeyedPrivateHub._deliver`` sends to
-  the current account's sockets; the held envelope is another account's), or to no one
-  when its timer flushes it — another account's position state on this account's
-  socket, which the campaign saw as phantom states, splits and early closes.
+  every account's sockets, ``reorder`` (held back per account since the simulator's
+  a4f4300) and ``reject_auth`` included. The simulator's rejections are not keyed: the
+  next ``count`` auths of whichever keys are rejected, by whichever worker makes them.
+  A key rejected ``max_auth_failures`` times in a row by one feed is a bad key (fatal,
+  by design), so a ``reject_auth`` goes in only when every account's key has a socket
+  authenticated since the previous one went in (every feed that was rejected has since
+  authenticated) and none is pending, with ``count`` at most ``max_auth_failures - 1``:
+  one feed gets at most that many in a row. The one way past it, two live feeds of one
+  key (a fenced worker's session not stopped yet beside its successor's), each
+  rejected in turn while the other authenticates, needs several such faults inside
+  one takeover; the campaign counts a worker that stopped serving as a failure.
 * :class:`EngineControl` — the control API's trading calls made on one account's engine
   of a many-accounts simulator (the control API trades the first account only), so the
   campaign's :class:`~.trader.Trader` churns every account.
@@ -162,19 +165,30 @@ class ProcessFaults:
 
 
 class ExchangeInjector(Injector):
-    """The exchange campaign's faults against every account's sockets (``reject_auth``
-    and ``reorder`` left out, see the module's doc)."""
+    """The exchange campaign's faults against every account's sockets, ``reject_auth``
+    guarded per key (see the module's doc)."""
 
-    LEFT_OUT = ("reject_auth", "reorder")
+    def __init__(self, ctl: SimControl, rng: random.Random, hub: Any,
+                 keys: tuple[str, ...], max_auth_failures: int) -> None:
+        super().__init__(ctl, None, rng, max_auth_failures)  # type: ignore[arg-type]
+        #: the simulator's private hub (``KeyedPrivateHub``: key -> authenticated sockets)
+        self.hub = hub
+        #: every account's API key
+        self.keys = keys
+        #: the authenticated sockets when the last ``reject_auth`` went in
+        self._before: set[int] = set()
 
-    def __init__(self, ctl: SimControl, rng: random.Random) -> None:
-        super().__init__(ctl, None, rng, 3)  # type: ignore[arg-type]
-        pairs = [(k, w) for k, w in zip(self._kinds, self._weights, strict=True)
-                 if k not in self.LEFT_OUT]
-        self._kinds, self._weights = [k for k, _ in pairs], [w for _, w in pairs]
+    def _authed(self) -> dict[str, set[int]]:
+        return {k: {id(c) for c in conns if c.authed}
+                for k, conns in self.hub._by_key.items()}
 
     def _private_connected(self) -> bool:
-        return False
+        """Every account's key has a socket authenticated since the last rejection."""
+        authed = self._authed()
+        ok = all(authed.get(k, set()) - self._before for k in self.keys)
+        if ok:
+            self._before = set().union(*authed.values())
+        return ok
 
 
 class EngineView:

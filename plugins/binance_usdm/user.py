@@ -36,6 +36,7 @@ from feedctl import (
     Position,
     PositionKey,
     PositionUpdate,
+    PriorState,
     RetryableFeedError,
     Side,
 )
@@ -155,6 +156,9 @@ class UserStream:
         #: the position mode is read again at the next resync (it changes only while the
         #: account is flat: read at the first sync and when a push or audit contradicts it)
         self.mode_suspect = True
+        #: the first resync resumes from what the account's consumers last knew
+        #: (``ctx.take_prior``), if the core has it
+        self._first_resync = True
 
     # ----------------------------------------------------------------- supervisor
     async def run(self) -> None:
@@ -359,6 +363,9 @@ class UserStream:
     async def _resync(self) -> None:
         ctx, rest = self.ctx, self.feed.rest
         self.feed.user_resyncing()
+        if self._first_resync:
+            self._first_resync = False
+            self._resume(ctx.take_prior())
         await self._read_leverage()
         try:
             if self.hedge is None or self.mode_suspect:
@@ -390,6 +397,28 @@ class UserStream:
                      len(rows), len(buffered), "hedge" if self.hedge else "one-way",
                      extra={"as_of_ms": as_of})
         self.feed.user_synced()
+
+    def _resume(self, prior: PriorState | None) -> None:
+        """Start from what the account's consumers last knew (another process served it
+        until now): the book holds its open positions and the fill floor sits at its
+        oldest state (each known key's own state time as that key's floor), so the
+        resync's gap replay delivers every fill since - a lifecycle that opened and
+        closed meanwhile, a close and reopen on one side - and never a fill twice."""
+        if prior is None or (prior.as_of_ms is None and not prior.positions):
+            return
+        floors: list[int] = []
+        for key, state in prior.positions.items():
+            if state.exchange_ms is not None:
+                self.last_push_ms[key] = max(self.last_push_ms.get(key, 0), state.exchange_ms)
+                floors.append(state.exchange_ms)
+            if state.is_open:
+                self.ctx.apply(state)
+        as_of = prior.as_of_ms if prior.as_of_ms is not None else self.feed.clock.now_ms()
+        self.fills_floor_ms = min([as_of, *floors])
+        self.ctx.count("resumed_from_prior")
+        self.ctx.log.info("resuming from what consumers last knew: %d keys (%d open)",
+                          len(prior.positions),
+                          sum(s.is_open for s in prior.positions.values()))
 
     async def _replay_gap(self, rows: list[PositionUpdate], as_of: int) -> None:
         """Apply the states of fills made since the fill floor that the stream never

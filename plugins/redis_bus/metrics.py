@@ -38,6 +38,9 @@ class BusMetrics:
         self.lease_changes = 0
         self.overflows = 0
         self.resyncs = 0
+        #: overflowed accounts resynced from their trail, and trails given up
+        self.trail_resyncs = 0
+        self.trails_dropped = 0
         self.redis_errors = 0
         self.write_seconds: deque[float] = deque(maxlen=1000)
         #: Each publisher's outboxes (account -> outbox), read at scrape time.
@@ -91,7 +94,11 @@ class BusCollector(Collector):
                  m.lease_changes),
                 ("outbox_overflows", "Outboxes that overflowed (account resynced).",
                  m.overflows),
-                ("resyncs", "Accounts resynced from the book.", m.resyncs),
+                ("resyncs", "Accounts resynced with Redis.", m.resyncs),
+                ("trail_resyncs", "Overflowed accounts resynced from their lifecycles' "
+                 "boundaries (nothing lost).", m.trail_resyncs),
+                ("trails_dropped", "Overflowed accounts resynced from the book instead "
+                 "(lifecycles inside the overflow lost).", m.trails_dropped),
                 ("redis_errors", "Failed writes (Redis down or slow).", m.redis_errors)):
             c = CounterMetricFamily(f"feedctl_bus_{name}", doc)
             c.add_metric([], value)

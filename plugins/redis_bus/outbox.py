@@ -1,10 +1,26 @@
 """One account's outbox: what is waiting for Redis, and what Redis is believed to hold.
 
+A primed account (a takeover: its feeds recover from the snapshot, :mod:`.prior`) flags
+what they recover: a lifecycle event whose exchange time lies before the takeover (what
+happened while no worker published the account) goes out ``recovered``, as the core's
+router flags what the primary recovered while the standby delivered, so a remote
+consumer can tell it arrived late (``position.exchange_ms`` says when it happened). Not
+``past``: it comes in exchange order after the state consumers hold and moves it.
+
 Bounded and coalescing: lifecycle and status events wait in order, at most
 ``outbox_max``; price events wait one per position (latest wins). Past the bound —
-or while the account cannot be written — the account is *dirty*: its waiting events
-are dropped and, once it can be written again, the differences between the Redis
-snapshot and the book are published instead (:meth:`diff`).
+or while the account cannot be written — the account is *dirty*. Past the bound (Redis
+slow or down while this process keeps the lease), the account keeps its lifecycles'
+boundaries (the *trail*, :meth:`fold`): per position, every ``opened`` and ``closed``
+(and ``past`` event) in order, each run of ``changed`` coalesced into its latest, at
+most ``TRAIL_FACTOR * outbox_max`` items; status events are dropped (the resync
+publishes the feeds' current statuses). Once Redis is back, if its snapshot is what this
+outbox last wrote, the trail is published: every lifecycle that opened and closed
+meanwhile, each close and reopen, none merged (:meth:`from_trail`). Otherwise (Redis
+lost data, another writer wrote, the lease was lost, the trail outgrew its bound) the
+differences between the Redis snapshot and the book are published instead
+(:meth:`diff`): lifecycles that began and ended meanwhile are lost then, and so is a
+close and reopen on one side (one change).
 """
 
 from __future__ import annotations
@@ -16,6 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from feedctl import EventKind, Position, PositionEvent, RouteEvent, StatusEvent
+
+#: The trail of a dirty account holds at most this many times ``outbox_max`` items.
+TRAIL_FACTOR = 4
 
 #: The fields that make a position's state: equal signatures are the same state,
 #: whichever worker's book (feed, receive time, mark) they came from.
@@ -73,7 +92,19 @@ class AccountOutbox:
         #: primed with the snapshot the feeds recover from (:meth:`prime`): events wait,
         #: kept, until the publisher knows whether the book's events lead from it
         self.priming = False
+        #: a takeover's wall-clock ms (:meth:`prime`): lifecycle events that happened on
+        #: the exchange before it are what the feeds recovered (flagged ``recovered``)
+        self.recovered_before_ms: int | None = None
         self.overflows = 0
+        #: a dirty account's lifecycle boundaries since it went dirty, by position key
+        #: (None: not kept - the resync diffs the book)
+        self.trail: dict[str, list[Item]] | None = None
+        self.trail_len = 0
+        #: trails given up (outgrown, or Redis no longer held what this outbox wrote)
+        self.trails_dropped = 0
+        #: items at the head of ``items`` a write has in flight (kept when it goes dirty:
+        #: the write's result pops them)
+        self.inflight = 0
 
     def __len__(self) -> int:
         return len(self.items) + len(self.marks)
@@ -85,6 +116,10 @@ class AccountOutbox:
                 if not event.past:
                     self.marks[key] = (event, time.monotonic())
                 return
+            if (not event.recovered and self.recovered_before_ms is not None
+                    and event.position.exchange_ms is not None
+                    and event.position.exchange_ms < self.recovered_before_ms):
+                event = event.model_copy(update={"recovered": True})
             item = Item("past" if event.past else "lifecycle", key, event)
         elif isinstance(event, StatusEvent):
             item = Item("status", event.feed, event)
@@ -93,27 +128,84 @@ class AccountOutbox:
         else:
             return
         if self.dirty:
-            return  # the resync publishes the book's state instead
+            if self.trail is not None and item.typ != "status":
+                self.fold(item)
+            return  # else the resync publishes the book's state instead
         self.items.append(item)
         if len(self.items) > self.limit:
             self.overflow()
 
     def overflow(self) -> None:
         self.overflows += 1
-        self.make_dirty()
+        self.make_dirty(keep_trail=True)
 
-    def make_dirty(self) -> None:
+    def make_dirty(self, keep_trail: bool = False) -> None:
+        """Stop writing events; the next resync publishes the book's state. With
+        ``keep_trail`` (an overflow: this outbox still knows what Redis holds) the
+        waiting lifecycle events start the trail."""
+        if keep_trail and not self.dirty and not self.priming:
+            self.trail, self.trail_len = {}, 0
+            for item in list(self.items)[self.inflight:]:
+                if item.typ != "status":
+                    self.fold(item)
+        elif not keep_trail:
+            self.trail = None
         self.dirty = True
         self.priming = False
-        self.items.clear()
+        while len(self.items) > self.inflight:
+            self.items.pop()
 
-    def prime(self, snapshot: dict[str, str]) -> None:
+    def fold(self, item: Item) -> None:
+        """Add a lifecycle event to the trail: a ``changed`` after a ``changed`` of the
+        same position replaces it (the changes of both listed)."""
+        assert self.trail is not None
+        steps = self.trail.setdefault(item.key, [])
+        last = steps[-1] if steps else None
+        ev = item.event
+        if (item.typ == "lifecycle" and ev.kind is EventKind.CHANGED and last is not None
+                and last.typ == "lifecycle" and last.event.kind is EventKind.CHANGED):
+            changes = tuple(dict.fromkeys((*last.event.changes, *ev.changes)))
+            steps[-1] = Item(item.typ, item.key, ev.model_copy(update={"changes": changes}),
+                             last.at)
+            return
+        steps.append(item)
+        self.trail_len += 1
+        if self.trail_len > TRAIL_FACTOR * self.limit:
+            self.trail = None
+            self.trails_dropped += 1
+
+    def from_trail(self, statuses: list[StatusEvent]) -> None:
+        """Replace what waits with the trail (Redis holds what this outbox last wrote:
+        the trail leads from there), after what a failed write left, then the feeds'
+        statuses."""
+        assert self.trail is not None
+        left = list(self.items)
+        self.items.clear()
+        self.marks.clear()
+        for item in left:
+            if item.typ != "status":
+                self.items.append(item)
+        for steps in self.trail.values():
+            self.items.extend(steps)
+        for st in statuses:
+            self.items.append(Item("status", st.feed, st))
+        self.trail, self.trail_len = None, 0
+        self.dirty = False
+
+    def expects(self) -> dict[str, str]:
+        """What this outbox believes each position's snapshot state is."""
+        return {k: t.expect for k, t in self.told.items() if t.expect != "0:0:0"}
+
+    def prime(self, snapshot: dict[str, str], at_ms: int | None = None) -> None:
         """Start from ``snapshot`` (read before the feeds started, the state they were
-        told consumers hold): events are kept from the first, in order, to be written
-        against it - the steps from that state to the exchange's, none lost."""
+        told consumers hold, at wall-clock ``at_ms``): events are kept from the first, in
+        order, to be written against it - the steps from that state to the exchange's,
+        none lost; those that happened before ``at_ms`` flagged ``recovered``."""
         self.load(snapshot)
         self.dirty = False
         self.priming = True
+        self.trail = None
+        self.recovered_before_ms = at_ms
 
     def plan(self, items: list[Item]) -> list[Planned | None]:
         """Script arguments for ``items`` in order (None: nothing to write, e.g. an
@@ -213,6 +305,7 @@ class AccountOutbox:
                         kind=EventKind.CLOSED, feed=held.feed, position=held, synthetic=True)))
         for st in statuses:
             self.items.append(Item("status", st.feed, st))
+        self.trail, self.trail_len = None, 0
         self.dirty = False
 
 

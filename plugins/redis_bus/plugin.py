@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -45,9 +46,10 @@ class RedisBus:
         #: Leases a worker holds, by (prefix, account): its sessions publish under them.
         self.leases: dict[tuple[str, str], Lease] = {}
         self._metrics: BusMetrics | None = None
-        #: (id(session), account) -> the snapshot its feeds were given as prior state:
-        #: the publisher starts from it (read once, before the feeds start)
-        self.primed: dict[tuple[int, str], dict[str, str]] = {}
+        #: (id(session), account) -> the snapshot its feeds were given as prior state, and
+        #: when it was read (wall ms): the publisher starts from it (read once, before
+        #: the feeds start) and flags what happened before as recovered
+        self.primed: dict[tuple[int, str], tuple[dict[str, str], int | None]] = {}
 
     @property
     def metrics(self) -> BusMetrics:
@@ -87,13 +89,16 @@ class RedisBus:
         from .publisher import DOWN
 
         try:
+            at_ms = int(time.time() * 1000)
             async with asyncio.timeout(settings.timeout):
                 snapshot = await lease.redis.hgetall(BusKeys(settings.prefix).snapshot(account))
         except DOWN as exc:
             log.warning("snapshot of account %s not read (%s): its feeds start from the "
                         "exchange's state", account, exc, extra={"account": account})
             return None
-        self.primed[(id(session), account)] = snapshot
+        # an account never published has nothing to recover: its first events are news
+        self.primed[(id(session), account)] = (snapshot, at_ms if snapshot.get("_last")
+                                               else None)
         return prior_of(snapshot)
 
     @hookimpl

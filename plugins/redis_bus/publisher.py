@@ -43,20 +43,23 @@ DOWN = (RedisError, OSError, TimeoutError)
 class Publisher:
     def __init__(self, session: Session, redis: Any, settings: BusSettings,
                  leases: Callable[[str], Lease | None], metrics: BusMetrics,
-                 primed: dict[str, dict[str, str]] | None = None) -> None:
+                 primed: dict[str, tuple[dict[str, str], int | None]] | None = None) -> None:
         self.session, self.redis, self.settings = session, redis, settings
         self.keys = BusKeys(settings.prefix)
         self.leases = leases
         self.metrics = metrics
         self.boxes = {a: AccountOutbox(exchange_of(session, a), a, settings.outbox_max)
                       for a in session_accounts(session)}
-        for account, snapshot in (primed or {}).items():
+        for account, (snapshot, at_ms) in (primed or {}).items():
             box = self.boxes.get(account)
             if box is not None:
-                box.prime(snapshot)
+                box.prime(snapshot, at_ms)
         self._publish = redis.register_script(PUBLISH)
         self._marks = redis.register_script(MARKS)
         self._wake = asyncio.Event()
+        #: one flush at a time: the flush task's and the shutdown's drain would write the
+        #: same waiting items and pop them twice
+        self._flushing = asyncio.Lock()
         self.connected: bool | None = None
         self._lag_due = 0.0
         self.metrics.outboxes.append(self.boxes)
@@ -69,12 +72,18 @@ class Publisher:
         at_ms = _exchange_ms(event)
         if at_ms is not None:
             self.metrics.observe_age(max(0.0, time.time() - at_ms / 1000))
-        before = box.overflows
+        before, dropped = box.overflows, box.trails_dropped
         box.offer(event)
+        if box.trails_dropped != dropped:
+            self.metrics.trails_dropped += 1
+            log.warning("outbox trail past its bound (%d items): the account is resynced "
+                        "from the book when Redis keeps up", box.trail_len,
+                        extra={"account": box.account})
         if box.overflows != before:
             self.metrics.overflows += 1
-            log.warning("outbox full: account marked dirty, resynced from the book when "
-                        "Redis keeps up", extra={"account": box.account})
+            log.warning("outbox full: account marked dirty; its lifecycles' boundaries "
+                        "are kept and published when Redis keeps up",
+                        extra={"account": box.account})
         self._wake.set()
 
     # ---------------------------------------------------------------- flush task
@@ -88,8 +97,9 @@ class Publisher:
                 pass
             self._wake.clear()
             try:
-                for box in self.boxes.values():
-                    await self._flush_account(box)
+                async with self._flushing:
+                    for box in self.boxes.values():
+                        await self._flush_account(box)
             except DOWN as exc:
                 self._down(exc)
                 await asyncio.sleep(backoff.next())
@@ -121,7 +131,7 @@ class Publisher:
     async def drain(self, seconds: float = 1.0) -> None:
         """Write what waits (at shutdown), for at most ``seconds``."""
         try:
-            async with asyncio.timeout(seconds):
+            async with asyncio.timeout(seconds), self._flushing:
                 for box in self.boxes.values():
                     await self._flush_account(box)
         except (*DOWN, TimeoutError) as exc:
@@ -187,13 +197,28 @@ class Publisher:
     async def _resync(self, box: AccountOutbox) -> None:
         async with asyncio.timeout(self.settings.timeout):
             snapshot = await self.redis.hgetall(self.keys.snapshot(box.account))
+        believed = box.expects()
         box.load(snapshot)
         # no await from here to the diff: the book and the outbox change together
         art = self.session.accounts[box.account]
         assert art.router is not None
-        book: dict[str, Position] = {str(k): p for k, p in art.router.delivered.items()}
         statuses = [StatusEvent(feed=n, status=rt.ctx.status, reason="current",
                                 account=box.account) for n, rt in art.feeds.items()]
+        if box.trail is not None and box.expects() == believed:
+            # Redis holds what this outbox last wrote: the trail leads from there
+            box.from_trail(statuses)
+            self.metrics.resyncs += 1
+            self.metrics.trail_resyncs += 1
+            log.info("account resynced with redis from its trail: %d events",
+                     len(box.items) - len(statuses), extra={"account": box.account})
+            return
+        if box.trail is not None:
+            box.trails_dropped += 1
+            self.metrics.trails_dropped += 1
+            log.warning("redis does not hold what this worker last wrote: the account is "
+                        "resynced from the book (lifecycles that began and ended while it "
+                        "was dirty are not published)", extra={"account": box.account})
+        book: dict[str, Position] = {str(k): p for k, p in art.router.delivered.items()}
         box.diff(book, statuses)
         self.metrics.resyncs += 1
         log.info("account resynced with redis: %d differences", len(box.items) -
@@ -212,9 +237,13 @@ class Publisher:
         for p in written:
             args.extend(p.args)
         t0 = time.monotonic()
-        result = await self._publish(
-            keys=[self.keys.events(box.account), self.keys.snapshot(box.account),
-                  self.keys.lease(box.account), self.keys.accounts], args=args)
+        box.inflight = len(items)
+        try:
+            result = await self._publish(
+                keys=[self.keys.events(box.account), self.keys.snapshot(box.account),
+                      self.keys.lease(box.account), self.keys.accounts], args=args)
+        finally:
+            box.inflight = 0
         now = time.monotonic()
         verdict = _text(result[0])
         if verdict == "fenced":

@@ -26,6 +26,7 @@ from feedctl import (
     FeedState,
     MarkPrice,
     PositionKey,
+    PriorState,
     now_ns,
 )
 
@@ -57,6 +58,9 @@ class RestPollingFeed(Feed):
         self._last_reload = -math.inf
         self._reload_due = False
         self.last_cycle: dict[str, float] = {}
+        #: the first poll resumes from what the account's consumers last knew
+        #: (``ctx.take_prior``), if the core has it
+        self._first_poll = True
 
     # ------------------------------------------------------------------ run
     async def run(self) -> None:
@@ -136,6 +140,9 @@ class RestPollingFeed(Feed):
         open_rows = [r for r in rows if r.update.is_open]
         marks = await self._marks(open_rows, snap)
         received = now_ns()
+        if self._first_poll:  # no await from here to the reconcile
+            self._first_poll = False
+            self._resume(ctx.take_prior())
         ctx.message_received(received)
         for server_ms, at_ns in snap.samples:
             ctx.observe_latency(server_ms, at_ns)
@@ -149,6 +156,23 @@ class RestPollingFeed(Feed):
             "positions": len(open_rows),
         }
         self._succeeded(len(open_rows))
+
+    def _resume(self, prior: PriorState | None) -> None:
+        """Start the book from what the account's consumers last knew (another process
+        served it until now): its open positions (the bus writes nothing for their
+        ``opened``: its snapshot holds them), so that the first poll delivers only what
+        changed since - a close, a change, an open (a flip as a close and an open) - and
+        never a second ``opened`` of a position consumers hold. A poller sees no history: what
+        opened and closed between the prior state and the first poll is not delivered,
+        and a close and reopen on one side is a change."""
+        if prior is None:
+            return
+        opened = [s for s in prior.positions.values() if s.is_open and self.covers(s.key)]
+        for state in opened:
+            self.ctx.apply(state)
+        self.ctx.count("resumed_from_prior")
+        self.ctx.log.info("resuming from what consumers last knew: %d open positions",
+                          len(opened))
 
     async def _confirm_missing(self, snap: Snapshot) -> None:
         """A multi-page listing can miss a row that moved between pages while it was

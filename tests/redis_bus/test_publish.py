@@ -214,3 +214,34 @@ def test_a_reader_started_from_an_entry_id_gets_the_entries_after_it_and_no_snap
     assert not any(getattr(e, "synthetic", False) for e in got)
     assert not any(isinstance(e, PositionEvent) and e.position.symbol == "BTCUSDT"
                    for e in got)
+
+
+def test_the_drain_at_shutdown_and_the_flush_task_never_write_the_same_items(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    """A drain (the session stopping) while the flush task is writing waits for it: each
+    waiting event is written once and popped once (two flushes at once wrote the same
+    items twice and popped an empty outbox)."""
+    import redis.asyncio as aioredis
+
+    from feedctl import FeedState, FeedStatus
+
+    n = 3000
+
+    async def main() -> int:
+        async with publishing(tmp_path, redis_server.url) as (_, _ctl, session):
+            pub = publisher(session)
+            for i in range(n):
+                pub.offer(StatusEvent(feed="drain-test", account="main", reason=f"r{i}",
+                                      status=FeedStatus(feed="drain-test", kind="probe",
+                                                        state=FeedState.HEALTHY)))
+            await asyncio.sleep(0.01)  # the flush task starts its writes
+            await pub.drain(20)
+            assert not any(b.items for b in pub.boxes.values())
+        r = aioredis.from_url(redis_server.url, decode_responses=True)
+        try:
+            entries = await r.xrange("feedctl:events:main")
+        finally:
+            await r.aclose()
+        return sum("drain-test" in f.get("body", "") for _, f in entries)
+
+    assert run_async(main(), timeout=60) == n

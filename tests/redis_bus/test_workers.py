@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from feedctl import RemoteSession
+from feedctl import PositionEvent, RemoteSession
 from feedctl.simulator import SimConfig, SimControl, Simulator
 from tests.conftest import run_async
 from tests.redis_bus.conftest import RedisServer
@@ -198,7 +198,8 @@ def test_what_happened_while_nobody_served_the_account_reaches_consumers_once(
     """B1: boundaries that fall while no worker can publish (the owner SIGKILLed) are
     recovered by the next holder from the snapshot (feedctl_prior_state) and the fills
     since: a close and a reopen on the same side arrive as two lifecycles, a lifecycle
-    opened and closed unseen arrives whole, each event once, in order."""
+    opened and closed unseen arrives whole, each event once, in order, each flagged
+    ``recovered``."""
     async def main() -> tuple[Reader, dict[str, str]]:
         async with two_workers(tmp_path, redis_server.url) as (ctl, workers, redis, reader):
             first = await wait_for_owner(redis, None, 30)
@@ -227,3 +228,13 @@ def test_what_happened_while_nobody_served_the_account_reaches_consumers_once(
     eth = [tuple(i.rsplit(":", 2)[1:]) for i in ids if ":ETHUSDT:" in i]
     assert eth == [("1", "0"), ("1", "1")], ids  # the unseen lifecycle, whole
     assert reader_state(reader) == want
+    # what the next holder recovered is flagged so (the core's ``recovered``), not
+    # ``past`` (it comes in order, after the state consumers held); the first open,
+    # published live by the first holder, is not
+    flags = {m.event_id: (e.recovered, e.past)
+             for e, m in zip(reader.events, reader.metas, strict=True)
+             if m.event_id and isinstance(e, PositionEvent)}
+    btc_ids = [i for i in ids if ":BTCUSDT:" in i]
+    assert flags[btc_ids[0]] == (False, False), flags
+    assert [flags[i] for i in btc_ids[1:]] == [(True, False)] * 2, flags
+    assert [flags[i] for i in ids if ":ETHUSDT:" in i] == [(True, False)] * 2, flags

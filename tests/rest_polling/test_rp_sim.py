@@ -257,3 +257,43 @@ def test_a_poll_knows_flat_only_what_its_settle_coins_list(no_leak_logs: Any) ->
         assert inverse not in h.book.positions
 
     with_sim(body, settle_coins=["USDT"])
+
+
+def test_the_first_poll_resumes_from_the_prior_state_and_opens_nothing_twice(
+        no_leak_logs: Any) -> None:
+    """A poller given what the account's consumers last knew (``feedctl_prior_state``:
+    another process served it) starts its book there: a position consumers hold that
+    grew meanwhile is one change, never a second open; one that closed meanwhile is a
+    close; a new one an open."""
+    from feedctl import PositionUpdate, PriorState, Side
+
+    old_ms = int(time.time() * 1000) - 60_000
+
+    def held(symbol: str, size: str) -> PositionUpdate:
+        return PositionUpdate(category="linear", symbol=symbol, position_idx=0,
+                              side=Side.LONG, size=Decimal(size), entry_price=Decimal(100),
+                              seq=1, exchange_ms=old_ms)
+
+    async def body(h: Harness, ctl: SimControl, sim: Simulator) -> None:
+        await h.healthy()
+        await h.wait_for(lambda: len(h.lifecycle()) >= 5, what="the first poll's events")
+        await asyncio.sleep(3 * INTERVAL)  # later polls add nothing
+        assert h.lifecycle("BTCUSDT") == ["opened", "changed"]  # the prior, then the poll
+        assert h.lifecycle("ETHUSDT") == ["opened", "closed"]
+        assert h.lifecycle("SOLUSDT") == ["opened"]
+        assert h.ctx.counters.get("resumed_from_prior") == 1 and h.ctx.prior_taken
+
+    async def main() -> None:
+        cfg = SimConfig(port=0, symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"], seed=1)
+        async with Simulator(cfg) as sim, SimControl(sim.urls["control"]) as ctl:
+            await ctl.set_position("BTCUSDT", "Buy", "0.03")
+            await ctl.set_position("SOLUSDT", "Buy", "1")
+            h = make_harness(api_key=sim.api_key, api_secret=sim.api_secret,
+                             rest=sim.urls["rest"], interval=INTERVAL)
+            h.ctx.set_prior(PriorState(positions={
+                u.key: u for u in (held("BTCUSDT", "0.01"), held("ETHUSDT", "0.5"))},
+                as_of_ms=old_ms))
+            async with running(h):
+                await body(h, ctl, sim)
+
+    run(main(), timeout=30)
