@@ -20,7 +20,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, cast
 
 from .constants import TICKERS_PREFIX
-from .parse import Problem, Tick, TickerState
+from .parse import DECLINED, Problem, Tick, TickerState
 
 if TYPE_CHECKING:
     from .ports import TickSource
@@ -31,8 +31,8 @@ _PLEN = len(TICKERS_PREFIX)
 class TickHandler:
     """Called with each decoded ticker frame and its receive time (ns)."""
 
-    __slots__ = ("_apply", "_apply_mark", "_category", "_count", "_draining", "_last_ns",
-                 "_loop", "_pending", "_scheduled", "_stream")
+    __slots__ = ("_apply", "_apply_mark", "_apply_raw", "_category", "_count", "_draining",
+                 "_last_ns", "_loop", "_pending", "_scheduled", "_stream")
 
     #: Marks handed to the book per turn of the event loop (consumers run in between).
     chunk = 16
@@ -40,6 +40,7 @@ class TickHandler:
     def __init__(self, stream: TickSource, tickers: TickerState) -> None:
         self._stream = stream
         self._apply = tickers.apply
+        self._apply_raw = tickers.apply_raw
         self._category = tickers.category
         #: latency and mark in one call per tick (FeedContext.apply_streamed_mark)
         self._apply_mark = stream.ctx.apply_streamed_mark
@@ -68,6 +69,30 @@ class TickHandler:
             self._pending[res.symbol] = res
         else:
             stream.problem(cast("Problem", res))  # type() is: faster than isinstance
+
+    def raw(self, raw: bytes | bytearray | memoryview | str, received_ns: int) -> bool:
+        """:meth:`__call__` from the frame's bytes (the connection's fast path): True if
+        the frame was a ticker push it took (:meth:`TickerState.apply_raw`), False to
+        leave it to the general path (decoded to a dict, then :meth:`__call__`) - as it
+        does every frame while a stale symbol waits to be woken."""
+        stream = self._stream
+        if stream.stale:
+            return False
+        res = self._apply_raw(raw, received_ns)
+        if res is DECLINED:
+            return False
+        self._count += 1
+        self._last_ns = received_ns
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._flush)
+        if res is None:
+            return True
+        if type(res) is Tick:
+            self._pending[res.symbol] = res
+        else:
+            stream.problem(cast("Problem", res))
+        return True
 
     def read_end(self) -> None:
         """The frames of one socket read were handed over: apply their marks now, a

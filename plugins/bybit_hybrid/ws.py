@@ -192,6 +192,7 @@ class Conn:
         url: str,
         on_data: Callable[[dict[str, Any], int], None],
         on_read_end: Callable[[], None] | None = None,
+        on_raw: Callable[[bytes | bytearray | memoryview | str, int], bool] | None = None,
         ping_interval: float,
         pong_timeout: float,
         request_timeout: float,
@@ -214,6 +215,11 @@ class Conn:
         self._held: list[tuple[dict[str, Any], int]] = []
         self._wake = asyncio.Event()
         self._on_data = on_data
+        #: a data frame's fast path, from its bytes: True if it took the frame, False to
+        #: leave it to the general path (decoded to a dict: ``on_data`` or an answer).
+        #: Tried only while no ping is unanswered and nothing is held (those frames are
+        #: judged by their creation time first).
+        self._on_raw = on_raw
         #: called after the data frames of one socket read were handed to ``on_data``
         self._on_read_end = on_read_end
         self._ping_interval, self._pong_timeout = ping_interval, pong_timeout
@@ -365,6 +371,15 @@ class Conn:
         if self.closed.done():  # declared lost (see _pong_lost): nothing more is applied
             return
         self.last_frame_ns = received_ns
+        on_raw = self._on_raw
+        if on_raw is not None and self._ping_sent_ns is None and not self._held:
+            try:
+                if on_raw(raw, received_ns):
+                    return
+            except Exception:  # a handler bug must not kill the connection
+                self._count("handler_errors")
+                self._log.exception("error handling a %s frame", self.name)
+                return
         try:
             msg = orjson.loads(raw)
         except orjson.JSONDecodeError:
