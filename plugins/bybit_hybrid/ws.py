@@ -217,7 +217,8 @@ class Conn:
         self._on_data = on_data
         #: a data frame's fast path, from its bytes: True if it took the frame, False to
         #: leave it to the general path (decoded to a dict: ``on_data`` or an answer).
-        #: Tried only while no ping is unanswered and nothing is held (those frames are
+        #: Tried only for frames a socket read hands over (``on_read_end`` is called
+        #: after them), while no ping is unanswered and nothing is held (those frames are
         #: judged by their creation time first).
         self._on_raw = on_raw
         #: called after the data frames of one socket read were handed to ``on_data``
@@ -365,14 +366,18 @@ class Conn:
         assert self._ws is not None
         with contextlib.suppress(websockets.ConnectionClosed):
             async for raw in self._ws:
-                self._frame(raw, time.time_ns())
+                self._frame(raw, time.time_ns(), dispatched=False)
 
-    def _frame(self, raw: bytes | bytearray | memoryview | str, received_ns: int) -> None:
+    def _frame(self, raw: bytes | bytearray | memoryview | str, received_ns: int,
+               dispatched: bool = True) -> None:
+        """One text frame: ``dispatched`` while the socket's read hands it over (so
+        ``on_read_end`` follows), False from the ``recv()`` path."""
         if self.closed.done():  # declared lost (see _pong_lost): nothing more is applied
             return
         self.last_frame_ns = received_ns
         on_raw = self._on_raw
-        if on_raw is not None and self._ping_sent_ns is None and not self._held:
+        if (on_raw is not None and dispatched and self._ping_sent_ns is None
+                and not self._held):
             try:
                 if on_raw(raw, received_ns):
                     return
