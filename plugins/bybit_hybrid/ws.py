@@ -78,9 +78,14 @@ class _DispatchingConnection(ClientConnection):
     websockets, whose parser serves until it stands between frames again. Fragmented or
     binary messages take the normal ``recv()`` path either way."""
 
-    on_frame: Callable[[bytes | bytearray | memoryview, int], None] | None = None
+    #: ``on_frame(data, received_ns, dispatched)``: ``dispatched`` is True for a frame a
+    #: socket read hands over (``on_read_end`` follows), False for one websockets hands
+    #: over outside a read (the frames left at the end of the stream)
+    on_frame: Callable[[bytes | bytearray | memoryview, int, bool], None] | None = None
     #: called once the frames of one socket read were handed to ``on_frame``
     on_read_end: Callable[[], None] | None = None
+    #: True while :meth:`data_received` runs
+    _reading = False
     #: False leaves all parsing to websockets (bench/hybrid_capacity.py ``ours+wsparse``
     #: measures the feed on websockets' parser, as the ceiling row reads)
     fast_parsing = True
@@ -93,17 +98,21 @@ class _DispatchingConnection(ClientConnection):
         on_frame = self.on_frame
         if (on_frame is not None and self.response is not None and type(event) is Frame
                 and event.opcode is Opcode.TEXT and event.fin):
-            on_frame(event.data, time.time_ns())
+            on_frame(event.data, time.time_ns(), self._reading)
             return
         super().process_event(event)
 
     def data_received(self, data: bytes) -> None:
-        if self._fast_on:
-            self._fast(data, time.time_ns())
-        else:
-            super().data_received(data)
-            if self.on_frame is not None and self.fast_parsing and self._between_frames():
-                self._fast_on = True
+        self._reading = True
+        try:
+            if self._fast_on:
+                self._fast(data, time.time_ns())
+            else:
+                super().data_received(data)
+                if self.on_frame is not None and self.fast_parsing and self._between_frames():
+                    self._fast_on = True
+        finally:
+            self._reading = False
         read_end = self.on_read_end
         if read_end is not None:
             try:
@@ -149,7 +158,7 @@ class _DispatchingConnection(ClientConnection):
             if end > n:
                 break
             if b0 == 0x81 and not b1 & 0x80 and on_frame is not None:  # FIN, text
-                on_frame(view[i + head:end], received_ns)
+                on_frame(view[i + head:end], received_ns, True)
             else:
                 super().data_received(bytes(view[i:end]))
                 if not self._between_frames():
@@ -371,7 +380,8 @@ class Conn:
     def _frame(self, raw: bytes | bytearray | memoryview | str, received_ns: int,
                dispatched: bool = True) -> None:
         """One text frame: ``dispatched`` while the socket's read hands it over (so
-        ``on_read_end`` follows), False from the ``recv()`` path."""
+        ``on_read_end`` follows), False otherwise (the ``recv()`` path, the frames
+        websockets hands over at the end of the stream)."""
         if self.closed.done():  # declared lost (see _pong_lost): nothing more is applied
             return
         self.last_frame_ns = received_ns
