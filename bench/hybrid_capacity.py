@@ -17,11 +17,13 @@ the simulator, which holds a position on every symbol; book, PnL, router, delive
 queue) with one consumer task reading ``session.events()``; ``ours+3``, the same with
 three consumers; ``ours+wsparse``, ours with every frame parsed by websockets (as the
 ceiling's are: the hybrid parses unfragmented text frames itself, see
-plugins/bybit_hybrid/ws.py); ``ours+json``, the standard library's ``json`` instead of
-orjson (what orjson buys); ccxt.pro ``watch_tickers``; pybit ``ticker_stream``. Each row is reported
-as a share of the ceiling measured in the same round; rounds are interleaved and the
-table shows medians. ``--profile`` prints a cProfile of ours. Prints a table and writes
-bench/results/hybrid_capacity.json.
+plugins/bybit_hybrid/ws.py); ``ours+orjson``, ours with the ticker fast path off (every
+frame decoded by orjson into a dict, as before msgspec's typed decode: what it buys);
+``ours+json``, every frame decoded by the standard library's ``json`` instead (the fast
+path off too: what the fast decoders buy together); ccxt.pro ``watch_tickers``; pybit
+``ticker_stream``. Each row is reported as a share of the ceiling measured in the same
+round; rounds are interleaved and the table shows medians. ``--profile`` prints a
+cProfile of ours. Prints a table and writes bench/results/hybrid_capacity.json.
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ def capacity_runs(symbols: int, seconds: float, warmup: float, clients: list[str
                 opts = dict(options)
                 if variant == "json":
                     opts["json_stdlib"] = True
+                elif variant == "orjson":
+                    opts["no_fast_path"] = True
                 elif variant == "wsparse":
                     opts["ws_parser"] = True
                 elif variant.isdigit():
@@ -145,7 +149,8 @@ def main() -> None:
           "per second of CPU the client used (one core's capacity, robust to a shared "
           "machine); of ceiling: msgs/CPU-s / the ceiling's in the same round. "
           "ours = Session (book, router, delivery) + 1 consumer; ours+3: 3 consumers; "
-          "ours+wsparse: ours with websockets parsing every frame")
+          "ours+wsparse: ours with websockets parsing every frame; ours+orjson: the ticker "
+          "fast path off (orjson dicts); ours+json: the fast path off, stdlib json")
     by = {r["client"]: r for r in rows}
     verdicts = {}
     for label, target in TARGETS.items():

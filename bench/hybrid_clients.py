@@ -5,7 +5,8 @@
 MODE ``latency``: record (symbol, ts, callback ns) for every ticker the consumer gets
 after a warm-up. MODE ``capacity``: count what the consumer gets per second (and the
 RSS at given message counts). CONFIG_FILE (JSON) carries urls, keys, symbols, seconds,
-warmup, cpu, out (a file for the results) and options (profile, json_stdlib, rss_at).
+warmup, cpu, out (a file for the results) and options (profile, json_stdlib,
+no_fast_path, ws_parser, consumers, settled, rss_at).
 
 The consumer is, for ours, a task reading ``session.events()`` (a ``price`` event with
 the PnL already recomputed, through book, router and delivery queue); for ccxt.pro the
@@ -91,6 +92,12 @@ async def run_ours(cfg: dict[str, Any], sink: Sink) -> dict[str, Any]:
     from feedctl import EventKind, PositionEvent, Session
 
     opts = cfg.get("options", {})
+    if opts.get("json_stdlib") or opts.get("no_fast_path"):
+        # the public socket's ticker fast path (msgspec) declines every frame: each one is
+        # decoded into a dict by orjson, or by json below
+        from feedctl.plugins.bybit_hybrid.ticks import TickHandler
+
+        TickHandler.raw = lambda self, raw, received_ns: False  # type: ignore[method-assign]
     if opts.get("json_stdlib"):
         import feedctl.plugins.bybit_hybrid.parse as parse_mod
         import feedctl.plugins.bybit_hybrid.ws as ws_mod

@@ -155,7 +155,8 @@ def main() -> None:
                     run_s = round(time.perf_counter() - t0, 1)
                     row = {"symbols": n, "client": kind, "round": rnd,
                            **summarise(result["samples"], dump(proc)), "run_s": run_s,
-                           "ready_s": result.get("ready_s")}
+                           "ready_s": result.get("ready_s"),
+                           "cpu_us_per_msg": _cpu_per_msg(result)}
                     runs.append(row)
                     print(json.dumps(row), flush=True)
         finally:
@@ -167,7 +168,7 @@ def main() -> None:
     print()
     head = (f"{'N':>4} {'client':<8} {'samples':>8} {'deliv%':>7} {'wire p50':>9} "
             f"{'wire p99':>9} {'first p50':>9} {'tick p50':>9} {'tick p99':>9} {'ts p50':>7} "
-            f"{'ts p99':>7} {'burst':>6} {'p50/ceil':>8} {'p99/ceil':>8}")
+            f"{'ts p99':>7} {'burst':>6} {'cpu/msg':>7} {'p50/ceil':>8} {'p99/ceil':>8}")
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -175,11 +176,13 @@ def main() -> None:
               f"{r['wire_p50']:>9.3f} {r['wire_p99']:>9.3f} {r['first_p50']:>9.3f} "
               f"{r['tick_p50']:>9.3f} {r['tick_p99']:>9.3f} {r['ts_p50']:>7.2f} "
               f"{r['ts_p99']:>7.2f} {r['burst_ms_p50']:>6.2f} "
+              f"{_fmt(r.get('cpu_us_per_msg')):>7} "
               f"{_fmt(r['wire_p50_vs_ceiling']):>8} {_fmt(r['wire_p99_vs_ceiling']):>8}")
     print(f"medians of {args.runs} interleaved round(s), ms. wire: callback - frame handed to "
           "the simulator's socket; first: wire for the first frame of each tick (no burst "
           "queued ahead); tick: callback - tick start; ts: callback - the frame's ms ts; "
-          "burst: time the simulator takes to send one tick; p50/ceil, p99/ceil: wire "
+          "burst: time the simulator takes to send one tick; cpu/msg: the client process's "
+          "CPU us per ticker message in the window; p50/ceil, p99/ceil: wire "
           "p50/p99 over the ceiling's (a bare websockets + orjson reader) in the same round")
     met = {}
     for r in rows:
@@ -194,6 +197,15 @@ def main() -> None:
                   f"({a}x, {b}x)")
     print(f"load average {os.getloadavg()[0]:.1f}")
     write_report(args.out, "hybrid_latency", targets=TARGETS, met=met, rows=rows, runs=runs)
+
+
+def _cpu_per_msg(result: dict[str, Any]) -> float | None:
+    """The client's CPU time per ticker message it absorbed in the window, in us (all of
+    the process: the loop, the sockets, for ours the private socket and REST too)."""
+    rate, cpu = result.get("rate"), result.get("cpu_pct")
+    if not rate or cpu is None:
+        return None
+    return round(cpu / 100 * 1e6 / rate, 2)
 
 
 def _fmt(v: float | None) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConsumerOverflowError
@@ -25,13 +24,13 @@ _PRICE = EventKind.PRICE
 _monotonic = time.monotonic
 
 
-@dataclass(slots=True)
-class _Slot:
-    event: Any
-    enqueued: float
-    open: bool = True  # a price slot still accepting newer prices
-    #: a price slot's key in ``_price_slots`` (None: a lifecycle, status or other event)
-    key: tuple[str, str, PositionKey] | None = None
+#: A queued event's slot is a list (made per event per consumer: a list literal is about
+#: a quarter of a dataclass's construction): ``[event, enqueued, open, key]`` -
+#: the event, when it was queued (monotonic), whether a price slot still takes newer
+#: prices, and a price slot's key in ``_price_slots`` (None: a lifecycle, status or
+#: other event).
+_Slot = list[Any]
+_EVENT, _ENQUEUED, _OPEN, _KEY = 0, 1, 2, 3
 
 
 class ConsumerQueue:
@@ -61,11 +60,11 @@ class ConsumerQueue:
             if event.kind is _PRICE:
                 slots = self._price_slots
                 slot = slots.get(slot_key)
-                if slot is not None and slot.open:  # the hot path: coalesced
-                    slot.event = event
+                if slot is not None and slot[_OPEN]:  # the hot path: coalesced
+                    slot[_EVENT] = event
                     self.coalesced += 1
                     return
-                slot = slots[slot_key] = _Slot(event, _monotonic(), True, slot_key)
+                slot = slots[slot_key] = [event, _monotonic(), True, slot_key]
                 self._items.append(slot)
                 w = self._waiter  # _wake, inlined
                 if w is not None and not w.done():
@@ -73,13 +72,13 @@ class ConsumerQueue:
                 return
             sealed = self._price_slots.pop(slot_key, None)
             if sealed is not None:
-                sealed.open = False
+                sealed[_OPEN] = False
         if self._lifecycle_pending >= self.max_pending:
             self.overflowed = True
             self._wake()
             return
         self._lifecycle_pending += 1
-        self._items.append(_Slot(event, time.monotonic(), open=False))
+        self._items.append([event, time.monotonic(), False, None])
         self._wake()
 
     def close(self) -> None:
@@ -98,7 +97,7 @@ class ConsumerQueue:
                 )
             if self._items:
                 slot = self._items.popleft()
-                key = slot.key
+                key = slot[_KEY]
                 if key is not None:  # a price slot (open, or sealed by a lifecycle event)
                     slots = self._price_slots
                     if slots.get(key) is slot:
@@ -106,7 +105,7 @@ class ConsumerQueue:
                 else:
                     self._lifecycle_pending -= 1
                 self.delivered += 1
-                return slot.event
+                return slot[_EVENT]
             if self.closed:
                 return None
             loop = asyncio.get_running_loop()
@@ -124,7 +123,7 @@ class ConsumerQueue:
     def lag_seconds(self) -> float:
         if not self._items:
             return 0.0
-        return time.monotonic() - self._items[0].enqueued
+        return time.monotonic() - self._items[0][_ENQUEUED]
 
     @property
     def lagging(self) -> bool:

@@ -350,6 +350,16 @@ def trusted_mark(category: Category, symbol: str, mark_price: Decimal,
     return obj
 
 
+#: BaseModel's slots, set directly (their descriptors: no attribute lookup per call)
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
+#: A price event's fields but its feed, position and seq (copied per event)
+_PRICE_EVENT: dict[str, object] = {
+    "type": "position", "kind": _PRICE, "feed": "", "position": None, "changes": (),
+    "seq": 0, "synthetic": False, "recovered": False, "past": False}
+
+
 def price_event(feed: str, data: dict[str, object], seq: int) -> PositionEvent:
     """A ``price`` PositionEvent and its Position (``data``: the position's complete
     field dict) from trusted values, without re-validation: the book's hot path, one per
@@ -357,16 +367,18 @@ def price_event(feed: str, data: dict[str, object], seq: int) -> PositionEvent:
     in one step)."""
     pos = _new(Position)
     _setattr(pos, "__dict__", data)
-    _setattr(pos, "__pydantic_fields_set__", _POSITION_FIELDS)
-    _setattr(pos, "__pydantic_extra__", None)
-    _setattr(pos, "__pydantic_private__", None)
+    _set_fields_set(pos, _POSITION_FIELDS)
+    _set_extra(pos, None)
+    _set_private(pos, None)
     ev = _new(PositionEvent)
-    _setattr(ev, "__dict__", {
-        "type": "position", "kind": _PRICE, "feed": feed, "position": pos,
-        "changes": (), "seq": seq, "synthetic": False, "recovered": False, "past": False})
-    _setattr(ev, "__pydantic_fields_set__", _EVENT_FIELDS)
-    _setattr(ev, "__pydantic_extra__", None)
-    _setattr(ev, "__pydantic_private__", None)
+    fields = _PRICE_EVENT.copy()
+    fields["feed"] = feed
+    fields["position"] = pos
+    fields["seq"] = seq
+    _setattr(ev, "__dict__", fields)
+    _set_fields_set(ev, _EVENT_FIELDS)
+    _set_extra(ev, None)
+    _set_private(ev, None)
     return ev
 
 

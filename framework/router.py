@@ -154,25 +154,37 @@ class Router:
             # at a state not newer than this one's - the general path below would only
             # check that and send it. Anything else takes the general path.
             pos = event.position
-            told = self.delivered.get(pos.key)
-            if (told is not None and not event.past and told.side is pos.side
-                    and not self._older(pos, told)
-                    and (pos.feed == told.feed or not self._unordered(pos, told))):
-                if _mark_newer(told, pos):
+            key = pos.key
+            told = self.delivered.get(key)
+            if told is not None and not event.past:
+                p, t = pos.__dict__, told.__dict__
+                ms = p["exchange_ms"]
+                superseded: bool | None = None  # None: the general path
+                if (t["seq"] == p["seq"] and t["exchange_ms"] == ms and t["feed"] == p["feed"]
+                        and t["side"] is p["side"]):
+                    # the very state consumers hold, at a new mark (a book's price event):
+                    # neither older nor unordered; only the marks' ages remain to compare
+                    tm, pm = t["mark_exchange_ms"], p["mark_exchange_ms"]
+                    superseded = (tm > pm if tm is not None and pm is not None
+                                  else _mark_newer(told, pos))
+                elif (told.side is pos.side and not self._older(pos, told)
+                        and (pos.feed == told.feed or not self._unordered(pos, told))):
+                    superseded = _mark_newer(told, pos)
+                if superseded:
                     self.counters["marks_superseded"] += 1
                     return
-                key, ms = pos.key, pos.exchange_ms
-                states = self._open_states.get(key) if ms is not None else None
-                if ms is None or (states is not None and states[-1] == ms):
-                    # _send for a price of a state consumers were told of, inlined
-                    self.delivered[key] = pos
-                    self.counters["delivered"] += 1
-                    self._deliver(event)
-                else:
-                    self._send(event)
-                if self.pending_orphans:
-                    self._settle_orphans()
-                return
+                if superseded is not None:
+                    states = self._open_states.get(key) if ms is not None else None
+                    if ms is None or (states is not None and states[-1] == ms):
+                        # _send for a price of a state consumers were told of, inlined
+                        self.delivered[key] = pos
+                        self.counters["delivered"] += 1
+                        self._deliver(event)
+                    else:
+                        self._send(event)
+                    if self.pending_orphans:
+                        self._settle_orphans()
+                    return
         if event.kind is EventKind.CLOSED and event.position.exchange_ms is not None:
             flats = self._flats.get(event.position.key)
             if flats is None:

@@ -194,6 +194,7 @@ class PublicStream:
         handler = self._handler(tickers)
         conn = Conn(
             name=self.name, url=self.url, on_data=handler, on_read_end=handler.read_end,
+            on_raw=handler.raw,
             ping_interval=self.s.ping_interval, pong_timeout=self.s.pong_timeout,
             request_timeout=self.s.request_timeout, log=self.ctx.log,
             count=self.ctx.count, report=self.feed.report,

@@ -9,8 +9,11 @@ Pending marks are handed to the book at the end of the socket read that brought 
 wait for the next turn, after the consumers the first ones woke. A large read (a
 backlog after a stall: hundreds of frames) no longer holds its first frame's event
 back until its last frame is applied. Bookkeeping that need not be per frame - the
-``messages`` counter and the liveness stamp - rides on the ``call_soon``. Slow
-*consumers* are the core's business: its delivery queues coalesce price events.
+``messages`` counter and the liveness stamp - is done once per read too: at its end for
+frames taken by the fast path (:meth:`TickHandler.raw`, only called for frames a read
+hands over), in the ``call_soon`` for the others (no extra turn of the loop per read
+on the fast path). Slow *consumers* are the core's business: its delivery queues
+coalesce price events.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, cast
 
 from .constants import TICKERS_PREFIX
-from .parse import Problem, Tick, TickerState
+from .parse import DECLINED, Problem, Tick, TickerState
 
 if TYPE_CHECKING:
     from .ports import TickSource
@@ -31,8 +34,8 @@ _PLEN = len(TICKERS_PREFIX)
 class TickHandler:
     """Called with each decoded ticker frame and its receive time (ns)."""
 
-    __slots__ = ("_apply", "_apply_mark", "_category", "_count", "_draining", "_last_ns",
-                 "_loop", "_pending", "_scheduled", "_stream")
+    __slots__ = ("_apply", "_apply_mark", "_apply_raw", "_category", "_count", "_draining",
+                 "_last_ns", "_loop", "_pending", "_scheduled", "_stream")
 
     #: Marks handed to the book per turn of the event loop (consumers run in between).
     chunk = 16
@@ -40,6 +43,7 @@ class TickHandler:
     def __init__(self, stream: TickSource, tickers: TickerState) -> None:
         self._stream = stream
         self._apply = tickers.apply
+        self._apply_raw = tickers.apply_raw
         self._category = tickers.category
         #: latency and mark in one call per tick (FeedContext.apply_streamed_mark)
         self._apply_mark = stream.ctx.apply_streamed_mark
@@ -69,22 +73,53 @@ class TickHandler:
         else:
             stream.problem(cast("Problem", res))  # type() is: faster than isinstance
 
+    def raw(self, raw: bytes | bytearray | memoryview | str, received_ns: int) -> bool:
+        """:meth:`__call__` from the frame's bytes (the connection's fast path): True if
+        the frame was a ticker push it took (:meth:`TickerState.apply_raw`), False to
+        leave it to the general path (decoded to a dict, then :meth:`__call__`) - as it
+        does every frame while a stale symbol waits to be woken. Only for frames a socket
+        read hands over: their marks and bookkeeping wait for its end (:meth:`read_end`),
+        no ``call_soon`` is scheduled."""
+        stream = self._stream
+        if stream.stale:
+            return False
+        res = self._apply_raw(raw, received_ns)
+        if res is DECLINED:
+            return False
+        self._count += 1  # counted at the read's end (read_end)
+        self._last_ns = received_ns
+        if res is None:
+            return True
+        if type(res) is Tick:
+            self._pending[res.symbol] = res
+        else:
+            stream.problem(cast("Problem", res))
+        return True
+
     def read_end(self) -> None:
         """The frames of one socket read were handed over: apply their marks now, a
-        :attr:`chunk` at a time (the connection calls this at the end of its read, one
-        loop iteration earlier than the ``call_soon``, which then only does the
-        bookkeeping)."""
+        :attr:`chunk` at a time, then count them and stamp the liveness (the connection
+        calls this at the end of its read, one loop iteration earlier than the
+        ``call_soon`` of the general path's frames)."""
         if self._pending and not self._draining:
             self._apply_pending()
+        if self._count:
+            self._keep_books()
 
     def _flush(self) -> None:
         self._scheduled = False
+        if self._pending and not self._draining:
+            self._apply_pending()
+        if self._count:
+            self._keep_books()
+
+    def _keep_books(self) -> None:
+        """The ``messages`` counter and the liveness stamp, for the frames since the last
+        time."""
         ctx = self._stream.ctx
         ctx.count("messages", self._count)
         ctx.message_received(self._last_ns)
         self._count = 0
-        if self._pending and not self._draining:
-            self._apply_pending()
 
     def _apply_pending(self) -> None:
         """Apply up to :attr:`chunk` pending marks, oldest first; the rest in the next

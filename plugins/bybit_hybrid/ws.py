@@ -78,9 +78,14 @@ class _DispatchingConnection(ClientConnection):
     websockets, whose parser serves until it stands between frames again. Fragmented or
     binary messages take the normal ``recv()`` path either way."""
 
-    on_frame: Callable[[bytes | bytearray | memoryview, int], None] | None = None
+    #: ``on_frame(data, received_ns, dispatched)``: ``dispatched`` is True for a frame a
+    #: socket read hands over (``on_read_end`` follows), False for one websockets hands
+    #: over outside a read (the frames left at the end of the stream)
+    on_frame: Callable[[bytes | bytearray | memoryview, int, bool], None] | None = None
     #: called once the frames of one socket read were handed to ``on_frame``
     on_read_end: Callable[[], None] | None = None
+    #: True while :meth:`data_received` runs
+    _reading = False
     #: False leaves all parsing to websockets (bench/hybrid_capacity.py ``ours+wsparse``
     #: measures the feed on websockets' parser, as the ceiling row reads)
     fast_parsing = True
@@ -93,17 +98,21 @@ class _DispatchingConnection(ClientConnection):
         on_frame = self.on_frame
         if (on_frame is not None and self.response is not None and type(event) is Frame
                 and event.opcode is Opcode.TEXT and event.fin):
-            on_frame(event.data, time.time_ns())
+            on_frame(event.data, time.time_ns(), self._reading)
             return
         super().process_event(event)
 
     def data_received(self, data: bytes) -> None:
-        if self._fast_on:
-            self._fast(data, time.time_ns())
-        else:
-            super().data_received(data)
-            if self.on_frame is not None and self.fast_parsing and self._between_frames():
-                self._fast_on = True
+        self._reading = True
+        try:
+            if self._fast_on:
+                self._fast(data, time.time_ns())
+            else:
+                super().data_received(data)
+                if self.on_frame is not None and self.fast_parsing and self._between_frames():
+                    self._fast_on = True
+        finally:
+            self._reading = False
         read_end = self.on_read_end
         if read_end is not None:
             try:
@@ -149,7 +158,7 @@ class _DispatchingConnection(ClientConnection):
             if end > n:
                 break
             if b0 == 0x81 and not b1 & 0x80 and on_frame is not None:  # FIN, text
-                on_frame(view[i + head:end], received_ns)
+                on_frame(view[i + head:end], received_ns, True)
             else:
                 super().data_received(bytes(view[i:end]))
                 if not self._between_frames():
@@ -198,6 +207,7 @@ class Conn:
         url: str,
         on_data: Callable[[dict[str, Any], int], None],
         on_read_end: Callable[[], None] | None = None,
+        on_raw: Callable[[bytes | bytearray | memoryview | str, int], bool] | None = None,
         ping_interval: float,
         pong_timeout: float,
         request_timeout: float,
@@ -220,6 +230,12 @@ class Conn:
         self._held: list[tuple[dict[str, Any], int]] = []
         self._wake = asyncio.Event()
         self._on_data = on_data
+        #: a data frame's fast path, from its bytes: True if it took the frame, False to
+        #: leave it to the general path (decoded to a dict: ``on_data`` or an answer).
+        #: Tried only for frames a socket read hands over (``on_read_end`` is called
+        #: after them), while no ping is unanswered and nothing is held (those frames are
+        #: judged by their creation time first).
+        self._on_raw = on_raw
         #: called after the data frames of one socket read were handed to ``on_data``
         self._on_read_end = on_read_end
         self._ping_interval, self._pong_timeout = ping_interval, pong_timeout
@@ -365,12 +381,26 @@ class Conn:
         assert self._ws is not None
         with contextlib.suppress(websockets.ConnectionClosed):
             async for raw in self._ws:
-                self._frame(raw, time.time_ns())
+                self._frame(raw, time.time_ns(), dispatched=False)
 
-    def _frame(self, raw: bytes | bytearray | memoryview | str, received_ns: int) -> None:
+    def _frame(self, raw: bytes | bytearray | memoryview | str, received_ns: int,
+               dispatched: bool = True) -> None:
+        """One text frame: ``dispatched`` while the socket's read hands it over (so
+        ``on_read_end`` follows), False otherwise (the ``recv()`` path, the frames
+        websockets hands over at the end of the stream)."""
         if self.closed.done():  # declared lost (see _pong_lost): nothing more is applied
             return
         self.last_frame_ns = received_ns
+        on_raw = self._on_raw
+        if (on_raw is not None and dispatched and self._ping_sent_ns is None
+                and not self._held):
+            try:
+                if on_raw(raw, received_ns):
+                    return
+            except Exception:  # a handler bug must not kill the connection
+                self._count("handler_errors")
+                self._log.exception("error handling a %s frame", self.name)
+                return
         try:
             msg = orjson.loads(raw)
         except orjson.JSONDecodeError:

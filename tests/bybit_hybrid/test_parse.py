@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from feedctl import Category, PositionBook, PositionUpdate, Side
 from feedctl.plugins.bybit_hybrid.parse import (
+    DECLINED,
     Answer,
     Problem,
     Tick,
@@ -203,6 +204,70 @@ def test_ticker_problems(mutate: object, counter: str | None) -> None:
         assert isinstance(res, Problem) and res.counter == counter
 
 
+def _dict_path(t: TickerState, raw: bytes, ns: int) -> object:
+    decoded = decode(raw)
+    return decoded if isinstance(decoded, Problem) else t.apply(decoded, ns)
+
+
+def _raw_then_dict(t: TickerState, raw: bytes, ns: int) -> object:
+    """What the public socket does with a frame: the fast path, else the general one."""
+    res = t.apply_raw(raw, ns)
+    return _dict_path(t, raw, ns) if res is DECLINED else res
+
+
+def test_ticker_fast_path_takes_pushes_from_the_bytes() -> None:
+    t = _state("BTCUSDT")
+    raw = orjson.dumps(payload("ticker_snapshot_linear.json"))
+    assert t.apply_raw(memoryview(raw), NS) == Tick("BTCUSDT", Decimal("17217.33"),
+                                                     1673272861686, NS)
+    assert t.apply_raw(raw.decode(), NS + 1) is None  # the same mark: no price
+    assert t.last_seen_ns["BTCUSDT"] == NS + 1
+    delta = t.apply_raw(orjson.dumps(payload("ticker_delta_linear.json")), NS + 2)
+    assert isinstance(delta, Tick) and delta.mark == Decimal("17217.92")
+    assert t.mark_text("BTCUSDT") == "17217.92"
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"op":"ping","success":true,"ret_msg":"pong"}', b'{"topic":"tickers.BTC', b"[1]",
+    b'{"topic":"tickers.DOGEUSDT","type":"delta","data":{"markPrice":"1"},"ts":1}',
+    b'{"topic":"orderbook.1.BTCUSDT","type":"delta","data":{},"ts":1}',
+    b'{"topic":"tickers.BTCUSDT","type":"delta","data":{"markPrice":1},"ts":1}',
+    b'{"topic":"tickers.BTCUSDT","type":"delta","data":{"markPrice":"1"},"ts":"1"}',
+    b'{"topic":"tickers.BTCUSDT","type":"weird","data":{"markPrice":"1"},"ts":1}',
+    b'{"topic":"tickers.BTCUSDT","type":"delta","data":[1],"ts":1}',
+])
+def test_ticker_fast_path_declines_what_it_does_not_take_untouched(raw: bytes) -> None:
+    t = _state("BTCUSDT")
+    assert t.apply_raw(raw, NS) is DECLINED
+    assert t.last_seen_ns == {} and t.mark_text("BTCUSDT") is None
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda m: m.update(topic="orderbook.1.BTCUSDT"),
+        lambda m: m.update(topic="tickers.DOGEUSDT"),
+        lambda m: m.update(data=[1]),
+        lambda m: m.update(type="weird"),
+        lambda m: m["data"].update(markPrice="1e"),
+        lambda m: m["data"].update(markPrice="-5"),
+        lambda m: m["data"].update(markPrice="NaN"),
+        lambda m: m["data"].update(markPrice=[1, 2]),
+        lambda m: m["data"].update(markPrice=65000),
+        lambda m: m["data"].update(markPrice="1e999999"),
+        lambda m: m["data"].update(markPrice=None),
+        lambda m: m.update(ts="1673272861686"),
+        lambda m: m.update(ts=None),
+        lambda m: m.pop("ts"),
+    ],
+)
+def test_ticker_fast_path_answers_as_the_dict_path(mutate: object) -> None:
+    msg = copy.deepcopy(payload("ticker_snapshot_linear.json"))
+    mutate(msg)  # type: ignore[operator]
+    raw = orjson.dumps(msg)
+    assert _raw_then_dict(_state("BTCUSDT"), raw, NS) == _state("BTCUSDT").apply(msg, NS)
+
+
 def test_ticker_forget_and_string_ts() -> None:
     t = _state("BTCUSDT")
     msg = copy.deepcopy(payload("ticker_snapshot_linear.json"))
@@ -232,6 +297,11 @@ def test_parsers_never_raise(row: dict[str, object]) -> None:
     position_push({"topic": "position", "data": [row]}, NS)
     msg = {"topic": "tickers.BTCUSDT", **row}
     _state("BTCUSDT").apply(msg, NS)
+    raw = json.dumps(msg).encode()  # what orjson cannot read (NaN, huge ints) as well
+    fast, slow = _state("BTCUSDT"), _state("BTCUSDT")
+    assert _raw_then_dict(fast, raw, NS) == _dict_path(slow, raw, NS)  # the fast path agrees
+    assert (fast.last_seen_ns, fast.mark_text("BTCUSDT")) == (
+        slow.last_seen_ns, slow.mark_text("BTCUSDT"))
     classify_answer(row)
     decode(json.dumps(row) if row else b"{")
 

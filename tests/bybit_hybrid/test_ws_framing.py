@@ -76,7 +76,7 @@ def _run(seed: int) -> dict[str, object]:
                                           create_connection=_DispatchingConnection) as ws:
                 assert isinstance(ws, _DispatchingConnection)
 
-                def on_frame(data: bytes | bytearray | memoryview, _ns: int) -> None:
+                def on_frame(data: bytes | bytearray | memoryview, _ns: int, _read: bool) -> None:
                     got.append(bytes(data))
                     fast.append(ws._fast_on)
 
@@ -133,7 +133,7 @@ def test_an_oversized_frame_is_refused_by_websockets() -> None:
             async with websockets.connect(f"ws://127.0.0.1:{port}", compression=None,
                                           max_size=1_000,
                                           create_connection=_DispatchingConnection) as ws:
-                ws.on_frame = lambda data, _ns: got.append((bytes(data), ws._fast_on))
+                ws.on_frame = lambda data, _ns, _read: got.append((bytes(data), ws._fast_on))
                 await ws.send("go")
                 async with asyncio.timeout(5):
                     while not got:

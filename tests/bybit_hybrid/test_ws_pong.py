@@ -127,7 +127,7 @@ def test_the_frame_dispatch_override_is_still_called_by_this_websockets() -> Non
             async with websockets.connect(f"ws://127.0.0.1:{port}",
                                           create_connection=_DispatchingConnection) as ws:
                 assert isinstance(ws, _DispatchingConnection)
-                ws.on_frame = lambda data, _ns: got.append(bytes(data))
+                ws.on_frame = lambda data, _ns, _read: got.append(bytes(data))
                 await ws.send("go")
                 deadline = time.monotonic() + 3
                 while len(got) < 3 and time.monotonic() < deadline:
