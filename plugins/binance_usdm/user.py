@@ -376,6 +376,7 @@ class UserStream:
             if row.leverage is not None:
                 self.leverage.setdefault(row.symbol, row.leverage)
         ctx.reconcile(rows, as_of_ms=as_of)
+        self._snapshot_known(rows, as_of)
         # the snapshot reflects every fill before it: none of those waits for a push
         self.pending_fills = {k: v for k, v in self.pending_fills.items() if v[0] > as_of}
         # the snapshot's time is the server's only within the clock's error: the floor
@@ -434,6 +435,7 @@ class UserStream:
         states = replay(trades, positions, after, before, time.time_ns(), self.leverage)
         for update in states:
             ctx.apply(update)
+            self._known(update)
         if states:
             ctx.count("gap_replayed", len(states))
             ctx.log.info("replayed %d position states from %d fills of the gap",
@@ -605,9 +607,41 @@ class UserStream:
             return None
         return min(as_of - self.feed.clock.error_ms(), self.last_event_ms - FILL_MATCH_MS)
 
-    def _track(self, update: PositionUpdate) -> None:
-        """Keep a pushed state in its key's history. A push older than the newest one of
-        its key is late; a late open state between two flat ones, with no state of that
+    def _known(self, update: PositionUpdate) -> None:
+        """Keep a state the book learned other than from a push (a replayed fill's, a
+        snapshot's) in its key's history, in order: it bounds the lifecycles the pushes
+        show (a late push after it is told apart from the lifecycle it ends or holds),
+        and is never itself handed as a late lifecycle."""
+        if update.seq is None:
+            return
+        hist = self._history.setdefault(update.key, [])
+        hist.append((update, False))
+        hist.sort(key=lambda h: h[0].seq or 0)
+        if len(hist) > _HISTORY_KEPT:
+            del hist[0]
+
+    def _snapshot_known(self, rows: list[PositionUpdate], as_of: int) -> None:
+        """What a reconciled snapshot taught the book, into the keys' histories: each
+        row's state, and flat as of the snapshot for every key with a history that the
+        snapshot lacks and the book holds flat (a close the pushes never showed: its
+        push lost, or made while no socket was up). Flat as of the snapshot's time less
+        the clock's error, so no push the snapshot may not reflect sorts before it."""
+        for row in rows:
+            self._known(row)
+        listed = {r.key for r in rows}
+        held = self.ctx.positions()
+        ms = as_of - self.feed.clock.error_ms()
+        for key in list(self._history):
+            if key in listed or key in held:
+                continue
+            self._known(PositionUpdate(
+                category=key.category, symbol=key.symbol, position_idx=key.position_idx,
+                side=None, size=Decimal(0), seq=ms * SEQ_PER_MS, exchange_ms=ms))
+
+    def _track(self, update: PositionUpdate, applied: bool = False) -> None:
+        """Keep a pushed state in its key's history. A push older than the newest state
+        of its key (pushed, replayed or snapshot) that the book did not apply is late; a
+        late open state between two flat ones, with no state of that
         span having arrived in order, belongs to a lifecycle the book never saw (its
         pushes came after its close and were dropped as stale): it is handed, with the
         other late states of the span and the flat state that ended it, to
@@ -616,7 +650,7 @@ class UserStream:
         if seq is None:
             return
         hist = self._history.setdefault(update.key, [])
-        late = bool(hist) and seq < max(h[0].seq or 0 for h in hist)
+        late = not applied and bool(hist) and seq < max(h[0].seq or 0 for h in hist)
         hist.append((update, late))
         hist.sort(key=lambda h: h[0].seq or 0)
         if len(hist) > _HISTORY_KEPT:
@@ -656,8 +690,7 @@ class UserStream:
         pending = self.pending_fills.get(key)
         if pending is not None and ms >= pending[0] - FILL_MATCH_MS:
             del self.pending_fills[key]
-        self.ctx.apply(update)
-        self._track(update)
+        self._track(update, applied=bool(self.ctx.apply(update)))
 
     def _expect(self, fill: Fill) -> None:
         if self.last_push_ms.get(fill.key, 0) >= fill.trade_ms - FILL_MATCH_MS:

@@ -350,3 +350,33 @@ def test_a_stale_limit_under_the_stream_period_does_not_flap() -> None:
         assert probe.state is FeedState.HEALTHY
 
     run(scenario, binance={"mark_fast_interval": 0.4}, stale_after=0.2)
+
+
+def test_a_late_lifecycle_after_a_close_only_the_snapshot_saw_is_delivered_as_past() -> None:
+    """The close of a lifecycle reaches the book only from a resync's snapshot (its push
+    lost with the socket up): the pushes the book kept for that key still end open. A
+    later lifecycle whose open push arrives after its close (reordered) must still be
+    told apart from the one the snapshot closed, and delivered as past."""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened"], "opened")
+        await asyncio.sleep(1.1)  # past FILL_MATCH_MS: the open's push confirms no later fill
+        await h.ctl.drop_account_updates(1)  # the close's push is lost, its fill comes
+        await h.ctl.close_position(ETH)
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "closed"],
+                             "closed by the resync's snapshot")
+        assert probe.ctx.counters["position_push_missing"] == 1
+        await h.ctl.reorder_positions(1)  # the open's push is held until the close's
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await asyncio.sleep(0.1)
+        await h.ctl.close_position(ETH)
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "closed"] * 2,
+                             "the second lifecycle, late")
+
+    probe = run(scenario)
+    second = [e for e in probe.events if e.position.symbol == ETH
+              and e.kind is not EventKind.PRICE][2:]
+    assert [e.kind for e in second] == [EventKind.OPENED, EventKind.CLOSED]
+    assert all(e.past for e in second)
+    assert not probe.book.positions
