@@ -381,7 +381,14 @@ class UserStream:
         self.pending_fills = {k: v for k, v in self.pending_fills.items() if v[0] > as_of}
         # the snapshot's time is the server's only within the clock's error: the floor
         # sits that much lower, so a fill just after the snapshot is never under it
-        self.fills_floor_ms = as_of - self.feed.clock.error_ms()
+        floor = as_of
+        conn = self.conn
+        if (conn is None or conn.closed.done()) and self._stream_from_ms is not None:
+            # the socket died while the snapshot was read: the buffer lacks the pushes
+            # after its death, so the fills since the stream's start are not all in the
+            # book; the next resync replays them (those the pushes gave are skipped)
+            floor = min(floor, self._stream_from_ms)
+        self.fills_floor_ms = floor - self.feed.clock.error_ms()
         buffered, self._buffer = self._buffer or [], None
         for event in sorted(buffered, key=user_order):
             self._handle(event, int(event.get("_received_ns", time.time_ns())),

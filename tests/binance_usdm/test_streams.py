@@ -380,3 +380,27 @@ def test_a_late_lifecycle_after_a_close_only_the_snapshot_saw_is_delivered_as_pa
     assert [e.kind for e in second] == [EventKind.OPENED, EventKind.CLOSED]
     assert all(e.past for e in second)
     assert not probe.book.positions
+
+
+def test_a_lifecycle_made_while_the_socket_died_during_a_resync_is_replayed() -> None:
+    """The user socket dies while the resync's snapshot is being read (here: a 429 and
+    its retry): the pushes after its death never reach the buffer, so the fills from
+    the stream's start on are not all in the book when the snapshot (taken after a
+    lifecycle opened and closed) is reconciled. The next resync replays them."""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.rest_errors("rate_limit", 1, "/fapi/v3/positionRisk")
+        await h.ctl.drop("private")  # reconnect; its snapshot waits for a retry
+        await probe.wait_for(lambda: probe.ctx.counters.get("rest_retries", 0) >= 1,
+                             "the snapshot's retry")
+        await h.ctl.drop("private")  # the resync's socket dies under it
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await h.ctl.close_position(ETH)
+        await probe.wait_for(lambda: probe.ctx.counters.get("resyncs", 0) >= 3,
+                             "a resync after the one the socket died in")
+        await probe.healthy()
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "closed"],
+                             "the lifecycle, replayed")
+
+    probe = run(scenario)
+    assert not probe.book.positions
