@@ -1,10 +1,12 @@
 """The user data stream: listenKey lifecycle, ACCOUNT_UPDATE pushes, resync from REST.
 
 Cycle: POST listenKey → connect ``{private_ws}/ws?listenKey=...`` → start buffering →
-REST snapshot (position mode, positionRisk) → ``ctx.reconcile`` → apply the buffered
-events in (T, E) order → healthy. The stream opens before the snapshot, so nothing
-pushed while the snapshot is in flight is lost; the book drops what the snapshot
-already holds (older ``T``).
+REST snapshot (position mode, positionRisk) → replay the gap's fills → apply the
+buffered events in (T, E) order → ``ctx.reconcile`` → healthy. The stream opens before
+the snapshot, so nothing pushed while the snapshot is in flight is lost, and the pushes
+go to the book before the snapshot (which outranks what they show only where it is
+newer), so a close and a reopen pushed meanwhile stay two lifecycles. At the first
+sync the snapshot comes first (the book is empty; older pushes are dropped).
 
 The listenKey lives 60 minutes from its creation or last keepalive: a PUT every
 ``keepalive_interval`` keeps it. A ``listenKeyExpired`` event or a keepalive answered
@@ -368,13 +370,21 @@ class UserStream:
         except BaseException:
             self._buffer = None  # the next resync covers what it held
             raise
-        if self.s.replay_gaps and self.fills_floor_ms is not None:
+        resync = self.fills_floor_ms is not None
+        if self.s.replay_gaps and resync:
             await self._replay_gap(rows, as_of)
         for row in rows:
             if row.liq_price is not None:
                 self.liq[row.key] = row.liq_price
             if row.leverage is not None:
                 self.leverage.setdefault(row.symbol, row.leverage)
+        buffered, self._buffer = self._buffer or [], None
+        if resync:
+            # the book holds every state up to the stream's start (its own and the
+            # replay's): the buffered pushes, in order, carry the lifecycle boundaries
+            # after it, which the snapshot alone merges (a close and a reopen of the same
+            # side read as a size change); the snapshot then settles what they lack
+            self._drain(buffered)
         ctx.reconcile(rows, as_of_ms=as_of)
         self._snapshot_known(rows, as_of)
         # the snapshot reflects every fill before it: none of those waits for a push
@@ -389,15 +399,19 @@ class UserStream:
             # book; the next resync replays them (those the pushes gave are skipped)
             floor = min(floor, self._stream_from_ms)
         self.fills_floor_ms = floor - self.feed.clock.error_ms()
-        buffered, self._buffer = self._buffer or [], None
-        for event in sorted(buffered, key=user_order):
-            self._handle(event, int(event.get("_received_ns", time.time_ns())),
-                         int(event.get("_arrival", 0)))
+        if not resync:
+            self._drain(buffered)  # the first sync: the snapshot is the book's start
         ctx.count("resyncs")
         ctx.log.info("resynced %d open positions from REST (+%d buffered events, %s mode)",
                      len(rows), len(buffered), "hedge" if self.hedge else "one-way",
                      extra={"as_of_ms": as_of})
         self.feed.user_synced()
+
+    def _drain(self, buffered: list[dict[str, Any]]) -> None:
+        """Handle buffered events in (T, E, arrival) order."""
+        for event in sorted(buffered, key=user_order):
+            self._handle(event, int(event.get("_received_ns", time.time_ns())),
+                         int(event.get("_arrival", 0)))
 
     async def _replay_gap(self, rows: list[PositionUpdate], as_of: int) -> None:
         """Apply the states of fills made since the fill floor that the stream never

@@ -404,3 +404,29 @@ def test_a_lifecycle_made_while_the_socket_died_during_a_resync_is_replayed() ->
 
     probe = run(scenario)
     assert not probe.book.positions
+
+
+def test_a_close_and_reopen_pushed_while_a_resync_reads_its_snapshot_stay_two_lifecycles(
+        ) -> None:
+    """A position is closed and the same side reopened while a resync's snapshot is in
+    flight (here: its 429 and retry): the pushes wait in the buffer, and the snapshot
+    shows only the reopened position. The buffered pushes carry the boundary: consumers
+    get the close and the reopen, not one lifecycle whose size changed."""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened"], "opened")
+        await h.ctl.rest_errors("rate_limit", 1, "/fapi/v3/positionRisk")
+        await h.ctl.drop("private")  # reconnect; its snapshot waits for a retry
+        await probe.wait_for(lambda: probe.ctx.counters.get("rest_retries", 0) >= 1,
+                             "the snapshot's retry")
+        await h.ctl.close_position(ETH)
+        await h.ctl.place_order(ETH, "Sell", Decimal("2"))
+        await probe.wait_for(lambda: probe.ctx.counters.get("resyncs", 0) >= 2, "resynced")
+        await probe.healthy()
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "closed", "opened"],
+                             "the close and the reopen")
+
+    probe = run(scenario)
+    pos = probe.position(ETH)
+    assert pos is not None and pos.size == Decimal("2")
