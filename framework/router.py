@@ -146,6 +146,10 @@ class Router:
                          "merged_split": 0, "merged_past": 0}
         #: True while a recovered event of the primary is being delivered.
         self._recovering = False
+        #: Per (feed, key), when the feed's state of a position without exchange time (a
+        #: poller's row) was received: a price event refreshes the position's
+        #: ``received_ns`` with its mark's, which says nothing of the state's age.
+        self._state_rx: dict[tuple[str, PositionKey], int] = {}
 
     # ---------------------------------------------------------------- inputs
     def on_event(self, feed: str, event: PositionEvent) -> None:
@@ -173,6 +177,11 @@ class Router:
                 if self.pending_orphans:
                     self._settle_orphans()
                 return
+        if event.kind is not _PRICE and event.position.exchange_ms is None:
+            if event.kind is EventKind.CLOSED:
+                self._state_rx.pop((feed, event.position.key), None)
+            else:
+                self._state_rx[(feed, event.position.key)] = event.position.received_ns
         if event.kind is EventKind.CLOSED and event.position.exchange_ms is not None:
             flats = self._flats.get(event.position.key)
             if flats is None:
@@ -480,7 +489,13 @@ class Router:
             return False
         if pos.exchange_ms is not None:
             return pos.exchange_ms < closed
-        return pos.received_ns // 1_000_000 < closed
+        return self._received_ms(pos) < closed
+
+    def _received_ms(self, pos: Position) -> int:
+        """When the state of ``pos`` (not its mark) was received (ms): for a state
+        without exchange time, its age at the latest."""
+        rx = self._state_rx.get((pos.feed, pos.key))
+        return (pos.received_ns if rx is None else min(rx, pos.received_ns)) // 1_000_000
 
     def _guarded(self, event: PositionEvent) -> None:
         """Deliver an event of the active feed, consistent with what consumers hold."""
@@ -585,7 +600,7 @@ class Router:
             return False
         if pos.exchange_ms is not None:
             return pos.exchange_ms < told.exchange_ms
-        return pos.received_ns // 1_000_000 < told.exchange_ms
+        return self._received_ms(pos) < told.exchange_ms
 
     @staticmethod
     def _unordered(pos: Position, told: Position) -> bool:

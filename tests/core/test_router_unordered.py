@@ -82,6 +82,35 @@ def test_a_timeless_standby_state_from_before_a_close_consumers_hold_is_not_reop
     assert pos_events(delivered)[-1] == ("opened", "BTCUSDT")
 
 
+def test_a_mark_does_not_make_a_timeless_standby_state_newer_than_a_close() -> None:
+    """As above, but the standby's book takes a mark after the close (a price event
+    refreshes its position's receive time): the row itself was still received before
+    the close, so neither the mark's price event nor the failover reopens it."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    stale = PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("2"), entry_price=D("100"))
+    books["r"].reconcile([stale])  # received now
+    close_ms = stale.received_ns // 1_000_000 + 50
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("2"),
+                                    entry_price=D("100"), seq=1, exchange_ms=close_ms - 10))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=2,
+                                    exchange_ms=close_ms))
+    books["r"].apply_mark(MarkPrice(symbol="BTCUSDT", mark_price=D("99"),
+                                    received_ns=(close_ms + 100) * 1_000_000))
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t += 2
+    router.evaluate()
+    assert router.active == "r"
+    books["r"].apply_mark(MarkPrice(symbol="BTCUSDT", mark_price=D("98"),
+                                    received_ns=(close_ms + 200) * 1_000_000))
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
+    books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("3"),
+                                    entry_price=D("101"),  # a row read after the close
+                                    received_ns=(close_ms + 300) * 1_000_000))
+    assert pos_events(delivered)[-1] == ("opened", "BTCUSDT")
+
+
 def test_a_timeless_standby_change_from_before_what_consumers_hold_is_not_delivered(
         ) -> None:
     """Consumers hold the primary's recovered state (exchange time T) while the standby
