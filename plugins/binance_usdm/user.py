@@ -378,6 +378,15 @@ class UserStream:
                 self.liq[row.key] = row.liq_price
             if row.leverage is not None:
                 self.leverage.setdefault(row.symbol, row.leverage)
+        conn = self.conn
+        if conn is None or conn.closed.done():
+            # the socket died while the snapshot was read: the buffer lacks the pushes
+            # after its death, and the snapshot alone would merge a close and reopen
+            # made since (past what a later replay can split) and move the fill floor
+            # over lifecycles made since. Given up: the next resync replays the fills
+            # from the book's state (what it has applied so far is true)
+            self._buffer = None
+            raise RetryableFeedError("the user-data socket died during the resync")
         buffered, self._buffer = self._buffer or [], None
         if resync:
             # the book holds every state up to the stream's start (its own and the
@@ -391,14 +400,7 @@ class UserStream:
         self.pending_fills = {k: v for k, v in self.pending_fills.items() if v[0] > as_of}
         # the snapshot's time is the server's only within the clock's error: the floor
         # sits that much lower, so a fill just after the snapshot is never under it
-        floor = as_of
-        conn = self.conn
-        if (conn is None or conn.closed.done()) and self._stream_from_ms is not None:
-            # the socket died while the snapshot was read: the buffer lacks the pushes
-            # after its death, so the fills since the stream's start are not all in the
-            # book; the next resync replays them (those the pushes gave are skipped)
-            floor = min(floor, self._stream_from_ms)
-        self.fills_floor_ms = floor - self.feed.clock.error_ms()
+        self.fills_floor_ms = as_of - self.feed.clock.error_ms()
         if not resync:
             self._drain(buffered)  # the first sync: the snapshot is the book's start
         ctx.count("resyncs")
