@@ -447,12 +447,14 @@ class Router:
                 out.extend(self._diff(told_pos, pos, book.feed))
         return out
 
-    @staticmethod
-    def _knows_flat(book: PositionBook, told: Position) -> bool:
+    def _knows_flat(self, book: PositionBook, told: Position) -> bool:
         flat_as_of = book.known_flat_as_of(told.key)
         if flat_as_of is None:
             return book.reconciled_as_of_ms is None and not book.flat_ms
-        return told.exchange_ms is None or book.knows_flat_after(told.key, told.exchange_ms)
+        # a state without exchange time (a poller's row) is at the latest as old as its
+        # receipt: only flat after that closes it
+        at = told.exchange_ms if told.exchange_ms is not None else self._received_ms(told)
+        return book.knows_flat_after(told.key, at)
 
     def _closing(self, book: PositionBook, told: Position) -> PositionEvent:
         """A ``closed`` of what consumers hold, as of the time ``book`` knows it flat

@@ -135,3 +135,38 @@ def test_a_timeless_standby_change_from_before_what_consumers_hold_is_not_delive
     books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("3"),
                                     entry_price=D("100")))  # received before T
     assert router.delivered[key].size == D("5")
+
+
+def test_failback_does_not_close_a_timeless_standby_open_newer_than_the_primarys_flat(
+        ) -> None:
+    """Consumers were told the primary's close (exchange time T); the standby then
+    delivers a new lifecycle from a row without time, received after T. The primary,
+    healthy again, knows the key flat only as of T (it missed the reopen): the failback
+    does not close consumers' position; a snapshot of the primary taken after the row
+    was received, still without the key, does."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    now_ms = time.time_ns() // 1_000_000
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("2"),
+                                    entry_price=D("100"), seq=1, exchange_ms=now_ms - 100))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=2,
+                                    exchange_ms=now_ms - 50))
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t += 2
+    router.evaluate()
+    assert router.active == "r"
+    books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("3"),
+                                    entry_price=D("99"), received_ns=now_ms * 1_000_000))
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT"),
+                                     ("opened", "BTCUSDT")]
+    status(router, "h", FeedState.HEALTHY)
+    clock.t += 10
+    router.evaluate()
+    assert router.active == "h"
+    key = PositionKey(Category.LINEAR, "BTCUSDT", 0)
+    assert router.delivered[key].side is Side.SHORT  # not closed by the failback
+    books["h"].reconcile([], as_of_ms=now_ms + 100)
+    router.evaluate()  # the router's tick settles the orphan
+    assert pos_events(delivered)[-1] == ("closed", "BTCUSDT")
+    assert key not in router.delivered
