@@ -245,10 +245,20 @@ class Router:
             return
         if feed != self.primary:
             return
+        told = self.delivered.get(event.position.key)
+        if (told is not None and event.kind is not EventKind.CLOSED
+                and told.side is not event.position.side
+                and self._unordered(event.position, told)):
+            # a recovered state of the other side that nothing orders against what
+            # consumers hold (the delivering poller's row has neither seq nor time): it
+            # may be older (a replay's intermediate state), and a flip back would split
+            # their lifecycle. The delivering feed's next poll, or the failback's
+            # reconcile, brings a newer side
+            self.counters["guarded"] += 1
+            return
         before = self.counters["delivered"]
         self._recovering = True
         try:
-            told = self.delivered.get(event.position.key)
             if event.kind is EventKind.CHANGED and told is not None:
                 # the standby may have delivered this state already: only the difference
                 for ev in self._diff(told, event.position, feed):

@@ -170,3 +170,35 @@ def test_failback_does_not_close_a_timeless_standby_open_newer_than_the_primarys
     router.evaluate()  # the router's tick settles the orphan
     assert pos_events(delivered)[-1] == ("closed", "BTCUSDT")
     assert key not in router.delivered
+
+
+def test_a_recovered_state_of_the_other_side_does_not_flip_a_timeless_standby_state(
+        ) -> None:
+    """The standby delivers a flip (short -> long) from a row without time; the
+    primary's resync then replays the fills behind it, starting with an older short
+    state: it does not take consumers back to short (a split). Its replayed flip and
+    close follow and reach consumers as the one lifecycle they hold."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("1"),
+                                    entry_price=D("100"), seq=1, exchange_ms=1_000))
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t += 2
+    router.evaluate()
+    assert router.active == "r"
+    books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("1"),
+                                    entry_price=D("101")))  # the flip, no time
+    key = PositionKey(Category.LINEAR, "BTCUSDT", 0)
+    assert router.delivered[key].side is Side.LONG
+    before = len(pos_events(delivered))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("2"),
+                                    entry_price=D("100"), seq=2, exchange_ms=2_000))
+    assert router.delivered[key].side is Side.LONG  # not taken back to short
+    assert len(pos_events(delivered)) == before
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("1"),
+                                    entry_price=D("101"), seq=3, exchange_ms=3_000))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=4,
+                                    exchange_ms=4_000))
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT"),
+                                     ("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
