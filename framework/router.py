@@ -644,6 +644,11 @@ class Router:
         ms = event.position.exchange_ms
         if event.kind is EventKind.CLOSED:
             held = self.delivered.pop(key, None)
+            if ms is None and not event.synthetic:
+                # a feed's close without exchange time (a poller's row gone): the key
+                # was flat by its receipt; an open state older than that is stale (one
+                # made within the poll's round trip is taken for stale too)
+                ms = event.position.received_ns // 1_000_000
             self._told_closed(key, self._open_states.pop(key, []), ms,
                               held.side if held is not None else event.position.side)
         else:

@@ -202,3 +202,40 @@ def test_a_recovered_state_of_the_other_side_does_not_flip_a_timeless_standby_st
                                     exchange_ms=4_000))
     assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT"),
                                      ("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
+
+
+def test_a_recovered_state_older_than_a_timeless_standby_close_does_not_reopen(
+        ) -> None:
+    """The standby delivered a lifecycle and its close from rows without time; the
+    primary's resync then replays that history (exchange times before the close's
+    receipt): it does not reopen the position consumers saw closed. The primary's newer
+    state (after that receipt) opens it at the failback."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    now_ms = time.time_ns() // 1_000_000
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t += 2
+    router.evaluate()
+    assert router.active == "r"
+    books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("1"),
+                                    entry_price=D("101"),
+                                    received_ns=(now_ms - 500) * 1_000_000))
+    books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0),
+                                    received_ns=now_ms * 1_000_000))
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("2"),
+                                    entry_price=D("100"), seq=2, exchange_ms=now_ms - 900))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("3"),
+                                    entry_price=D("100"), seq=3, exchange_ms=now_ms - 800))
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("4"),
+                                    entry_price=D("100"), seq=9, exchange_ms=now_ms + 100))
+    status(router, "h", FeedState.HEALTHY)
+    clock.t += 10
+    router.evaluate()
+    assert router.active == "h"
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT"),
+                                     ("opened", "BTCUSDT")]
+    key = PositionKey(Category.LINEAR, "BTCUSDT", 0)
+    assert router.delivered[key].size == D("4")
