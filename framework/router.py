@@ -298,7 +298,12 @@ class Router:
         if told is None:
             before = self._stale_open(event.position)
         else:
-            before = self._older(event.position, told)
+            # an open of the other side that nothing orders against what consumers hold
+            # (a poller's row) is held too: its close next makes it a past lifecycle,
+            # anything else releases it (see _inactive_event)
+            before = self._older(event.position, told) or (
+                told.side is not event.position.side
+                and self._unordered(event.position, told))
         if before and event.position.exchange_ms is not None:
             self._past[key] = [event]
             return True

@@ -239,3 +239,28 @@ def test_a_recovered_state_older_than_a_timeless_standby_close_does_not_reopen(
                                      ("opened", "BTCUSDT")]
     key = PositionKey(Category.LINEAR, "BTCUSDT", 0)
     assert router.delivered[key].size == D("4")
+
+
+def test_a_recovered_lifecycle_of_the_other_side_beside_a_timeless_state_is_past(
+        ) -> None:
+    """The standby delivers a long position from a row without time; the primary's
+    resync recovers a short lifecycle, opened and closed, that nothing orders against
+    that row: consumers get it as a past lifecycle and keep their long."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t += 2
+    router.evaluate()
+    assert router.active == "r"
+    books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("1"),
+                                    entry_price=D("101")))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("2"),
+                                    entry_price=D("100"), seq=2, exchange_ms=2_000))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=3,
+                                    exchange_ms=2_001))
+    events = [e for e in delivered if isinstance(e, PositionEvent)]
+    assert [(e.kind.value, e.past) for e in events] == [
+        ("opened", False), ("opened", True), ("closed", True)]
+    key = PositionKey(Category.LINEAR, "BTCUSDT", 0)
+    assert router.delivered[key].side is Side.LONG
