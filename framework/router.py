@@ -146,6 +146,10 @@ class Router:
                          "merged_split": 0, "merged_past": 0}
         #: True while a recovered event of the primary is being delivered.
         self._recovering = False
+        #: Per (feed, key), when the feed's state of a position without exchange time (a
+        #: poller's row) was received: a price event refreshes the position's
+        #: ``received_ns`` with its mark's, which says nothing of the state's age.
+        self._state_rx: dict[tuple[str, PositionKey], int] = {}
 
     # ---------------------------------------------------------------- inputs
     def on_event(self, feed: str, event: PositionEvent) -> None:
@@ -185,6 +189,11 @@ class Router:
                     if self.pending_orphans:
                         self._settle_orphans()
                     return
+        if event.kind is not _PRICE and event.position.exchange_ms is None:
+            if event.kind is EventKind.CLOSED:
+                self._state_rx.pop((feed, event.position.key), None)
+            else:
+                self._state_rx[(feed, event.position.key)] = event.position.received_ns
         if event.kind is EventKind.CLOSED and event.position.exchange_ms is not None:
             flats = self._flats.get(event.position.key)
             if flats is None:
@@ -248,10 +257,20 @@ class Router:
             return
         if feed != self.primary:
             return
+        told = self.delivered.get(event.position.key)
+        if (told is not None and event.kind is not EventKind.CLOSED
+                and told.side is not event.position.side
+                and self._unordered(event.position, told)):
+            # a recovered state of the other side that nothing orders against what
+            # consumers hold (the delivering poller's row has neither seq nor time): it
+            # may be older (a replay's intermediate state), and a flip back would split
+            # their lifecycle. The delivering feed's next poll, or the failback's
+            # reconcile, brings a newer side
+            self.counters["guarded"] += 1
+            return
         before = self.counters["delivered"]
         self._recovering = True
         try:
-            told = self.delivered.get(event.position.key)
             if event.kind is EventKind.CHANGED and told is not None:
                 # the standby may have delivered this state already: only the difference
                 for ev in self._diff(told, event.position, feed):
@@ -291,7 +310,12 @@ class Router:
         if told is None:
             before = self._stale_open(event.position)
         else:
-            before = self._older(event.position, told)
+            # an open of the other side that nothing orders against what consumers hold
+            # (a poller's row) is held too: its close next makes it a past lifecycle,
+            # anything else releases it (see _inactive_event)
+            before = self._older(event.position, told) or (
+                told.side is not event.position.side
+                and self._unordered(event.position, told))
         if before and event.position.exchange_ms is not None:
             self._past[key] = [event]
             return True
@@ -450,12 +474,14 @@ class Router:
                 out.extend(self._diff(told_pos, pos, book.feed))
         return out
 
-    @staticmethod
-    def _knows_flat(book: PositionBook, told: Position) -> bool:
+    def _knows_flat(self, book: PositionBook, told: Position) -> bool:
         flat_as_of = book.known_flat_as_of(told.key)
         if flat_as_of is None:
             return book.reconciled_as_of_ms is None and not book.flat_ms
-        return told.exchange_ms is None or book.knows_flat_after(told.key, told.exchange_ms)
+        # a state without exchange time (a poller's row) is at the latest as old as its
+        # receipt: only flat after that closes it
+        at = told.exchange_ms if told.exchange_ms is not None else self._received_ms(told)
+        return book.knows_flat_after(told.key, at)
 
     def _closing(self, book: PositionBook, told: Position) -> PositionEvent:
         """A ``closed`` of what consumers hold, as of the time ``book`` knows it flat
@@ -492,7 +518,13 @@ class Router:
             return False
         if pos.exchange_ms is not None:
             return pos.exchange_ms < closed
-        return pos.received_ns // 1_000_000 < closed
+        return self._received_ms(pos) < closed
+
+    def _received_ms(self, pos: Position) -> int:
+        """When the state of ``pos`` (not its mark) was received (ms): for a state
+        without exchange time, its age at the latest."""
+        rx = self._state_rx.get((pos.feed, pos.key))
+        return (pos.received_ns if rx is None else min(rx, pos.received_ns)) // 1_000_000
 
     def _guarded(self, event: PositionEvent) -> None:
         """Deliver an event of the active feed, consistent with what consumers hold."""
@@ -597,7 +629,7 @@ class Router:
             return False
         if pos.exchange_ms is not None:
             return pos.exchange_ms < told.exchange_ms
-        return pos.received_ns // 1_000_000 < told.exchange_ms
+        return self._received_ms(pos) < told.exchange_ms
 
     @staticmethod
     def _unordered(pos: Position, told: Position) -> bool:
@@ -629,6 +661,11 @@ class Router:
         ms = event.position.exchange_ms
         if event.kind is EventKind.CLOSED:
             held = self.delivered.pop(key, None)
+            if ms is None and not event.synthetic:
+                # a feed's close without exchange time (a poller's row gone): the key
+                # was flat by its receipt; an open state older than that is stale (one
+                # made within the poll's round trip is taken for stale too)
+                ms = event.position.received_ns // 1_000_000
             self._told_closed(key, self._open_states.pop(key, []), ms,
                               held.side if held is not None else event.position.side)
         else:

@@ -15,8 +15,9 @@ What differs from the Bybit campaign, and only that, lives here:
   (``hedge_symbols`` and ``inverse_symbols`` are the Bybit campaign's: Binance's
   position mode is account-wide, and inverse contracts are COIN-M's, not USDⓈ-M's);
 * the faults are the ones a Binance client meets: socket drops, stalls, delays and
-  malformed frames on the market and user streams, duplicated and reordered position
-  pushes (ACCOUNT_UPDATE), listenKey expiry and rejected keepalives (-1125), REST 429s
+  malformed frames on the market and user streams, duplicated position pushes
+  (ACCOUNT_UPDATE; not reordered ones, see ``FAULT_WEIGHTS``), listenKey expiry and
+  rejected keepalives (-1125), REST 429s
   and 5xx pages on the ``/fapi`` paths; no WebSocket auth rejection (Binance has none:
   the listenKey is the credential, and its faults are the expiries);
 * Binance's position pushes carry no sequence number: the feed stamps a position with
@@ -60,9 +61,14 @@ from .recorder import Recorder, _ErrorLog, _wall_ns
 from .trader import Trader
 
 PRIMARY = "binance_usdm"
-#: Relative frequency of each fault kind against the Binance personality.
+#: Relative frequency of each fault kind against the Binance personality. No
+#: ``reorder``: Binance guarantees that on one connection the messages of one event type
+#: (ACCOUNT_UPDATE, ORDER_TRADE_UPDATE) are strictly ordered by ``T`` and ``E`` (USDⓈ-M
+#: user data streams, "Message Ordering Guarantee"), so position pushes reordered on
+#: one socket are a fault Binance documents it does not have; the personality keeps the
+#: fault, and tests/binance_usdm the feed's defence against it (late lifecycles).
 FAULT_WEIGHTS: dict[str, int] = {
-    "drop": 10, "stall": 8, "delay": 8, "duplicate": 12, "reorder": 10, "malformed": 12,
+    "drop": 10, "stall": 8, "delay": 8, "duplicate": 12, "malformed": 12,
     "listen_key_expiry": 4, "keepalive_reject": 3, "rest_rate_limit": 8, "rest_5xx": 8,
 }
 #: REST faults hit these path prefixes ("" any): the feed's and the standby's calls.

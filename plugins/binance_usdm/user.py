@@ -1,10 +1,12 @@
 """The user data stream: listenKey lifecycle, ACCOUNT_UPDATE pushes, resync from REST.
 
 Cycle: POST listenKey → connect ``{private_ws}/ws?listenKey=...`` → start buffering →
-REST snapshot (position mode, positionRisk) → ``ctx.reconcile`` → apply the buffered
-events in (T, E) order → healthy. The stream opens before the snapshot, so nothing
-pushed while the snapshot is in flight is lost; the book drops what the snapshot
-already holds (older ``T``).
+REST snapshot (position mode, positionRisk) → replay the gap's fills → apply the
+buffered events in (T, E) order → ``ctx.reconcile`` → healthy. The stream opens before
+the snapshot, so nothing pushed while the snapshot is in flight is lost, and the pushes
+go to the book before the snapshot (which outranks what they show only where it is
+newer), so a close and a reopen pushed meanwhile stay two lifecycles. At the first
+sync the snapshot comes first (the book is empty; older pushes are dropped).
 
 The listenKey lives 60 minutes from its creation or last keepalive: a PUT every
 ``keepalive_interval`` keeps it. A ``listenKeyExpired`` event or a keepalive answered
@@ -375,23 +377,39 @@ class UserStream:
         except BaseException:
             self._buffer = None  # the next resync covers what it held
             raise
-        if self.s.replay_gaps and self.fills_floor_ms is not None:
+        resync = self.fills_floor_ms is not None
+        if self.s.replay_gaps and resync:
             await self._replay_gap(rows, as_of)
         for row in rows:
             if row.liq_price is not None:
                 self.liq[row.key] = row.liq_price
             if row.leverage is not None:
                 self.leverage.setdefault(row.symbol, row.leverage)
+        conn = self.conn
+        if conn is None or conn.closed.done():
+            # the socket died while the snapshot was read: the buffer lacks the pushes
+            # after its death, and the snapshot alone would merge a close and reopen
+            # made since (past what a later replay can split) and move the fill floor
+            # over lifecycles made since. Given up: the next resync replays the fills
+            # from the book's state (what it has applied so far is true)
+            self._buffer = None
+            raise RetryableFeedError("the user-data socket died during the resync")
+        buffered, self._buffer = self._buffer or [], None
+        if resync:
+            # the book holds every state up to the stream's start (its own and the
+            # replay's): the buffered pushes, in order, carry the lifecycle boundaries
+            # after it, which the snapshot alone merges (a close and a reopen of the same
+            # side read as a size change); the snapshot then settles what they lack
+            self._drain(buffered)
         ctx.reconcile(rows, as_of_ms=as_of)
+        self._snapshot_known(rows, as_of)
         # the snapshot reflects every fill before it: none of those waits for a push
         self.pending_fills = {k: v for k, v in self.pending_fills.items() if v[0] > as_of}
         # the snapshot's time is the server's only within the clock's error: the floor
         # sits that much lower, so a fill just after the snapshot is never under it
         self.fills_floor_ms = as_of - self.feed.clock.error_ms()
-        buffered, self._buffer = self._buffer or [], None
-        for event in sorted(buffered, key=user_order):
-            self._handle(event, int(event.get("_received_ns", time.time_ns())),
-                         int(event.get("_arrival", 0)))
+        if not resync:
+            self._drain(buffered)  # the first sync: the snapshot is the book's start
         ctx.count("resyncs")
         ctx.log.info("resynced %d open positions from REST (+%d buffered events, %s mode)",
                      len(rows), len(buffered), "hedge" if self.hedge else "one-way",
@@ -419,6 +437,12 @@ class UserStream:
         self.ctx.log.info("resuming from what consumers last knew: %d keys (%d open)",
                           len(prior.positions),
                           sum(s.is_open for s in prior.positions.values()))
+
+    def _drain(self, buffered: list[dict[str, Any]]) -> None:
+        """Handle buffered events in (T, E, arrival) order."""
+        for event in sorted(buffered, key=user_order):
+            self._handle(event, int(event.get("_received_ns", time.time_ns())),
+                         int(event.get("_arrival", 0)))
 
     async def _replay_gap(self, rows: list[PositionUpdate], as_of: int) -> None:
         """Apply the states of fills made since the fill floor that the stream never
@@ -463,6 +487,7 @@ class UserStream:
         states = replay(trades, positions, after, before, time.time_ns(), self.leverage)
         for update in states:
             ctx.apply(update)
+            self._known(update)
         if states:
             ctx.count("gap_replayed", len(states))
             ctx.log.info("replayed %d position states from %d fills of the gap",
@@ -634,9 +659,41 @@ class UserStream:
             return None
         return min(as_of - self.feed.clock.error_ms(), self.last_event_ms - FILL_MATCH_MS)
 
-    def _track(self, update: PositionUpdate) -> None:
-        """Keep a pushed state in its key's history. A push older than the newest one of
-        its key is late; a late open state between two flat ones, with no state of that
+    def _known(self, update: PositionUpdate) -> None:
+        """Keep a state the book learned other than from a push (a replayed fill's, a
+        snapshot's) in its key's history, in order: it bounds the lifecycles the pushes
+        show (a late push after it is told apart from the lifecycle it ends or holds),
+        and is never itself handed as a late lifecycle."""
+        if update.seq is None:
+            return
+        hist = self._history.setdefault(update.key, [])
+        hist.append((update, False))
+        hist.sort(key=lambda h: h[0].seq or 0)
+        if len(hist) > _HISTORY_KEPT:
+            del hist[0]
+
+    def _snapshot_known(self, rows: list[PositionUpdate], as_of: int) -> None:
+        """What a reconciled snapshot taught the book, into the keys' histories: each
+        row's state, and flat as of the snapshot for every key with a history that the
+        snapshot lacks and the book holds flat (a close the pushes never showed: its
+        push lost, or made while no socket was up). Flat as of the snapshot's time less
+        the clock's error, so no push the snapshot may not reflect sorts before it."""
+        for row in rows:
+            self._known(row)
+        listed = {r.key for r in rows}
+        held = self.ctx.positions()
+        ms = as_of - self.feed.clock.error_ms()
+        for key in list(self._history):
+            if key in listed or key in held:
+                continue
+            self._known(PositionUpdate(
+                category=key.category, symbol=key.symbol, position_idx=key.position_idx,
+                side=None, size=Decimal(0), seq=ms * SEQ_PER_MS, exchange_ms=ms))
+
+    def _track(self, update: PositionUpdate, applied: bool = False) -> None:
+        """Keep a pushed state in its key's history. A push older than the newest state
+        of its key (pushed, replayed or snapshot) that the book did not apply is late; a
+        late open state between two flat ones, with no state of that
         span having arrived in order, belongs to a lifecycle the book never saw (its
         pushes came after its close and were dropped as stale): it is handed, with the
         other late states of the span and the flat state that ended it, to
@@ -645,7 +702,7 @@ class UserStream:
         if seq is None:
             return
         hist = self._history.setdefault(update.key, [])
-        late = bool(hist) and seq < max(h[0].seq or 0 for h in hist)
+        late = not applied and bool(hist) and seq < max(h[0].seq or 0 for h in hist)
         hist.append((update, late))
         hist.sort(key=lambda h: h[0].seq or 0)
         if len(hist) > _HISTORY_KEPT:
@@ -685,8 +742,7 @@ class UserStream:
         pending = self.pending_fills.get(key)
         if pending is not None and ms >= pending[0] - FILL_MATCH_MS:
             del self.pending_fills[key]
-        self.ctx.apply(update)
-        self._track(update)
+        self._track(update, applied=bool(self.ctx.apply(update)))
 
     def _expect(self, fill: Fill) -> None:
         if self.last_push_ms.get(fill.key, 0) >= fill.trade_ms - FILL_MATCH_MS:

@@ -350,3 +350,109 @@ def test_a_stale_limit_under_the_stream_period_does_not_flap() -> None:
         assert probe.state is FeedState.HEALTHY
 
     run(scenario, binance={"mark_fast_interval": 0.4}, stale_after=0.2)
+
+
+def test_a_late_lifecycle_after_a_close_only_the_snapshot_saw_is_delivered_as_past() -> None:
+    """The close of a lifecycle reaches the book only from a resync's snapshot (its push
+    lost with the socket up): the pushes the book kept for that key still end open. A
+    later lifecycle whose open push arrives after its close (reordered) must still be
+    told apart from the one the snapshot closed, and delivered as past."""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened"], "opened")
+        await asyncio.sleep(1.1)  # past FILL_MATCH_MS: the open's push confirms no later fill
+        await h.ctl.drop_account_updates(1)  # the close's push is lost, its fill comes
+        await h.ctl.close_position(ETH)
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "closed"],
+                             "closed by the resync's snapshot")
+        assert probe.ctx.counters["position_push_missing"] == 1
+        await h.ctl.reorder_positions(1)  # the open's push is held until the close's
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await asyncio.sleep(0.1)
+        await h.ctl.close_position(ETH)
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "closed"] * 2,
+                             "the second lifecycle, late")
+
+    probe = run(scenario)
+    second = [e for e in probe.events if e.position.symbol == ETH
+              and e.kind is not EventKind.PRICE][2:]
+    assert [e.kind for e in second] == [EventKind.OPENED, EventKind.CLOSED]
+    assert all(e.past for e in second)
+    assert not probe.book.positions
+
+
+def test_a_lifecycle_made_while_the_socket_died_during_a_resync_is_replayed() -> None:
+    """The user socket dies while the resync's snapshot is being read (here: a 429 and
+    its retry): the pushes after its death never reach the buffer, so the fills from
+    the stream's start on are not all in the book when the snapshot (taken after a
+    lifecycle opened and closed) is reconciled. The resync is given up; the next one
+    replays them."""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.rest_errors("rate_limit", 1, "/fapi/v3/positionRisk")
+        await h.ctl.drop("private")  # reconnect; its snapshot waits for a retry
+        await probe.wait_for(lambda: probe.ctx.counters.get("rest_retries", 0) >= 1,
+                             "the snapshot's retry")
+        await h.ctl.drop("private")  # the resync's socket dies under it
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await h.ctl.close_position(ETH)
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "closed"],
+                             "the lifecycle, replayed")
+        await probe.healthy()
+
+    probe = run(scenario)
+    assert not probe.book.positions
+
+
+def test_a_close_and_reopen_pushed_while_a_resync_reads_its_snapshot_stay_two_lifecycles(
+        ) -> None:
+    """A position is closed and the same side reopened while a resync's snapshot is in
+    flight (here: its 429 and retry): the pushes wait in the buffer, and the snapshot
+    shows only the reopened position. The buffered pushes carry the boundary: consumers
+    get the close and the reopen, not one lifecycle whose size changed."""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened"], "opened")
+        await h.ctl.rest_errors("rate_limit", 1, "/fapi/v3/positionRisk")
+        await h.ctl.drop("private")  # reconnect; its snapshot waits for a retry
+        await probe.wait_for(lambda: probe.ctx.counters.get("rest_retries", 0) >= 1,
+                             "the snapshot's retry")
+        await h.ctl.close_position(ETH)
+        await h.ctl.place_order(ETH, "Sell", Decimal("2"))
+        await probe.wait_for(lambda: probe.ctx.counters.get("resyncs", 0) >= 2, "resynced")
+        await probe.healthy()
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "closed", "opened"],
+                             "the close and the reopen")
+
+    probe = run(scenario)
+    pos = probe.position(ETH)
+    assert pos is not None and pos.size == Decimal("2")
+
+
+def test_a_close_and_reopen_while_the_socket_died_during_a_resync_stay_two_lifecycles(
+        ) -> None:
+    """As above, but the resync's socket dies before the close and reopen: the buffer
+    never gets their pushes, and the snapshot shows only the reopened position. The
+    resync is given up rather than reconciled (which would merge the two lifecycles into
+    a size change, past what a later fill replay can split); the next one replays the
+    fills from the book's state."""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened"], "opened")
+        await h.ctl.rest_errors("rate_limit", 1, "/fapi/v3/positionRisk")
+        await h.ctl.drop("private")  # reconnect; its snapshot waits for a retry
+        await probe.wait_for(lambda: probe.ctx.counters.get("rest_retries", 0) >= 1,
+                             "the snapshot's retry")
+        await h.ctl.drop("private")  # the resync's socket dies under it
+        await h.ctl.close_position(ETH)
+        await h.ctl.place_order(ETH, "Sell", Decimal("2"))
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "closed", "opened"],
+                             "the close and the reopen")
+        await probe.healthy()
+
+    probe = run(scenario)
+    pos = probe.position(ETH)
+    assert pos is not None and pos.size == Decimal("2")

@@ -55,14 +55,14 @@ def test_binance_campaign_duplicates_and_invents_nothing_and_nothing_crashes(
 # not strict: it passes now and then (3 of 20 suite runs on binance5), and a strict
 # xfail that passes fails the suite - the intermittent CI failure issue 18 is about
 @pytest.mark.xfail(strict=False, reason=(
-    "production still loses 0-8 and splits 0-12 lifecycles a run, parallel loses 0-13 "
-    "(23 production and 12 parallel seeds on branch binance5; 2 of those 35 runs passed; "
-    "the suite's seed passed in 3 of 20): "
-    "a poller standby's stale state at a switch (F2b: its rows carry neither seq nor "
-    "time; most splits), the standby merging a close and reopen (F15), an audit "
-    "overtaking delayed pushes (F6), pushes the stall fault drops with the socket up "
-    "when no later reducing fill of the key tells (L1), a close-and-reopen whose pushes "
-    "came reordered (the book merges them): docs/simulator.md, Binance fault campaign"))
+    "production still loses 0-7 (median 2.5) and splits 0-3 lifecycles a run, parallel "
+    "loses 0-5 (median 2): 10 production seeds 6001-6010 on 986b209 and 6 parallel seeds "
+    "6101-6106 on b5c0d4c (branch binance6; 1 of 10 production and 3 of 6 parallel runs "
+    "passed): the primary's own losses in stalls that outlive a reconnect (pushes dropped "
+    "with the socket up, L1), lifecycles the primary recovered while the poller standby "
+    "delivered that the router does not deliver (F15; the poller's rows carry neither seq "
+    "nor time), a recovered close of an older same-side lifecycle closing the standby's "
+    "newer one (splits): docs/simulator.md, Binance fault campaign"))
 def test_binance_campaign_loses_splits_closes_early_and_diverges_nothing(
         report: dict[str, Any]) -> None:
     for mode, r in report["results"].items():

@@ -82,6 +82,35 @@ def test_a_timeless_standby_state_from_before_a_close_consumers_hold_is_not_reop
     assert pos_events(delivered)[-1] == ("opened", "BTCUSDT")
 
 
+def test_a_mark_does_not_make_a_timeless_standby_state_newer_than_a_close() -> None:
+    """As above, but the standby's book takes a mark after the close (a price event
+    refreshes its position's receive time): the row itself was still received before
+    the close, so neither the mark's price event nor the failover reopens it."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    stale = PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("2"), entry_price=D("100"))
+    books["r"].reconcile([stale])  # received now
+    close_ms = stale.received_ns // 1_000_000 + 50
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("2"),
+                                    entry_price=D("100"), seq=1, exchange_ms=close_ms - 10))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=2,
+                                    exchange_ms=close_ms))
+    books["r"].apply_mark(MarkPrice(symbol="BTCUSDT", mark_price=D("99"),
+                                    received_ns=(close_ms + 100) * 1_000_000))
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t += 2
+    router.evaluate()
+    assert router.active == "r"
+    books["r"].apply_mark(MarkPrice(symbol="BTCUSDT", mark_price=D("98"),
+                                    received_ns=(close_ms + 200) * 1_000_000))
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
+    books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("3"),
+                                    entry_price=D("101"),  # a row read after the close
+                                    received_ns=(close_ms + 300) * 1_000_000))
+    assert pos_events(delivered)[-1] == ("opened", "BTCUSDT")
+
+
 def test_a_timeless_standby_change_from_before_what_consumers_hold_is_not_delivered(
         ) -> None:
     """Consumers hold the primary's recovered state (exchange time T) while the standby
@@ -106,3 +135,132 @@ def test_a_timeless_standby_change_from_before_what_consumers_hold_is_not_delive
     books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("3"),
                                     entry_price=D("100")))  # received before T
     assert router.delivered[key].size == D("5")
+
+
+def test_failback_does_not_close_a_timeless_standby_open_newer_than_the_primarys_flat(
+        ) -> None:
+    """Consumers were told the primary's close (exchange time T); the standby then
+    delivers a new lifecycle from a row without time, received after T. The primary,
+    healthy again, knows the key flat only as of T (it missed the reopen): the failback
+    does not close consumers' position; a snapshot of the primary taken after the row
+    was received, still without the key, does."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    now_ms = time.time_ns() // 1_000_000
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("2"),
+                                    entry_price=D("100"), seq=1, exchange_ms=now_ms - 100))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=2,
+                                    exchange_ms=now_ms - 50))
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t += 2
+    router.evaluate()
+    assert router.active == "r"
+    books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("3"),
+                                    entry_price=D("99"), received_ns=now_ms * 1_000_000))
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT"),
+                                     ("opened", "BTCUSDT")]
+    status(router, "h", FeedState.HEALTHY)
+    clock.t += 10
+    router.evaluate()
+    assert router.active == "h"
+    key = PositionKey(Category.LINEAR, "BTCUSDT", 0)
+    assert router.delivered[key].side is Side.SHORT  # not closed by the failback
+    books["h"].reconcile([], as_of_ms=now_ms + 100)
+    router.evaluate()  # the router's tick settles the orphan
+    assert pos_events(delivered)[-1] == ("closed", "BTCUSDT")
+    assert key not in router.delivered
+
+
+def test_a_recovered_state_of_the_other_side_does_not_flip_a_timeless_standby_state(
+        ) -> None:
+    """The standby delivers a flip (short -> long) from a row without time; the
+    primary's resync then replays the fills behind it, starting with an older short
+    state: it does not take consumers back to short (a split). Its replayed flip and
+    close follow and reach consumers as the one lifecycle they hold."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("1"),
+                                    entry_price=D("100"), seq=1, exchange_ms=1_000))
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t += 2
+    router.evaluate()
+    assert router.active == "r"
+    books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("1"),
+                                    entry_price=D("101")))  # the flip, no time
+    key = PositionKey(Category.LINEAR, "BTCUSDT", 0)
+    assert router.delivered[key].side is Side.LONG
+    before = len(pos_events(delivered))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("2"),
+                                    entry_price=D("100"), seq=2, exchange_ms=2_000))
+    assert router.delivered[key].side is Side.LONG  # not taken back to short
+    assert len(pos_events(delivered)) == before
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("1"),
+                                    entry_price=D("101"), seq=3, exchange_ms=3_000))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=4,
+                                    exchange_ms=4_000))
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT"),
+                                     ("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
+
+
+def test_a_recovered_state_older_than_a_timeless_standby_close_does_not_reopen(
+        ) -> None:
+    """The standby delivered a lifecycle and its close from rows without time; the
+    primary's resync then replays that history (exchange times before the close's
+    receipt): it does not reopen the position consumers saw closed. The primary's newer
+    state (after that receipt) opens it at the failback."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    now_ms = time.time_ns() // 1_000_000
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t += 2
+    router.evaluate()
+    assert router.active == "r"
+    books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("1"),
+                                    entry_price=D("101"),
+                                    received_ns=(now_ms - 500) * 1_000_000))
+    books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0),
+                                    received_ns=now_ms * 1_000_000))
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("2"),
+                                    entry_price=D("100"), seq=2, exchange_ms=now_ms - 900))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("3"),
+                                    entry_price=D("100"), seq=3, exchange_ms=now_ms - 800))
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("4"),
+                                    entry_price=D("100"), seq=9, exchange_ms=now_ms + 100))
+    status(router, "h", FeedState.HEALTHY)
+    clock.t += 10
+    router.evaluate()
+    assert router.active == "h"
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT"),
+                                     ("opened", "BTCUSDT")]
+    key = PositionKey(Category.LINEAR, "BTCUSDT", 0)
+    assert router.delivered[key].size == D("4")
+
+
+def test_a_recovered_lifecycle_of_the_other_side_beside_a_timeless_state_is_past(
+        ) -> None:
+    """The standby delivers a long position from a row without time; the primary's
+    resync recovers a short lifecycle, opened and closed, that nothing orders against
+    that row: consumers get it as a past lifecycle and keep their long."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t += 2
+    router.evaluate()
+    assert router.active == "r"
+    books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("1"),
+                                    entry_price=D("101")))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("2"),
+                                    entry_price=D("100"), seq=2, exchange_ms=2_000))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=3,
+                                    exchange_ms=2_001))
+    events = [e for e in delivered if isinstance(e, PositionEvent)]
+    assert [(e.kind.value, e.past) for e in events] == [
+        ("opened", False), ("opened", True), ("closed", True)]
+    key = PositionKey(Category.LINEAR, "BTCUSDT", 0)
+    assert router.delivered[key].side is Side.LONG
