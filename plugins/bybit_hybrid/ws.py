@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -244,6 +245,9 @@ class Conn:
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._pending: dict[str, tuple[str, asyncio.Future[Answer]]] = {}
+        #: req_ids of the latest requests given up on (no answer in time): their late
+        #: answers are expected, not "unsolicited"
+        self._given_up: deque[str] = deque(maxlen=64)
         self._ids = itertools.count(1)
         self._pong = asyncio.Event()
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -331,6 +335,7 @@ class Conn:
             async with asyncio.timeout(answer_within or self._request_timeout):
                 answer = await fut
         except TimeoutError:
+            self._given_up.append(req_id)
             raise RequestTimedOut(
                 f"no answer to {op!r} on {self.name} within "
                 f"{answer_within or self._request_timeout:g}s"
@@ -492,6 +497,11 @@ class Conn:
                 self._release()
             return
         if answer.req_id is not None:  # a request given up on answers late: dropped
+            if answer.req_id in self._given_up:
+                self._count("late_answers")
+                self._log.debug("%s: late answer to %s %s: %s", self.name, answer.op,
+                                answer.req_id, answer.ret_msg or "ok")
+                return
             entry = self._pending.get(answer.req_id)
         else:  # no req_id echoed: the oldest pending request of that op
             entry = next((e for e in self._pending.values() if e[0] == answer.op), None)
