@@ -405,6 +405,18 @@ def test_a_lifecycle_made_while_the_socket_died_during_a_resync_is_replayed() ->
     assert not probe.book.positions
 
 
+async def _a_resync_waiting_for_its_snapshots_retry(probe: FeedProbe, h: H) -> None:
+    """A short ETH position open, then a reconnect whose snapshot read waits for a retry
+    (a 429): the resync is in flight when this returns."""
+    await probe.healthy()
+    await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+    await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened"], "opened")
+    await h.ctl.rest_errors("rate_limit", 1, "/fapi/v3/positionRisk")
+    await h.ctl.drop("private")  # reconnect; its snapshot waits for a retry
+    await probe.wait_for(lambda: probe.ctx.counters.get("rest_retries", 0) >= 1,
+                         "the snapshot's retry")
+
+
 def test_a_close_and_reopen_pushed_while_a_resync_reads_its_snapshot_stay_two_lifecycles(
         ) -> None:
     """A position is closed and the same side reopened while a resync's snapshot is in
@@ -412,13 +424,7 @@ def test_a_close_and_reopen_pushed_while_a_resync_reads_its_snapshot_stay_two_li
     shows only the reopened position. The buffered pushes carry the boundary: consumers
     get the close and the reopen, not one lifecycle whose size changed."""
     async def scenario(probe: FeedProbe, h: H) -> None:
-        await probe.healthy()
-        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
-        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened"], "opened")
-        await h.ctl.rest_errors("rate_limit", 1, "/fapi/v3/positionRisk")
-        await h.ctl.drop("private")  # reconnect; its snapshot waits for a retry
-        await probe.wait_for(lambda: probe.ctx.counters.get("rest_retries", 0) >= 1,
-                             "the snapshot's retry")
+        await _a_resync_waiting_for_its_snapshots_retry(probe, h)
         await h.ctl.close_position(ETH)
         await h.ctl.place_order(ETH, "Sell", Decimal("2"))
         await probe.wait_for(lambda: probe.ctx.counters.get("resyncs", 0) >= 2, "resynced")
@@ -439,13 +445,7 @@ def test_a_close_and_reopen_while_the_socket_died_during_a_resync_stay_two_lifec
     a size change, past what a later fill replay can split); the next one replays the
     fills from the book's state."""
     async def scenario(probe: FeedProbe, h: H) -> None:
-        await probe.healthy()
-        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
-        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened"], "opened")
-        await h.ctl.rest_errors("rate_limit", 1, "/fapi/v3/positionRisk")
-        await h.ctl.drop("private")  # reconnect; its snapshot waits for a retry
-        await probe.wait_for(lambda: probe.ctx.counters.get("rest_retries", 0) >= 1,
-                             "the snapshot's retry")
+        await _a_resync_waiting_for_its_snapshots_retry(probe, h)
         await h.ctl.drop("private")  # the resync's socket dies under it
         await h.ctl.close_position(ETH)
         await h.ctl.place_order(ETH, "Sell", Decimal("2"))

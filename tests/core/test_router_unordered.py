@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -56,11 +57,9 @@ def test_a_price_of_a_standby_state_nothing_orders_only_moves_the_mark() -> None
         EventKind.PRICE]
 
 
-def test_a_timeless_standby_state_from_before_a_close_consumers_hold_is_not_reopened(
-        ) -> None:
-    """Consumers were told the primary's close (exchange time T); the standby's rows
-    carry no time and its row was received before T: at the failover its stale open is
-    not delivered. A row received after T counts again."""
+def _a_close_after_a_timeless_standby_row() -> Any:
+    """Both feeds healthy; the standby's row (no seq, no time) is received now, then the
+    primary opens and closes the position (exchange time ``close_ms``, 50 ms later)."""
     router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
     status(router, "h", FeedState.HEALTHY)
     status(router, "r", FeedState.HEALTHY)
@@ -71,6 +70,15 @@ def test_a_timeless_standby_state_from_before_a_close_consumers_hold_is_not_reop
                                     entry_price=D("100"), seq=1, exchange_ms=close_ms - 10))
     books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=2,
                                     exchange_ms=close_ms))
+    return router, books, delivered, clock, close_ms
+
+
+def test_a_timeless_standby_state_from_before_a_close_consumers_hold_is_not_reopened(
+        ) -> None:
+    """Consumers were told the primary's close (exchange time T); the standby's rows
+    carry no time and its row was received before T: at the failover its stale open is
+    not delivered. A row received after T counts again."""
+    router, books, delivered, clock, close_ms = _a_close_after_a_timeless_standby_row()
     status(router, "h", FeedState.RECONNECTING)
     clock.t += 2
     router.evaluate()
@@ -86,16 +94,7 @@ def test_a_mark_does_not_make_a_timeless_standby_state_newer_than_a_close() -> N
     """As above, but the standby's book takes a mark after the close (a price event
     refreshes its position's receive time): the row itself was still received before
     the close, so neither the mark's price event nor the failover reopens it."""
-    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
-    status(router, "h", FeedState.HEALTHY)
-    status(router, "r", FeedState.HEALTHY)
-    stale = PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("2"), entry_price=D("100"))
-    books["r"].reconcile([stale])  # received now
-    close_ms = stale.received_ns // 1_000_000 + 50
-    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("2"),
-                                    entry_price=D("100"), seq=1, exchange_ms=close_ms - 10))
-    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=2,
-                                    exchange_ms=close_ms))
+    router, books, delivered, clock, close_ms = _a_close_after_a_timeless_standby_row()
     books["r"].apply_mark(MarkPrice(symbol="BTCUSDT", mark_price=D("99"),
                                     received_ns=(close_ms + 100) * 1_000_000))
     status(router, "h", FeedState.RECONNECTING)
