@@ -182,16 +182,21 @@ class PrivateStream:
         if old is None:
             return await self._connect(buffer=True)
         making = asyncio.ensure_future(self._connect(buffer=False))
+        handed = False
         try:
             waits: set[asyncio.Future[Any]] = {making, old.closed}
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if making.done():
+                handed = True
+                return making.result()
+            return None
         finally:
             if not making.done():
                 making.cancel()
             await asyncio.wait([making])  # never swallows a cancel of this task
-        if making.cancelled():
-            return None
-        return making.result()
+            if not handed and not making.cancelled() and making.exception() is None:
+                # made just as we were cancelled: nobody else owns it
+                await making.result().close()
 
     # ----------------------------------------------------------------- one socket
     async def _connect(self, *, buffer: bool) -> Conn:

@@ -158,23 +158,27 @@ class PublicStream:
         making = asyncio.ensure_future(self._open(report=False))
         check = self._check_every()
         reason: str | None = None
+        handed = False
         try:
             while reason is None:
                 waits: set[asyncio.Future[Any]] = {making, sess.conn.closed}
                 done, _ = await asyncio.wait(waits, timeout=check)
                 if making in done:
+                    handed = True
                     return making.result(), None
                 if sess.conn.closed.done():
                     reason = sess.conn.closed.result()
                 else:
                     reason = await self._check_stale(sess)
+            return None, reason
         finally:
             if not making.done():
                 making.cancel()
             await asyncio.wait([making])  # never swallows a cancel of this task
-        if not making.cancelled() and making.exception() is None:
-            await making.result().conn.close()  # made just as the old one failed
-        return None, reason
+            if not handed and not making.cancelled() and making.exception() is None:
+                # made just as the old one failed, or as we were cancelled: nobody
+                # else owns it
+                await making.result().conn.close()
 
     def _set_down(self, reason: str) -> None:
         first = self.down is None
