@@ -91,10 +91,9 @@ class PrivateStream:
                     conn = None
                 swapping = conn is not None  # the old socket still serves: no state change
                 try:
-                    made = await self._connect_while(conn)
-                    if made is None:  # the old socket died while the new one waited
+                    new = await self._connect_while(conn)
+                    if new is None:  # the old socket died while the new one waited
                         continue
-                    new = made
                 except AuthRejected as exc:
                     await self._auth_rejected(str(exc), swapping)
                     await self._wait(conn, self._backoff.next())
