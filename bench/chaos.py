@@ -67,14 +67,14 @@ __all__ = [
 ]
 
 
-def _setup_logging(path: str | None) -> None:
+def _setup_logging(path: str | None, level: str = "WARNING") -> None:
     flog = logging.getLogger("feedctl")
-    flog.setLevel(logging.INFO)
+    flog.setLevel(min(logging.INFO, logging.getLevelName(level)))
     flog.propagate = False
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(path, mode="w")
-        handler.setLevel(logging.WARNING)
+        handler.setLevel(logging.getLevelName(level))
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         flog.addHandler(handler)
 
@@ -106,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reanalyse", nargs="+", metavar="DUMP",
                     help="recompute the results from --dump files instead of running")
     ap.add_argument("--log", default=str(RESULTS / "chaos.log"),
-                    help="WARNING+ log lines of the system under test")
+                    help="log lines of the system under test (WARNING+ unless --log-level)")
+    ap.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING"),
+                    help="the --log file's level (INFO: every socket and resync, to investigate)")
     args = ap.parse_args(argv)
     if args.out is None:
         name = "chaos-binanceusdm.json" if args.exchange == "binanceusdm" else "chaos.json"
@@ -129,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     kw["log_path"] = args.log
     kw["dump_dir"] = args.dump
     cfg = CampaignConfig.short(**kw) if args.short else CampaignConfig(**kw)
-    _setup_logging(cfg.log_path)
+    _setup_logging(cfg.log_path, args.log_level)
     if args.bus:
         return _bus(args, kw)
     print(f"chaos campaign ({cfg.exchange}): seed {cfg.seed}, modes {','.join(cfg.modes)}, "

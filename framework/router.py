@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 
 from .book import LIFECYCLE_FIELDS, PositionBook, unrealised_pnl
 from .models import (
+    Category,
     EventKind,
     FeedState,
     MarkPrice,
@@ -115,6 +116,12 @@ class Router:
         self._health = {name: _Health(since=clock()) for name in roles}
         #: What consumers were last told, per position key.
         self.delivered: dict[PositionKey, Position] = {}
+        #: The keys of ``delivered`` per (category, symbol): a mark is the symbol's, so
+        #: where consumers hold two or more positions of one symbol (a two-sided
+        #: account; ``_multi`` counts such symbols) a feed's mark moves the ones its
+        #: book does not hold too (_spread_mark).
+        self._by_symbol: dict[tuple[Category, str], set[PositionKey]] = {}
+        self._multi = 0
         self.switches: list[RouteEvent] = []
         #: Keys consumers hold that the active feed lacks but cannot yet call flat.
         self.pending_orphans: set[PositionKey] = set()
@@ -153,6 +160,8 @@ class Router:
 
     # ---------------------------------------------------------------- inputs
     def on_event(self, feed: str, event: PositionEvent) -> None:
+        if event.kind is _PRICE and self._multi and not event.past:
+            self._spread_mark(feed, event.position)
         if event.kind is _PRICE and feed == self.active and not self._recovering:
             # the hot path: a price of the delivering feed for a position consumers hold
             # at a state not newer than this one's - the general path below would only
@@ -237,6 +246,41 @@ class Router:
             if newer:
                 self.counters["free_marks"] += 1
                 self._send(_synthetic(EventKind.PRICE, feed, _marked(told, mark)))
+
+    def _spread_mark(self, feed: str, pos: Position) -> None:
+        """``pos``'s mark, newer than what consumers hold, to their other positions of its
+        symbol that ``feed``'s book does not hold (it moves those itself): a hedge side
+        delivered from the standby keeps the primary's live marks of the other side."""
+        sym = (pos.category, pos.symbol)
+        keys = self._by_symbol.get(sym)
+        if keys is None or len(keys) < 2 or pos.mark_price is None:
+            return
+        book = self.books.get(feed)
+        held = book.positions if book is not None else {}
+        for key in [k for k in keys if k != pos.key and k not in held]:
+            told = self.delivered.get(key)
+            if (told is not None and told.mark_price != pos.mark_price
+                    and _mark_newer(pos, told)):
+                self.counters["free_marks"] += 1
+                self._send(_synthetic(EventKind.PRICE, feed, _remarked(told, pos)))
+
+    def _held(self, key: PositionKey) -> None:
+        """``key`` joins what consumers hold."""
+        keys = self._by_symbol.setdefault((key.category, key.symbol), set())
+        keys.add(key)
+        if len(keys) == 2:
+            self._multi += 1
+
+    def _released(self, key: PositionKey) -> None:
+        """``key`` left what consumers hold."""
+        sym = (key.category, key.symbol)
+        keys = self._by_symbol.get(sym)
+        if keys is not None and key in keys:
+            keys.discard(key)
+            if len(keys) == 1:
+                self._multi -= 1
+            elif not keys:
+                del self._by_symbol[sym]
 
     def _inactive_event(self, feed: str, event: PositionEvent) -> None:
         """An event of the delivering feed that is not active.
@@ -661,6 +705,8 @@ class Router:
         ms = event.position.exchange_ms
         if event.kind is EventKind.CLOSED:
             held = self.delivered.pop(key, None)
+            if held is not None:
+                self._released(key)
             if ms is None and not event.synthetic:
                 # a feed's close without exchange time (a poller's row gone): the key
                 # was flat by its receipt; an open state older than that is stale (one
@@ -683,6 +729,8 @@ class Router:
                     states.append(ms)
                     if len(states) > _STATES_KEPT:
                         del states[1]  # the first (the open) and the latest matter most
+            if key not in self.delivered:
+                self._held(key)
             self.delivered[key] = event.position
         self.counters["delivered"] += 1
         if self._recovering:

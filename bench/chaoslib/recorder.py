@@ -34,6 +34,10 @@ def _lifecycle_record(ev: PositionEvent, t: int, active: str | None = None) -> d
     return rec
 
 
+#: Stale episodes longer than this are kept, with their start, in a traced run.
+_EPISODE_KEPT_S = 2.0
+
+
 class _ErrorLog(logging.Handler):
     """Keeps ERROR records of the feedctl loggers (bounded)."""
 
@@ -76,6 +80,13 @@ class Recorder:
         self.healthy_s = 0.0
         self.sampled_s = 0.0
         self.t0 = _wall_ns()
+        #: keep a price trace for investigations (``--dump``): the exchange's marks, the
+        #: consumer's and each feed book's price events, and every stale episode over
+        #: ``_EPISODE_KEPT_S`` with when it began
+        self.trace = False
+        self.marks: dict[str, list[list[Any]]] = {"exchange": [], "consumer": []}
+        self.episodes: list[dict[str, Any]] = []
+        self._stale_from: dict[tuple[str, int], float] = {}
 
     # ------------------------------------------------------------------ consumer side
     def on_event(self, ev: Any) -> None:
@@ -85,6 +96,8 @@ class Recorder:
             self.counts[f"{ev.kind.value}{'_synthetic' if ev.synthetic else ''}"] += 1
             if ev.kind is not EventKind.PRICE:
                 self.consumer.append(_lifecycle_record(ev, t))
+            if self.trace:
+                self._trace_mark("consumer", ev, t)
             if ev.past:
                 return  # history: the key's current position is untouched
             if ev.kind is EventKind.CLOSED:
@@ -124,6 +137,16 @@ class Recorder:
     def tap(self, feed: str, ev: PositionEvent, active: str) -> None:
         if ev.kind is not EventKind.PRICE:
             self.taps.setdefault(feed, []).append(_lifecycle_record(ev, _wall_ns(), active))
+        if self.trace:
+            self._trace_mark(feed, ev, _wall_ns())
+
+    def _trace_mark(self, where: str, ev: PositionEvent, t: int) -> None:
+        """One price-trace row: [wall ns, symbol, idx, kind, mark, mark exchange ms,
+        mark received ns, feed of the event]."""
+        p = ev.position
+        self.marks.setdefault(where, []).append(
+            [t, p.symbol, p.position_idx, ev.kind.value, str(p.mark_price),
+             p.mark_exchange_ms, p.mark_received_ns, ev.feed])
 
     # ------------------------------------------------------------------ samples
     def watch_prices(self, sim: Simulator) -> None:
@@ -142,6 +165,8 @@ class Recorder:
                     new, old = prices.mark(sym), self._cur.get(sym)
                     if old is not None and old != new:
                         self._replaced[sym][old] = t
+                        if self.trace:
+                            self.marks["exchange"].append([_wall_ns(), sym, str(new)])
                     self._cur[sym] = new
             return deltas
 
@@ -170,6 +195,8 @@ class Recorder:
             if age <= 0:
                 self._end_stale(key)
                 continue
+            if key not in self._peak:
+                self._stale_from[key] = _wall_ns() - int(age * 1e9)
             if age > self._peak.get(key, 0.0):
                 self._peak[key] = age
             if age > self.stale_worst.get("seconds", -1):
@@ -184,8 +211,13 @@ class Recorder:
 
     def _end_stale(self, key: tuple[str, int]) -> None:
         peak = self._peak.pop(key, None)
+        began = self._stale_from.pop(key, None)
         if peak is not None:
             self.stale_episodes.append(peak)
+            if self.trace and peak > _EPISODE_KEPT_S and began is not None:
+                self.episodes.append({
+                    "symbol": key[0], "idx": key[1], "seconds": round(peak, 3),
+                    "from_s": round((began - self.t0) / 1e9, 3), "from_ns": began})
 
     def finish(self) -> None:
         for key in list(self._peak):

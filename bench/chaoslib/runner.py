@@ -129,6 +129,7 @@ async def _campaign(cfg: CampaignConfig, mode: str, rng: random.Random, sim: Sim
     PRIMARY = fl.primary
     _exchange_view = fl.exchange_view
     rec = fl.recorder(sim)
+    rec.trace = bool(cfg.dump_dir)
     rec.watch_prices(sim)
     router = session.router
     assert router is not None
@@ -293,7 +294,8 @@ async def _campaign(cfg: CampaignConfig, mode: str, rng: random.Random, sim: Sim
     if cfg.dump_dir:
         dump = {"transitions": transitions, "consumer": rec.consumer, "taps": rec.taps,
                 "routes": rec.routes, "statuses": rec.statuses, "faults": injector.log,
-                "hybrid": cfg.hybrid, "primary": PRIMARY, "result": out}
+                "hybrid": cfg.hybrid, "primary": PRIMARY, "result": out,
+                "marks": rec.marks, "stale_episodes": rec.episodes, "t0_ns": rec.t0}
         path = Path(cfg.dump_dir) / f"chaos-{mode}-{cfg.seed}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(dump, default=str))

@@ -142,3 +142,42 @@ def test_a_position_only_the_standby_saw_open_gets_the_public_sockets_marks(
     gaps, free = run_async(main(), timeout=60)
     assert free >= 5, free
     assert len(gaps) >= 5 and max(gaps) < 1.0, gaps  # the poller alone: one per 2 s
+
+
+def test_a_hedge_side_only_the_standby_saw_open_gets_the_marks_of_the_other_side(
+        tmp_path: Path) -> None:
+    """A mark is the symbol's, not the position's. The hybrid holds the long side of a
+    two-sided ETHUSDT account; its private socket stalls and the short side opens, seen
+    only by the 2 s REST standby. The hybrid's public socket streams ETHUSDT for the long
+    side it holds, and its marks move the short side consumers hold too — not only the
+    poller's every 2 s."""
+    async def main() -> tuple[list[float], int]:
+        async with running(tmp_path, mode="production", rest_interval="2s",
+                           symbols=["BTCUSDT", "ETHUSDT"]) as (_, ctl, session):
+            assert session.router is not None
+            events, task = collector(session)
+            await ctl.position_mode("ETHUSDT", 3)
+            await wait_for(lambda: session.feeds["rest_polling"].ctx.state == "healthy", 8)
+            await wait_for(lambda: session.feeds["bybit_hybrid"].ctx.state == "healthy", 8)
+            await ctl.set_position("ETHUSDT", "Buy", "0.5", position_idx=1)
+            hybrid_book = session.feeds["bybit_hybrid"].book
+            await wait_for(lambda: any(k.position_idx == 1 for k in hybrid_book.positions), 5)
+            await ctl.stall("private", 8.0)
+            await wait_for(lambda: session.router.active == "rest_polling", 6)
+            await ctl.set_position("ETHUSDT", "Sell", "0.3", position_idx=2)
+            await wait_for(lambda: any(k.position_idx == 2
+                                       for k in session.router.delivered), 5)
+            assert not any(k.position_idx == 2 for k in hybrid_book.positions)
+            watch_from = len(events)
+            await asyncio.sleep(2.5)
+            await stop(task)
+            marks = [e.position.mark_received_ns / 1e9 for e in events[watch_from:]
+                     if isinstance(e, PositionEvent) and e.position.symbol == "ETHUSDT"
+                     and e.position.position_idx == 2
+                     and e.kind is EventKind.PRICE and e.position.mark_received_ns]
+            gaps = [b - a for a, b in itertools.pairwise(marks)]
+            return gaps, session.router.counters["free_marks"]
+
+    gaps, free = run_async(main(), timeout=60)
+    assert free >= 5, free
+    assert len(gaps) >= 5 and max(gaps) < 1.0, gaps  # the poller alone: one per 2 s
