@@ -11,6 +11,7 @@ the session and every task before it returns.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -267,7 +268,10 @@ class HybridFeed(Feed):
         """While a symbol's ticker is stale (its topic silent, the public socket stalled
         or down), read its mark from REST every ``stale_mark_interval``: the position's
         price keeps moving while the socket recovers. The feed still reports the symbol
-        stale; the book takes a REST mark only if it is newer than the one it holds."""
+        stale; the book takes a REST mark only if it is newer than the one it holds.
+
+        Each symbol's read runs on its own: one whose answers are rate-limited or 5xx
+        (its retries wait for the limit's reset) holds up no other symbol's read."""
         interval = self.settings.stale_mark_interval
         if interval <= 0:
             return
@@ -277,36 +281,61 @@ class HybridFeed(Feed):
         #: is down: a position opened by a resync) at the next check, not a whole
         #: interval later with the mark it had before it was wanted
         last_read: dict[tuple[Category, str], float] = {}
-        while True:
-            await asyncio.sleep(check)  # suspects are judged soon, stale symbols per interval
-            now = time.monotonic()
-            wanted = set()
-            stale: set[tuple[Category, str]] = set()
-            for c, p in self.publics.items():
-                wanted |= {(c, sym, True) for sym in p.suspect}
-                stale |= {(c, sym) for sym in
-                          (p.stale | (p.wanted if p.down else set())) - p.suspect}
-            for key in list(last_read):
-                if key not in stale:
-                    del last_read[key]  # fresh again: read at once when it next goes stale
-            wanted |= {(c, sym, False) for c, sym in stale
-                       if now - last_read.get((c, sym), -interval) >= interval}
-            if not wanted:
-                continue
-            # held symbols first: a lingering one (no position) takes what the cap leaves
-            linger = self._linger
-            order = sorted(wanted, key=lambda w: ((w[0], w[1]) in linger, w))
-            for category, symbol, suspect in order[:self.settings.stale_mark_max]:
-                if not suspect:
-                    last_read[(category, symbol)] = now
-                mark = await self._public_read(self.rest.mark(category, symbol),
-                                               "stale_mark_failures", f"mark of {symbol}")
-                if mark is None:
+        reading: dict[tuple[Category, str], asyncio.Task[None]] = {}
+        try:
+            while True:
+                await asyncio.sleep(check)  # suspects are judged soon, stale ones per interval
+                now = time.monotonic()
+                wanted = set()
+                stale: set[tuple[Category, str]] = set()
+                for c, p in self.publics.items():
+                    wanted |= {(c, sym, True) for sym in p.suspect}
+                    stale |= {(c, sym) for sym in
+                              (p.stale | (p.wanted if p.down else set())) - p.suspect}
+                for key in list(last_read):
+                    if key not in stale:
+                        del last_read[key]  # fresh again: read at once when next stale
+                wanted |= {(c, sym, False) for c, sym in stale
+                           if now - last_read.get((c, sym), -interval) >= interval}
+                wanted = {w for w in wanted if (w[0], w[1]) not in reading}
+                if not wanted:
                     continue
-                if suspect:
-                    self.publics[category].judge_quiet(symbol, str(mark.mark_price))
-                self.ctx.count("stale_marks")
-                self.ctx.apply_mark(mark)
+                # held symbols first: a lingering one (no position) takes what the cap
+                # leaves
+                linger = self._linger
+                room = self.settings.stale_mark_max - len(reading)
+                order = sorted(wanted, key=lambda w: ((w[0], w[1]) in linger, w))
+                for category, symbol, suspect in order[:max(0, room)]:
+                    key = (category, symbol)
+                    if not suspect:
+                        last_read[key] = now
+                    task = asyncio.create_task(self._stale_mark(category, symbol, suspect),
+                                               name=f"bybit-stale-mark-{symbol}")
+                    reading[key] = task
+                    task.add_done_callback(functools.partial(self._stale_read_done,
+                                                             reading, key))
+        finally:
+            for task in reading.values():
+                task.cancel()
+            await asyncio.gather(*reading.values(), return_exceptions=True)
+
+    def _stale_read_done(self, reading: dict[tuple[Category, str], asyncio.Task[None]],
+                         key: tuple[Category, str], task: asyncio.Task[None]) -> None:
+        reading.pop(key, None)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self.ctx.count("crashes")  # a bug: logged with its traceback, the loop goes on
+            self.ctx.log.error("stale-mark read of %s failed", key[1], exc_info=exc)
+
+    async def _stale_mark(self, category: Category, symbol: str, suspect: bool) -> None:
+        """One stale (or suspect) symbol's mark from REST, to the book."""
+        mark = await self._public_read(self.rest.mark(category, symbol),
+                                       "stale_mark_failures", f"mark of {symbol}")
+        if mark is None:
+            return
+        if suspect:
+            self.publics[category].judge_quiet(symbol, str(mark.mark_price))
+        self.ctx.count("stale_marks")
+        self.ctx.apply_mark(mark)
 
     async def _public_read(self, read: Awaitable[T], counter: str, what: str) -> T | None:
         """A best-effort public REST read: its result, or None (counted, logged) when it

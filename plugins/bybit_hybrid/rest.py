@@ -125,9 +125,9 @@ class RestClient:
         """Measure the server clock offset (ms) from /v5/market/time."""
         if self._budget is not None:  # before the stopwatch: a wait there is not the rtt
             await self._budget.acquire()
-        sent = time.time_ns()
+        sent: list[int] = []  # each attempt's start: the rtt is the answered one's alone
         env = await self._call(PATH_TIME, [], signed=False, sync_on_skew=False,
-                               budgeted=False)
+                               budgeted=False, sent_ns=sent)
         received = time.time_ns()
         result = _result(env)
         server_ms: int | None = None
@@ -144,7 +144,7 @@ class RestClient:
             server_ms = None  # not a time this century: garbage, not a clock offset
         if server_ms is None:
             raise RetryableFeedError(f"{PATH_TIME} answered without a time: {str(env)[:200]}")
-        offset = self.clock.update(server_ms, sent, received)
+        offset = self.clock.update(server_ms, sent[-1], received)
         self._log.info("server clock offset %+d ms (rtt %.1f ms)", offset, self.clock.rtt_ms,
                        extra={"clock_offset_ms": offset})
         return offset
@@ -292,14 +292,18 @@ class RestClient:
     # ----------------------------------------------------------------- transport
     async def _call(
         self, path: str, params: list[tuple[str, str]], *, signed: bool, sync_on_skew: bool = True,
-        budgeted: bool = True,
+        budgeted: bool = True, sent_ns: list[int] | None = None,
     ) -> dict[str, Any]:
+        """``path``'s envelope, retried ``rest_attempts`` times; ``sent_ns`` collects
+        when each attempt was sent."""
         backoff = Backoff(self._s.backoff_base, self._s.backoff_cap)
         last = ""
         for attempt in range(1, self._s.rest_attempts + 1):
             if self.ban_left() > 0:  # not even one request while Bybit bans this IP
                 self._count("rest_banned_skips")
                 raise RetryableFeedError(f"{path} not requested: {self.ban_text()}")
+            if sent_ns is not None:
+                sent_ns.append(time.time_ns())
             try:
                 return await self._once(path, params, signed, budgeted)
             except _Retry as exc:

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -238,3 +239,50 @@ def test_a_403_stops_every_request_for_the_ban_period() -> None:
         assert counts["rest_banned"] == 1 and counts["rest_banned_skips"] == 2
 
     run(go())
+
+
+def test_a_clock_sync_retried_after_a_rate_limit_measures_only_the_answered_request() -> None:
+    """/v5/market/time answers 10006 first (the limit resets 0.6 s later), then the true
+    time: the offset is the answered request's, not one skewed by half the wait (a signed
+    request stamped with such an offset is refused with 10002)."""
+    async def go() -> tuple[int, float | None]:
+        calls = 0
+
+        async def handler(_request: web.Request) -> web.Response:
+            nonlocal calls
+            calls += 1
+            now = time.time_ns() // 1_000_000
+            if calls == 1:
+                body = {"retCode": 10006, "retMsg": "Too many visits!", "result": {},
+                        "time": now}
+                headers = {"X-Bapi-Limit-Reset-Timestamp": str(now + 600)}
+            else:
+                body = {"retCode": 0, "retMsg": "OK", "time": now,
+                        "result": {"timeSecond": str(now // 1000),
+                                   "timeNano": str(time.time_ns())}}
+                headers = {}
+            return web.Response(body=orjson.dumps(body), headers=headers,
+                                content_type="application/json")
+
+        app = web.Application()
+        app.router.add_get("/v5/market/time", handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        clock = ServerClock()
+        try:
+            async with aiohttp.ClientSession() as http:
+                s = HybridSettings(backoff_base=0.01, backoff_cap=1.0, rest_attempts=3)
+                rc = RestClient(http, f"http://127.0.0.1:{port}", SecretStr(KEY),
+                                SecretStr(SECRET), clock, s, LOG, lambda _n: None)
+                offset = await rc.sync_clock()
+        finally:
+            await runner.cleanup()
+        assert calls == 2
+        return offset, clock.rtt_ms
+
+    offset, rtt = run(go())
+    assert rtt is not None and rtt < 200, rtt  # the wait for the reset is no round trip
+    assert abs(offset) < 100, offset  # loopback: the server's clock is ours
