@@ -44,6 +44,8 @@ async def scripted(answers: dict[str, list[Any]]) -> AsyncIterator[tuple[str, li
             assert request.headers["X-BAPI-SIGN"] == want
         queue = answers[request.path]
         item = queue.pop(0) if len(queue) > 1 else queue[0]
+        if callable(item):  # an answer made when asked (one that says the time)
+            item = item()
         status, body, headers = item if isinstance(item, tuple) else (200, item, {})
         return web.Response(status=status, body=orjson.dumps(body) if not isinstance(
             body, bytes) else body, headers=headers, content_type="application/json")
@@ -245,44 +247,27 @@ def test_a_clock_sync_retried_after_a_rate_limit_measures_only_the_answered_requ
     """/v5/market/time answers 10006 first (the limit resets 0.6 s later), then the true
     time: the offset is the answered request's, not one skewed by half the wait (a signed
     request stamped with such an offset is refused with 10002)."""
-    async def go() -> tuple[int, float | None]:
-        calls = 0
+    def refused() -> tuple[int, dict[str, Any], dict[str, str]]:
+        now = time.time_ns() // 1_000_000
+        return 200, {"retCode": 10006, "retMsg": "Too many visits!", "result": {},
+                     "time": now}, {"X-Bapi-Limit-Reset-Timestamp": str(now + 600)}
 
-        async def handler(_request: web.Request) -> web.Response:
-            nonlocal calls
-            calls += 1
-            now = time.time_ns() // 1_000_000
-            if calls == 1:
-                body = {"retCode": 10006, "retMsg": "Too many visits!", "result": {},
-                        "time": now}
-                headers = {"X-Bapi-Limit-Reset-Timestamp": str(now + 600)}
-            else:
-                body = {"retCode": 0, "retMsg": "OK", "time": now,
-                        "result": {"timeSecond": str(now // 1000),
-                                   "timeNano": str(time.time_ns())}}
-                headers = {}
-            return web.Response(body=orjson.dumps(body), headers=headers,
-                                content_type="application/json")
+    def answered() -> dict[str, Any]:
+        now = time.time_ns()
+        return {"retCode": 0, "retMsg": "OK", "time": now // 1_000_000,
+                "result": {"timeSecond": str(now // 10**9), "timeNano": str(now)}}
 
-        app = web.Application()
-        app.router.add_get("/v5/market/time", handler)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    async def go() -> tuple[int, float | None, int]:
         clock = ServerClock()
-        try:
-            async with aiohttp.ClientSession() as http:
-                s = HybridSettings(backoff_base=0.01, backoff_cap=1.0, rest_attempts=3)
-                rc = RestClient(http, f"http://127.0.0.1:{port}", SecretStr(KEY),
-                                SecretStr(SECRET), clock, s, LOG, lambda _n: None)
-                offset = await rc.sync_clock()
-        finally:
-            await runner.cleanup()
-        assert calls == 2
-        return offset, clock.rtt_ms
+        s = HybridSettings(backoff_base=0.01, backoff_cap=1.0, rest_attempts=3)
+        async with (scripted({"/v5/market/time": [refused, answered]}) as (base, seen),
+                    aiohttp.ClientSession() as http):
+            rc = RestClient(http, base, SecretStr(KEY), SecretStr(SECRET), clock, s, LOG,
+                            lambda _n: None)
+            offset = await rc.sync_clock()
+        return offset, clock.rtt_ms, len(seen)
 
-    offset, rtt = run(go())
+    offset, rtt, requests = run(go())
+    assert requests == 2
     assert rtt is not None and rtt < 200, rtt  # the wait for the reset is no round trip
     assert abs(offset) < 100, offset  # loopback: the server's clock is ours

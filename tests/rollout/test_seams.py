@@ -27,6 +27,16 @@ def _lifecycles(events: list[Any], symbol: str) -> list[tuple[str, bool]]:
             and e.position.symbol == symbol and e.kind in (EventKind.OPENED, EventKind.CLOSED)]
 
 
+def _mark_gaps(events: list[Any], symbol: str, idx: int | None = None) -> list[float]:
+    """Seconds between the consecutive marks (by receive time) of ``symbol``'s price
+    events (of position index ``idx``, or any)."""
+    marks = [e.position.mark_received_ns / 1e9 for e in events
+             if isinstance(e, PositionEvent) and e.position.symbol == symbol
+             and (idx is None or e.position.position_idx == idx)
+             and e.kind is EventKind.PRICE and e.position.mark_received_ns]
+    return [b - a for a, b in itertools.pairwise(marks)]
+
+
 def test_a_private_outage_keeps_the_marks_and_delivers_the_lifecycle_inside_it(
         tmp_path: Path) -> None:
     """1.5 s without the private socket, a 2 s REST standby: the router fails over after
@@ -62,10 +72,7 @@ def test_a_private_outage_keeps_the_marks_and_delivers_the_lifecycle_inside_it(
             failback_s = asyncio.get_running_loop().time() - back
             await asyncio.sleep(0.5)
             await stop(task)
-            marks = [e.position.mark_received_ns / 1e9 for e in events[watch_from:]
-                     if isinstance(e, PositionEvent) and e.position.symbol == "BTCUSDT"
-                     and e.kind is EventKind.PRICE and e.position.mark_received_ns]
-            gaps = [b - a for a, b in itertools.pairwise(marks)]
+            gaps = _mark_gaps(events[watch_from:], "BTCUSDT")
             return events, gaps, failback_s
 
     events, gaps, failback_s = run_async(main(), timeout=60)
@@ -133,11 +140,8 @@ def test_a_position_only_the_standby_saw_open_gets_the_public_sockets_marks(
             watch_from = len(events)
             await asyncio.sleep(2.5)
             await stop(task)
-            marks = [e.position.mark_received_ns / 1e9 for e in events[watch_from:]
-                     if isinstance(e, PositionEvent) and e.position.symbol == "ETHUSDT"
-                     and e.kind is EventKind.PRICE and e.position.mark_received_ns]
-            gaps = [b - a for a, b in itertools.pairwise(marks)]
-            return gaps, session.router.counters["free_marks"]
+            return _mark_gaps(events[watch_from:], "ETHUSDT"), \
+                session.router.counters["free_marks"]
 
     gaps, free = run_async(main(), timeout=60)
     assert free >= 5, free
@@ -171,12 +175,8 @@ def test_a_hedge_side_only_the_standby_saw_open_gets_the_marks_of_the_other_side
             watch_from = len(events)
             await asyncio.sleep(2.5)
             await stop(task)
-            marks = [e.position.mark_received_ns / 1e9 for e in events[watch_from:]
-                     if isinstance(e, PositionEvent) and e.position.symbol == "ETHUSDT"
-                     and e.position.position_idx == 2
-                     and e.kind is EventKind.PRICE and e.position.mark_received_ns]
-            gaps = [b - a for a, b in itertools.pairwise(marks)]
-            return gaps, session.router.counters["free_marks"]
+            return _mark_gaps(events[watch_from:], "ETHUSDT", 2), \
+                session.router.counters["free_marks"]
 
     gaps, free = run_async(main(), timeout=60)
     assert free >= 5, free
