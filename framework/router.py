@@ -721,6 +721,14 @@ class Router:
                 pos = event.position
                 if pos.side is not None and pos.seq is not None and pos.seq >= 0:
                     self._told_opened(key, pos.side, pos.seq)
+            elif event.kind is EventKind.CHANGED:
+                told = self.delivered.get(key)
+                if told is not None and _mark_newer(told, event.position):
+                    # a state change carries its feed's mark, which may be older than the
+                    # one consumers hold (a poller's, read seconds before): the mark
+                    # never goes back
+                    event = event.model_copy(
+                        update={"position": _remarked(event.position, told)})
             if ms is not None:
                 states = self._open_states.get(key) if key in self.delivered else None
                 if states is None:

@@ -605,3 +605,28 @@ def test_a_position_opened_with_an_old_mark_reaches_consumers_at_the_freshest_on
     assert (opened.kind, opened.position.mark_price) == (EventKind.OPENED, D("97"))
     assert opened.position.mark_exchange_ms == 9_000
     assert opened.position.unrealised_pnl == D("-6")  # long 2 from 100 at 97
+
+
+def test_a_state_change_with_an_older_mark_reaches_consumers_at_the_mark_they_hold() -> None:
+    """The standby delivers; the primary's public socket moves consumers' mark (a symbol
+    its book holds nothing of). The standby's next state change carries the mark of its
+    last poll, seconds older: consumers get the change at the newer mark they hold, so a
+    price never goes back in time."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t = 1.1
+    router.evaluate()
+    assert router.active == "r"
+    books["h"].on_free_mark = lambda mark: router.on_free_mark("h", mark)  # as the session
+    books["r"].apply_mark(MarkPrice(symbol="SOLUSDT", mark_price=D("90"), exchange_ms=1_000))
+    books["r"].apply(upd("SOLUSDT", "2", 1))
+    books["h"].apply_mark(MarkPrice(symbol="SOLUSDT", mark_price=D("97"), exchange_ms=9_000))
+    books["r"].apply(upd("SOLUSDT", "3", 2))
+    events = [e for e in delivered if isinstance(e, PositionEvent)]
+    assert [(e.kind, e.position.mark_price) for e in events] == [
+        (EventKind.OPENED, D("90")), (EventKind.PRICE, D("97")), (EventKind.CHANGED, D("97"))]
+    changed = events[-1].position
+    assert (changed.size, changed.mark_exchange_ms) == (D("3"), 9_000)
+    assert changed.unrealised_pnl == D("-9")  # long 3 from 100 at 97
