@@ -140,6 +140,12 @@ class Recorder:
         if self.trace:
             self._trace_mark(feed, ev, _wall_ns())
 
+    def free_mark(self, feed: str, mark: Any) -> None:
+        """A mark of a symbol ``feed``'s book holds no position of (traced as idx -1)."""
+        self.marks.setdefault(feed, []).append(
+            [_wall_ns(), mark.symbol, -1, "free", str(mark.mark_price), mark.exchange_ms,
+             mark.received_ns, feed])
+
     def _trace_mark(self, where: str, ev: PositionEvent, t: int) -> None:
         """One price-trace row: [wall ns, symbol, idx, kind, mark, mark exchange ms,
         mark received ns, feed of the event]."""

@@ -142,6 +142,13 @@ async def _campaign(cfg: CampaignConfig, mode: str, rng: random.Random, sim: Sim
                 _orig(ev)
 
         rt.book._emit = tap
+        free = rt.book.on_free_mark
+        if free is not None and rec.trace:
+            def free_tap(mark: Any, _orig: Any = free, _name: str = name) -> None:
+                rec.free_mark(_name, mark)
+                _orig(mark)
+
+            rt.book.on_free_mark = free_tap
     stream = session.events(name="chaos")
 
     async def pump() -> None:
