@@ -160,7 +160,8 @@ class Router:
 
     # ---------------------------------------------------------------- inputs
     def on_event(self, feed: str, event: PositionEvent) -> None:
-        if event.kind is _PRICE and self._multi and not event.past:
+        if (event.kind is _PRICE and not event.past
+                and (self._multi or event.position.key not in self.delivered)):
             self._spread_mark(feed, event.position)
         if event.kind is _PRICE and feed == self.active and not self._recovering:
             # the hot path: a price of the delivering feed for a position consumers hold
@@ -250,10 +251,12 @@ class Router:
     def _spread_mark(self, feed: str, pos: Position) -> None:
         """``pos``'s mark, newer than what consumers hold, to their other positions of its
         symbol that ``feed``'s book does not hold (it moves those itself): a hedge side
-        delivered from the standby keeps the primary's live marks of the other side."""
-        sym = (pos.category, pos.symbol)
-        keys = self._by_symbol.get(sym)
-        if keys is None or len(keys) < 2 or pos.mark_price is None:
+        delivered from the standby keeps the primary's live marks of the other side, and
+        so does a side the standby saw flip while the primary's book still holds the old
+        one. (Called when consumers hold two or more positions of a symbol, or none at
+        ``pos``'s key: otherwise they hold ``pos``'s key alone, if anything.)"""
+        keys = self._by_symbol.get((pos.category, pos.symbol))
+        if not keys or pos.mark_price is None:
             return
         book = self.books.get(feed)
         held = book.positions if book is not None else {}
@@ -815,7 +818,9 @@ def _synthetic(kind: EventKind, feed: str, pos: Position,
 
 def _mark_newer(a: Position, b: Position) -> bool:
     """True if ``a``'s mark is strictly newer than ``b``'s (exchange time, else receive
-    time): the freshest source of a symbol's mark wins."""
+    time): the freshest source of a symbol's mark wins. Any mark is newer than none."""
+    if b.mark_price is None:
+        return a.mark_price is not None
     am, bm = a.mark_exchange_ms, b.mark_exchange_ms
     if am is not None and bm is not None:
         return am > bm

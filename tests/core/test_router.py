@@ -630,3 +630,37 @@ def test_a_state_change_with_an_older_mark_reaches_consumers_at_the_mark_they_ho
     changed = events[-1].position
     assert (changed.size, changed.mark_exchange_ms) == (D("3"), 9_000)
     assert changed.unrealised_pnl == D("-9")  # long 3 from 100 at 97
+
+
+@pytest.mark.parametrize("standby_mark", [True, False])
+def test_a_side_the_standby_saw_flip_gets_the_marks_of_the_side_the_primary_still_holds(
+        standby_mark: bool) -> None:
+    """A two-sided account: the standby delivers and sees ETHUSDT's short side close and
+    the long side open; the primary's book (its private socket down) still holds the
+    short side and streams its marks. They move the long side consumers hold: a mark
+    is the symbol's (and any mark is newer than none: the standby may have had none)."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    short = PositionUpdate(symbol="ETHUSDT", side=Side.SHORT, size=D("1"),
+                           entry_price=D("100"), seq=1, position_idx=2)
+    for b in books.values():
+        b.apply(short)
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t = 1.1
+    router.evaluate()
+    assert router.active == "r"
+    if standby_mark:
+        books["r"].apply_mark(MarkPrice(symbol="ETHUSDT", mark_price=D("90"),
+                                        exchange_ms=1_000))
+    books["r"].apply(short.model_copy(update={"side": None, "size": D("0"), "seq": 2}))
+    books["r"].apply(PositionUpdate(symbol="ETHUSDT", side=Side.LONG, size=D("2"),
+                                    entry_price=D("100"), seq=3, position_idx=1))
+    books["h"].apply_mark(MarkPrice(symbol="ETHUSDT", mark_price=D("97"), exchange_ms=9_000))
+    long_key = PositionKey(Category.LINEAR, "ETHUSDT", 1)
+    assert set(router.delivered) == {long_key}
+    told = router.delivered[long_key]
+    assert (told.mark_price, told.mark_exchange_ms) == (D("97"), 9_000)
+    assert told.unrealised_pnl == D("-6")  # long 2 from 100 at 97
+    assert delivered and isinstance(delivered[-1], PositionEvent)
+    assert delivered[-1].kind is EventKind.PRICE
