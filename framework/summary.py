@@ -64,6 +64,17 @@ class RunSummary:
             self.active = ev.active
             self._update_delivering()
 
+    def observe_price(self, key: PositionKey) -> None:
+        """:meth:`observe` for a (not past) ``price`` event of the position ``key``: the
+        router's hot path."""
+        now = self._clock()
+        marks = self._last_mark
+        last = marks.get(key)
+        if last is not None and now - last > self.longest_stale_s:
+            self.longest_stale_s = now - last
+            self.longest_stale_key = str(key)
+        marks[key] = now
+
     def _position(self, ev: PositionEvent) -> None:
         key = ev.position.key
         now = self._clock()
