@@ -102,7 +102,7 @@ class PositionBook:
         self.feed = feed
         self._emit = emit
         #: Called, if set, instead of ``emit`` with a price event of the hot path and
-        #: its position's key (the router's :meth:`~feedctl.Router.on_price`).
+        #: its position's key (the session sets the router's ``Router.on_price``).
         self.emit_price: Callable[[PositionEvent, PositionKey], None] | None = None
         self.positions: dict[PositionKey, Position] = {}
         # newest (seq, exchange_ms) seen per key, kept after a close to reject stale replays
