@@ -101,6 +101,9 @@ class PositionBook:
         self.account = account
         self.feed = feed
         self._emit = emit
+        #: Called, if set, instead of ``emit`` with a price event of the hot path and
+        #: its position's key (the session sets the router's ``Router.on_price``).
+        self.emit_price: Callable[[PositionEvent, PositionKey], None] | None = None
         self.positions: dict[PositionKey, Position] = {}
         # newest (seq, exchange_ms) seen per key, kept after a close to reject stale replays
         self._versions: dict[PositionKey, tuple[int | None, int | None]] = {}
@@ -264,6 +267,7 @@ class PositionBook:
         events = []
         positions = self.positions
         emit = self._emit
+        emit_price = self.emit_price
         feed = self.feed
         for key in keys if len(keys) == 1 else tuple(keys):
             data = positions[key].__dict__
@@ -290,7 +294,9 @@ class PositionBook:
             ev = price_event(feed, data, self._event_seq)
             positions[key] = ev.position
             events.append(ev)
-            if emit is not None:
+            if emit_price is not None:
+                emit_price(ev, key)
+            elif emit is not None:
                 emit(ev)
         return events
 

@@ -30,6 +30,8 @@ _monotonic = time.monotonic
 #: prices, and a price slot's key in ``_price_slots`` (None: a lifecycle, status or
 #: other event).
 _Slot = list[Any]
+#: What :meth:`ConsumerQueue.get_nowait` returns when nothing is pending.
+EMPTY: Any = object()
 _EVENT, _ENQUEUED, _OPEN, _KEY = 0, 1, 2, 3
 
 
@@ -58,17 +60,7 @@ class ConsumerQueue:
             pos = event.position
             slot_key = (event.feed, pos.account, pos.key)
             if event.kind is _PRICE:
-                slots = self._price_slots
-                slot = slots.get(slot_key)
-                if slot is not None and slot[_OPEN]:  # the hot path: coalesced
-                    slot[_EVENT] = event
-                    self.coalesced += 1
-                    return
-                slot = slots[slot_key] = [event, _monotonic(), True, slot_key]
-                self._items.append(slot)
-                w = self._waiter  # _wake, inlined
-                if w is not None and not w.done():
-                    w.set_result(None)
+                self.put_price(event, slot_key)
                 return
             sealed = self._price_slots.pop(slot_key, None)
             if sealed is not None:
@@ -80,6 +72,39 @@ class ConsumerQueue:
         self._lifecycle_pending += 1
         self._items.append([event, time.monotonic(), False, None])
         self._wake()
+
+    def put_price(self, event: PositionEvent, slot_key: tuple[str, str, PositionKey]) -> None:
+        """:meth:`put` for a ``price`` event whose slot key - (feed, account, position
+        key) - the caller has built (once for all the queues it puts the event in)."""
+        if self.closed or self.overflowed:
+            return
+        slots = self._price_slots
+        slot = slots.get(slot_key)
+        if slot is not None and slot[_OPEN]:
+            slot[_EVENT] = event
+            self.coalesced += 1
+            return
+        slot = slots[slot_key] = [event, _monotonic(), True, slot_key]
+        self._items.append(slot)
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def get_nowait(self) -> Any:
+        """The next event if one is pending, else :data:`EMPTY` (also once closed or cut
+        off: :meth:`get` then says which)."""
+        if self.overflowed or not self._items:
+            return EMPTY
+        slot = self._items.popleft()
+        key = slot[_KEY]
+        if key is not None:
+            slots = self._price_slots
+            if slots.get(key) is slot:
+                del slots[key]
+        else:
+            self._lifecycle_pending -= 1
+        self.delivered += 1
+        return slot[_EVENT]
 
     def close(self) -> None:
         """No more events; a waiting ``get`` returns what is left, then ``None``."""
@@ -95,17 +120,9 @@ class ConsumerQueue:
                     f"consumer {self.name!r} fell more than {self.max_pending} events behind "
                     "and was disconnected; consume faster or raise delivery.max_pending"
                 )
-            if self._items:
-                slot = self._items.popleft()
-                key = slot[_KEY]
-                if key is not None:  # a price slot (open, or sealed by a lifecycle event)
-                    slots = self._price_slots
-                    if slots.get(key) is slot:
-                        del slots[key]
-                else:
-                    self._lifecycle_pending -= 1
-                self.delivered += 1
-                return slot[_EVENT]
+            ev = self.get_nowait()
+            if ev is not EMPTY:
+                return ev
             if self.closed:
                 return None
             loop = asyncio.get_running_loop()

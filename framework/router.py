@@ -81,6 +81,7 @@ class Router:
         books: dict[str, PositionBook],
         *,
         deliver: Callable[[object], None],
+        deliver_price: Callable[[PositionEvent, PositionKey], None] | None = None,
         on_shadow: Callable[[str, PositionEvent], None] | None = None,
         failover_after: float = 1.0,
         failback_after: float = 3.0,
@@ -104,6 +105,8 @@ class Router:
         self.books = books
         self.active = self.primary
         self._deliver = deliver
+        #: ``deliver`` for a price event of the hot path, with its position's key
+        self._deliver_price = deliver_price
         self._on_shadow = on_shadow
         self.failover_after = failover_after
         self.failback_after = failback_after
@@ -160,45 +163,59 @@ class Router:
 
     # ---------------------------------------------------------------- inputs
     def on_event(self, feed: str, event: PositionEvent) -> None:
-        if (event.kind is _PRICE and not event.past
-                and (self._multi or event.position.key not in self.delivered)):
+        if event.kind is _PRICE:
+            self.on_price(feed, event, event.position.key)
+        else:
+            self._route(feed, event)
+
+    def on_price(self, feed: str, event: PositionEvent, key: PositionKey) -> None:
+        """:meth:`on_event` for a ``price`` event, with its position's key (a book's hot
+        path has it at hand)."""
+        told = self.delivered.get(key)
+        if (not event.past and (told is None or self._multi)):
             self._spread_mark(feed, event.position)
-        if event.kind is _PRICE and feed == self.active and not self._recovering:
+        if (told is not None and feed == self.active and not self._recovering
+                and not event.past):
             # the hot path: a price of the delivering feed for a position consumers hold
-            # at a state not newer than this one's - the general path below would only
+            # at a state not newer than this one's - the general path (_route) would only
             # check that and send it. Anything else takes the general path.
             pos = event.position
-            key = pos.key
-            told = self.delivered.get(key)
-            if told is not None and not event.past:
-                p, t = pos.__dict__, told.__dict__
-                ms = p["exchange_ms"]
-                superseded: bool | None = None  # None: the general path
-                if (t["seq"] == p["seq"] and t["exchange_ms"] == ms and t["feed"] == p["feed"]
-                        and t["side"] is p["side"]):
-                    # the very state consumers hold, at a new mark (a book's price event):
-                    # neither older nor unordered; only the marks' ages remain to compare
-                    tm, pm = t["mark_exchange_ms"], p["mark_exchange_ms"]
-                    superseded = (tm > pm if tm is not None and pm is not None
-                                  else _mark_newer(told, pos))
-                elif (told.side is pos.side and not self._older(pos, told)
-                        and (pos.feed == told.feed or not self._unordered(pos, told))):
-                    superseded = _mark_newer(told, pos)
-                if superseded:
-                    self.counters["marks_superseded"] += 1
-                    return
-                if superseded is not None:
-                    states = self._open_states.get(key) if ms is not None else None
-                    if ms is None or (states is not None and states[-1] == ms):
-                        # _send for a price of a state consumers were told of, inlined
-                        self.delivered[key] = pos
-                        self.counters["delivered"] += 1
-                        self._deliver(event)
+            p, t = pos.__dict__, told.__dict__
+            ms = p["exchange_ms"]
+            superseded: bool | None = None  # None: the general path
+            if (t["seq"] == p["seq"] and t["exchange_ms"] == ms and t["feed"] == p["feed"]
+                    and t["side"] is p["side"]):
+                # the very state consumers hold, at a new mark (a book's price event):
+                # neither older nor unordered; only the marks' ages remain to compare
+                tm, pm = t["mark_exchange_ms"], p["mark_exchange_ms"]
+                superseded = (tm > pm if tm is not None and pm is not None
+                              else _mark_newer(told, pos))
+            elif (told.side is pos.side and not self._older(pos, told)
+                    and (pos.feed == told.feed or not self._unordered(pos, told))):
+                superseded = _mark_newer(told, pos)
+            if superseded:
+                self.counters["marks_superseded"] += 1
+                return
+            if superseded is not None:
+                states = self._open_states.get(key) if ms is not None else None
+                if ms is None or (states is not None and states[-1] == ms):
+                    # _send for a price of a state consumers were told of, inlined
+                    self.delivered[key] = pos
+                    self.counters["delivered"] += 1
+                    deliver_price = self._deliver_price
+                    if deliver_price is not None:
+                        deliver_price(event, key)
                     else:
-                        self._send(event)
-                    if self.pending_orphans:
-                        self._settle_orphans()
-                    return
+                        self._deliver(event)
+                else:
+                    self._send(event)
+                if self.pending_orphans:
+                    self._settle_orphans()
+                return
+        self._route(feed, event)
+
+    def _route(self, feed: str, event: PositionEvent) -> None:
+        """Every event but the prices :meth:`on_price`'s hot path takes."""
         if event.kind is not _PRICE and event.position.exchange_ms is None:
             if event.kind is EventKind.CLOSED:
                 self._state_rx.pop((feed, event.position.key), None)

@@ -24,13 +24,13 @@ from pydantic import BaseModel
 
 from .book import PositionBook
 from .config import merge_settings
-from .delivery import ConsumerQueue
+from .delivery import EMPTY, ConsumerQueue
 from .endpoints import feed_endpoints
 from .errors import FatalFeedError, FeedctlError, PluginError
 from .feed import Feed, FeedContext, PriorState
 from .logs import register_secret
 from .manager import FeedctlPluginManager, await_me_maybe, plugin_callers
-from .models import Category, EventKind, PositionEvent, StatusEvent
+from .models import Category, EventKind, PositionEvent, PositionKey, StatusEvent
 from .plan import AccountPlan, FeedPlan, SessionPlan, build_plan, check_credentials
 from .plugin_consumers import PluginDispatcher
 from .router import Router
@@ -90,7 +90,9 @@ class EventStream:
         return self
 
     async def __anext__(self) -> Any:
-        ev = await self._queue.get()
+        ev = self._queue.get_nowait()  # no get() coroutine while events are pending
+        if ev is EMPTY:
+            ev = await self._queue.get()
         if ev is None:
             self.close()
             raise StopAsyncIteration
@@ -275,11 +277,13 @@ class Session:
         r = s.router
         art.router = Router(
             art.plan.roles, {n: rt.book for n, rt in art.feeds.items()},
-            deliver=self._deliverer(art), on_shadow=self._shadow_handler(art),
+            deliver=self._deliverer(art), deliver_price=self._price_deliverer(art),
+            on_shadow=self._shadow_handler(art),
             failover_after=r.failover_after, failback_after=r.failback_after,
             failback_max=r.failback_max, flap_window=r.flap_window, account=art.name)
         for name, rt in art.feeds.items():  # from now on, straight to the router
             rt.book._emit = functools.partial(art.router.on_event, name)
+            rt.book.emit_price = functools.partial(art.router.on_price, name)
             rt.book.on_free_mark = functools.partial(art.router.on_free_mark, name)
             rt.ctx._watch_extra = functools.partial(_held_symbols, art.router)
         art.summary = RunSummary(art.router.active,
@@ -451,6 +455,30 @@ class Session:
                 art.validator.on_primary_event(ev)
             self._put(ev, name)
         return deliver
+
+    def _price_deliverer(self, art: AccountRuntime) -> Any:
+        """:meth:`_deliverer` for a (not past) ``price`` event of the router's hot path,
+        with its position's key: the same steps, without re-deriving what the kind and
+        the key already say."""
+        name = art.name
+        queues, filters = self._queues, self._filters
+
+        def deliver_price(ev: PositionEvent, key: PositionKey) -> None:
+            summary = art.summary
+            if summary is not None:
+                summary.observe_price(key)
+            if art.validator is not None:
+                art.validator.on_primary_event(ev)
+            slot_key = (ev.feed, ev.position.account, key)
+            if not filters:
+                for q in queues:
+                    q.put_price(ev, slot_key)
+                return
+            for q in queues:
+                wanted = filters.get(id(q))
+                if wanted is None or name in wanted:
+                    q.put_price(ev, slot_key)
+        return deliver_price
 
     def _put(self, ev: Any, account: str | None) -> None:
         if not self._filters:

@@ -44,15 +44,8 @@ class RunSummary:
     # ------------------------------------------------------------------ input
     def observe(self, ev: object) -> None:
         if type(ev) is PositionEvent:
-            if ev.kind is _PRICE and not ev.past:  # the hot path: _position, inlined
-                key = ev.position.key
-                now = self._clock()
-                marks = self._last_mark
-                last = marks.get(key)
-                if last is not None and now - last > self.longest_stale_s:
-                    self.longest_stale_s = now - last
-                    self.longest_stale_key = str(key)
-                marks[key] = now
+            if ev.kind is _PRICE and not ev.past:  # the hot path
+                self.observe_price(ev.position.key)
                 return
             self._position(ev)
         elif isinstance(ev, PositionEvent):
@@ -63,6 +56,17 @@ class RunSummary:
             self.switches += 1
             self.active = ev.active
             self._update_delivering()
+
+    def observe_price(self, key: PositionKey) -> None:
+        """:meth:`observe` for a (not past) ``price`` event of the position ``key``: the
+        router's hot path."""
+        now = self._clock()
+        marks = self._last_mark
+        last = marks.get(key)
+        if last is not None and now - last > self.longest_stale_s:
+            self.longest_stale_s = now - last
+            self.longest_stale_key = str(key)
+        marks[key] = now
 
     def _position(self, ev: PositionEvent) -> None:
         key = ev.position.key

@@ -142,6 +142,14 @@ async def _campaign(cfg: CampaignConfig, mode: str, rng: random.Random, sim: Sim
                 _orig(ev)
 
         rt.book._emit = tap
+        priced = rt.book.emit_price  # the book's hot path for price events
+        if priced is not None and rec.trace:
+            def price_tap(ev: PositionEvent, key: Any, _orig: Any = priced,
+                          _name: str = name) -> None:
+                rec.tap(_name, ev, router.active)
+                _orig(ev, key)
+
+            rt.book.emit_price = price_tap
         free = rt.book.on_free_mark
         if free is not None and rec.trace:
             def free_tap(mark: Any, _orig: Any = free, _name: str = name) -> None:
