@@ -664,3 +664,25 @@ def test_a_side_the_standby_saw_flip_gets_the_marks_of_the_side_the_primary_stil
     assert told.unrealised_pnl == D("-6")  # long 2 from 100 at 97
     assert delivered and isinstance(delivered[-1], PositionEvent)
     assert delivered[-1].kind is EventKind.PRICE
+
+
+def test_a_failover_keeps_the_newer_mark_consumers_hold() -> None:
+    """At a failover consumers are reconciled to the standby's book: the same position,
+    but at the mark of its last poll, seconds older than the primary's last one that
+    consumers hold. No price event takes their mark back."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    books["r"].apply_mark(MarkPrice(symbol="SOLUSDT", mark_price=D("90"), exchange_ms=1_000))
+    for b in books.values():
+        b.apply(at(upd("SOLUSDT", "2", 5), 500))
+    books["h"].apply_mark(MarkPrice(symbol="SOLUSDT", mark_price=D("97"), exchange_ms=9_000))
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t = 1.1
+    router.evaluate()
+    assert router.active == "r"
+    events = [(e.kind, e.position.mark_price) for e in delivered
+              if isinstance(e, PositionEvent)]
+    assert events == [(EventKind.OPENED, None), (EventKind.PRICE, D("97"))], events
+    (told,) = router.delivered.values()
+    assert (told.mark_price, told.mark_exchange_ms) == (D("97"), 9_000)
