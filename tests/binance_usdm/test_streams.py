@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from feedctl import EventKind, FeedState
+from feedctl import EventKind, FeedState, Side
 from feedctl.testing import FeedProbe
 
 from .sim_harness import SimBinanceHarness, run
@@ -466,3 +466,83 @@ def test_a_close_and_reopen_while_the_socket_died_during_a_resync_stay_two_lifec
     probe = run(scenario)
     pos = probe.position(ETH)
     assert pos is not None and pos.size == Decimal("2")
+
+
+def test_a_lifecycle_lost_in_a_stall_a_reconnect_landed_in_is_replayed() -> None:
+    """The user socket is dropped during a stall (the server reads and sends nothing,
+    pings included): the reconnect's socket opens and its snapshot is read while the
+    stall lasts, and a lifecycle made then is pushed into the stall, lost with the
+    socket up. No ping of the new socket falls in the stall (``ping_interval`` is long),
+    so only the resync can notice it: its ping goes unanswered, the resync is given up,
+    and the next one replays the lifecycle's fills."""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.stall("private", 2.0)
+        await h.ctl.drop("private")  # the reconnect lands in the stall
+        await asyncio.sleep(0.4)  # reconnected and resynced (before: healthy here)
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await h.ctl.close_position(ETH)
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "closed"],
+                             "the lifecycle, replayed", within=6)
+        await probe.healthy()
+
+    probe = run(scenario, ping_interval=10.0, pong_timeout=0.5)
+    assert not probe.book.positions
+    assert probe.ctx.counters.get("resyncs_given_up", 0) >= 1
+
+
+def test_a_push_proving_a_pong_lost_is_not_applied_before_the_gap_replay() -> None:
+    """A stall (the server reads and sends nothing) swallows a ping and the pushes of a
+    close and a same-side reopen; the socket stays up. The first push after it (an
+    add) was made long after the unanswered ping: it proves the pong, and with it the
+    pushes before, lost. The socket is dropped before that push is applied, and the
+    reconnect's replay delivers the close and the reopen in order (applied, the add
+    would have merged them into one lifecycle whose size changed)."""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened"], "opened")
+        await h.ctl.stall("private", 1.5)
+        await h.ctl.close_position(ETH)
+        await h.ctl.place_order(ETH, "Sell", Decimal("2"))
+        await asyncio.sleep(1.7)  # the stall is over; its ping is still unanswered
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await probe.wait_for(
+            lambda: probe.lifecycle(ETH) == ["opened", "closed", "opened", "changed"],
+            "the close and the reopen, then the add")
+
+    probe = run(scenario, ping_interval=0.5, pong_timeout=5.0, pong_overdue_after=0.3)
+    pos = probe.position(ETH)
+    assert pos is not None and pos.size == Decimal("3")
+    assert probe.ctx.counters.get("pong_lost", 0) >= 1
+
+
+def test_fills_a_given_up_resync_replayed_are_not_replayed_again() -> None:
+    """A stall swallows the pushes of an add and the close of a short position; the
+    socket is dropped and the reconnect lands in the stall: its resync replays those
+    fills (the book closes the position) and is then given up (its ping goes
+    unanswered), leaving the fill floor where it was. The next resync replays from that
+    floor: the fills the book already holds are not applied again onto the flat book
+    (the replay would carry their amount into a reopen made since: the add reads as a
+    short of 1, the close turns it into a long of 1, the reopen's short of 1 ends flat
+    and is never delivered; only the snapshot's short of 2 is)."""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened"], "opened")
+        await h.ctl.stall("private", 2.0)
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await h.ctl.close_position(ETH)
+        await h.ctl.drop("private")  # the reconnect lands in the stall
+        await probe.wait_for(lambda: probe.ctx.counters.get("resyncs_given_up", 0) >= 1,
+                             "a resync given up after its replay", within=6)
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))  # reopened, still stalled
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "changed", "closed",
+                                                             "opened", "changed"],
+                             "the add, the close, the reopen and its add", within=8)
+        await probe.healthy()
+
+    probe = run(scenario, ping_interval=10.0, pong_timeout=0.5)
+    pos = probe.position(ETH)
+    assert pos is not None and pos.side is Side.SHORT and pos.size == Decimal("2")
