@@ -204,9 +204,7 @@ class PollerClient:
             market = markets.get(pos.get("symbol"))
             if market is None:
                 raise MalformedRow(f"position in unknown market {pos.get('symbol')!r}")
-            snap.rows.append(position_row(
-                pos, market, raw_fields=False, received_ns=received,
-                timestamp_is_update=self.exchange.id in c.TIMESTAMP_IS_UPDATE_TIME))
+            snap.rows.append(position_row(pos, market, raw_fields=False, received_ns=received))
         return snap
 
     def wanted(self, row: ParsedRow) -> bool:

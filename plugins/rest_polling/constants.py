@@ -23,12 +23,6 @@ RAW_STOP_LOSS = ("stopLoss",)
 RAW_TRAILING = ("trailingStop",)
 RAW_UPDATED = ("updatedTime", "updatedAt", "updateTime")
 
-#: ccxt ids whose unified position ``timestamp`` is the venue's time of the position's
-#: last change, taken as the row's exchange time: Binance's positionRisk ``updateTime``
-#: (ccxt reads 0, a position never traded, as none). Elsewhere ccxt may fill it with a
-#: creation or a fetch time, which would order a changed state before its change.
-TIMESTAMP_IS_UPDATE_TIME = frozenset({"binanceusdm", "binancecoinm"})
-
 #: ``has`` flags in the order the poller prefers them for mark prices (cheapest first
 #: after the positions' own ``markPrice``, which costs no request).
 MARK_PRICE_CALLS = ("fetchMarkPrices", "fetchTickers", "fetchMarkPrice", "fetchTicker")

@@ -107,7 +107,6 @@ def position_row(
     *,
     category: Category | None = None,
     raw_fields: bool = True,
-    timestamp_is_update: bool = False,
     received_ns: int | None = None,
 ) -> ParsedRow:
     """One ccxt position structure -> :class:`ParsedRow`.
@@ -117,9 +116,6 @@ def position_row(
     (a contract listed after the markets were loaded). ``raw_fields``: read prices and
     sizes from ``info`` under Bybit's names first (exact strings); turn it off for
     venues whose raw fields may mean something else, to use ccxt's unified ones.
-    ``timestamp_is_update``: the venue's unified ``timestamp`` is the time of the
-    position's last change (``constants.TIMESTAMP_IS_UPDATE_TIME``): the row's exchange
-    time when nothing else gives one.
     """
     if not isinstance(pos, Mapping):
         raise MalformedRow(f"position row is a {type(pos).__name__}, not an object")
@@ -141,8 +137,6 @@ def position_row(
         raise MalformedRow(f"{symbol}: open position without an entry price")
     mark = to_decimal(_pick(pos, pick_info, c.RAW_MARK, "markPrice"), "markPrice")
     updated = to_int(_pick(pos, pick_info, c.RAW_UPDATED, "lastUpdateTimestamp"), "updatedTime")
-    if updated is None and timestamp_is_update:
-        updated = to_int(pos.get("timestamp"), "timestamp")
     update = PositionUpdate(
         category=cat,
         symbol=symbol,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import ccxt
 import ccxt.async_support as ccxt_async
 import pytest
 
@@ -132,38 +131,3 @@ def test_mark_from_ticker() -> None:
     assert m.symbol == "BTCUSDT" and m.category is Category.LINEAR
     assert mark_from_ticker({"markPrice": None, "info": {}}, LINEAR) is None
     assert mark_from_ticker({"info": {"markPrice": "0"}}, LINEAR) is None
-
-
-#: A GET /fapi/v3/positionRisk row as Binance documents it (one-way mode).
-BINANCE_RISK_ROW = {
-    "symbol": "BTCUSDT", "positionSide": "BOTH", "positionAmt": "-0.010",
-    "entryPrice": "60000.0", "breakEvenPrice": "60010", "markPrice": "60100",
-    "unRealizedProfit": "-1.0", "liquidationPrice": "0", "isolatedMargin": "0",
-    "notional": "-601", "marginAsset": "USDT", "isolatedWallet": "0", "initialMargin": "60",
-    "maintMargin": "2", "positionInitialMargin": "60", "openOrderInitialMargin": "0",
-    "adl": 2, "bidNotional": "0", "askNotional": "0", "updateTime": 1720000000123,
-}
-BINANCE_MARKET = {
-    "id": "BTCUSDT", "symbol": "BTC/USDT:USDT", "linear": True, "inverse": False,
-    "contractSize": 1, "settle": "USDT", "contract": True, "swap": True, "type": "swap",
-    "base": "BTC", "quote": "USDT", "spot": False, "precision": {}, "limits": {}, "info": {},
-}
-
-
-def test_a_binance_row_carries_its_update_time_as_exchange_time() -> None:
-    """ccxt's binanceusdm reads positionRisk's ``updateTime`` (the position's last
-    change) as the unified ``timestamp``, not ``lastUpdateTimestamp``: with the venue
-    flag the row carries it, so the router can order the standby's state against the
-    primary's."""
-    pos = ccxt.binanceusdm().parse_position_risk(dict(BINANCE_RISK_ROW), BINANCE_MARKET)
-    u = position_row(pos, BINANCE_MARKET, raw_fields=False, timestamp_is_update=True).update
-    assert u.exchange_ms == 1720000000123
-    assert u.side is Side.SHORT and u.size == Decimal("0.01")
-
-
-def test_a_unified_timestamp_is_no_exchange_time_without_the_venue_flag() -> None:
-    """Elsewhere ccxt may fill ``timestamp`` with a creation or fetch time: not read."""
-    pos = {"symbol": "ETH/USDT:USDT", "contracts": 0.3, "side": "short", "entryPrice": 1800.1,
-           "timestamp": 1700000000000, "info": {}}
-    u = position_row(pos, {"id": "ETHUSDT", "linear": True}, raw_fields=False).update
-    assert u.exchange_ms is None
