@@ -386,7 +386,8 @@ class UserStream:
             if row.leverage is not None:
                 self.leverage.setdefault(row.symbol, row.leverage)
         conn = self.conn
-        if conn is None or not await conn.answers_ping(self.s.pong_timeout):
+        if conn is None or not await conn.answers_ping(self.s.pong_timeout,
+                                                       self.s.pong_overdue):
             # the socket died (or stalled) while the snapshot was read: the buffer lacks
             # the pushes after its death, and the snapshot alone would merge a close and
             # reopen made since (past what a later replay can split) and move the fill
@@ -394,7 +395,9 @@ class UserStream:
             # fills from the book's state (what it has applied so far is true). Asked
             # with a ping, not by ``conn.closed``: a close frame the reader has not
             # reached yet, or a server that reads and answers nothing (a stall: its
-            # pushes are lost), leaves ``closed`` unset
+            # pushes are lost), leaves ``closed`` unset; a pong later than
+            # ``pong_overdue`` counts as none (it may answer a later ping, the stall
+            # having swallowed ours and the pushes after the snapshot)
             self._buffer = None
             self.ctx.count("resyncs_given_up")
             raise RetryableFeedError("the user-data socket died or stalled during the "

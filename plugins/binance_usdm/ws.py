@@ -137,21 +137,23 @@ class Conn:
                 await self._ws.close()
         self.finish("closed by us")
 
-    async def answers_ping(self, within: float) -> bool:
-        """Whether the server answers a WebSocket ping within ``within`` s and the socket
-        is still open then: it was alive, and reading, after everything sent before it.
-        False if it is closed (a close frame not yet read fails the ping's wait too) or
-        silent (a stalled server reads pings and answers none)."""
+    async def answers_ping(self, within: float, prompt: float) -> bool:
+        """Whether the server answers a WebSocket ping within ``prompt`` s (waiting up to
+        ``within`` s) and the socket is still open then: it was alive, and reading,
+        throughout. False if it is closed (a close frame not yet read fails the ping's
+        wait too), silent (a stalled server reads pings and answers none), or slow: a
+        pong later than ``prompt`` may be a later ping's (websockets takes it for every
+        earlier one's too), so a stall may lie between the ping and its answer."""
         ws = self._ws
         if ws is None or self.closed.done():
             return False
         try:
             pong = await ws.ping()
             async with asyncio.timeout(within):
-                await asyncio.shield(pong)
+                latency = await asyncio.shield(pong)
         except (websockets.ConnectionClosed, TimeoutError):
             return False
-        return not self.closed.done()
+        return latency <= prompt and not self.closed.done()
 
     async def request(self, method: str, params: list[str]) -> Any:
         """Send ``{"method", "params", "id"}`` and return its ``result``; RequestRejected

@@ -559,3 +559,21 @@ def test_a_lifecycle_a_stall_hid_from_the_resyncs_own_socket_is_replayed() -> No
 
     probe = run(scenario, ping_interval=10.0)
     assert not probe.book.positions
+
+
+def test_a_resync_whose_ping_is_answered_late_is_given_up() -> None:
+    """A pong later than ``pong_overdue_after`` does not confirm a resync's socket: it
+    may answer a later ping (websockets takes one pong for every earlier ping's), after
+    a stall swallowed ours and the pushes made after the snapshot. Here the server
+    answers pings late while data flows: the reconnect's resyncs are given up until the
+    pongs are prompt again, then the feed is healthy."""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.late_pongs("private", 800, 1.5)
+        await h.ctl.drop("private")
+        await probe.wait_for(lambda: probe.ctx.counters.get("resyncs_given_up", 0) >= 1,
+                             "a resync given up on a late pong", within=4)
+        await probe.healthy()
+
+    probe = run(scenario, ping_interval=10.0, pong_timeout=3.0, pong_overdue_after=0.3)
+    assert probe.ctx.counters.get("resyncs", 0) >= 2
