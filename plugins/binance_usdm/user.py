@@ -365,6 +365,11 @@ class UserStream:
     async def _resync(self) -> None:
         ctx, rest = self.ctx, self.feed.rest
         self.feed.user_resyncing()
+        if not await self._socket_answers():
+            # a socket opened into a stall (or already dead): its resync would be given
+            # up after the snapshot anyway; asked first, it spends no request weight
+            self._buffer = None
+            raise RetryableFeedError("the user-data socket does not answer pings")
         if self._first_resync:
             self._first_resync = False
             self._resume(ctx.take_prior())
@@ -385,9 +390,7 @@ class UserStream:
                 self.liq[row.key] = row.liq_price
             if row.leverage is not None:
                 self.leverage.setdefault(row.symbol, row.leverage)
-        conn = self.conn
-        if conn is None or not await conn.answers_ping(self.s.pong_timeout,
-                                                       self.s.pong_overdue):
+        if not await self._socket_answers():
             # the socket died (or stalled) while the snapshot was read: the buffer lacks
             # the pushes after its death, and the snapshot alone would merge a close and
             # reopen made since (past what a later replay can split) and move the fill
@@ -399,7 +402,6 @@ class UserStream:
             # ``pong_overdue`` counts as none (it may answer a later ping, the stall
             # having swallowed ours and the pushes after the snapshot)
             self._buffer = None
-            self.ctx.count("resyncs_given_up")
             raise RetryableFeedError("the user-data socket died or stalled during the "
                                      "resync")
         buffered, self._buffer = self._buffer or [], None
@@ -424,6 +426,16 @@ class UserStream:
                      len(rows), len(buffered), "hedge" if self.hedge else "one-way",
                      extra={"as_of_ms": as_of})
         self.feed.user_synced()
+
+    async def _socket_answers(self) -> bool:
+        """Whether the user socket answers a ping promptly now (``Conn.answers_ping``);
+        counted as a resync given up when it does not."""
+        conn = self.conn
+        if conn is not None and await conn.answers_ping(self.s.pong_timeout,
+                                                        self.s.pong_overdue):
+            return True
+        self.ctx.count("resyncs_given_up")
+        return False
 
     def _resume(self, prior: PriorState | None) -> None:
         """Start from what the account's consumers last knew (another process served it

@@ -148,8 +148,8 @@ class Conn:
         if ws is None or self.closed.done():
             return False
         try:
-            pong = await ws.ping()
-            async with asyncio.timeout(within):
+            async with asyncio.timeout(within):  # the send too: it waits to drain
+                pong = await ws.ping()
                 latency = await asyncio.shield(pong)
         except (websockets.ConnectionClosed, TimeoutError):
             return False
