@@ -147,10 +147,6 @@ class UserStream:
         #: the newest one of its key that falls between two flat states is a lifecycle
         #: the book never saw (pushes delivered out of order)
         self._history: dict[PositionKey, list[tuple[PositionUpdate, bool]]] = {}
-        #: per key, the newest exchange time of a state a gap replay applied: the fills
-        #: up to it are in the book (a resync given up after its replay leaves the
-        #: floor, and a later replay must not apply them again from the book's state)
-        self._replayed_ms: dict[PositionKey, int] = {}
         #: per key, the exchange-time spans of the past lifecycles handed to the book
         self._past_spans: dict[PositionKey, list[tuple[int, int]]] = {}
         #: reducing fills on keys the book held flat (see unseen_loop)
@@ -365,11 +361,6 @@ class UserStream:
     async def _resync(self) -> None:
         ctx, rest = self.ctx, self.feed.rest
         self.feed.user_resyncing()
-        if not await self._socket_answers():
-            # a socket opened into a stall (or already dead): its resync would be given
-            # up after the snapshot anyway; asked first, it spends no request weight
-            self._buffer = None
-            raise RetryableFeedError("the user-data socket does not answer pings")
         if self._first_resync:
             self._first_resync = False
             self._resume(ctx.take_prior())
@@ -382,14 +373,6 @@ class UserStream:
         except BaseException:
             self._buffer = None  # the next resync covers what it held
             raise
-        resync = self.fills_floor_ms is not None
-        if self.s.replay_gaps and resync:
-            await self._replay_gap(rows, as_of)
-        for row in rows:
-            if row.liq_price is not None:
-                self.liq[row.key] = row.liq_price
-            if row.leverage is not None:
-                self.leverage.setdefault(row.symbol, row.leverage)
         if not await self._socket_answers():
             # the socket died (or stalled) while the snapshot was read: the buffer lacks
             # the pushes after its death, and the snapshot alone would merge a close and
@@ -400,10 +383,19 @@ class UserStream:
             # reached yet, or a server that reads and answers nothing (a stall: its
             # pushes are lost), leaves ``closed`` unset; a pong later than
             # ``pong_overdue`` counts as none (it may answer a later ping, the stall
-            # having swallowed ours and the pushes after the snapshot)
+            # having swallowed ours and the pushes after the snapshot). Asked before the
+            # gap replay: a resync given up spends none of its request weight
             self._buffer = None
             raise RetryableFeedError("the user-data socket died or stalled during the "
                                      "resync")
+        resync = self.fills_floor_ms is not None
+        if self.s.replay_gaps and resync:
+            await self._replay_gap(rows, as_of)
+        for row in rows:
+            if row.liq_price is not None:
+                self.liq[row.key] = row.liq_price
+            if row.leverage is not None:
+                self.leverage.setdefault(row.symbol, row.leverage)
         buffered, self._buffer = self._buffer or [], None
         if resync:
             # the book holds every state the replay found before the snapshot (less the
@@ -500,9 +492,8 @@ class UserStream:
         after = {t.key: since for t in trades}
         for key, pos in positions.items():
             after[key] = max(after.get(key, since), pos.exchange_ms or 0)
-        for known in (self.last_push_ms, self._replayed_ms):
-            for key, ms in known.items():
-                after[key] = max(after.get(key, since), ms)
+        for key, ms in self.last_push_ms.items():
+            after[key] = max(after.get(key, since), ms)
         # every fill the snapshot reflects, not only those from before the stream's
         # start: a socket stalled at (or after) its start lost their pushes while up,
         # and a ping answered later does not show it (a fill also pushed into the buffer
@@ -516,9 +507,6 @@ class UserStream:
         for update in states:
             ctx.apply(update)
             self._known(update)
-            if update.exchange_ms is not None:
-                self._replayed_ms[update.key] = max(self._replayed_ms.get(update.key, 0),
-                                                    update.exchange_ms)
         if states:
             ctx.count("gap_replayed", len(states))
             ctx.log.info("replayed %d position states from %d fills of the gap",

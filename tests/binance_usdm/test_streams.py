@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from feedctl import EventKind, FeedState, Side
+from feedctl import EventKind, FeedState
 from feedctl.testing import FeedProbe
 
 from .sim_harness import SimBinanceHarness, run
@@ -505,37 +505,6 @@ def test_a_push_proving_a_pong_lost_is_not_applied_before_the_gap_replay() -> No
     pos = probe.position(ETH)
     assert pos is not None and pos.size == Decimal("3")
     assert probe.ctx.counters.get("pong_lost", 0) >= 1
-
-
-def test_fills_a_given_up_resync_replayed_are_not_replayed_again() -> None:
-    """A stall swallows the pushes of an add and the close of a short position; the
-    socket is dropped and the reconnect lands in the stall: its resync replays those
-    fills (the book closes the position) and is then given up (its ping goes
-    unanswered), leaving the fill floor where it was. The next resync replays from that
-    floor: the fills the book already holds are not applied again onto the flat book
-    (the replay would carry their amount into a reopen made since: the add reads as a
-    short of 1, the close turns it into a long of 1, the reopen's short of 1 ends flat
-    and is never delivered; only the snapshot's short of 2 is)."""
-    async def scenario(probe: FeedProbe, h: H) -> None:
-        await probe.healthy()
-        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
-        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened"], "opened")
-        await h.ctl.stall("private", 2.0)
-        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
-        await h.ctl.close_position(ETH)
-        await h.ctl.drop("private")  # the reconnect lands in the stall
-        await probe.wait_for(lambda: probe.ctx.counters.get("resyncs_given_up", 0) >= 1,
-                             "a resync given up after its replay", within=6)
-        await h.ctl.place_order(ETH, "Sell", Decimal("1"))  # reopened, still stalled
-        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
-        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "changed", "closed",
-                                                             "opened", "changed"],
-                             "the add, the close, the reopen and its add", within=8)
-        await probe.healthy()
-
-    probe = run(scenario, ping_interval=10.0, pong_timeout=0.5)
-    pos = probe.position(ETH)
-    assert pos is not None and pos.side is Side.SHORT and pos.size == Decimal("2")
 
 
 def test_a_lifecycle_a_stall_hid_from_the_resyncs_own_socket_is_replayed() -> None:
