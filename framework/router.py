@@ -160,6 +160,10 @@ class Router:
         #: poller's row) was received: a price event refreshes the position's
         #: ``received_ns`` with its mark's, which says nothing of the state's age.
         self._state_rx: dict[tuple[str, PositionKey], int] = {}
+        #: Per key, when the open of the lifecycle consumers hold was received, if it
+        #: came without exchange time: at its close, the span (its open was made at the
+        #: latest then) that a past lifecycle a feed recovers overlaps when it is this one.
+        self._timeless_open_ms: dict[PositionKey, int] = {}
 
     # ---------------------------------------------------------------- inputs
     def on_event(self, feed: str, event: PositionEvent) -> None:
@@ -734,13 +738,21 @@ class Router:
                 # was flat by its receipt; an open state older than that is stale (one
                 # made within the poll's round trip is taken for stale too)
                 ms = event.position.received_ns // 1_000_000
-            self._told_closed(key, self._open_states.pop(key, []), ms,
+            spanned = self._open_states.pop(key, [])
+            rx = self._timeless_open_ms.pop(key, None)
+            if not spanned and rx is not None:
+                spanned = [rx]  # a lifecycle known only from rows without time
+            self._told_closed(key, spanned, ms,
                               held.side if held is not None else event.position.side)
         else:
             if event.kind is EventKind.OPENED:
                 self._reopen.pop(key, None)
                 event = self._freshest_mark(event)
                 pos = event.position
+                if ms is None:
+                    self._timeless_open_ms[key] = pos.received_ns // 1_000_000
+                else:
+                    self._timeless_open_ms.pop(key, None)
                 if pos.side is not None and pos.seq is not None and pos.seq >= 0:
                     self._told_opened(key, pos.side, pos.seq)
             elif event.kind is EventKind.CHANGED:

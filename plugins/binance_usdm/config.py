@@ -32,6 +32,12 @@ class BinanceSettings(StrictModel):
     #: answers ours at once): a missing pong for ``pong_timeout`` is a dead socket.
     ping_interval: Duration = 20.0
     pong_timeout: Duration = 10.0
+    #: A user-data frame made (by its event time ``E``) this long after a ping still
+    #: unanswered proves that ping's pong lost (the server answers a ping as it reads
+    #: it, before anything it makes later): pushes went missing with the socket up
+    #: (a stall), so the socket is dropped before that frame is applied and the
+    #: reconnect replays the fills. None: ``min(1s, pong_timeout / 4)``.
+    pong_overdue_after: Duration | None = None
     #: listenKey keepalive (PUT) period; the key lives 60 minutes after each one.
     keepalive_interval: Duration = 1800.0
     #: Planned make-before-break reconnect of each socket after this age, ahead of
@@ -88,6 +94,8 @@ class BinanceSettings(StrictModel):
                              "Binance's 24-hour cut")
         if self.mark_linger < 0:
             raise ValueError("mark_linger must be 0 or more")
+        if self.pong_overdue_after is not None and self.pong_overdue_after <= 0:
+            raise ValueError("pong_overdue_after must be greater than 0 (or unset)")
         if self.stale_after is not None and self.stale_after <= 0:
             raise ValueError("stale_after must be greater than 0 (or unset)")
         if self.backoff_cap < self.backoff_base:
@@ -101,6 +109,12 @@ class BinanceSettings(StrictModel):
     @property
     def all_stream(self) -> str:
         return "!markPrice@arr@1s" if self.mark_speed == "1s" else "!markPrice@arr"
+
+    @property
+    def pong_overdue(self) -> float:
+        if self.pong_overdue_after is not None:
+            return self.pong_overdue_after
+        return min(1.0, self.pong_timeout / 4)
 
     @property
     def stale_limit(self) -> float:

@@ -147,10 +147,6 @@ class UserStream:
         #: the newest one of its key that falls between two flat states is a lifecycle
         #: the book never saw (pushes delivered out of order)
         self._history: dict[PositionKey, list[tuple[PositionUpdate, bool]]] = {}
-        #: server ms (estimated) from which the buffering socket receives every push: a
-        #: resync replays fills only before it (later ones are in the buffer, and a fill
-        #: after the snapshot was served must not be replayed under it)
-        self._stream_from_ms: int | None = None
         #: per key, the exchange-time spans of the past lifecycles handed to the book
         self._past_spans: dict[PositionKey, list[tuple[int, int]]] = {}
         #: reducing fills on keys the book held flat (see unseen_loop)
@@ -266,7 +262,6 @@ class UserStream:
     def _start_buffer(self) -> None:
         """Hold pushes from now until the resync has applied its snapshot."""
         self._buffer = []
-        self._stream_from_ms = self.feed.clock.now_ms()
 
     def _signal(self, reason: str) -> None:
         wake = self._wake
@@ -336,10 +331,13 @@ class UserStream:
             key = self.listen_key = await rest.create_listen_key()
         except ListenKeyGone as exc:
             raise RetryableFeedError(str(exc)) from None
+        clock = self.feed.clock
         conn = Conn(name="user", url=self.url(key), on_data=self._on_data,
                     ping_interval=self.s.ping_interval, pong_timeout=self.s.pong_timeout,
                     request_timeout=self.s.request_timeout, log=self.ctx.log,
-                    report=self.feed.report)
+                    report=self.feed.report,
+                    pong_lost_after=(self.s.pong_overdue,
+                                     lambda: clock.now_ms() + clock.error_ms()))
         if buffer:
             self._start_buffer()
         self.last_event_ms = None
@@ -358,8 +356,6 @@ class UserStream:
                 self._buffer = None
             await conn.close()
             raise RetryableFeedError("the listenKey expired while its socket opened")
-        if buffer:
-            self._stream_from_ms = self.feed.clock.now_ms()
         return conn
 
     async def _resync(self) -> None:
@@ -377,6 +373,21 @@ class UserStream:
         except BaseException:
             self._buffer = None  # the next resync covers what it held
             raise
+        if not await self._socket_answers():
+            # the socket died (or stalled) while the snapshot was read: the buffer lacks
+            # the pushes after its death, and the snapshot alone would merge a close and
+            # reopen made since (past what a later replay can split) and move the fill
+            # floor over lifecycles made since. Given up: the next resync replays the
+            # fills from the book's state (what it has applied so far is true). Asked
+            # with a ping, not by ``conn.closed``: a close frame the reader has not
+            # reached yet, or a server that reads and answers nothing (a stall: its
+            # pushes are lost), leaves ``closed`` unset; a pong later than
+            # ``pong_overdue`` counts as none (it may answer a later ping, the stall
+            # having swallowed ours and the pushes after the snapshot). Asked before the
+            # gap replay: a resync given up spends none of its request weight
+            self._buffer = None
+            raise RetryableFeedError("the user-data socket died or stalled during the "
+                                     "resync")
         resync = self.fills_floor_ms is not None
         if self.s.replay_gaps and resync:
             await self._replay_gap(rows, as_of)
@@ -385,21 +396,13 @@ class UserStream:
                 self.liq[row.key] = row.liq_price
             if row.leverage is not None:
                 self.leverage.setdefault(row.symbol, row.leverage)
-        conn = self.conn
-        if conn is None or conn.closed.done():
-            # the socket died while the snapshot was read: the buffer lacks the pushes
-            # after its death, and the snapshot alone would merge a close and reopen
-            # made since (past what a later replay can split) and move the fill floor
-            # over lifecycles made since. Given up: the next resync replays the fills
-            # from the book's state (what it has applied so far is true)
-            self._buffer = None
-            raise RetryableFeedError("the user-data socket died during the resync")
         buffered, self._buffer = self._buffer or [], None
         if resync:
-            # the book holds every state up to the stream's start (its own and the
-            # replay's): the buffered pushes, in order, carry the lifecycle boundaries
-            # after it, which the snapshot alone merges (a close and a reopen of the same
-            # side read as a size change); the snapshot then settles what they lack
+            # the book holds every state the replay found before the snapshot (less the
+            # clock's error): the buffered pushes, in order, carry the lifecycle
+            # boundaries after it, which the snapshot alone merges (a close and a reopen
+            # of the same side read as a size change; pushes the replay already applied
+            # are older than its states and dropped); the snapshot then settles the rest
             self._drain(buffered)
         ctx.reconcile(rows, as_of_ms=as_of)
         self._snapshot_known(rows, as_of)
@@ -415,6 +418,16 @@ class UserStream:
                      len(rows), len(buffered), "hedge" if self.hedge else "one-way",
                      extra={"as_of_ms": as_of})
         self.feed.user_synced()
+
+    async def _socket_answers(self) -> bool:
+        """Whether the user socket answers a ping promptly now (``Conn.answers_ping``);
+        counted as a resync given up when it does not."""
+        conn = self.conn
+        if conn is not None and await conn.answers_ping(self.s.pong_timeout,
+                                                        self.s.pong_overdue):
+            return True
+        self.ctx.count("resyncs_given_up")
+        return False
 
     def _resume(self, prior: PriorState | None) -> None:
         """Start from what the account's consumers last knew (another process served it
@@ -481,7 +494,13 @@ class UserStream:
             after[key] = max(after.get(key, since), pos.exchange_ms or 0)
         for key, ms in self.last_push_ms.items():
             after[key] = max(after.get(key, since), ms)
-        cap = as_of if self._stream_from_ms is None else min(as_of, self._stream_from_ms)
+        # every fill the snapshot reflects, not only those from before the stream's
+        # start: a socket stalled at (or after) its start lost their pushes while up,
+        # and a ping answered later does not show it (a fill also pushed into the buffer
+        # is the same state twice). Not up to ``as_of`` itself: the snapshot's time is
+        # the server's only within the clock's error, and a fill made after the server
+        # read the positions, replayed under the snapshot, would be closed by it at once
+        cap = as_of - self.feed.clock.error_ms()
         before = {t.key: cap for t in trades}
         before.update({r.key: min(r.exchange_ms or as_of, cap) for r in rows})
         states = replay(trades, positions, after, before, time.time_ns(), self.leverage)

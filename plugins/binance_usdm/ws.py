@@ -74,12 +74,16 @@ class Conn:
         self, *, name: str, url: str, on_data: Callable[[Any, int], None],
         ping_interval: float, pong_timeout: float, request_timeout: float,
         log: logging.LoggerAdapter[logging.Logger], report: Callable[[Problem, str], None],
+        pong_lost_after: tuple[float, Callable[[], int]] | None = None,
     ) -> None:
         self.name, self._url = name, url
         self._on_data, self._report = on_data, report
         self._ping_interval, self._pong_timeout = ping_interval, pong_timeout
         self._request_timeout = request_timeout
         self._log = log
+        #: (seconds, the server's clock in ms): a frame whose ``E`` is that much after a
+        #: ping still unanswered proves the pong lost (see ``_pong_lost``)
+        self._pong_lost_after = pong_lost_after
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -132,6 +136,24 @@ class Conn:
             with contextlib.suppress(Exception):
                 await self._ws.close()
         self.finish("closed by us")
+
+    async def answers_ping(self, within: float, prompt: float) -> bool:
+        """Whether the server answers a WebSocket ping within ``prompt`` s (waiting up to
+        ``within`` s) and the socket is still open then: it was alive, and reading,
+        throughout. False if it is closed (a close frame not yet read fails the ping's
+        wait too), silent (a stalled server reads pings and answers none), or slow: a
+        pong later than ``prompt`` may be a later ping's (websockets takes it for every
+        earlier one's too), so a stall may lie between the ping and its answer."""
+        ws = self._ws
+        if ws is None or self.closed.done():
+            return False
+        try:
+            async with asyncio.timeout(within):  # the send too: it waits to drain
+                pong = await ws.ping()
+                latency = await asyncio.shield(pong)
+        except (websockets.ConnectionClosed, TimeoutError):
+            return False
+        return latency <= prompt and not self.closed.done()
 
     async def request(self, method: str, params: list[str]) -> Any:
         """Send ``{"method", "params", "id"}`` and return its ``result``; RequestRejected
@@ -209,12 +231,39 @@ class Conn:
             if "id" in msg and ("result" in msg or "error" in msg):
                 self._answer(msg)
                 return
+            lost = self._pong_lost(msg)
+            if lost is not None:
+                self._report(Problem("pong_lost", f"{lost}: dropping the socket"), self.name)
+                self.finish(lost)
+                return
             data = msg
         try:
             self._on_data(data, received_ns)
         except Exception:  # a handler bug must not kill the connection
             self._report(Problem("handler_errors", "error handling a frame"), self.name)
             self._log.exception("error handling a %s frame", self.name)
+
+    def _pong_lost(self, msg: dict[str, Any]) -> str | None:
+        """Why ``msg`` proves a ping's pong lost, or None: its event time ``E`` is more
+        than the configured margin after the send of a ping still unanswered. The
+        server answers a ping as it reads it, so a frame it made later comes after the
+        pong; that frame arriving first means the server dropped what it should have
+        sent (a stall), pushes included."""
+        if self._pong_lost_after is None:
+            return None
+        margin, server_ms = self._pong_lost_after
+        inner = msg.get("data")
+        e = (inner if isinstance(inner, dict) else msg).get("E")
+        pings = getattr(self._ws, "pending_pings", None)
+        if type(e) is not int or not pings:
+            return None
+        loop_now = asyncio.get_running_loop().time()
+        sent = min(ts for _fut, ts in pings.values())
+        sent_ms = server_ms() - (loop_now - sent) * 1000
+        late = (e - sent_ms) / 1000
+        if late <= margin:
+            return None
+        return f"a frame made {late:.3f}s after a ping still unanswered: its pong was lost"
 
     def _answer(self, msg: dict[str, Any]) -> None:
         fut = self._pending.get(msg["id"]) if isinstance(msg["id"], int) else None

@@ -263,3 +263,51 @@ def test_a_recovered_lifecycle_of_the_other_side_beside_a_timeless_state_is_past
         ("opened", False), ("opened", True), ("closed", True)]
     key = PositionKey(Category.LINEAR, "BTCUSDT", 0)
     assert router.delivered[key].side is Side.LONG
+
+
+def _a_timeless_lifecycle_the_standby_delivered(
+        now_ms: int) -> tuple[dict[str, Any], list[object]]:
+    """The standby delivers a short lifecycle from rows without time: opened (received
+    at ``now_ms - 1000``) and closed (received at ``now_ms - 200``)."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t += 2
+    router.evaluate()
+    assert router.active == "r"
+    books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("2"),
+                                    entry_price=D("100"),
+                                    received_ns=(now_ms - 1000) * 1_000_000))
+    books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0),
+                                    received_ns=(now_ms - 200) * 1_000_000))
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
+    return books, delivered
+
+
+def test_a_recovered_lifecycle_the_timeless_standby_delivered_is_not_delivered_again(
+        ) -> None:
+    """The primary's resync recovers the lifecycle the standby delivered from rows
+    without time (opened before the standby's open was received, closed before its
+    close was): it is that one, not a past one - consumers do not get it twice."""
+    now_ms = time.time_ns() // 1_000_000
+    books, delivered = _a_timeless_lifecycle_the_standby_delivered(now_ms)
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("2"),
+                                    entry_price=D("100"), seq=2, exchange_ms=now_ms - 1200))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=3,
+                                    exchange_ms=now_ms - 400))
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
+
+
+def test_a_recovered_lifecycle_before_the_timeless_standbys_is_still_past() -> None:
+    """One the primary recovers that closed before the standby's open was received may
+    be another (the poller saw only the later one): it is delivered as past."""
+    now_ms = time.time_ns() // 1_000_000
+    books, delivered = _a_timeless_lifecycle_the_standby_delivered(now_ms)
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("1"),
+                                    entry_price=D("100"), seq=2, exchange_ms=now_ms - 3000))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=3,
+                                    exchange_ms=now_ms - 2900))
+    events = [e for e in delivered if isinstance(e, PositionEvent)]
+    assert [(e.kind.value, e.past) for e in events] == [
+        ("opened", False), ("closed", False), ("opened", True), ("closed", True)]
