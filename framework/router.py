@@ -719,9 +719,11 @@ class Router:
         changes = tuple(f for f in LIFECYCLE_FIELDS if getattr(told, f) != getattr(pos, f))
         if changes:
             return [_synthetic(EventKind.CHANGED, feed, pos, changes)]
-        if pos.mark_price != told.mark_price and _mark_newer(pos, told):
-            # a feed's mark older than the one consumers hold (a poller's, read seconds
-            # before a failover) never takes theirs back
+        if pos.mark_price != told.mark_price:
+            if not _mark_newer(pos, told):
+                # consumers take this feed's state, but a mark older than theirs (a
+                # poller's, read seconds before a failover) never takes theirs back
+                pos = _remarked(pos, told)
             return [_synthetic(EventKind.PRICE, feed, pos)]
         return []
 

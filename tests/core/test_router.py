@@ -683,6 +683,9 @@ def test_a_failover_keeps_the_newer_mark_consumers_hold() -> None:
     assert router.active == "r"
     events = [(e.kind, e.position.mark_price) for e in delivered
               if isinstance(e, PositionEvent)]
-    assert events == [(EventKind.OPENED, None), (EventKind.PRICE, D("97"))], events
+    # the switch's price event hands consumers the standby's state, at their own mark
+    assert events == [(EventKind.OPENED, None), (EventKind.PRICE, D("97")),
+                      (EventKind.PRICE, D("97"))], events
+    assert delivered[-1].position.feed == "r"
     (told,) = router.delivered.values()
     assert (told.mark_price, told.mark_exchange_ms) == (D("97"), 9_000)
