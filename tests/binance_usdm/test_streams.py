@@ -382,6 +382,15 @@ def test_a_late_lifecycle_after_a_close_only_the_snapshot_saw_is_delivered_as_pa
     assert not probe.book.positions
 
 
+
+async def _a_resync_waiting_for_a_retry(probe: FeedProbe, h: H) -> None:
+    """Healthy, then a reconnect whose resync's snapshot waits for a retry (a 429)."""
+    await probe.healthy()
+    await h.ctl.rest_errors("rate_limit", 1, "/fapi/v3/positionRisk")
+    await h.ctl.drop("private")  # reconnect; its snapshot waits for a retry
+    await probe.wait_for(lambda: probe.ctx.counters.get("rest_retries", 0) >= 1,
+                         "the snapshot's retry")
+
 def test_a_lifecycle_made_while_the_socket_died_during_a_resync_is_replayed() -> None:
     """The user socket dies while the resync's snapshot is being read (here: a 429 and
     its retry): the pushes after its death never reach the buffer, so the fills from
@@ -389,11 +398,7 @@ def test_a_lifecycle_made_while_the_socket_died_during_a_resync_is_replayed() ->
     lifecycle opened and closed) is reconciled. The resync is given up; the next one
     replays them."""
     async def scenario(probe: FeedProbe, h: H) -> None:
-        await probe.healthy()
-        await h.ctl.rest_errors("rate_limit", 1, "/fapi/v3/positionRisk")
-        await h.ctl.drop("private")  # reconnect; its snapshot waits for a retry
-        await probe.wait_for(lambda: probe.ctx.counters.get("rest_retries", 0) >= 1,
-                             "the snapshot's retry")
+        await _a_resync_waiting_for_a_retry(probe, h)
         await h.ctl.drop("private")  # the resync's socket dies under it
         await h.ctl.place_order(ETH, "Sell", Decimal("1"))
         await h.ctl.close_position(ETH)
@@ -514,11 +519,7 @@ def test_a_lifecycle_a_stall_hid_from_the_resyncs_own_socket_is_replayed() -> No
     lifecycle and the snapshot shows the key flat: only the replay of the fills made
     since the socket's start, up to the snapshot, delivers it."""
     async def scenario(probe: FeedProbe, h: H) -> None:
-        await probe.healthy()
-        await h.ctl.rest_errors("rate_limit", 1, "/fapi/v3/positionRisk")
-        await h.ctl.drop("private")  # reconnect; its snapshot waits for a retry
-        await probe.wait_for(lambda: probe.ctx.counters.get("rest_retries", 0) >= 1,
-                             "the snapshot's retry")
+        await _a_resync_waiting_for_a_retry(probe, h)
         await h.ctl.stall("private", 0.3)
         await h.ctl.place_order(ETH, "Sell", Decimal("1"))
         await h.ctl.close_position(ETH)

@@ -612,13 +612,7 @@ def test_a_state_change_with_an_older_mark_reaches_consumers_at_the_mark_they_ho
     its book holds nothing of). The standby's next state change carries the mark of its
     last poll, seconds older: consumers get the change at the newer mark they hold, so a
     price never goes back in time."""
-    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
-    status(router, "h", FeedState.HEALTHY)
-    status(router, "r", FeedState.HEALTHY)
-    status(router, "h", FeedState.RECONNECTING)
-    clock.t = 1.1
-    router.evaluate()
-    assert router.active == "r"
+    router, books, delivered, _ = _failed_over_on_a_clock()
     books["h"].on_free_mark = lambda mark: router.on_free_mark("h", mark)  # as the session
     books["r"].apply_mark(MarkPrice(symbol="SOLUSDT", mark_price=D("90"), exchange_ms=1_000))
     books["r"].apply(upd("SOLUSDT", "2", 1))

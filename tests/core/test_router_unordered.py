@@ -22,7 +22,7 @@ from feedctl import (
     Side,
 )
 
-from .test_router import pos_events, setup, status, upd
+from .test_router import _failed_over_on_a_clock, pos_events, setup, status, upd
 
 pytestmark = pytest.mark.unit
 D = Decimal
@@ -245,13 +245,7 @@ def test_a_recovered_lifecycle_of_the_other_side_beside_a_timeless_state_is_past
     """The standby delivers a long position from a row without time; the primary's
     resync recovers a short lifecycle, opened and closed, that nothing orders against
     that row: consumers get it as a past lifecycle and keep their long."""
-    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
-    status(router, "h", FeedState.HEALTHY)
-    status(router, "r", FeedState.HEALTHY)
-    status(router, "h", FeedState.RECONNECTING)
-    clock.t += 2
-    router.evaluate()
-    assert router.active == "r"
+    router, books, delivered, _ = _failed_over_on_a_clock()
     books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("1"),
                                     entry_price=D("101")))
     books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("2"),
@@ -269,13 +263,7 @@ def _a_timeless_lifecycle_the_standby_delivered(
         now_ms: int) -> tuple[dict[str, Any], list[object]]:
     """The standby delivers a short lifecycle from rows without time: opened (received
     at ``now_ms - 1000``) and closed (received at ``now_ms - 200``)."""
-    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
-    status(router, "h", FeedState.HEALTHY)
-    status(router, "r", FeedState.HEALTHY)
-    status(router, "h", FeedState.RECONNECTING)
-    clock.t += 2
-    router.evaluate()
-    assert router.active == "r"
+    _, books, delivered, _ = _failed_over_on_a_clock()
     books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("2"),
                                     entry_price=D("100"),
                                     received_ns=(now_ms - 1000) * 1_000_000))
