@@ -382,7 +382,6 @@ def test_a_late_lifecycle_after_a_close_only_the_snapshot_saw_is_delivered_as_pa
     assert not probe.book.positions
 
 
-
 async def _a_resync_waiting_for_a_retry(probe: FeedProbe, h: H) -> None:
     """Healthy, then a reconnect whose resync's snapshot waits for a retry (a 429)."""
     await probe.healthy()
@@ -390,6 +389,7 @@ async def _a_resync_waiting_for_a_retry(probe: FeedProbe, h: H) -> None:
     await h.ctl.drop("private")  # reconnect; its snapshot waits for a retry
     await probe.wait_for(lambda: probe.ctx.counters.get("rest_retries", 0) >= 1,
                          "the snapshot's retry")
+
 
 def test_a_lifecycle_made_while_the_socket_died_during_a_resync_is_replayed() -> None:
     """The user socket dies while the resync's snapshot is being read (here: a 429 and
