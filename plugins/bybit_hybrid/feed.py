@@ -57,6 +57,10 @@ _PHASE_STATE = {
 
 T = TypeVar("T")
 
+#: REST mark reads of stale symbols in flight at once (each holds a pooled connection).
+_READS_AT_ONCE = 2
+
+
 class HybridFeed(Feed):
     """Private WS lifecycle + public WS mark prices + REST resync and audit."""
 
@@ -270,8 +274,10 @@ class HybridFeed(Feed):
         price keeps moving while the socket recovers. The feed still reports the symbol
         stale; the book takes a REST mark only if it is newer than the one it holds.
 
-        Each symbol's read runs on its own: one whose answers are rate-limited or 5xx
-        (its retries wait for the limit's reset) holds up no other symbol's read."""
+        Each symbol's read runs on its own, ``_READS_AT_ONCE`` at a time: one whose
+        answers are rate-limited or 5xx (its retries wait for the limit's reset) holds up
+        no other symbol's read, and a socket's worth of stale symbols does not open a
+        connection each."""
         interval = self.settings.stale_mark_interval
         if interval <= 0:
             return
@@ -303,7 +309,7 @@ class HybridFeed(Feed):
                 # held symbols first: a lingering one (no position) takes what the cap
                 # leaves
                 linger = self._linger
-                room = self.settings.stale_mark_max - len(reading)
+                room = min(self.settings.stale_mark_max, _READS_AT_ONCE) - len(reading)
                 order = sorted(wanted, key=lambda w: ((w[0], w[1]) in linger, w))
                 for category, symbol, suspect in order[:max(0, room)]:
                     key = (category, symbol)
