@@ -119,10 +119,10 @@ class Router:
         self._health = {name: _Health(since=clock()) for name in roles}
         #: What consumers were last told, per position key.
         self.delivered: dict[PositionKey, Position] = {}
-        #: The keys of ``delivered`` per (category, symbol): a mark is the symbol's, so
-        #: where consumers hold two or more positions of one symbol (a two-sided
-        #: account; ``_multi`` counts such symbols) a feed's mark moves the ones its
-        #: book does not hold too (_spread_mark).
+        #: The keys of ``delivered`` per (category, symbol): a mark is the symbol's, so a
+        #: feed's mark moves consumers' positions of the symbol its book does not hold
+        #: too (_spread_mark, on_free_mark). ``_multi`` counts the symbols consumers
+        #: hold two or more positions of (a two-sided account).
         self._by_symbol: dict[tuple[Category, str], set[PositionKey]] = {}
         self._multi = 0
         self.switches: list[RouteEvent] = []
@@ -258,9 +258,10 @@ class Router:
         position only the standby has seen open."""
         if feed != self.primary and feed != self.standby:
             return
-        for told in [p for p in self.delivered.values()
-                     if p.symbol == mark.symbol and p.category is mark.category]:
-            if told.mark_price == mark.mark_price:
+        held = [self.delivered.get(k)
+                for k in self._by_symbol.get((mark.category, mark.symbol), ())]
+        for told in held:
+            if told is None or told.mark_price == mark.mark_price:
                 continue
             newer = (mark.exchange_ms > told.mark_exchange_ms
                      if mark.exchange_ms is not None and told.mark_exchange_ms is not None
