@@ -334,7 +334,7 @@ class HybridFeed(Feed):
 
     async def _stale_mark(self, category: Category, symbol: str, suspect: bool) -> None:
         """One stale (or suspect) symbol's mark from REST, to the book."""
-        mark = await self._public_read(self.rest.mark(category, symbol),
+        mark = await self._public_read(self.rest.mark(category, symbol, attempts=1),
                                        "stale_mark_failures", f"mark of {symbol}")
         if mark is None:
             return

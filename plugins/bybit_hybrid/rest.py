@@ -250,10 +250,13 @@ class RestClient:
                     break
         return out
 
-    async def mark(self, category: Category, symbol: str) -> MarkPrice | None:
+    async def mark(self, category: Category, symbol: str, *, attempts: int | None = None
+                   ) -> MarkPrice | None:
         """One symbol's mark price from the public tickers endpoint (unsigned), stamped
-        with the answer's server time; None if the row is missing or unusable."""
-        env, row = await self._symbol_row(PATH_TICKERS, category, symbol)
+        with the answer's server time; None if the row is missing or unusable.
+        ``attempts`` (default ``rest_attempts``): a caller that reads again on its own
+        cadence asks once, so a refused read holds nothing while a reset is waited for."""
+        env, row = await self._symbol_row(PATH_TICKERS, category, symbol, attempts)
         if row is None:
             return None
         price = wire_decimal(row.get("markPrice"))
@@ -279,11 +282,12 @@ class RestClient:
             self._count("bad_field")
             return None
 
-    async def _symbol_row(self, path: str, category: Category, symbol: str
+    async def _symbol_row(self, path: str, category: Category, symbol: str,
+                          attempts: int | None = None,
                           ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """A public market endpoint's answer for one symbol, and that symbol's row."""
         env = await self._call(path, [("category", category.value), ("symbol", symbol)],
-                               signed=False)
+                               signed=False, attempts=attempts)
         _, rows = _listing(env, path)
         row = next((r for r in rows if isinstance(r, dict) and r.get("symbol") == symbol),
                    None)
@@ -293,12 +297,14 @@ class RestClient:
     async def _call(
         self, path: str, params: list[tuple[str, str]], *, signed: bool, sync_on_skew: bool = True,
         budgeted: bool = True, sent_ns: list[int] | None = None,
+        attempts: int | None = None,
     ) -> dict[str, Any]:
-        """``path``'s envelope, retried ``rest_attempts`` times; ``sent_ns`` collects
-        when each attempt was sent."""
+        """``path``'s envelope, tried ``attempts`` (default ``rest_attempts``) times;
+        ``sent_ns`` collects when each attempt was sent."""
         backoff = Backoff(self._s.backoff_base, self._s.backoff_cap)
         last = ""
-        for attempt in range(1, self._s.rest_attempts + 1):
+        tries = attempts if attempts is not None else self._s.rest_attempts
+        for attempt in range(1, tries + 1):
             if self.ban_left() > 0:  # not even one request while Bybit bans this IP
                 self._count("rest_banned_skips")
                 raise RetryableFeedError(f"{path} not requested: {self.ban_text()}")
@@ -313,11 +319,11 @@ class RestClient:
                     await self.sync_clock()
                 wait = exc.wait if exc.wait is not None else backoff.next()
                 self._log.warning("REST %s failed (attempt %d/%d): %s; retrying in %.2fs",
-                                  path, attempt, self._s.rest_attempts, last, wait,
+                                  path, attempt, tries, last, wait,
                                   extra={"path": path, "attempt": attempt})
-                if attempt < self._s.rest_attempts:
+                if attempt < tries:
                     await asyncio.sleep(wait)
-        raise RetryableFeedError(f"REST {path} failed {self._s.rest_attempts} times: {last}")
+        raise RetryableFeedError(f"REST {path} failed {tries} times: {last}")
 
     async def _once(self, path: str, params: list[tuple[str, str]], signed: bool,
                     budgeted: bool = True) -> dict[str, Any]:

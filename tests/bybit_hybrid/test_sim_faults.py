@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -442,9 +443,9 @@ def test_while_the_socket_is_down_held_symbols_are_read_before_lingering_ones() 
             rest = h.feed.rest
             original = rest.mark
 
-            def mark(category: Category, symbol: str) -> object:
+            def mark(category: Category, symbol: str, **kw: Any) -> object:
                 reads.append(symbol)
-                return original(category, symbol)
+                return original(category, symbol, **kw)
 
             rest.mark = mark  # type: ignore[method-assign]
             await h.ctl.stall("public", 3)
