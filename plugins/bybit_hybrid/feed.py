@@ -274,10 +274,10 @@ class HybridFeed(Feed):
         price keeps moving while the socket recovers. The feed still reports the symbol
         stale; the book takes a REST mark only if it is newer than the one it holds.
 
-        Each symbol's read runs on its own, ``_READS_AT_ONCE`` at a time: one whose
-        answers are rate-limited or 5xx (its retries wait for the limit's reset) holds up
-        no other symbol's read, and a socket's worth of stale symbols does not open a
-        connection each."""
+        Each symbol's read runs on its own, ``_READS_AT_ONCE`` at a time, and asks once
+        (this loop's per-symbol interval is its retry): a read refused with a rate limit
+        or a 5xx holds up no other symbol's read, and a socket's worth of stale symbols
+        does not open a connection each."""
         interval = self.settings.stale_mark_interval
         if interval <= 0:
             return
