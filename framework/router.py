@@ -164,6 +164,8 @@ class Router:
         #: came without exchange time: at its close, the span (its open was made at the
         #: latest then) that a past lifecycle a feed recovers overlaps when it is this one.
         self._timeless_open_ms: dict[PositionKey, int] = {}
+        #: Per key, (side, seq) of the opening state of the lifecycle consumers hold now.
+        self._holding_open: dict[PositionKey, tuple[Side, int]] = {}
 
     # ---------------------------------------------------------------- inputs
     def on_event(self, feed: str, event: PositionEvent) -> None:
@@ -403,16 +405,21 @@ class Router:
         if event.kind is EventKind.CLOSED:
             events = list(held)
             del self._fed_past[key]
-            self._deliver_past(events)
+            self._deliver_past(events, split_held=True)
 
-    def _deliver_past(self, events: list[PositionEvent]) -> bool:
+    def _deliver_past(self, events: list[PositionEvent], *, split_held: bool = False) -> bool:
         """Deliver a complete past lifecycle, unless one consumers were told (or hold) had
         a state inside its span of exchange time and began no earlier than it: then it is
         that one, not a past one. A lifecycle consumers were told that began *before* it
         opened and has states inside it was two merged (a poller saw the close and
         reopen between two polls as a change, F15): this one is delivered as ``past``, so
         that it reaches consumers even after their merged one closed. One whose opening
-        seq consumers were told the open of is that one, whatever the times say."""
+        seq consumers were told the open of is that one, whatever the times say; if they
+        still hold the lifecycle of that open at a state after its close, and the feed
+        itself recovered this one as past (``split_held``: its book holds the later
+        lifecycle, and no open of it follows), theirs is split (:meth:`_split_held`). The
+        primary's own events while it is not delivering go on to the guards instead, which
+        split at its close and wait for its open of the later one (``_split_merged``)."""
         key = events[0].position.key
         opened, closed = events[0].position.exchange_ms, events[-1].position.exchange_ms
         if opened is None or closed is None:
@@ -421,7 +428,9 @@ class Router:
         seq = events[0].position.seq
         if side is not None and seq is not None and seq >= 0:
             if (side, seq) in self._opened_seqs.get(key, ()):
-                return False  # consumers were told this lifecycle's open
+                # consumers were told this lifecycle's open: it is that one, unless the
+                # one they still hold from that open is two merged (F46)
+                return split_held and self._split_held(events)
             self._told_opened(key, side, seq)
         # only a lifecycle of the same side can be this one (a flip's two sides share
         # an instant, to within a millisecond of the exchange's clocks)
@@ -447,6 +456,40 @@ class Router:
             self.counters["delivered"] += 1
             self.counters["recovered"] += 1
             self._deliver(ev.model_copy(update={"recovered": True, "past": True}))
+        return True
+
+    def _split_held(self, events: list[PositionEvent]) -> bool:
+        """A past lifecycle opening at the state consumers' held lifecycle opened at, and
+        closing before the state they hold now: they hold two lifecycles as one (a
+        failback's reconcile took them from the first's open to the second's state as a
+        change, when the primary's stream had lost the close and the reopen between, F46).
+        Consumers get the first one's close as the feed recovered it, then the open of
+        the one they hold, at its state."""
+        opening, close = events[0].position, events[-1].position
+        key = opening.key
+        told = self.delivered.get(key)
+        if (told is None or told.side is not opening.side or opening.seq is None
+                or self._holding_open.get(key) != (told.side, opening.seq)):
+            return False
+        if close.seq is not None and told.seq is not None and close.seq >= 0 and told.seq >= 0:
+            after = told.seq > close.seq
+        else:
+            after = (close.exchange_ms is not None and told.exchange_ms is not None
+                     and told.exchange_ms > close.exchange_ms)
+        if not after:
+            return False
+        self.counters["merged_split"] += 1
+        closed_ms = close.exchange_ms
+        states = self._open_states.get(key, [])
+        if closed_ms is not None:
+            self._open_states[key] = [t for t in states if t <= closed_ms] or states[:1]
+        feed = events[-1].feed
+        recovering, self._recovering = self._recovering, True
+        try:
+            self._send(_synthetic(EventKind.CLOSED, feed, _remarked(close, told)))
+            self._send(_synthetic(EventKind.OPENED, feed, told))
+        finally:
+            self._recovering = recovering
         return True
 
     def on_status(self, event: StatusEvent) -> None:
@@ -747,6 +790,7 @@ class Router:
                 spanned = [rx]  # a lifecycle known only from rows without time
             self._told_closed(key, spanned, ms,
                               held.side if held is not None else event.position.side)
+            self._holding_open.pop(key, None)
         else:
             if event.kind is EventKind.OPENED:
                 self._reopen.pop(key, None)
@@ -758,6 +802,9 @@ class Router:
                     self._timeless_open_ms.pop(key, None)
                 if pos.side is not None and pos.seq is not None and pos.seq >= 0:
                     self._told_opened(key, pos.side, pos.seq)
+                    self._holding_open[key] = (pos.side, pos.seq)
+                else:
+                    self._holding_open.pop(key, None)
             elif event.kind is EventKind.CHANGED:
                 told = self.delivered.get(key)
                 if told is not None and _mark_newer(told, event.position):

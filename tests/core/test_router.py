@@ -442,6 +442,32 @@ def test_a_lifecycle_consumers_were_told_from_its_open_seq_is_not_delivered_agai
     assert router.counters["past_lifecycles"] == 0
 
 
+def test_a_past_lifecycle_from_the_open_consumers_still_hold_splits_their_merged_one() -> None:
+    """F46: the standby delivered an open (seq 993); the primary, whose stream lost that
+    open and its close (994), failed back holding the reopen (995), so the reconcile took
+    consumers from 993 to 995 as a change. The primary's replay, later, recovers 993-994
+    as past: consumers' lifecycle was two, and they get the first's close and the
+    second's open, not nothing (the 1,500-fault campaign's two lost on 08532b6)."""
+    router, books, delivered, clock = _failed_over_on_a_clock()
+    books["r"].apply(at(upd("BTCUSDT", "1", 993), 1_000))
+    books["h"].apply(at(upd("BTCUSDT", "2", 995), 1_149))
+    status(router, "h", FeedState.HEALTHY)
+    clock.t = 10.0
+    router.evaluate()
+    assert router.active == "h"
+    books["h"].past_lifecycles([at(upd("BTCUSDT", "1", 993), 1_000),
+                                at(upd("BTCUSDT", "0", 994), 1_105)])
+    books["h"].apply(at(upd("BTCUSDT", "0", 997), 3_137))
+    events = [e for e in delivered if isinstance(e, PositionEvent)
+              and e.kind is not EventKind.PRICE]
+    assert [(e.kind.value, e.position.seq, e.past) for e in events] == [
+        ("opened", 993, False), ("changed", 995, False), ("closed", 994, False),
+        ("opened", 995, False), ("closed", 997, False)]
+    assert events[2].recovered and events[2].position.exchange_ms == 1_105
+    assert events[3].position.size == D("2")
+    assert router.counters["merged_split"] == 1 and router.delivered == {}
+
+
 def test_a_past_lifecycle_of_the_other_side_is_delivered_whatever_the_clocks_say() -> None:
     """A short lifecycle the standby never saw, ended by a flip to the long one consumers
     hold: the long one's first state may read a millisecond before the short's close (two
