@@ -11,7 +11,9 @@ the session and every task before it returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import math
 import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -277,57 +279,73 @@ class HybridFeed(Feed):
         Each symbol's read runs on its own, ``_READS_AT_ONCE`` at a time, and asks once
         (this loop's per-symbol interval is its retry): a read refused with a rate limit
         or a 5xx holds up no other symbol's read, and a socket's worth of stale symbols
-        does not open a connection each."""
+        does not open a connection each. A finished read lets the next one start at once
+        (not at the next check), and the symbol waiting longest goes first, so every
+        stale symbol is read each interval while reads keep up (F47)."""
         interval = self.settings.stale_mark_interval
         if interval <= 0:
             return
         check = min(interval, max(0.05, self.settings.stale_after / 4))
         #: (category, symbol) -> when its mark was last read: each stale symbol is read
         #: once per interval, and one that just became stale (or wanted while the socket
-        #: is down: a position opened by a resync) at the next check, not a whole
-        #: interval later with the mark it had before it was wanted
+        #: is down: a position opened by a resync) at once, not a whole interval later
+        #: with the mark it had before it was wanted
         last_read: dict[tuple[Category, str], float] = {}
+        #: (category, symbol) -> when a suspect's read last started: judged again a check
+        #: later at the soonest
+        last_judged: dict[tuple[Category, str], float] = {}
         reading: dict[tuple[Category, str], asyncio.Task[None]] = {}
+        done = asyncio.Event()
         try:
             while True:
-                await asyncio.sleep(check)  # suspects are judged soon, stale ones per interval
+                # suspects are judged soon, stale ones per interval; a read that ends
+                # makes room for the next at once. (asyncio.timeout, not wait_for: on
+                # 3.11 wait_for can swallow a cancel that comes as the wait ends)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(check):
+                        await done.wait()
+                done.clear()
                 now = time.monotonic()
-                wanted = set()
+                suspects: set[tuple[Category, str]] = set()
                 stale: set[tuple[Category, str]] = set()
                 for c, p in self.publics.items():
-                    wanted |= {(c, sym, True) for sym in p.suspect}
+                    suspects |= {(c, sym) for sym in p.suspect}
                     stale |= {(c, sym) for sym in
                               (p.stale | (p.wanted if p.down else set())) - p.suspect}
-                for key in list(last_read):
-                    if key not in stale:
-                        del last_read[key]  # fresh again: read at once when next stale
-                wanted |= {(c, sym, False) for c, sym in stale
-                           if now - last_read.get((c, sym), -interval) >= interval}
-                wanted = {w for w in wanted if (w[0], w[1]) not in reading}
-                if not wanted:
+                for book in (last_read, last_judged):
+                    for key in [k for k in book if k not in stale and k not in suspects]:
+                        del book[key]  # fresh again: read at once when next stale
+                # (waited since, symbol, suspect): never read first, then the longest wait
+                due = [(last_judged.get(k, -math.inf), k, True) for k in suspects
+                       if now - last_judged.get(k, -math.inf) >= check]
+                due += [(last_read.get(k, -math.inf), k, False) for k in stale
+                        if now - last_read.get(k, -math.inf) >= interval]
+                due = [d for d in due if d[1] not in reading]
+                room = min(self.settings.stale_mark_max, _READS_AT_ONCE) - len(reading)
+                if not due or room <= 0:
                     continue
                 # held symbols first: a lingering one (no position) takes what the cap
                 # leaves
                 linger = self._linger
-                room = min(self.settings.stale_mark_max, _READS_AT_ONCE) - len(reading)
-                order = sorted(wanted, key=lambda w: ((w[0], w[1]) in linger, w))
-                for category, symbol, suspect in order[:max(0, room)]:
-                    key = (category, symbol)
-                    if not suspect:
-                        last_read[key] = now
+                due.sort(key=lambda d: (d[1] in linger, d[0], d[1]))
+                for _, key, suspect in due[:room]:
+                    (last_judged if suspect else last_read)[key] = now
+                    category, symbol = key
                     task = asyncio.create_task(self._stale_mark(category, symbol, suspect),
                                                name=f"bybit-stale-mark-{symbol}")
                     reading[key] = task
                     task.add_done_callback(functools.partial(self._stale_read_done,
-                                                             reading, key))
+                                                             reading, key, done))
         finally:
             for task in reading.values():
                 task.cancel()
             await asyncio.gather(*reading.values(), return_exceptions=True)
 
     def _stale_read_done(self, reading: dict[tuple[Category, str], asyncio.Task[None]],
-                         key: tuple[Category, str], task: asyncio.Task[None]) -> None:
+                         key: tuple[Category, str], done: asyncio.Event,
+                         task: asyncio.Task[None]) -> None:
         reading.pop(key, None)
+        done.set()
         if not task.cancelled() and (exc := task.exception()) is not None:
             self.ctx.count("crashes")  # a bug: logged with its traceback, the loop goes on
             self.ctx.log.error("stale-mark read of %s failed", key[1], exc_info=exc)

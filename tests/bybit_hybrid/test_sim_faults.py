@@ -259,6 +259,43 @@ def test_one_stale_symbols_rate_limited_read_holds_up_no_other_symbols_read() ->
     assert max(first.values()) < 3.1, first
 
 
+def test_every_one_of_a_sockets_worth_of_stale_symbols_gets_a_rest_mark_each_interval(
+) -> None:
+    """The public socket stalls with 14 positions open (the campaign's settings: stale
+    after 1 s, a REST read per stale symbol every second, two at a time): every symbol's
+    mark moves at least every interval plus a read's round trip. A loop that starts reads
+    only at its checks (a quarter of stale_after) reads 8 symbols a second, and one that
+    takes them in name order starves the last ones for the whole stall."""
+    symbols = ["BTCUSDT", "ETHUSDT"] + [f"SYM{i:03d}USDT" for i in range(1, 13)]
+
+    async def go() -> dict[str, float]:
+        async with harness(symbols, stale_mark_interval=1.0, stale_after=1.0,
+                           ping_interval=30.0, pong_timeout=30.0) as h:
+            for sym in symbols:
+                await h.ctl.set_position(sym, "Buy", "1")
+            await wait_until(lambda: all(len(h.prices(s)) >= 1 for s in symbols), within=5)
+            await h.ctl.stall("public", 7)
+            stalled = time.monotonic()
+            await wait_until(lambda: len(h.ctx.status.stale_symbols) == len(symbols),
+                             within=3)
+            # from when all are stale, the longest wait for a new REST mark, per symbol
+            since = {s: time.monotonic() for s in symbols}
+            seen = {s: len(h.prices(s)) for s in symbols}
+            longest = dict.fromkeys(symbols, 0.0)
+            while time.monotonic() - stalled < 6.0:
+                await asyncio.sleep(0.02)
+                now = time.monotonic()
+                for s in symbols:
+                    n = len(h.prices(s))
+                    if n > seen[s]:
+                        seen[s], since[s] = n, now
+                    longest[s] = max(longest[s], now - since[s])
+            return longest
+
+    longest = run(go(), timeout=40)
+    assert max(longest.values()) < 1.6, sorted(longest.items(), key=lambda kv: -kv[1])[:4]
+
+
 def test_a_symbol_that_goes_stale_is_read_from_rest_at_once_not_an_interval_later(
 ) -> None:
     """While the public socket is stalled, a position opens on a second symbol: its mark
