@@ -303,6 +303,7 @@ class PositionBook:
     def reconcile(
         self, snapshot: Iterable[PositionUpdate], *, as_of_ms: int | None = None,
         covers: Callable[[PositionKey], bool] | None = None,
+        listed_at: Callable[[PositionKey], int | None] | None = None,
     ) -> list[PositionEvent]:
         """Make the book match a *complete* snapshot of the account, or of the part of
         it the snapshot covers.
@@ -317,6 +318,12 @@ class PositionBook:
         symbols it asked for; None: everything). A key outside that scope is neither
         closed nor known flat from this snapshot. Only call this with a snapshot whose
         pagination was followed to its end.
+
+        ``as_of_ms`` is the exchange time of the snapshot's first answer. A snapshot read
+        in several listings (one per category, say) may tell, with ``listed_at(key)``,
+        the time of the answer that would have listed ``key``: a key it lacks was flat
+        then, so its close carries that time (never one before ``as_of_ms``), not the
+        first answer's, which may predate the position's last states.
         """
         events: list[PositionEvent] = []
         seen: set[PositionKey] = set()
@@ -331,7 +338,12 @@ class PositionBook:
         for key, pos in list(self.positions.items()):
             if key in seen or (covers is not None and not covers(key)):
                 continue
-            if as_of_ms is not None and pos.exchange_ms is not None and pos.exchange_ms >= as_of_ms:
+            at = as_of_ms
+            if listed_at is not None:
+                listed = listed_at(key)
+                if listed is not None and (at is None or listed > at):
+                    at = listed
+            if at is not None and pos.exchange_ms is not None and pos.exchange_ms >= at:
                 continue  # not older than the snapshot: a state of its own millisecond
                 # may be missing from it (a fill just after the rows were read)
             flat = PositionUpdate(
@@ -340,7 +352,7 @@ class PositionBook:
                 position_idx=key.position_idx,
                 side=None,
                 size=_ZERO,
-                exchange_ms=as_of_ms,
+                exchange_ms=at,
             )
             ev = self._close(pos, flat)
             events.append(ev)

@@ -359,10 +359,14 @@ class FeedContext:
     def reconcile(
         self, snapshot: Iterable[PositionUpdate], *, as_of_ms: int | None = None,
         covers: Callable[[PositionKey], bool] | None = None,
+        listed_at: Callable[[PositionKey], int | None] | None = None,
     ) -> list[PositionEvent]:
         """Make the book match a complete snapshot of what ``covers`` says it covers
-        (None: the whole account); see PositionBook.reconcile."""
-        return self.book.reconcile(snapshot, as_of_ms=as_of_ms, covers=covers)
+        (None: the whole account), read as of ``as_of_ms`` (its first answer) or, per
+        key, ``listed_at(key)`` (the answer that would have listed it); see
+        PositionBook.reconcile."""
+        return self.book.reconcile(snapshot, as_of_ms=as_of_ms, covers=covers,
+                                   listed_at=listed_at)
 
     def past_lifecycles(self, states: Iterable[PositionUpdate]) -> list[PositionEvent]:
         """Deliver lifecycles that began and ended before the book's current state of

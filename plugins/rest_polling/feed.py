@@ -148,7 +148,9 @@ class RestPollingFeed(Feed):
             ctx.observe_latency(server_ms, at_ns)
         for mark in marks:
             ctx.apply_mark(mark)
-        ctx.reconcile([r.update for r in rows], as_of_ms=snap.as_of_ms, covers=self.covers)
+        listed = snap.category_as_of_ms
+        ctx.reconcile([r.update for r in rows], as_of_ms=snap.as_of_ms, covers=self.covers,
+                      listed_at=lambda key: listed.get(key.category))
         ctx.count("polls")
         self.last_cycle = {
             "seconds": time.perf_counter() - t0,

@@ -157,6 +157,25 @@ def test_reconcile_keeps_a_position_of_the_snapshots_own_millisecond() -> None:
     assert kinds(ev) == ["opened", "closed"]
 
 
+def test_a_key_a_later_listing_lacks_closes_at_that_listings_time() -> None:
+    """A snapshot read in two listings (linear at 200, inverse at 260): a position the
+    inverse listing lacks was flat at 260, so its close says 260, and the book knows the
+    key flat from then; a state of 230 is older than that listing and is closed."""
+    b, ev = book()
+    b.apply(upd("1", seq=7, ms=230))
+    b.reconcile([], as_of_ms=200, listed_at=lambda key: 260)
+    assert kinds(ev) == ["opened", "closed"]
+    assert ev[-1].position.exchange_ms == 260
+    assert b.known_flat_as_of(ev[-1].position.key) == 260
+
+
+def test_a_listing_time_before_the_snapshots_first_answer_is_not_taken() -> None:
+    b, ev = book()
+    b.apply(upd("1", seq=7, ms=150))
+    b.reconcile([], as_of_ms=200, listed_at=lambda key: 100)
+    assert ev[-1].kind.value == "closed" and ev[-1].position.exchange_ms == 200
+
+
 def test_a_scoped_snapshot_closes_only_what_it_covers() -> None:
     b, ev = book()
     b.apply(upd("1", seq=1, ms=100))  # linear BTCUSDT

@@ -468,6 +468,25 @@ def test_a_past_lifecycle_from_the_open_consumers_still_hold_splits_their_merged
     assert router.counters["merged_split"] == 1 and router.delivered == {}
 
 
+def test_a_lagging_primarys_state_older_than_the_standby_listing_that_closed_it_stays_closed(
+) -> None:
+    """F48: the poller's snapshot read linear at 1,010 and inverse at 1,100; an inverse
+    position it lacked closed at 1,090. The primary's lagging push of a state of 1,050
+    (before that close) must not reopen it: the close says 1,100, the inverse listing's
+    time, not 1,010, the first answer's (the 1,500-fault campaign's split on 304e145)."""
+    router, books, delivered = _failed_over()
+    inverse = PositionUpdate(category=Category.INVERSE, symbol="ETHUSD", side=Side.SHORT,
+                             size=D("400"), entry_price=D("100"), seq=167, exchange_ms=1_000)
+    books["h"].apply(inverse)
+    books["r"].apply(inverse)
+    books["r"].reconcile([], as_of_ms=1_010, listed_at=lambda key: 1_100)
+    books["h"].apply(inverse.model_copy(update={"size": D("1200"), "seq": 168,
+                                                "exchange_ms": 1_050}))
+    assert [(k, side) for k, side, _ in lifecycle(delivered)] == [("opened", "short"),
+                                                                 ("closed", "short")]
+    assert router.delivered == {}
+
+
 def test_a_past_lifecycle_of_the_other_side_is_delivered_whatever_the_clocks_say() -> None:
     """A short lifecycle the standby never saw, ended by a flip to the long one consumers
     hold: the long one's first state may read a millisecond before the short's close (two

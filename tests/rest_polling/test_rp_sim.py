@@ -259,6 +259,29 @@ def test_a_poll_knows_flat_only_what_its_settle_coins_list(no_leak_logs: Any) ->
     with_sim(body, settle_coins=["USDT"])
 
 
+def test_a_poll_tells_each_categorys_listing_time(no_leak_logs: Any) -> None:
+    """Bybit is listed category by category (linear, then inverse): the snapshot keeps
+    each listing's own server time, so a position the inverse listing lacks is flat as
+    of that listing's answer, not the linear one's before it (F48)."""
+    from feedctl import Category
+
+    async def body(h: Harness, ctl: SimControl, sim: Simulator) -> None:
+        await h.healthy()
+        assert h.feed.client is not None
+        before = int(time.time() * 1000)
+        snap = await h.feed.client.snapshot()
+        times = snap.category_as_of_ms
+        assert set(times) == {Category.LINEAR, Category.INVERSE}
+        assert snap.as_of_ms == times[Category.LINEAR] >= before
+        assert times[Category.INVERSE] >= times[Category.LINEAR]
+        # each is its own listing's answer's server time (ccxt's limiter spaces the
+        # requests: the inverse answer comes about 0.2 s after the linear one)
+        assert [ms for ms, _ in snap.samples] == [times[Category.LINEAR],
+                                                  times[Category.INVERSE]]
+
+    with_sim(body, settle_coins=["USDT", "BTC"])
+
+
 def test_the_first_poll_resumes_from_the_prior_state_and_opens_nothing_twice(
         no_leak_logs: Any) -> None:
     """A poller given what the account's consumers last knew (``feedctl_prior_state``:
