@@ -12,7 +12,13 @@ boundaries do:
   and *b*'s opened later, the book delivered the two as one: it is split (``closed``
   as of the lost close, then ``opened``);
 * other boundaries the book delivered at *b* (a close of *a*'s lifecycle, or an open of
-  *b*'s, carrying *b*'s seq) are late, not lost.
+  *b*'s, carrying *b*'s seq) are late, not lost;
+* if the book has closed *b*'s lifecycle since (the loss was found late: an audit or a
+  resync seconds later), the split cannot be made any more: the whole of it, from *a*
+  to that close, is delivered as ``past`` history (:func:`merged_and_closed`). The
+  router knows the part consumers were told of *a*'s lifecycle by its seq and takes the
+  lost close as a moment the key was flat, so that the rest reaches them as ``past``
+  (the lifecycle they were told stands for *a*'s).
 """
 
 from __future__ import annotations
@@ -88,3 +94,21 @@ def lost_boundaries(a: Start, states: Sequence[PositionUpdate]) -> LostBoundarie
         o_last = lifecycles[-1][0]
         out.split = (_flat(states[first_close - 1]), states[o_last - 1])
     return out
+
+
+def merged_and_closed(a: PositionUpdate, states: Sequence[PositionUpdate],
+                      later: Sequence[PositionUpdate]) -> list[PositionUpdate] | None:
+    """The history to deliver as past for a split the book can no longer make: ``a``
+    (the seen state before the run, open), the replayed ``states`` up to *b*, then the
+    states the book was given after *b* (``later``, in order) up to the one that closed
+    *b*'s lifecycle (flat, or the other side: as a flat state). None if none of
+    ``later`` closed it."""
+    if not states or not _open(a.side, a.size):
+        return None
+    b = states[-1]
+    if not _open(b.side, b.size):
+        return None
+    for i, u in enumerate(later):
+        if not _open(u.side, u.size) or u.side is not b.side:
+            return [a, *states, *later[:i], _flat(u)]
+    return None

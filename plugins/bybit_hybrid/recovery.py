@@ -26,8 +26,8 @@ from feedctl import (
 )
 
 from .gap import Fill, hedge_key, replay
-from .ledger import LossLedger
-from .lost import lost_boundaries
+from .ledger import LossLedger, State
+from .lost import lost_boundaries, merged_and_closed
 
 if TYPE_CHECKING:
     from .config import HybridSettings
@@ -232,17 +232,45 @@ class FillReplay:
                     or (states[-1].side, states[-1].size) != (end.side, end.size)):
                 continue  # the fills do not explain the run: reported
             found = lost_boundaries(start, states)
+            past = found.past
             if found.split is not None and not (
                     self._still_in_lifecycle_of(key, b)
                     and self.ctx.split_lifecycle(key, *found.split)):
-                continue
+                # the book has left b's lifecycle since (F49): all of it is history
+                late = self._merged_and_closed(key, a, start, states, b)
+                if late is None:
+                    continue
+                past = [late]
             try:
-                for lifecycle in found.past:
+                for lifecycle in past:
                     self.ctx.past_lifecycles(lifecycle)
             except ValueError:
                 continue
             done.update(run)
         return done
+
+    def _merged_and_closed(self, key: PositionKey, a: int | None, start: State,
+                           states: list[PositionUpdate], b: int) -> list[PositionUpdate] | None:
+        """lost.merged_and_closed with the seen states: ``a``'s, and those after ``b``."""
+        if a is None:
+            return None
+        seen = self.ledger.seen.get(key, {})
+        now = time.time_ns()
+
+        def update(seq: int, st: State) -> PositionUpdate:
+            return PositionUpdate(category=key.category, symbol=key.symbol,
+                                  position_idx=key.position_idx, side=st.side,
+                                  size=st.size, entry_price=st.entry_price,
+                                  leverage=st.leverage, seq=seq,
+                                  exchange_ms=seen.get(seq) or None, received_ns=now)
+
+        later = []
+        for q in sorted(q for q in seen if q > b):
+            st = self.ledger.state_at(key, q)
+            if st is None:
+                return None
+            later.append(update(q, st))
+        return merged_and_closed(update(a, start), states, later)
 
     def _still_in_lifecycle_of(self, key: PositionKey, seq: int) -> bool:
         """True if every state the book was given after ``seq`` (up to its current one)

@@ -440,6 +440,36 @@ def test_a_close_and_reopen_lost_with_the_socket_up_are_split_out_of_the_merged_
     run(go())
 
 
+def test_a_merged_lifecycle_that_closed_before_the_loss_was_found_is_delivered_as_past(
+) -> None:
+    """F49: as above, but the merged lifecycle closes before anything finds the loss (no
+    audit; a resync after a socket drop, seconds later, replays the fills). The split
+    can no longer be made: the book delivers the whole of it as past history - the first
+    lifecycle to its lost close, then the second (0.02, then 0.03) to its close - instead
+    of skipping the lost states as unrecoverable."""
+
+    async def go() -> None:
+        async with harness(ping_interval=30, pong_timeout=10, audit_interval=300) as h:
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")
+            await wait_until(lambda: _sizes(h, "BTCUSDT") == [("opened", "0.01")])
+            await h.ctl.stall("private", 0.3)  # shorter than the ping period: unnoticed
+            await h.ctl.place_order("BTCUSDT", "Sell", "0.01", reduce_only=True)  # lost
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.02")  # lost
+            await asyncio.sleep(0.35)
+            await h.ctl.place_order("BTCUSDT", "Buy", "0.01")  # pushed: 0.03
+            await h.ctl.place_order("BTCUSDT", "Sell", "0.03", reduce_only=True)  # pushed
+            await wait_until(lambda: h.kinds("BTCUSDT")[-1:] == ["closed"], 5)
+            await h.ctl.drop("private")
+            await wait_until(lambda: any(e.past for e in h.events), 8)
+            past = [(e.kind.value, str(e.position.size)) for e in h.lifecycle("BTCUSDT")
+                    if e.past]
+            assert past == [("opened", "0.01"), ("closed", "0.01"),
+                            ("opened", "0.02"), ("changed", "0.03"), ("closed", "0.03")]
+            assert h.ctx.counters.get("states_unrecoverable", 0) == 0
+
+    run(go())
+
+
 def test_a_closed_symbol_stays_subscribed_for_mark_linger_then_is_unsubscribed() -> None:
     """After its position closes a symbol keeps its ticker for ``mark_linger``: a reopen
     soon after starts from a fresh mark; then it is unsubscribed."""

@@ -487,6 +487,28 @@ def test_a_lagging_primarys_state_older_than_the_standby_listing_that_closed_it_
     assert router.delivered == {}
 
 
+def test_a_merged_lifecycle_the_feed_recovers_after_its_close_reaches_consumers_as_past(
+) -> None:
+    """F49: the primary delivered 865 (open), 868 and 870 (flat) as one lifecycle; its
+    fill replay, later, finds that 867 closed it and 868 reopened it. It delivers all of
+    it as past: the first part is the lifecycle consumers were told (its opening seq), and
+    its lost close is a moment the key was flat, so the second reaches them as past."""
+    router, books, delivered, _, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    books["h"].apply(at(upd("BTCUSDT", "1", 865), 1_000))
+    books["h"].apply(at(upd("BTCUSDT", "3", 868), 1_300))  # seen as a change
+    books["h"].apply(at(upd("BTCUSDT", "0", 870), 1_500))
+    books["h"].past_lifecycles([at(upd("BTCUSDT", "1", 865), 1_000),
+                                at(upd("BTCUSDT", "0", 867), 1_200),
+                                at(upd("BTCUSDT", "2", 868), 1_300),
+                                at(upd("BTCUSDT", "0", 870), 1_500)])
+    events = [e for e in delivered if isinstance(e, PositionEvent)
+              and e.kind is not EventKind.PRICE]
+    assert [(e.kind.value, e.position.seq, e.past) for e in events] == [
+        ("opened", 865, False), ("changed", 868, False), ("closed", 870, False),
+        ("opened", 868, True), ("closed", 870, True)]
+    assert router.counters["merged_past"] == 1 and router.counters["past_lifecycles"] == 1
+
+
 def test_a_past_lifecycle_of_the_other_side_is_delivered_whatever_the_clocks_say() -> None:
     """A short lifecycle the standby never saw, ended by a flip to the long one consumers
     hold: the long one's first state may read a millisecond before the short's close (two
