@@ -46,10 +46,10 @@ class Snapshot:
     rows: list[ParsedRow]
     #: Exchange time of the first page (ms), when the exchange tells it.
     as_of_ms: int | None = None
-    #: Per category, the exchange time of its listing's first page (ms): a position of
-    #: that category the snapshot lacks was flat then (Bybit lists category by
-    #: category; a later listing's answer may come well after the first one's).
-    category_as_of_ms: dict[Category, int] = field(default_factory=dict)
+    #: Per settle coin, the exchange time of its listing's first page (ms): a position
+    #: that listing lacks was flat then (Bybit lists settle coin by settle coin; a later
+    #: listing's answer may come well after the first one's).
+    listing_as_of_ms: dict[str, int] = field(default_factory=dict)
     pages: int = 0
     #: (exchange send time ms, local receive time ns) per answer, for latency figures.
     samples: list[tuple[int, int]] = field(default_factory=list)
@@ -176,9 +176,9 @@ class PollerClient:
                 snap.samples.append((server_ms, received))
                 if snap.as_of_ms is None:
                     snap.as_of_ms = server_ms
-                first = snap.category_as_of_ms.get(category)
-                if first is None or server_ms < first:
-                    snap.category_as_of_ms[category] = server_ms
+                coin = params.get("settleCoin")
+                if isinstance(coin, str) and coin not in snap.listing_as_of_ms:
+                    snap.listing_as_of_ms[coin] = server_ms
             for raw in rows:
                 if not isinstance(raw, Mapping):
                     raise MalformedRow("position row is not an object")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import time
 from typing import Any
@@ -113,16 +114,31 @@ class RestPollingFeed(Feed):
             return False
         if self.client is None or not self.client.paginates:
             return True
+        return self._listing_coin(key) is not None
+
+    def _listing_coin(self, key: PositionKey) -> str | None:
+        """The settle coin of ``settle_coins`` whose Bybit listing would list ``key``."""
         coins = self.settings.settle_coins
         inst = self.ctx.instruments.get((key.category, key.symbol))
         if inst is not None and inst.settle_coin:
-            return inst.settle_coin in coins
-        if key.category is Category.INVERSE:
-            return any(key.symbol.startswith(coin) for coin in coins
-                       if coin not in c.BYBIT_LINEAR_SETTLE)
+            return inst.settle_coin if inst.settle_coin in coins else None
         sym = key.symbol
-        return (any(sym.endswith(coin) for coin in coins if coin in c.BYBIT_LINEAR_SETTLE)
-                or ("USDC" in coins and (sym.endswith("PERP") or "-" in sym)))
+        if key.category is Category.INVERSE:
+            return next((coin for coin in coins
+                         if coin not in c.BYBIT_LINEAR_SETTLE and sym.startswith(coin)), None)
+        linear = next((coin for coin in coins
+                       if coin in c.BYBIT_LINEAR_SETTLE and sym.endswith(coin)), None)
+        if linear is None and "USDC" in coins and (sym.endswith("PERP") or "-" in sym):
+            return "USDC"
+        return linear
+
+    def listed_at(self, key: PositionKey, snap: Snapshot) -> int | None:
+        """When the listing that would list ``key`` was answered (ms, exchange time): a
+        key the snapshot lacks was flat then (None: the snapshot's first answer)."""
+        if not snap.listing_as_of_ms:
+            return None
+        coin = self._listing_coin(key)
+        return None if coin is None else snap.listing_as_of_ms.get(coin)
 
     async def poll_once(self) -> None:
         """One complete cycle; raises on anything that makes the snapshot untrustworthy."""
@@ -148,9 +164,8 @@ class RestPollingFeed(Feed):
             ctx.observe_latency(server_ms, at_ns)
         for mark in marks:
             ctx.apply_mark(mark)
-        listed = snap.category_as_of_ms
         ctx.reconcile([r.update for r in rows], as_of_ms=snap.as_of_ms, covers=self.covers,
-                      listed_at=lambda key: listed.get(key.category))
+                      listed_at=functools.partial(self.listed_at, snap=snap))
         ctx.count("polls")
         self.last_cycle = {
             "seconds": time.perf_counter() - t0,

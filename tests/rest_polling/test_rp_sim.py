@@ -259,27 +259,29 @@ def test_a_poll_knows_flat_only_what_its_settle_coins_list(no_leak_logs: Any) ->
     with_sim(body, settle_coins=["USDT"])
 
 
-def test_a_poll_tells_each_categorys_listing_time(no_leak_logs: Any) -> None:
-    """Bybit is listed category by category (linear, then inverse): the snapshot keeps
-    each listing's own server time, so a position the inverse listing lacks is flat as
-    of that listing's answer, not the linear one's before it (F48)."""
-    from feedctl import Category
+def test_a_poll_tells_each_listings_time_and_a_key_its_own(no_leak_logs: Any) -> None:
+    """Bybit is listed settle coin by settle coin (USDT, then BTC, then ETH): the snapshot
+    keeps each listing's own server time, and a key is flat as of its own listing's
+    answer, not the first one's before it (F48): ETHUSD's is the ETH listing's."""
+    from feedctl import Category, PositionKey
 
     async def body(h: Harness, ctl: SimControl, sim: Simulator) -> None:
         await h.healthy()
         assert h.feed.client is not None
         before = int(time.time() * 1000)
         snap = await h.feed.client.snapshot()
-        times = snap.category_as_of_ms
-        assert set(times) == {Category.LINEAR, Category.INVERSE}
-        assert snap.as_of_ms == times[Category.LINEAR] >= before
-        assert times[Category.INVERSE] >= times[Category.LINEAR]
-        # each is its own listing's answer's server time (ccxt's limiter spaces the
-        # requests: the inverse answer comes about 0.2 s after the linear one)
-        assert [ms for ms, _ in snap.samples] == [times[Category.LINEAR],
-                                                  times[Category.INVERSE]]
+        times = snap.listing_as_of_ms
+        assert list(times) == ["USDT", "BTC", "ETH"]
+        assert snap.as_of_ms == times["USDT"] >= before
+        # each its own answer's server time (ccxt's limiter spaces the requests)
+        assert [ms for ms, _ in snap.samples] == list(times.values())
+        assert times["USDT"] <= times["BTC"] <= times["ETH"]
+        feed = h.feed
+        assert feed.listed_at(PositionKey(Category.INVERSE, "ETHUSD", 0), snap) == times["ETH"]
+        assert feed.listed_at(PositionKey(Category.INVERSE, "BTCUSD", 0), snap) == times["BTC"]
+        assert feed.listed_at(PositionKey(Category.LINEAR, "ETHUSDT", 0), snap) == times["USDT"]
 
-    with_sim(body, settle_coins=["USDT", "BTC"])
+    with_sim(body, settle_coins=["USDT", "BTC", "ETH"])
 
 
 def test_the_first_poll_resumes_from_the_prior_state_and_opens_nothing_twice(
