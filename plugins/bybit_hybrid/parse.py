@@ -225,22 +225,13 @@ class TickerState:
     symbols in :attr:`symbols` are accepted.
     """
 
-    __slots__ = ("_decimals", "_marks", "category", "last_seen_ns", "symbols")
-
-    #: At most this many markPrice texts are kept in :attr:`_decimals` (then it starts
-    #: over, empty): a bound on its memory however many prices a connection sees.
-    decimals_kept = 1 << 16
+    __slots__ = ("_marks", "category", "last_seen_ns", "symbols")
 
     def __init__(self, category: Category = Category.LINEAR) -> None:
         self.category = category
         self.symbols: set[str] = set()
         self.last_seen_ns: dict[str, int] = {}
         self._marks: dict[str, str] = {}
-        #: markPrice text -> its Decimal, for texts already checked to be a positive,
-        #: finite price: marks come back to recent levels all the time, and looking a
-        #: text up costs a fraction of building and checking its Decimal (Decimals are
-        #: immutable: one object serves every frame with the same text)
-        self._decimals: dict[str, Decimal] = {}
 
     def mark_text(self, symbol: str) -> str | None:
         """The last ``markPrice`` seen for ``symbol``, as the exchange wrote it."""
@@ -250,18 +241,6 @@ class TickerState:
         self.symbols.discard(symbol)
         self.last_seen_ns.pop(symbol, None)
         self._marks.pop(symbol, None)
-
-    def _mark_of(self, topic: str, text: str) -> Decimal | Problem:
-        """``text`` (a markPrice not in :attr:`_decimals`) as a positive, finite Decimal,
-        kept there for the next frame with the same text; else a ``bad_field`` problem."""
-        mark = wire_decimal(text)
-        if mark is None or mark <= _ZERO:
-            return _bad_mark(topic, text, mark)
-        decimals = self._decimals
-        if len(decimals) >= self.decimals_kept:
-            decimals.clear()
-        decimals[text] = mark
-        return mark
 
     def apply(self, msg: dict[str, Any], received_ns: int) -> Tick | Problem | None:
         topic = msg.get("topic")
@@ -282,11 +261,9 @@ class TickerState:
             return None
         if type(text) is not str:  # Bybit sends strings; a list would not even hash
             return Problem("bad_field", f"{topic}: markPrice={text!r} is not a string")
-        mark: Decimal | Problem | None = self._decimals.get(text)
-        if mark is None:
-            mark = self._mark_of(topic, text)
-            if isinstance(mark, Problem):
-                return mark
+        mark = wire_decimal(text)
+        if mark is None or mark <= _ZERO:
+            return _bad_mark(topic, text, mark)
         ts = msg.get("ts")
         if type(ts) is not int:
             ts = _safe_int(ts)
@@ -317,11 +294,9 @@ class TickerState:
         text = frame.data.markPrice
         if text is None or text == self._marks.get(symbol):
             return None
-        mark: Decimal | Problem | None = self._decimals.get(text)
-        if mark is None:
-            mark = self._mark_of(topic, text)
-            if isinstance(mark, Problem):
-                return mark
+        mark = wire_decimal(text)
+        if mark is None or mark <= _ZERO:
+            return _bad_mark(topic, text, mark)
         self._marks[symbol] = text
         return _tuple_new(Tick, (symbol, mark, frame.ts, received_ns))
 

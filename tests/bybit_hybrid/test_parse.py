@@ -347,38 +347,3 @@ def test_a_flat_row_may_have_an_empty_entry() -> None:
     row = {"symbol": "BTCUSDT", "side": "", "size": "0", "entryPrice": "", "seq": 1}
     res = position_update(row, received_ns=NS)
     assert isinstance(res, PositionUpdate) and res.size == 0
-
-
-def _ticker(symbol: str, mark: object) -> bytes:
-    return orjson.dumps({"topic": f"tickers.{symbol}", "type": "delta", "ts": 1,
-                         "data": {"symbol": symbol, "markPrice": mark}})
-
-
-def test_ticker_mark_text_seen_before_reuses_its_decimal() -> None:
-    """A mark coming back to a level already seen is not built and checked again: the
-    same (immutable) Decimal serves, exponent and all; a bad text stays a problem."""
-    t = _state("BTCUSDT", "ETHUSDT")
-    first = t.apply_raw(_ticker("BTCUSDT", "100.10"), NS)
-    t.apply_raw(_ticker("BTCUSDT", "100.2"), NS)
-    again = t.apply_raw(_ticker("BTCUSDT", "100.10"), NS)
-    other = t.apply(orjson.loads(_ticker("ETHUSDT", "100.10")), NS)  # the dict path too
-    assert isinstance(first, Tick) and isinstance(again, Tick) and isinstance(other, Tick)
-    assert again.mark is first.mark and other.mark is first.mark
-    assert str(again.mark) == "100.10"
-    for _ in range(2):
-        bad = t.apply_raw(_ticker("BTCUSDT", "-1"), NS)
-        assert isinstance(bad, Problem) and bad.counter == "bad_field"
-
-
-class _SmallTickerState(TickerState):
-    __slots__ = ()
-    decimals_kept = 8
-
-
-def test_ticker_decimals_kept_are_bounded() -> None:
-    t = _SmallTickerState(Category.LINEAR)
-    t.symbols.add("BTCUSDT")
-    for i in range(50):
-        assert isinstance(t.apply_raw(_ticker("BTCUSDT", f"{100 + i}.5"), NS), Tick)
-        assert len(t._decimals) <= 8
-    assert t.apply_raw(_ticker("BTCUSDT", "149.5"), NS) is None  # the last mark, unchanged
