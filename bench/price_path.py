@@ -13,6 +13,11 @@ what ``bench/hybrid_latency.py``'s ``ours`` row spends per frame beyond the ceil
 reader is this path plus the frame parser. Reports the minimum and the median over
 rounds of process CPU time per mark (the minimum is the least disturbed by other jobs on
 the machine). Prints one line and writes bench/results/price_path.json.
+
+``--parser`` measures the frame parser instead: the Bybit hybrid's
+``TickerState.apply_raw`` (the fast path's decode of a ticker push and its mark's
+Decimal), CPU us per frame, over the frames the simulator's public socket would send for
+the same symbols and ticks (its price engine's deltas, encoded as it encodes them).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from feedctl import (
 from feedctl.session import Session
 
 RESULTS = Path(__file__).resolve().parent / "results" / "price_path.json"
+RESULTS_PARSER = RESULTS.with_name("price_path_parser.json")
 CHUNK = 16
 
 
@@ -131,23 +137,68 @@ async def measure(symbols: int, ticks: int, rounds: int) -> list[float]:
             return out
 
 
+def ticker_frames(symbols: int, ticks: int) -> list[bytes]:
+    """The ``tickers.*`` delta pushes of ``ticks`` ticks of the simulator's price engine
+    for ``symbols`` symbols, 100 ms apart, as its public socket encodes them."""
+    from feedctl.simulator.instruments import make_instruments
+    from feedctl.simulator.prices import PriceEngine
+    from feedctl.simulator.ws_common import dumps
+
+    engine = PriceEngine(make_instruments([f"S{i}USDT" for i in range(symbols)]), seed=7)
+    now = time.time_ns() // 1_000_000
+    frames = []
+    for t in range(ticks):
+        ts = now + 100 * (t + 1)
+        for symbol, delta, cs in engine.step(ts):
+            frames.append(dumps({"topic": f"tickers.{symbol}", "type": "delta",
+                                 "data": delta, "cs": cs, "ts": ts}))
+    return frames
+
+
+def measure_parser(symbols: int, ticks: int, rounds: int) -> list[float]:
+    """CPU us per frame of ``TickerState.apply_raw`` over :func:`ticker_frames`, each
+    round on a fresh state (as a new connection's)."""
+    from feedctl.plugins.bybit_hybrid.parse import TickerState
+
+    frames = [memoryview(f) for f in ticker_frames(symbols, ticks)]
+    out = []
+    for _ in range(rounds):
+        state = TickerState(Category.LINEAR)
+        state.symbols.update(f"S{i}USDT" for i in range(symbols))
+        apply_raw = state.apply_raw
+        t0 = time.process_time()
+        for frame in frames:
+            apply_raw(frame, 1)
+        out.append((time.process_time() - t0) / len(frames) * 1e6)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--symbols", type=int, default=500)
     ap.add_argument("--ticks", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--parser", action="store_true",
+                    help="measure the ticker frame parser instead (TickerState.apply_raw)")
+    ap.add_argument("--out", default=None, help=f"default {RESULTS} (--parser: "
+                    f"{RESULTS_PARSER})")
     args = ap.parse_args()
-    per_mark = asyncio.run(measure(args.symbols, args.ticks, args.rounds))
+    if args.parser:
+        per_mark = measure_parser(args.symbols, args.ticks, args.rounds)
+        what, unit = "ticker parser", "frame"
+    else:
+        per_mark = asyncio.run(measure(args.symbols, args.ticks, args.rounds))
+        what, unit = "price path", "mark"
     best, median = round(min(per_mark), 2), round(statistics.median(per_mark), 2)
-    print(f"price path, {args.symbols} symbols: {best} us CPU per mark (min of "
+    print(f"{what}, {args.symbols} symbols: {best} us CPU per {unit} (min of "
           f"{args.rounds} rounds of {args.ticks} ticks; median {median}), load average "
           f"{os.getloadavg()[0]:.1f}")
-    out = Path(args.out)
+    out = Path(args.out or (RESULTS_PARSER if args.parser else RESULTS))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
-        "bench": "price_path", "argv": sys.argv[1:], "python": platform.python_version(),
-        "loadavg": os.getloadavg(), "us_per_mark_min": best, "us_per_mark_median": median,
+        "bench": "price_path", "measured": what, "argv": sys.argv[1:],
+        "python": platform.python_version(), "loadavg": os.getloadavg(),
+        f"us_per_{unit}_min": best, f"us_per_{unit}_median": median,
         "rounds": [round(v, 3) for v in per_mark]}, indent=1) + "\n")
 
 
