@@ -412,7 +412,11 @@ class UserStream:
             # of the same side read as a size change; pushes the replay already applied
             # are older than its states and dropped); the snapshot then settles the rest
             self._drain(buffered)
-        ctx.reconcile(rows, as_of_ms=as_of)
+        # the snapshot's time is the server-corrected send time: the server served it
+        # no earlier than that less the clock's error (F46b3). Stamped later, its flat
+        # knowledge would outrank a close and reopen made just after it was served, or
+        # close a position opened then that the rows could not list
+        ctx.reconcile(rows, as_of_ms=as_of - self.feed.clock.error_ms())
         self._snapshot_known(rows, as_of)
         self.fill_ledger.clear()  # the snapshot and the replay account for every fill
         # the snapshot reflects every fill before it: none of those waits for a push

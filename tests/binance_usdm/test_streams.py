@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from feedctl import EventKind, FeedState
+from feedctl import EventKind, FeedState, Side
 from feedctl.testing import FeedProbe
 
 from .sim_harness import SimBinanceHarness, run
@@ -574,3 +574,32 @@ def test_a_push_its_fills_do_not_account_for_is_not_applied_before_the_gap_repla
     assert pos is not None and pos.size == Decimal("3")
     assert probe.ctx.counters.get("push_gaps", 0) == 1
     assert probe.ctx.counters.get("pong_lost", 0) == 0
+
+
+def test_a_lifecycle_opened_just_after_a_snapshot_stamped_ahead_is_not_hidden_by_it() -> None:
+    """The server clock was measured through a slow round trip (1 s: the offset 400 ms
+    ahead, within the 501 ms error). A resync's snapshot then closes a position whose
+    close push a stall lost, stamped with its server-corrected send time - 400 ms later
+    than the server served it. A lifecycle opened just after is pushed with an earlier
+    ``T`` than that stamp: it is not taken for older than the snapshot's close (before:
+    dropped as stale, never delivered; F46b3)."""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened"], "opened")
+        clock = probe.feed.clock  # type: ignore[union-attr]
+        clock.offset_ms += 400
+        clock.rtt_ms = 1000.0
+        await h.ctl.stall("private", 0.3)
+        await h.ctl.close_position(ETH)
+        await asyncio.sleep(0.4)
+        await h.ctl.drop("private")
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "closed"],
+                             "the close, from the snapshot")
+        await h.ctl.place_order(ETH, "Buy", Decimal("1"))
+        await probe.wait_for(
+            lambda: probe.lifecycle(ETH) == ["opened", "closed", "opened"], "the reopen")
+
+    probe = run(scenario, ping_interval=10.0, replay_gaps=False)
+    pos = probe.position(ETH)
+    assert pos is not None and pos.side is Side.LONG

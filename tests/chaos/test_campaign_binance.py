@@ -61,10 +61,9 @@ def test_binance_campaign_duplicates_and_invents_nothing_and_nothing_crashes(
     "exchange one, now 0/0/0 and none); what remains: production seed 6008's split and "
     "early close at a failover (the poller, ccxt's binanceusdm, reconciles without an "
     "as-of time, so the router takes it to know every key it lacks flat: F11's "
-    "signature), a 6 ms lifecycle lost in parallel 6108 (F6: the audit overtook delayed "
-    "pushes), and an early close seen once on the way (a resync's snapshot stamped with "
-    "the clock's offset, 25 ms ahead of the server within its error, closed a position "
-    "opened after it was served): docs/reliability.md F46b1-F46b2"))
+    "signature), a 6 ms lifecycle lost in parallel 6108 (F6's signature, not traced); the verdict "
+    "seed's production run lost 2 to a snapshot stamped ahead of the server (F46b3, "
+    "fixed since): docs/reliability.md F46b1-F46b3"))
 def test_binance_campaign_loses_splits_closes_early_and_diverges_nothing(
         report: dict[str, Any]) -> None:
     for mode, r in report["results"].items():
