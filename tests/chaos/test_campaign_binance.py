@@ -55,15 +55,15 @@ def test_binance_campaign_duplicates_and_invents_nothing_and_nothing_crashes(
 # not strict: it passes now and then (3 of 20 suite runs on binance5), and a strict
 # xfail that passes fails the suite - the intermittent CI failure issue 18 is about
 @pytest.mark.xfail(strict=False, reason=(
-    "on branch binance8 (F46b1 router, F46b2 fills against pushes) 7 of 8 production "
-    "seeds 6001-6008 and 7 of 8 parallel seeds 6101-6108 pass (on 304e145: 0 of 8 and "
-    "6 of 8; production lost 0/2/6 min/median/max, 28 consumer lifecycles matching no "
-    "exchange one, now 0/0/0 and none); what remains: production seed 6008's split and "
-    "early close at a failover (the poller, ccxt's binanceusdm, reconciles without an "
-    "as-of time, so the router takes it to know every key it lacks flat: F11's "
-    "signature), a 6 ms lifecycle lost in parallel 6108 (F6's signature, not traced); the verdict "
-    "seed's production run lost 2 to a snapshot stamped ahead of the server (F46b3, "
-    "fixed since): docs/reliability.md F46b1-F46b3"))
+    "on branch binance8 (F46b1-F46b3) 7 of 8 production seeds 6001-6008 and 8 of 8 "
+    "parallel seeds 6101-6108 pass (on 304e145: 0 of 8 and 6 of 8; production lost "
+    "0/2/6 min/median/max, split 0/0/1, 28 consumer lifecycles matching no exchange one; "
+    "now lost 0/0/2, split 0/0/1, none unmatched). Left: 6007's merged short (the "
+    "primary's gap replay closed a long at a short's close, the flip's fill not "
+    "replayed; not traced), a split at a switch on this test's seed (F2b's signature, "
+    "not traced), and, on the code before F46b3, 6008's split and early close at a "
+    "failover (ccxt's binanceusdm poller reconciles without an as-of time, so the "
+    "router takes it to know every key it lacks flat): docs/reliability.md F46b1-F46b3"))
 def test_binance_campaign_loses_splits_closes_early_and_diverges_nothing(
         report: dict[str, Any]) -> None:
     for mode, r in report["results"].items():
