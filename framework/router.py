@@ -37,6 +37,10 @@ key (its ``opened`` older than their last close, or than the later lifecycle the
 one the standby's polls never saw) is held until the primary closes it, then delivered
 as ``past`` events (``recovered`` too) unless a lifecycle consumers were told had a
 state inside its span of exchange time. It never touches the key's current position.
+A lifecycle consumers hold from a poller's rows without time was read open when its
+open row was received: what the primary recovers from before that receipt is no newer
+than what they hold - a close then is an earlier lifecycle's, a same-side open then may
+be one (held as above), the other side then does not flip them back.
 """
 
 from __future__ import annotations
@@ -329,6 +333,12 @@ class Router:
         if feed != self.primary:
             return
         told = self.delivered.get(event.position.key)
+        if told is not None and event.kind is EventKind.CHANGED and (
+                self._before_timeless_open(event.position, told)):
+            # a recovered state from before the poller read the lifecycle consumers
+            # hold: of an earlier lifecycle, or an earlier state of theirs - never newer
+            self.counters["guarded"] += 1
+            return
         if (told is not None and event.kind is not EventKind.CLOSED
                 and told.side is not event.position.side
                 and self._unordered(event.position, told)):
@@ -365,7 +375,8 @@ class Router:
             if kind is EventKind.PRICE:
                 return False  # the usual guards: an older state only moves the mark
             if kind is EventKind.CHANGED and event.position.side is side and (
-                    told is None or self._older(event.position, told)):
+                    told is None or self._older(event.position, told)
+                    or self._before_timeless_open(event.position, told)):
                 if len(held) < _PAST_EVENTS_MAX:
                     held.append(event)
                 else:
@@ -386,7 +397,8 @@ class Router:
             # anything else releases it (see _inactive_event)
             before = self._older(event.position, told) or (
                 told.side is not event.position.side
-                and self._unordered(event.position, told))
+                and self._unordered(event.position, told)) or (
+                self._before_timeless_open(event.position, told))
         if before and event.position.exchange_ms is not None:
             self._past[key] = [event]
             return True
@@ -439,6 +451,9 @@ class Router:
         told = self.delivered.get(key)
         if states and told is not None and told.side is side:
             spans.append((min(states), max(states)))
+        rx = self._timeless_open_ms.get(key)
+        if rx is not None and told is not None and told.side is side:
+            spans.append((rx, rx))  # the one consumers hold, from rows without time
         flats = self._flats.get(key, ())
         # merged: consumers' lifecycle has a state before a moment the key was flat
         # that lies before this one's open (a feed closed it there) - not merely an
@@ -644,8 +659,10 @@ class Router:
         told = self.delivered.get(key)
         kind = event.kind
         if kind is EventKind.CLOSED:
-            if told is None or told.side is not event.position.side:
+            if (told is None or told.side is not event.position.side
+                    or self._before_timeless_open(event.position, told)):
                 # nothing to close, or the close of a lifecycle consumers already left
+                # (one before the lifecycle they hold from a poller's rows)
                 self.counters["guarded"] += 1
                 return
             if self._older(event.position, told):
@@ -743,6 +760,21 @@ class Router:
             return pos.exchange_ms < told.exchange_ms
         return self._received_ms(pos) < told.exchange_ms
 
+    def _before_timeless_open(self, pos: Position, told: Position) -> bool:
+        """True if ``told`` (what consumers hold) is another feed's state that nothing
+        orders against ``pos`` (a poller's row: neither seq nor exchange time), of a
+        lifecycle whose open, also without time, consumers received after ``pos``'s
+        exchange time. The poller read that lifecycle open then: ``pos`` is no newer
+        than what consumers hold, and a close at its time is of an earlier lifecycle (a
+        lifecycle that closed then is not theirs; one open then may be, seen earlier).
+        (The read precedes its receipt by the request's round trip: a close of
+        consumers' lifecycle inside that window is taken for an earlier one's.)"""
+        if (told.exchange_ms is not None or pos.exchange_ms is None
+                or not self._unordered(pos, told)):
+            return False
+        rx = self._timeless_open_ms.get(told.key)
+        return rx is not None and pos.exchange_ms < rx
+
     @staticmethod
     def _unordered(pos: Position, told: Position) -> bool:
         """True if ``pos`` is another feed's state than ``told`` and neither seq nor
@@ -754,7 +786,10 @@ class Router:
         return pos.exchange_ms is None or told.exchange_ms is None
 
     def _diff(self, told: Position, pos: Position, feed: str) -> list[PositionEvent]:
-        if self._older(pos, told):
+        if self._older(pos, told) or (told.side is not pos.side
+                                      and self._before_timeless_open(pos, told)):
+            # (the other side, from before a poller read the lifecycle consumers hold:
+            # a stale state, at a failback from a primary that missed the flip)
             self.counters["guarded"] += 1
             return []
         if told.side is not pos.side:

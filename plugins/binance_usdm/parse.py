@@ -83,6 +83,8 @@ class Fill:
     trade_ms: int
     #: the fill reduced a position (``rp`` not zero, or a hedge side's closing side)
     reduced: bool = False
+    #: the quantity filled, signed as the amount it moves (BUY +, SELL -; 0: no side)
+    signed_qty: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +218,8 @@ def order_fill(msg: Mapping[str, Any]) -> Fill | Problem | None:
     # hedge mode: SELL on LONG and BUY on SHORT reduce; one-way: a realised profit says so
     reduced = (rp is not None and rp != 0) or (order.position_side, order.side) in (
         ("LONG", "SELL"), ("SHORT", "BUY"))
-    return Fill(key, event.transaction_ms, reduced=reduced)
+    sign = {"BUY": 1, "SELL": -1}.get(order.side, 0)
+    return Fill(key, event.transaction_ms, reduced=reduced, signed_qty=qty * sign)
 
 
 def config_leverage(msg: Mapping[str, Any]) -> Leverage | Problem | None:

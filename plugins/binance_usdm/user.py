@@ -19,7 +19,10 @@ both deliver meanwhile, the book drops the copies, no resync is needed.
 
 A fill (ORDER_TRADE_UPDATE, ``x == TRADE``) whose position push has not arrived
 ``fill_confirm_after`` later means that push was lost with the socket up: the feed
-resyncs in place (counter ``position_push_missing``).
+resyncs in place (counter ``position_push_missing``). A push its fills do not account
+for (fills.py: the fills since the key's last push do not take the book's amount to the
+push's, or close and reopen it) follows a push lost with the socket up: the feed
+resyncs in place before applying it (counter ``push_gaps``).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from feedctl import (
 )
 
 from .constants import EVENT_ACCOUNT, EVENT_CONFIG, EVENT_EXPIRED, EVENT_ORDER, IGNORED_EVENTS
+from .fills import FillLedger
 from .gap import Trade, lost_lifecycles, replay
 from .parse import (
     SEQ_PER_MS,
@@ -132,6 +136,8 @@ class UserStream:
         self.last_push_ms: dict[PositionKey, int] = {}
         #: fills waiting for their ACCOUNT_UPDATE: key -> (fill T, monotonic deadline)
         self.pending_fills: dict[PositionKey, tuple[int, float]] = {}
+        #: the fills each push is to account for (a push they do not follows a lost one)
+        self.fill_ledger = FillLedger()
         #: server ms up to which every fill is in the book (the last snapshot); a resync
         #: replays the fills after it (None before the first snapshot)
         self.fills_floor_ms: int | None = None
@@ -200,7 +206,7 @@ class UserStream:
                     reason = await self._watch(conn)
                     if reason != _RESYNC:
                         break
-                    self._start_buffer()
+                    self._start_buffer(keep=True)
                     if not await self._resynced(conn):
                         conn = None
                         break
@@ -259,9 +265,11 @@ class UserStream:
             self._wake = None
         return (wake if wake in done else conn.closed).result()
 
-    def _start_buffer(self) -> None:
-        """Hold pushes from now until the resync has applied its snapshot."""
-        self._buffer = []
+    def _start_buffer(self, *, keep: bool = False) -> None:
+        """Hold pushes from now until the resync has applied its snapshot (``keep``: with
+        what is held already - a push held back for the resync, ``_gap_before``)."""
+        if not keep or self._buffer is None:
+            self._buffer = []
 
     def _signal(self, reason: str) -> None:
         wake = self._wake
@@ -404,8 +412,13 @@ class UserStream:
             # of the same side read as a size change; pushes the replay already applied
             # are older than its states and dropped); the snapshot then settles the rest
             self._drain(buffered)
-        ctx.reconcile(rows, as_of_ms=as_of)
+        # the snapshot's time is the server-corrected send time: the server served it
+        # no earlier than that less the clock's error (F52). Stamped later, its flat
+        # knowledge would outrank a close and reopen made just after it was served, or
+        # close a position opened then that the rows could not list
+        ctx.reconcile(rows, as_of_ms=as_of - self.feed.clock.error_ms())
         self._snapshot_known(rows, as_of)
+        self.fill_ledger.clear()  # the snapshot and the replay account for every fill
         # the snapshot reflects every fill before it: none of those waits for a push
         self.pending_fills = {k: v for k, v in self.pending_fills.items() if v[0] > as_of}
         # the snapshot's time is the server's only within the clock's error: the floor
@@ -548,9 +561,10 @@ class UserStream:
             self._buffer.append({**msg, "_received_ns": received_ns,
                                  "_arrival": self.arrivals})
             return
-        self._handle(msg, received_ns, self.arrivals)
+        self._handle(msg, received_ns, self.arrivals, live=True)
 
-    def _handle(self, msg: dict[str, Any], received_ns: int, arrival: int) -> None:
+    def _handle(self, msg: dict[str, Any], received_ns: int, arrival: int,
+                live: bool = False) -> None:
         kind = msg.get("e")
         if kind == EVENT_ACCOUNT:
             t = msg.get("T")
@@ -566,6 +580,10 @@ class UserStream:
                 # a side of the other position mode: the mode changed (while flat)
                 self.mode_suspect = True
                 self._signal(_RESYNC)
+            if live and _reason == "ORDER" and self._gap_before(updates):
+                self._buffer = [{**msg, "_received_ns": received_ns, "_arrival": arrival}]
+                self._signal(_RESYNC)
+                return
             for u in updates:
                 self._apply(u)
             if updates:
@@ -577,6 +595,9 @@ class UserStream:
             elif isinstance(fill, Fill):
                 self.ctx.count("fills")
                 self._expect(fill)
+                if fill.signed_qty:
+                    self.fill_ledger.fill(fill.key, fill.trade_ms, fill.signed_qty,
+                                          self.last_push_ms.get(fill.key, 0))
                 if fill.reduced and self._flat_before(fill):
                     self.unseen.put_nowait(fill)
         elif kind == EVENT_CONFIG:
@@ -589,6 +610,32 @@ class UserStream:
             return
         else:
             self.feed.report(Problem("unexpected_event", f"event {str(kind)[:40]!r}"), "user")
+
+    def _gap_before(self, updates: list[PositionUpdate]) -> bool:
+        """Whether a live push's states follow a state lost with the socket up (its fills
+        do not account for them, fills.py): then it is held back for a resync in place,
+        whose replay of the fills applies the lost states first. Judged only while the
+        socket is watched (a resync can be asked for)."""
+        wake = self._wake
+        if wake is None or wake.done() or self._buffer is not None:
+            return False
+        positions = self.ctx.positions()
+        for u in updates:
+            if u.exchange_ms is None or u.exchange_ms <= self.last_push_ms.get(u.key, 0):
+                continue  # a copy, or older than the book's: dropped there
+            pos = positions.get(u.key)
+            before = Decimal(0) if pos is None or pos.side is None else (
+                pos.size if pos.side is Side.LONG else -pos.size)
+            why = self.fill_ledger.gap(u.key, u.exchange_ms, before, _signed(u))
+            # onto a key the book holds flat, a lost lifecycle is recovered from its
+            # reducing fill as a past one (unseen_loop): not handed twice
+            if why is not None and before != 0:
+                self.ctx.count("push_gaps")
+                self.ctx.log.warning("%s: a push follows a lost one (%s): resyncing before "
+                                     "applying it", u.symbol, why,
+                                     extra={"symbol": u.symbol})
+                return True
+        return False
 
     def _flat_before(self, fill: Fill) -> bool:
         """Whether the book held ``fill``'s key flat before the fill (by its pushes): a

@@ -114,7 +114,7 @@ def test_new_order_is_no_fill_and_a_trade_is_one() -> None:
     msg["o"].update({"x": "TRADE", "X": "FILLED", "l": "0.001"})
     # the documentation's example sells on the LONG side of a hedge-mode account: a reduce
     assert order_fill(msg) == Fill(PositionKey(Category.LINEAR, "BTCUSDT", 1), 1568879465650,
-                                   reduced=True)
+                                   reduced=True, signed_qty=Decimal("-0.001"))
 
 
 def test_a_one_way_fill_reduces_when_it_realises_a_profit() -> None:

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from feedctl import EventKind, FeedState
+from feedctl import EventKind, FeedState, Side
 from feedctl.testing import FeedProbe
 
 from .sim_harness import SimBinanceHarness, run
@@ -547,3 +547,59 @@ def test_a_resync_whose_ping_is_answered_late_is_given_up() -> None:
 
     probe = run(scenario, ping_interval=10.0, pong_timeout=3.0, pong_overdue_after=0.3)
     assert probe.ctx.counters.get("resyncs", 0) >= 2
+
+
+def test_a_push_its_fills_do_not_account_for_is_not_applied_before_the_gap_replay() -> None:
+    """A stall that holds no ping (none is due in it) swallows the pushes and fills of a
+    close and a same-side reopen; the socket stays up and nothing times out. The next
+    order's fill says it sold 1 while its push shows the short going from 1 to 3: the
+    book lacks a state before that push. The push is held back for a resync in place,
+    whose replay delivers the close and the reopen in order (applied, the push would
+    have merged them into one lifecycle whose size changed; F51)."""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened"], "opened")
+        await h.ctl.stall("private", 0.6)
+        await h.ctl.close_position(ETH)
+        await h.ctl.place_order(ETH, "Sell", Decimal("2"))
+        await asyncio.sleep(0.8)  # the stall is over; no ping was sent in it
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await probe.wait_for(
+            lambda: probe.lifecycle(ETH) == ["opened", "closed", "opened", "changed"],
+            "the close and the reopen, then the add")
+
+    probe = run(scenario, ping_interval=10.0, pong_timeout=5.0)
+    pos = probe.position(ETH)
+    assert pos is not None and pos.size == Decimal("3")
+    assert probe.ctx.counters.get("push_gaps", 0) == 1
+    assert probe.ctx.counters.get("pong_lost", 0) == 0
+
+
+def test_a_lifecycle_opened_just_after_a_snapshot_stamped_ahead_is_not_hidden_by_it() -> None:
+    """The server clock was measured through a slow round trip (1 s: the offset 400 ms
+    ahead, within the 501 ms error). A resync's snapshot then closes a position whose
+    close push a stall lost, stamped with its server-corrected send time - 400 ms later
+    than the server served it. A lifecycle opened just after is pushed with an earlier
+    ``T`` than that stamp: it is not taken for older than the snapshot's close (before:
+    dropped as stale, never delivered; F52)."""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened"], "opened")
+        clock = probe.feed.clock  # type: ignore[union-attr]
+        clock.offset_ms += 400
+        clock.rtt_ms = 1000.0
+        await h.ctl.stall("private", 0.3)
+        await h.ctl.close_position(ETH)
+        await asyncio.sleep(0.4)
+        await h.ctl.drop("private")
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "closed"],
+                             "the close, from the snapshot")
+        await h.ctl.place_order(ETH, "Buy", Decimal("1"))
+        await probe.wait_for(
+            lambda: probe.lifecycle(ETH) == ["opened", "closed", "opened"], "the reopen")
+
+    probe = run(scenario, ping_interval=10.0, replay_gaps=False)
+    pos = probe.position(ETH)
+    assert pos is not None and pos.side is Side.LONG

@@ -180,25 +180,27 @@ def test_a_recovered_state_of_the_other_side_does_not_flip_a_timeless_standby_st
     router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
     status(router, "h", FeedState.HEALTHY)
     status(router, "r", FeedState.HEALTHY)
+    now_ms = time.time_ns() // 1_000_000  # the flip's receipt; exchange times around it
     books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("1"),
-                                    entry_price=D("100"), seq=1, exchange_ms=1_000))
+                                    entry_price=D("100"), seq=1, exchange_ms=now_ms - 3000))
     status(router, "h", FeedState.RECONNECTING)
     clock.t += 2
     router.evaluate()
     assert router.active == "r"
     books["r"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("1"),
-                                    entry_price=D("101")))  # the flip, no time
+                                    entry_price=D("101"),
+                                    received_ns=now_ms * 1_000_000))  # the flip, no time
     key = PositionKey(Category.LINEAR, "BTCUSDT", 0)
     assert router.delivered[key].side is Side.LONG
     before = len(pos_events(delivered))
     books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.SHORT, size=D("2"),
-                                    entry_price=D("100"), seq=2, exchange_ms=2_000))
+                                    entry_price=D("100"), seq=2, exchange_ms=now_ms - 2000))
     assert router.delivered[key].side is Side.LONG  # not taken back to short
     assert len(pos_events(delivered)) == before
     books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("1"),
-                                    entry_price=D("101"), seq=3, exchange_ms=3_000))
+                                    entry_price=D("101"), seq=3, exchange_ms=now_ms - 50))
     books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=4,
-                                    exchange_ms=4_000))
+                                    exchange_ms=now_ms + 1000))
     assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT"),
                                      ("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
 
