@@ -247,6 +247,8 @@ class BinanceFeed(Feed):
             self.ctx.log.warning("audit: book differs from REST: %s", "; ".join(diffs.values()),
                                  extra={"mismatches": len(diffs)})
             self.ctx.reconcile(without(rows, positions, young), as_of_ms=as_of)
+            self.user.repaired({k for k in (*positions, *(r.key for r in rows))
+                                if str(k) in diffs}, as_of)
             self.sync_subscriptions()
 
     # ----------------------------------------------------------------- status

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -411,7 +411,7 @@ class UserStream:
             # boundaries after it, which the snapshot alone merges (a close and a reopen
             # of the same side read as a size change; pushes the replay already applied
             # are older than its states and dropped); the snapshot then settles the rest
-            self._drain(buffered)
+            self._drain(buffered, rows)
         # the snapshot's time is the server-corrected send time: the server served it
         # no earlier than that less the clock's error (F52). Stamped later, its flat
         # knowledge would outrank a close and reopen made just after it was served, or
@@ -464,9 +464,28 @@ class UserStream:
                           len(prior.positions),
                           sum(s.is_open for s in prior.positions.values()))
 
-    def _drain(self, buffered: list[dict[str, Any]]) -> None:
-        """Handle buffered events in (T, E, arrival) order."""
+    def _drain(self, buffered: list[dict[str, Any]],
+               rows: list[PositionUpdate] | None = None) -> None:
+        """Handle buffered events in (T, E, arrival) order. ``rows`` (a resync's
+        snapshot): a row older than a buffered push of its key goes to the book before
+        that push, in exchange-time order (F54). The gap replay leaves a row's own state
+        to the row (it stops before the row's ``updateTime``), and the reconcile comes
+        after the pushes: a push newer than the row - a close made after the snapshot
+        was read - would otherwise move the book on from the state before the row (a
+        flip the stream lost: the short the book held closed, the long never seen), and
+        the row, older than that push, be dropped."""
+        due = {r.key: r for r in rows or () if r.exchange_ms is not None}
         for event in sorted(buffered, key=user_order):
+            if due and event.get("e") == EVENT_ACCOUNT:
+                updates, _problems, _reason = account_update(
+                    event, int(event.get("_received_ns", time.time_ns())), self.leverage,
+                    self.liq)
+                for u in updates:
+                    row = due.get(u.key)
+                    if (row is not None and row.exchange_ms is not None
+                            and u.exchange_ms is not None and row.exchange_ms < u.exchange_ms):
+                        del due[u.key]
+                        self.ctx.apply(row)
             self._handle(event, int(event.get("_received_ns", time.time_ns())),
                          int(event.get("_arrival", 0)))
 
@@ -724,6 +743,18 @@ class UserStream:
         if self.last_event_ms is None:
             return None
         return min(as_of - self.feed.clock.error_ms(), self.last_event_ms - FILL_MATCH_MS)
+
+    def repaired(self, keys: Iterable[PositionKey], as_of: int) -> None:
+        """An audit set the book's state of ``keys`` from a snapshot the server served at
+        ``as_of``: every fill of theirs made before it, less the clock's error, is in
+        that state. A later gap replay starts those keys there, as it starts a key the
+        book holds at its state's time: replayed onto the repaired state, a fill it
+        already reflects (the close of a position the audit found flat, its push lost)
+        would count twice - a long out of a short's close (F56)."""
+        ms = as_of - self.feed.clock.error_ms()
+        for key in keys:
+            if ms > self.last_push_ms.get(key, 0):
+                self.last_push_ms[key] = ms
 
     def _known(self, update: PositionUpdate) -> None:
         """Keep a state the book learned other than from a push (a replayed fill's, a
