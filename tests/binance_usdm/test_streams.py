@@ -661,6 +661,49 @@ def test_a_push_its_fills_do_not_account_for_is_not_applied_before_the_gap_repla
     assert probe.ctx.counters.get("pong_lost", 0) == 0
 
 
+def test_a_lifecycle_a_stall_swallowed_whole_is_found_by_the_audits_fills_check() -> None:
+    """F57 (Binance short campaign, seed 6108 parallel; L1): a stall that holds no ping
+    swallows every push of a lifecycle opened and closed inside it; the socket stays
+    up, nothing times out, the book is as flat as the exchange, and no later push of
+    the symbol follows. The audit's positions agree; its check of the fills since the
+    fill floor finds two the stream never showed, and the resync it asks for replays
+    them: consumers get the lifecycle. (Before: the audit moved the fill floor past it,
+    and it was never delivered.)"""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.stall("private", 0.6)
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await h.ctl.close_position(ETH)
+        # the stall is over (no ping was sent in it); a push a second later: what came
+        # before it has had the time to arrive, so the audit may judge it
+        await asyncio.sleep(1.6)
+        await h.ctl.place_order(BTC, "Buy", Decimal("0.01"))
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "closed"],
+                             "the lifecycle from the fills", within=5)
+
+    probe = run(scenario, ping_interval=10.0, pong_timeout=5.0, audit_interval=0.3)
+    assert probe.ctx.counters.get("unseen_fills", 0) == 2
+    assert probe.lifecycle(BTC)[0] == "opened" and "closed" not in probe.lifecycle(BTC)
+    assert probe.ctx.counters.get("pong_lost", 0) == 0
+
+
+def test_fills_the_stream_showed_never_make_the_audit_resync() -> None:
+    """The other side of F57: orders whose pushes all arrived give the audit's fills
+    check nothing to find: no resync beyond the first sync."""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await h.ctl.close_position(ETH)
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "closed"], "both")
+        audits = probe.ctx.counters.get("audits", 0)
+        await probe.wait_for(lambda: probe.ctx.counters.get("audits", 0) >= audits + 3,
+                             "three audits after it", within=5)
+
+    probe = run(scenario, audit_interval=0.3)
+    assert probe.ctx.counters.get("unseen_fills", 0) == 0
+    assert probe.ctx.counters.get("resyncs", 0) == 1
+
+
 def test_a_lifecycle_opened_just_after_a_snapshot_stamped_ahead_is_not_hidden_by_it() -> None:
     """The server clock was measured through a slow round trip (1 s: the offset 400 ms
     ahead, within the 501 ms error). A resync's snapshot then closes a position whose
