@@ -135,6 +135,9 @@ class Router:
         #: Exchange time (ms) of the last close consumers were told, per key: a feed's
         #: open state not newer than that is stale and is never delivered as an open.
         self._closed_ms: dict[PositionKey, int] = {}
+        #: Per key, the receipt (ms) of the timeless snapshot a synthetic close about to
+        #: be sent rests on (``_closing``): the key was flat by then (F55)
+        self._flat_by_ms: dict[PositionKey, int] = {}
         #: Per key, the events of a lifecycle of the primary that lies before what
         #: consumers hold, held until its close completes it (see the module docstring).
         self._past: dict[PositionKey, list[PositionEvent]] = {}
@@ -603,11 +606,17 @@ class Router:
 
     def _knows_flat(self, book: PositionBook, told: Position) -> bool:
         flat_as_of = book.known_flat_as_of(told.key)
-        if flat_as_of is None:
-            return book.reconciled_as_of_ms is None and not book.flat_ms
         # a state without exchange time (a poller's row) is at the latest as old as its
         # receipt: only flat after that closes it
         at = told.exchange_ms if told.exchange_ms is not None else self._received_ms(told)
+        if flat_as_of is None:
+            if book.reconciled_as_of_ms is not None or book.flat_ms:
+                return False
+            # a book whose snapshots tell no time (ccxt's rows without one): its last
+            # snapshot lacks the key, but one received before the state consumers hold
+            # was made cannot know it flat (F53): its next snapshot decides
+            synced = book.synced_ns
+            return synced is None or at < synced // 1_000_000
         return book.knows_flat_after(told.key, at)
 
     def _closing(self, book: PositionBook, told: Position) -> PositionEvent:
@@ -622,6 +631,13 @@ class Router:
         flat_as_of = book.known_flat_as_of(told.key)
         if flat_as_of is not None and (told.exchange_ms is None or flat_as_of > told.exchange_ms):
             update["exchange_ms"] = flat_as_of
+        elif (flat_as_of is None and book.synced_ns is not None
+              and book.reconciled_as_of_ms is None and not book.flat_ms):
+            # a snapshot without time lacks the key: flat by its receipt, as a poller's
+            # own close of a row without time is (``_send``); an open state older than
+            # that is stale (F55). The close keeps the time of the state it ends: when
+            # the exchange closed it is not known
+            self._flat_by_ms[told.key] = book.synced_ns // 1_000_000
         pos = told.model_copy(update=update) if update else told
         return _synthetic(EventKind.CLOSED, book.feed, pos)
 
@@ -819,6 +835,9 @@ class Router:
                 # was flat by its receipt; an open state older than that is stale (one
                 # made within the poll's round trip is taken for stale too)
                 ms = event.position.received_ns // 1_000_000
+            flat_by = self._flat_by_ms.pop(key, None)
+            if flat_by is not None and (ms is None or flat_by > ms):
+                ms = flat_by  # a synthetic close resting on a snapshot without time
             spanned = self._open_states.pop(key, [])
             rx = self._timeless_open_ms.pop(key, None)
             if not spanned and rx is not None:

@@ -236,8 +236,27 @@ class BinanceFeed(Feed):
             self._last_audit = {"as_of_ms": as_of, "rows": len(rows), "mismatches": diffs,
                                 "unsettled": len(young)}
             if not diffs and not young:
-                # the book matches: every fill up to the snapshot is in it
+                # the book matches: every fill up to the snapshot is in it - unless a
+                # lifecycle opened and closed while the stream lost its pushes (F57)
                 floor, upto = self.user.fills_floor_ms, self.user.audit_floor(as_of)
+                if upto is not None and floor is not None and upto > floor:
+                    try:
+                        unseen = await self.user.unseen_fills(floor, upto)
+                    except (RetryableFeedError, FatalFeedError) as exc:
+                        self.ctx.count("audit_failures")
+                        self.ctx.log.warning("audit: fills since the floor not read (the "
+                                             "floor stays): %s", exc)
+                        continue
+                    if self.phase != "synced" or self.ctx.counters.get(
+                            "resyncs", 0) != resyncs:
+                        continue  # a resync happened meanwhile: it did the audit's job
+                    if unseen:
+                        first = unseen[0]
+                        self.ctx.count("unseen_fills", len(unseen))
+                        self.user.resync_for(
+                            f"audit: {len(unseen)} fill(s) the stream never showed (first "
+                            f"{first.key.symbol} at {first.time_ms})")
+                        continue
                 if upto is not None:
                     self.user.fills_floor_ms = upto if floor is None else max(floor, upto)
             if not diffs:
@@ -247,6 +266,8 @@ class BinanceFeed(Feed):
             self.ctx.log.warning("audit: book differs from REST: %s", "; ".join(diffs.values()),
                                  extra={"mismatches": len(diffs)})
             self.ctx.reconcile(without(rows, positions, young), as_of_ms=as_of)
+            self.user.repaired({k for k in (*positions, *(r.key for r in rows))
+                                if str(k) in diffs}, as_of)
             self.sync_subscriptions()
 
     # ----------------------------------------------------------------- status

@@ -48,6 +48,8 @@ class OrderData(_Wire):
     #: the trade's realised profit: not zero, the fill reduced a position
     realized_profit: str = Field(default="0", alias="rp")
     side: str = Field(default="", alias="S")
+    #: the trade's id, as userTrades lists it (0: no trade)
+    trade_id: int = Field(default=0, alias="t")
 
 
 class OrderTradeUpdate(_Wire):

@@ -85,6 +85,8 @@ class Fill:
     reduced: bool = False
     #: the quantity filled, signed as the amount it moves (BUY +, SELL -; 0: no side)
     signed_qty: Decimal = Decimal(0)
+    #: the trade's id (userTrades' ``id``; 0: not told)
+    trade_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +221,8 @@ def order_fill(msg: Mapping[str, Any]) -> Fill | Problem | None:
     reduced = (rp is not None and rp != 0) or (order.position_side, order.side) in (
         ("LONG", "SELL"), ("SHORT", "BUY"))
     sign = {"BUY": 1, "SELL": -1}.get(order.side, 0)
-    return Fill(key, event.transaction_ms, reduced=reduced, signed_qty=qty * sign)
+    return Fill(key, event.transaction_ms, reduced=reduced, signed_qty=qty * sign,
+                trade_id=order.trade_id)
 
 
 def config_leverage(msg: Mapping[str, Any]) -> Leverage | Problem | None:

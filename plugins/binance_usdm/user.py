@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -138,6 +138,10 @@ class UserStream:
         self.pending_fills: dict[PositionKey, tuple[int, float]] = {}
         #: the fills each push is to account for (a push they do not follows a lost one)
         self.fill_ledger = FillLedger()
+        #: Trade ids the book has accounted for (pushed fills, replayed fills) and each
+        #: one's time: a clean audit checks the exchange's fills since the fill floor
+        #: against them before moving the floor past them (F57)
+        self.seen_trades: dict[int, int] = {}
         #: server ms up to which every fill is in the book (the last snapshot); a resync
         #: replays the fills after it (None before the first snapshot)
         self.fills_floor_ms: int | None = None
@@ -411,7 +415,7 @@ class UserStream:
             # boundaries after it, which the snapshot alone merges (a close and a reopen
             # of the same side read as a size change; pushes the replay already applied
             # are older than its states and dropped); the snapshot then settles the rest
-            self._drain(buffered)
+            self._drain(buffered, rows)
         # the snapshot's time is the server-corrected send time: the server served it
         # no earlier than that less the clock's error (F52). Stamped later, its flat
         # knowledge would outrank a close and reopen made just after it was served, or
@@ -464,9 +468,28 @@ class UserStream:
                           len(prior.positions),
                           sum(s.is_open for s in prior.positions.values()))
 
-    def _drain(self, buffered: list[dict[str, Any]]) -> None:
-        """Handle buffered events in (T, E, arrival) order."""
+    def _drain(self, buffered: list[dict[str, Any]],
+               rows: list[PositionUpdate] | None = None) -> None:
+        """Handle buffered events in (T, E, arrival) order. ``rows`` (a resync's
+        snapshot): a row older than a buffered push of its key goes to the book before
+        that push, in exchange-time order (F54). The gap replay leaves a row's own state
+        to the row (it stops before the row's ``updateTime``), and the reconcile comes
+        after the pushes: a push newer than the row - a close made after the snapshot
+        was read - would otherwise move the book on from the state before the row (a
+        flip the stream lost: the short the book held closed, the long never seen), and
+        the row, older than that push, be dropped."""
+        due = {r.key: r for r in rows or () if r.exchange_ms is not None}
         for event in sorted(buffered, key=user_order):
+            if due and event.get("e") == EVENT_ACCOUNT:
+                updates, _problems, _reason = account_update(
+                    event, int(event.get("_received_ns", time.time_ns())), self.leverage,
+                    self.liq)
+                for u in updates:
+                    row = due.get(u.key)
+                    if (row is not None and row.exchange_ms is not None
+                            and u.exchange_ms is not None and row.exchange_ms < u.exchange_ms):
+                        del due[u.key]
+                        self.ctx.apply(row)
             self._handle(event, int(event.get("_received_ns", time.time_ns())),
                          int(event.get("_arrival", 0)))
 
@@ -516,6 +539,8 @@ class UserStream:
         cap = as_of - self.feed.clock.error_ms()
         before = {t.key: cap for t in trades}
         before.update({r.key: min(r.exchange_ms or as_of, cap) for r in rows})
+        for t in trades:  # the snapshot and this replay account for them
+            self.seen_trades[t.trade_id] = t.time_ms
         states = replay(trades, positions, after, before, time.time_ns(), self.leverage)
         for update in states:
             ctx.apply(update)
@@ -594,6 +619,8 @@ class UserStream:
                 self.feed.report(fill, "user")
             elif isinstance(fill, Fill):
                 self.ctx.count("fills")
+                if fill.trade_id:
+                    self.seen_trades[fill.trade_id] = fill.trade_ms
                 self._expect(fill)
                 if fill.signed_qty:
                     self.fill_ledger.fill(fill.key, fill.trade_ms, fill.signed_qty,
@@ -724,6 +751,46 @@ class UserStream:
         if self.last_event_ms is None:
             return None
         return min(as_of - self.feed.clock.error_ms(), self.last_event_ms - FILL_MATCH_MS)
+
+    async def unseen_fills(self, since_ms: int, upto_ms: int) -> list[Trade]:
+        """The account's fills after ``since_ms`` and up to ``upto_ms`` that the book never
+        accounted for (no push showed them, no replay read them): a stall that held no
+        ping lost their pushes with the socket up, and a lifecycle opened and closed in
+        it leaves the book as flat as the exchange - an audit of positions cannot see it
+        (F57). Symbols from the income history (every fill pays a commission), else
+        every symbol the book knows. Raises what the REST calls raise."""
+        rest = self.feed.rest
+        symbols = {k.symbol for k in self.ctx.positions()}
+        if "income" not in self._not_served:
+            try:
+                symbols = await rest.income_symbols(since_ms + 1)
+            except NotServed:
+                self._not_served.add("income")
+        out: list[Trade] = []
+        for symbol in sorted(symbols):
+            out.extend(t for t in await rest.trades(symbol, since_ms + 1)
+                       if t.time_ms <= upto_ms and t.trade_id not in self.seen_trades)
+        floor = since_ms - REPLAY_LOOKBACK_MS  # forget what no replay reads any more
+        for tid in [i for i, ms in self.seen_trades.items() if ms < floor]:
+            del self.seen_trades[tid]
+        return sorted(out, key=lambda t: (t.time_ms, t.trade_id))
+
+    def resync_for(self, why: str) -> None:
+        """Resync in place (the gap replay from the fill floor applies what was lost)."""
+        self.ctx.log.warning("%s: resyncing", why)
+        self._signal(_RESYNC)
+
+    def repaired(self, keys: Iterable[PositionKey], as_of: int) -> None:
+        """An audit set the book's state of ``keys`` from a snapshot the server served at
+        ``as_of``: every fill of theirs made before it, less the clock's error, is in
+        that state. A later gap replay starts those keys there, as it starts a key the
+        book holds at its state's time: replayed onto the repaired state, a fill it
+        already reflects (the close of a position the audit found flat, its push lost)
+        would count twice - a long out of a short's close (F56)."""
+        ms = as_of - self.feed.clock.error_ms()
+        for key in keys:
+            if ms > self.last_push_ms.get(key, 0):
+                self.last_push_ms[key] = ms
 
     def _known(self, update: PositionUpdate) -> None:
         """Keep a state the book learned other than from a push (a replayed fill's, a

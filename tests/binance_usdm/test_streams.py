@@ -183,6 +183,56 @@ def test_the_audit_repairs_a_book_that_drifted() -> None:
     assert probe.ctx.counters["audit_mismatches"] >= 1
 
 
+def test_a_close_the_audit_repaired_is_not_replayed_onto_the_flat_book_by_a_resync(
+        ) -> None:
+    """F56 (Binance short campaign, seed 6010 production): a short's close whose
+    ACCOUNT_UPDATE is lost, made at its entry price, is found by the audit (in the
+    book, flat on the exchange), which closes it. The next resync's gap replay must not
+    apply the close's fill again onto the flat book: that made a long of the short's
+    close (phantom states: the long opened while no socket was up delivered one
+    close's size too big)."""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        # the price held still and no spread: the close realises no PnL, so nothing in
+        # its fill says it reduced a position (the replay's other guard against a close
+        # onto flat)
+        await h.ctl.set_price(ETH, "3000")
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened"], "opened")
+        await asyncio.sleep(1.2)  # older than what the audit leaves alone as young
+        await h.ctl.drop_account_updates(1)  # the close's position push is lost
+        await h.ctl.close_position(ETH)
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "closed"],
+                             "the audit's repair", within=4)
+        resyncs = probe.ctx.counters.get("resyncs", 0)
+        await h.ctl.refuse_handshakes("private", 1.0)
+        await h.ctl.drop("private")
+        await h.ctl.place_order(ETH, "Buy", Decimal("2"))  # no socket up: replayed
+        await asyncio.sleep(0.05)
+        await h.ctl.place_order(ETH, "Buy", Decimal("1"))  # the snapshot's row: 3
+        await probe.wait_for(lambda: probe.ctx.counters.get("resyncs", 0) > resyncs,
+                             "the resync", within=8)
+        await probe.healthy()
+        await probe.wait_for(lambda: len(probe.lifecycle(ETH)) >= 3, "the long", within=4)
+        await asyncio.sleep(0.3)
+        await h.ctl.close_position(ETH)
+        await probe.wait_for(lambda: len(probe.lifecycle(ETH)) >= 4, "its close", within=4)
+
+    probe = run(scenario, sim_config={"spread_bps": 0}, audit_interval=0.3,
+                fill_confirm_after=5.0)
+    assert probe.ctx.counters["audit_mismatches"] >= 1
+    lifecycle = [(e.kind.value, e.position.side, e.position.size) for e in probe.events
+                 if e.position.symbol == ETH and e.kind is not EventKind.PRICE]
+    # the long as the exchange had it: opened at 2, then 3 (the snapshot's row);
+    # without the fix, opened at 3 (the short's close counted as a buy of 1)
+    assert lifecycle == [("opened", Side.SHORT, Decimal("1")),
+                         ("closed", Side.SHORT, Decimal("1")),
+                         ("opened", Side.LONG, Decimal("2")),
+                         ("changed", Side.LONG, Decimal("3")),
+                         ("closed", Side.LONG, Decimal("3"))]
+    assert not probe.book.positions
+
+
 def test_leverage_comes_from_symbol_config_and_a_change_is_a_changed_event() -> None:
     async def scenario(probe: FeedProbe, h: H) -> None:
         await probe.healthy()
@@ -442,6 +492,41 @@ def test_a_close_and_reopen_pushed_while_a_resync_reads_its_snapshot_stay_two_li
     assert pos is not None and pos.size == Decimal("2")
 
 
+def test_a_flip_only_the_snapshot_shows_stays_two_lifecycles_when_a_later_close_is_buffered(
+        ) -> None:
+    """F54 (Binance short campaign, seeds 6010 production and 6102 parallel): a flip
+    (short -> long in one order) is made while no user socket is up; the reconnect's
+    snapshot shows the long (its ``updateTime`` the flip's), and the long is closed
+    while the resync's gap replay waits for a retry (a 429 on userTrades): that close's
+    push waits in the buffer. The replay leaves the row's own state to the row, the
+    buffered close goes to the book before the snapshot: without the row first, it
+    closed the short and the long was never delivered. Consumers get both lifecycles."""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened"], "opened")
+        retries = probe.ctx.counters.get("rest_retries", 0)
+        await h.ctl.rest_errors("rate_limit", 1, "/fapi/v1/listenKey")
+        await h.ctl.drop("private")  # the reconnect waits for a retry: no socket up
+        await h.ctl.place_order(ETH, "Buy", Decimal("2"))  # the flip, its push lost
+        await probe.wait_for(lambda: probe.ctx.counters.get("rest_retries", 0) > retries,
+                             "the listenKey's retry")
+        await h.ctl.rest_errors("rate_limit", 1, "/fapi/v1/userTrades")
+        await probe.wait_for(lambda: probe.ctx.counters.get("rest_retries", 0) > retries + 1,
+                             "the gap replay's retry", within=6)
+        await h.ctl.close_position(ETH)  # pushed into the resync's buffer
+        await probe.wait_for(
+            lambda: probe.lifecycle(ETH) == ["opened", "closed", "opened", "closed"],
+            "the short, the long", within=6)
+        await probe.healthy()
+
+    probe = run(scenario)
+    assert not probe.book.positions
+    sides = [e.position.side for e in probe.events
+             if e.position.symbol == ETH and e.kind is not EventKind.PRICE]
+    assert sides == [Side.SHORT, Side.SHORT, Side.LONG, Side.LONG]
+
+
 def test_a_close_and_reopen_while_the_socket_died_during_a_resync_stay_two_lifecycles(
         ) -> None:
     """As above, but the resync's socket dies before the close and reopen: the buffer
@@ -574,6 +659,49 @@ def test_a_push_its_fills_do_not_account_for_is_not_applied_before_the_gap_repla
     assert pos is not None and pos.size == Decimal("3")
     assert probe.ctx.counters.get("push_gaps", 0) == 1
     assert probe.ctx.counters.get("pong_lost", 0) == 0
+
+
+def test_a_lifecycle_a_stall_swallowed_whole_is_found_by_the_audits_fills_check() -> None:
+    """F57 (Binance short campaign, seed 6108 parallel; L1): a stall that holds no ping
+    swallows every push of a lifecycle opened and closed inside it; the socket stays
+    up, nothing times out, the book is as flat as the exchange, and no later push of
+    the symbol follows. The audit's positions agree; its check of the fills since the
+    fill floor finds two the stream never showed, and the resync it asks for replays
+    them: consumers get the lifecycle. (Before: the audit moved the fill floor past it,
+    and it was never delivered.)"""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.stall("private", 0.6)
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await h.ctl.close_position(ETH)
+        # the stall is over (no ping was sent in it); a push a second later: what came
+        # before it has had the time to arrive, so the audit may judge it
+        await asyncio.sleep(1.6)
+        await h.ctl.place_order(BTC, "Buy", Decimal("0.01"))
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "closed"],
+                             "the lifecycle from the fills", within=5)
+
+    probe = run(scenario, ping_interval=10.0, pong_timeout=5.0, audit_interval=0.3)
+    assert probe.ctx.counters.get("unseen_fills", 0) == 2
+    assert probe.lifecycle(BTC)[0] == "opened" and "closed" not in probe.lifecycle(BTC)
+    assert probe.ctx.counters.get("pong_lost", 0) == 0
+
+
+def test_fills_the_stream_showed_never_make_the_audit_resync() -> None:
+    """The other side of F57: orders whose pushes all arrived give the audit's fills
+    check nothing to find: no resync beyond the first sync."""
+    async def scenario(probe: FeedProbe, h: H) -> None:
+        await probe.healthy()
+        await h.ctl.place_order(ETH, "Sell", Decimal("1"))
+        await h.ctl.close_position(ETH)
+        await probe.wait_for(lambda: probe.lifecycle(ETH) == ["opened", "closed"], "both")
+        audits = probe.ctx.counters.get("audits", 0)
+        await probe.wait_for(lambda: probe.ctx.counters.get("audits", 0) >= audits + 3,
+                             "three audits after it", within=5)
+
+    probe = run(scenario, audit_interval=0.3)
+    assert probe.ctx.counters.get("unseen_fills", 0) == 0
+    assert probe.ctx.counters.get("resyncs", 0) == 1
 
 
 def test_a_lifecycle_opened_just_after_a_snapshot_stamped_ahead_is_not_hidden_by_it() -> None:

@@ -301,3 +301,79 @@ def test_a_recovered_lifecycle_before_the_timeless_standbys_is_still_past() -> N
     events = [e for e in delivered if isinstance(e, PositionEvent)]
     assert [(e.kind.value, e.past) for e in events] == [
         ("opened", False), ("closed", False), ("opened", True), ("closed", True)]
+
+
+def test_a_failover_does_not_close_a_position_opened_after_the_timeless_standbys_last_snapshot(
+        ) -> None:
+    """F53 (Binance short campaign, seed 6008, production): the standby's snapshots tell
+    no time (ccxt's binanceusdm rows). Its last one, received at R, lacks the key; the
+    primary then delivers an open made after R and fails over before the standby polls
+    again. The failover does not close consumers' position (that snapshot cannot know
+    it flat); the standby's next snapshot, received after the open, lists it (nothing
+    changes) - or lacks it, and closes it."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    books["r"].reconcile([])  # received now, lacking the key; no as-of time
+    opened_ms = time.time_ns() // 1_000_000 + 50  # made after that receipt
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("2"),
+                                    entry_price=D("100"), seq=1, exchange_ms=opened_ms))
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t += 2
+    router.evaluate()
+    assert router.active == "r"
+    key = PositionKey(Category.LINEAR, "BTCUSDT", 0)
+    assert key in router.delivered  # not closed by the failover
+    assert pos_events(delivered) == [("opened", "BTCUSDT")]
+    time.sleep(0.06)
+    books["r"].reconcile([PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("2"),
+                                         entry_price=D("100"))])
+    assert pos_events(delivered) == [("opened", "BTCUSDT")]
+    assert router.delivered[key].side is Side.LONG
+    books["r"].reconcile([])  # the next poll lacks it: closed
+    router.evaluate()
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
+
+
+def test_a_failover_closes_a_position_the_timeless_standbys_later_snapshot_lacks() -> None:
+    """The other side of F53: the standby's snapshot, received after the state
+    consumers hold was made and lacking its key, closes it at the failover."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    opened_ms = time.time_ns() // 1_000_000 - 1000
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("2"),
+                                    entry_price=D("100"), seq=1, exchange_ms=opened_ms))
+    books["r"].reconcile([])  # received after the open, lacking it
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t += 2
+    router.evaluate()
+    assert router.active == "r"
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
+
+
+def test_a_recovered_change_before_the_timeless_standbys_close_does_not_reopen() -> None:
+    """F55 (Binance short campaign, seed 6014, production): consumers hold the primary's
+    long; its private stream stalls while the exchange halves it and closes it. The
+    standby's snapshot (no time), received after both, lacks the key: the failover
+    closes consumers' long. The primary's resync then recovers the half and the close:
+    the half is older than that snapshot's receipt, so it is not a reopen - consumers
+    get no second lifecycle."""
+    router, books, delivered, clock, _ = setup({"h": Role.PRIMARY, "r": Role.STANDBY})
+    status(router, "h", FeedState.HEALTHY)
+    status(router, "r", FeedState.HEALTHY)
+    now_ms = time.time_ns() // 1_000_000
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("5.2"),
+                                    entry_price=D("100"), seq=1, exchange_ms=now_ms - 1500))
+    books["r"].reconcile([])  # received after the half and the close below were made
+    status(router, "h", FeedState.RECONNECTING)
+    clock.t += 2
+    router.evaluate()
+    assert router.active == "r"
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=Side.LONG, size=D("2.6"),
+                                    entry_price=D("100"), seq=2, exchange_ms=now_ms - 1000))
+    books["h"].apply(PositionUpdate(symbol="BTCUSDT", side=None, size=D(0), seq=3,
+                                    exchange_ms=now_ms - 300))
+    assert pos_events(delivered) == [("opened", "BTCUSDT"), ("closed", "BTCUSDT")]
+    assert not router.delivered
